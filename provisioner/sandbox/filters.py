@@ -1,0 +1,188 @@
+"""The platform's device filter language, ``<type>:<field>=<op>:<value>``, as SQL.
+
+A filter is parsed from the raw (still URL-encoded) query parameter so that a
+comma encoded as ``%2C`` stays inside one list value of an ``fa`` filter, while
+a literal comma separates values. SQL is built from fixed column names and
+operators only; every value is passed as a parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from urllib.parse import unquote_plus
+
+from provisioner.sandbox.errors import BadRequest
+
+# API field -> (column, kind). Kinds decide how a value is compared.
+SCALAR_FIELDS: dict[str, tuple[str, str]] = {
+    "id": ("id", "int"),
+    "addr": ("addr", "text"),
+    "name": ("name", "text"),
+    "serial": ("serial", "text"),
+    "description": ("description", "text"),
+    "deviceTypeId": ("device_type_id", "int"),
+    "organisationId": ("organisation_id", "int"),
+    "createdAt": ("created_at", "instant"),
+    "updatedAt": ("updated_at", "instant"),
+}
+ARRAY_FIELDS: dict[str, str] = {"tags": "tags"}
+
+SCALAR_OPERATORS = ("eq", "lte", "lt", "gte", "gt", "like", "ilike", "isnull")
+ARRAY_OPERATORS = ("contains", "containedby", "overlap", "isnull")
+_COMPARISONS = {"eq": "=", "lte": "<=", "lt": "<", "gte": ">=", "gt": ">"}
+_TRUE = ("true", "t", "1")
+_FALSE = ("false", "f", "0")
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One parsed filter: ``kind`` is ``f`` or ``fa``; ``f`` filters hold one value."""
+
+    kind: str
+    field: str
+    op: str
+    values: tuple[str, ...]
+
+
+def is_filter_parameter(name: str) -> bool:
+    return name.startswith(("f:", "fa:"))
+
+
+def parse_filter(name: str, raw_value: str) -> Filter:
+    """A filter from a decoded parameter name and its raw (URL-encoded) value.
+
+    Without an operator the default applies (``eq`` for ``f``, ``contains`` for
+    ``fa``). A prefix of lowercase letters before the first ``:`` that is not an
+    operator is an unknown operator; any other prefix is part of the value, so
+    ``f:createdAt=2000-01-01T02:37:00+01:00`` compares with ``eq``.
+    """
+    kind, _, field = name.partition(":")
+    operators = SCALAR_OPERATORS if kind == "f" else ARRAY_OPERATORS
+    fields = SCALAR_FIELDS if kind == "f" else ARRAY_FIELDS
+    if field not in fields:
+        known = ", ".join(fields)
+        raise BadRequest(f"unknown field {field!r} for filter type {kind!r} (known: {known})")
+    head, colon, rest = raw_value.partition(":")
+    if colon and re.fullmatch(r"[a-z]+", head):
+        if head not in operators:
+            known = ", ".join(operators)
+            raise BadRequest(f"unknown operator {head!r} for {name} (known: {known})")
+        op, raw_operand = head, rest
+    else:
+        op, raw_operand = operators[0], raw_value
+    if kind == "fa" and op != "isnull":
+        values = tuple(unquote_plus(v) for v in raw_operand.split(",")) if raw_operand else ()
+    else:
+        values = (unquote_plus(raw_operand),)
+    return Filter(kind, field, op, values)
+
+
+def filter_sql(flt: Filter) -> tuple[str, list[object]]:
+    """A WHERE clause fragment and its parameters for one filter on ``devices``."""
+    if flt.kind == "fa":
+        return _array_sql(ARRAY_FIELDS[flt.field], flt)
+    column, kind = SCALAR_FIELDS[flt.field]
+    value = flt.values[0]
+    if flt.op == "isnull":
+        return _isnull_sql(column, flt)
+    if flt.op == "like":
+        return f"{column} GLOB ?", [like_to_glob(value)]
+    if flt.op == "ilike":
+        return f"sandbox_ilike({column}, ?)", [value]
+    operand: object = value
+    if kind == "int":
+        try:
+            operand = int(value)
+        except ValueError:
+            raise BadRequest(f"{flt.field} compares whole numbers, not {value!r}") from None
+    elif kind == "instant":
+        operand = normalise_instant(value, flt.field)
+    return f"{column} {_COMPARISONS[flt.op]} ?", [operand]
+
+
+def _isnull_sql(column: str, flt: Filter) -> tuple[str, list[object]]:
+    value = flt.values[0].lower()
+    if value in _TRUE:
+        return f"{column} IS NULL", []
+    if value in _FALSE:
+        return f"{column} IS NOT NULL", []
+    raise BadRequest(f"isnull on {flt.field} takes true/t/1 or false/f/0, not {flt.values[0]!r}")
+
+
+def _array_sql(column: str, flt: Filter) -> tuple[str, list[object]]:
+    if flt.op == "isnull":
+        return _isnull_sql(column, flt)
+    given = json.dumps(list(flt.values))
+    if flt.op == "contains":
+        sql = (
+            f"({column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM json_each(?) AS g"
+            f" WHERE g.value NOT IN (SELECT value FROM json_each({column}))))"
+        )
+    elif flt.op == "containedby":
+        sql = (
+            f"({column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM json_each({column}) AS t"
+            f" WHERE t.value NOT IN (SELECT value FROM json_each(?))))"
+        )
+    else:  # overlap; NULL tags give an empty json_each and so never overlap
+        sql = (
+            f"EXISTS (SELECT 1 FROM json_each({column}) AS t"
+            f" WHERE t.value IN (SELECT value FROM json_each(?)))"
+        )
+    return sql, [given]
+
+
+def normalise_instant(value: str, field: str = "timestamp") -> str:
+    """RFC 3339 text with an offset -> fixed-width UTC text, which sorts like the instant."""
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{field} needs an RFC 3339 timestamp, not {value!r}") from None
+    if instant.tzinfo is None:
+        raise BadRequest(f"{field} needs a timestamp with an offset, not {value!r}")
+    return format_instant(instant)
+
+
+def format_instant(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _like_tokens(pattern: str) -> list[tuple[bool, str]]:
+    """(is_wildcard, char) pairs of a LIKE pattern; a backslash makes the next char literal."""
+    tokens: list[tuple[bool, str]] = []
+    chars = iter(pattern)
+    for char in chars:
+        if char == "\\":
+            tokens.append((False, next(chars, "\\")))
+        else:
+            tokens.append((char in "%_", char))
+    return tokens
+
+
+def like_to_glob(pattern: str) -> str:
+    """A case-sensitive SQL LIKE pattern as an SQLite GLOB pattern (GLOB is case-sensitive)."""
+    wildcards = {"%": "*", "_": "?"}
+    glob_special = {"*": "[*]", "?": "[?]", "[": "[[]"}
+    return "".join(
+        wildcards[char] if wild else glob_special.get(char, char)
+        for wild, char in _like_tokens(pattern)
+    )
+
+
+@lru_cache(maxsize=256)
+def _ilike_regex(pattern: str) -> re.Pattern[str]:
+    parts = [
+        (".*" if char == "%" else ".") if wild else re.escape(char.casefold())
+        for wild, char in _like_tokens(pattern)
+    ]
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def sql_ilike(value: object, pattern: str | None) -> int | None:
+    """SQLite function: case-insensitive LIKE that also folds umlauts and ß (casefold)."""
+    if value is None or pattern is None:
+        return None
+    return int(_ilike_regex(pattern).fullmatch(str(value).casefold()) is not None)

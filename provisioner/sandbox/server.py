@@ -1,0 +1,443 @@
+"""The sandbox's HTTP side: routing, bearer auth, injected faults, gzip.
+
+Built on the standard library's threading HTTP server (HTTP/1.1 keep-alive):
+dropping a connection right after a commit, without a single byte of answer,
+is then just a socket shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import os
+import re
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus, urlsplit
+
+from provisioner.sandbox.errors import BadRequest, NotFound, SandboxError
+from provisioner.sandbox.faults import Faults
+from provisioner.sandbox.filters import Filter, is_filter_parameter, parse_filter
+from provisioner.sandbox.openapi import openapi_document
+from provisioner.sandbox.store import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ROLES, SandboxStore
+
+GZIP_MIN_BYTES = 1024
+DEVICE_WRITERS = ("org-admin", "device-admin")
+USER_ADMINS = ("org-admin",)
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    payload: Any = None  # None: empty body
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def error_reply(status: int, message: str, **headers: str) -> Reply:
+    return Reply(status, {"error": message}, headers)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One routed request as the endpoint functions see it."""
+
+    store: SandboxStore
+    faults: Faults
+    path_match: re.Match[str]
+    query: list[tuple[str, str]]  # (decoded name, raw value): filters decode their own values
+    body: bytes
+
+    def json_body(self) -> Any:
+        try:
+            return json.loads(self.body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BadRequest(f"the body is not valid JSON: {exc}") from None
+
+    def device_id(self) -> int:
+        return int(self.path_match["dev_id"])
+
+    def params(self, *allowed: str) -> dict[str, str]:
+        """Decoded plain query parameters; any other parameter is an error."""
+        values: dict[str, str] = {}
+        for name, raw in self.query:
+            if name not in allowed:
+                raise BadRequest(f"unknown query parameter {name!r}")
+            values[name] = unquote_plus(raw)
+        return values
+
+
+def _whole_number(name: str, text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise BadRequest(f"{name} must be a whole number of 0 or more, not {text!r}")
+    return number
+
+
+def list_devices(call: Call) -> Reply:
+    filters: list[Filter] = []
+    limit, offset = DEFAULT_PAGE_SIZE, 0
+    for name, raw in call.query:
+        if is_filter_parameter(name):
+            filters.append(parse_filter(name, raw))
+        elif name == "limit":
+            limit = _whole_number(name, unquote_plus(raw))
+        elif name == "offset":
+            offset = _whole_number(name, unquote_plus(raw))
+        else:
+            raise BadRequest(f"unknown query parameter {name!r}")
+    limit = min(limit, MAX_PAGE_SIZE, call.faults.max_page_size)
+    return Reply(200, {"data": call.store.list_devices(filters, limit, offset)})
+
+
+def create_device(call: Call) -> Reply:
+    call.params()
+    return Reply(200, {"data": call.store.create_device(call.json_body())})
+
+
+def queue_downlink(call: Call) -> Reply:
+    downlink_type = call.params("type").get("type")
+    if downlink_type is None:
+        raise BadRequest("the query parameter type is required: config, fw, lorawan or raw")
+    call.store.queue_downlink(call.device_id(), downlink_type, call.json_body())
+    return Reply(200)
+
+
+def list_downlinks(call: Call) -> Reply:
+    downlink_type = call.params("type").get("type")
+    return Reply(200, {"data": call.store.list_downlinks(call.device_id(), downlink_type)})
+
+
+def create_user(call: Call) -> Reply:
+    call.params()
+    return Reply(200, {"data": call.store.create_user(call.json_body())})
+
+
+def list_users(call: Call) -> Reply:
+    call.params()
+    return Reply(200, {"data": call.store.list_users()})
+
+
+def openapi(call: Call) -> Reply:
+    return Reply(200, openapi_document())
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: re.Pattern[str]
+    action: Callable[[Call], Reply]
+    roles: tuple[str, ...] | None  # None: any valid token; () : no token needed
+    creates: bool = False  # subject to drop-after-commit
+
+
+_DEVICES = re.compile(r"/api/devices")
+_DOWNLINK = re.compile(r"/api/devices/(?P<dev_id>[0-9]+)/downlink")
+_USERS = re.compile(r"/api/organisation/user")
+ROUTES = (
+    Route("GET", _DEVICES, list_devices, None),
+    Route("POST", _DEVICES, create_device, DEVICE_WRITERS, creates=True),
+    Route("GET", _DOWNLINK, list_downlinks, None),
+    Route("POST", _DOWNLINK, queue_downlink, DEVICE_WRITERS, creates=True),
+    Route("GET", _USERS, list_users, USER_ADMINS),
+    Route("POST", _USERS, create_user, USER_ADMINS, creates=True),
+    Route("GET", re.compile(r"/api/openapi\.json"), openapi, ()),
+)
+
+
+class _Drop(Exception):
+    """The request was committed; close the connection without answering."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as clients pool connections
+    server: SandboxHTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.untrack(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        try:
+            reply = self._reply()
+        except _Drop:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self._send(reply)
+
+    def _reply(self) -> Reply:
+        faults = self.server.faults
+        try:
+            body = self._read_body()
+            if faults.latency_ms > 0:
+                time.sleep(faults.latency_ms / 1000)
+            wait = faults.retry_after()
+            if wait is not None:
+                return error_reply(429, "too many requests", **{"Retry-After": str(wait)})
+            if faults.chance(faults.fail_rate):
+                return error_reply(500, "injected failure (--fail-rate)")
+            return self._dispatch(body)
+        except SandboxError as exc:
+            return error_reply(exc.status, exc.message)
+        except _Drop:
+            raise
+        except Exception as exc:
+            self.log_error("internal error: %r", exc)
+            return error_reply(500, "internal error in the sandbox")
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True  # the unread body would be taken for the next request
+            raise BadRequest("send the body with a Content-Length, not chunked")
+        text = self.headers.get("Content-Length", "0")
+        try:
+            length = int(text)
+            if length < 0:
+                raise ValueError(text)
+        except ValueError:
+            self.close_connection = True
+            raise BadRequest(f"bad Content-Length {text!r}") from None
+        return self.rfile.read(length)
+
+    def _dispatch(self, body: bytes) -> Reply:
+        url = urlsplit(self.path)
+        routes = [(r, m) for r in ROUTES if (m := r.path.fullmatch(url.path))]
+        if not routes:
+            raise NotFound(f"no such path: {url.path}")
+        chosen = [(r, m) for r, m in routes if r.method == self.command]
+        if not chosen:
+            allowed = ", ".join(r.method for r, _ in routes)
+            return error_reply(405, f"{self.command} is not allowed here", Allow=allowed)
+        route, match = chosen[0]
+        denied = self._check_auth(route)
+        if denied:
+            return denied
+        query = [
+            (unquote_plus(name), raw)
+            for name, _, raw in (part.partition("=") for part in url.query.split("&") if part)
+        ]
+        reply = route.action(Call(self.server.store, self.server.faults, match, query, body))
+        if route.creates and self.server.faults.chance(self.server.faults.drop_after_commit_rate):
+            raise _Drop
+        return reply
+
+    def _check_auth(self, route: Route) -> Reply | None:
+        if route.roles == ():
+            return None
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        roles = self.server.store.roles_of(token.strip()) if scheme.lower() == "bearer" else None
+        if roles is None:
+            # Never echo the token: messages end up in client logs.
+            return error_reply(
+                401, "missing, unknown or revoked bearer token", **{"WWW-Authenticate": "Bearer"}
+            )
+        if route.roles is not None and not roles & set(route.roles):
+            needed = " or ".join(route.roles)
+            held = ", ".join(sorted(roles))
+            return error_reply(403, f"this call needs the role {needed}; the token has {held}")
+        return None
+
+    def _send(self, reply: Reply) -> None:
+        data = b""
+        headers = dict(reply.headers)
+        if reply.payload is not None:
+            data = json.dumps(reply.payload, ensure_ascii=False).encode("utf-8")
+            headers["Content-Type"] = "application/json; charset=utf-8"
+            headers["Vary"] = "Accept-Encoding"
+        if len(data) > GZIP_MIN_BYTES and self._accepts_gzip():
+            data = gzip.compress(data, compresslevel=5)
+            headers["Content-Encoding"] = "gzip"
+        self.send_response(reply.status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _accepts_gzip(self) -> bool:
+        for part in self.headers.get("Accept-Encoding", "").split(","):
+            coding, _, params = part.partition(";")
+            if coding.strip().lower() in ("gzip", "*"):
+                return not re.fullmatch(r"\s*q\s*=\s*0(\.0*)?\s*", params)
+        return False
+
+
+class SandboxHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # Many clients connect at once (tests use 32); the default backlog of 5 would
+    # make some of them wait for a SYN retry.
+    request_queue_size = 128
+
+    def __init__(
+        self, address: tuple[str, int], store: SandboxStore, faults: Faults, verbose: bool
+    ) -> None:
+        self.store = store
+        self.faults = faults
+        self.verbose = verbose
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind looks up the host's FQDN, which can stall on DNS.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def track(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.add(connection)
+
+    def untrack(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        """End keep-alive connections, so no handler thread serves after a stop."""
+        with self._connections_lock:
+            for connection in self._connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+
+
+@dataclass
+class SandboxConfig:
+    """How to run a sandbox. ``port=0`` picks a free port; ``db=None`` keeps data in memory."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    db: str | Path | None = None
+    tokens: dict[str, str] = field(default_factory=dict)  # role -> fixed token
+    latency_ms: int = 0
+    fail_rate: float = 0.0
+    rate_limit: float | None = None
+    drop_after_commit_rate: float = 0.0
+    max_page_size: int = MAX_PAGE_SIZE
+    seed_devices: int = 0
+    fault_seed: int | None = None
+    verbose: bool = False
+
+    def check(self) -> None:
+        """Raise ValueError naming the first bad setting."""
+        for role in self.tokens:
+            if role not in ROLES:
+                raise ValueError(f"unknown role {role!r} (known: {', '.join(ROLES)})")
+        for name in ("fail_rate", "drop_after_commit_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.rate_limit is not None and self.rate_limit <= 0:
+            raise ValueError("rate_limit must be above 0 requests per second")
+        if not 1 <= self.max_page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"max_page_size must be between 1 and {MAX_PAGE_SIZE}")
+        if self.latency_ms < 0 or self.seed_devices < 0:
+            raise ValueError("latency_ms and seed_devices must not be negative")
+
+
+class Sandbox:
+    """A running platform sandbox: listening from construction, serving after ``start()``.
+
+    ``with Sandbox(config) as sb:`` serves in a background thread until the block
+    ends; ``serve_forever()`` serves in the calling thread (the CLI).
+    """
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config or SandboxConfig()
+        self.config.check()
+        self.store = SandboxStore(self.config.db)
+        try:
+            self.tokens: dict[str, str] = self.store.ensure_tokens(self.config.tokens)
+            if self.config.seed_devices:
+                self.store.seed_devices(self.config.seed_devices)
+            self.faults = Faults(
+                latency_ms=self.config.latency_ms,
+                fail_rate=self.config.fail_rate,
+                rate_limit=self.config.rate_limit,
+                drop_after_commit_rate=self.config.drop_after_commit_rate,
+                max_page_size=self.config.max_page_size,
+                seed=self.config.fault_seed,
+            )
+            self._server = SandboxHTTPServer(
+                (self.config.host, self.config.port), self.store, self.faults, self.config.verbose
+            )
+        except BaseException:
+            self.store.close()
+            raise
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> Sandbox:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="sandbox", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        """Stop serving, end open connections and close the database."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+        self._server.server_close()
+        self._server.close_connections()
+        self.store.close()
+
+    def write_ready_file(self, path: str | Path) -> None:
+        """Write ``{"url": ..., "tokens": {role: token}}`` atomically, for scripts to wait on."""
+        target = Path(path)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps({"url": self.url, "tokens": self.tokens}))
+        os.replace(temporary, target)
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
