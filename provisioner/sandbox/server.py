@@ -161,6 +161,9 @@ class _Drop(Exception):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as clients pool connections
+    # Headers and body leave in two writes; with Nagle on, the body waits for the
+    # client's delayed ACK (~40 ms per request).
+    disable_nagle_algorithm = True
     server: SandboxHTTPServer
 
     def setup(self) -> None:
@@ -408,8 +411,9 @@ class Sandbox:
         return f"http://{host!s}:{port}"
 
     def start(self) -> Sandbox:
+        # A short poll interval makes stop() quick; tests start and stop many sandboxes.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="sandbox", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="sandbox", daemon=True
         )
         self._thread.start()
         return self
