@@ -136,6 +136,7 @@ def test_filter_operators(filled: Sandbox, query: str, expected: list[str]) -> N
         ("f:id=gt:1.5", "id"),
         ("f:createdAt=gt:yesterday", "createdAt"),
         ("f:createdAt=gt:2024-01-01T00:00:00", "offset"),
+        ("f:createdAt=gt:2024-01-01T00:00:00+01:00", "%2B"),  # + not URL-encoded
         ("f:serial=isnull:maybe", "isnull"),
         ("limit=-1", "limit"),
         ("offset=ten", "offset"),
@@ -671,6 +672,6 @@ def test_cli_rejects_bad_options(options: list[str], message: str) -> None:
 
 
 def test_every_cli_option_has_help() -> None:
-    command = main.commands["sandbox"]  # type: ignore[attr-defined]
+    command = main.commands["sandbox"]
     for param in command.params:
         assert getattr(param, "help", None), param.name

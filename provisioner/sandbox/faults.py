@@ -24,7 +24,7 @@ class Faults:
     rate_limit: float | None = None  # requests per second, over it: 429 + Retry-After
     drop_after_commit_rate: float = 0.0  # creates that commit, then close without an answer
     max_page_size: int = MAX_PAGE_SIZE  # a lower clamp for ``limit``
-    seed: int | None = None  # makes the random choices reproducible
+    seed: int | None = None  # makes the random choices reproducible; read once, at creation
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
     _bucket: float = field(init=False, repr=False, default=0.0)

@@ -140,7 +140,9 @@ def normalise_instant(value: str, field: str = "timestamp") -> str:
     try:
         instant = datetime.fromisoformat(value)
     except ValueError:
-        raise BadRequest(f"{field} needs an RFC 3339 timestamp, not {value!r}") from None
+        # An unencoded "+01:00" arrives as " 01:00": say so, it is the usual mistake.
+        hint = " (send a + in a URL as %2B)" if " " in value else ""
+        raise BadRequest(f"{field} needs an RFC 3339 timestamp, not {value!r}{hint}") from None
     if instant.tzinfo is None:
         raise BadRequest(f"{field} needs a timestamp with an offset, not {value!r}")
     return format_instant(instant)
