@@ -1,0 +1,42 @@
+"""Start `provisioner sandbox` as a separate process for a benchmark."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+# Benchmarks run from a checkout: the package is imported from it, installed or not.
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+@contextmanager
+def running_sandbox(*options: str, timeout: float = 120.0) -> Iterator[tuple[str, dict[str, str]]]:
+    """Yield (url, tokens by role) of a sandbox process on a free loopback port."""
+    with tempfile.TemporaryDirectory() as folder:
+        ready = Path(folder) / "ready.json"
+        command = [sys.executable, "-m", "provisioner", "sandbox", "--port", "0",
+                   "--ready-file", str(ready), *options]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env)
+        try:
+            deadline = time.monotonic() + timeout
+            while not ready.exists():
+                if process.poll() is not None:
+                    raise RuntimeError(f"the sandbox exited with {process.returncode}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the sandbox did not start in time")
+                time.sleep(0.05)
+            info = json.loads(ready.read_text())
+            yield info["url"], info["tokens"]
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
