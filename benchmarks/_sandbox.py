@@ -23,8 +23,17 @@ def running_sandbox(*options: str, timeout: float = 120.0) -> Iterator[tuple[str
     """Yield (url, tokens by role) of a sandbox process on a free loopback port."""
     with tempfile.TemporaryDirectory() as folder:
         ready = Path(folder) / "ready.json"
-        command = [sys.executable, "-m", "provisioner", "sandbox", "--port", "0",
-                   "--ready-file", str(ready), *options]
+        command = [
+            sys.executable,
+            "-m",
+            "provisioner",
+            "sandbox",
+            "--port",
+            "0",
+            "--ready-file",
+            str(ready),
+            *options,
+        ]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env)
         try:

@@ -73,8 +73,10 @@ def main() -> None:
 
     base_c, base_d, base_l = rows[0][1:]
     print(f"sandbox throughput ({args.seed} devices seeded, {args.creates} creates per level)")
-    print(f"{'concurrency':>11} {'creates/s':>10} {'ratio':>6} {'listed dev/s':>13} {'ratio':>6}"
-          f" {'lookups/s':>10} {'ratio':>6}")
+    print(
+        f"{'concurrency':>11} {'creates/s':>10} {'ratio':>6} {'listed dev/s':>13} {'ratio':>6}"
+        f" {'lookups/s':>10} {'ratio':>6}"
+    )
     for concurrency, creates, devices, lookups in rows:
         print(
             f"{concurrency:>11} {creates:>10.0f} {creates / base_c:>6.2f} {devices:>13.0f}"
