@@ -1,0 +1,614 @@
+"""Site templates: how an installer's sheet maps to the platform's bodies.
+
+A site template is a TOML file (``templates/*.toml`` ships the built-in ones)
+that names the tabs, the header aliases of every field, defaults, per-column
+rules and the key devices are matched by. ``load_template`` reads one and
+checks it completely: a mistake in a template would otherwise show up as a
+confusing problem in every row of every sheet, so every unknown key, wrong
+type or contradiction is a ``TemplateError`` that names the file and the key,
+with a did-you-mean where one is close.
+
+Field names are the platform's (deviceInput, userInput, downlink); an
+``initialConfig`` key is the field ``cfg:<key>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import tomllib
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provisioner.resources import data_folder
+
+MATCH_KEYS = ("serial", "addr")
+DOWNLINK_TYPES = ("config", "fw", "lorawan", "raw")
+LIST_SEPARATORS = (",", ";", "|")
+CONFIG_FIELD_PREFIX = "cfg:"
+"""Field names of initialConfig keys: ``cfg:listenCron`` is initialConfig["listenCron"]."""
+
+# Identifiers are never read as numbers: Excel mangles them (3.52656E+14, a lost leading zero).
+_IDENTIFIER_FIELDS = frozenset({"addr", "serial", "key"})
+
+
+class TemplateError(Exception):
+    """A site template cannot be found, read or used; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    """A check on a cell's text, beyond what the JSON schema says.
+
+    ``pattern`` must match the whole text; ``hex_length``/``digits`` demand exactly
+    that many hex / decimal digits. ``identifier`` is true for every rule on an
+    identifier (set automatically with ``hex_length``/``digits`` and on addr,
+    serial, key). ``hint`` is added to the message of a cell that breaks the rule.
+    """
+
+    pattern: re.Pattern[str] | None = None
+    hex_length: int | None = None
+    digits: int | None = None
+    identifier: bool = False
+    hint: str = ""
+
+
+def header_key(text: str) -> str:
+    """The form headers are compared in: case, spaces, ``_`` and ``-`` do not count.
+
+    "Serial Number", "serial_number" and "SERIALNUMBER" are the same header, and
+    "E-Mail" is "email". NFKC folds the odd forms spreadsheets produce
+    (non-breaking spaces, decomposed umlauts).
+    """
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return re.sub(r"[\s_\-]+", "", text)
+
+
+@dataclass(frozen=True)
+class TabSpec:
+    """How one tab of the sheet (Devices, Users or Downlinks) maps to platform fields.
+
+    ``columns`` maps a field to its header aliases as written in the template;
+    ``defaults`` gives values for empty cells and missing columns, except
+    ``tags``, which are added to every row; ``rules`` maps a field (or
+    ``cfg:<key>``) to its rule; ``ignore`` lists headers that are known and
+    deliberately not sent. ``config_prefix`` ("" for users and downlinks) marks
+    headers whose rest is an initialConfig key. ``tab_aliases`` are other names
+    the tab may have (e.g. "Benutzer" for "Users").
+    """
+
+    tab: str
+    columns: dict[str, tuple[str, ...]]
+    defaults: dict[str, Any]
+    list_separator: str
+    rules: dict[str, ColumnRule]
+    ignore: tuple[str, ...]
+    config_prefix: str
+    tab_aliases: tuple[str, ...] = ()
+    _by_header: dict[str, str] = dataclasses.field(init=False, repr=False, compare=False)
+    _ignored: frozenset[str] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_header = {header_key(a): name for name, aliases in self.columns.items() for a in aliases}
+        object.__setattr__(self, "_by_header", by_header)
+        object.__setattr__(self, "_ignored", frozenset(header_key(h) for h in self.ignore))
+
+    def field_for(self, header: str) -> str | None:
+        """The field a column with this header holds, or None (unknown or ignored).
+
+        A header starting with the config prefix (any case) gives ``cfg:<key>``
+        with the key as written after the prefix.
+        """
+        key = header_key(header)
+        if not key or key in self._ignored:
+            return None
+        if key in self._by_header:
+            return self._by_header[key]
+        prefix = self.config_prefix
+        text = unicodedata.normalize("NFKC", header).strip()
+        if prefix and text[: len(prefix)].casefold() == prefix.casefold():
+            config_key = text[len(prefix) :].strip()
+            if config_key:
+                return CONFIG_FIELD_PREFIX + config_key
+        return None
+
+    def is_ignored(self, header: str) -> bool:
+        """Whether the header is one the template deliberately does not send."""
+        return header_key(header) in self._ignored
+
+    def is_identifier(self, field: str) -> bool:
+        """addr, serial and key, and every field whose rule makes it an identifier."""
+        rule = self.rules.get(field)
+        return field in _IDENTIFIER_FIELDS or (rule is not None and rule.identifier)
+
+
+@dataclass(frozen=True)
+class SiteTemplate:
+    """A loaded and checked site template.
+
+    ``site_tag`` marks this site's devices on the platform; it is not folded into
+    ``devices.defaults["tags"]``: add both to every device.
+    """
+
+    name: str
+    source: str
+    description: str
+    match_key: str
+    site_tag: str | None
+    devices: TabSpec
+    users: TabSpec
+    downlinks: TabSpec
+    device_types: dict[int, str]
+
+
+@dataclass(frozen=True)
+class _Field:
+    kind: str  # how a default is checked: text, type-id, latitude, longitude, boolean, list, ...
+    defaultable: bool  # unique per row (addr, email...) or secret fields get no default
+
+
+_DEVICE_FIELDS = {
+    "addr": _Field("text", False),
+    "name": _Field("text", False),
+    "serial": _Field("text", False),
+    "description": _Field("text", True),
+    "deviceTypeId": _Field("type-id", True),
+    "tags": _Field("list", True),
+    "lat": _Field("latitude", True),
+    "lon": _Field("longitude", True),
+    "certEnforcesDtls": _Field("boolean", True),
+    "config": _Field("config", True),
+}
+_USER_FIELDS = {
+    "name": _Field("text", False),
+    "email": _Field("text", False),
+    "password": _Field("text", False),
+    "roles": _Field("list", True),
+}
+_DOWNLINK_FIELDS = {
+    "key": _Field("text", False),
+    "type": _Field("downlink-type", True),
+    "payload": _Field("payload", True),
+}
+_FIELDS = {"devices": _DEVICE_FIELDS, "users": _USER_FIELDS, "downlinks": _DOWNLINK_FIELDS}
+
+_TOP_KEYS = (
+    "description",
+    "match_key",
+    "site_tag",
+    "devices",
+    "device_types",
+    "users",
+    "downlinks",
+)
+_SECTION_KEYS = {
+    "devices": (
+        "tab",
+        "list_separator",
+        "config_prefix",
+        "ignore",
+        "columns",
+        "defaults",
+        "rules",
+    ),
+    "users": ("tab", "list_separator", "ignore", "columns", "defaults", "rules"),
+    "downlinks": ("tab", "ignore", "columns", "defaults", "rules"),
+}
+_RULE_KEYS = ("pattern", "hex_length", "digits", "identifier", "hint")
+
+# What a template gets for a section or key it leaves out. The users and downlinks
+# tabs look the same at every site, so templates rarely need to say anything about them.
+_BUILT_IN: dict[str, dict[str, Any]] = {
+    "devices": {"tab": ["Devices", "Geräte"], "list_separator": ",", "config_prefix": "cfg:"},
+    "users": {
+        "tab": ["Users", "Benutzer", "Nutzer"],
+        "list_separator": ",",
+        "columns": {
+            "name": ["name", "full name", "vollständiger Name", "Vor- und Nachname"],
+            "email": ["email", "mail", "email address", "E-Mail-Adresse", "login"],
+            "password": ["password", "Passwort", "Kennwort"],
+            "roles": ["roles", "role", "Rollen", "Rolle"],
+        },
+    },
+    "downlinks": {
+        "tab": ["Downlinks", "Downlink"],
+        "list_separator": ",",
+        # The device's own match-key headers (e.g. "Seriennummer") are added at load time.
+        "columns": {
+            "key": ["key", "device", "Schlüssel", "Gerät"],
+            "type": ["type", "downlink type", "Typ", "Downlink-Typ"],
+            "payload": ["payload", "body", "Inhalt", "Nutzdaten"],
+        },
+    },
+}
+
+
+def list_templates() -> list[str]:
+    """The names of the built-in templates, sorted."""
+    folder = data_folder("templates")
+    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_template(name_or_path: str) -> SiteTemplate:
+    """A built-in template by name ("default") or a template file by path (``site.toml``)."""
+    if name_or_path.endswith(".toml") or "/" in name_or_path or "\\" in name_or_path:
+        path = Path(name_or_path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise TemplateError(f"template file {name_or_path} does not exist") from None
+        except OSError as exc:
+            raise TemplateError(f"cannot read template {name_or_path}: {exc.strerror}") from exc
+        return _Parser(name_or_path).template(data, path.stem, name_or_path)
+    names = list_templates()
+    if name_or_path not in names:
+        close = difflib.get_close_matches(name_or_path, names, n=1)
+        mean = f": did you mean '{close[0]}'?" if close else ""
+        raise TemplateError(
+            f"unknown template '{name_or_path}'{mean} Built-in templates: {', '.join(names)}; "
+            "or give the path of a .toml file"
+        )
+    data = data_folder("templates").joinpath(f"{name_or_path}.toml").read_bytes()
+    return _Parser(f"templates/{name_or_path}.toml").template(data, name_or_path, "built-in")
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    choices = list(choices)
+    folded = {c.casefold(): c for c in choices}
+    close = difflib.get_close_matches(word.casefold(), list(folded), n=1)
+    if close:
+        return f": did you mean '{folded[close[0]]}'?"
+    return f" (expected one of: {', '.join(choices)})"
+
+
+def _is_config_field(name: str) -> bool:
+    return name.startswith(CONFIG_FIELD_PREFIX) and bool(name[len(CONFIG_FIELD_PREFIX) :].strip())
+
+
+class _Parser:
+    """Reads one template's TOML; every error names the file and the key."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def place(self, section: str) -> str:
+        return f"[{section}] of {self.where}" if section else self.where
+
+    def template(self, data: bytes, name: str, source: str) -> SiteTemplate:
+        try:
+            doc = tomllib.loads(data.decode("utf-8-sig"))
+        except UnicodeDecodeError:
+            raise TemplateError(f"{self.where} is not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise TemplateError(f"{self.where} is not valid TOML: {exc}") from None
+        self.known_keys(doc, _TOP_KEYS, "")
+        description = self.text(doc.get("description", ""), "description", "")
+        if "\n" in description:
+            raise TemplateError(f"'description' in {self.where} must be one line")
+        match_key = self.text(doc.get("match_key", "serial"), "match_key", "")
+        if match_key not in MATCH_KEYS:
+            raise TemplateError(
+                f"'match_key' in {self.where} must be 'serial' or 'addr', not '{match_key}'"
+            )
+        site_tag = self.site_tag(doc.get("site_tag"))
+        devices = self.tab_spec("devices", doc.get("devices", {}))
+        for needed in ("addr", match_key):
+            if needed not in devices.columns:
+                raise TemplateError(
+                    f"[devices.columns] of {self.where} has no '{needed}': every device needs "
+                    + ("an address" if needed == "addr" else f"a {needed}, the match_key")
+                )
+        device_types = self.device_types(doc.get("device_types", {}))
+        type_id = devices.defaults.get("deviceTypeId")
+        if device_types and type_id is not None and type_id not in device_types:
+            raise TemplateError(
+                f"the default deviceTypeId {type_id} of {self.where} is not in [device_types]"
+            )
+        users = self.tab_spec("users", doc.get("users", {}))
+        downlinks = self.tab_spec("downlinks", doc.get("downlinks", {}), devices, match_key)
+        return SiteTemplate(
+            name=name,
+            source=source,
+            description=description,
+            match_key=match_key,
+            site_tag=site_tag,
+            devices=devices,
+            users=users,
+            downlinks=downlinks,
+            device_types=device_types,
+        )
+
+    # -- building blocks -------------------------------------------------------------
+
+    def known_keys(
+        self, table: dict[str, Any], allowed: Iterable[str], section: str, what: str = "key"
+    ) -> None:
+        allowed = list(allowed)
+        for key in table:
+            if key not in allowed:
+                raise TemplateError(
+                    f"unknown {what} '{key}' in {self.place(section)}{_did_you_mean(key, allowed)}"
+                )
+
+    def table(self, value: Any, key: str, section: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            name = f"{section}.{key}" if section else key
+            raise TemplateError(f"'{key}' in {self.place(section)} must be a table like [{name}]")
+        return value
+
+    def text(self, value: Any, key: str, section: str) -> str:
+        if not isinstance(value, str):
+            raise TemplateError(f"'{key}' in {self.place(section)} must be a text in quotes")
+        return value
+
+    def names(self, value: Any, key: str, section: str, allow_empty: bool = False) -> list[str]:
+        """A list of non-empty texts; a single text is a list of one."""
+        items = [value] if isinstance(value, str) else value
+        if (
+            not isinstance(items, list)
+            or not all(isinstance(i, str) and i.strip() for i in items)
+            or not (items or allow_empty)
+        ):
+            raise TemplateError(
+                f'\'{key}\' in {self.place(section)} must be a list of texts, e.g. ["a", "b"]'
+            )
+        return items
+
+    def positive(self, value: Any, key: str, section: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise TemplateError(
+                f"'{key}' in {self.place(section)} must be a whole number, 1 or more"
+            )
+        return value
+
+    def site_tag(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        tag = self.text(value, "site_tag", "")
+        # The tag lookup sends fa:tags=contains:<tag>, where a comma separates tags.
+        if not tag.strip() or "," in tag or tag != tag.strip():
+            raise TemplateError(
+                f"'site_tag' in {self.where} must be a tag without commas or outer spaces, "
+                f"not '{tag}'"
+            )
+        return tag
+
+    def device_types(self, value: Any) -> dict[int, str]:
+        table = self.table(value, "device_types", "")
+        types: dict[int, str] = {}
+        for key, name in table.items():
+            if not re.fullmatch(r"[1-9][0-9]*", key):
+                raise TemplateError(
+                    f"device type id '{key}' in [device_types] of {self.where} must be "
+                    "a whole number, 1 or more"
+                )
+            if not isinstance(name, str) or not name.strip():
+                raise TemplateError(
+                    f"device type {key} in [device_types] of {self.where} needs a name in quotes"
+                )
+            types[int(key)] = name
+        return types
+
+    # -- one tab ---------------------------------------------------------------------
+
+    def tab_spec(
+        self,
+        section: str,
+        value: Any,
+        devices: TabSpec | None = None,
+        match_key: str = "serial",
+    ) -> TabSpec:
+        raw = self.table(value, section, "")
+        self.known_keys(raw, _SECTION_KEYS[section], section)
+        built_in = _BUILT_IN[section]
+        fields = _FIELDS[section]
+
+        tab_names = self.names(raw.get("tab", built_in["tab"]), "tab", section)
+        separator = self.text(
+            raw.get("list_separator", built_in["list_separator"]), "list_separator", section
+        )
+        if separator not in LIST_SEPARATORS:
+            raise TemplateError(
+                f"'list_separator' in {self.place(section)} must be one of "
+                f"{' '.join(LIST_SEPARATORS)}, not '{separator}'"
+            )
+        prefix = ""
+        if section == "devices":
+            prefix = self.text(
+                raw.get("config_prefix", built_in["config_prefix"]), "config_prefix", section
+            ).strip()
+            if not prefix:
+                raise TemplateError(f"'config_prefix' in {self.place(section)} must not be empty")
+        ignore = self.names(raw.get("ignore", []), "ignore", section, allow_empty=True)
+
+        columns = self.columns(section, raw, fields, bool(prefix))
+        if section == "downlinks" and devices is not None and "key" not in raw.get("columns", {}):
+            # A Downlinks tab names devices the way the Devices tab does: "Seriennummer" etc.
+            columns["key"] = columns["key"] + devices.columns[match_key]
+        columns = self.check_aliases(section, columns, ignore, prefix)
+
+        defaults = self.defaults(section, raw.get("defaults", {}), fields)
+        rules = self.rules(section, raw.get("rules", {}), fields, bool(prefix))
+        if section == "downlinks" and devices is not None and "key" not in rules:
+            key_rule = devices.rules.get(match_key)
+            if key_rule is not None:
+                rules["key"] = key_rule
+        return TabSpec(
+            tab=tab_names[0],
+            columns=columns,
+            defaults=defaults,
+            list_separator=separator,
+            rules=rules,
+            ignore=tuple(ignore),
+            config_prefix=prefix,
+            tab_aliases=tuple(tab_names[1:]),
+        )
+
+    def field_name(
+        self, name: str, fields: dict[str, _Field], config: bool, where: str, what: str
+    ) -> None:
+        if name in fields or (config and _is_config_field(name)):
+            return
+        raise TemplateError(
+            f"unknown {what} '{name}' in {self.place(where)}{_did_you_mean(name, fields)}"
+        )
+
+    def columns(
+        self, section: str, raw: dict[str, Any], fields: dict[str, _Field], config: bool
+    ) -> dict[str, tuple[str, ...]]:
+        where = f"{section}.columns"
+        given = self.table(raw.get("columns", {}), "columns", section)
+        if section == "devices" and not given:
+            raise TemplateError(
+                f"{self.where} has no [devices.columns]: it must name the headers of the "
+                "Devices tab (copy the built-in 'default' template to start)"
+            )
+        columns = {f: tuple(a) for f, a in _BUILT_IN[section].get("columns", {}).items()}
+        for name, aliases in given.items():
+            self.field_name(name, fields, config, where, "field")
+            columns[name] = tuple(self.names(aliases, name, where))
+        return columns
+
+    def check_aliases(
+        self,
+        section: str,
+        columns: dict[str, tuple[str, ...]],
+        ignore: list[str],
+        prefix: str,
+    ) -> dict[str, tuple[str, ...]]:
+        """Each header means one thing; drop aliases that repeat within a field."""
+        where = self.place(f"{section}.columns")
+        owner = {header_key(h): "ignore" for h in ignore}
+        result: dict[str, tuple[str, ...]] = {}
+        for name, aliases in columns.items():
+            kept: list[str] = []
+            for alias in aliases:
+                key = header_key(alias)
+                if prefix and alias.strip().casefold().startswith(prefix.casefold()):
+                    raise TemplateError(
+                        f"header '{alias}' of '{name}' in {where} starts with the config "
+                        f"prefix '{prefix}': such headers are initialConfig keys already"
+                    )
+                other = owner.setdefault(key, name)
+                if other == "ignore":
+                    raise TemplateError(f"header '{alias}' in {where} is both '{name}' and ignored")
+                if other != name:
+                    raise TemplateError(
+                        f"header '{alias}' in {where} is an alias of both '{other}' and '{name}'"
+                    )
+                if key not in (header_key(k) for k in kept):
+                    kept.append(alias)
+            result[name] = tuple(kept)
+        return result
+
+    def defaults(self, section: str, value: Any, fields: dict[str, _Field]) -> dict[str, Any]:
+        where = f"{section}.defaults"
+        table = self.table(value, "defaults", section)
+        self.known_keys(table, fields, where, "field")
+        defaults: dict[str, Any] = {}
+        for name, default in table.items():
+            field = fields[name]
+            if not field.defaultable:
+                raise TemplateError(
+                    f"'{name}' in {self.place(where)} cannot have a default: each row needs its own"
+                )
+            defaults[name] = self.default_value(field.kind, default, name, where)
+        if ("lat" in defaults) != ("lon" in defaults):
+            raise TemplateError(f"{self.place(where)} must give both lat and lon, or neither")
+        return defaults
+
+    def default_value(self, kind: str, value: Any, name: str, where: str) -> Any:
+        place = self.place(where)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if kind == "text":
+            return self.text(value, name, where)
+        if kind == "type-id":
+            return self.positive(value, name, where)
+        if kind == "list":
+            return self.names(value, name, where)
+        if kind == "boolean":
+            if not isinstance(value, bool):
+                raise TemplateError(f"'{name}' in {place} must be true or false")
+            return value
+        if kind in ("latitude", "longitude"):
+            limit = 90 if kind == "latitude" else 180
+            if not number or not -limit <= value <= limit:
+                raise TemplateError(
+                    f"'{name}' in {place} must be a number from -{limit} to {limit}"
+                )
+            return value
+        if kind == "config":
+            config = self.table(value, name, where)
+            for key, item in config.items():
+                if isinstance(item, dict | list):
+                    raise TemplateError(
+                        f"config key '{key}' in {place} must be a text, number or true/false"
+                    )
+            return config
+        if kind == "payload":
+            return self.table(value, name, where)
+        # downlink-type
+        if value not in DOWNLINK_TYPES:
+            raise TemplateError(
+                f"'{name}' in {place} must be one of {', '.join(DOWNLINK_TYPES)}"
+                + (_did_you_mean(value, DOWNLINK_TYPES) if isinstance(value, str) else "")
+            )
+        return value
+
+    def rules(
+        self, section: str, value: Any, fields: dict[str, _Field], config: bool
+    ) -> dict[str, ColumnRule]:
+        table = self.table(value, "rules", section)
+        rules: dict[str, ColumnRule] = {}
+        for name, raw in table.items():
+            self.field_name(name, fields, config, f"{section}.rules", "field")
+            where = f'{section}.rules."{name}"' if ":" in name else f"{section}.rules.{name}"
+            spec = self.table(raw, name, f"{section}.rules")
+            self.known_keys(spec, _RULE_KEYS, where)
+            rules[name] = self.rule(name, spec, fields, where)
+        return rules
+
+    def rule(
+        self, name: str, spec: dict[str, Any], fields: dict[str, _Field], where: str
+    ) -> ColumnRule:
+        place = self.place(where)
+        pattern = None
+        if "pattern" in spec:
+            try:
+                pattern = re.compile(self.text(spec["pattern"], "pattern", where))
+            except re.error as exc:
+                raise TemplateError(
+                    f"'pattern' in {place} is not a valid regular expression: {exc}"
+                ) from None
+        hex_length = digits = None
+        if "hex_length" in spec:
+            hex_length = self.positive(spec["hex_length"], "hex_length", where)
+        if "digits" in spec:
+            digits = self.positive(spec["digits"], "digits", where)
+        if hex_length is not None and digits is not None:
+            raise TemplateError(f"{place} gives both hex_length and digits; keep one")
+        identifier = spec.get("identifier", False)
+        if not isinstance(identifier, bool):
+            raise TemplateError(f"'identifier' in {place} must be true or false")
+        automatic = name in _IDENTIFIER_FIELDS or hex_length is not None or digits is not None
+        if automatic and "identifier" in spec and not identifier:
+            raise TemplateError(
+                f"'identifier = false' in {place}: {name} is always an identifier "
+                "(addr, serial and key are, and so is every column with hex_length or digits)"
+            )
+        is_text = _is_config_field(name) or fields[name].kind == "text"
+        if (automatic or identifier) and not is_text:
+            raise TemplateError(
+                f"{place}: {name} is not a text field, so it cannot be an identifier"
+            )
+        return ColumnRule(
+            pattern=pattern,
+            hex_length=hex_length,
+            digits=digits,
+            identifier=automatic or identifier,
+            hint=self.text(spec.get("hint", ""), "hint", where),
+        )
