@@ -1,0 +1,739 @@
+"""From sheet tables to records: the platform bodies each row asks for.
+
+A site template says which column holds which field. Each row becomes a
+record holding the body to send (deviceInput, userInput or a downlink) and the
+column letter each field came from, so that later findings point at cells.
+Problems met on the way (Excel damage, values that do not convert, missing
+columns) are returned as Problems; nothing here raises for bad data.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import compress, repeat
+from typing import Any
+
+from provisioner.problems import Kind, Problem, kind
+from provisioner.sheets import Table, Workbook
+from provisioner.templates import ColumnRule, SiteTemplate, TabSpec
+
+MISSING_COLUMN = kind(
+    "missing-column",
+    "A required column is missing",
+    "Add the column with one of the header names listed, or pick the site template "
+    "that matches this sheet with --template.",
+)
+UNKNOWN_COLUMN = kind(
+    "unknown-column",
+    "A column is not used",
+    "Nothing is lost, but check the header's spelling: the tool ignores columns it does not "
+    "know. `provisioner template NAME` shows the expected headers.",
+    "warning",
+)
+DOUBLE_COLUMN = kind(
+    "column-twice",
+    "Two columns hold the same field",
+    "Delete or rename one of the two columns; only the first one is used.",
+)
+UNNAMED_COLUMN = kind(
+    "unnamed-column",
+    "Data in a column without a header",
+    "Give the column a header the template knows, or clear it.",
+    "warning",
+)
+NUMBER_ID = kind(
+    "id-stored-as-number",
+    "An identifier is stored as a number",
+    "Excel turned the identifier into a number and may show it rounded, in E+ notation, "
+    "or without leading zeros. Format the column as Text (right click, Format Cells, Text) "
+    "and type the identifier again exactly as printed on the label.",
+)
+SCIENTIFIC_ID = kind(
+    "id-scientific",
+    "An identifier is in E+ notation",
+    "Excel has shortened the number (e.g. 3.52656E+14) and the digits are lost. Format the "
+    "column as Text and type the identifier again from the label; a CSV must be saved from "
+    "a sheet whose identifier columns are Text.",
+)
+DECIMAL_ID = kind(
+    "id-decimal",
+    "An identifier has a decimal part",
+    "The identifier was treated as a number somewhere (1337 became 1337.0). Remove the "
+    "'.0' and format the column as Text.",
+)
+LOST_ZERO = kind(
+    "id-lost-leading-zero",
+    "An identifier is too short: a leading zero was probably lost",
+    "Excel drops leading zeros of numbers. Format the column as Text and type the value "
+    "again with its leading zeros.",
+)
+BAD_ID = kind(
+    "id-format",
+    "An identifier does not have the expected form",
+    "Compare the value with the label on the device; the message says the form expected.",
+)
+DATE_TEXT = kind(
+    "date-not-text",
+    "A date where text was meant",
+    "Excel turned the entry into a date (e.g. 1-12 into 1 Dec). Format the column as Text "
+    "and type the value again.",
+)
+FORMULA = kind(
+    "formula-without-value",
+    "A formula without a computed value",
+    "Open the file in Excel or LibreOffice, let it calculate, and save it again; or replace "
+    "the formula by its value.",
+)
+CELL_ERROR = kind(
+    "cell-error",
+    "The cell shows an error",
+    "Fix the formula or type the value instead.",
+)
+NOT_INTEGER = kind(
+    "not-a-whole-number",
+    "A whole number is expected",
+    "Type a whole number such as 2, without letters, spaces or decimals.",
+)
+NOT_NUMBER = kind(
+    "not-a-number",
+    "A number is expected",
+    "Type a decimal number such as 53.5511 (a comma as decimal mark works too).",
+)
+NOT_BOOLEAN = kind(
+    "not-yes-no",
+    "Yes or no is expected",
+    "Type true or false (ja/nein, yes/no, 1/0 work too), or leave the cell empty.",
+)
+BAD_JSON = kind(
+    "bad-json",
+    "The cell does not hold valid JSON",
+    'Write a JSON object such as {"d": {"listenCron": "0 0/20 * * * *"}, "q": "config"}; '
+    "check quotes and braces.",
+)
+BAD_CONFIG = kind(
+    "bad-config",
+    "The config cell cannot be read",
+    "Write key=value pairs separated by ';' (listenCron=0 0/20 * * * *;cmodeDurSec=600) or a "
+    "JSON object.",
+)
+HALF_LOCATION = kind(
+    "half-location",
+    "Only one of latitude and longitude is given",
+    "Fill both latitude and longitude, or leave both empty.",
+)
+NO_KEY = kind(
+    "missing-key",
+    "The row has no match key",
+    "Fill the column the template matches devices by (serial or addr); without it the row "
+    "cannot be checked against the platform.",
+)
+
+TRUE_WORDS = frozenset({"true", "wahr", "yes", "ja", "y", "j", "1", "x"})
+FALSE_WORDS = frozenset({"false", "falsch", "no", "nein", "n", "0"})
+SCIENTIFIC = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+")
+DECIMAL_ZERO = re.compile(r"\d+[.,]0+")
+NUMBER_LIKE = re.compile(r"[+-]?[\d.,]+(?:[eE][+-]?\d+)?")  # cheap pre-check for the two above
+HEX = re.compile(r"[0-9A-Fa-f]+")
+DIGITS = re.compile(r"[0-9]+")
+PASSWORD_MASK = "(hidden)"
+
+DEVICE_FIELDS_TEXT = ("addr", "name", "serial", "description")
+
+
+@dataclass(slots=True)
+class Record:
+    """One sheet row and the body it asks for."""
+
+    sheet: str
+    row: int
+    key: str  # devices: the match key's value; users: the email; downlinks: the device key
+    body: dict[str, Any]
+    cells: dict[str, str]  # field -> column letter it came from
+    headers: dict[str, str]  # field -> header text
+    valid: bool = True
+
+
+@dataclass(slots=True)
+class DownlinkRecord(Record):
+    type: str = ""
+
+
+@dataclass
+class SiteRecords:
+    """Everything the sheet asks for, and what was wrong with it on the way."""
+
+    devices: list[Record] = field(default_factory=list)
+    users: list[Record] = field(default_factory=list)
+    downlinks: list[DownlinkRecord] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    tabs: dict[str, str] = field(default_factory=dict)  # "devices"/"users"/"downlinks" -> tab
+
+
+@dataclass(frozen=True)
+class Column:
+    """A sheet column mapped to a field."""
+
+    field: str
+    index: int
+    letter: str
+    header: str
+    identifier: bool
+
+
+def map_columns(
+    table: Table, spec: TabSpec, required: tuple[str, ...]
+) -> tuple[list[Column], list[Problem]]:
+    """Which column holds which field; unknown, doubled and missing columns."""
+    problems: list[Problem] = []
+    columns: list[Column] = []
+    seen: dict[str, Column] = {}
+    header_row = table.header_row
+    for j, header in enumerate(table.headers):
+        letter = table.columns[j]
+        if not header:
+            if any(row[j].strip() for row in table.rows):
+                problems.append(
+                    Problem(
+                        UNNAMED_COLUMN,
+                        f"column {letter} holds data but has no header; it is not used",
+                        table.sheet,
+                        header_row,
+                        letter,
+                        "",
+                        "",
+                    )
+                )
+            continue
+        name = spec.field_for(header)
+        if name is None:
+            if not spec.is_ignored(header):
+                problems.append(
+                    Problem(
+                        UNKNOWN_COLUMN,
+                        f"column '{header}' is not a field of this template and is not used",
+                        table.sheet,
+                        header_row,
+                        letter,
+                        header,
+                        header,
+                    )
+                )
+            continue
+        if name in seen:
+            first = seen[name]
+            problems.append(
+                Problem(
+                    DOUBLE_COLUMN,
+                    f"columns {first.letter} ('{first.header}') and {letter} ('{header}') both hold {name}; "
+                    f"column {letter} is not used",
+                    table.sheet,
+                    header_row,
+                    letter,
+                    header,
+                    header,
+                )
+            )
+            continue
+        column = Column(name, j, letter, header, spec.is_identifier(name))
+        seen[name] = column
+        columns.append(column)
+    for name in required:
+        if name not in seen and name not in spec.defaults:
+            aliases = ", ".join(f"'{a}'" for a in spec.columns.get(name, (name,)))
+            problems.append(
+                Problem(
+                    MISSING_COLUMN,
+                    f"the {table.sheet} tab has no column for {name} (headers: {aliases})",
+                    table.sheet,
+                    header_row,
+                )
+            )
+    return columns, problems
+
+
+def read_records(workbook: Workbook, template: SiteTemplate) -> SiteRecords:
+    """Map the workbook's Devices, Users and Downlinks tabs to records."""
+    site = SiteRecords()
+    devices_tab = _find_tab(workbook, template.devices) or workbook.tab_names[0]
+    site.tabs["devices"] = devices_tab
+    _read_devices(workbook.table(devices_tab), template, site)
+    for part, spec in (("users", template.users), ("downlinks", template.downlinks)):
+        tab = _find_tab(workbook, spec)
+        if tab is not None and tab != devices_tab:
+            site.tabs[part] = tab
+            table = workbook.table(tab)
+            if part == "users":
+                _read_users(table, spec, site)
+            else:
+                _read_downlinks(table, spec, site)
+    return site
+
+
+def _find_tab(workbook: Workbook, spec: TabSpec) -> str | None:
+    for name in (spec.tab, *spec.tab_aliases):
+        tab = workbook.find_tab(name)
+        if tab is not None:
+            return tab
+    return None
+
+
+class _Row:
+    """Collects the problems of one row while its cells are converted."""
+
+    __slots__ = ("i", "problems", "table")
+
+    def __init__(self, table: Table, problems: list[Problem]) -> None:
+        self.table = table
+        self.problems = problems
+        self.i = 0
+
+    def problem(self, what: Kind, message: str, column: Column, value: str) -> None:
+        self.problems.append(
+            Problem(
+                what,
+                message,
+                self.table.sheet,
+                self.table.row_numbers[self.i],
+                column.letter,
+                column.header,
+                value,
+            )
+        )
+
+
+def _cell_text(table: Table, i: int, column: Column, row: _Row, masked: bool = False) -> str | None:
+    """The cell's trimmed text, or None when the cell is damaged (a problem is recorded)."""
+    text = table.rows[i][column.index].strip()
+    stored = table.stored.get((i, column.index)) if table.stored else None
+    shown = PASSWORD_MASK if masked and text else text
+    if stored is not None:
+        how, detail = stored
+        if how == "formula":
+            row.problem(FORMULA, f"the formula {detail} has no computed value", column, detail)
+            return None
+        if how == "error":
+            row.problem(CELL_ERROR, f"the cell shows the error {detail}", column, shown)
+            return None
+        if how == "date" and column.field != "lat" and column.field != "lon":
+            row.problem(
+                DATE_TEXT, f"{column.header} holds the date {detail}, not text", column, shown
+            )
+            return None
+        if how == "number" and column.identifier:
+            row.problem(
+                NUMBER_ID,
+                f"{column.header} is stored as the number {detail} and Excel shows '{text}'",
+                column,
+                shown,
+            )
+            return None
+    if column.identifier and text and NUMBER_LIKE.fullmatch(text):
+        damage = _number_damage(column.header, text)
+        if damage is not None:
+            row.problem(*damage, column, text)
+            return None
+    return text
+
+
+def _number_damage(header: str, text: str) -> tuple[Kind, str] | None:
+    """The problem of a number-like identifier that was once stored as a number."""
+    if SCIENTIFIC.fullmatch(text):
+        return SCIENTIFIC_ID, f"{header} '{text}' is in E+ notation; its digits are lost"
+    if DECIMAL_ZERO.fullmatch(text):
+        return DECIMAL_ID, f"{header} '{text}' ends in a decimal part"
+    return None
+
+
+def _check_rule(spec: TabSpec, column: Column, text: str, row: _Row) -> bool:
+    rule = spec.rules.get(column.field)
+    breach = None if rule is None else _rule_breach(rule, column.header, text)
+    if breach is not None:
+        row.problem(*breach, column, text)
+    return breach is None
+
+
+def _rule_breach(rule: ColumnRule, header: str, text: str) -> tuple[Kind, str] | None:
+    """The kind and message of the problem when ``text`` breaks the column's rule."""
+    hint = f" ({rule.hint})" if rule.hint else ""
+    for length, alphabet, name in (
+        (rule.hex_length, HEX, "hex digits"),
+        (rule.digits, DIGITS, "digits"),
+    ):
+        if length is None:
+            continue
+        if alphabet.fullmatch(text) and len(text) < length and text[0] != "0":
+            missing = length - len(text)
+            return (
+                LOST_ZERO,
+                f"{header} '{text}' has {len(text)} {name}, not {length}: "
+                f"{missing} leading zero{'s' if missing > 1 else ''} probably lost{hint}",
+            )
+        if not alphabet.fullmatch(text) or len(text) != length:
+            return BAD_ID, f"{header} '{text}' must be exactly {length} {name}{hint}"
+    if rule.pattern is not None and not rule.pattern.fullmatch(text):
+        return BAD_ID, f"{header} '{text}' does not have the expected form{hint}"
+    return None
+
+
+def _split(text: str, separator: str) -> list[str]:
+    items: list[str] = []
+    for part in text.split(separator):
+        part = part.strip()
+        if part and part not in items:
+            items.append(part)
+    return items
+
+
+def _to_int(text: str) -> int | None:
+    return int(text) if re.fullmatch(r"[+-]?\d+", text) else None
+
+
+def _to_float(text: str) -> float | None:
+    try:
+        return float(text.replace(",", "."))
+    except ValueError:
+        return None
+
+
+def _to_bool(text: str) -> bool | None:
+    word = text.lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    return None
+
+
+def _to_config(text: str) -> dict[str, Any] | None:
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+    config: dict[str, Any] = {}
+    for part in re.split(r"[;\n]", text):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            return None
+        config[key.strip()] = value.strip()
+    return config
+
+
+def _read_devices(table: Table, template: SiteTemplate, site: SiteRecords) -> None:
+    spec = template.devices
+    match_key = template.match_key
+    columns, problems = map_columns(table, spec, tuple(dict.fromkeys(("addr", match_key))))
+    site.problems += problems
+    fixed_tags = list(spec.defaults.get("tags") or [])
+    if template.site_tag and template.site_tag not in fixed_tags:
+        fixed_tags.append(template.site_tag)
+    defaults = [
+        (k, v) for k, v in spec.defaults.items() if k not in ("tags", "lat", "lon", "config")
+    ]
+    # Template defaults for the location and initialConfig apply under the row's own cells.
+    default_location = (
+        {"lat": spec.defaults["lat"], "lon": spec.defaults["lon"]}
+        if "lat" in spec.defaults
+        else None
+    )
+    default_config = dict(spec.defaults.get("config") or {})
+    parsers = _device_parsers(spec)
+    cells = {c.field: c.letter for c in columns}
+    headers = {c.field: c.header for c in columns}
+    damaged = {i for i, _ in table.stored} if table.stored else set()
+    row = _Row(table, site.problems)
+
+    def read_row(i: int) -> Record:
+        """One row cell by cell, with a problem for each cell that is not right."""
+        row.i = i
+        before = len(site.problems)
+        values = table.rows[i]
+        body: dict[str, Any] = {}
+        location: dict[str, float] = {}
+        config: dict[str, Any] = {}
+        tags: list[str] = []
+        for column in columns:
+            name = column.field
+            if i in damaged or column.identifier:
+                text = _cell_text(table, i, column, row)
+            else:
+                text = values[column.index].strip()
+            if not text:
+                continue
+            if name.startswith("cfg:"):
+                if _check_rule(spec, column, text, row):
+                    config[name[4:]] = text
+                continue
+            parse = parsers.get(name)
+            if parse is None:  # plain text fields
+                if column.identifier and not _check_rule(spec, column, text, row):
+                    continue
+                body[name] = text
+                continue
+            value = parse(text)
+            if value is None:
+                what, message = _NOT_CONVERTED[name]
+                row.problem(what, message.format(header=column.header, text=text), column, text)
+                continue
+            if name in ("lat", "lon"):
+                location[name] = value
+            elif name == "tags":
+                tags = value
+            elif name == "config":
+                config = {**value, **config}
+            else:
+                body[name] = value
+        for name, value in defaults:
+            body.setdefault(name, value)
+        if len(location) == 2:
+            body["location"] = location
+        elif location:
+            given = "lat" if "lat" in location else "lon"
+            other = next(
+                (c for c in columns if c.field in ("lat", "lon") and c.field != given), None
+            )
+            # Only when the other cell is empty: a cell that did not convert is reported already.
+            if other is None or not values[other.index].strip():
+                column = next(c for c in columns if c.field == given)
+                row.problem(
+                    HALF_LOCATION,
+                    "only one of latitude and longitude is filled",
+                    column,
+                    values[column.index].strip(),
+                )
+        elif default_location is not None:
+            body["location"] = dict(default_location)
+        config = {**default_config, **config}
+        if config:
+            body["initialConfig"] = config
+        all_tags = tags + [t for t in fixed_tags if t not in tags]
+        if all_tags:
+            body["tags"] = all_tags
+        key = str(body.get(match_key, ""))
+        if not key and before == len(site.problems):
+            # Rows are matched to platform devices by this key: without it, nothing can be checked.
+            site.problems.append(
+                Problem(
+                    NO_KEY,
+                    f"the row has no {match_key}, which the template matches devices by",
+                    table.sheet,
+                    table.row_numbers[i],
+                    cells.get(match_key),
+                    headers.get(match_key),
+                    "",
+                )
+            )
+        record = Record(table.sheet, table.row_numbers[i], key, body, cells, headers)
+        record.valid = len(site.problems) == before
+        return record
+
+    # A sheet has thousands of rows and nearly all are clean, so the cells are read a
+    # column at a time. A row with a cell that would give a problem (not stored as text,
+    # an identifier in E+ notation or ending in .0 or breaking its rule, a value that does
+    # not convert, a config cell, half a location, no match key) is marked slow and read
+    # by read_row, which reports each problem; a clean row gives the same body without.
+    count = len(table.rows)
+    # Without a match key column every row lacks its key.
+    slow = set(damaged) if match_key in cells else set(range(count))
+    plain: list[tuple[str, list[Any]]] = []
+    location: list[tuple[str, list[Any]]] = []
+    config: list[tuple[str, list[Any]]] = []
+    tags: Iterable[list[str]] = repeat(fixed_tags, count)
+    for column in columns:
+        name = column.field
+        texts = list(map(str.strip, map(operator.itemgetter(column.index), table.rows)))
+        if column.identifier:
+            slow.update(
+                i
+                for i in compress(range(count), map(NUMBER_LIKE.fullmatch, texts))
+                if _number_damage(column.header, texts[i]) is not None
+            )
+        if name == "tags":
+            # Tag cells repeat from row to row: each distinct one is split once.
+            merged = {}
+            for text in set(texts):
+                split = _split(text, spec.list_separator)
+                merged[text] = split + [t for t in fixed_tags if t not in split]
+            tags = [merged[text] for text in texts]
+            continue
+        if name == "config":  # rare, and its JSON can fail in many ways
+            slow.update(i for i, text in enumerate(texts) if text)
+            continue
+        parse = parsers.get(name)
+        if parse is None:
+            values: list[Any] = [text or None for text in texts]
+            rule = spec.rules.get(name)
+            if rule is not None and (column.identifier or name.startswith("cfg:")):
+                slow.update(
+                    i
+                    for i, text in enumerate(texts)
+                    if text and _rule_breach(rule, column.header, text) is not None
+                )
+        else:
+            # Numbers and yes/no repeat too: each distinct text is converted once.
+            parsed = {text: parse(text) if text else None for text in set(texts)}
+            values = list(map(parsed.__getitem__, texts))
+            failed = {text for text, value in parsed.items() if text and value is None}
+            if failed:
+                slow.update(compress(range(count), map(failed.__contains__, texts)))
+        if name in ("lat", "lon"):
+            location.append((name, values))
+        elif name.startswith("cfg:"):
+            config.append((name[4:], values))
+        else:
+            plain.append((name, values))
+            if name == match_key:
+                slow.update(compress(range(count), map(operator.not_, texts)))
+    # A fast row has both lat and lon or neither: half a location goes the slow way.
+    locations: Iterable[dict[str, float] | None] = repeat(None, count)
+    if len(location) == 2:
+        (first, firsts), (second, seconds) = location
+        pairs = list(zip(firsts, seconds, strict=True))
+        slow.update(i for i, (a, b) in enumerate(pairs) if (a is None) != (b is None))
+        locations = [None if a is None else {first: a, second: b} for a, b in pairs]
+    elif location:
+        slow.update(i for i, value in enumerate(location[0][1]) if value is not None)
+
+    names = [name for name, _ in plain]
+    config_keys = [key for key, _ in config]
+    for i, number, given, where, settings, row_tags in zip(
+        range(count),
+        table.row_numbers,
+        _by_row(plain, count),
+        locations,
+        _by_row(config, count),
+        tags,
+        strict=True,
+    ):
+        if i in slow:
+            site.devices.append(read_row(i))
+            continue
+        body = {name: value for name, value in zip(names, given, strict=True) if value is not None}
+        for name, value in defaults:
+            body.setdefault(name, value)
+        if where is not None:
+            body["location"] = where
+        elif default_location is not None:
+            body["location"] = dict(default_location)
+        initial = dict(default_config)
+        if settings:
+            initial.update(
+                (k, v) for k, v in zip(config_keys, settings, strict=True) if v is not None
+            )
+        if initial:
+            body["initialConfig"] = initial
+        if row_tags:
+            body["tags"] = list(row_tags)  # each body its own list: the merged ones are shared
+        key = str(body.get(match_key, ""))
+        site.devices.append(Record(table.sheet, number, key, body, cells, headers))
+
+
+def _by_row(columns: list[tuple[str, list[Any]]], count: int) -> Iterator[tuple[Any, ...]]:
+    """The columns' values row by row; an empty tuple per row when there are none."""
+    if not columns:
+        return repeat((), count)
+    return zip(*(values for _, values in columns), strict=True)
+
+
+# When a field's text does not convert: the problem and its message.
+_NOT_CONVERTED: dict[str, tuple[Kind, str]] = {
+    "deviceTypeId": (NOT_INTEGER, "{header} '{text}' is not a whole number"),
+    "lat": (NOT_NUMBER, "{header} '{text}' is not a number"),
+    "lon": (NOT_NUMBER, "{header} '{text}' is not a number"),
+    "certEnforcesDtls": (NOT_BOOLEAN, "{header} '{text}' is neither true nor false"),
+    "config": (BAD_CONFIG, "{header} cannot be read as key=value pairs or JSON"),
+}
+
+
+def _device_parsers(spec: TabSpec) -> dict[str, Callable[[str], Any]]:
+    """Field -> its value from the cell's text; None when the text does not convert."""
+    separator = spec.list_separator
+    return {
+        "deviceTypeId": _to_int,
+        "lat": _to_float,
+        "lon": _to_float,
+        "certEnforcesDtls": _to_bool,
+        "tags": lambda text: _split(text, separator),
+        "config": _to_config,
+    }
+
+
+def _read_users(table: Table, spec: TabSpec, site: SiteRecords) -> None:
+    columns, problems = map_columns(table, spec, ("name", "email", "password", "roles"))
+    site.problems += problems
+    cells = {c.field: c.letter for c in columns}
+    headers = {c.field: c.header for c in columns}
+    row = _Row(table, site.problems)
+    for i in range(len(table.rows)):
+        row.i = i
+        before = len(site.problems)
+        body: dict[str, Any] = {}
+        for column in columns:
+            text = _cell_text(table, i, column, row, masked=column.field == "password")
+            if not text:
+                continue
+            if column.field == "roles":
+                body["roles"] = [r.lower() for r in _split(text, spec.list_separator)]
+            elif column.field == "email":
+                body["email"] = text
+            else:
+                body[column.field] = text
+        for name, value in spec.defaults.items():
+            body.setdefault(name, value)
+        record = Record(
+            table.sheet,
+            table.row_numbers[i],
+            str(body.get("email", "")).lower(),
+            body,
+            cells,
+            headers,
+        )
+        record.valid = len(site.problems) == before
+        site.users.append(record)
+
+
+def _read_downlinks(table: Table, spec: TabSpec, site: SiteRecords) -> None:
+    columns, problems = map_columns(table, spec, ("key", "type", "payload"))
+    site.problems += problems
+    cells = {c.field: c.letter for c in columns}
+    headers = {c.field: c.header for c in columns}
+    row = _Row(table, site.problems)
+    for i in range(len(table.rows)):
+        row.i = i
+        before = len(site.problems)
+        values: dict[str, str] = {}
+        payload: Any = None
+        for column in columns:
+            text = _cell_text(table, i, column, row)
+            if not text:
+                continue
+            if column.field == "payload":
+                try:
+                    payload = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    row.problem(
+                        BAD_JSON,
+                        f"the payload is not valid JSON ({exc.msg} at character {exc.pos + 1})",
+                        column,
+                        text,
+                    )
+                    continue
+            values[column.field] = text
+        record = DownlinkRecord(
+            table.sheet,
+            table.row_numbers[i],
+            values.get("key", ""),
+            payload if payload is not None else {},
+            cells,
+            headers,
+            type=values.get("type", "").lower(),
+        )
+        record.valid = len(site.problems) == before
+        site.downlinks.append(record)

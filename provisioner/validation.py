@@ -1,0 +1,538 @@
+"""Validate a site sheet: every problem at once, each tied to its cell.
+
+Rows are checked against the JSON schemas in schemas/ (the platform's bodies)
+and against rules that span rows (duplicate keys, addrs and emails; downlinks
+for devices the sheet does not define). Valid rows take a compiled fast path
+(fastjsonschema); only a row that fails it is run through jsonschema for the
+complete list of its errors, turned into plain words from the schema's titles
+and descriptions.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache, cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import fastjsonschema
+
+from provisioner.problems import Problem, kind
+from provisioner.records import PASSWORD_MASK, DownlinkRecord, Record, SiteRecords, read_records
+from provisioner.resources import data_folder
+from provisioner.sheets import _no_cyclic_gc, open_workbook
+from provisioner.templates import SiteTemplate
+
+if TYPE_CHECKING:
+    import jsonschema
+
+SCHEMA_RULE = kind(
+    "schema",
+    "A value does not fit the platform's rules",
+    "The message names the field and what it must look like; correct the cell.",
+)
+DUPLICATE_KEY = kind(
+    "duplicate-key",
+    "The same device appears twice",
+    "Each device must be in the sheet once: delete the extra row or correct the key "
+    "(serial or addr) that was copied by mistake.",
+)
+DUPLICATE_ADDR = kind(
+    "duplicate-addr",
+    "Two rows have the same address",
+    "An address is unique on the platform: correct the copied address from the device label.",
+)
+DUPLICATE_EMAIL = kind(
+    "duplicate-email",
+    "Two users have the same email",
+    "Each platform user needs their own email: delete the extra row.",
+)
+DUPLICATE_DOWNLINK = kind(
+    "duplicate-downlink",
+    "Two downlinks of one type for the same device",
+    "The platform keeps one queued downlink per type and device; the later one would replace "
+    "the earlier. Merge them into one row.",
+)
+UNKNOWN_DEVICE = kind(
+    "downlink-device-not-in-sheet",
+    "A downlink is for a device the sheet does not define",
+    "Fine if the device already exists on the platform (plan checks that); otherwise add the "
+    "device to the Devices tab or correct the key.",
+    "warning",
+)
+UNKNOWN_DOWNLINK_TYPE = kind(
+    "downlink-type",
+    "Unknown downlink type",
+    "Use one of config, fw, lorawan or raw.",
+)
+
+DOWNLINK_TYPES = ("config", "fw", "lorawan", "raw")
+
+
+# --- schemas ---------------------------------------------------------------------------------
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """A schema from schemas/, e.g. "deviceInput"."""
+    text = (data_folder("schemas") / f"{name}.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@dataclass(frozen=True)
+class Checker:
+    """A schema's fast yes/no check and its full error list for the rows that fail."""
+
+    schema: dict[str, Any]
+    fast: Callable[[Any], Any]
+
+    @cached_property
+    def full(self) -> jsonschema.Draft202012Validator:
+        # jsonschema is slow to import, and only rows that fail the fast check need it.
+        import jsonschema
+
+        return jsonschema.Draft202012Validator(self.schema, format_checker=None)
+
+    def errors(self, body: Any) -> list[jsonschema.ValidationError]:
+        try:
+            self.fast(body)
+        except fastjsonschema.JsonSchemaException:
+            return sorted(self.full.iter_errors(body), key=lambda e: list(e.absolute_path))
+        return []
+
+
+@cache
+def checker(name: str) -> Checker:
+    schema = load_schema(name)
+    # fastjsonschema knows draft-07, which covers every keyword these schemas use.
+    draft7 = copy.deepcopy(schema)
+    draft7["$schema"] = "http://json-schema.org/draft-07/schema#"
+    return Checker(schema, fastjsonschema.compile(draft7))
+
+
+def _title(schema: dict[str, Any], path: Iterable[Any]) -> tuple[dict[str, Any], str]:
+    """The sub-schema at ``path`` and its human title."""
+    node = schema
+    title = schema.get("title", "value")
+    for part in path:
+        props = node.get("properties", {})
+        if isinstance(part, str) and part in props:
+            node = props[part]
+        elif isinstance(part, str) and isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+            title = part
+            continue
+        elif isinstance(part, int) and isinstance(node.get("items"), dict):
+            node = node["items"]
+            continue
+        title = node.get("title", str(part))
+    return node, title
+
+
+TYPE_WORDS = {
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a set of key/value pairs",
+    "null": "empty",
+}
+
+
+def describe(
+    error: jsonschema.ValidationError, schema: dict[str, Any], secret: tuple[str, ...] = ()
+) -> tuple[str, str]:
+    """(field, message) for one schema error, in plain words.
+
+    The value of a ``secret`` field (a password) never goes into the message.
+    """
+    path = list(error.absolute_path)
+    node, title = _title(schema, path)
+    validator = error.validator
+    value = error.instance
+    expected: Any = error.validator_value
+    if path and path[0] in secret and validator != "required":
+        return _field(path), f"{title} does not meet the rule: {node.get('description', '')}"
+    if validator == "required":
+        missing = str(error.message).split("'")[1] if "'" in error.message else ""
+        sub, sub_title = _title(schema, [*path, missing])
+        hint = f": {sub['description']}" if sub.get("description") else ""
+        return _field(path + [missing]), f"{sub_title} is missing{hint}"
+    where = _field(path)
+    description = node.get("description", "")
+    if validator == "type":
+        wanted = expected if isinstance(expected, list) else [expected]
+        words = " or ".join(TYPE_WORDS.get(str(w), str(w)) for w in wanted)
+        return where, f"{title} must be {words}"
+    if validator == "pattern":
+        return where, f"{title} '{value}' is not valid: {description or 'wrong form'}"
+    if validator == "minLength":
+        return where, f"{title} is too short" + (f": {description}" if description else "")
+    if validator == "maxLength":
+        return (
+            where,
+            f"{title} is too long ({len(str(value))} characters, at most {expected})",
+        )
+    if validator in ("minimum", "maximum"):
+        low, high = node.get("minimum"), node.get("maximum")
+        bounds = (
+            f"between {low} and {high}"
+            if low is not None and high is not None
+            else (f"at least {low}" if low is not None else f"at most {high}")
+        )
+        return where, f"{title} {value} must be {bounds}"
+    if validator == "enum":
+        options = ", ".join(str(o) for o in expected)
+        return where, f"{title} '{value}' is not one of {options}"
+    if validator == "const":
+        return where, f"{title} must be '{expected}'"
+    if validator == "uniqueItems":
+        return where, f"{title} lists the same value twice"
+    if validator == "minItems":
+        return where, f"{title} needs at least {expected} value(s)"
+    if validator in ("oneOf", "anyOf"):
+        return where, f"{title} does not have any of the accepted forms: {description}"
+    if validator == "additionalProperties":
+        return where, f"{title}: {error.message}"
+    return where, f"{title}: {error.message}"
+
+
+def _field(path: list[Any]) -> str:
+    """Schema path -> the record field its cell came from."""
+    if not path:
+        return ""
+    head = str(path[0])
+    if head == "location" and len(path) > 1:
+        return str(path[1])
+    if head == "initialConfig" and len(path) > 1:
+        return f"cfg:{path[1]}"
+    return head
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RowResult:
+    """The verdict on one sheet row."""
+
+    sheet: str
+    row: int
+    kind: str  # "device" | "user" | "downlink"
+    key: str
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return "invalid" if self.errors else "valid"
+
+    @property
+    def message(self) -> str:
+        if self.errors:
+            more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+            return self.errors[0].message + more
+        return self.warnings[0].message if self.warnings else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sheet": self.sheet,
+            "row": self.row,
+            "kind": self.kind,
+            "key": self.key,
+            "status": self.status,
+            "message": self.message,
+            "errors": [p.to_dict() for p in self.errors],
+            "warnings": [p.to_dict() for p in self.warnings],
+        }
+
+
+@dataclass
+class ValidationReport:
+    """What `provisioner validate` found. ``records`` carries the rows on to plan.
+
+    ``rows`` holds the verdict on every row of ``records``. A big sheet has many
+    thousands of rows and few with problems, so validating makes a RowResult only
+    for those (``problem_rows``, by their index in ``rows``); ``rows`` is made on
+    first use, and ``totals``, ``ok``, ``errors`` and ``warnings`` need only these.
+    """
+
+    source: str
+    template: str
+    problems: list[Problem]  # not tied to one data row: missing or unknown columns
+    records: SiteRecords
+    problem_rows: dict[int, RowResult] = field(default_factory=dict)  # in the order of rows
+    made_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    command: str = "validate"
+
+    @cached_property
+    def rows(self) -> list[RowResult]:
+        rows: list[RowResult] = []
+        for what, records in _by_kind(self.records):
+            for record in records:
+                result = self.problem_rows.get(len(rows))
+                if result is None:
+                    result = RowResult(record.sheet, record.row, what, record.key)
+                rows.append(result)
+        return rows
+
+    @property
+    def totals(self) -> dict[str, int]:
+        count = sum(len(records) for _, records in _by_kind(self.records))
+        invalid = sum(1 for r in self.problem_rows.values() if r.errors)
+        return {"valid": count - invalid, "invalid": invalid}
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"] + [
+            p for r in self.problem_rows.values() for p in r.errors
+        ]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"] + [
+            p for r in self.problem_rows.values() for p in r.warnings
+        ]
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.severity == "error" for p in self.problems) and all(
+            not r.errors for r in self.problem_rows.values()
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "source": self.source,
+            "template": self.template,
+            "made_at": self.made_at,
+            "ok": self.ok,
+            "totals": self.totals,
+            "warnings": len(self.warnings),
+            "problems": [p.to_dict() for p in self.problems],
+            "rows": [r.to_dict() for r in self.rows],
+        }
+
+
+# --- validation ----------------------------------------------------------------------------
+
+
+def validate_sheet(path: str | Path, template: SiteTemplate) -> ValidationReport:
+    """Read the sheet, map it through the template and check every row.
+
+    Raises SheetError when the file cannot be read at all; everything else is
+    in the report.
+    """
+    # Like reading the sheet, mapping and checking its rows creates hundreds of thousands
+    # of objects: the cycle collector pauses, to walk them once afterwards rather than
+    # again and again. The workbook goes as soon as the records are made, so that walk
+    # skips its tables.
+    with _no_cyclic_gc():
+        site = read_records(open_workbook(path), template)
+        return validate_records(site, template, source=Path(path).name)
+
+
+def validate_records(site: SiteRecords, template: SiteTemplate, *, source: str) -> ValidationReport:
+    problems = list(site.problems)
+    # A cell already reported (e.g. Excel damage) is not reported again by the schema.
+    flagged = {(p.sheet, p.row, p.column) for p in problems}
+    _check_bodies(site.devices, "deviceInput", problems, flagged)
+    _check_bodies(site.users, "userInput", problems, flagged, masked=("password",))
+    _check_downlinks(site.downlinks, problems)
+    _check_duplicates(site.devices, template.match_key, DUPLICATE_KEY, problems)
+    if template.match_key != "addr":
+        _check_duplicates(site.devices, "addr", DUPLICATE_ADDR, problems)
+    _check_duplicates(site.users, "email", DUPLICATE_EMAIL, problems, fold=True)
+    _check_downlink_targets(site, template.match_key, problems, flagged)
+
+    # A RowResult only for the rows with problems, by their index in the report's rows;
+    # should two records ever share a sheet row, the last one takes its problems.
+    wanted = {(p.sheet, p.row) for p in problems if p.row is not None}
+    found: dict[tuple[str, int], tuple[int, str, Record]] = {}
+    index = 0
+    for what, records in _by_kind(site):
+        for record in records:
+            if (record.sheet, record.row) in wanted:
+                found[(record.sheet, record.row)] = (index, what, record)
+            index += 1
+    problem_rows = {
+        index: RowResult(record.sheet, record.row, what, record.key)
+        for index, what, record in sorted(found.values(), key=lambda item: item[0])
+    }
+    results = {(r.sheet, r.row): r for r in problem_rows.values()}
+    loose: list[Problem] = []
+    for problem in problems:
+        target = results.get((problem.sheet, problem.row)) if problem.row is not None else None
+        if target is None:
+            loose.append(problem)
+        elif problem.severity == "error":
+            target.errors.append(problem)
+        else:
+            target.warnings.append(problem)
+    invalid = {(r.sheet, r.row) for r in problem_rows.values() if r.errors}
+    for _, records in _by_kind(site):
+        for record in records:
+            record.valid = (record.sheet, record.row) not in invalid
+    return ValidationReport(source, template.name, loose, site, problem_rows)
+
+
+def _by_kind(site: SiteRecords) -> tuple[tuple[str, Sequence[Record]], ...]:
+    """The records in the order of the report's rows, with the kind of each."""
+    return (("device", site.devices), ("user", site.users), ("downlink", site.downlinks))
+
+
+def _problem_at(
+    record: Record, name: str, message: str, what: Any = SCHEMA_RULE, value: str | None = None
+) -> Problem:
+    return Problem(
+        what,
+        message,
+        record.sheet,
+        record.row,
+        record.cells.get(name),
+        record.headers.get(name),
+        value,
+    )
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _check_bodies(
+    records: list[Record],
+    schema_name: str,
+    problems: list[Problem],
+    flagged: set[tuple[str, int | None, str | None]],
+    masked: tuple[str, ...] = (),
+) -> None:
+    check = checker(schema_name)
+    for record in records:
+        said: set[tuple[str, str]] = set()
+        for error in check.errors(record.body):
+            name, message = describe(error, check.schema, masked)
+            if (record.sheet, record.row, record.cells.get(name)) in flagged or (
+                name,
+                message,
+            ) in said:
+                continue
+            said.add((name, message))
+            raw = record.body.get(name) if name in record.body else None
+            value = PASSWORD_MASK if name in masked and raw else _shown(raw)
+            problems.append(_problem_at(record, name, message, value=value))
+
+
+def _check_downlinks(records: list[DownlinkRecord], problems: list[Problem]) -> None:
+    for record in records:
+        if not record.type:
+            if "type" in record.cells or record.valid:
+                problems.append(
+                    _problem_at(
+                        record, "type", "the downlink type is missing", UNKNOWN_DOWNLINK_TYPE, ""
+                    )
+                )
+            continue
+        if record.type not in DOWNLINK_TYPES:
+            problems.append(
+                _problem_at(
+                    record,
+                    "type",
+                    f"downlink type '{record.type}' is not one of {', '.join(DOWNLINK_TYPES)}",
+                    UNKNOWN_DOWNLINK_TYPE,
+                    record.type,
+                )
+            )
+            continue
+        if not record.valid and not record.body:
+            continue  # the payload cell itself was unreadable; already reported
+        check = checker(f"downlink-{record.type}")
+        for error in check.errors(record.body):
+            _, message = describe(error, check.schema)
+            problems.append(
+                _problem_at(
+                    record,
+                    "payload",
+                    f"{check.schema['title']}: {message}",
+                    value=_shown(record.body),
+                )
+            )
+
+
+def _check_duplicates(
+    records: list[Record], name: str, what: Any, problems: list[Problem], fold: bool = False
+) -> None:
+    first: dict[str, Record] = {}
+    groups: dict[str, list[Record]] = {}  # only values seen more than once
+    for record in records:
+        value = record.body.get(name)
+        if isinstance(value, str) and value:
+            folded = value.lower() if fold else value
+            seen = first.setdefault(folded, record)
+            if seen is not record:
+                groups.setdefault(folded, [seen]).append(record)
+    for group in groups.values():
+        for record in group:
+            others = ", ".join(str(r.row) for r in group if r is not record)
+            value = str(record.body[name])
+            problems.append(
+                _problem_at(
+                    record,
+                    name,
+                    f"{record.headers.get(name, name)} '{value}' is also in row {others}",
+                    what,
+                    value,
+                )
+            )
+
+
+def _check_downlink_targets(
+    site: SiteRecords,
+    match_key: str,
+    problems: list[Problem],
+    flagged: set[tuple[str, int | None, str | None]],
+) -> None:
+    if not site.downlinks:
+        return  # no need to collect the keys of thousands of devices
+    keys = {str(r.body.get(match_key, "")) for r in site.devices}
+    seen: dict[tuple[str, str], DownlinkRecord] = {}
+    for record in site.downlinks:
+        if not record.key:
+            if (record.sheet, record.row, record.cells.get("key")) in flagged:
+                continue  # the key cell itself is damaged and reported
+            problems.append(
+                _problem_at(
+                    record, "key", f"the downlink has no device {match_key}", SCHEMA_RULE, ""
+                )
+            )
+            continue
+        if record.key not in keys:
+            problems.append(
+                _problem_at(
+                    record,
+                    "key",
+                    f"no device with {match_key} '{record.key}' in the devices tab; "
+                    "the downlink is only possible if it already exists on the platform",
+                    UNKNOWN_DEVICE,
+                    record.key,
+                )
+            )
+        if record.type:
+            first = seen.setdefault((record.key, record.type), record)
+            if first is not record:
+                problems.append(
+                    _problem_at(
+                        record,
+                        "type",
+                        f"row {first.row} already queues a {record.type} downlink for '{record.key}'",
+                        DUPLICATE_DOWNLINK,
+                        record.type,
+                    )
+                )
