@@ -1,0 +1,878 @@
+"""Rendering a result for people and files: console text, JSON, CSV, HTML and xlsx.
+
+validate, plan and apply share these renderers, so they work on the report's
+plain dict: exactly what ``--report x.json`` writes (the result object's
+``to_dict()``), never on a command's own classes. The keys they rely on::
+
+    command, source, template, made_at, ok, totals, problems (file level), rows:
+        sheet, row, kind, key, status | action, message, errors, warnings,
+        and from plan/apply: platform_id, diff {field: {sheet, platform}}, reason
+
+Other keys are tolerated and appear in the JSON only.
+
+Every file is written to a temporary file in the target folder and then
+renamed over the target, so a crash never leaves a half-written report that
+looks complete. Files that hold sheet values are safe to open in a
+spreadsheet program: a value starting with ``= + - @`` never becomes a formula.
+Writing fails only with ``ReportError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import html
+import io
+import json
+import os
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import openpyxl
+from openpyxl.cell.cell import Cell, MergedCell
+from openpyxl.comments import Comment
+from openpyxl.styles import Font, PatternFill
+from openpyxl.utils import column_index_from_string, get_column_letter
+from openpyxl.utils.cell import coordinate_from_string
+from openpyxl.workbook import Workbook
+from openpyxl.worksheet.worksheet import Worksheet
+
+__all__ = [
+    "REPORT_SUFFIXES",
+    "ReportError",
+    "Table",
+    "check_report_paths",
+    "render_console",
+    "write_report",
+]
+
+REPORT_SUFFIXES = (".json", ".html", ".xlsx", ".csv")
+_SUFFIX_HINT = "use .json, .html, .xlsx or .csv"
+
+
+class ReportError(Exception):
+    """A report file cannot be written (format, folder, or the disk said no)."""
+
+
+class Table(Protocol):
+    """One tab as the reader saw it; ``provisioner.sheets.Table`` fits.
+
+    ``columns`` holds the column letter of each header (``"C"``), ``rows`` the
+    cell texts of each data row in the same order, ``row_numbers`` the row
+    numbers as Excel shows them.
+    """
+
+    @property
+    def sheet(self) -> str: ...
+    @property
+    def header_row(self) -> int: ...
+    @property
+    def headers(self) -> Sequence[str]: ...
+    @property
+    def columns(self) -> Sequence[str]: ...
+    @property
+    def row_numbers(self) -> Sequence[int]: ...
+    @property
+    def rows(self) -> Sequence[Sequence[str | None]]: ...
+
+
+Report = Mapping[str, Any]
+
+# One colour tone per row action or status, shared by the HTML and xlsx reports.
+_TONES = {
+    "create": "good",
+    "created": "good",
+    "queue": "good",
+    "queued": "good",
+    "valid": "good",
+    "exists": "neutral",
+    "skipped": "neutral",
+    "unknown": "neutral",
+    "differs": "warn",
+    "blocked": "bad",
+    "failed": "bad",
+    "invalid": "bad",
+}
+# Rows worth a line on the console even without a problem of their own.
+_NOTABLE = {"differs", "blocked", "failed"}
+
+
+# --- checking paths before any work
+
+
+def check_report_paths(paths: Sequence[Path], *, source: Path | None = None) -> None:
+    """Refuse report paths that could not be written, before any work starts.
+
+    ``source`` is the input sheet: a report never overwrites it.
+    """
+    for path in paths:
+        suffix = path.suffix.lower()
+        if not suffix:
+            raise ReportError(f"report {path} has no format suffix: {_SUFFIX_HINT}")
+        if suffix not in REPORT_SUFFIXES:
+            raise ReportError(f"report format {suffix} is not supported: {_SUFFIX_HINT}")
+        folder = path.parent
+        if not folder.is_dir():
+            raise ReportError(
+                f"folder {folder} for report {path.name} does not exist: create it first"
+            )
+        if path.is_dir():
+            raise ReportError(f"report {path} is a folder: give a file name")
+        if not os.access(folder, os.W_OK):
+            raise ReportError(f"cannot write report {path.name}: folder {folder} is not writable")
+        if source is not None and path.resolve() == source.resolve():
+            raise ReportError(
+                f"report {path} would overwrite the sheet {source.name}: choose another file name"
+            )
+
+
+# --- shared helpers
+
+
+def _rows(report: Report) -> list[Mapping[str, Any]]:
+    return list(report.get("rows") or [])
+
+
+def _row_problems(row: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [*(row.get("errors") or []), *(row.get("warnings") or [])]
+
+
+def _state(row: Mapping[str, Any]) -> str:
+    """The row's plan action or validate/apply status."""
+    return str(row.get("action") or row.get("status") or "")
+
+
+def _state_name(report: Report) -> str:
+    return "action" if report.get("command") == "plan" else "status"
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _shown(value: Any) -> str:
+    """A sheet or platform value in quotes; lists and objects as JSON."""
+    if isinstance(value, str):
+        return f"'{value}'"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _warning_count(report: Report) -> int:
+    problems = [*(report.get("problems") or [])]
+    for row in _rows(report):
+        problems.extend(_row_problems(row))
+    return sum(1 for problem in problems if problem.get("severity") == "warning")
+
+
+def _summary(report: Report) -> str:
+    """``51 rows: 48 valid, 3 invalid, 2 warnings`` / ``create 400 · exists 180 · ...``."""
+    totals: Mapping[str, Any] = report.get("totals") or {}
+    warnings = _warning_count(report)
+    if report.get("command") == "validate":
+        parts = [f"{count} {name}" for name, count in totals.items()]
+        if warnings:
+            parts.append(_plural(warnings, "warning"))
+        return f"{_plural(len(_rows(report)), 'row')}: " + ", ".join(parts)
+    parts = [f"{name} {count}" for name, count in totals.items()]
+    if warnings:
+        parts.append(_plural(warnings, "warning"))
+    return " · ".join(parts)
+
+
+def _problem_text(problem: Mapping[str, Any], *, in_row: bool) -> str:
+    """``C14 serial: '3.52656E+14': <message>``; outside a row the sheet leads."""
+    where = [] if in_row else [_text(problem.get("sheet"))]
+    if problem.get("cell"):
+        where.append(_text(problem["cell"]))
+    elif problem.get("row") is not None and not in_row:
+        where.append(f"row {problem['row']}")
+    if problem.get("column"):
+        where.append(_text(problem["column"]))
+    text = " ".join(part for part in where if part)
+    if problem.get("value") not in (None, ""):
+        text += f": {_shown(problem['value'])}"
+    message = _text(problem.get("message"))
+    return f"{text}: {message}" if text else message
+
+
+def _row_title(row: Mapping[str, Any]) -> str:
+    """``Devices row 14 (key 1337)``."""
+    title = f"{_text(row.get('sheet'))} row {_text(row.get('row'))}"
+    if row.get("key") not in (None, ""):
+        title += f" (key {row['key']})"
+    return title
+
+
+def _diff_lines(row: Mapping[str, Any]) -> list[str]:
+    diff: Mapping[str, Any] = row.get("diff") or {}
+    return [
+        f"{field}: sheet {_shown(sides.get('sheet'))}, platform {_shown(sides.get('platform'))}"
+        for field, sides in diff.items()
+    ]
+
+
+def _row_note(row: Mapping[str, Any]) -> str:
+    """Why a blocked or failed row did not go through."""
+    return _text(row.get("reason") or row.get("message"))
+
+
+# --- console
+
+
+_RED, _YELLOW, _RESET = "\x1b[31m", "\x1b[33m", "\x1b[0m"
+
+
+def _printable(text: str) -> str:
+    """Show control characters from a sheet as escapes: a cell must not drive the terminal."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def render_console(report: Report, *, limit: int = 20, color: bool = False) -> str:
+    """The report as plain text for a terminal: summary, file problems, rows with problems."""
+
+    def paint(text: str, severity: Any) -> str:
+        if not color:
+            return text
+        return f"{_RED if severity == 'error' else _YELLOW}{text}{_RESET}"
+
+    def problem_lines(problem: Mapping[str, Any], indent: str, *, in_row: bool) -> list[str]:
+        severity = problem.get("severity")
+        label = "warning: " if severity == "warning" else ""
+        text = _printable(label + _problem_text(problem, in_row=in_row))
+        lines = [indent + paint(text, severity)]
+        if problem.get("fix"):
+            lines.append(f"{indent}  fix: {_printable(_text(problem['fix']))}")
+        return lines
+
+    lines = [_summary(report)]
+    for problem in report.get("problems") or []:
+        lines.extend(problem_lines(problem, "", in_row=False))
+
+    shown = [row for row in _rows(report) if _row_problems(row) or _state(row) in _NOTABLE]
+    for row in shown[: max(limit, 0)]:
+        state = _state(row)
+        title = _row_title(row)
+        if report.get("command") != "validate" and state:
+            title += f": {state}"
+        lines.append(_printable(title))
+        for problem in _row_problems(row):
+            lines.extend(problem_lines(problem, "  ", in_row=True))
+        if state == "differs":
+            lines.extend(f"  {_printable(line)}" for line in _diff_lines(row))
+        elif state in ("blocked", "failed") and not row.get("errors") and _row_note(row):
+            lines.append(f"  {_printable(_row_note(row))}")
+    hidden = len(shown) - max(limit, 0)
+    if hidden > 0:
+        lines.append(
+            f"... and {hidden} more {'row' if hidden == 1 else 'rows'} with problems: see --report"
+        )
+    return "\n".join(lines)
+
+
+# --- writing files
+
+
+def write_report(
+    report: Report,
+    path: Path,
+    *,
+    source: Path | None = None,
+    tables: Mapping[str, Table] | None = None,
+) -> None:
+    """Write the report in the format its suffix names.
+
+    ``source`` (the input sheet) and ``tables`` (the tabs as read) serve the
+    xlsx report only: an .xlsx/.xlsm source is copied with the findings on it,
+    any other source is rebuilt from ``tables`` at the same cell references.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        data = (json.dumps(report, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    elif suffix == ".csv":
+        data = _csv(report).encode("utf-8-sig")
+    elif suffix == ".html":
+        data = _html(report).encode("utf-8")
+    elif suffix == ".xlsx":
+        data = _xlsx(report, source, tables)
+    else:
+        raise ReportError(f"report format {suffix or '(none)'} is not supported: {_SUFFIX_HINT}")
+    _replace(path, data)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write beside the target, then rename over it: the target is whole or untouched."""
+    # Not mkstemp: its mode 0600 would make a shared report unreadable to the team;
+    # os.open with 0666 lets the umask decide, as for any file the user writes.
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+    except OSError as exc:
+        raise ReportError(f"could not write report {path}: {exc.strerror or exc}") from exc
+
+
+# --- CSV
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell_safe(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula gets a leading quote."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _csv(report: Report) -> str:
+    """One line per problem, and one line for each row without any."""
+    with_platform = report.get("command") in ("plan", "apply")
+    header = ["sheet", "row", "key", _state_name(report), "message"]
+    header += ["platform_id"] if with_platform else []
+    header += ["severity", "cell", "column", "value", "problem", "fix"]
+
+    def problem_fields(problem: Mapping[str, Any] | None) -> list[Any]:
+        if problem is None:
+            return ["", "", "", "", "", ""]
+        keys = ("severity", "cell", "column", "value", "message", "fix")
+        return [problem.get(key) for key in keys]
+
+    lines: list[list[Any]] = []
+    for problem in report.get("problems") or []:
+        start = [problem.get("sheet"), problem.get("row"), "", "", ""]
+        lines.append(start + ([""] if with_platform else []) + problem_fields(problem))
+    for row in _rows(report):
+        start = [row.get("sheet"), row.get("row"), row.get("key"), _state(row), row.get("message")]
+        start += [row.get("platform_id")] if with_platform else []
+        problems: list[Mapping[str, Any] | None] = [*_row_problems(row)]
+        for problem in problems or [None]:
+            lines.append(start + problem_fields(problem))
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    for line in lines:
+        writer.writerow(["" if value is None else _cell_safe(value) for value in line])
+    return buffer.getvalue()
+
+
+# --- HTML
+
+
+def _esc(value: Any) -> str:
+    # The colon as an entity keeps every address in the data from reading as a
+    # link to copy or follow in the file's source; the browser shows it unchanged.
+    return html.escape(_text(value), quote=True).replace("://", "&#58;//")
+
+
+_CSS = """
+:root { font-family: system-ui, sans-serif; color: #1b1b1b; background: #fff; }
+body { margin: 0 auto; padding: 1rem; max-width: 80rem; line-height: 1.4; }
+h1 { font-size: 1.4rem; margin: 0 0 .3rem; word-break: break-word; }
+h2 { font-size: 1.1rem; margin: 1.2rem 0 .4rem; }
+.meta, .summary { margin: .2rem 0; color: #444; }
+.verdict-ok, .verdict-attention { font-weight: bold; }
+.verdict-ok { color: #1d6b2a; } .verdict-attention { color: #a51d1d; }
+.filters { display: flex; flex-wrap: wrap; gap: .4rem; margin: .8rem 0; }
+.filters button, th button { font: inherit; cursor: pointer; }
+.filters button { border: 1px solid #999; border-radius: 1rem; background: #f4f4f4; padding: .2rem .8rem; }
+.filters button[aria-pressed="true"] { background: #1b1b1b; color: #fff; }
+table.rows { border-collapse: collapse; width: 100%; }
+table.rows th, table.rows td { border-bottom: 1px solid #ddd; padding: .35rem .5rem; text-align: left; vertical-align: top; }
+th button { border: 0; background: none; font-weight: bold; padding: 0; }
+th[aria-sort="ascending"] button::after { content: " \\25B2"; }
+th[aria-sort="descending"] button::after { content: " \\25BC"; }
+.state { display: inline-block; border-radius: .3rem; padding: 0 .4rem; background: #eee; }
+.good { background: #c6efce; } .neutral { background: #e7e6e6; }
+.warn { background: #ffeb9c; } .bad { background: #ffc7ce; }
+ul.problems { margin: 0; padding-left: 1.1rem; }
+li.error { color: #a51d1d; } li.warning { color: #7a5a00; }
+li small { display: block; color: #444; }
+table.diff { border-collapse: collapse; margin-top: .3rem; font-size: .9em; }
+table.diff th, table.diff td { border: 1px solid #ddd; padding: .1rem .4rem; }
+.reason { margin: .2rem 0 0; }
+@media (max-width: 700px) {
+  table.rows thead tr { display: flex; flex-wrap: wrap; gap: .6rem; }
+  table.rows thead th { border: 0; padding: 0; }
+  table.rows, table.rows tbody, table.rows tr, table.rows td { display: block; }
+  table.rows tbody tr { border: 1px solid #ccc; border-radius: .4rem; margin: .6rem 0; padding: .3rem; }
+  table.rows td { border: 0; padding: .15rem .3rem; }
+  table.rows td::before { content: attr(data-label) ": "; font-weight: bold; }
+}
+"""
+
+_JS = """
+(function () {
+  var table = document.getElementById("rows");
+  if (!table) { return; }
+  var body = table.tBodies[0];
+  var heads = Array.prototype.slice.call(table.tHead.rows[0].cells);
+  heads.forEach(function (th, index) {
+    th.querySelector("button").addEventListener("click", function () {
+      var ascending = th.getAttribute("aria-sort") !== "ascending";
+      heads.forEach(function (other) { other.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[index].textContent, y = b.cells[index].textContent;
+        var order = x.localeCompare(y, undefined, {numeric: true, sensitivity: "base"});
+        return ascending ? order : -order;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+  var buttons = Array.prototype.slice.call(document.querySelectorAll("button[data-filter]"));
+  buttons.forEach(function (button) {
+    button.addEventListener("click", function () {
+      var wanted = button.getAttribute("data-filter");
+      buttons.forEach(function (other) {
+        other.setAttribute("aria-pressed", other === button ? "true" : "false");
+      });
+      Array.prototype.forEach.call(body.rows, function (row) {
+        var match = wanted === "" ||
+          (wanted === "!problems" ? row.getAttribute("data-problems") === "1"
+                                  : row.getAttribute("data-state") === wanted);
+        row.hidden = !match;
+      });
+    });
+  });
+})();
+"""
+
+
+def _sha256(text: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode()
+
+
+# Only the page's own style and script may run: even a value that slipped past
+# escaping could neither execute nor load anything from elsewhere.
+_CSP = f"default-src 'none'; style-src '{_sha256(_CSS)}'; script-src '{_sha256(_JS)}'"
+
+
+def _html_problem(problem: Mapping[str, Any], *, in_row: bool) -> str:
+    severity = "warning" if problem.get("severity") == "warning" else "error"
+    label = "warning: " if severity == "warning" else ""
+    item = f'<li class="{severity}">{_esc(label + _problem_text(problem, in_row=in_row))}'
+    if problem.get("fix"):
+        item += f"<small>fix: {_esc(problem['fix'])}</small>"
+    return item + "</li>"
+
+
+def _html_row(row: Mapping[str, Any], state_label: str) -> str:
+    state = _state(row)
+    problems = _row_problems(row)
+    details = ""
+    if problems:
+        items = "".join(_html_problem(problem, in_row=True) for problem in problems)
+        details += f'<ul class="problems">{items}</ul>'
+    diff: Mapping[str, Any] = row.get("diff") or {}
+    if diff:
+        lines = "".join(
+            f"<tr><td>{_esc(field)}</td><td>{_esc(_shown(sides.get('sheet')))}</td>"
+            f"<td>{_esc(_shown(sides.get('platform')))}</td></tr>"
+            for field, sides in diff.items()
+        )
+        details += (
+            '<table class="diff"><tr><th>field</th><th>sheet</th><th>platform</th></tr>'
+            f"{lines}</table>"
+        )
+    if row.get("reason"):
+        details += f'<p class="reason">{_esc(row["reason"])}</p>'
+    tone = _TONES.get(state, "")
+    cells = [
+        ("Sheet", _esc(row.get("sheet"))),
+        ("Row", _esc(row.get("row"))),
+        ("Key", _esc(row.get("key"))),
+        (state_label, f'<span class="state {tone}">{_esc(state)}</span>'),
+        ("Message", _esc(row.get("message"))),
+        ("Problems", details),
+    ]
+    tds = "".join(f'<td data-label="{label}">{content}</td>' for label, content in cells)
+    flag = "1" if problems or state in _NOTABLE else "0"
+    return f'<tr data-state="{_esc(state)}" data-problems="{flag}">{tds}</tr>'
+
+
+def _html(report: Report) -> str:
+    command, source = _text(report.get("command")), _text(report.get("source"))
+    rows = _rows(report)
+    state_label = _state_name(report).capitalize()
+    meta = [f"template {report['template']}"] if report.get("template") else []
+    meta += [f"made {report['made_at']}"] if report.get("made_at") else []
+    meta += [f"platform {report['platform']}"] if report.get("platform") else []
+    verdict = (
+        '<p class="verdict-ok">All good.</p>'
+        if report.get("ok")
+        else '<p class="verdict-attention">Some rows need attention.</p>'
+    )
+
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>provisioner {_esc(command)}: {_esc(source)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>provisioner {_esc(command)}: {_esc(source)}</h1>",
+        f'<p class="meta">{_esc(" · ".join(meta))}</p>' if meta else "",
+        f'<p class="summary">{_esc(_summary(report))}</p>',
+        verdict,
+    ]
+    file_problems = report.get("problems") or []
+    if file_problems:
+        items = "".join(_html_problem(problem, in_row=False) for problem in file_problems)
+        parts.append(f'<h2>Problems with the file</h2><ul class="problems">{items}</ul>')
+
+    totals: Mapping[str, Any] = report.get("totals") or {}
+    states = [*totals, *sorted({_state(row) for row in rows} - set(totals) - {""})]
+    notable = sum(1 for row in rows if _row_problems(row) or _state(row) in _NOTABLE)
+    buttons = [
+        f'<button type="button" data-filter="" aria-pressed="true">all ({len(rows)})</button>'
+    ]
+    buttons.append(
+        f'<button type="button" data-filter="!problems" aria-pressed="false">with problems ({notable})</button>'
+    )
+    for state in states:
+        count = totals.get(state, sum(1 for row in rows if _state(row) == state))
+        buttons.append(
+            f'<button type="button" data-filter="{_esc(state)}" aria-pressed="false">'
+            f"{_esc(state)} ({_esc(count)})</button>"
+        )
+    parts.append(
+        f'<h2>Rows</h2><div class="filters" role="group" aria-label="Show rows">{"".join(buttons)}</div>'
+    )
+
+    heads = "".join(
+        f'<th scope="col"><button type="button">{label}</button></th>'
+        for label in ("Sheet", "Row", "Key", state_label, "Message", "Problems")
+    )
+    body = "".join(_html_row(row, state_label) for row in rows)
+    parts.append(
+        f'<table class="rows" id="rows"><thead><tr>{heads}</tr></thead><tbody>{body}</tbody></table>'
+    )
+    parts.append(f"<script>{_JS}</script></body></html>\n")
+    return "\n".join(part for part in parts if part)
+
+
+# --- xlsx
+
+
+_ERROR_FILL = PatternFill(fill_type="solid", fgColor="FFC7CE")
+_WARNING_FILL = PatternFill(fill_type="solid", fgColor="FFEB9C")
+_TONE_FILLS = {
+    "good": PatternFill(fill_type="solid", fgColor="C6EFCE"),
+    "neutral": PatternFill(fill_type="solid", fgColor="E7E6E6"),
+    "warn": _WARNING_FILL,
+    "bad": _ERROR_FILL,
+}
+_BOLD = Font(bold=True)
+# Characters XML 1.0 cannot hold; openpyxl refuses them.
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_PASSWORD_WORDS = ("password", "passwort", "kennwort")
+_USER_TABS = ("users", "benutzer")
+_AUTHOR = "provisioner"
+_NOTES = "\n\n[provisioner]\n"
+
+
+def _clean(text: str) -> str:
+    return _ILLEGAL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+def _put(cell: Cell | MergedCell, value: Any) -> None:
+    """Store a value; text always stays text (openpyxl makes "=..." a formula).
+
+    A cell hidden inside a merged range cannot hold a value and is left alone.
+    """
+    if isinstance(cell, MergedCell):
+        return
+    if isinstance(value, str):
+        cell.value = _clean(value)
+        cell.data_type = "s"
+    else:
+        cell.value = value
+
+
+def _xlsx(report: Report, source: Path | None, tables: Mapping[str, Table] | None) -> bytes:
+    workbook, tabs = _workbook(source, tables)
+    rows = _rows(report)
+    header_rows = {name: _header_row(tab, name, rows, tables) for name, tab in tabs.items()}
+
+    user_tabs = {_text(row.get("sheet")) for row in rows if row.get("kind") == "user"}
+    for name, tab in tabs.items():
+        if name in user_tabs or name.casefold() in _USER_TABS:
+            _blank_passwords(tab, header_rows[name])
+
+    _mark_problems(report, tabs)
+    if report.get("command") in ("plan", "apply"):
+        _add_outcome_columns(report, tabs, header_rows)
+    _add_errors_tab(report, workbook)
+
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def _workbook(
+    source: Path | None, tables: Mapping[str, Table] | None
+) -> tuple[Workbook, dict[str, Worksheet]]:
+    """The installer's workbook as a copy, else one rebuilt from the tables as read."""
+    if source is not None and source.suffix.lower() in (".xlsx", ".xlsm"):
+        try:
+            # Cached values, not formulas: the copy holds what the tool read,
+            # and no formula from a foreign sheet runs when it is opened.
+            workbook = openpyxl.load_workbook(source, data_only=True)
+        except Exception as exc:  # openpyxl fails in many ways on odd files
+            if not tables:
+                raise ReportError(f"could not copy {source.name} into the report: {exc}") from exc
+        else:
+            return workbook, {tab.title: tab for tab in workbook.worksheets}
+
+    workbook = openpyxl.Workbook()
+    workbook.remove(workbook.worksheets[0])
+    tabs: dict[str, Worksheet] = {}
+    for name, table in (tables or {}).items():
+        tab = workbook.create_sheet(_tab_title(name, workbook))
+        letters = [column_index_from_string(letter) for letter in table.columns]
+        for column, header in zip(letters, table.headers, strict=False):
+            _put(tab.cell(table.header_row, column), header)
+        for number, values in zip(table.row_numbers, table.rows, strict=False):
+            for column, value in zip(letters, values, strict=False):
+                if value not in (None, ""):
+                    _put(tab.cell(number, column), value)
+        tabs[name] = tabs[table.sheet] = tab
+    return workbook, tabs
+
+
+def _tab_title(name: str, workbook: Workbook) -> str:
+    """A tab name Excel accepts: no []:*?/\\, at most 31 characters, not taken."""
+    title = (re.sub(r"[\[\]:*?/\\]", "_", name) or "Sheet")[:31]
+    taken = {tab.title.casefold() for tab in workbook.worksheets}
+    number = 2
+    base = title
+    while title.casefold() in taken:
+        title = f"{base[: 31 - len(str(number)) - 1]} {number}"
+        number += 1
+    return title
+
+
+def _header_row(
+    tab: Worksheet,
+    name: str,
+    rows: Sequence[Mapping[str, Any]],
+    tables: Mapping[str, Table] | None,
+) -> int | None:
+    """The header row: from the table as read, else the fullest row above the first data row."""
+    table = (tables or {}).get(name)
+    if table is not None:
+        return table.header_row
+    numbers = [int(row["row"]) for row in rows if row.get("sheet") == name and row.get("row")]
+    last = min(numbers) - 1 if numbers else min(tab.max_row, 1)
+    if last < 1:
+        return None
+    best, best_count = None, 0
+    for number, values in enumerate(tab.iter_rows(max_row=last, values_only=True), start=1):
+        count = sum(1 for value in values if value not in (None, ""))
+        # Title lines above the header hold fewer cells; on a tie the later row wins.
+        if count and count >= best_count:
+            best, best_count = number, count
+    return best
+
+
+def _is_password_header(value: Any) -> bool:
+    text = re.sub(r"[^a-z]", "", _text(value).casefold())
+    return len(text) <= 30 and any(word in text for word in _PASSWORD_WORDS)
+
+
+def _blank_passwords(tab: Worksheet, header_row: int | None) -> None:
+    """Empty every password column below its header, so the file holds no password."""
+    if header_row is None:
+        return
+    for cell in tab[header_row]:
+        if _is_password_header(cell.value):
+            for (below,) in tab.iter_rows(
+                min_row=header_row + 1, min_col=cell.column, max_col=cell.column
+            ):
+                if not isinstance(below, MergedCell):
+                    below.value = None
+
+
+def _target(tab: Worksheet, reference: str) -> Cell | None:
+    """The cell at a reference such as ``C14``; inside a merged range, its top-left cell."""
+    try:
+        letter, number = coordinate_from_string(reference)
+    except ValueError:
+        return None
+    cell = tab.cell(number, column_index_from_string(letter))
+    if isinstance(cell, MergedCell):
+        for merged in tab.merged_cells.ranges:
+            if cell.coordinate in merged:
+                top_left = tab.cell(merged.min_row, merged.min_col)
+                return top_left if isinstance(top_left, Cell) else None
+        return None
+    return cell
+
+
+def _clear_old_marks(tab: Worksheet) -> None:
+    """Take off the marks of an earlier report, so a sheet fed back in shows only today's."""
+    marks = (_ERROR_FILL.fgColor.rgb, _WARNING_FILL.fgColor.rgb)
+    for line in tab.iter_rows():
+        for cell in line:
+            comment = cell.comment
+            if comment is None:
+                continue
+            if comment.author == _AUTHOR:
+                cell.comment = None
+            elif _NOTES in comment.text:
+                # The installer's own note stays; only what we added after it goes.
+                own = comment.text.split(_NOTES)[0]
+                cell.comment = Comment(own, comment.author, comment.height, comment.width)
+            else:
+                continue
+            if cell.fill.fill_type == "solid" and cell.fill.fgColor.rgb in marks:
+                cell.fill = PatternFill()
+
+
+def _mark_problems(report: Report, tabs: Mapping[str, Worksheet]) -> None:
+    """Fill each cell with a problem (red error, yellow warning) and comment on it."""
+    for tab in set(tabs.values()):
+        _clear_old_marks(tab)
+    at: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    problems = [*(report.get("problems") or [])]
+    for row in _rows(report):
+        problems.extend(_row_problems(row))
+    for problem in problems:
+        if problem.get("cell") and problem.get("sheet") in tabs:
+            at.setdefault((str(problem["sheet"]), str(problem["cell"])), []).append(problem)
+
+    for (sheet, reference), found in at.items():
+        cell = _target(tabs[sheet], reference)
+        if cell is None:
+            continue
+        errors = any(problem.get("severity") != "warning" for problem in found)
+        cell.fill = _ERROR_FILL if errors else _WARNING_FILL
+        text = _clean(
+            "\n\n".join(
+                f"{problem.get('severity') or 'error'}: {_text(problem.get('message'))}"
+                + (f"\nfix: {problem['fix']}" if problem.get("fix") else "")
+                for problem in found
+            )
+        )
+        author = _AUTHOR
+        if cell.comment is not None:  # the installer's own note comes first and stays theirs
+            text = cell.comment.text + _NOTES + text
+            author = cell.comment.author
+        lines = text.count("\n") + 1 + len(text) // 50
+        cell.comment = Comment(text, author, height=min(40 + 18 * lines, 600), width=320)
+
+
+def _add_outcome_columns(
+    report: Report, tabs: Mapping[str, Worksheet], header_rows: Mapping[str, int | None]
+) -> None:
+    """After the header's last column: Action (plan) or Status + Platform id (apply), then Message."""
+    plan = report.get("command") == "plan"
+    names = ["Action", "Message"] if plan else ["Status", "Platform id", "Message"]
+    columns: dict[str, dict[str, int]] = {}
+    for row in _rows(report):
+        sheet = _text(row.get("sheet"))
+        header_row = header_rows.get(sheet)
+        if sheet not in tabs or header_row is None or not row.get("row"):
+            continue
+        tab = tabs[sheet]
+        if sheet not in columns:
+            columns[sheet] = _outcome_columns(tab, header_row, names)
+        at = columns[sheet]
+        number = int(row["row"])
+        state = _state(row)
+        _put(tab.cell(number, at[names[0]]), state)
+        if state in _TONES:
+            tab.cell(number, at[names[0]]).fill = _TONE_FILLS[_TONES[state]]
+        if not plan:
+            _put(tab.cell(number, at["Platform id"]), row.get("platform_id"))
+        _put(tab.cell(number, at["Message"]), _text(row.get("message") or row.get("reason")))
+
+
+def _outcome_columns(tab: Worksheet, header_row: int, names: Sequence[str]) -> dict[str, int]:
+    """Column of each added header; a sheet fed back in keeps its columns from last time."""
+    existing: dict[str, int] = {}
+    last = 0
+    for cell in tab[header_row]:
+        if cell.value not in (None, ""):
+            existing.setdefault(_text(cell.value).strip().casefold(), cell.column)
+            last = cell.column
+    at: dict[str, int] = {}
+    for name in names:
+        if name.casefold() in existing:
+            at[name] = existing[name.casefold()]
+        else:
+            last += 1
+            at[name] = last
+            header = tab.cell(header_row, last)
+            _put(header, name)
+            header.font = _BOLD
+            tab.column_dimensions[get_column_letter(last)].width = 50 if name == "Message" else 14
+    return at
+
+
+_ERROR_COLUMNS = (
+    ("Sheet", 14),
+    ("Row", 7),
+    ("Key", 18),
+    ("Cell", 8),
+    ("Column", 18),
+    ("Severity", 10),
+    ("Value", 22),
+    ("Message", 60),
+    ("Fix", 60),
+)
+
+
+def _add_errors_tab(report: Report, workbook: Workbook) -> None:
+    """A tab listing every problem, header frozen, with an auto-filter."""
+    # A tab of that name in the source is the Errors tab of an earlier report,
+    # unless the report's rows come from it.
+    read = {row.get("sheet") for row in _rows(report)}
+    read |= {problem.get("sheet") for problem in report.get("problems") or []}
+    if "Errors" in workbook.sheetnames and "Errors" not in read:
+        workbook.remove(workbook["Errors"])
+    tab = workbook.create_sheet(_tab_title("Errors", workbook))
+    for column, (name, width) in enumerate(_ERROR_COLUMNS, start=1):
+        _put(tab.cell(1, column), name)
+        tab.cell(1, column).font = _BOLD
+        tab.column_dimensions[get_column_letter(column)].width = width
+
+    listed: list[tuple[Any, Mapping[str, Any]]] = [
+        ("", problem) for problem in report.get("problems") or []
+    ]
+    for row in _rows(report):
+        listed.extend((row.get("key"), problem) for problem in _row_problems(row))
+    for number, (key, problem) in enumerate(listed, start=2):
+        values = [
+            _text(problem.get("sheet")),
+            problem.get("row"),
+            _text(key),
+            _text(problem.get("cell")),
+            _text(problem.get("column")),
+            _text(problem.get("severity")),
+            _text(problem.get("value")),
+            _text(problem.get("message")),
+            _text(problem.get("fix")),
+        ]
+        for column, value in enumerate(values, start=1):
+            _put(tab.cell(number, column), value)
+    tab.freeze_panes = "A2"
+    tab.auto_filter.ref = f"A1:{get_column_letter(len(_ERROR_COLUMNS))}{len(listed) + 1}"
