@@ -4,19 +4,94 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
 
 import click
 
 from provisioner import __version__
+from provisioner.blank_sheet import write_blank_workbook
+from provisioner.reports import (
+    REPORT_SUFFIXES,
+    ReportError,
+    check_report_paths,
+    render_console,
+    write_report,
+)
 from provisioner.sandbox import DEVICE_TYPES, MAX_PAGE_SIZE, ROLES, Sandbox, SandboxConfig
+from provisioner.sheets import SheetError, read_tables
+from provisioner.templates import SiteTemplate, TemplateError, list_templates, load_template
+from provisioner.validation import validate_sheet
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class InputError(click.ClickException):
+    """Unreadable input, unknown template, unusable report path: exit 2, no traceback."""
+
+    exit_code = 2
 
 
 @click.group()
 @click.version_option(__version__, prog_name="provisioner")
 def main() -> None:
     """Put whole sites of IoT devices onto the Lobaro IoT Platform from a spreadsheet."""
+
+
+# --- options shared by several commands (one definition each) ---------------------------
+
+
+def template_option(command: F) -> F:
+    return click.option(
+        "--template",
+        "-t",
+        "template_name",
+        default="default",
+        show_default=True,
+        metavar="NAME|FILE.toml",
+        help=f"Site template: how the sheet's columns map to the platform "
+        f"({', '.join(list_templates())}, or a .toml file).",
+    )(command)
+
+
+def report_option(command: F) -> F:
+    return click.option(
+        "--report",
+        "reports",
+        multiple=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        metavar="FILE",
+        help=f"Also write the result to FILE; the format follows the suffix "
+        f"({', '.join(REPORT_SUFFIXES)}). Repeatable.",
+    )(command)
+
+
+def _load_template(name: str) -> SiteTemplate:
+    try:
+        return load_template(name)
+    except TemplateError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _check_reports(reports: tuple[Path, ...], sheet: Path) -> None:
+    """Before any work: a bad report path must not cost the installer a whole run."""
+    try:
+        check_report_paths(list(reports), source=sheet)
+    except ReportError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _write_reports(
+    data: dict[str, Any], reports: tuple[Path, ...], sheet: Path, tables: Any
+) -> None:
+    for path in reports:
+        try:
+            write_report(data, path, source=sheet, tables=tables)
+        except ReportError as exc:
+            raise InputError(str(exc)) from None
+        click.echo(f"report written: {path}")
 
 
 def _parse_tokens(
@@ -159,3 +234,67 @@ def sandbox(
         click.echo("stopped")
     finally:
         server.stop()
+
+
+@main.command()
+@click.argument("sheet", type=click.Path(dir_okay=False, path_type=Path))
+@template_option
+@report_option
+@click.option(
+    "--show",
+    "limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many rows with problems to list on the console.",
+)
+@click.pass_context
+def validate(
+    ctx: click.Context, sheet: Path, template_name: str, reports: tuple[Path, ...], limit: int
+) -> None:
+    """Check every row of SHEET, cell by cell, without touching the platform.
+
+    Exit 0 when every row is valid, 1 when some are not, 2 when the sheet or the
+    template cannot be read.
+    """
+    template = _load_template(template_name)
+    _check_reports(reports, sheet)
+    try:
+        report = validate_sheet(sheet, template)
+    except SheetError as exc:
+        raise InputError(str(exc)) from None
+    data = report.to_dict()
+    click.echo(render_console(data, limit=limit, color=True))
+    # An .xlsx report copies the sheet's tabs; read them again only then.
+    wants_tables = any(path.suffix.lower() == ".xlsx" for path in reports)
+    tables = read_tables(sheet, report.records.tabs.values()) if wants_tables else None
+    _write_reports(data, reports, sheet, tables)
+    ctx.exit(0 if report.ok else 1)
+
+
+@main.command(name="template")
+@click.argument("name", metavar="NAME|FILE.toml")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE.xlsx",
+    help="Where to write the blank workbook.",
+)
+@click.option("--force", is_flag=True, help="Replace FILE.xlsx if it exists.")
+def template_command(name: str, out: Path, force: bool) -> None:
+    """Write a blank installer workbook for a site template.
+
+    Headers, identifier columns formatted as Text, dropdowns and an
+    Instructions tab. Built-in templates: see --template of validate.
+    """
+    template = _load_template(name)
+    if out.suffix.lower() != ".xlsx":
+        raise InputError(f"{out}: the blank workbook is an Excel file; name it *.xlsx")
+    if out.exists() and not force:
+        raise InputError(f"{out} exists already; choose another name or add --force to replace it")
+    try:
+        write_blank_workbook(template, out)
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    click.echo(f"blank workbook for template '{template.name}' written: {out}")
