@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -13,6 +15,8 @@ import click
 
 from provisioner import __version__
 from provisioner.blank_sheet import write_blank_workbook
+from provisioner.plan import LOOKUPS, make_plan
+from provisioner.platform import PlatformClient, PlatformError
 from provisioner.reports import (
     REPORT_SUFFIXES,
     ReportError,
@@ -66,6 +70,61 @@ def report_option(command: F) -> F:
         help=f"Also write the result to FILE; the format follows the suffix "
         f"({', '.join(REPORT_SUFFIXES)}). Repeatable.",
     )(command)
+
+
+class PlatformUnavailable(click.ClickException):
+    """The platform is unreachable or refuses the token before any change: exit 3."""
+
+    exit_code = 3
+
+
+def platform_options(command: F) -> F:
+    """--url, --token-file, --ca-bundle: everything needed to reach the platform."""
+    command = click.option(
+        "--ca-bundle",
+        type=click.Path(exists=True, dir_okay=False),
+        help="Trust this CA bundle (PEM) too, for a platform behind a private CA.",
+    )(command)
+    command = click.option(
+        "--token-file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Read the API token from this file (else PROVISIONER_TOKEN, else a hidden prompt).",
+    )(command)
+    return click.option(
+        "--url",
+        envvar="PROVISIONER_URL",
+        metavar="URL",
+        help="The platform's base URL, e.g. https://platform.lobaro.com [env: PROVISIONER_URL].",
+    )(command)
+
+
+def _token(token_file: Path | None) -> str:
+    """The token, from the environment, a file or a hidden prompt: never an option value."""
+    if token_file is not None:
+        token = token_file.read_text(encoding="utf-8").strip()
+        if not token:
+            raise InputError(f"{token_file} is empty: put the API token in it")
+        return token
+    token = os.environ.get("PROVISIONER_TOKEN", "").strip()
+    if token:
+        return token
+    if sys.stdin.isatty():
+        token = str(click.prompt("API token (input hidden)", hide_input=True)).strip()
+        if token:
+            return token
+    raise InputError(
+        "no API token: set PROVISIONER_TOKEN or use --token-file FILE "
+        "(create a token in the platform UI under Integrations -> REST)"
+    )
+
+
+def _client(url: str | None, token_file: Path | None, ca_bundle: str | None) -> PlatformClient:
+    if not url:
+        raise InputError("no platform URL: use --url URL or set PROVISIONER_URL")
+    try:
+        return PlatformClient(url, _token(token_file), ca_bundle=ca_bundle)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _load_template(name: str) -> SiteTemplate:
@@ -298,3 +357,74 @@ def template_command(name: str, out: Path, force: bool) -> None:
     except OSError as exc:
         raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
     click.echo(f"blank workbook for template '{template.name}' written: {out}")
+
+
+@main.command()
+@click.argument("sheet", type=click.Path(dir_okay=False, path_type=Path))
+@template_option
+@platform_options
+@click.option(
+    "--lookup",
+    type=click.Choice(LOOKUPS),
+    default="auto",
+    show_default=True,
+    help="How to find the devices already on the platform: one query per key, a scan of "
+    "all devices, the site tag, or the cheapest of these by the sheet's size.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PLAN.json",
+    help="Save the plan, for `apply --plan`.",
+)
+@report_option
+@click.option(
+    "--show",
+    "limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many rows that need attention to list on the console.",
+)
+@click.pass_context
+def plan(
+    ctx: click.Context,
+    sheet: Path,
+    template_name: str,
+    url: str | None,
+    token_file: Path | None,
+    ca_bundle: str | None,
+    lookup: str,
+    out: Path | None,
+    reports: tuple[Path, ...],
+    limit: int,
+) -> None:
+    """Show what apply would do with SHEET on the platform, without writing anything.
+
+    Each row is create, exists, differs (with the fields that differ) or blocked
+    (with the reason). Exit 0 when nothing is blocked, 1 when something is, 2 for
+    unreadable input, 3 when the platform is unreachable or refuses the token.
+    """
+    template = _load_template(template_name)
+    _check_reports((*reports, *([out] if out else [])), sheet)
+    client = _client(url, token_file, ca_bundle)
+    try:
+        with client:
+            result = make_plan(sheet, template, client, lookup)
+    except (SheetError, ValueError) as exc:
+        raise InputError(str(exc)) from None
+    except PlatformError as exc:
+        raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None
+    data = result.to_dict()
+    click.echo(render_console(data, limit=limit, color=True))
+    stats = result.lookup
+    click.echo(
+        f"lookup: {stats.strategy}, {stats.requests} requests, {stats.seconds:.1f} s"
+        + (f" ({stats.why})" if stats.why else "")
+    )
+    wants_tables = any(path.suffix.lower() == ".xlsx" for path in reports)
+    tables = read_tables(sheet, result.validation.records.tabs.values()) if wants_tables else None
+    if out is not None:
+        _write_reports(data, (out,), sheet, None)
+    _write_reports(data, reports, sheet, tables)
+    ctx.exit(0 if result.ok else 1)

@@ -1,0 +1,548 @@
+"""Plan: what `apply` would do, row by row, without writing anything.
+
+Three steps, each a function with a plain result:
+
+1. ``look_up`` asks the platform for the devices (and users) that matter to the
+   sheet, by one of the lookup strategies, and returns a ``Snapshot``.
+2. ``diff`` is a pure function of (records, snapshot): one action per row.
+3. ``make_plan`` ties the two together with the sheet's validation.
+
+Comparison rules (what counts as "the same" when the sheet meets the platform):
+surrounding spaces never count; an addr made of hex digits compares without
+case (a DevEUI may be stored in lower or upper case); tags compare as a set
+(order and repeats do not count); numbers compare as numbers; initialConfig
+values compare as text ("600" equals 600); only the fields the sheet sets are
+compared (an empty cell says nothing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from provisioner.platform import (
+    MAX_PAGE_SIZE,
+    AuthError,
+    Filter,
+    NotFound,
+    PlatformClient,
+    f,
+    fa,
+)
+from provisioner.problems import Problem
+from provisioner.records import Record, SiteRecords
+from provisioner.templates import SiteTemplate
+from provisioner.validation import ValidationReport, validate_sheet
+
+LOOKUPS = ("auto", "per-key", "scan", "tag")
+# A page of 10000 devices costs about as much as this many single-device lookups
+# (measured against the sandbox: see benchmarks/plan_speed.py).
+PAGE_COST = 50
+LOOKUP_THREADS = 16
+HEX = re.compile(r"[0-9A-Fa-f]+")
+
+Device = dict[str, Any]
+
+
+def normal_addr(addr: Any) -> str:
+    text = str(addr or "").strip()
+    return text.upper() if HEX.fullmatch(text) else text
+
+
+def normal_key(match_key: str, value: Any) -> str:
+    return normal_addr(value) if match_key == "addr" else str(value or "").strip()
+
+
+# --- lookup ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Snapshot:
+    """The platform's devices (and users) that matter to the sheet."""
+
+    match_key: str
+    by_key: dict[str, list[Device]] = field(default_factory=dict)
+    by_addr: dict[str, list[Device]] = field(default_factory=dict)
+    users: dict[str, dict[str, Any]] | None = None  # None: the platform does not list users
+    users_note: str = ""
+
+    def add(self, device: Device) -> None:
+        """Index a device once, however many lookups found it."""
+        key = normal_key(self.match_key, device.get(self.match_key))
+        known = self.by_key.setdefault(key, [])
+        if all(d.get("id") != device.get("id") for d in known):
+            known.append(device)
+        if self.match_key != "addr":
+            addr = normal_addr(device.get("addr"))
+            same = self.by_addr.setdefault(addr, [])
+            if all(d.get("id") != device.get("id") for d in same):
+                same.append(device)
+
+
+@dataclass
+class LookupStats:
+    strategy: str  # what ran: per-key, scan, tag (+ per-key for the rest)
+    requests: int = 0
+    seconds: float = 0.0
+    devices_read: int = 0
+    why: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+            "devices_read": self.devices_read,
+            "why": self.why,
+        }
+
+
+def look_up(
+    client: PlatformClient,
+    site: SiteRecords,
+    template: SiteTemplate,
+    strategy: str = "auto",
+    *,
+    threads: int = LOOKUP_THREADS,
+) -> tuple[Snapshot, LookupStats]:
+    """Find the platform devices for the sheet's keys (and addrs), by ``strategy``."""
+    if strategy not in LOOKUPS:
+        raise ValueError(f"lookup must be one of {', '.join(LOOKUPS)}")
+    match_key = template.match_key
+    snapshot = Snapshot(match_key)
+    keys = sorted({normal_key(match_key, r.key) for r in site.devices if r.valid and r.key})
+    addrs: list[str] = []
+    if match_key != "addr":
+        addrs = sorted(
+            {normal_addr(r.body["addr"]) for r in site.devices if r.valid and r.body.get("addr")}
+        )
+    started = time.perf_counter()
+    before = client.requests_sent
+    stats = LookupStats(strategy)
+    lookups = _Lookups(client, snapshot, stats, threads)
+
+    if strategy == "scan":
+        lookups.scan(keys, addrs)
+    elif strategy == "per-key":
+        lookups.per_key(match_key, keys, addrs)
+    elif strategy == "tag":
+        if not template.site_tag:
+            raise ValueError("the tag lookup needs a site template with a site_tag")
+        lookups.tag(template.site_tag, match_key, keys, addrs)
+    else:
+        _auto(lookups, template, keys, addrs, stats)
+    snapshot.users, snapshot.users_note = _users(client) if site.users else (None, "")
+    stats.requests = client.requests_sent - before
+    stats.seconds = time.perf_counter() - started
+    return snapshot, stats
+
+
+class _Lookups:
+    """The lookup moves, each filling the snapshot."""
+
+    def __init__(
+        self, client: PlatformClient, snapshot: Snapshot, stats: LookupStats, threads: int
+    ) -> None:
+        self.client = client
+        self.snapshot = snapshot
+        self.stats = stats
+        self.threads = threads
+
+    def _keep(self, devices: Iterable[Device], keys: set[str], addrs: set[str]) -> None:
+        match_key = self.snapshot.match_key
+        for device in devices:
+            self.stats.devices_read += 1
+            if normal_key(match_key, device.get(match_key)) in keys or (
+                addrs and normal_addr(device.get("addr")) in addrs
+            ):
+                self.snapshot.add(device)
+
+    def scan(self, keys: list[str], addrs: list[str], first: list[Device] | None = None) -> None:
+        """Every device on the platform, a page of 10000 at a time."""
+        wanted, wanted_addrs = set(keys), set(addrs)
+        if first is not None:
+            self._keep(first, wanted, wanted_addrs)
+            if len(first) < MAX_PAGE_SIZE:
+                return
+            pages = self._pages_from(len(first))
+        else:
+            pages = self.client.iter_device_pages()
+        for page in pages:
+            self._keep(page, wanted, wanted_addrs)
+
+    def _pages_from(self, offset: int) -> Iterable[list[Device]]:
+        while True:
+            page = self.client.list_devices_page(limit=MAX_PAGE_SIZE, offset=offset)
+            if page:
+                yield page
+            if len(page) < MAX_PAGE_SIZE:
+                return
+            offset += len(page)
+
+    def per_key(self, match_key: str, keys: Iterable[str], addrs: Iterable[str]) -> None:
+        """One filter query per key (and per addr), several at once."""
+        queries = [[f(match_key, "eq", k)] for k in keys] + [[f("addr", "eq", a)] for a in addrs]
+        self._run(queries)
+
+    def _run(self, queries: list[list[Filter]]) -> None:
+        if not queries:
+            return
+        with ThreadPoolExecutor(max_workers=self.threads) as pool:
+            for devices in pool.map(self.client.list_devices, queries):
+                self.stats.devices_read += len(devices)
+                for device in devices:
+                    self.snapshot.add(device)
+
+    def tag(self, site_tag: str, match_key: str, keys: list[str], addrs: list[str]) -> None:
+        """The site's tagged devices, then per key for the keys not found there."""
+        for page in self.client.iter_device_pages([fa("tags", "contains", [site_tag])]):
+            self._keep(page, set(keys), set(addrs))
+        rest_keys, rest_addrs = self.missing(keys, addrs)
+        self.per_key(match_key, rest_keys, rest_addrs)
+
+    def missing(self, keys: list[str], addrs: list[str]) -> tuple[list[str], list[str]]:
+        return (
+            [k for k in keys if k not in self.snapshot.by_key],
+            [a for a in addrs if a not in self.snapshot.by_addr],
+        )
+
+    def platform_pages(self) -> int:
+        """An upper bound on the pages of a full scan, from a few one-device probes."""
+        pages = 1
+        while self.client.list_devices_page(limit=1, offset=pages * MAX_PAGE_SIZE):
+            pages *= 2
+        return pages
+
+
+def _auto(
+    lookups: _Lookups,
+    template: SiteTemplate,
+    keys: list[str],
+    addrs: list[str],
+    stats: LookupStats,
+) -> None:
+    """Pick the cheapest way by the sheet's size and what the first page shows."""
+    wanted = len(keys) + len(addrs)
+    if wanted == 0:
+        stats.strategy, stats.why = "none", "no valid rows to look up"
+        return
+    if wanted <= PAGE_COST:
+        stats.strategy = "per-key"
+        stats.why = f"{wanted} lookups cost less than one page of {MAX_PAGE_SIZE}"
+        lookups.per_key(template.match_key, keys, addrs)
+        return
+    if template.site_tag:
+        lookups.tag(template.site_tag, template.match_key, [], [])  # tagged devices only
+        rest_keys, rest_addrs = lookups.missing(keys, addrs)
+        rest = len(rest_keys) + len(rest_addrs)
+        if rest <= PAGE_COST:
+            stats.strategy = "tag"
+            stats.why = f"the site tag found all but {rest} of {wanted} keys"
+            lookups.per_key(template.match_key, rest_keys, rest_addrs)
+            return
+        keys, addrs = rest_keys, rest_addrs
+        wanted = rest
+    first = lookups.client.list_devices_page(limit=MAX_PAGE_SIZE, offset=0)
+    if len(first) < MAX_PAGE_SIZE:
+        stats.strategy = "scan"
+        stats.why = f"the platform holds {len(first)} devices: one page"
+        lookups.scan(keys, addrs, first)
+        return
+    pages = lookups.platform_pages()
+    if wanted <= PAGE_COST * pages:
+        stats.strategy = "per-key"
+        stats.why = f"{wanted} lookups cost less than scanning up to {pages} pages"
+        lookups.per_key(template.match_key, keys, addrs)
+    else:
+        stats.strategy = "scan"
+        stats.why = f"{wanted} lookups cost more than scanning up to {pages} pages"
+        lookups.scan(keys, addrs, first)
+
+
+def _users(client: PlatformClient) -> tuple[dict[str, dict[str, Any]] | None, str]:
+    try:
+        users = client.list_users()
+    except NotFound:
+        return None, "the platform does not list users"
+    except AuthError as exc:
+        if exc.status == 403:
+            return None, "the token may not list users (that needs the role org-admin)"
+        raise
+    return {str(u.get("email") or u.get("login") or "").strip().lower(): u for u in users}, ""
+
+
+# --- diff ------------------------------------------------------------------------------------
+
+
+def _same(name: str, sheet: Any, platform: Any) -> bool:
+    if name == "addr":
+        return normal_addr(sheet) == normal_addr(platform)
+    if name == "tags":
+        return {str(t).strip() for t in sheet or []} == {str(t).strip() for t in platform or []}
+    if name == "location":
+        if not isinstance(platform, dict):
+            return False
+        return all(
+            isinstance(platform.get(k), int | float)
+            and math.isclose(float(sheet[k]), float(platform[k]), abs_tol=1e-7)
+            for k in ("lat", "lon")
+        )
+    if name == "initialConfig":
+        if not isinstance(platform, dict):
+            return False
+        return all(_text(platform.get(k)) == _text(v) for k, v in sheet.items())
+    if isinstance(sheet, str):
+        return sheet.strip() == str(platform if platform is not None else "").strip()
+    if isinstance(sheet, bool) or isinstance(platform, bool):
+        return sheet is platform
+    if isinstance(sheet, int | float) and isinstance(platform, int | float):
+        return math.isclose(sheet, platform)
+    return bool(sheet == platform)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip() if value is not None else ""
+
+
+@dataclass
+class RowPlan:
+    """The action for one sheet row."""
+
+    sheet: str
+    row: int
+    kind: str  # device | user | downlink
+    key: str
+    action: str  # create | exists | differs | blocked | queue | unknown
+    reason: str = ""
+    platform_id: int | None = None
+    diff: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sheet": self.sheet,
+            "row": self.row,
+            "kind": self.kind,
+            "key": self.key,
+            "action": self.action,
+            "message": self.reason,
+            "reason": self.reason,
+            "platform_id": self.platform_id,
+            "diff": self.diff,
+            "errors": [p.to_dict() for p in self.errors],
+            "warnings": [p.to_dict() for p in self.warnings],
+        }
+
+
+def diff(
+    site: SiteRecords, snapshot: Snapshot, problems: dict[tuple[str, int], Any]
+) -> list[RowPlan]:
+    """One action per row: a pure function of the sheet's records and the platform snapshot.
+
+    ``problems`` maps (sheet, row) to that row's validation result (errors, warnings),
+    for rows that have any.
+    """
+    rows: list[RowPlan] = []
+    device_plans: dict[str, RowPlan] = {}
+    for record in site.devices:
+        plan = _device_plan(record, snapshot)
+        _attach(plan, problems)
+        rows.append(plan)
+        if record.key and plan.action != "blocked":
+            device_plans[normal_key(snapshot.match_key, record.key)] = plan
+    for record in site.users:
+        plan = _user_plan(record, snapshot)
+        _attach(plan, problems)
+        rows.append(plan)
+    for record in site.downlinks:
+        plan = _downlink_plan(record, snapshot, device_plans)
+        _attach(plan, problems)
+        rows.append(plan)
+    return rows
+
+
+def _attach(plan: RowPlan, problems: dict[tuple[str, int], Any]) -> None:
+    found = problems.get((plan.sheet, plan.row))
+    if found is not None:
+        plan.errors, plan.warnings = list(found.errors), list(found.warnings)
+        if plan.errors and plan.action == "blocked":
+            plan.reason = f"invalid row: {plan.errors[0].message}"
+
+
+def _device_plan(record: Record, snapshot: Snapshot) -> RowPlan:
+    plan = RowPlan(record.sheet, record.row, "device", record.key, "create")
+    if not record.valid:
+        plan.action, plan.reason = "blocked", "invalid row"
+        return plan
+    key = normal_key(snapshot.match_key, record.key)
+    found = snapshot.by_key.get(key, [])
+    if len(found) > 1:
+        ids = ", ".join(str(d.get("id")) for d in found)
+        plan.action = "blocked"
+        plan.reason = (
+            f"{len(found)} platform devices share the {snapshot.match_key} {record.key} "
+            f"(ids {ids}); resolve this on the platform first"
+        )
+        return plan
+    if found:
+        device = found[0]
+        plan.platform_id = device.get("id")
+        for name, value in record.body.items():
+            if not _same(name, value, device.get(name)):
+                plan.diff[name] = {"sheet": value, "platform": device.get(name)}
+        if plan.diff:
+            plan.action = "differs"
+            plan.reason = "on the platform with other values: " + ", ".join(plan.diff)
+        else:
+            plan.action, plan.reason = "exists", "already on the platform"
+        return plan
+    addr = normal_addr(record.body.get("addr"))
+    owners = snapshot.by_addr.get(addr, []) if snapshot.match_key != "addr" else []
+    if owners:
+        owner = owners[0]
+        plan.action = "blocked"
+        plan.platform_id = owner.get("id")
+        plan.reason = (
+            f"the addr {record.body.get('addr')} already belongs to platform device "
+            f"{owner.get('id')} with serial {owner.get('serial') or '(none)'}"
+        )
+        return plan
+    plan.reason = "not on the platform yet"
+    return plan
+
+
+def _user_plan(record: Record, snapshot: Snapshot) -> RowPlan:
+    plan = RowPlan(record.sheet, record.row, "user", record.key, "create")
+    if not record.valid:
+        plan.action, plan.reason = "blocked", "invalid row"
+    elif snapshot.users is None:
+        plan.action = "unknown"
+        plan.reason = f"{snapshot.users_note or 'users not looked up'}; apply will try to create it"
+    elif record.key in snapshot.users:
+        plan.action, plan.reason = "exists", "a user with this email exists"
+        plan.platform_id = snapshot.users[record.key].get("id")
+    else:
+        plan.reason = "not on the platform yet"
+    return plan
+
+
+def _downlink_plan(record: Record, snapshot: Snapshot, device_plans: dict[str, RowPlan]) -> RowPlan:
+    plan = RowPlan(record.sheet, record.row, "downlink", record.key, "queue")
+    kind = getattr(record, "type", "")
+    if not record.valid:
+        plan.action, plan.reason = "blocked", "invalid row"
+        return plan
+    key = normal_key(snapshot.match_key, record.key)
+    device = device_plans.get(key)
+    if device is not None:
+        plan.platform_id = device.platform_id
+        plan.reason = f"{kind} downlink for the device in row {device.row} ({device.action})"
+        return plan
+    found = snapshot.by_key.get(key, [])
+    if len(found) == 1:
+        plan.platform_id = found[0].get("id")
+        plan.reason = f"{kind} downlink for platform device {plan.platform_id}"
+        return plan
+    plan.action = "blocked"
+    if found:
+        plan.reason = f"{len(found)} platform devices share the {snapshot.match_key} {record.key}"
+    else:
+        plan.reason = (
+            f"no device with {snapshot.match_key} {record.key} in the sheet or on the platform, "
+            "or its row is blocked"
+        )
+    return plan
+
+
+# --- the plan --------------------------------------------------------------------------------
+
+
+def fingerprint(sheet: Path, template: SiteTemplate) -> str:
+    """Changes whenever the sheet file or the template changes."""
+    digest = hashlib.sha256()
+    with sheet.open("rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    digest.update(repr(template).encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class Plan:
+    """What apply would do. ``to_dict()`` is the saved plan and the --report .json."""
+
+    source: str
+    template: str
+    platform: str
+    fingerprint: str
+    rows: list[RowPlan]
+    lookup: LookupStats
+    validation: ValidationReport
+    made_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    command: str = "plan"
+
+    @property
+    def totals(self) -> dict[str, int]:
+        totals = dict.fromkeys(("create", "exists", "differs", "blocked"), 0)
+        for row in self.rows:
+            totals[row.action] = totals.get(row.action, 0) + 1
+        return totals
+
+    @property
+    def ok(self) -> bool:
+        return not any(r.action == "blocked" for r in self.rows) and self.validation.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "source": self.source,
+            "template": self.template,
+            "platform": self.platform,
+            "fingerprint": self.fingerprint,
+            "made_at": self.made_at,
+            "ok": self.ok,
+            "totals": self.totals,
+            "lookup": self.lookup.to_dict(),
+            "problems": [p.to_dict() for p in self.validation.problems],
+            "rows": [r.to_dict() for r in self.rows],
+        }
+
+
+def make_plan(
+    sheet: Path,
+    template: SiteTemplate,
+    client: PlatformClient,
+    lookup: str = "auto",
+    *,
+    validation: ValidationReport | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Plan:
+    """Validate the sheet, look up the platform, and diff the two. Writes nothing."""
+    report = validation or validate_sheet(sheet, template)
+    if progress:
+        progress(f"looking up {len(report.records.devices)} devices on {client.url}")
+    snapshot, stats = look_up(client, report.records, template, lookup)
+    by_row = {(r.sheet, r.row): r for r in report.problem_rows.values()}
+    rows = diff(report.records, snapshot, by_row)
+    return Plan(
+        source=sheet.name,
+        template=template.name,
+        platform=client.url,
+        fingerprint=fingerprint(sheet, template),
+        rows=rows,
+        lookup=stats,
+        validation=report,
+    )
