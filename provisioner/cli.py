@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
 import sqlite3
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -14,7 +17,9 @@ from typing import Any, TypeVar
 import click
 
 from provisioner import __version__
+from provisioner.apply import apply_plan, pending
 from provisioner.blank_sheet import write_blank_workbook
+from provisioner.journal import Journal, read_journal
 from provisioner.plan import LOOKUPS, make_plan
 from provisioner.platform import PlatformClient, PlatformError
 from provisioner.reports import (
@@ -118,11 +123,13 @@ def _token(token_file: Path | None) -> str:
     )
 
 
-def _client(url: str | None, token_file: Path | None, ca_bundle: str | None) -> PlatformClient:
+def _client(
+    url: str | None, token_file: Path | None, ca_bundle: str | None, **options: Any
+) -> PlatformClient:
     if not url:
         raise InputError("no platform URL: use --url URL or set PROVISIONER_URL")
     try:
-        return PlatformClient(url, _token(token_file), ca_bundle=ca_bundle)
+        return PlatformClient(url, _token(token_file), ca_bundle=ca_bundle, **options)
     except ValueError as exc:
         raise InputError(str(exc)) from None
 
@@ -427,4 +434,204 @@ def plan(
     if out is not None:
         _write_reports(data, (out,), sheet, None)
     _write_reports(data, reports, sheet, tables)
+    ctx.exit(0 if result.ok else 1)
+
+
+class _Progress:
+    """A live line on a terminal; a plain line every few seconds otherwise."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.last_line = 0.0
+        self.live = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if not self.live and now - self.last_line < 5 and done < total:
+            return
+        self.last_line = now
+        rate = done / max(now - self.started, 1e-6)
+        eta = (total - done) / rate if rate > 0 else 0
+        line = f"{done}/{total} rows · {rate:.1f}/s · ETA {int(eta) // 60}:{int(eta) % 60:02d}"
+        if self.live:
+            click.echo(f"\r{line}   ", nl=done >= total, err=True)
+        else:
+            click.echo(line, err=True)
+
+
+def _resume_command(sheet: Path, template_name: str, journal: Path) -> str:
+    words = [
+        "provisioner",
+        "apply",
+        str(sheet),
+        "--template",
+        template_name,
+        "--journal",
+        str(journal),
+    ]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _check_saved_plan(saved_path: Path, fresh: Any) -> None:
+    """A saved plan still holds if the sheet is the same and no create row exists by now."""
+    try:
+        saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{saved_path} is not a saved plan: {exc}") from None
+    if saved.get("command") != "plan" or "fingerprint" not in saved:
+        raise InputError(f"{saved_path} is not a plan saved by `provisioner plan --out`")
+    if saved["fingerprint"] != fresh.fingerprint:
+        raise InputError(
+            f"the sheet or template changed since {saved_path} was made: run plan again"
+        )
+    now = {(r.sheet, r.row): r.action for r in fresh.rows}
+    stale = [
+        f"{row['sheet']} row {row['row']} ({row['key']}): planned create, now {now.get((row['sheet'], row['row']))}"
+        for row in saved.get("rows", [])
+        if row.get("action") == "create" and now.get((row["sheet"], row["row"])) != "create"
+    ]
+    if stale:
+        raise InputError(
+            f"{saved_path} no longer holds; these rows changed on the platform:\n  "
+            + "\n  ".join(stale[:20])
+            + (f"\n  ... and {len(stale) - 20} more" if len(stale) > 20 else "")
+        )
+
+
+@main.command()
+@click.argument("sheet", type=click.Path(dir_okay=False, path_type=Path))
+@template_option
+@platform_options
+@click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The journal file (default: beside the sheet, <sheet>.journal.jsonl).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="How many requests may be in flight at once.",
+)
+@click.option(
+    "--max-rps",
+    type=click.FloatRange(min=0, min_open=True),
+    help="At most this many requests per second.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before writing to the platform.")
+@click.option(
+    "--plan",
+    "saved_plan",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="PLAN.json",
+    help="Apply a plan saved by `plan --out`, after checking that it still holds.",
+)
+@report_option
+@click.option(
+    "--lookup",
+    type=click.Choice(LOOKUPS),
+    default="auto",
+    show_default=True,
+    help="How to find the devices already on the platform (as for plan).",
+)
+@click.pass_context
+def apply(
+    ctx: click.Context,
+    sheet: Path,
+    template_name: str,
+    url: str | None,
+    token_file: Path | None,
+    ca_bundle: str | None,
+    journal_path: Path | None,
+    concurrency: int,
+    max_rps: float | None,
+    yes: bool,
+    saved_plan: Path | None,
+    reports: tuple[Path, ...],
+    lookup: str,
+) -> None:
+    """Create on the platform what the plan for SHEET says is missing, exactly once.
+
+    Plans afresh, shows the totals and asks before writing (--yes skips the
+    question). Every create is journalled, so the same command continues
+    safely after a crash, Ctrl-C or network loss. Results go to
+    <sheet>.results.xlsx. Exit 0 all done, 1 some rows failed or blocked,
+    2 unusable input, 3 the platform refused or is unreachable, 130 interrupted.
+    """
+    template = _load_template(template_name)
+    results_path = sheet.with_name(f"{sheet.stem}.results.xlsx")
+    journal_path = journal_path or sheet.with_name(f"{sheet.stem}.journal.jsonl")
+    _check_reports(reports, sheet)
+    try:
+        earlier = read_journal(journal_path)
+    except OSError as exc:
+        raise InputError(f"cannot read the journal {journal_path}: {exc.strerror}") from None
+    client = _client(url, token_file, ca_bundle, max_rps=max_rps, max_connections=concurrency + 4)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    resume = _resume_command(sheet, template_name, journal_path)
+    with client:
+        try:
+            fresh = make_plan(sheet, template, client, lookup)
+        except (SheetError, ValueError) as exc:
+            raise InputError(str(exc)) from None
+        except PlatformError as exc:
+            raise PlatformUnavailable(
+                f"the platform at {client.url} cannot be used: {exc}"
+            ) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted before anything was written", err=True)
+            ctx.exit(130)
+        if saved_plan is not None:
+            _check_saved_plan(saved_plan, fresh)
+        data = fresh.to_dict()
+        click.echo(render_console(data, limit=10, color=True))
+        todo = pending(fresh, earlier, template.match_key)
+        if earlier.unresolved():
+            click.echo(
+                f"{len(earlier.unresolved())} requests of an earlier run had no answer; "
+                "the plan above already looked them up on the platform"
+            )
+        if todo == 0:
+            click.echo(
+                "nothing to do: every row is on the platform or done by an earlier run "
+                "(rows that are blocked or differ are listed above)"
+            )
+            ctx.exit(0 if fresh.ok else 1)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise InputError(
+                    "apply writes to the platform: add --yes to confirm when not "
+                    "running on a terminal"
+                )
+            click.confirm(f"Create {todo} rows on {client.url}?", abort=True)
+        journal = Journal(
+            journal_path, sheet=sheet.name, platform=client.url, fingerprint=fresh.fingerprint
+        )
+        try:
+            result = apply_plan(
+                fresh,
+                client,
+                journal,
+                earlier,
+                match_key=template.match_key,
+                concurrency=concurrency,
+                progress=_Progress(),
+            )
+        finally:
+            journal.close()
+    data = result.to_dict()
+    click.echo(render_console(data, limit=20, color=True))
+    tables = read_tables(sheet, fresh.validation.records.tabs.values())
+    _write_reports(data, (results_path, *reports), sheet, tables)
+    click.echo(f"journal: {journal_path}")
+    if result.stopped == "interrupted":
+        click.echo(f"interrupted cleanly; resume with:\n  {resume} --yes", err=True)
+        ctx.exit(130)
+    if result.stopped:
+        click.echo(
+            f"{result.stopped}\nfix the token, then resume with:\n  {resume} --yes", err=True
+        )
+        ctx.exit(3)
     ctx.exit(0 if result.ok else 1)
