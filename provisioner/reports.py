@@ -620,6 +620,8 @@ def _xlsx(report: Report, source: Path | None, tables: Mapping[str, Table] | Non
     _mark_problems(report, tabs)
     if report.get("command") in ("plan", "apply"):
         _add_outcome_columns(report, tabs, header_rows)
+    if report.get("command") == "apply":
+        _add_failed_tab(report, workbook, tables)
     _add_errors_tab(report, workbook)
 
     buffer = io.BytesIO()
@@ -826,6 +828,38 @@ def _outcome_columns(tab: Worksheet, header_row: int, names: Sequence[str]) -> d
             header.font = _BOLD
             tab.column_dimensions[get_column_letter(last)].width = 50 if name == "Message" else 14
     return at
+
+
+def _add_failed_tab(report: Report, workbook: Workbook, tables: Mapping[str, Table] | None) -> None:
+    """The failed device rows under their own headers: a sheet to fix and feed back in.
+
+    Cells are written as the text that was read, so identifiers stay text.
+    """
+    if "Failed" in workbook.sheetnames:
+        workbook.remove(workbook["Failed"])  # from an earlier results file fed back in
+    failed = [r for r in _rows(report) if r.get("status") == "failed" and r.get("kind") == "device"]
+    if not failed or not tables:
+        return
+    sheet = _text(failed[0].get("sheet"))
+    table = tables.get(sheet)
+    if table is None:
+        return
+    tab = workbook.create_sheet(_tab_title("Failed", workbook))
+    for column, header in enumerate(table.headers, start=1):
+        _put(tab.cell(1, column), header)
+        tab.cell(1, column).font = _BOLD
+    index = {number: i for i, number in enumerate(table.row_numbers)}
+    out = 2
+    for row in failed:
+        i = index.get(int(row.get("row") or 0))
+        if i is None:
+            continue
+        for column, value in enumerate(table.rows[i], start=1):
+            if value not in (None, ""):
+                _put(tab.cell(out, column), value)
+                tab.cell(out, column).number_format = "@"
+        out += 1
+    tab.freeze_panes = "A2"
 
 
 _ERROR_COLUMNS = (
