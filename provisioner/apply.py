@@ -29,13 +29,14 @@ from provisioner.platform import (
     PlatformClient,
     PlatformError,
     ServerError,
+    TransportError,
     UnknownOutcome,
     f,
 )
 from provisioner.records import Record
 
 # How often one row's create may end without an answer before the row fails.
-MAX_UNKNOWN = 4
+MAX_UNKNOWN = 6
 # How long Ctrl-C waits for requests already sent.
 STOP_GRACE_SECONDS = 30.0
 
@@ -213,24 +214,28 @@ class Applier:
             return
         pending: set[Future[None]] = set()
         queue = iter(tasks)
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            try:
-                while True:
-                    # Keep at most `concurrency` rows in flight, so a stop leaves few behind.
-                    while len(pending) < self.concurrency and not self.stop.is_set():
-                        task = next(queue, None)
-                        if task is None:
-                            break
-                        pending.add(pool.submit(self._guarded, work, task))
-                    if not pending:
-                        return
-                    finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        future.result()
-            except KeyboardInterrupt:
-                self.stop.set()
-                self.stopped = self.stopped or "interrupted"
-                wait(pending, timeout=STOP_GRACE_SECONDS)
+        pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        try:
+            while True:
+                # Keep at most `concurrency` rows in flight, so a stop leaves few behind.
+                while len(pending) < self.concurrency and not self.stop.is_set():
+                    task = next(queue, None)
+                    if task is None:
+                        break
+                    pending.add(pool.submit(self._guarded, work, task))
+                if not pending:
+                    break
+                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    future.result()
+        except KeyboardInterrupt:
+            self.stop.set()
+            self.stopped = self.stopped or "interrupted"
+            # Requests already sent may finish; the wait is bounded, and a row still in
+            # flight after it is left to the next run (its intent is in the journal).
+            wait(pending, timeout=STOP_GRACE_SECONDS)
+        finally:
+            pool.shutdown(wait=not self.stop.is_set(), cancel_futures=True)
 
     def _guarded(self, work: Callable[[_Task], None], task: _Task) -> None:
         if self.stop.is_set():
@@ -246,6 +251,10 @@ class Applier:
             if self.progress:
                 self.progress(done, self._total)
 
+    def _pause(self, attempt: int) -> None:
+        """A short, growing wait before sending a row again; ends at once on stop."""
+        self.stop.wait(min(0.2 * 2**attempt, 5.0))
+
     def _halt(self, exc: AuthError) -> NoReturn:
         self.stopped = f"stopped: the platform refused the token ({exc})"
         self.stop.set()
@@ -256,11 +265,11 @@ class Applier:
     def _device(self, task: _Task) -> None:
         record, result = task.record, task.result
         key = normal_key(self.match_key, record.key)
-        earlier = self.earlier.done("device", key)
-        if earlier is not None and earlier.platform_id is not None:
-            self._finish(result, "created", earlier.platform_id, f"created by run {earlier.run}")
-            return
-        for _ in range(MAX_UNKNOWN):
+        # The plan looked the platform up just now and did not find this device, so a
+        # "done" in the journal (a device deleted since) does not stop it being created.
+        for attempt in range(MAX_UNKNOWN):
+            if attempt:
+                self._pause(attempt)
             if self.stop.is_set():
                 return
             self.journal.intent("device", key, record.row)
@@ -284,7 +293,19 @@ class Applier:
                     return
                 continue  # not there: it is safe to send it again
             except Conflict as exc:
-                found = self._ours_by_addr(record)
+                try:
+                    found = self._ours_by_addr(record)
+                except PlatformError as lookup_error:
+                    self._record(
+                        result,
+                        "device",
+                        key,
+                        record.row,
+                        "failed",
+                        None,
+                        f"409, and the lookup failed ({lookup_error}): run again",
+                    )
+                    return
                 if found is not None:
                     self._record(
                         result,
@@ -353,6 +374,10 @@ class Applier:
             self._finish(result, "created", entry.platform_id, f"created by run {entry.run}")
             return
         for attempt in range(MAX_UNKNOWN):
+            if attempt:
+                self._pause(attempt)
+            if self.stop.is_set():
+                return
             self.journal.intent("user", key, record.row)
             try:
                 user = self.client.create_user(record.body)
@@ -402,11 +427,18 @@ class Applier:
         if result.platform_id is None:
             self._finish(result, "failed", None, "its device was not created")
             return
-        for _ in range(MAX_UNKNOWN):
+        for attempt in range(MAX_UNKNOWN):
+            if attempt:
+                self._pause(attempt)
+            if self.stop.is_set():
+                return
             self.journal.intent("downlink", key, record.row)
             try:
                 self.client.queue_downlink(result.platform_id, kind, record.body)
-            except (UnknownOutcome, ServerError):
+            except (UnknownOutcome, ServerError) as exc:
+                self.journal.outcome(
+                    "unknown", "downlink", key, record.row, status="unknown", message=str(exc)
+                )
                 continue  # a new downlink replaces the queued one of its type: resending is safe
             except AuthError as exc:
                 if exc.status == 403:
@@ -463,6 +495,8 @@ class Applier:
 
 
 def _why(exc: PlatformError) -> str:
+    if isinstance(exc, TransportError):
+        return f"could not reach the platform ({exc}): run again"
     return f"the platform refused it: {exc}"
 
 

@@ -8,6 +8,7 @@ import shlex
 import signal
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -459,17 +460,15 @@ class _Progress:
             click.echo(line, err=True)
 
 
-def _resume_command(sheet: Path, template_name: str, journal: Path) -> str:
-    words = [
-        "provisioner",
-        "apply",
-        str(sheet),
-        "--template",
-        template_name,
-        "--journal",
-        str(journal),
-    ]
-    return " ".join(shlex.quote(w) for w in words)
+def _resume_command(
+    sheet: Path, template_name: str, journal: Path, url: str, token_file: Path | None
+) -> str:
+    """The same run again (the URL is no secret; the token stays where it came from)."""
+    words = ["provisioner", "apply", str(sheet), "--template", template_name, "--url", url]
+    words += ["--journal", str(journal)]
+    if token_file is not None:
+        words += ["--token-file", str(token_file)]
+    return " ".join(shlex.quote(w) for w in [*words, "--yes"])
 
 
 def _check_saved_plan(saved_path: Path, fresh: Any) -> None:
@@ -564,13 +563,22 @@ def apply(
     results_path = sheet.with_name(f"{sheet.stem}.results.xlsx")
     journal_path = journal_path or sheet.with_name(f"{sheet.stem}.journal.jsonl")
     _check_reports(reports, sheet)
+    stop = threading.Event()
+    # Retry waits end at once on Ctrl-C, so that a stop is quick.
+    client = _client(
+        url,
+        token_file,
+        ca_bundle,
+        max_rps=max_rps,
+        max_connections=concurrency + 4,
+        sleep=stop.wait,
+    )
     try:
-        earlier = read_journal(journal_path)
+        earlier = read_journal(journal_path, platform=client.url)
     except OSError as exc:
         raise InputError(f"cannot read the journal {journal_path}: {exc.strerror}") from None
-    client = _client(url, token_file, ca_bundle, max_rps=max_rps, max_connections=concurrency + 4)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    resume = _resume_command(sheet, template_name, journal_path)
+    resume = _resume_command(sheet, template_name, journal_path, client.url, token_file)
     with client:
         try:
             fresh = make_plan(sheet, template, client, lookup)
@@ -617,6 +625,7 @@ def apply(
                 earlier,
                 match_key=template.match_key,
                 concurrency=concurrency,
+                stop=stop,
                 progress=_Progress(),
             )
         finally:
@@ -627,11 +636,13 @@ def apply(
     _write_reports(data, (results_path, *reports), sheet, tables)
     click.echo(f"journal: {journal_path}")
     if result.stopped == "interrupted":
-        click.echo(f"interrupted cleanly; resume with:\n  {resume} --yes", err=True)
-        ctx.exit(130)
+        click.echo(f"interrupted cleanly; resume with:\n  {resume}", err=True)
+        # A request still in flight after the grace period must not hold the exit up;
+        # the journal is on disk and the next run looks such rows up first.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     if result.stopped:
-        click.echo(
-            f"{result.stopped}\nfix the token, then resume with:\n  {resume} --yes", err=True
-        )
+        click.echo(f"{result.stopped}\nfix the token, then resume with:\n  {resume}", err=True)
         ctx.exit(3)
     ctx.exit(0 if result.ok else 1)

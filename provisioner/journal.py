@@ -59,9 +59,14 @@ class JournalState:
         return [e for e in self.entries.values() if e.event in ("intent", "unknown")]
 
 
-def read_journal(path: Path) -> JournalState:
-    """Everything earlier runs recorded; a missing file is an empty journal."""
+def read_journal(path: Path, platform: str | None = None) -> JournalState:
+    """Everything earlier runs recorded; a missing file is an empty journal.
+
+    With ``platform``, only runs against that platform count: a rehearsal on the
+    sandbox must not make the real run skip anything.
+    """
     state = JournalState()
+    counts = True
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -80,8 +85,10 @@ def read_journal(path: Path) -> JournalState:
             continue
         event = record.get("event")
         if event == "start":
-            state.runs.append(str(record.get("run", "")))
-        elif event == "intent" or event in OUTCOMES:
+            counts = platform is None or record.get("platform") == platform
+            if counts:
+                state.runs.append(str(record.get("run", "")))
+        elif counts and (event == "intent" or event in OUTCOMES):
             key = (str(record["kind"]), str(record["key"]))
             state.entries[key] = Entry(
                 kind=key[0],
