@@ -500,6 +500,32 @@ def _why(exc: PlatformError) -> str:
     return f"the platform refused it: {exc}"
 
 
+def reconcile(plan: Plan, earlier: JournalState, journal: Journal, match_key: str) -> int:
+    """Settle requests of earlier runs that got no answer, by what the fresh plan found.
+
+    A device or user the plan found on the platform was created: that is recorded. The
+    rest stay open and are sent again (and looked up first if an answer is lost again).
+    """
+    settled = 0
+    unanswered = {(e.kind, e.key) for e in earlier.unresolved()}
+    for row in plan.rows:
+        if row.action not in ("exists", "differs") or row.kind not in ("device", "user"):
+            continue
+        key = normal_key(match_key, row.key) if row.kind == "device" else row.key
+        if (row.kind, key) in unanswered:
+            journal.outcome(
+                "done",
+                row.kind,
+                key,
+                row.row,
+                status="exists",
+                platform_id=row.platform_id,
+                message="found on the platform after a lost answer",
+            )
+            settled += 1
+    return settled
+
+
 def pending(plan: Plan, earlier: JournalState, match_key: str) -> int:
     """How many rows this run would send: the plan's creates less what the journal has done."""
     count = 0

@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 import click
 
 from provisioner import __version__
-from provisioner.apply import apply_plan, pending
+from provisioner.apply import apply_plan, pending, reconcile
 from provisioner.blank_sheet import write_blank_workbook
+from provisioner.demo import fresh_folder, run_demo
 from provisioner.journal import Journal, read_journal
 from provisioner.plan import LOOKUPS, make_plan
 from provisioner.platform import PlatformClient, PlatformError
@@ -596,12 +597,20 @@ def apply(
         data = fresh.to_dict()
         click.echo(render_console(data, limit=10, color=True))
         todo = pending(fresh, earlier, template.match_key)
-        if earlier.unresolved():
+        journal: Journal | None = None
+        unanswered = earlier.unresolved()
+        if unanswered:
+            journal = Journal(
+                journal_path, sheet=sheet.name, platform=client.url, fingerprint=fresh.fingerprint
+            )
+            settled = reconcile(fresh, earlier, journal, template.match_key)
             click.echo(
-                f"{len(earlier.unresolved())} requests of an earlier run had no answer; "
-                "the plan above already looked them up on the platform"
+                f"{len(unanswered)} requests of an earlier run got no answer: {settled} "
+                "were found on the platform; the rest are sent again"
             )
         if todo == 0:
+            if journal is not None:
+                journal.close()
             click.echo(
                 "nothing to do: every row is on the platform or done by an earlier run "
                 "(rows that are blocked or differ are listed above)"
@@ -609,14 +618,17 @@ def apply(
             ctx.exit(0 if fresh.ok else 1)
         if not yes:
             if not sys.stdin.isatty():
+                if journal is not None:
+                    journal.close()
                 raise InputError(
                     "apply writes to the platform: add --yes to confirm when not "
                     "running on a terminal"
                 )
             click.confirm(f"Create {todo} rows on {client.url}?", abort=True)
-        journal = Journal(
-            journal_path, sheet=sheet.name, platform=client.url, fingerprint=fresh.fingerprint
-        )
+        if journal is None:
+            journal = Journal(
+                journal_path, sheet=sheet.name, platform=client.url, fingerprint=fresh.fingerprint
+            )
         try:
             result = apply_plan(
                 fresh,
@@ -646,3 +658,24 @@ def apply(
         click.echo(f"{result.stopped}\nfix the token, then resume with:\n  {resume}", err=True)
         ctx.exit(3)
     ctx.exit(0 if result.ok else 1)
+
+
+@main.command()
+@click.option(
+    "--folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("provisioner-demo"),
+    show_default=True,
+    help="Where to leave the demo's files (a new folder; -2, -3... is added if it exists).",
+)
+def demo(folder: Path) -> None:
+    """The whole story on a local sandbox: validate, plan, apply with faults and a crash, resume.
+
+    Takes under a minute and touches nothing but a new folder and a sandbox in memory.
+    """
+    ok, files = run_demo(fresh_folder(folder), click.echo)
+    click.echo("\nFiles left for you to open:")
+    for path in files:
+        click.echo(f"  {path}")
+    if not ok:
+        raise click.ClickException("the demo did not end as it should: see the steps above")

@@ -41,7 +41,8 @@ def test_installed_package_finds_its_schemas_and_templates(tmp_path: Path) -> No
         "import json, provisioner, provisioner.resources as r\n"
         "print(json.dumps({'file': provisioner.__file__,\n"
         "  'schemas': sorted(p.name for p in r.data_folder('schemas').iterdir()),\n"
-        "  'templates': sorted(p.name for p in r.data_folder('templates').iterdir())}))\n"
+        "  'templates': sorted(p.name for p in r.data_folder('templates').iterdir()),\n"
+        "  'samples': sorted(p.name for p in r.data_folder('sample_sheets').iterdir())}))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     out = subprocess.run(
@@ -57,3 +58,4 @@ def test_installed_package_finds_its_schemas_and_templates(tmp_path: Path) -> No
     assert "deviceInput.json" in found["schemas"]
     assert "userInput.json" in found["schemas"]
     assert "default.toml" in found["templates"]
+    assert "site-hh-04.xlsx" in found["samples"]  # the demo's site
