@@ -118,7 +118,9 @@ def look_up(
         raise ValueError(f"lookup must be one of {', '.join(LOOKUPS)}")
     match_key = template.match_key
     snapshot = Snapshot(match_key)
-    keys = sorted({normal_key(match_key, r.key) for r in site.devices if r.valid and r.key})
+    # Downlinks may name devices that are only on the platform: look those up too.
+    wanted = [r for r in (*site.devices, *site.downlinks) if r.valid and r.key]
+    keys = sorted({normal_key(match_key, r.key) for r in wanted})
     addrs: list[str] = []
     if match_key != "addr":
         addrs = sorted(
