@@ -20,6 +20,7 @@ import click
 from provisioner import __version__
 from provisioner.apply import apply_plan, pending, reconcile
 from provisioner.blank_sheet import write_blank_workbook
+from provisioner.config import FILE_NAME, Config, ConfigError, find_config, load_config
 from provisioner.demo import fresh_folder, run_demo
 from provisioner.journal import Journal, read_journal
 from provisioner.plan import LOOKUPS, make_plan
@@ -47,8 +48,73 @@ class InputError(click.ClickException):
 
 @click.group()
 @click.version_option(__version__, prog_name="provisioner")
-def main() -> None:
+@click.option(
+    "--config",
+    "config_path",
+    envvar="PROVISIONER_CONFIG",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help=f"Settings file (default: {FILE_NAME} in the working folder, if there is one) "
+    "[env: PROVISIONER_CONFIG].",
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None) -> None:
     """Put whole sites of IoT devices onto the Lobaro IoT Platform from a spreadsheet."""
+    path = find_config(config_path, Path("."))
+    if path is not None:
+        try:
+            ctx.default_map = _default_map(load_config(path))
+        except ConfigError as exc:
+            raise InputError(str(exc)) from None
+
+
+def _default_map(config: Config) -> dict[str, dict[str, Any]]:
+    """The file's settings as click defaults per command: option > env > file > default."""
+    journal = _journal_in(config.journal_folder) if config.journal_folder else None
+    reports = _reports_beside_sheet(config.reports) if config.reports else None
+    defaults: dict[str, dict[str, Any]] = {
+        "validate": {"template_name": config.template, "reports": reports},
+        "plan": {"template_name": config.template, "url": config.url, "reports": reports},
+        "apply": {
+            "template_name": config.template,
+            "url": config.url,
+            "concurrency": config.concurrency,
+            "max_rps": config.max_rps,
+            "journal_path": journal,
+            "reports": reports,
+        },
+    }
+    # A None in click's default_map would override the option's own default.
+    return {
+        command: {name: value for name, value in values.items() if value is not None}
+        for command, values in defaults.items()
+    }
+
+
+def _journal_in(folder: Path) -> Callable[[], Path]:
+    """apply's --journal default: <sheet stem>.journal.jsonl in the file's journal folder."""
+
+    def journal() -> Path:
+        # Called by click once SHEET is parsed (given arguments are processed first).
+        sheet: Path = click.get_current_context().params["sheet"]
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the journal folder {folder}: {exc.strerror}") from None
+        return folder / f"{sheet.stem}.journal.jsonl"
+
+    return journal
+
+
+def _reports_beside_sheet(formats: tuple[str, ...]) -> Callable[[], list[Path]]:
+    """--report's default from the file: <sheet stem>.<command>.<format> beside the sheet."""
+
+    def reports() -> list[Path]:
+        ctx = click.get_current_context()
+        sheet: Path = ctx.params["sheet"]
+        return [sheet.with_name(f"{sheet.stem}.{ctx.command.name}.{f}") for f in formats]
+
+    return reports
 
 
 # --- options shared by several commands (one definition each) ---------------------------

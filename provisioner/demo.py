@@ -85,8 +85,10 @@ def run_demo(folder: Path, say: Callable[[str], None]) -> tuple[bool, list[Path]
     )
     with Sandbox(faults) as sandbox:
         demo = Demo(folder, say)
+        # The user's own settings must not steer the demo's runs.
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")}
         demo.env = {
-            **os.environ,
+            **environment,
             "PROVISIONER_URL": sandbox.url,
             "PROVISIONER_TOKEN": sandbox.tokens["org-admin"],
         }
