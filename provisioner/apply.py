@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -251,9 +251,14 @@ class Applier:
             if self.progress:
                 self.progress(done, self._total)
 
-    def _pause(self, attempt: int) -> None:
-        """A short, growing wait before sending a row again; ends at once on stop."""
-        self.stop.wait(min(0.2 * 2**attempt, 5.0))
+    def _attempts(self) -> Iterator[int]:
+        """Tries at one row: a short, growing pause between them; none after a stop."""
+        for attempt in range(MAX_UNKNOWN):
+            if attempt:
+                self.stop.wait(min(0.2 * 2**attempt, 5.0))
+            if self.stop.is_set():
+                return
+            yield attempt
 
     def _halt(self, exc: AuthError) -> NoReturn:
         self.stopped = f"stopped: the platform refused the token ({exc})"
@@ -267,11 +272,7 @@ class Applier:
         key = normal_key(self.match_key, record.key)
         # The plan looked the platform up just now and did not find this device, so a
         # "done" in the journal (a device deleted since) does not stop it being created.
-        for attempt in range(MAX_UNKNOWN):
-            if attempt:
-                self._pause(attempt)
-            if self.stop.is_set():
-                return
+        for _ in self._attempts():
             self.journal.intent("device", key, record.row)
             try:
                 device = self.client.create_device(record.body)
@@ -337,6 +338,8 @@ class Applier:
                 return
             self._record(result, "device", key, record.row, "created", device.get("id"), "created")
             return
+        if self.stop.is_set():
+            return  # stopped between tries: the row is left for the next run
         self._record(
             result,
             "device",
@@ -373,11 +376,7 @@ class Applier:
             assert entry is not None
             self._finish(result, "created", entry.platform_id, f"created by run {entry.run}")
             return
-        for attempt in range(MAX_UNKNOWN):
-            if attempt:
-                self._pause(attempt)
-            if self.stop.is_set():
-                return
+        for attempt in self._attempts():
             self.journal.intent("user", key, record.row)
             try:
                 user = self.client.create_user(record.body)
@@ -405,6 +404,8 @@ class Applier:
                 return
             self._record(result, "user", key, record.row, "created", user.get("id"), "created")
             return
+        if self.stop.is_set():
+            return  # stopped between tries: the row is left for the next run
         self._record(
             result,
             "user",
@@ -427,11 +428,7 @@ class Applier:
         if result.platform_id is None:
             self._finish(result, "failed", None, "its device was not created")
             return
-        for attempt in range(MAX_UNKNOWN):
-            if attempt:
-                self._pause(attempt)
-            if self.stop.is_set():
-                return
+        for _ in self._attempts():
             self.journal.intent("downlink", key, record.row)
             try:
                 self.client.queue_downlink(result.platform_id, kind, record.body)
@@ -458,6 +455,8 @@ class Applier:
                 f"{kind} downlink queued",
             )
             return
+        if self.stop.is_set():
+            return  # stopped between tries: the row is left for the next run
         self._record(
             result,
             "downlink",

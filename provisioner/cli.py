@@ -10,7 +10,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -218,8 +218,12 @@ def _check_reports(reports: tuple[Path, ...], sheet: Path) -> None:
 
 
 def _write_reports(
-    data: dict[str, Any], reports: tuple[Path, ...], sheet: Path, tables: Any
+    data: dict[str, Any], reports: tuple[Path, ...], sheet: Path, tabs: Iterable[str]
 ) -> None:
+    """Each report file; an .xlsx report copies the sheet's tabs, read again only then."""
+    tables = None
+    if any(path.suffix.lower() == ".xlsx" for path in reports):
+        tables = read_tables(sheet, tabs)
     for path in reports:
         try:
             write_report(data, path, source=sheet, tables=tables)
@@ -399,10 +403,7 @@ def validate(
         raise InputError(str(exc)) from None
     data = report.to_dict()
     click.echo(render_console(data, limit=limit, color=True))
-    # An .xlsx report copies the sheet's tabs; read them again only then.
-    wants_tables = any(path.suffix.lower() == ".xlsx" for path in reports)
-    tables = read_tables(sheet, report.records.tabs.values()) if wants_tables else None
-    _write_reports(data, reports, sheet, tables)
+    _write_reports(data, reports, sheet, report.records.tabs.values())
     ctx.exit(0 if report.ok else 1)
 
 
@@ -497,11 +498,9 @@ def plan(
         f"lookup: {stats.strategy}, {stats.requests} requests, {stats.seconds:.1f} s"
         + (f" ({stats.why})" if stats.why else "")
     )
-    wants_tables = any(path.suffix.lower() == ".xlsx" for path in reports)
-    tables = read_tables(sheet, result.validation.records.tabs.values()) if wants_tables else None
     if out is not None:
-        _write_reports(data, (out,), sheet, None)
-    _write_reports(data, reports, sheet, tables)
+        _write_reports(data, (out,), sheet, ())
+    _write_reports(data, reports, sheet, result.validation.records.tabs.values())
     ctx.exit(0 if result.ok else 1)
 
 
@@ -710,8 +709,7 @@ def apply(
             journal.close()
     data = result.to_dict()
     click.echo(render_console(data, limit=20, color=True))
-    tables = read_tables(sheet, fresh.validation.records.tabs.values())
-    _write_reports(data, (results_path, *reports), sheet, tables)
+    _write_reports(data, (results_path, *reports), sheet, fresh.validation.records.tabs.values())
     click.echo(f"journal: {journal_path}")
     if result.stopped == "interrupted":
         click.echo(f"interrupted cleanly; resume with:\n  {resume}", err=True)
