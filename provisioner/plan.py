@@ -30,6 +30,7 @@ from typing import Any
 
 from provisioner.platform import (
     MAX_PAGE_SIZE,
+    MIN_PLAUSIBLE_PAGE_CAP,
     AuthError,
     Filter,
     NotFound,
@@ -44,8 +45,8 @@ from provisioner.validation import ValidationReport, validate_sheet
 
 LOOKUPS = ("auto", "per-key", "scan", "tag")
 # A page of 10000 devices costs about as much as this many single-device lookups
-# (measured against the sandbox: see benchmarks/plan_speed.py).
-PAGE_COST = 50
+# (benchmarks/plan_speed.py measured 170 to 240 against the sandbox).
+PAGE_COST = 200
 LOOKUP_THREADS = 16
 HEX = re.compile(r"[0-9A-Fa-f]+")
 
@@ -168,33 +169,31 @@ class _Lookups:
                 self.snapshot.add(device)
 
     def scan(self, keys: list[str], addrs: list[str], first: list[Device] | None = None) -> None:
-        """Every device on the platform, a page of 10000 at a time."""
+        """Every device on the platform, a page at a time (``first`` already read)."""
         wanted, wanted_addrs = set(keys), set(addrs)
-        if first is not None:
-            self._keep(first, wanted, wanted_addrs)
-            if len(first) < MAX_PAGE_SIZE:
-                return
-            pages = self._pages_from(len(first))
-        else:
-            pages = self.client.iter_device_pages()
+        pages = self.client.iter_device_pages() if first is None else self._after(first)
         for page in pages:
             self._keep(page, wanted, wanted_addrs)
 
-    def _pages_from(self, offset: int) -> Iterable[list[Device]]:
+    def _after(self, first: list[Device]) -> Iterable[list[Device]]:
+        """The first page, then the rest by the client's paging rule (which also copes
+        with a server that caps pages below what was asked)."""
+        yield first
+        if len(first) < MIN_PLAUSIBLE_PAGE_CAP:
+            return
+        limit, offset = len(first), len(first)
         while True:
-            page = self.client.list_devices_page(limit=MAX_PAGE_SIZE, offset=offset)
+            page = self.client.list_devices_page(limit=limit, offset=offset)
             if page:
                 yield page
-            if len(page) < MAX_PAGE_SIZE:
+            if len(page) < limit:
                 return
             offset += len(page)
 
     def per_key(self, match_key: str, keys: Iterable[str], addrs: Iterable[str]) -> None:
         """One filter query per key (and per addr), several at once."""
-        queries = [[f(match_key, "eq", k)] for k in keys] + [[f("addr", "eq", a)] for a in addrs]
-        self._run(queries)
-
-    def _run(self, queries: list[list[Filter]]) -> None:
+        queries = [q for k in keys for q in _key_queries(match_key, k)]
+        queries += [q for a in addrs for q in _key_queries("addr", a)]
         if not queries:
             return
         with ThreadPoolExecutor(max_workers=self.threads) as pool:
@@ -203,10 +202,14 @@ class _Lookups:
                 for device in devices:
                     self.snapshot.add(device)
 
-    def tag(self, site_tag: str, match_key: str, keys: list[str], addrs: list[str]) -> None:
-        """The site's tagged devices, then per key for the keys not found there."""
+    def tagged(self, site_tag: str, keys: list[str], addrs: list[str]) -> None:
+        """The devices carrying the site tag that the sheet asks about."""
         for page in self.client.iter_device_pages([fa("tags", "contains", [site_tag])]):
             self._keep(page, set(keys), set(addrs))
+
+    def tag(self, site_tag: str, match_key: str, keys: list[str], addrs: list[str]) -> None:
+        """The site's tagged devices, then per key for the keys not found there."""
+        self.tagged(site_tag, keys, addrs)
         rest_keys, rest_addrs = self.missing(keys, addrs)
         self.per_key(match_key, rest_keys, rest_addrs)
 
@@ -216,12 +219,18 @@ class _Lookups:
             [a for a in addrs if a not in self.snapshot.by_addr],
         )
 
-    def platform_pages(self) -> int:
-        """An upper bound on the pages of a full scan, from a few one-device probes."""
-        pages = 1
-        while self.client.list_devices_page(limit=1, offset=pages * MAX_PAGE_SIZE):
-            pages *= 2
-        return pages
+    def holds_more_than(self, pages: int) -> bool:
+        """Whether the platform holds more than ``pages`` full pages: one probe."""
+        return bool(self.client.list_devices_page(limit=1, offset=pages * MAX_PAGE_SIZE))
+
+
+def _key_queries(name: str, value: str) -> list[list[Filter]]:
+    """The queries that find a key. The platform keeps an addr as it was given, and a
+    DevEUI may have been given in either case: hex letters are asked for both ways
+    (two exact, indexed queries rather than one ilike that scans every device)."""
+    if name == "addr" and HEX.fullmatch(value) and value.upper() != value.lower():
+        return [[f("addr", "eq", value.upper())], [f("addr", "eq", value.lower())]]
+    return [[f(name, "eq", value)]]
 
 
 def _auto(
@@ -242,7 +251,7 @@ def _auto(
         lookups.per_key(template.match_key, keys, addrs)
         return
     if template.site_tag:
-        lookups.tag(template.site_tag, template.match_key, [], [])  # tagged devices only
+        lookups.tagged(template.site_tag, keys, addrs)
         rest_keys, rest_addrs = lookups.missing(keys, addrs)
         rest = len(rest_keys) + len(rest_addrs)
         if rest <= PAGE_COST:
@@ -250,22 +259,22 @@ def _auto(
             stats.why = f"the site tag found all but {rest} of {wanted} keys"
             lookups.per_key(template.match_key, rest_keys, rest_addrs)
             return
-        keys, addrs = rest_keys, rest_addrs
-        wanted = rest
+        keys, addrs, wanted = rest_keys, rest_addrs, rest
     first = lookups.client.list_devices_page(limit=MAX_PAGE_SIZE, offset=0)
     if len(first) < MAX_PAGE_SIZE:
         stats.strategy = "scan"
-        stats.why = f"the platform holds {len(first)} devices: one page"
+        stats.why = f"the first page holds {len(first)} devices: the platform is small"
         lookups.scan(keys, addrs, first)
         return
-    pages = lookups.platform_pages()
-    if wanted <= PAGE_COST * pages:
+    # Per key costs `wanted` lookups, a scan PAGE_COST per page: one probe tells which wins.
+    pages = math.ceil(wanted / PAGE_COST)
+    if lookups.holds_more_than(pages):
         stats.strategy = "per-key"
-        stats.why = f"{wanted} lookups cost less than scanning up to {pages} pages"
+        stats.why = f"{wanted} lookups cost less than scanning more than {pages} pages"
         lookups.per_key(template.match_key, keys, addrs)
     else:
         stats.strategy = "scan"
-        stats.why = f"{wanted} lookups cost more than scanning up to {pages} pages"
+        stats.why = f"at most {pages} pages cost less than {wanted} lookups"
         lookups.scan(keys, addrs, first)
 
 
