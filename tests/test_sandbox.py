@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from provisioner.cli import main
 from provisioner.sandbox import DEVICE_TYPES, Sandbox, SandboxConfig, SandboxStore
+from provisioner.sandbox.filters import Filter
 
 REPO = Path(__file__).resolve().parent.parent
 ROLES = ("org-admin", "device-admin", "network-server")
@@ -208,6 +209,74 @@ def test_limit_is_clamped_to_max_page_size(sandbox_factory: Callable[..., Sandbo
     assert len(get(sb, "/api/devices?limit=100").json()["data"]) == 50
     sb.faults.max_page_size = 10000  # switched while running
     assert len(get(sb, "/api/devices?limit=100").json()["data"]) == 100
+
+
+DEVICE_FIELDS = (
+    "id", "organisationId", "name", "addr", "serial", "description", "deviceTypeId", "tags",
+    "initialConfig", "location", "certEnforcesDtls", "createdAt", "updatedAt",
+)  # fmt: skip
+# Devices whose JSON is easy to get subtly wrong: listing pages are written by SQLite.
+AWKWARD_DEVICES: list[dict[str, Any]] = [
+    {"addr": "AW-1", "name": "Zähler Straße 5 – 3.OG 😀", "serial": "ÄÖÜ-ß",
+     "description": 'quote " backslash \\ tab\t newline\n nul\x00 ctrl\x01 \u2028 \x7f',
+     "tags": ["Büro", "", "a,b"], "deviceTypeId": 3, "certEnforcesDtls": True,
+     "initialConfig": {"nested": {"list": [1, 2.5, -3e-7, None, True, False, "x"], "empty": {}},
+                       "big": 2**70, "ü": "ß"},
+     "location": {"lat": 51.512551, "lon": -7}},
+    {"addr": "AW-2", "serial": None, "description": None, "tags": None, "initialConfig": None,
+     "location": None},
+    {"addr": "AW-3", "name": "", "tags": [], "initialConfig": {}, "certEnforcesDtls": False},
+    {"addr": "AW-4", "name": "007", "serial": "123", "description": "null",
+     "initialConfig": {"nan": float("nan"), "inf": float("inf")}},  # JSON the stdlib writes
+]  # fmt: skip
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Equal fields in equal order with equal types (True is not 1, 1.0 is not 1)."""
+    return json.dumps(a) == json.dumps(b)
+
+
+def test_device_pages_read_exactly_like_the_devices(sandbox: Sandbox) -> None:
+    store = sandbox.store
+    store.insert_devices(numbered(3) + AWKWARD_DEVICES)
+    awkward = store.devices_by("addr", "AW-1")[0]
+    assert awkward["description"] == AWKWARD_DEVICES[0]["description"]
+    assert awkward["initialConfig"]["big"] == 2**70 and awkward["certEnforcesDtls"] is True
+    pages: list[tuple[list[Filter], int, int]] = [
+        ([], 100, 0),
+        ([], 2, 3),
+        ([], 100, 1000),
+        ([Filter("f", "serial", "eq", ("ÄÖÜ-ß",))], 100, 0),
+        ([Filter("fa", "tags", "isnull", ("true",))], 100, 0),
+    ]
+    for filters, limit, offset in pages:
+        page = json.loads(store.list_devices_json(filters, limit, offset))
+        assert same_json(page, {"data": store.list_devices(filters, limit, offset)})
+    expected = {"data": store.list_devices([], 10000)}
+    assert len(expected["data"]) == 7
+    assert [list(d) for d in expected["data"]] == [list(DEVICE_FIELDS)] * 7
+    with client(sandbox) as c:
+        for encoding in ("gzip", "identity"):
+            answer = c.get("/api/devices?limit=10000", headers={"Accept-Encoding": encoding})
+            assert answer.status_code == 200
+            assert answer.headers.get("Content-Encoding", "identity") == encoding
+            assert same_json(answer.json(), expected)
+
+
+def test_large_pages_match_the_devices(sandbox: Sandbox) -> None:
+    sandbox.store.seed_devices(10500)
+    with client(sandbox) as c:
+        for offset in (0, 10000):
+            answer = c.get(f"/api/devices?limit=10000&offset={offset}")
+            expected = {"data": sandbox.store.list_devices([], 10000, offset)}
+            assert same_json(answer.json(), expected)
+
+
+def test_key_lookups_use_an_index(sandbox: Sandbox) -> None:
+    for field, index in (("serial", "devices_serial"), ("addr", "autoindex"), ("id", "PRIMARY")):
+        plan = " ".join(sandbox.store.device_query_plan([Filter("f", field, "eq", ("1",))]))
+        assert "SEARCH devices USING" in plan and index in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
 
 
 # --- roles -----------------------------------------------------------------------------------

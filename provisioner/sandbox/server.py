@@ -8,7 +8,6 @@ is then just a socket shutdown.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
 import os
 import re
@@ -17,6 +16,7 @@ import socketserver
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +31,7 @@ from provisioner.sandbox.openapi import openapi_document
 from provisioner.sandbox.store import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ROLES, SandboxStore
 
 GZIP_MIN_BYTES = 1024
+GZIP_LEVEL = 1
 DEVICE_WRITERS = ("org-admin", "device-admin")
 USER_ADMINS = ("org-admin",)
 
@@ -40,6 +41,7 @@ class Reply:
     status: int
     payload: Any = None  # None: empty body
     headers: dict[str, str] = field(default_factory=dict)
+    json_body: bytes | None = None  # the payload already as UTF-8 JSON (then payload is None)
 
 
 def error_reply(status: int, message: str, **headers: str) -> Reply:
@@ -98,7 +100,7 @@ def list_devices(call: Call) -> Reply:
         else:
             raise BadRequest(f"unknown query parameter {name!r}")
     limit = min(limit, MAX_PAGE_SIZE, call.faults.max_page_size)
-    return Reply(200, {"data": call.store.list_devices(filters, limit, offset)})
+    return Reply(200, json_body=call.store.list_devices_json(filters, limit, offset))
 
 
 def create_device(call: Call) -> Reply:
@@ -162,10 +164,12 @@ class _Drop(Exception):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as clients pool connections
-    # Headers and body leave in two writes; with Nagle on, the body waits for the
-    # client's delayed ACK (~40 ms per request).
+    # _send writes headers and body at once, but BaseHTTPRequestHandler's own answers
+    # (send_error) take two writes; with Nagle on, the second waits for the client's
+    # delayed ACK (~40 ms per request).
     disable_nagle_algorithm = True
     server: SandboxHTTPServer
+    _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's pending header lines; see _send
 
     def setup(self) -> None:
         super().setup()
@@ -279,21 +283,30 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _send(self, reply: Reply) -> None:
-        data = b""
-        headers = dict(reply.headers)
-        if reply.payload is not None:
+        data = reply.json_body
+        if data is None and reply.payload is not None:
             data = json.dumps(reply.payload, ensure_ascii=False).encode("utf-8")
+        headers = dict(reply.headers)
+        if data is None:
+            data = b""
+        else:
             headers["Content-Type"] = "application/json; charset=utf-8"
             headers["Vary"] = "Accept-Encoding"
         if len(data) > GZIP_MIN_BYTES and self._accepts_gzip():
-            data = gzip.compress(data, compresslevel=5)
+            # Level 1: a 10000-device page compresses ~1.5x faster than at level 5, and
+            # on the sandbox's loopback link the ~25% larger body costs less than that.
+            data = zlib.compress(data, GZIP_LEVEL, wbits=31)  # wbits=31: a gzip stream
             headers["Content-Encoding"] = "gzip"
         self.send_response(reply.status)
         for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        if self.request_version == "HTTP/0.9":  # no headers at all, as in end_headers()
+            self.wfile.write(data)
+            return
+        # Headers and body leave in one write (end_headers would send the headers alone).
+        self._headers_buffer += (b"\r\n", data)
+        self.flush_headers()
 
     def _accepts_gzip(self) -> bool:
         for part in self.headers.get("Accept-Encoding", "").split(","):
