@@ -643,6 +643,9 @@ def apply(
         earlier = read_journal(journal_path, platform=client.url)
     except OSError as exc:
         raise InputError(f"cannot read the journal {journal_path}: {exc.strerror}") from None
+    # Ctrl-C and SIGTERM stop cleanly, even when a parent started us with SIGINT ignored
+    # (a background job of a script).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     resume = _resume_command(sheet, template_name, journal_path, client.url, token_file)
     with client:
