@@ -202,6 +202,18 @@ def _client(
         raise InputError(str(exc)) from None
 
 
+def show_option(what: str) -> Callable[[F], F]:
+    """--show N: how many rows of the console listing (the reports hold all)."""
+    return click.option(
+        "--show",
+        "limit",
+        type=click.IntRange(min=1),
+        default=20,
+        show_default=True,
+        help=f"How many {what} to list on the console.",
+    )
+
+
 def _load_template(name: str) -> SiteTemplate:
     try:
         return load_template(name)
@@ -378,14 +390,7 @@ def sandbox(
 @click.argument("sheet", type=click.Path(dir_okay=False, path_type=Path))
 @template_option
 @report_option
-@click.option(
-    "--show",
-    "limit",
-    type=click.IntRange(min=1),
-    default=20,
-    show_default=True,
-    help="How many rows with problems to list on the console.",
-)
+@show_option("rows with problems")
 @click.pass_context
 def validate(
     ctx: click.Context, sheet: Path, template_name: str, reports: tuple[Path, ...], limit: int
@@ -454,14 +459,7 @@ def template_command(name: str, out: Path, force: bool) -> None:
     help="Save the plan, for `apply --plan`.",
 )
 @report_option
-@click.option(
-    "--show",
-    "limit",
-    type=click.IntRange(min=1),
-    default=20,
-    show_default=True,
-    help="How many rows that need attention to list on the console.",
-)
+@show_option("rows that need attention")
 @click.pass_context
 def plan(
     ctx: click.Context,
