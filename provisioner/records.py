@@ -140,6 +140,8 @@ NUMBER_LIKE = re.compile(r"[+-]?[\d.,]+(?:[eE][+-]?\d+)?")  # cheap pre-check fo
 HEX = re.compile(r"[0-9A-Fa-f]+")
 DIGITS = re.compile(r"[0-9]+")
 PASSWORD_MASK = "(hidden)"
+# Fields whose values are secret: reports mask their columns and redact their values.
+SECRET_FIELDS = frozenset({"password"})
 
 DEVICE_FIELDS_TEXT = ("addr", "name", "serial", "description")
 
@@ -171,6 +173,18 @@ class SiteRecords:
     downlinks: list[DownlinkRecord] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     tabs: dict[str, str] = field(default_factory=dict)  # "devices"/"users"/"downlinks" -> tab
+    # Tab -> letters of every column the template maps to a secret field (also a column
+    # not used because it doubles another): the ``secret_columns`` of write_report.
+    secret_columns: dict[str, list[str]] = field(default_factory=dict)
+
+    def secret_values(self) -> list[str]:
+        """The sheet's secrets (users' passwords): the ``secrets`` reports redact."""
+        return [
+            str(record.body[name])
+            for record in self.users
+            for name in sorted(SECRET_FIELDS)
+            if record.body.get(name)
+        ]
 
 
 @dataclass(frozen=True)
@@ -668,6 +682,13 @@ def _device_parsers(spec: TabSpec) -> dict[str, Callable[[str], Any]]:
 def _read_users(table: Table, spec: TabSpec, site: SiteRecords) -> None:
     columns, problems = map_columns(table, spec, ("name", "email", "password", "roles"))
     site.problems += problems
+    secret = [
+        letter
+        for header, letter in zip(table.headers, table.columns, strict=False)
+        if header and spec.field_for(header) in SECRET_FIELDS
+    ]
+    if secret:
+        site.secret_columns[table.sheet] = secret
     cells = {c.field: c.letter for c in columns}
     headers = {c.field: c.header for c in columns}
     row = _Row(table, site.problems)

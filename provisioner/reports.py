@@ -10,6 +10,16 @@ plain dict: exactly what ``--report x.json`` writes (the result object's
 
 Other keys are tolerated and appear in the JSON only.
 
+Secrets pass one redaction point, ``_redacted``, before any format is
+rendered (console included): the columns the site template maps to a secret
+field (``secret_columns``: tab -> column letters, from
+``SiteRecords.secret_columns``) have their problem values masked, and every
+occurrence of each of the sheet's ``secrets`` (its passwords, also JSON- or
+HTML-escaped, as a platform may echo a request body) becomes ``***`` in every
+string of the report. The xlsx report also holds the installer's own cells:
+secret columns are emptied there, and the same scrub runs over every cell and
+comment of the workbook written.
+
 Every file is written to a temporary file in the target folder and then
 renamed over the target, so a crash never leaves a half-written report that
 looks complete. Files that hold sheet values are safe to open in a
@@ -28,7 +38,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -224,6 +234,130 @@ def _row_note(row: Mapping[str, Any]) -> str:
     return _text(row.get("reason") or row.get("message"))
 
 
+# --- secrets: the one redaction point every format and the console pass
+
+
+MASK = "***"
+_MIN_SECRET = 4  # shorter values would mask ordinary text everywhere
+_CELL_REFERENCE = re.compile(r"\$?([A-Za-z]{1,3})\$?[0-9]+")
+
+
+def _secret_forms(secret: str) -> set[str]:
+    """The secret as text may carry it: as is, JSON-escaped (once and twice), HTML, repr."""
+    forms = {secret, html.escape(secret, quote=True), repr(secret)[1:-1]}
+    for ascii_only in (True, False):
+        once = json.dumps(secret, ensure_ascii=ascii_only)[1:-1]
+        forms |= {once, json.dumps(once, ensure_ascii=ascii_only)[1:-1]}
+    return forms
+
+
+def _secret_pattern(secrets: Collection[str]) -> re.Pattern[str] | None:
+    """One pattern for every form of every secret, longest first; None without secrets."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if isinstance(secret, str) and len(secret) >= _MIN_SECRET:
+            forms |= _secret_forms(secret)
+    if not forms:
+        return None
+    return re.compile("|".join(map(re.escape, sorted(forms, key=lambda f: (-len(f), f)))))
+
+
+def _scrub(text: str, pattern: re.Pattern[str] | None) -> str:
+    """The text with every secret replaced by ``***``.
+
+    Repeated until nothing matches: each round makes the text shorter, so it ends.
+    """
+    if pattern is None:
+        return text
+    while True:
+        scrubbed = pattern.sub(MASK, text)
+        if scrubbed == text:
+            return text
+        text = scrubbed
+
+
+def _scrub_all(value: Any, pattern: re.Pattern[str] | None) -> Any:
+    """A copy of a JSON-like value with every string (keys too) scrubbed."""
+    if isinstance(value, str):
+        return _scrub(value, pattern)
+    if isinstance(value, Mapping):
+        return {
+            _scrub(key, pattern) if isinstance(key, str) else key: _scrub_all(item, pattern)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_scrub_all(item, pattern) for item in value]
+    return value
+
+
+def _secret_letters(
+    secret_columns: Mapping[str, Collection[str]] | None, sheet: Any
+) -> frozenset[str]:
+    """The secret column letters of a tab; tab names compared without case as a fallback."""
+    if not secret_columns or sheet is None:
+        return frozenset()
+    name = str(sheet)
+    letters = secret_columns.get(name)
+    if letters is None:
+        folded = name.casefold()
+        letters = next(
+            (found for tab, found in secret_columns.items() if tab.casefold() == folded), ()
+        )
+    return frozenset(letter.strip().upper() for letter in letters)
+
+
+def _in_secret_column(
+    problem: Mapping[str, Any], secret_columns: Mapping[str, Collection[str]] | None
+) -> bool:
+    letters = _secret_letters(secret_columns, problem.get("sheet"))
+    if not letters:
+        return False
+    letter = _text(problem.get("column_letter")).strip().upper()
+    if not letter:
+        found = _CELL_REFERENCE.fullmatch(_text(problem.get("cell")).strip())
+        letter = found.group(1).upper() if found else ""
+    return letter in letters
+
+
+def _masked_problem(problem: Any, secret_columns: Mapping[str, Collection[str]] | None) -> Any:
+    if isinstance(problem, Mapping) and problem.get("value") not in (None, ""):
+        if _in_secret_column(problem, secret_columns):
+            return {**problem, "value": MASK}
+    return problem
+
+
+def _redacted(
+    report: Report,
+    secret_columns: Mapping[str, Collection[str]] | None,
+    secrets: Collection[str],
+) -> Report:
+    """The report as it may be shown: secret cells masked by field, secrets scrubbed.
+
+    The input is not changed.
+    """
+    if secret_columns:
+        report = dict(report)
+        if report.get("problems"):
+            report["problems"] = [
+                _masked_problem(problem, secret_columns) for problem in report["problems"]
+            ]
+        rows = []
+        for row in _rows(report):
+            if isinstance(row, Mapping):
+                row = dict(row)
+                for key in ("errors", "warnings"):
+                    if row.get(key):
+                        row[key] = [_masked_problem(p, secret_columns) for p in row[key]]
+            rows.append(row)
+        if "rows" in report:
+            report["rows"] = rows
+    pattern = _secret_pattern(secrets)
+    if pattern is None:
+        return report
+    scrubbed: Report = _scrub_all(report, pattern)
+    return scrubbed
+
+
 # --- console
 
 
@@ -231,12 +365,32 @@ _RED, _YELLOW, _RESET = "\x1b[31m", "\x1b[33m", "\x1b[0m"
 
 
 def _printable(text: str) -> str:
-    """Show control characters from a sheet as escapes: a cell must not drive the terminal."""
+    """Show control characters from a sheet or the platform as escapes.
+
+    A cell or a platform message must not drive the terminal: ESC (so every ANSI
+    sequence), CR, newline, DEL, C1 controls and the other characters Python does
+    not call printable (bidi overrides, zero-width marks) are shown as ``\\x1b``,
+    ``\\r``, ``\\n``, ``\\u202e``.
+    """
+    if text.isprintable():
+        return text
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
-def render_console(report: Report, *, limit: int = 20, color: bool = False) -> str:
-    """The report as plain text for a terminal: summary, file problems, rows with problems."""
+def render_console(
+    report: Report,
+    *,
+    limit: int = 20,
+    color: bool = False,
+    secrets: Collection[str] = (),
+    secret_columns: Mapping[str, Collection[str]] | None = None,
+) -> str:
+    """The report as plain text for a terminal: summary, file problems, rows with problems.
+
+    ``secrets`` and ``secret_columns`` as for ``write_report``. Every text from the
+    report is shown through ``_printable``; only the colours (``color``) are codes.
+    """
+    report = _redacted(report, secret_columns, secrets)
 
     def paint(text: str, severity: Any) -> str:
         if not color:
@@ -252,7 +406,7 @@ def render_console(report: Report, *, limit: int = 20, color: bool = False) -> s
             lines.append(f"{indent}  fix: {_printable(_text(problem['fix']))}")
         return lines
 
-    lines = [_summary(report)]
+    lines = [_printable(_summary(report))]
     for problem in report.get("problems") or []:
         lines.extend(problem_lines(problem, "", in_row=False))
 
@@ -286,24 +440,34 @@ def write_report(
     *,
     source: Path | None = None,
     tables: Mapping[str, Table] | None = None,
+    secret_columns: Mapping[str, Collection[str]] | None = None,
+    secrets: Collection[str] = (),
 ) -> None:
     """Write the report in the format its suffix names.
 
     ``source`` (the input sheet) and ``tables`` (the tabs as read) serve the
     xlsx report only: an .xlsx/.xlsm source is copied with the findings on it,
     any other source is rebuilt from ``tables`` at the same cell references.
+
+    ``secret_columns`` maps a tab name to the letters of the columns the site
+    template maps to a secret field (``SiteRecords.secret_columns``): their
+    values are masked in every format and emptied in the xlsx copy of the tab.
+    ``secrets`` are the sheet's secret values (``SiteRecords.secret_values()``);
+    each one of 4 characters or more is replaced by ``***`` wherever it occurs,
+    also JSON-escaped: in messages, values, comments and copied cells alike.
     """
     suffix = path.suffix.lower()
+    if suffix not in REPORT_SUFFIXES:
+        raise ReportError(f"report format {suffix or '(none)'} is not supported: {_SUFFIX_HINT}")
+    report = _redacted(report, secret_columns, secrets)
     if suffix == ".json":
         data = (json.dumps(report, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
     elif suffix == ".csv":
         data = _csv(report).encode("utf-8-sig")
     elif suffix == ".html":
         data = _html(report).encode("utf-8")
-    elif suffix == ".xlsx":
-        data = _xlsx(report, source, tables)
     else:
-        raise ReportError(f"report format {suffix or '(none)'} is not supported: {_SUFFIX_HINT}")
+        data = _xlsx(report, source, tables, secret_columns, _secret_pattern(secrets))
     _replace(path, data)
 
 
@@ -607,13 +771,23 @@ def _put(cell: Cell | MergedCell, value: Any) -> None:
         cell.value = value
 
 
-def _xlsx(report: Report, source: Path | None, tables: Mapping[str, Table] | None) -> bytes:
+def _xlsx(
+    report: Report,
+    source: Path | None,
+    tables: Mapping[str, Table] | None,
+    secret_columns: Mapping[str, Collection[str]] | None = None,
+    pattern: re.Pattern[str] | None = None,
+) -> bytes:
+    """The xlsx report of an already redacted report; the sheet's own cells are redacted here."""
     workbook, tabs = _workbook(source, tables)
     rows = _rows(report)
     header_rows = {name: _header_row(tab, name, rows, tables) for name, tab in tabs.items()}
 
     user_tabs = {_text(row.get("sheet")) for row in rows if row.get("kind") == "user"}
     for name, tab in tabs.items():
+        # By field: the columns the template maps to a secret field.
+        _blank_columns(tab, header_rows[name], _secret_letters(secret_columns, name))
+        # A safety net for a caller without the template's mapping: headers that say password.
         if name in user_tabs or name.casefold() in _USER_TABS:
             _blank_passwords(tab, header_rows[name])
 
@@ -621,8 +795,10 @@ def _xlsx(report: Report, source: Path | None, tables: Mapping[str, Table] | Non
     if report.get("command") in ("plan", "apply"):
         _add_outcome_columns(report, tabs, header_rows)
     if report.get("command") == "apply":
-        _add_failed_tab(report, workbook, tables)
+        _add_failed_tab(report, workbook, tables, secret_columns)
     _add_errors_tab(report, workbook)
+    if pattern is not None:
+        _scrub_workbook(workbook, pattern)
 
     buffer = io.BytesIO()
     workbook.save(buffer)
@@ -701,16 +877,48 @@ def _is_password_header(value: Any) -> bool:
 
 
 def _blank_passwords(tab: Worksheet, header_row: int | None) -> None:
-    """Empty every password column below its header, so the file holds no password."""
+    """Empty every column whose header says password below its header."""
     if header_row is None:
         return
     for cell in tab[header_row]:
-        if _is_password_header(cell.value):
-            for (below,) in tab.iter_rows(
-                min_row=header_row + 1, min_col=cell.column, max_col=cell.column
-            ):
-                if not isinstance(below, MergedCell):
-                    below.value = None
+        if _is_password_header(cell.value) and cell.column is not None:
+            _blank_column(tab, header_row + 1, cell.column)
+
+
+def _blank_columns(tab: Worksheet, header_row: int | None, letters: Collection[str]) -> None:
+    """Empty the secret columns below the header (the whole column when it is not known)."""
+    for letter in letters:
+        try:
+            column = column_index_from_string(letter)
+        except ValueError:
+            continue
+        _blank_column(tab, (header_row or 0) + 1, column)
+
+
+def _blank_column(tab: Worksheet, first_row: int, column: int) -> None:
+    """Empty one column from ``first_row`` down, comments included: the file holds no secret."""
+    for (below,) in tab.iter_rows(min_row=first_row, min_col=column, max_col=column):
+        if not isinstance(below, MergedCell):
+            below.value = None
+            below.comment = None
+
+
+def _scrub_workbook(workbook: Workbook, pattern: re.Pattern[str]) -> None:
+    """Every secret out of every text cell and comment of the workbook."""
+    for tab in workbook.worksheets:
+        for line in tab.iter_rows():
+            for cell in line:
+                if isinstance(cell, MergedCell):
+                    continue
+                if isinstance(cell.value, str):
+                    scrubbed = _scrub(cell.value, pattern)
+                    if scrubbed != cell.value:
+                        _put(cell, scrubbed)
+                comment = cell.comment
+                if comment is not None:
+                    text = _scrub(comment.text, pattern)
+                    if text != comment.text:
+                        cell.comment = Comment(text, comment.author, comment.height, comment.width)
 
 
 def _target(tab: Worksheet, reference: str) -> Cell | None:
@@ -830,10 +1038,16 @@ def _outcome_columns(tab: Worksheet, header_row: int, names: Sequence[str]) -> d
     return at
 
 
-def _add_failed_tab(report: Report, workbook: Workbook, tables: Mapping[str, Table] | None) -> None:
+def _add_failed_tab(
+    report: Report,
+    workbook: Workbook,
+    tables: Mapping[str, Table] | None,
+    secret_columns: Mapping[str, Collection[str]] | None = None,
+) -> None:
     """The failed device rows under their own headers: a sheet to fix and feed back in.
 
-    Cells are written as the text that was read, so identifiers stay text.
+    Cells are written as the text that was read, so identifiers stay text; the
+    cells of secret columns stay empty.
     """
     if "Failed" in workbook.sheetnames:
         workbook.remove(workbook["Failed"])  # from an earlier results file fed back in
@@ -845,6 +1059,8 @@ def _add_failed_tab(report: Report, workbook: Workbook, tables: Mapping[str, Tab
     if table is None:
         return
     tab = workbook.create_sheet(_tab_title("Failed", workbook))
+    hidden = _secret_letters(secret_columns, table.sheet) | _secret_letters(secret_columns, sheet)
+    shown = [letter.upper() not in hidden for letter in table.columns]
     for column, header in enumerate(table.headers, start=1):
         _put(tab.cell(1, column), header)
         tab.cell(1, column).font = _BOLD
@@ -855,7 +1071,7 @@ def _add_failed_tab(report: Report, workbook: Workbook, tables: Mapping[str, Tab
         if i is None:
             continue
         for column, value in enumerate(table.rows[i], start=1):
-            if value not in (None, ""):
+            if value not in (None, "") and (column > len(shown) or shown[column - 1]):
                 _put(tab.cell(out, column), value)
                 tab.cell(out, column).number_format = "@"
         out += 1
