@@ -2,17 +2,128 @@
 
 A test may change any attribute of a running sandbox's ``faults`` at any time,
 e.g. ``sandbox.faults.fail_rate = 1.0``; the next request sees the new value.
+
+Odd answers
+-----------
+``faults.odd(method, path, kind, times=None)`` makes the requests of one route
+answer oddly: all of them (``times=None``) or the next ``times`` of them, until
+``faults.clear_odd()``. ``path`` is the URL path without the query; a segment
+``{name}`` matches any one segment (``/api/devices/{devId}/downlink``). The
+route need not exist. Rules are tried in the order they were added; the first
+one that matches and has answers left takes the request. ``odd`` returns the
+rule; its ``hits`` counts the requests it has answered.
+
+Kinds (the constants below, or their string values):
+
+========================  ===========================================================
+``error-400``             400 ``{"error": ...}``; also ``error-404``, ``error-500``
+                          and any ``error-<status>`` from 400 to 599
+``echo-400``              400 ``{"error": "bad request: <the request body as text>"}``
+``html``                  200, ``Content-Type: text/html``, a proxy's login page
+``data-string``           200 ``{"data": "x"}``
+``number-list``           200 ``[1, 2, 3]``
+``bad-gzip``              200, ``Content-Encoding: gzip`` (whatever the request
+                          accepts), a body that is not a valid gzip stream
+``deep-json``             200 ``{"data": [[[...]]]}``, arrays nested
+                          ``DEEP_JSON_LEVELS`` (100,000) deep
+``reset``                 the connection is reset (TCP RST): no byte of answer
+``stall``                 the real answer, but only part of it (the head and about
+                          half the body) comes at once; the rest after ``seconds``
+``id-string``             the real answer with every ``data.id`` (the object's, or
+                          each list item's) replaced by ``"abc"``
+``id-float``              the same with ``1.5``
+``id-null``               the same with ``null``
+========================  ===========================================================
+
+When an odd answer is given, in the order a request goes through:
+
+- ``commit=False`` (the default for all kinds but ``stall`` and ``id-*``): the
+  request is answered oddly before anything else happens (no auth check, no
+  routing, nothing is written). Every matching request counts.
+- ``commit=True`` (always for ``stall`` and ``id-*``): the request is carried
+  out first (a create commits), then the odd answer replaces the real one. Only
+  requests whose real answer is a success (2xx) count; others are answered as
+  usual. E.g. ``odd("POST", "/api/devices", "error-500", commit=True)``: the
+  device is created and the client is told 500.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 
 from provisioner.sandbox.store import MAX_PAGE_SIZE
+
+ODD_ERROR_400 = "error-400"
+ODD_ERROR_404 = "error-404"
+ODD_ERROR_500 = "error-500"
+ODD_ECHO_400 = "echo-400"
+ODD_HTML = "html"
+ODD_DATA_STRING = "data-string"
+ODD_NUMBER_LIST = "number-list"
+ODD_BAD_GZIP = "bad-gzip"
+ODD_DEEP_JSON = "deep-json"
+ODD_RESET = "reset"
+ODD_STALL = "stall"
+ODD_ID_STRING = "id-string"
+ODD_ID_FLOAT = "id-float"
+ODD_ID_NULL = "id-null"
+ODD_KINDS = (
+    ODD_ERROR_400,
+    ODD_ERROR_404,
+    ODD_ERROR_500,
+    ODD_ECHO_400,
+    ODD_HTML,
+    ODD_DATA_STRING,
+    ODD_NUMBER_LIST,
+    ODD_BAD_GZIP,
+    ODD_DEEP_JSON,
+    ODD_RESET,
+    ODD_STALL,
+    ODD_ID_STRING,
+    ODD_ID_FLOAT,
+    ODD_ID_NULL,
+)
+ODD_IDS: dict[str, object] = {ODD_ID_STRING: "abc", ODD_ID_FLOAT: 1.5, ODD_ID_NULL: None}
+DEEP_JSON_LEVELS = 100_000
+_ALWAYS_COMMIT = (ODD_STALL, *ODD_IDS)
+_ERROR_KIND = re.compile(r"error-([45][0-9][0-9])")
+
+
+def error_status(kind: str) -> int | None:
+    """The status of an ``error-<status>`` kind, else None."""
+    match = _ERROR_KIND.fullmatch(kind)
+    return int(match[1]) if match else None
+
+
+@dataclass
+class OddRule:
+    """One ``Faults.odd`` setting. ``hits``: requests answered so far."""
+
+    method: str
+    path: str
+    kind: str
+    times: int | None  # None: every matching request
+    seconds: float | None  # for stall
+    commit: bool
+    hits: int = 0
+    _pattern: re.Pattern[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        parts = re.split(r"\{[^/{}]*\}", self.path)
+        self._pattern = re.compile("[^/]+".join(re.escape(part) for part in parts))
+
+    def matches(self, method: str, path: str) -> bool:
+        return method == self.method and self._pattern.fullmatch(path) is not None
+
+    @property
+    def remaining(self) -> int | None:
+        """Answers left; None: unlimited."""
+        return None if self.times is None else self.times - self.hits
 
 
 @dataclass
@@ -30,6 +141,7 @@ class Faults:
     _bucket: float = field(init=False, repr=False, default=0.0)
     _bucket_rate: float | None = field(init=False, repr=False, default=None)
     _bucket_time: float = field(init=False, repr=False, default=0.0)
+    _odd: list[OddRule] = field(init=False, repr=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -62,3 +174,58 @@ class Faults:
                 self._bucket -= 1.0
                 return None
             return max(1, math.ceil((1.0 - self._bucket) / rate))
+
+    def odd(
+        self,
+        method: str,
+        path: str,
+        kind: str,
+        times: int | None = None,
+        *,
+        seconds: float | None = None,
+        commit: bool | None = None,
+    ) -> OddRule:
+        """Answer ``method path`` oddly (see the module's docstring for the kinds).
+
+        ``times``: the next that many matching requests, None: all of them.
+        ``seconds``: how long a ``stall`` waits (required for it, refused otherwise).
+        ``commit``: carry the request out before answering oddly; None: the kind's default.
+        """
+        if kind not in ODD_KINDS and error_status(kind) is None:
+            raise ValueError(f"unknown odd answer {kind!r} (known: {', '.join(ODD_KINDS)})")
+        if not path.startswith("/") or "?" in path:
+            raise ValueError(f"path must be a URL path without a query, not {path!r}")
+        if times is not None and times < 1:
+            raise ValueError("times must be 1 or more, or None for every request")
+        if (kind == ODD_STALL) != (seconds is not None):
+            raise ValueError("seconds is required for a stall and only for a stall")
+        if seconds is not None and not seconds > 0:
+            raise ValueError("seconds must be above 0")
+        if commit is None:
+            commit = kind in _ALWAYS_COMMIT
+        elif not commit and kind in _ALWAYS_COMMIT:
+            raise ValueError(f"{kind} always carries the request out: commit cannot be False")
+        rule = OddRule(method.upper(), path, kind, times, seconds, commit)
+        with self._lock:
+            self._odd.append(rule)
+        return rule
+
+    def clear_odd(self) -> None:
+        """Answer every request normally again."""
+        with self._lock:
+            self._odd.clear()
+
+    def take_odd(self, method: str, path: str, *, committed: bool) -> OddRule | None:
+        """The rule that answers this request, counting it; for the server.
+
+        ``committed=False``: before the request is carried out (rules without
+        commit); ``committed=True``: after it succeeded (rules with commit).
+        """
+        with self._lock:
+            for rule in self._odd:
+                if rule.commit == committed and rule.matches(method, path):
+                    rule.hits += 1
+                    if rule.remaining == 0:
+                        self._odd.remove(rule)
+                    return rule
+        return None

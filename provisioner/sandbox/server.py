@@ -1,18 +1,21 @@
-"""The sandbox's HTTP side: routing, bearer auth, injected faults, gzip.
+"""The sandbox's HTTP side: routing, bearer auth, injected faults, gzip, outages.
 
 Built on the standard library's threading HTTP server (HTTP/1.1 keep-alive):
 dropping a connection right after a commit, without a single byte of answer,
-is then just a socket shutdown.
+is then just a socket shutdown. The odd answers are described in faults.py;
+``Sandbox.outage`` takes the platform down for a while.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
 import socket
 import socketserver
+import struct
 import sys
 import threading
 import time
@@ -25,7 +28,21 @@ from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
 from provisioner.sandbox.errors import BadRequest, NotFound, SandboxError
-from provisioner.sandbox.faults import Faults
+from provisioner.sandbox.faults import (
+    DEEP_JSON_LEVELS,
+    ODD_BAD_GZIP,
+    ODD_DATA_STRING,
+    ODD_DEEP_JSON,
+    ODD_ECHO_400,
+    ODD_HTML,
+    ODD_IDS,
+    ODD_NUMBER_LIST,
+    ODD_RESET,
+    ODD_STALL,
+    Faults,
+    OddRule,
+    error_status,
+)
 from provisioner.sandbox.filters import Filter, is_filter_parameter, parse_filter
 from provisioner.sandbox.openapi import openapi_document
 from provisioner.sandbox.store import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ROLES, SandboxStore
@@ -34,6 +51,16 @@ GZIP_MIN_BYTES = 1024
 GZIP_LEVEL = 1
 DEVICE_WRITERS = ("org-admin", "device-admin")
 USER_ADMINS = ("org-admin",)
+JSON_TYPE = "application/json; charset=utf-8"
+HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head>\n"
+    b"<body><h1>Sign in to continue</h1>\n"
+    b'<form method="post" action="/login"><input name="user"><input name="password" '
+    b'type="password"><button>Sign in</button></form>\n</body></html>\n'
+)
+# A gzip header, then a deflate block of the reserved type 3: fails at its first byte.
+BAD_GZIP_BODY = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"\xff" * 32
+DEEP_JSON_BODY = b'{"data": ' + b"[" * DEEP_JSON_LEVELS + b"]" * DEEP_JSON_LEVELS + b"}"
 
 
 @dataclass(frozen=True)
@@ -42,6 +69,8 @@ class Reply:
     payload: Any = None  # None: empty body
     headers: dict[str, str] = field(default_factory=dict)
     json_body: bytes | None = None  # the payload already as UTF-8 JSON (then payload is None)
+    raw_body: bytes | None = None  # sent as it is, never gzipped; headers give its type
+    stall: float = 0.0  # seconds to wait halfway through sending
 
 
 def error_reply(status: int, message: str, **headers: str) -> Reply:
@@ -159,7 +188,49 @@ ROUTES = (
 
 
 class _Drop(Exception):
-    """The request was committed; close the connection without answering."""
+    """Close the connection without answering: a FIN, or with ``reset`` a RST."""
+
+    def __init__(self, reset: bool = False) -> None:
+        super().__init__()
+        self.reset = reset
+
+
+def odd_reply(rule: OddRule, body: bytes, real: Reply | None) -> Reply:
+    """The odd answer of ``rule``; ``real``: the real answer, if the request was carried out."""
+    kind = rule.kind
+    status = error_status(kind)
+    if status is not None:
+        return error_reply(status, f"odd answer {kind}, injected by the sandbox")
+    if kind == ODD_ECHO_400:
+        return error_reply(400, "bad request: " + body.decode("utf-8", "replace"))
+    if kind == ODD_HTML:
+        return Reply(200, headers={"Content-Type": "text/html; charset=utf-8"}, raw_body=HTML_PAGE)
+    if kind == ODD_DATA_STRING:
+        return Reply(200, {"data": "x"})
+    if kind == ODD_NUMBER_LIST:
+        return Reply(200, [1, 2, 3])
+    if kind == ODD_BAD_GZIP:
+        headers = {"Content-Type": JSON_TYPE, "Content-Encoding": "gzip"}
+        return Reply(200, headers=headers, raw_body=BAD_GZIP_BODY)
+    if kind == ODD_DEEP_JSON:
+        return Reply(200, json_body=DEEP_JSON_BODY)
+    if kind == ODD_RESET:
+        raise _Drop(reset=True)
+    assert real is not None, f"{kind} needs the real answer"
+    if kind == ODD_STALL:
+        assert rule.seconds is not None
+        return dataclasses.replace(real, stall=rule.seconds)
+    return _with_ids(real, ODD_IDS[kind])
+
+
+def _with_ids(real: Reply, value: object) -> Reply:
+    """``real`` with the id of its ``data`` object, or of each of its items, set to ``value``."""
+    payload = real.payload if real.json_body is None else json.loads(real.json_body)
+    data = payload.get("data") if isinstance(payload, dict) else None
+    for item in data if isinstance(data, list) else [data]:
+        if isinstance(item, dict) and "id" in item:
+            item["id"] = value
+    return Reply(real.status, payload, real.headers)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -203,12 +274,22 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         try:
             reply = self._reply()
-        except _Drop:
+        except _Drop as drop:
             self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
+            if drop.reset:
+                self._reset()
+            else:
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
             return
         self._send(reply)
+
+    def _reset(self) -> None:
+        """Close the connection with a RST (SO_LINGER 0), not the usual FIN."""
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.rfile.close()  # rfile holds a reference: the socket would stay open
+        self.connection.close()
 
     def _reply(self) -> Reply:
         faults = self.server.faults
@@ -216,12 +297,21 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_body()
             if faults.latency_ms > 0:
                 time.sleep(faults.latency_ms / 1000)
+            path = urlsplit(self.path).path
+            rule = faults.take_odd(self.command, path, committed=False)
+            if rule is not None:
+                return odd_reply(rule, body, None)
             wait = faults.retry_after()
             if wait is not None:
                 return error_reply(429, "too many requests", **{"Retry-After": str(wait)})
             if faults.chance(faults.fail_rate):
                 return error_reply(500, "injected failure (--fail-rate)")
-            return self._dispatch(body)
+            reply = self._dispatch(body)
+            if 200 <= reply.status < 300:
+                rule = faults.take_odd(self.command, path, committed=True)
+                if rule is not None:
+                    return odd_reply(rule, body, reply)
+            return reply
         except SandboxError as exc:
             return error_reply(exc.status, exc.message)
         except _Drop:
@@ -283,20 +373,11 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _send(self, reply: Reply) -> None:
-        data = reply.json_body
-        if data is None and reply.payload is not None:
-            data = json.dumps(reply.payload, ensure_ascii=False).encode("utf-8")
         headers = dict(reply.headers)
-        if data is None:
-            data = b""
+        if reply.raw_body is not None:
+            data = reply.raw_body
         else:
-            headers["Content-Type"] = "application/json; charset=utf-8"
-            headers["Vary"] = "Accept-Encoding"
-        if len(data) > GZIP_MIN_BYTES and self._accepts_gzip():
-            # Level 1: a 10000-device page compresses ~1.5x faster than at level 5, and
-            # on the sandbox's loopback link the ~25% larger body costs less than that.
-            data = zlib.compress(data, GZIP_LEVEL, wbits=31)  # wbits=31: a gzip stream
-            headers["Content-Encoding"] = "gzip"
+            data = self._json_data(reply, headers)
         self.send_response(reply.status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -306,7 +387,34 @@ class _Handler(BaseHTTPRequestHandler):
             return
         # Headers and body leave in one write (end_headers would send the headers alone).
         self._headers_buffer += (b"\r\n", data)
-        self.flush_headers()
+        if not reply.stall:
+            self.flush_headers()
+            return
+        message = b"".join(self._headers_buffer)
+        self._headers_buffer = []
+        head = len(message) - len(data)
+        cut = head + len(data) // 2 if len(data) > 1 else head // 2
+        self.wfile.write(message[:cut])
+        if self.server.stopping.wait(reply.stall):
+            self.close_connection = True
+            return
+        self.wfile.write(message[cut:])
+
+    def _json_data(self, reply: Reply, headers: dict[str, str]) -> bytes:
+        """The body of a JSON (or empty) reply, gzipped if asked and worth it; sets headers."""
+        data = reply.json_body
+        if data is None and reply.payload is not None:
+            data = json.dumps(reply.payload, ensure_ascii=False).encode("utf-8")
+        if data is None:
+            return b""
+        headers["Content-Type"] = JSON_TYPE
+        headers["Vary"] = "Accept-Encoding"
+        if len(data) > GZIP_MIN_BYTES and self._accepts_gzip():
+            # Level 1: a 10000-device page compresses ~1.5x faster than at level 5, and
+            # on the sandbox's loopback link the ~25% larger body costs less than that.
+            data = zlib.compress(data, GZIP_LEVEL, wbits=31)  # wbits=31: a gzip stream
+            headers["Content-Encoding"] = "gzip"
+        return data
 
     def _accepts_gzip(self) -> bool:
         for part in self.headers.get("Accept-Encoding", "").split(","):
@@ -330,6 +438,8 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self.verbose = verbose
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self._refusing = False  # in an outage: end every connection at once
+        self.stopping = threading.Event()  # set by Sandbox.stop: stalled answers give up
         super().__init__(address, _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -348,6 +458,9 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     def track(self, connection: socket.socket) -> None:
         with self._connections_lock:
             self._connections.add(connection)
+            if self._refusing:  # accepted just before the outage began
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
 
     def untrack(self, connection: socket.socket) -> None:
         with self._connections_lock:
@@ -359,6 +472,43 @@ class SandboxHTTPServer(ThreadingHTTPServer):
             for connection in self._connections:
                 with contextlib.suppress(OSError):
                     connection.shutdown(socket.SHUT_RDWR)
+
+    def refuse_connections(self) -> None:
+        """Stop listening, keeping the port: new connections are refused. Not while serving.
+
+        The listening socket is replaced by one bound to the same address that
+        does not listen (so no other program takes the port); open connections end.
+        """
+        with self._connections_lock:
+            self._refusing = True
+        self.close_connections()
+        self.socket.close()
+        self.socket = socket.socket(self.address_family, self.socket_type)
+        with contextlib.suppress(OSError):  # tried again by accept_connections
+            self._bind_again(deadline=time.monotonic() + 1.0)
+
+    def accept_connections(self) -> None:
+        """Listen again after ``refuse_connections``."""
+        try:
+            bound = self.socket.getsockname()[1] != 0
+        except OSError:  # Windows, for a socket never bound
+            bound = False
+        if not bound:  # the bind at the outage's start failed
+            self._bind_again(deadline=time.monotonic() + 5.0)
+        self.server_activate()
+        with self._connections_lock:
+            self._refusing = False
+
+    def _bind_again(self, deadline: float) -> None:
+        """Bind the (fresh) socket to the address it had; retried while the port is busy."""
+        while True:
+            try:
+                self.server_bind()
+                return
+            except OSError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
 
 
 @dataclass
@@ -399,6 +549,7 @@ class Sandbox:
 
     ``with Sandbox(config) as sb:`` serves in a background thread until the block
     ends; ``serve_forever()`` serves in the calling thread (the CLI).
+    ``outage(seconds)`` takes it down for a while (only after ``start()``).
     """
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
@@ -425,6 +576,10 @@ class Sandbox:
             raise
         self._thread: threading.Thread | None = None
         self._stopped = False
+        # Guards the serving thread, the outage and stopping; wakes the outage's watcher.
+        self._state = threading.Condition()
+        self._outage_end: float | None = None  # time.monotonic() at which the outage ends
+        self._outage_watcher: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -432,27 +587,95 @@ class Sandbox:
         return f"http://{host!s}:{port}"
 
     def start(self) -> Sandbox:
+        with self._state:
+            self._serve_in_background()
+        return self
+
+    def _serve_in_background(self) -> None:
         # A short poll interval makes stop() quick; tests start and stop many sandboxes.
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="sandbox", daemon=True
         )
         self._thread.start()
-        return self
 
     def serve_forever(self) -> None:
         self._server.serve_forever()
 
+    @property
+    def in_outage(self) -> bool:
+        """True from ``outage()`` until the sandbox serves again."""
+        with self._state:
+            return self._outage_end is not None
+
+    def outage(self, seconds: float) -> None:
+        """Be down for ``seconds`` from now: new connections are refused, open ones end.
+
+        Returns at once when connections are refused; after ``seconds`` the
+        sandbox listens again on the same port with the same data. During an
+        outage, a new call sets a new end (``outage(0)`` ends it within a moment).
+        """
+        if not seconds >= 0:
+            raise ValueError("seconds must not be negative")
+        with self._state:
+            if self._stopped:
+                raise RuntimeError("the sandbox is stopped")
+            if self._outage_end is None:
+                if self._thread is None:
+                    raise RuntimeError("an outage needs a sandbox served by start()")
+                self._server.shutdown()  # only while serve_forever runs: it would stop the next
+                self._thread.join()
+                self._thread = None
+                self._server.refuse_connections()
+                self._outage_watcher = threading.Thread(
+                    target=self._end_outage_in_time, name="sandbox-outage", daemon=True
+                )
+                self._outage_watcher.start()
+            self._outage_end = time.monotonic() + seconds
+            self._state.notify_all()
+
+    def end_outage(self) -> None:
+        """End an outage now; returns when the sandbox listens again (at once if not in one)."""
+        with self._state:
+            if self._outage_end is None:
+                return
+            self._outage_end = time.monotonic()
+            self._state.notify_all()
+            while self._outage_end is not None and not self._stopped:
+                self._state.wait()
+
+    def _end_outage_in_time(self) -> None:
+        with self._state:
+            while not self._stopped and self._outage_end is not None:
+                remaining = self._outage_end - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._state.wait(remaining)
+            if self._stopped:
+                return
+            try:
+                self._server.accept_connections()
+                self._serve_in_background()
+            finally:
+                self._outage_end = None
+                self._state.notify_all()
+
     def stop(self) -> None:
-        """Stop serving, end open connections and close the database."""
-        if self._stopped:
-            return
-        self._stopped = True
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-        self._server.server_close()
-        self._server.close_connections()
-        self.store.close()
+        """Stop serving, end open connections and close the database (also during an outage)."""
+        with self._state:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._state.notify_all()
+            self._server.stopping.set()
+            if self._thread is not None:
+                self._server.shutdown()
+                self._thread.join()
+            watcher = self._outage_watcher
+            self._server.server_close()
+            self._server.close_connections()
+            self.store.close()
+        if watcher is not None:
+            watcher.join()
 
     def write_ready_file(self, path: str | Path) -> None:
         """Write ``{"url": ..., "tokens": {role: token}}`` atomically, for scripts to wait on."""
