@@ -1,19 +1,34 @@
 """Apply speed: `provisioner apply` against a naive create loop, in one run.
 
-Each measurement gets a fresh sandbox process (`provisioner sandbox`) with
-added latency, so every run creates the same N devices on an empty platform:
+For each size (--creates 600,2000) a fresh sandbox process (`provisioner
+sandbox`, with added latency) per measurement, so that every run creates the
+same N devices on an empty platform:
 - naive: one POST after another through one httpx client;
 - apply (default settings) and apply --concurrency 32: the real command in a
-  child process with --yes, timed end to end (start-up, plan, creates, results
-  workbook) and, from its journal, the create phase alone.
-Ratios are against the naive loop of the same run. Targets: at least 6x naive
-with the default settings, at least 20x at --concurrency 32.
+  child process with --yes, timed end to end (start-up, plan, creates, journal,
+  results workbook); its journal splits the time into before the first create
+  (start-up and plan), the create phase and after the last (results, exit).
+Ratios are against the naive loop of the same size in the same run. Targets: at
+least 6x naive with the default settings, at least 15x at --concurrency 32.
 
 The sandbox's own ceiling (creates/s at concurrency 32 without latency, as in
 sandbox_throughput.py) is measured in the same run, so the output says whether
-a figure is bound by latency x concurrency or by the sandbox itself.
+a figure is bound by latency x concurrency or by the sandbox itself. The
+sandbox logs every request, so the output also says how many requests the plan
+sent before the first create.
 
-    python benchmarks/apply_speed.py [--creates 2000] [--latency-ms 50]
+Start-up: the median wall time of a bare interpreter (`python -c pass`, the
+floor), of `python -m provisioner apply --help` (imports; target < 0.5 s) and
+of `provisioner apply` on a sheet with no data rows against the sandbox; then
+the largest imports that `python -X importtime` shows for `apply --help`.
+
+Journal fsyncs: each apply setting runs once more under `strace -f -y` (not
+timed: tracing slows it) and the fsyncs of the journal's file are counted
+against the journal's records. Without strace: "not measured (no strace)".
+
+Machines are noisy: the script prints figures and ratios, it asserts nothing.
+
+    python benchmarks/apply_speed.py [--creates 600,2000] [--latency-ms 50]
 """
 
 from __future__ import annotations
@@ -21,10 +36,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -32,7 +53,20 @@ import httpx
 from _sandbox import REPO, running_sandbox
 from sandbox_throughput import create_rate
 
-TARGETS = {"default": 6.0, "concurrency 32": 20.0}
+TARGETS = {"default": 6.0, "concurrency 32": 15.0}
+SETTINGS = {"default": (), "concurrency 32": ("--concurrency", "32")}
+CONCURRENCY = {"default": 8, "concurrency 32": 32}
+STARTUP_TARGET_S = 0.5
+STARTUP_REPEATS = 7
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+# "127.0.0.1 - - [date] "POST /api/devices HTTP/1.1" 201 -", as the sandbox logs with --verbose
+REQUEST_LINE = re.compile(r'"([A-Z]+) ([^ ?"]+)[^"]*" (\d{3})')
+# strace -f -y -T: "1234  fsync(5</tmp/x/site.journal.jsonl>) = 0 <0.000136>", or split in two
+# when threads overlap: "1234  fsync(5</tmp/...> <unfinished ...>" and then
+# "1234  <... fsync resumed>) = 0 <0.000136>"
+FSYNC_CALL = re.compile(r"^(\d+)\s+(?:fsync|fdatasync)\(\d+<([^>]*)>")
+FSYNC_RESUMED = re.compile(r"^(\d+)\s+<\.\.\. (?:fsync|fdatasync) resumed>")
+DURATION = re.compile(r"<(\d+\.\d+)>\s*$")
 
 
 def write_sheet(path: Path, count: int) -> None:
@@ -40,6 +74,67 @@ def write_sheet(path: Path, count: int) -> None:
     lines = ["serial,addr,name"]
     lines += [f"SN{i:07d},{0x0004A30B00000000 + i:016X},Zähler {i}" for i in range(count)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@dataclass
+class Requests:
+    """What one sandbox process was asked, from its request log."""
+
+    before_first_create: int = 0  # requests of any kind before the first POST
+    creates: int = 0
+    other: int = 0  # anything but a POST, after the first POST as before it
+    failed: int = 0  # answers >= 400
+
+    def describe(self) -> str:
+        text = f"{self.before_first_create} before the first create, {self.creates} creates"
+        if self.other - self.before_first_create:
+            text += f", {self.other - self.before_first_create} other requests after it"
+        if self.failed:
+            text += f", {self.failed} answered >= 400"
+        return text
+
+
+def read_requests(log: Path) -> Requests:
+    counted = Requests()
+    for line in log.read_text(errors="replace").splitlines():
+        match = REQUEST_LINE.search(line)
+        if not match:
+            continue
+        method, _path, status = match.groups()
+        if int(status) >= 400:
+            counted.failed += 1
+        if method == "POST":
+            counted.creates += 1
+        else:
+            counted.other += 1
+            if not counted.creates:
+                counted.before_first_create += 1
+    return counted
+
+
+@contextmanager
+def logged_sandbox(*options: str, timeout: float = 120.0) -> Iterator[tuple[str, str, Path]]:
+    """Yield (url, device-admin token, request log) of a sandbox process that logs requests."""
+    with tempfile.TemporaryDirectory() as folder:
+        ready = Path(folder) / "ready.json"
+        log = Path(folder) / "requests.log"
+        command = [sys.executable, "-m", "provisioner", "sandbox", "--port", "0"]
+        command += ["--ready-file", str(ready), "--verbose", *options]
+        with log.open("wb") as stderr:
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=ENV)
+        try:
+            deadline = time.monotonic() + timeout
+            while not ready.exists():
+                if process.poll() is not None:
+                    raise RuntimeError(f"the sandbox exited with {process.returncode}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the sandbox did not start in time")
+                time.sleep(0.05)
+            info = json.loads(ready.read_text())
+            yield info["url"], info["tokens"]["device-admin"], log
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def naive_rate(url: str, token: str, count: int) -> float:
@@ -56,18 +151,43 @@ def naive_rate(url: str, token: str, count: int) -> float:
         return count / (time.perf_counter() - started)
 
 
-def apply_rates(url: str, token: str, count: int, *options: str) -> tuple[float, float]:
-    """(end-to-end creates/s, create-phase creates/s) of one `provisioner apply` run."""
+@dataclass
+class ApplyRun:
+    seconds: float  # whole command
+    before: float  # launch to the journal's first record: start-up and plan
+    phase: float  # first to last create record
+    after: float  # last create record to exit: results workbook, exit
+    records: int  # journal records of the run
+    journal_fsyncs: int | None = None  # None: not traced
+    journal_fsync_s: float = 0.0  # mean time of one fsync of the journal
+    other_fsyncs: dict[str, int] | None = None
+    requests: Requests | None = None
+
+
+def apply_command(sheet: Path, journal: Path, url: str, *options: str) -> list[str]:
+    command = [sys.executable, "-m", "provisioner", "apply", str(sheet), "--url", url]
+    return command + ["--yes", "--journal", str(journal), *options]
+
+
+def run_apply(url: str, token: str, count: int, *options: str, strace: str = "") -> ApplyRun:
+    """One `provisioner apply` run creating `count` devices; under strace if given."""
     with tempfile.TemporaryDirectory() as folder:
-        sheet = Path(folder) / "site.csv"
-        journal = Path(folder) / "site.journal.jsonl"
+        sheet = Path(folder).resolve() / "site.csv"
+        journal = sheet.with_name("site.journal.jsonl")
+        trace = sheet.with_name("fsync.trace")
         write_sheet(sheet, count)
-        command = [sys.executable, "-m", "provisioner", "apply", str(sheet), "--url", url]
-        command += ["--yes", "--journal", str(journal), *options]
-        env = {**os.environ, "PYTHONPATH": str(REPO), "PROVISIONER_TOKEN": token}
+        command = apply_command(sheet, journal, url, *options)
+        if strace:
+            # --seccomp-bpf: only the traced calls stop the child, not every system call
+            command = [strace, "-f", "-y", "-T", "-qq", "--seccomp-bpf"]
+            command += ["-e", "trace=fsync,fdatasync"]
+            command += ["-o", str(trace), *apply_command(sheet, journal, url, *options)]
+        env = {**ENV, "PROVISIONER_TOKEN": token}
+        launched = time.time()
         started = time.perf_counter()
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
         seconds = time.perf_counter() - started
+        ended = launched + seconds
         if done.returncode != 0:
             raise RuntimeError(f"apply exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
         records = [json.loads(line) for line in journal.read_text().splitlines() if line]
@@ -75,64 +195,298 @@ def apply_rates(url: str, token: str, count: int, *options: str) -> tuple[float,
         created = sum(1 for r in records if r["event"] == "done" and r["status"] == "created")
         if created != count:
             raise RuntimeError(f"apply created {created} devices, not {count}")
-        first = datetime.fromisoformat(creates[0]["at"])
-        last = datetime.fromisoformat(creates[-1]["at"])
-        return count / seconds, count / max((last - first).total_seconds(), 1e-3)
+        first = datetime.fromisoformat(creates[0]["at"]).timestamp()
+        last = datetime.fromisoformat(creates[-1]["at"]).timestamp()
+        run = ApplyRun(
+            seconds=seconds,
+            before=max(first - launched, 0.0),
+            phase=max(last - first, 1e-3),
+            after=max(ended - last, 0.0),
+            records=len(records),
+        )
+        if strace:
+            synced = read_fsyncs(trace)
+            calls = synced.pop(str(journal), [])
+            run.journal_fsyncs = len(calls)
+            run.journal_fsync_s = statistics.mean(calls) if calls else 0.0
+            run.other_fsyncs = {
+                describe_path(path, Path(folder).resolve()): len(n) for path, n in synced.items()
+            }
+        return run
+
+
+def read_fsyncs(trace: Path) -> dict[str, list[float]]:
+    """The fsyncs of an strace log: their durations in seconds, by the file's path."""
+    synced: dict[str, list[float]] = {}
+    pending: dict[str, str] = {}  # pid -> path of its unfinished call
+    for line in trace.read_text(errors="replace").splitlines():
+        duration = DURATION.search(line)
+        seconds = float(duration.group(1)) if duration else 0.0
+        if call := FSYNC_CALL.match(line):
+            pid, path = call.groups()
+            if "<unfinished ...>" in line:
+                pending[pid] = path
+            else:
+                synced.setdefault(path, []).append(seconds)
+        elif (resumed := FSYNC_RESUMED.match(line)) and resumed.group(1) in pending:
+            synced.setdefault(pending.pop(resumed.group(1)), []).append(seconds)
+    for path in pending.values():  # never resumed: the process ended in the call
+        synced.setdefault(path, []).append(0.0)
+    return synced
+
+
+def describe_path(path: str, folder: Path) -> str:
+    if path == str(folder):
+        return "the folder"
+    if ".results.xlsx" in path:
+        return "the results workbook"
+    return path
+
+
+def median_seconds(command: list[str], repeats: int, env: dict[str, str], cwd: Path) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run(command, env=env, cwd=cwd, capture_output=True, check=True, timeout=120)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+@dataclass
+class StartUp:
+    bare: float
+    help: float
+    empty_apply: float
+    empty_requests: Requests
+    imports: list[tuple[str, float, str]]  # (module, cumulative s, imported by)
+
+
+def measure_startup(latency: tuple[str, ...]) -> StartUp:
+    python = sys.executable
+    with tempfile.TemporaryDirectory() as folder:
+        cwd = Path(folder)
+        # One run first, so that every timed one finds the bytecode compiled.
+        subprocess.run(
+            [python, "-m", "provisioner", "apply", "--help"],
+            env=ENV,
+            cwd=cwd,
+            check=True,
+            capture_output=True,
+        )
+        bare = median_seconds([python, "-c", "pass"], STARTUP_REPEATS, ENV, cwd)
+        help_ = median_seconds(
+            [python, "-m", "provisioner", "apply", "--help"], STARTUP_REPEATS, ENV, cwd
+        )
+        with logged_sandbox(*latency) as (url, token, log):
+            sheet = cwd / "empty.csv"
+            write_sheet(sheet, 0)
+            command = apply_command(sheet, cwd / "empty.journal.jsonl", url)
+            env = {**ENV, "PROVISIONER_TOKEN": token}
+            empty = median_seconds(command, STARTUP_REPEATS, env, cwd)
+            if not (cwd / "empty.results.xlsx").exists():
+                raise RuntimeError("apply on an empty sheet wrote no results workbook")
+            time.sleep(0.2)  # the log line of the last request
+            requests = read_requests(log)
+        importtime = subprocess.run(
+            [python, "-X", "importtime", "-m", "provisioner", "apply", "--help"],
+            env=ENV,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    # Per-run counts: the log holds all runs of the median.
+    requests.before_first_create //= STARTUP_REPEATS
+    requests.other //= STARTUP_REPEATS
+    requests.creates //= STARTUP_REPEATS
+    return StartUp(bare, help_, empty, requests, largest_imports(importtime.stderr, 5))
+
+
+def largest_imports(report: str, top: int) -> list[tuple[str, float, str]]:
+    """The heaviest imports of an -X importtime report: provisioner's own modules and the
+    outermost import of each other top-level package, by cumulative time (which includes
+    what a module imports), each with the module that imported it."""
+    rows = []  # (depth, name, cumulative us), in the report's order: children first
+    for line in report.splitlines():
+        parts = line.removeprefix("import time:").split("|")
+        if len(parts) != 3 or not parts[1].strip().isdigit():
+            continue
+        name = parts[2].rstrip()
+        depth = (len(name) - len(name.lstrip())) // 2
+        rows.append((depth, name.strip(), int(parts[1])))
+    found: dict[str, tuple[float, str]] = {}
+    for i, (depth, name, cumulative) in enumerate(rows):
+        parent = next((n for d, n, _ in rows[i + 1 :] if d < depth), "")
+        package = name.split(".")[0]
+        if name in ("provisioner", "provisioner.cli", "provisioner.__main__"):
+            continue
+        if package == "provisioner":
+            key = name
+        elif parent.split(".")[0] != package:
+            key = package if name == package else f"{package} ({name})"
+        else:
+            continue
+        if cumulative / 1e6 > found.get(key, (0.0, ""))[0]:
+            found[key] = (cumulative / 1e6, parent or "-")
+    ranked = sorted(found.items(), key=lambda item: -item[1][0])[:top]
+    return [(name, seconds, parent) for name, (seconds, parent) in ranked]
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma list of whole numbers: {text}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("give one or more sizes of at least 1")
+    return sizes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--creates", type=int, default=2000, help="devices created per run")
+    parser.add_argument(
+        "--creates",
+        type=parse_sizes,
+        default=[600, 2000],
+        help="devices created per run, a comma list of sizes (default 600,2000)",
+    )
     parser.add_argument("--latency-ms", type=int, default=50, help="sandbox latency per request")
     args = parser.parse_args()
     latency = ("--latency-ms", str(args.latency_ms))
+    strace = shutil.which("strace") or ""
 
     with running_sandbox() as (url, tokens):
-        ceiling = create_rate(url, tokens["device-admin"], 32, args.creates, prefix="C0")
-    with running_sandbox(*latency) as (url, tokens):
-        naive = naive_rate(url, tokens["device-admin"], args.creates)
-    runs = {}
-    for name, options in (("default", ()), ("concurrency 32", ("--concurrency", "32"))):
-        with running_sandbox(*latency) as (url, tokens):
-            runs[name] = apply_rates(url, tokens["device-admin"], args.creates, *options)
+        ceiling = create_rate(url, tokens["device-admin"], 32, max(args.creates), prefix="C0")
+    startup = measure_startup(latency)
+    results = {}
+    for count in args.creates:
+        with logged_sandbox(*latency) as (url, token, _log):
+            naive = naive_rate(url, token, count)
+        runs = {}
+        for name, options in SETTINGS.items():
+            with logged_sandbox(*latency) as (url, token, log):
+                run = run_apply(url, token, count, *options)
+                time.sleep(0.2)  # the log line of the last request
+                run.requests = read_requests(log)
+            if strace:
+                with logged_sandbox(*latency) as (url, token, _log):
+                    traced = run_apply(url, token, count, *options, strace=strace)
+                run.journal_fsyncs, run.other_fsyncs = traced.journal_fsyncs, traced.other_fsyncs
+                run.journal_fsync_s = traced.journal_fsync_s
+                run.records = traced.records
+            runs[name] = run
+        results[count] = (naive, runs)
 
+    sizes = ",".join(str(n) for n in args.creates)
     print(
-        f"apply speed: {args.creates} creates per run, sandbox latency {args.latency_ms} ms, "
+        f"apply speed: {sizes} creates per run, sandbox latency {args.latency_ms} ms, "
         f"a fresh sandbox process per run"
     )
     print(f"sandbox ceiling (concurrency 32, no latency): {ceiling:.0f} creates/s")
-    print(
-        f"{'run':<20} {'creates/s':>10} {'ratio':>7} {'target':>7} {'create phase/s':>15}"
-        f" {'ratio':>7}  bound"
-    )
-    print(
-        f"{'naive loop':<20} {naive:>10.1f} {1:>7.2f} {'':>7} {'':>15} {'':>7}  latency, 1 at a time"
-    )
     figures: dict[str, object] = {
         "creates": args.creates,
         "latency_ms": args.latency_ms,
         "sandbox_ceiling_per_s": round(ceiling, 1),
-        "naive_per_s": round(naive, 1),
     }
-    for name, (whole, phase) in runs.items():
-        concurrency = 32 if name == "concurrency 32" else 8
-        latency_bound = concurrency * 1000 / args.latency_ms
-        bound = (
-            f"latency x concurrency ({latency_bound:.0f}/s)"
-            if latency_bound < ceiling
-            else f"sandbox ceiling ({ceiling:.0f}/s)"
-        )
-        target = TARGETS[name]
-        verdict = "ok" if whole / naive >= target else "MISSED"
+
+    print(f"\nstart-up (median of {STARTUP_REPEATS} runs each):")
+    help_verdict = "ok" if startup.help < STARTUP_TARGET_S else "MISSED"
+    empty_verdict = "ok" if startup.empty_apply < STARTUP_TARGET_S else "MISSED"
+    print(f"  {'python -c pass (the floor)':<44} {startup.bare:>6.3f} s")
+    print(
+        f"  {'python -m provisioner apply --help':<44} {startup.help:>6.3f} s"
+        f"  target < {STARTUP_TARGET_S:g} s: {help_verdict}"
+        f"  (imports {startup.help - startup.bare:.3f} s above the floor)"
+    )
+    print(
+        f"  {'provisioner apply, sheet with 0 data rows':<44} {startup.empty_apply:>6.3f} s"
+        f"  target < {STARTUP_TARGET_S:g} s: {empty_verdict}"
+        f"  (requests per run: {startup.empty_requests.other + startup.empty_requests.creates})"
+    )
+    print("  largest cumulative imports of apply --help (-X importtime, one run):")
+    for module, seconds, parent in startup.imports:
+        print(f"    {module:<42} {seconds:>6.3f} s  imported by {parent}")
+    figures["startup"] = {
+        "bare_python_s": round(startup.bare, 3),
+        "apply_help_s": round(startup.help, 3),
+        "apply_empty_sheet_s": round(startup.empty_apply, 3),
+        "apply_empty_sheet_requests": startup.empty_requests.other + startup.empty_requests.creates,
+        "target_s": STARTUP_TARGET_S,
+        "apply_help_target_met": startup.help < STARTUP_TARGET_S,
+        "largest_imports_s": {module: round(seconds, 3) for module, seconds, _ in startup.imports},
+    }
+
+    by_size: dict[str, object] = {}
+    for count, (naive, runs) in results.items():
+        print(f"\n{count} creates:")
         print(
-            f"{'apply ' + name:<20} {whole:>10.1f} {whole / naive:>7.2f} {f'>={target:g}x':>7}"
-            f" {phase:>15.1f} {phase / naive:>7.2f}  {bound}; target {verdict}"
+            f"  {'run':<20} {'creates/s':>9} {'ratio':>6} {'target':>6} {'seconds':>7}"
+            f" {'before':>6} {'phase':>6} {'after':>6} {'phase/s':>8}  bound"
         )
-        key = name.replace(" ", "_")
-        figures[f"apply_{key}_per_s"] = round(whole, 1)
-        figures[f"apply_{key}_ratio"] = round(whole / naive, 2)
-        figures[f"apply_{key}_create_phase_per_s"] = round(phase, 1)
-        figures[f"apply_{key}_target_met"] = whole / naive >= target
+        print(
+            f"  {'naive loop':<20} {naive:>9.1f} {1:>6.2f} {'':>6} {count / naive:>7.2f}"
+            f" {'':>6} {'':>6} {'':>6} {'':>8}  latency, 1 at a time"
+        )
+        size: dict[str, object] = {"naive_per_s": round(naive, 1)}
+        for name, run in runs.items():
+            concurrency = CONCURRENCY[name]
+            latency_bound = concurrency * 1000 / args.latency_ms
+            bound = (
+                f"latency x concurrency ({latency_bound:.0f}/s)"
+                if latency_bound < ceiling
+                else f"sandbox ceiling ({ceiling:.0f}/s)"
+            )
+            whole = count / run.seconds
+            target = TARGETS[name]
+            verdict = "ok" if whole / naive >= target else "MISSED"
+            fixed = run.before + run.after
+            print(
+                f"  {'apply ' + name:<20} {whole:>9.1f} {whole / naive:>6.2f}"
+                f" {f'>={target:g}x':>6} {run.seconds:>7.2f} {run.before:>6.2f}"
+                f" {run.phase:>6.2f} {run.after:>6.2f} {count / run.phase:>8.1f}"
+                f"  {bound}, +{fixed:.2f} s fixed; target {verdict}"
+            )
+            key = name.replace(" ", "_")
+            size[f"apply_{key}_per_s"] = round(whole, 1)
+            size[f"apply_{key}_ratio"] = round(whole / naive, 2)
+            size[f"apply_{key}_target_met"] = whole / naive >= target
+            size[f"apply_{key}_seconds"] = round(run.seconds, 3)
+            size[f"apply_{key}_before_first_create_s"] = round(run.before, 3)
+            size[f"apply_{key}_create_phase_s"] = round(run.phase, 3)
+            size[f"apply_{key}_after_last_create_s"] = round(run.after, 3)
+            size[f"apply_{key}_create_phase_per_s"] = round(count / run.phase, 1)
+            if run.requests is not None:
+                size[f"apply_{key}_requests_before_first_create"] = run.requests.before_first_create
+                size[f"apply_{key}_requests_total"] = run.requests.creates + run.requests.other
+            size[f"apply_{key}_journal_records"] = run.records
+            size[f"apply_{key}_journal_fsyncs"] = run.journal_fsyncs
+        for name, run in runs.items():
+            if run.requests is not None:
+                print(f"  requests, apply {name}: {run.requests.describe()}")
+        for name, run in runs.items():
+            if run.journal_fsyncs is None:
+                continue
+            per = run.records / run.journal_fsyncs if run.journal_fsyncs else float("inf")
+            others = ", ".join(f"{n} of {what}" for what, n in (run.other_fsyncs or {}).items())
+            print(
+                f"  fsyncs, apply {name}: {run.records} journal records, "
+                f"{run.journal_fsyncs} fsyncs of the journal = {per:.2f} records per fsync "
+                f"(1.00 without grouping), {run.journal_fsync_s * 1e6:.0f} us each; "
+                f"other fsyncs: {others or 'none'}"
+            )
+            size[f"apply_{name.replace(' ', '_')}_records_per_fsync"] = round(per, 2)
+            size[f"apply_{name.replace(' ', '_')}_journal_fsync_us"] = round(
+                run.journal_fsync_s * 1e6
+            )
+        by_size[str(count)] = size
+        if not strace:
+            print("  fsyncs: not measured (no strace)")
+    if strace:
+        print(
+            "\n(fsyncs are counted in a second, traced run of each setting, "
+            "not in the timed one: strace slows a run)"
+        )
+    figures["sizes"] = by_size
     print(json.dumps(figures))
 
 
