@@ -1,33 +1,50 @@
 """HTTP client for the Lobaro IoT Platform REST API (see platform-api.md).
 
 Everything the client needs is passed to its constructor: base URL, token,
-timeouts, retry policy, transport. It never reads the environment.
+timeouts, retry policy, limits, clock, transport. It never reads the environment.
 
 Every failure reaches the caller as one of these exceptions. Each carries
 ``status`` (the HTTP status, or None when no answer came) and ``message`` (the
-server's words, shortened), and none of them ever contains the token::
+server's words, shortened), and none of them ever contains the token or a
+secret registered with ``add_secrets``::
 
     PlatformError            base class
     ├── AuthError            401/403: token missing, unknown, revoked, or without the role needed
     ├── NotFound             404
     ├── Conflict             409: e.g. a device with this addr already exists
-    ├── InvalidRequest       400/422: the platform rejected the query or body
+    ├── InvalidRequest       400/422 (and any other 4xx): the platform rejected the query or body
     ├── RateLimited          429, still after all retries
-    ├── ServerError          5xx (still after all retries where retrying is safe),
-    │                        or an answer that is not the JSON the API documents
-    ├── TransportError       the request never got an answer and was safe to retry:
-    │                        DNS, refused connection, TLS, connect timeout
+    ├── ServerError          5xx, still after all retries where retrying is safe
+    ├── BadAnswer            the platform answered, but not as platform-api.md documents: not
+    │                        JSON, the wrong shape, an id that is not a positive integer, broken
+    │                        gzip, nested too deep, too big, too slow, or a listing that never
+    │                        ends; ``maybe_done`` is True for a write, which may have been
+    │                        carried out all the same
+    ├── TransportError       the request never got an answer and was safe to retry: DNS,
+    │                        refused connection, TLS, connect timeout (retried for
+    │                        ``outage_seconds`` first)
     └── UnknownOutcome       a write that may have reached the server, but no answer
                              came back: look the object up before sending it again
 
-Retries: exponential backoff with full jitter on 429 (at least ``Retry-After``),
-502/503/504 and failures to connect. Reads (GET) are also retried on 500 and on
-answers lost in transit. A POST that may have been received is never resent.
+The constructor raises ``ValueError`` for unusable arguments, and ``InsecureURL``
+(a ValueError) for an ``http://`` URL to a host that is not loopback, unless
+``allow_http`` is given. Methods that take a device id raise ``ValueError`` for
+one that is not a positive integer.
+
+Retries: exponential backoff with full jitter on 429 (at least ``Retry-After``)
+and 502/503/504, up to ``RetryPolicy.attempts``. Reads (GET) are also retried on
+500 and on answers lost in transit. Failures to connect (nothing reached the
+server) are retried, POSTs included, for up to ``outage_seconds`` in total. A
+write that may have been received is never resent. A bad answer is not retried.
+When the injected ``sleep`` returns True (``threading.Event.wait`` of an event
+that is set), the client stops retrying and raises what it would raise after
+the last try.
 """
 
 from __future__ import annotations
 
 import html
+import ipaddress
 import json
 import random
 import re
@@ -37,14 +54,18 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
 __all__ = [
+    "MAX_PAGE_SIZE",
+    "MIN_PLAUSIBLE_PAGE_CAP",
     "AuthError",
+    "BadAnswer",
     "Conflict",
     "Filter",
+    "InsecureURL",
     "InvalidRequest",
     "NotFound",
     "PlatformClient",
@@ -59,11 +80,21 @@ __all__ = [
 ]
 
 MAX_PAGE_SIZE = 10000
-# A page shorter than asked normally ends a listing. A server that caps pages
-# below what we ask looks the same, so a short page of at least this many rows
-# (the documented default page size) is confirmed with one more request.
+# Kept for importers only: the client no longer uses it. Every non-empty page
+# shorter than asked is confirmed with one more request, whatever its size.
 MIN_PLAUSIBLE_PAGE_CAP = 100
+# A listing that still yields new devices after this many pages is a bad answer.
+MAX_PAGES = 100_000
+MAX_JSON_DEPTH = 64
+DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
+# Bodies read only to show a message (error statuses, bad answers).
+EXCERPT_BYTES = 64 * 1024
 MESSAGE_LIMIT = 300
+# Between two calls of ``on_unreachable``, and between two connect attempts.
+UNREACHABLE_REPORT_EVERY = 5.0
+MIN_OUTAGE_WAIT = 0.5
+# Shorter registered secrets are ignored: masking them would garble messages.
+MIN_SECRET_LENGTH = 4
 
 SCALAR_OPERATORS = ("eq", "lte", "lt", "gte", "gt", "like", "ilike", "isnull")
 ARRAY_OPERATORS = ("contains", "containedby", "overlap", "isnull")
@@ -100,7 +131,7 @@ class Conflict(PlatformError):
 
 
 class InvalidRequest(PlatformError):
-    """400 or 422: the platform rejected the request."""
+    """400 or 422 (or another 4xx): the platform rejected the request."""
 
 
 class RateLimited(PlatformError):
@@ -108,7 +139,28 @@ class RateLimited(PlatformError):
 
 
 class ServerError(PlatformError):
-    """5xx, or an answer that is not what the API documents."""
+    """5xx that persisted through all retries (where retrying is safe)."""
+
+
+class BadAnswer(PlatformError):
+    """The platform answered, but not as the API documents.
+
+    ``body`` holds the start of the answer, shortened and redacted. ``maybe_done``
+    is True when the request was a write: it may have been carried out anyway.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        hint: str = "",
+        body: str = "",
+        maybe_done: bool = False,
+    ) -> None:
+        self.body = body
+        self.maybe_done = maybe_done
+        super().__init__(message, status=status, hint=hint)
 
 
 class TransportError(PlatformError):
@@ -117,6 +169,10 @@ class TransportError(PlatformError):
 
 class UnknownOutcome(PlatformError):
     """A write may have been processed, but its answer was lost."""
+
+
+class InsecureURL(ValueError):
+    """An ``http://`` URL to a host that is not loopback: the token would travel unencrypted."""
 
 
 # --- filters -------------------------------------------------------------------------------
@@ -217,13 +273,159 @@ class RateCap:
         self._lock = threading.Lock()
         self._clock = clock
 
-    def wait(self, sleep: Callable[[float], None]) -> None:
+    def wait(self, sleep: Callable[[float], object]) -> None:
         with self._lock:
             now = self._clock()
             start = max(now, self._next)
             self._next = start + self.interval
         if start > now:
             sleep(start - now)
+
+
+# --- answers -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Answer:
+    """One HTTP answer, its body read (in full, or as far as ``fault``/``cut`` say)."""
+
+    method: str
+    what: str
+    status: int
+    reason: str
+    headers: httpx.Headers
+    encoding: str
+    body: bytes = b""
+    cut: bool = False  # only the start of the body was read
+    fault: str = ""  # why a 2xx body is unusable before it is even parsed
+    value: Any = None  # the parsed JSON of a 2xx body
+
+    def text(self) -> str:
+        """The start of the body as text, for messages."""
+        try:
+            return self.body[:EXCERPT_BYTES].decode(self.encoding, "replace")
+        except LookupError:
+            return self.body[:EXCERPT_BYTES].decode("utf-8", "replace")
+
+    @property
+    def partial(self) -> bool:
+        return self.cut or len(self.body) > EXCERPT_BYTES
+
+
+@dataclass
+class _Outage:
+    """Connect failures of one request: since when, and how long it waited."""
+
+    start: float
+    slept: float = 0.0
+    failures: int = 0
+
+
+def _is_id(value: Any) -> bool:
+    """A platform id: a positive integer (not a bool, not 1.5, not "7")."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_id(device_id: Any) -> int:
+    if not _is_id(device_id):
+        raise ValueError(f"a device id must be a positive integer, not {device_id!r}")
+    return int(device_id)
+
+
+def _too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether parsed JSON nests containers more than ``limit`` levels (level by level,
+    without recursion; json.loads makes plain dicts and lists only)."""
+    level: list[Any] = [value] if type(value) is dict or type(value) is list else []
+    for _ in range(limit):
+        if not level:
+            return False
+        level = [
+            child
+            for node in level
+            for child in (node.values() if type(node) is dict else node)
+            if type(child) is dict or type(child) is list
+        ]
+    return bool(level)
+
+
+def _secret_forms(value: str) -> set[str]:
+    """A secret as a platform may echo it: raw, and JSON-escaped as Python's, Go's (<, >
+    and & as \\u...) and PHP's (\\/) encoders do, with either case of hex digits; each
+    also with whitespace folded."""
+    plain = json.dumps(value, ensure_ascii=False)[1:-1]
+    escaped = {
+        plain,
+        json.dumps(value)[1:-1],
+        plain.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"),
+    }
+    escaped |= {form.replace("/", "\\/") for form in escaped}
+    escaped |= {
+        re.sub(r"\\u[0-9a-f]{4}", lambda m: m[0].upper().replace("U", "u"), form)
+        for form in escaped
+    }
+    forms = {value} | escaped
+    folded = {" ".join(form.split()) for form in forms}
+    return forms | {form for form in folded if len(form) >= MIN_SECRET_LENGTH}
+
+
+class _Masker:
+    """Masks any of a set of strings in a text, in time that does not grow with their
+    number (an index by their first few characters; a regex alternation of thousands
+    of passwords would be slow)."""
+
+    def __init__(self, forms: Iterable[str]) -> None:
+        ordered = sorted(set(forms), key=len, reverse=True)
+        self.forms = frozenset(ordered)
+        self.longest = len(ordered[0]) if ordered else 0
+        self.key = min([MIN_SECRET_LENGTH] + [len(form) for form in ordered])
+        self.index: dict[str, list[str]] = {}
+        for form in ordered:  # longest first: the longest match at a position wins
+            self.index.setdefault(form[: self.key], []).append(form)
+
+    def mask(self, text: str) -> str:
+        if not self.index or len(text) < self.key:
+            return text
+        key, index = self.key, self.index
+        parts: list[str] = []
+        start = at = 0
+        end = len(text) - key
+        while at <= end:
+            candidates = index.get(text[at : at + key])
+            if candidates is not None:
+                for form in candidates:
+                    if text.startswith(form, at):
+                        parts += (text[start:at], "***")
+                        at = start = at + len(form)
+                        break
+                else:
+                    at += 1
+            else:
+                at += 1
+        if not parts:
+            return text
+        parts.append(text[start:])
+        return "".join(parts)
+
+
+def _content_length(headers: httpx.Headers) -> int | None:
+    try:
+        return int(headers.get("Content-Length", ""))
+    except ValueError:
+        return None
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"
 
 
 # --- the client ----------------------------------------------------------------------------
@@ -233,7 +435,14 @@ class PlatformClient:
     """A thread-safe client for the platform's REST API.
 
     ``url`` is the base URL without ``/api``. ``ca_bundle`` adds trust in a
-    private CA; TLS verification cannot be switched off.
+    private CA; TLS verification cannot be switched off. Plain ``http://`` is
+    refused (``InsecureURL``) unless the host is loopback or ``allow_http``.
+
+    ``outage_seconds`` bounds how long failures to connect are retried, in total
+    per request; ``on_unreachable`` then hears about it every few seconds.
+    ``max_body_bytes`` and ``answer_deadline`` (seconds from sending) bound one
+    answer. ``max_pages`` bounds one listing. ``sleep`` and ``clock`` are for
+    waiting and telling time (tests inject fakes; the CLI an ``Event.wait``).
     """
 
     def __init__(
@@ -247,21 +456,44 @@ class PlatformClient:
         ca_bundle: str | None = None,
         transport: httpx.BaseTransport | None = None,
         max_connections: int = 64,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        outage_seconds: float = 60.0,
+        on_unreachable: Callable[[str], object] | None = None,
+        allow_http: bool = False,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        answer_deadline: float = 120.0,
+        max_pages: int = MAX_PAGES,
     ) -> None:
         self.url = url.rstrip("/")
         if not re.match(r"https?://", self.url):
             raise ValueError(f"the platform URL must start with http:// or https://: {url!r}")
+        if self.url.startswith("http://") and not allow_http:
+            _refuse_plain_http(self.url)
         token = token.strip()
         # httpx would echo a malformed header value, token included, in its error.
         if not token or not re.fullmatch(r"[\x21-\x7e]+", token):
             raise ValueError("the token is empty or contains spaces or unusual characters")
+        if outage_seconds < 0:
+            raise ValueError("outage_seconds must not be negative")
+        if max_body_bytes < 1 or answer_deadline <= 0 or max_pages < 1:
+            raise ValueError("max_body_bytes, answer_deadline and max_pages must be above 0")
         self._token = token
         self.retry = retry
+        self.outage_seconds = float(outage_seconds)
+        self.max_body_bytes = max_body_bytes
+        self.answer_deadline = float(answer_deadline)
+        self.max_pages = max_pages
         self._sleep = sleep
-        self._rate_cap = RateCap(max_rps) if max_rps else None
+        self._clock = clock
+        self._on_unreachable = on_unreachable
+        self._unreachable_said: float | None = None
+        self._rate_cap = RateCap(max_rps, clock=clock) if max_rps else None
+        self._lock = threading.Lock()
         self._count_lock = threading.Lock()
         self.requests_sent = 0
+        self._page_cap_seen: int | None = None
+        self._masker = _Masker(_secret_forms(token))
         verify: ssl.SSLContext | bool = True
         if ca_bundle:
             verify = ssl.create_default_context(cafile=ca_bundle)
@@ -293,54 +525,136 @@ class PlatformClient:
     def __repr__(self) -> str:
         return f"PlatformClient({self.url!r})"
 
+    @property
+    def page_cap_seen(self) -> int | None:
+        """The smallest page size the platform was seen to cap a device listing at."""
+        return self._page_cap_seen
+
+    def _saw_page_cap(self, cap: int) -> None:
+        with self._lock:
+            if self._page_cap_seen is None or cap < self._page_cap_seen:
+                self._page_cap_seen = cap
+
+    # --- redaction
+
+    def add_secrets(self, values: Iterable[str]) -> None:
+        """Mask these values (e.g. the passwords being sent) in every message from now on,
+        also JSON-escaped. Values shorter than 4 characters are ignored. Thread-safe."""
+        forms: set[str] = set()
+        for value in values:
+            if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH:
+                forms |= _secret_forms(value)
+        with self._lock:
+            if forms - self._masker.forms:
+                self._masker = _Masker(self._masker.forms | forms)
+
     def redact(self, text: str) -> str:
         """The one place where text from outside passes before reaching a message."""
-        return text.replace(self._token, "***")
+        return self._masker.mask(text)
+
+    def _shorten(self, text: str, *, cut: bool = False, limit: int = MESSAGE_LIMIT) -> str:
+        """Redacted, on one line, at most ``limit`` characters. ``cut``: the text is only
+        the start of something longer, so a secret may have been cut in two at its end."""
+        masker = self._masker
+        # Fold whitespace first (the secrets are registered folded too), then redact only
+        # as much as can show: this stays fast however long the text is.
+        text = " ".join(text.split())
+        window = limit + 4 * masker.longest + 64
+        if len(text) > window:
+            text, cut = text[:window], True
+        text = masker.mask(text)
+        if "&" in text:  # a secret may come HTML-escaped (an error page echoing a request)
+            text = masker.mask(" ".join(html.unescape(text).split()))
+        if cut:  # drop what may be the first part of a secret cut off at the end
+            text = (text[: max(0, len(text) - masker.longest)].rstrip() + " ...").lstrip()
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
+    def _show(self, value: Any) -> str:
+        """A value from an answer, briefly (an id that is not one, say)."""
+        if isinstance(value, str):
+            return repr(self._shorten(value, limit=60))
+        if isinstance(value, (dict, list)):
+            return _kind(value)
+        return self._shorten(repr(value), limit=60)
 
     # --- devices
 
     def list_devices_page(
         self, filters: Sequence[Filter] = (), *, limit: int = 100, offset: int = 0
     ) -> list[dict[str, Any]]:
-        """One page of devices matching all filters (order by id)."""
+        """One page of devices matching all filters (order by id). Every item is an
+        object with a positive integer ``id``, or the answer is a BadAnswer."""
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+        if offset < 0:
+            raise ValueError("offset must not be negative")
         path = "/api/devices?" + query_string(filters, limit=limit, offset=offset)
-        return self._as_list(self._request("GET", path, idempotent=True), "device list")
+        answer = self._request("GET", path, idempotent=True)
+        return self._as_list(answer, "device list", items_key="devices", ids=True)
 
     def iter_device_pages(
         self, filters: Sequence[Filter] = (), *, page_size: int = MAX_PAGE_SIZE
     ) -> Iterator[list[dict[str, Any]]]:
-        """Every matching device, page by page, by the documented rule.
+        """Every matching device once, page by page, until a page comes back empty.
 
-        Stops at the first page shorter than asked. If the server caps pages
-        below ``page_size`` (a short page of a plausible cap size), one more
-        request tells the cap from the end, and the cap is used from then on.
+        A non-empty page shorter than asked may be the last or the server's cap:
+        the next offset is asked all the same, with the short page's size as the
+        page size from then on; when more rows come, that size is a cap
+        (``page_cap_seen``). Rows are deduplicated by id. A page holding no new
+        device (a server that ignores ``offset``), or more than ``max_pages``
+        pages, is a BadAnswer.
         """
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
         limit = min(page_size, MAX_PAGE_SIZE)
         offset = 0
-        cap_checked = False
-        while True:
+        seen: set[int] = set()
+        short: int | None = None  # the size of the last page if it was shorter than asked
+        for _ in range(self.max_pages):
             page = self.list_devices_page(filters, limit=limit, offset=offset)
-            if page:
-                yield page
-            offset += len(page)
-            if len(page) >= limit:
-                continue
-            if cap_checked or len(page) < MIN_PLAUSIBLE_PAGE_CAP:
+            if not page:
                 return
-            # Short but large: the end, or a server cap. The next page tells.
-            limit = len(page)
-            cap_checked = True
+            fresh = []
+            for device in page:
+                if device["id"] not in seen:
+                    seen.add(device["id"])
+                    fresh.append(device)
+            if not fresh:
+                raise self._bad_listing(
+                    f"the page at offset {offset} holds only devices read already "
+                    "(the platform seems to ignore offset)"
+                )
+            if short is not None:
+                self._saw_page_cap(short)  # more came after a short page: it was a cap
+            yield fresh
+            offset += len(page)
+            short = len(page) if len(page) < limit else None
+            limit = min(limit, len(page))
+        raise self._bad_listing(
+            f"it still had more devices after {self.max_pages} pages (up to offset {offset})"
+        )
 
     def list_devices(
         self, filters: Sequence[Filter] = (), *, page_size: int = MAX_PAGE_SIZE
     ) -> list[dict[str, Any]]:
-        """All matching devices, however many pages that takes."""
+        """All matching devices, each once, however many pages that takes."""
         return [d for page in self.iter_device_pages(filters, page_size=page_size) for d in page]
 
+    def get_device(self, device_id: int) -> dict[str, Any] | None:
+        """The device with this id, or None when the platform has none (one request:
+        ``f:id=eq:N``; ids are unique, so there is no second page to ask for)."""
+        device_id = _check_id(device_id)
+        page = self.list_devices_page([f("id", "eq", device_id)], limit=1)
+        if any(d["id"] != device_id for d in page) or len(page) > 1:
+            ids = ", ".join(str(d["id"]) for d in page[:5])
+            raise self._bad_listing(
+                f"asked for the device with id {device_id}, it answered ids {ids} "
+                "(the platform seems to ignore the filter)"
+            )
+        return page[0] if page else None
+
     def create_device(self, device_input: dict[str, Any]) -> dict[str, Any]:
-        """POST /api/devices; the created Device."""
+        """POST /api/devices; the created Device (an object with a positive integer id)."""
         answer = self._request(
             "POST", "/api/devices", body=device_input, roles=ROLES_TO_WRITE_DEVICES
         )
@@ -348,16 +662,19 @@ class PlatformClient:
 
     def queue_downlink(self, device_id: int, downlink_type: str, content: Any) -> None:
         """POST /api/devices/{id}/downlink?type=...; replaces a queued one of that type."""
-        path = f"/api/devices/{int(device_id)}/downlink?type={quote(downlink_type, safe='')}"
+        device_id = _check_id(device_id)
+        path = f"/api/devices/{device_id}/downlink?type={quote(downlink_type, safe='')}"
         self._request("POST", path, body=content, roles=ROLES_TO_WRITE_DEVICES, want_body=False)
 
     def list_downlinks(self, device_id: int) -> list[dict[str, Any]]:
-        answer = self._request("GET", f"/api/devices/{int(device_id)}/downlink", idempotent=True)
+        device_id = _check_id(device_id)
+        answer = self._request("GET", f"/api/devices/{device_id}/downlink", idempotent=True)
         return self._as_list(answer, "downlink list")
 
     # --- users
 
     def create_user(self, user_input: dict[str, Any]) -> dict[str, Any]:
+        """POST /api/organisation/user; the created User (an object with a positive id)."""
         answer = self._request(
             "POST", "/api/organisation/user", body=user_input, roles=ROLES_TO_MANAGE_USERS
         )
@@ -381,67 +698,210 @@ class PlatformClient:
         idempotent: bool = False,
         roles: str = "",
         want_body: bool = True,
-    ) -> Any:
+    ) -> _Answer:
         what = f"{method} {path.split('?')[0]}"
         content = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if content is not None else {}
         retries = self.retry.attempts - 1
-        for retry_number in range(retries + 1):
-            last_try = retry_number == retries
+        retry_number = 0
+        outage: _Outage | None = None
+        while True:
             if self._rate_cap:
                 self._rate_cap.wait(self._sleep)
             try:
                 with self._count_lock:
                     self.requests_sent += 1
-                response = self._http.request(method, path, content=content, headers=headers)
+                answer = self._exchange(method, path, content, headers, what, want_body)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                # Nothing reached the server: safe to retry, even a POST.
-                error = self._transport_error(what, exc)
-                if last_try or _is_tls_failure(exc):
-                    raise error from exc
-                self._sleep(self.retry.delay(retry_number))
+                # Nothing reached the server: safe to retry, even a POST, for a while.
+                if _is_tls_failure(exc):
+                    raise self._transport_error(what, exc) from exc
+                if outage is None:
+                    outage = _Outage(self._clock())
+                wait = self._outage_wait(outage, exc)
+                if wait is None or self._pause(wait):
+                    raise self._transport_error(what, exc, outage) from exc
+                outage.slept += wait
                 continue
             except httpx.TransportError as exc:
                 # The request may have been received; only reads are resent.
                 if not idempotent:
                     raise UnknownOutcome(
-                        f"{what}: no answer after the request was sent ({_describe(exc)}); "
-                        "it may or may not have been carried out",
+                        self.redact(
+                            f"{what}: no answer after the request was sent ({_describe(exc)}); "
+                            "it may or may not have been carried out"
+                        ),
                     ) from exc
-                if last_try:
+                if retry_number >= retries or self._pause(self.retry.delay(retry_number)):
                     raise self._transport_error(what, exc) from exc
-                self._sleep(self.retry.delay(retry_number))
+                retry_number += 1
                 continue
+            outage = None  # the platform answered: a later connect failure is a new outage
 
-            status = response.status_code
+            status = answer.status
             if 200 <= status < 300:
-                if not want_body:
-                    return None
-                return self._json_body(response, what, idempotent)
-            if _should_retry(status, idempotent) and not last_try:
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                self._sleep(self.retry.delay(retry_number, retry_after))
-                continue
-            raise self._status_error(response, what, idempotent, roles)
-        raise AssertionError("unreachable: the loop always returns or raises")
+                if want_body:
+                    answer.value = self._decode_json(answer)
+                return answer
+            if _should_retry(status, idempotent) and retry_number < retries:
+                retry_after = parse_retry_after(answer.headers.get("Retry-After"))
+                if not self._pause(self.retry.delay(retry_number, retry_after)):
+                    retry_number += 1
+                    continue
+            raise self._status_error(answer, what, idempotent, roles)
 
-    def _json_body(self, response: httpx.Response, what: str, idempotent: bool) -> Any:
-        try:
-            return response.json()
-        except (ValueError, UnicodeDecodeError):
-            message = (
-                f"{what}: the platform answered {response.status_code} but not with JSON: "
-                f"{self._shorten(response.text)!r}"
+    def _pause(self, seconds: float) -> bool:
+        """Wait by the injected sleep; True when it says to stop (a set Event's wait)."""
+        return self._sleep(seconds) is True
+
+    def _outage_wait(self, outage: _Outage, exc: Exception) -> float | None:
+        """How long to wait before connecting again, or None when the outage bound is hit."""
+        outage.failures += 1
+        elapsed = max(self._clock() - outage.start, outage.slept)
+        remaining = self.outage_seconds - elapsed
+        if remaining <= 0:
+            return None
+        self._say_unreachable(elapsed, exc)
+        wait = max(self.retry.delay(outage.failures - 1), MIN_OUTAGE_WAIT)
+        return min(wait, remaining)
+
+    def _say_unreachable(self, elapsed: float, exc: Exception) -> None:
+        if self._on_unreachable is None:
+            return
+        now = self._clock()
+        with self._lock:
+            said = self._unreachable_said
+            if said is not None and now - said < UNREACHABLE_REPORT_EVERY:
+                return
+            self._unreachable_said = now
+        self._on_unreachable(
+            self.redact(
+                f"platform unreachable, retrying ({elapsed:.0f} s of "
+                f"{self.outage_seconds:.0f} s): {_describe(exc)}"
             )
-            if idempotent:
-                raise ServerError(message, status=response.status_code) from None
-            raise UnknownOutcome(message, status=response.status_code) from None
+        )
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        headers: dict[str, str],
+        what: str,
+        want_body: bool,
+    ) -> _Answer:
+        """Send once; read the body as a stream, within the size cap and the deadline."""
+        started = self._clock()
+        request = self._http.build_request(method, path, content=content, headers=headers)
+        response = self._http.send(request, stream=True)
+        try:
+            answer = _Answer(
+                method=method,
+                what=what,
+                status=response.status_code,
+                reason=response.reason_phrase,
+                headers=response.headers,
+                encoding=response.charset_encoding or "utf-8",
+            )
+            if 200 <= answer.status < 300 and want_body:
+                self._read(response, answer, self.max_body_bytes, started, strict=True)
+            else:
+                # Only for a message, or not needed at all (a 2xx without a wanted body:
+                # the status says it was done).
+                self._read(response, answer, EXCERPT_BYTES, started, strict=False)
+        finally:
+            response.close()
+        return answer
+
+    def _read(
+        self, response: httpx.Response, answer: _Answer, limit: int, started: float, *, strict: bool
+    ) -> None:
+        """Read up to ``limit`` decoded bytes. ``strict``: the body is the answer, so a cap
+        passed, a deadline passed or broken gzip is a fault; a lost connection is raised."""
+        length = _content_length(response.headers)
+        if strict and length is not None and length > limit:
+            answer.cut = True
+            answer.fault = f"it announces {length} bytes, more than the {limit} accepted"
+            return
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    chunks.append(chunk[: max(0, EXCERPT_BYTES - (size - len(chunk)))])
+                    answer.cut = True
+                    if strict:
+                        answer.fault = f"it is larger than the {limit} bytes accepted"
+                    break
+                chunks.append(chunk)
+                if self._clock() - started > self.answer_deadline:
+                    answer.cut = True
+                    if strict:
+                        answer.fault = (
+                            f"it had not arrived in full after {self.answer_deadline:g} s"
+                        )
+                    break
+        except httpx.DecodingError as exc:
+            answer.cut = True
+            if strict:
+                answer.fault = f"its content encoding is broken ({_describe(exc)})"
+        except httpx.TransportError:
+            if strict:
+                raise
+            answer.cut = True  # the status came; the rest of a message body is lost
+        answer.body = b"".join(chunks)
+
+    def _decode_json(self, answer: _Answer) -> Any:
+        """The JSON of a 2xx answer, or a BadAnswer."""
+        if answer.fault:
+            raise self._bad(answer, answer.fault)
+        reason = ""
+        try:
+            value = json.loads(answer.body)
+        except RecursionError:
+            reason = "its JSON nests too deeply"
+        except ValueError:  # also UnicodeDecodeError
+            reason = "it is not JSON" if answer.body.strip() else "it is empty"
+        else:
+            if not _too_deep(value):
+                return value
+            reason = f"its JSON nests more than {MAX_JSON_DEPTH} levels deep"
+        raise self._bad(answer, reason)
+
+    def _bad(self, answer: _Answer, reason: str) -> BadAnswer:
+        """A BadAnswer for this answer; a write's may have been carried out."""
+        maybe_done = answer.method != "GET"
+        excerpt = self._shorten(answer.text(), cut=answer.partial) if answer.body else ""
+        message = f"{answer.what}: the answer is not what the platform's API documents: {reason}"
+        if excerpt:
+            shown = excerpt if len(excerpt) <= 120 else excerpt[:117] + "..."
+            message += f"; it reads {shown!r}"
+        hint = ""
+        if maybe_done:
+            message += "; the request may or may not have been carried out"
+            hint = "look it up before sending it again"
+        return BadAnswer(
+            self.redact(message),
+            status=answer.status,
+            hint=hint,
+            body=excerpt,
+            maybe_done=maybe_done,
+        )
+
+    def _bad_listing(self, reason: str) -> BadAnswer:
+        return BadAnswer(
+            self.redact(
+                f"GET /api/devices: the listing is not what the platform's API documents: {reason}"
+            ),
+            status=200,
+        )
 
     def _status_error(
-        self, response: httpx.Response, what: str, idempotent: bool, roles: str
+        self, answer: _Answer, what: str, idempotent: bool, roles: str
     ) -> PlatformError:
-        status = response.status_code
-        message = f"{what}: {self._server_message(response)}"
+        status = answer.status
+        message = self.redact(f"{what}: {self._server_message(answer)}")
         if status == 401:
             return AuthError(
                 message,
@@ -450,9 +910,11 @@ class PlatformClient:
                 "or revoked; create one in the platform UI under Integrations -> REST",
             )
         if status == 403:
-            needed = f"this needs a token with the role {roles}" if roles else ""
+            hint = f"this needs a token with the role {roles}" if roles else ""
+            if roles and all(role in message for role in roles.split(" or ")):
+                return AuthError(message, status=status)  # the platform's words name it
             return AuthError(
-                message, status=status, hint=needed or "the token lacks the role this needs"
+                message, status=status, hint=hint or "the token lacks the role this needs"
             )
         if status == 404:
             return NotFound(message, status=status)
@@ -471,14 +933,16 @@ class PlatformClient:
             return ServerError(message, status=status)
         return InvalidRequest(message, status=status)
 
-    def _server_message(self, response: httpx.Response) -> str:
-        """Whatever the body says, as one short line: JSON, plain text or HTML."""
-        text = response.text
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
+    def _server_message(self, answer: _Answer) -> str:
+        """Whatever the body says, as one short redacted line: JSON, plain text or HTML."""
+        text = answer.text()
+        body: Any = None
+        if not answer.partial:
+            try:
+                body = json.loads(text)
+            except (ValueError, RecursionError):
+                body = None
+        if isinstance(body, dict) and not _too_deep(body):
             for key in ("error", "message", "detail", "msg"):
                 if isinstance(body.get(key), str):
                     return self._shorten(body[key])
@@ -487,37 +951,85 @@ class PlatformClient:
             text = html.unescape(
                 re.sub(r"<(script|style)\b.*?</\1>|<[^>]+>", " ", text, flags=re.S | re.I)
             )
-        return self._shorten(text) or response.reason_phrase or "no message"
+        return self._shorten(text, cut=answer.partial) or answer.reason or "no message"
 
-    def _shorten(self, text: str) -> str:
-        text = " ".join(self.redact(text).split())
-        return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
-
-    def _as_list(self, answer: Any, what: str) -> list[dict[str, Any]]:
-        """Accept ``{"data": [...]}`` (``"data": null`` for none) and a bare list."""
-        data = answer.get("data", answer) if isinstance(answer, dict) else answer
+    def _as_list(
+        self, answer: _Answer, what: str, *, items_key: str = "", ids: bool = False
+    ) -> list[dict[str, Any]]:
+        """Accept ``{"data": [...]}``, ``{"data": null}`` (none), a bare list, and with
+        ``items_key`` also ``{"data": {items_key: [...], ...}}``. Items must be objects;
+        with ``ids`` each must have a positive integer ``id``."""
+        value = answer.value
+        data = value
+        if isinstance(value, dict):
+            if "data" not in value:
+                raise self._bad(answer, f'the {what} is an object without "data"')
+            data = value["data"]
+            if items_key and isinstance(data, dict) and items_key in data:
+                data = data[items_key]
         if data is None:
             return []
         if not isinstance(data, list):
-            raise ServerError(
-                f"the platform's {what} is not a list: {self._shorten(str(answer))!r}"
-            )
+            raise self._bad(answer, f"the {what} is {_kind(data)}, not a list")
+        for number, item in enumerate(data, 1):
+            if not isinstance(item, dict):
+                raise self._bad(
+                    answer, f"item {number} of the {what} is {_kind(item)}, not an object"
+                )
+            if ids and not _is_id(item.get("id")):
+                raise self._bad(
+                    answer,
+                    f"item {number} of the {what} has the id {self._show(item.get('id'))}, "
+                    "not a positive integer",
+                )
         return data
 
-    def _as_object(self, answer: Any, what: str) -> dict[str, Any]:
-        """Accept ``{"data": {...}}`` and a bare object. Anything else leaves the write unknown."""
-        data = answer.get("data", answer) if isinstance(answer, dict) else None
+    def _as_object(self, answer: _Answer, what: str) -> dict[str, Any]:
+        """Accept ``{"data": {...}}`` and a bare object, with a positive integer ``id``."""
+        value = answer.value
+        data = value.get("data", value) if isinstance(value, dict) else value
         if not isinstance(data, dict):
-            raise UnknownOutcome(
-                f"the platform's {what} is not an object: {self._shorten(str(answer))!r}"
+            raise self._bad(answer, f"the {what} is {_kind(data)}, not an object")
+        if not _is_id(data.get("id")):
+            raise self._bad(
+                answer,
+                f"the {what} has the id {self._show(data.get('id'))}, not a positive integer",
             )
         return data
 
-    def _transport_error(self, what: str, exc: httpx.TransportError) -> TransportError:
+    def _transport_error(
+        self, what: str, exc: httpx.TransportError, outage: _Outage | None = None
+    ) -> TransportError:
         hint = "check the URL and the network"
         if _is_tls_failure(exc):
             hint = "the TLS certificate was not trusted; give the CA bundle if a private CA is used"
-        return TransportError(f"{what}: could not reach {self.url} ({_describe(exc)})", hint=hint)
+        message = f"{what}: could not reach {self.url} ({_describe(exc)})"
+        if outage is not None and outage.failures > 1:
+            elapsed = max(self._clock() - outage.start, outage.slept)
+            message += f", {outage.failures} tries in {elapsed:.0f} s"
+        return TransportError(self.redact(message), hint=hint)
+
+
+def _refuse_plain_http(url: str) -> None:
+    """Raise InsecureURL unless the http:// URL points at a loopback host."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".")
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        raise ValueError(f"not a usable platform URL: {url!r}") from None
+    if host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    shown = f"[{host}]" if ":" in host else host
+    raise InsecureURL(
+        f"http://{shown}{port} would send the token unencrypted: use https://{shown}{port}, "
+        "or --allow-http for a private network you trust"
+    )
 
 
 def _should_retry(status: int, idempotent: bool) -> bool:

@@ -12,6 +12,7 @@ import pytest
 
 from provisioner.platform import (
     AuthError,
+    BadAnswer,
     Conflict,
     InvalidRequest,
     NotFound,
@@ -120,9 +121,10 @@ def paged(total: int, cap: int = 10000) -> Handler:
 
 @pytest.mark.parametrize(
     ("total", "requests"),
-    [(0, 1), (1, 1), (9999, 2), (10000, 2), (10001, 2), (20000, 3), (100000, 11)],
+    [(0, 1), (1, 2), (9999, 2), (10000, 2), (10001, 3), (20000, 3), (100000, 11)],
 )
 def test_pagination_reads_every_device_in_few_requests(total: int, requests: int) -> None:
+    # A short page is always confirmed by one more request: it might be a server's cap.
     rec = Recorder(paged(total))
     devices = make_client(rec).list_devices()
     assert [d["id"] for d in devices] == list(range(1, total + 1))
@@ -134,12 +136,14 @@ def test_pagination_survives_a_server_that_caps_pages_lower() -> None:
     rec = Recorder(paged(1234, cap=500))
     devices = make_client(rec).list_devices()
     assert len(devices) == 1234
-    assert [int(r.url.params["offset"]) for r in rec.requests] == [0, 500, 1000]
+    assert [int(r.url.params["offset"]) for r in rec.requests] == [0, 500, 1000, 1234]
+    assert [int(r.url.params["limit"]) for r in rec.requests] == [10000, 500, 500, 234]
 
 
 def test_pagination_accepts_a_bare_list() -> None:
-    rec = Recorder(httpx.Response(200, json=[DEVICE]))
+    rec = Recorder(httpx.Response(200, json=[DEVICE]), httpx.Response(200, json=[]))
     assert make_client(rec).list_devices([f("serial", "eq", "1337")]) == [DEVICE]
+    assert [r.url.params["offset"] for r in rec.requests] == ["0", "1"]
 
 
 # --- retries
@@ -227,10 +231,13 @@ def test_get_read_timeout_is_retried() -> None:
     assert len(rec.requests) == 3
 
 
-def test_post_200_without_json_is_an_unknown_outcome() -> None:
+def test_post_200_without_json_is_a_bad_answer_that_may_be_done() -> None:
     rec = Recorder(httpx.Response(200, text="<html>ok</html>"))
-    with pytest.raises(UnknownOutcome):
+    with pytest.raises(BadAnswer) as info:
         make_client(rec).create_device({"addr": "x"})
+    assert info.value.maybe_done
+    assert "may or may not" in str(info.value)
+    assert len(rec.requests) == 1
 
 
 def test_tls_failure_is_not_retried_and_hints_at_the_ca_bundle() -> None:
