@@ -18,6 +18,7 @@ compared (an empty cell says nothing).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import re
 import time
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from provisioner.actions import RowAction, RowKind
 from provisioner.platform import (
     MAX_PAGE_SIZE,
     MIN_PLAUSIBLE_PAGE_CAP,
@@ -95,6 +97,7 @@ class LookupStats:
     seconds: float = 0.0
     devices_read: int = 0
     why: str = ""
+    page_cap: int | None = None  # the platform answered pages of at most this many devices
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,7 +106,16 @@ class LookupStats:
             "seconds": round(self.seconds, 3),
             "devices_read": self.devices_read,
             "why": self.why,
+            "page_cap": self.page_cap,
         }
+
+    def summary(self) -> str:
+        """One line for the console: how the platform was read, and any page cap met."""
+        line = f"lookup: {self.strategy}, {self.requests} requests, {self.seconds:.1f} s"
+        line += f" ({self.why})" if self.why else ""
+        if self.page_cap is not None:
+            line += f"; the platform caps pages at {self.page_cap} devices"
+        return line
 
 
 def look_up(
@@ -143,6 +155,7 @@ def look_up(
     else:
         _auto(lookups, template, keys, addrs, stats)
     snapshot.users, snapshot.users_note = _users(client) if site.users else (None, "")
+    stats.page_cap = client.page_cap_seen
     stats.requests = client.requests_sent - before
     stats.seconds = time.perf_counter() - started
     return snapshot, stats
@@ -168,27 +181,14 @@ class _Lookups:
             ):
                 self.snapshot.add(device)
 
-    def scan(self, keys: list[str], addrs: list[str], first: list[Device] | None = None) -> None:
-        """Every device on the platform, a page at a time (``first`` already read)."""
+    def scan(
+        self, keys: list[str], addrs: list[str], pages: Iterable[list[Device]] | None = None
+    ) -> None:
+        """Every device on the platform, a page at a time, by the client's paging rule
+        (which copes with a server that caps pages); ``pages`` continues a scan begun."""
         wanted, wanted_addrs = set(keys), set(addrs)
-        pages = self.client.iter_device_pages() if first is None else self._after(first)
-        for page in pages:
+        for page in self.client.iter_device_pages() if pages is None else pages:
             self._keep(page, wanted, wanted_addrs)
-
-    def _after(self, first: list[Device]) -> Iterable[list[Device]]:
-        """The first page, then the rest by the client's paging rule (which also copes
-        with a server that caps pages below what was asked)."""
-        yield first
-        if len(first) < MIN_PLAUSIBLE_PAGE_CAP:
-            return
-        limit, offset = len(first), len(first)
-        while True:
-            page = self.client.list_devices_page(limit=limit, offset=offset)
-            if page:
-                yield page
-            if len(page) < limit:
-                return
-            offset += len(page)
 
     def per_key(self, match_key: str, keys: Iterable[str], addrs: Iterable[str]) -> None:
         """One filter query per key (and per addr), several at once."""
@@ -196,8 +196,12 @@ class _Lookups:
         queries += [q for a in addrs for q in _key_queries("addr", a)]
         if not queries:
             return
+        # Once the platform has shown a page of several devices, a key's shorter answer is
+        # known to be whole without a second request per key: one small page tells.
+        if self.client.largest_page < 2:
+            self.client.list_devices_page(limit=MIN_PLAUSIBLE_PAGE_CAP)
         with ThreadPoolExecutor(max_workers=self.threads) as pool:
-            for devices in pool.map(self.client.list_devices, queries):
+            for devices in pool.map(self.client.find_devices, queries):
                 self.stats.devices_read += len(devices)
                 for device in devices:
                     self.snapshot.add(device)
@@ -219,9 +223,9 @@ class _Lookups:
             [a for a in addrs if a not in self.snapshot.by_addr],
         )
 
-    def holds_more_than(self, pages: int) -> bool:
+    def holds_more_than(self, pages: int, page_size: int) -> bool:
         """Whether the platform holds more than ``pages`` full pages: one probe."""
-        return bool(self.client.list_devices_page(limit=1, offset=pages * MAX_PAGE_SIZE))
+        return bool(self.client.list_devices_page(limit=1, offset=pages * page_size))
 
 
 def _key_queries(name: str, value: str) -> list[list[Filter]]:
@@ -260,22 +264,26 @@ def _auto(
             lookups.per_key(template.match_key, rest_keys, rest_addrs)
             return
         keys, addrs, wanted = rest_keys, rest_addrs, rest
-    first = lookups.client.list_devices_page(limit=MAX_PAGE_SIZE, offset=0)
-    if len(first) < MAX_PAGE_SIZE:
+    pages = lookups.client.iter_device_pages()
+    read = list(itertools.islice(pages, 2))  # the second page tells a small platform from a cap
+    page_size = len(read[0]) if read else MAX_PAGE_SIZE
+    if len(read) < 2 or len(read[1]) < page_size:
         stats.strategy = "scan"
-        stats.why = f"the first page holds {len(first)} devices: the platform is small"
-        lookups.scan(keys, addrs, first)
+        stats.why = f"the first pages hold {sum(map(len, read))} devices: the platform is small"
+        lookups.scan(keys, addrs, itertools.chain(read, pages))
         return
-    # Per key costs `wanted` lookups, a scan PAGE_COST per page: one probe tells which wins.
-    pages = math.ceil(wanted / PAGE_COST)
-    if lookups.holds_more_than(pages):
+    # Per key costs `wanted` lookups, a scan about PAGE_COST per full page (less for pages
+    # a cap keeps smaller): one probe tells which wins.
+    per_page = max(1.0, PAGE_COST * page_size / MAX_PAGE_SIZE)
+    affordable = max(2, math.ceil(wanted / per_page))
+    if lookups.holds_more_than(affordable, page_size):
         stats.strategy = "per-key"
-        stats.why = f"{wanted} lookups cost less than scanning more than {pages} pages"
+        stats.why = f"{wanted} lookups cost less than scanning more than {affordable} pages"
         lookups.per_key(template.match_key, keys, addrs)
     else:
         stats.strategy = "scan"
-        stats.why = f"at most {pages} pages cost less than {wanted} lookups"
-        lookups.scan(keys, addrs, first)
+        stats.why = f"at most {affordable} pages cost less than {wanted} lookups"
+        lookups.scan(keys, addrs, itertools.chain(read, pages))
 
 
 def _users(client: PlatformClient) -> tuple[dict[str, dict[str, Any]] | None, str]:
@@ -333,9 +341,9 @@ class RowPlan:
 
     sheet: str
     row: int
-    kind: str  # device | user | downlink
+    kind: RowKind
     key: str
-    action: str  # create | exists | differs | blocked | queue | unknown
+    action: RowAction
     reason: str = ""
     platform_id: int | None = None
     diff: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -372,7 +380,7 @@ def diff(
         plan = _device_plan(record, snapshot)
         _attach(plan, problems)
         rows.append(plan)
-        if record.key and plan.action != "blocked":
+        if record.key and plan.action != RowAction.BLOCKED:
             device_plans[normal_key(snapshot.match_key, record.key)] = plan
     for record in site.users:
         plan = _user_plan(record, snapshot)
@@ -389,20 +397,20 @@ def _attach(plan: RowPlan, problems: dict[tuple[str, int], Any]) -> None:
     found = problems.get((plan.sheet, plan.row))
     if found is not None:
         plan.errors, plan.warnings = list(found.errors), list(found.warnings)
-        if plan.errors and plan.action == "blocked":
+        if plan.errors and plan.action == RowAction.BLOCKED:
             plan.reason = f"invalid row: {plan.errors[0].message}"
 
 
 def _device_plan(record: Record, snapshot: Snapshot) -> RowPlan:
-    plan = RowPlan(record.sheet, record.row, "device", record.key, "create")
+    plan = RowPlan(record.sheet, record.row, RowKind.DEVICE, record.key, RowAction.CREATE)
     if not record.valid:
-        plan.action, plan.reason = "blocked", "invalid row"
+        plan.action, plan.reason = RowAction.BLOCKED, "invalid row"
         return plan
     key = normal_key(snapshot.match_key, record.key)
     found = snapshot.by_key.get(key, [])
     if len(found) > 1:
         ids = ", ".join(str(d.get("id")) for d in found)
-        plan.action = "blocked"
+        plan.action = RowAction.BLOCKED
         plan.reason = (
             f"{len(found)} platform devices share the {snapshot.match_key} {record.key} "
             f"(ids {ids}); resolve this on the platform first"
@@ -415,16 +423,16 @@ def _device_plan(record: Record, snapshot: Snapshot) -> RowPlan:
             if not _same(name, value, device.get(name)):
                 plan.diff[name] = {"sheet": value, "platform": device.get(name)}
         if plan.diff:
-            plan.action = "differs"
+            plan.action = RowAction.DIFFERS
             plan.reason = "on the platform with other values: " + ", ".join(plan.diff)
         else:
-            plan.action, plan.reason = "exists", "already on the platform"
+            plan.action, plan.reason = RowAction.EXISTS, "already on the platform"
         return plan
     addr = normal_addr(record.body.get("addr"))
     owners = snapshot.by_addr.get(addr, []) if snapshot.match_key != "addr" else []
     if owners:
         owner = owners[0]
-        plan.action = "blocked"
+        plan.action = RowAction.BLOCKED
         plan.platform_id = owner.get("id")
         plan.reason = (
             f"the addr {record.body.get('addr')} already belongs to platform device "
@@ -436,14 +444,14 @@ def _device_plan(record: Record, snapshot: Snapshot) -> RowPlan:
 
 
 def _user_plan(record: Record, snapshot: Snapshot) -> RowPlan:
-    plan = RowPlan(record.sheet, record.row, "user", record.key, "create")
+    plan = RowPlan(record.sheet, record.row, RowKind.USER, record.key, RowAction.CREATE)
     if not record.valid:
-        plan.action, plan.reason = "blocked", "invalid row"
+        plan.action, plan.reason = RowAction.BLOCKED, "invalid row"
     elif snapshot.users is None:
-        plan.action = "unknown"
+        plan.action = RowAction.UNKNOWN
         plan.reason = f"{snapshot.users_note or 'users not looked up'}; apply will try to create it"
     elif record.key in snapshot.users:
-        plan.action, plan.reason = "exists", "a user with this email exists"
+        plan.action, plan.reason = RowAction.EXISTS, "a user with this email exists"
         plan.platform_id = snapshot.users[record.key].get("id")
     else:
         plan.reason = "not on the platform yet"
@@ -451,10 +459,10 @@ def _user_plan(record: Record, snapshot: Snapshot) -> RowPlan:
 
 
 def _downlink_plan(record: Record, snapshot: Snapshot, device_plans: dict[str, RowPlan]) -> RowPlan:
-    plan = RowPlan(record.sheet, record.row, "downlink", record.key, "queue")
+    plan = RowPlan(record.sheet, record.row, RowKind.DOWNLINK, record.key, RowAction.QUEUE)
     kind = getattr(record, "type", "")
     if not record.valid:
-        plan.action, plan.reason = "blocked", "invalid row"
+        plan.action, plan.reason = RowAction.BLOCKED, "invalid row"
         return plan
     key = normal_key(snapshot.match_key, record.key)
     device = device_plans.get(key)
@@ -467,7 +475,7 @@ def _downlink_plan(record: Record, snapshot: Snapshot, device_plans: dict[str, R
         plan.platform_id = found[0].get("id")
         plan.reason = f"{kind} downlink for platform device {plan.platform_id}"
         return plan
-    plan.action = "blocked"
+    plan.action = RowAction.BLOCKED
     if found:
         plan.reason = f"{len(found)} platform devices share the {snapshot.match_key} {record.key}"
     else:
@@ -507,14 +515,16 @@ class Plan:
 
     @property
     def totals(self) -> dict[str, int]:
-        totals = dict.fromkeys(("create", "exists", "differs", "blocked"), 0)
+        totals: dict[str, int] = dict.fromkeys(
+            (RowAction.CREATE, RowAction.EXISTS, RowAction.DIFFERS, RowAction.BLOCKED), 0
+        )
         for row in self.rows:
             totals[row.action] = totals.get(row.action, 0) + 1
         return totals
 
     @property
     def ok(self) -> bool:
-        return not any(r.action == "blocked" for r in self.rows) and self.validation.ok
+        return not any(r.action == RowAction.BLOCKED for r in self.rows) and self.validation.ok
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -93,6 +93,8 @@ MESSAGE_LIMIT = 300
 # Between two calls of ``on_unreachable``, and between two connect attempts.
 UNREACHABLE_REPORT_EVERY = 5.0
 MIN_OUTAGE_WAIT = 0.5
+# How long failures to connect are retried before the platform has answered once.
+FIRST_CONTACT_SECONDS = 5.0
 # Shorter registered secrets are ignored: masking them would garble messages.
 MIN_SECRET_LENGTH = 4
 
@@ -493,6 +495,8 @@ class PlatformClient:
         self._count_lock = threading.Lock()
         self.requests_sent = 0
         self._page_cap_seen: int | None = None
+        self._largest_page = 0  # the most rows one page of this server has held
+        self._answered = False  # an answer came once: a connect failure now is an outage
         self._masker = _Masker(_secret_forms(token))
         verify: ssl.SSLContext | bool = True
         if ca_bundle:
@@ -524,6 +528,11 @@ class PlatformClient:
 
     def __repr__(self) -> str:
         return f"PlatformClient({self.url!r})"
+
+    @property
+    def largest_page(self) -> int:
+        """The most devices one page of this platform has held so far."""
+        return self._largest_page
 
     @property
     def page_cap_seen(self) -> int | None:
@@ -590,10 +599,17 @@ class PlatformClient:
             raise ValueError("offset must not be negative")
         path = "/api/devices?" + query_string(filters, limit=limit, offset=offset)
         answer = self._request("GET", path, idempotent=True)
-        return self._as_list(answer, "device list", items_key="devices", ids=True)
+        page = self._as_list(answer, "device list", items_key="devices", ids=True)
+        with self._lock:
+            self._largest_page = max(self._largest_page, len(page))
+        return page
 
     def iter_device_pages(
-        self, filters: Sequence[Filter] = (), *, page_size: int = MAX_PAGE_SIZE
+        self,
+        filters: Sequence[Filter] = (),
+        *,
+        page_size: int = MAX_PAGE_SIZE,
+        few: bool = False,
     ) -> Iterator[list[dict[str, Any]]]:
         """Every matching device once, page by page, until a page comes back empty.
 
@@ -603,6 +619,12 @@ class PlatformClient:
         (``page_cap_seen``). Rows are deduplicated by id. A page holding no new
         device (a server that ignores ``offset``), or more than ``max_pages``
         pages, is a BadAnswer.
+
+        ``few``: the filter matches a handful of devices at most (a key lookup). A
+        short page smaller than the largest page this server has ever answered
+        then ends the listing without the confirming request, which would double
+        the cost of every key lookup; a server whose cap shrinks to a handful of
+        rows between requests is not worth that price.
         """
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -611,6 +633,8 @@ class PlatformClient:
         seen: set[int] = set()
         short: int | None = None  # the size of the last page if it was shorter than asked
         for _ in range(self.max_pages):
+            # This server has answered pages this large: a shorter page cannot be a cap.
+            floor = self._largest_page
             page = self.list_devices_page(filters, limit=limit, offset=offset)
             if not page:
                 return
@@ -627,6 +651,8 @@ class PlatformClient:
             if short is not None:
                 self._saw_page_cap(short)  # more came after a short page: it was a cap
             yield fresh
+            if few and len(page) < min(limit, floor):
+                return
             offset += len(page)
             short = len(page) if len(page) < limit else None
             limit = min(limit, len(page))
@@ -639,6 +665,10 @@ class PlatformClient:
     ) -> list[dict[str, Any]]:
         """All matching devices, each once, however many pages that takes."""
         return [d for page in self.iter_device_pages(filters, page_size=page_size) for d in page]
+
+    def find_devices(self, filters: Sequence[Filter]) -> list[dict[str, Any]]:
+        """The devices matching a key filter (``f:addr=eq:...``): few, so usually one request."""
+        return [d for page in self.iter_device_pages(filters, few=True) for d in page]
 
     def get_device(self, device_id: int) -> dict[str, Any] | None:
         """The device with this id, or None when the platform has none (one request:
@@ -737,6 +767,7 @@ class PlatformClient:
                 retry_number += 1
                 continue
             outage = None  # the platform answered: a later connect failure is a new outage
+            self._answered = True
 
             status = answer.status
             if 200 <= status < 300:
@@ -758,7 +789,14 @@ class PlatformClient:
         """How long to wait before connecting again, or None when the outage bound is hit."""
         outage.failures += 1
         elapsed = max(self._clock() - outage.start, outage.slept)
-        remaining = self.outage_seconds - elapsed
+        # Before the platform ever answered, a failure to connect is more likely a wrong
+        # URL or a closed port than an outage: the installer hears of it soon.
+        bound = (
+            self.outage_seconds
+            if self._answered
+            else min(self.outage_seconds, FIRST_CONTACT_SECONDS)
+        )
+        remaining = bound - elapsed
         if remaining <= 0:
             return None
         self._say_unreachable(elapsed, exc)

@@ -19,6 +19,7 @@ import pytest
 
 from provisioner.platform import (
     EXCERPT_BYTES,
+    FIRST_CONTACT_SECONDS,
     MIN_PLAUSIBLE_PAGE_CAP,
     BadAnswer,
     InsecureURL,
@@ -535,7 +536,7 @@ def test_ids_given_to_the_client_are_checked_not_truncated(bad: Any) -> None:
 def test_an_outage_is_ridden_out_without_real_waiting() -> None:
     fake = FakeTime()
     said: list[str] = []
-    rec = Recorder(*[httpx.ConnectError("connection refused")] * 12, ok(DEVICE))
+    rec = Recorder(ok([]), *[httpx.ConnectError("connection refused")] * 12, ok(DEVICE))
     client = make_client(
         rec,
         sleep=fake.sleep,
@@ -543,10 +544,11 @@ def test_an_outage_is_ridden_out_without_real_waiting() -> None:
         on_unreachable=said.append,
         retry=RetryPolicy(base_delay=1.0, max_delay=4.0),  # 12 waits of at most 4 s
     )
+    client.list_devices_page()  # the platform answered once: what follows is an outage
     started = time.monotonic()
     assert client.create_device({"addr": "x"}) == DEVICE  # connect failures: safe for a POST
     assert time.monotonic() - started < 0.5
-    assert len(rec.requests) == 13
+    assert len(rec.requests) == 14
     assert len(fake.sleeps) == 12 and fake.now - 1000.0 <= 60
     assert said and said[0].startswith("platform unreachable, retrying (0 s of 60 s)")
     # At most once per few seconds.
@@ -556,10 +558,11 @@ def test_an_outage_is_ridden_out_without_real_waiting() -> None:
 def test_an_outage_past_the_bound_is_a_transport_error() -> None:
     fake = FakeTime()
     said: list[str] = []
-    rec = Recorder(httpx.ConnectTimeout("timed out"))
+    rec = Recorder(ok([]), httpx.ConnectTimeout("timed out"))
     client = make_client(
         rec, sleep=fake.sleep, clock=fake.clock, outage_seconds=30, on_unreachable=said.append
     )
+    client.list_devices_page()
     with pytest.raises(TransportError, match="could not reach") as info:
         client.list_devices_page()
     assert fake.now - 1000.0 == pytest.approx(30)
@@ -577,6 +580,16 @@ def test_the_outage_bound_holds_even_when_sleep_does_not_sleep() -> None:
         make_client(rec, sleep=lambda seconds: None).list_devices_page()
     assert time.monotonic() - started < 1.0
     assert len(rec.requests) <= 60 / 0.5 + 1
+
+
+def test_before_the_first_answer_a_connect_failure_is_told_within_seconds() -> None:
+    # A wrong URL or a closed port, most likely: no minute of retries before saying so.
+    fake = FakeTime()
+    rec = Recorder(httpx.ConnectError("connection refused"))
+    client = make_client(rec, sleep=fake.sleep, clock=fake.clock, outage_seconds=60)
+    with pytest.raises(TransportError, match="could not reach"):
+        client.list_devices_page()
+    assert fake.now - 1000.0 == pytest.approx(FIRST_CONTACT_SECONDS)
 
 
 def test_no_outage_retries_with_a_bound_of_zero() -> None:

@@ -1,0 +1,54 @@
+"""What can happen to a sheet row: the one list, shared by plan, apply and the reports.
+
+Plan gives each row an action; apply turns the actions it carries out into
+outcomes. Both are the same enum, so a report, a journal line or a test
+compares one set of names. The values are the words scripts read in the JSON
+reports (design.md, "Machine-readable output"): they never change.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RowKind(StrEnum):
+    """Which tab a row comes from, by what it asks the platform for."""
+
+    DEVICE = "device"
+    USER = "user"
+    DOWNLINK = "downlink"
+
+
+class RowAction(StrEnum):
+    """A row's action in a plan, or its outcome after apply."""
+
+    # plan
+    CREATE = "create"  # not on the platform: apply creates it
+    EXISTS = "exists"  # on the platform with the sheet's values (or queued earlier)
+    DIFFERS = "differs"  # on the platform with other values
+    BLOCKED = "blocked"  # cannot be done: the reason says why
+    QUEUE = "queue"  # a downlink apply queues
+    UNKNOWN = "unknown"  # a user the platform does not list: apply tries to create it
+    # apply
+    CREATED = "created"
+    QUEUED = "queued"
+    FAILED = "failed"
+    NOT_RUN = "not run"  # the run stopped before this row
+
+    @property
+    def sends(self) -> bool:
+        """Whether apply sends a request for a row planned with this action."""
+        return self in _SENDS
+
+    @property
+    def changed(self) -> bool:
+        """Whether apply changed the platform for a row with this outcome."""
+        return self in (RowAction.CREATED, RowAction.QUEUED)
+
+    @property
+    def needs_attention(self) -> bool:
+        """Whether the row ends a run with exit 1: the installer must look at it."""
+        return self in (RowAction.BLOCKED, RowAction.FAILED, RowAction.NOT_RUN)
+
+
+_SENDS = frozenset({RowAction.CREATE, RowAction.QUEUE, RowAction.UNKNOWN})

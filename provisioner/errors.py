@@ -1,0 +1,15 @@
+"""The library's own base exception.
+
+Bad data is never an exception: validation and plans return it as results.
+An exception means that work cannot go on (an unreadable sheet, a journal that
+cannot be written, a journal in use by another run); its message says what is
+wrong and how to fix it, in words for the installer. The CLI turns these into
+exit 2 without a traceback. Errors from the platform have their own hierarchy
+(``provisioner.platform.PlatformError``, exit 3).
+"""
+
+from __future__ import annotations
+
+
+class ProvisionerError(Exception):
+    """Work cannot go on; the message says why and what to do."""
