@@ -1,18 +1,28 @@
-"""The apply journal: an append-only record of what was asked of the platform and what came back.
+"""The apply journal: evidence of what was asked of the platform and what came back.
 
-One JSON object per line. Before a request that creates something, an
-``intent`` line is written and flushed to disk; after the answer, an outcome
-line (``done``, ``failed`` or ``unknown``). A run that dies between the two
-leaves an intent without an outcome: the next run looks the object up on the
-platform before sending anything again. A torn line (the process died while
-writing it) is ignored. Several runs append to the same file.
+One JSON object per line. Before a request that writes, an ``intent`` line is
+written and flushed to disk; after the answer, an outcome line (``done``,
+``failed`` or ``unknown``). A run that dies between the two leaves an intent
+without an outcome: the next run settles it by what the platform holds. The
+journal is evidence, never the truth: what the fresh plan finds on the platform
+decides what is done (see apply.py). A torn line (the process died while
+writing it) and lines that are not the journal's own (hand edits) are skipped.
+
+A journal belongs to one sheet; runs against other platforms are kept apart
+(a rehearsal on the sandbox never counts for the real platform). One apply at a
+time may use it: ``JournalLock`` holds an OS lock that a crash releases.
 
 The journal never holds the token or a password: only run ids, rows, keys,
-platform ids, statuses and messages.
+platform ids, payload fingerprints, statuses and messages (which passed the
+client's redaction point).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -22,8 +32,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from provisioner.actions import RowKind
+from provisioner.errors import ProvisionerError
+
 # Outcome events; "intent" is the only other event besides "start" and "end".
 OUTCOMES = ("done", "failed", "unknown")
+KINDS = frozenset(RowKind)
+# Every line this module writes starts so; a broken line that does not is someone else's.
+_OWN_LINE = b'{"run": '
+
+
+class JournalError(ProvisionerError):
+    """The journal cannot be read, written or locked."""
+
+
+class JournalBusy(JournalError):
+    """Another apply holds the journal."""
 
 
 @dataclass(frozen=True)
@@ -37,15 +61,21 @@ class Entry:
     status: str = ""
     message: str = ""
     run: str = ""
+    at: str = ""  # when the line was written (UTC, ISO 8601)
+    payload: str = ""  # fingerprint of what was sent (downlinks)
 
 
 @dataclass
 class JournalState:
-    """What earlier runs recorded, by (kind, key)."""
+    """What earlier runs recorded against one platform, by (kind, key)."""
 
     entries: dict[tuple[str, str], Entry] = field(default_factory=dict)
+    # The last `done` with a platform id: a device or user some run created or found.
+    made: dict[tuple[str, str], Entry] = field(default_factory=dict)
     runs: list[str] = field(default_factory=list)
+    sheets: set[str] = field(default_factory=set)
     torn_lines: int = 0
+    skipped_lines: list[int] = field(default_factory=list)  # line numbers, not the journal's
 
     def last(self, kind: str, key: str) -> Entry | None:
         return self.entries.get((kind, key))
@@ -59,11 +89,27 @@ class JournalState:
         return [e for e in self.entries.values() if e.event in ("intent", "unknown")]
 
 
+def _entry(record: dict[str, Any], event: str) -> Entry | None:
+    """An entry from a line, or None when the line is not the journal's own."""
+    kind, key, platform_id = record.get("kind"), record.get("key"), record.get("platform_id")
+    if kind not in KINDS or not isinstance(key, str) or not key:
+        return None
+    if platform_id is not None and (
+        not isinstance(platform_id, int) or isinstance(platform_id, bool) or platform_id < 1
+    ):
+        return None
+    texts = [record.get(name, "") for name in ("status", "message", "run", "at", "payload")]
+    if not all(isinstance(text, str) for text in texts):
+        return None
+    status, message, run, at, payload = texts
+    return Entry(kind, key, event, platform_id, status, message, run, at, payload)
+
+
 def read_journal(path: Path, platform: str | None = None) -> JournalState:
     """Everything earlier runs recorded; a missing file is an empty journal.
 
-    With ``platform``, only runs against that platform count: a rehearsal on the
-    sandbox must not make the real run skip anything.
+    With ``platform``, only runs against that platform count. Raises JournalError
+    when the file cannot be read.
     """
     state = JournalState()
     counts = True
@@ -71,46 +117,137 @@ def read_journal(path: Path, platform: str | None = None) -> JournalState:
         data = path.read_bytes()
     except FileNotFoundError:
         return state
-    for line in data.split(b"\n"):
+    except OSError as exc:
+        raise JournalError(f"cannot read the journal {path}: {exc.strerror or exc}") from None
+    for number, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except ValueError:
-            # A line torn by a crash mid-write; later runs append after it.
-            state.torn_lines += 1
+        except (ValueError, RecursionError):
+            if line.startswith(_OWN_LINE) or _OWN_LINE.startswith(line):
+                state.torn_lines += 1  # one of ours, cut short by a crash
+            else:
+                state.skipped_lines.append(number)
             continue
-        if not isinstance(record, dict):
-            state.torn_lines += 1
+        if not isinstance(record, dict) or not isinstance(record.get("event"), str):
+            state.skipped_lines.append(number)
             continue
-        event = record.get("event")
+        event = record["event"]
         if event == "start":
             counts = platform is None or record.get("platform") == platform
+            if isinstance(record.get("sheet"), str):
+                state.sheets.add(record["sheet"])
             if counts:
                 state.runs.append(str(record.get("run", "")))
-        elif counts and (event == "intent" or event in OUTCOMES):
-            key = (str(record["kind"]), str(record["key"]))
-            state.entries[key] = Entry(
-                kind=key[0],
-                key=key[1],
-                event=event,
-                platform_id=record.get("platform_id"),
-                status=str(record.get("status", "")),
-                message=str(record.get("message", "")),
-                run=str(record.get("run", "")),
-            )
+        elif event == "end":
+            continue
+        elif event == "intent" or event in OUTCOMES:
+            entry = _entry(record, event)
+            if entry is None:
+                state.skipped_lines.append(number)
+            elif counts:
+                state.entries[(entry.kind, entry.key)] = entry
+                if event == "done" and entry.platform_id is not None:
+                    state.made[(entry.kind, entry.key)] = entry
+        else:
+            state.skipped_lines.append(number)
     return state
 
 
+def _describe(exc: OSError, path: Path) -> str:
+    if exc.errno == errno.ELOOP:
+        return f"{path} is a symbolic link: the journal is never written through one"
+    if exc.errno == errno.ENOSPC:
+        return f"the disk holding {path} is full"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{path} cannot be written ({exc.strerror}): choose another place with --journal"
+    return f"cannot write the journal {path}: {exc.strerror or exc}"
+
+
+class JournalLock:
+    """One apply per journal: an OS lock on ``<journal>.lock``, released by a crash too."""
+
+    def __init__(self, journal: Path) -> None:
+        self.path = journal.with_name(journal.name + ".lock")
+        self._fd = -1
+
+    def acquire(self) -> None:
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            except OSError as exc:
+                raise JournalError(_describe(exc, self.path)) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 200).decode("utf-8", "replace").strip()
+                os.close(fd)
+                raise JournalBusy(
+                    f"another apply is using the journal {self.path.with_suffix('')} "
+                    f"({holder or 'a running process'}): wait for it to finish, "
+                    "or stop it first"
+                ) from None
+            # The holder before us may have removed the file after we opened it.
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        started = datetime.now().astimezone().isoformat(timespec="seconds")
+        os.write(fd, f"process {os.getpid()}, started {started}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd < 0:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        os.close(self._fd)
+        self._fd = -1
+
+    def __enter__(self) -> JournalLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+def payload_fingerprint(body: Any) -> str:
+    """A short, stable fingerprint of a request body (a downlink's content)."""
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 class Journal:
-    """Appends records for one run, each flushed to disk before the caller goes on."""
+    """Appends records for one run; each is on disk before the caller goes on.
+
+    Workers that write at the same moment share one fsync (group commit): a
+    record is written at once, and its writer waits until some fsync covers it.
+    """
 
     def __init__(self, path: Path, *, sheet: str, platform: str, fingerprint: str) -> None:
         self.path = path
         self.run = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
-        self._lock = threading.Lock()
-        self._repair_torn_tail(path)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._lock = threading.Lock()  # order of lines
+        self._sync_lock = threading.Lock()  # one fsync at a time
+        self._written = 0
+        self._synced = 0
+        self.broken = ""
+        existed = path.exists() or path.is_symlink()
+        try:
+            self._repair_torn_tail(path)
+            self._fd = os.open(
+                path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+            )
+        except OSError as exc:
+            raise JournalError(_describe(exc, path)) from None
+        if not existed:
+            _sync_folder(path.parent)
         self._write(
             {"event": "start", "sheet": sheet, "platform": platform, "fingerprint": fingerprint}
         )
@@ -119,17 +256,15 @@ class Journal:
     def _repair_torn_tail(path: Path) -> None:
         """End a torn last line so that this run's first record starts on its own line."""
         try:
-            with path.open("rb") as existing:
-                existing.seek(0, os.SEEK_END)
-                if existing.tell() == 0:
-                    return
-                existing.seek(-1, os.SEEK_END)
-                last = existing.read(1)
+            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
         except FileNotFoundError:
             return
-        if last != b"\n":
-            with path.open("ab") as out:
-                out.write(b"\n")
+        try:
+            size = os.lseek(fd, 0, os.SEEK_END)
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                os.write(fd, b"\n")
+        finally:
+            os.close(fd)
 
     def _write(self, record: dict[str, Any]) -> None:
         record = {
@@ -138,12 +273,28 @@ class Journal:
             **record,
         }
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
-        with self._lock:
-            os.write(self._fd, line)
-            os.fsync(self._fd)
+        try:
+            with self._lock:
+                if self.broken:
+                    raise JournalError(self.broken)
+                os.write(self._fd, line)
+                self._written += 1
+                mine = self._written
+            with self._sync_lock:
+                if self._synced < mine:
+                    with self._lock:
+                        covered = self._written
+                    os.fsync(self._fd)
+                    self._synced = covered
+        except OSError as exc:
+            self.broken = _describe(exc, self.path)
+            raise JournalError(self.broken) from None
 
-    def intent(self, kind: str, key: str, row: int) -> None:
-        self._write({"event": "intent", "kind": kind, "key": key, "row": row})
+    def intent(self, kind: str, key: str, row: int, *, payload: str = "") -> None:
+        record: dict[str, Any] = {"event": "intent", "kind": kind, "key": key, "row": row}
+        if payload:
+            record["payload"] = payload
+        self._write(record)
 
     def outcome(
         self,
@@ -155,30 +306,52 @@ class Journal:
         status: str,
         platform_id: int | None = None,
         message: str = "",
+        payload: str = "",
     ) -> None:
         if event not in OUTCOMES:
             raise ValueError(f"not an outcome: {event}")
-        self._write(
-            {
-                "event": event,
-                "kind": kind,
-                "key": key,
-                "row": row,
-                "status": status,
-                "platform_id": platform_id,
-                "message": message,
-            }
-        )
+        record: dict[str, Any] = {
+            "event": event,
+            "kind": kind,
+            "key": key,
+            "row": row,
+            "status": status,
+            "platform_id": platform_id,
+            "message": message,
+        }
+        if payload:
+            record["payload"] = payload
+        self._write(record)
 
     def close(self, totals: dict[str, int] | None = None) -> None:
+        """The end record, then the file closed: a worker still in flight (after a
+        Ctrl-C's grace period) gets a JournalError, never a write into a reused fd."""
         if self._fd < 0:
             return
-        self._write({"event": "end", "totals": totals or {}})
-        os.close(self._fd)
-        self._fd = -1
+        with contextlib.suppress(JournalError):
+            if not self.broken:
+                self._write({"event": "end", "totals": totals or {}})
+        with self._sync_lock, self._lock:
+            os.close(self._fd)
+            self._fd = -1
+            self.broken = self.broken or f"the journal {self.path} is closed"
 
     def __enter__(self) -> Journal:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a new file's name durable too (the file's own fsync does not cover it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

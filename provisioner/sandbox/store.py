@@ -229,6 +229,13 @@ class SandboxStore:
             raise Conflict(f"an addr is already taken: {exc}") from None
         return len(rows)
 
+    def delete_device(self, device_id: int) -> None:
+        """Remove a device and its queued downlinks (the platform's data goes with it)."""
+        with self._write() as db:
+            db.execute("DELETE FROM downlinks WHERE device_id = ?", (device_id,))
+            if not db.execute("DELETE FROM devices WHERE id = ?", (device_id,)).rowcount:
+                raise NotFound(f"no device with id {device_id}")
+
     def get_device(self, device_id: int) -> dict[str, Any]:
         rows = self._read("SELECT * FROM devices WHERE id = ?", (device_id,))
         if not rows:

@@ -1,0 +1,125 @@
+"""The journal on its own: what it writes, what it refuses, what it survives."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from provisioner.journal import Journal, JournalBusy, JournalError, JournalLock, read_journal
+
+
+def test_the_journal_is_created_private(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    Journal(path, sheet="s", platform="u", fingerprint="f").close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_the_journal_is_never_written_through_a_symlink(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("precious\n")
+    link = tmp_path / "j.jsonl"
+    link.symlink_to(target)
+    with pytest.raises(JournalError, match="symbolic link"):
+        Journal(link, sheet="s", platform="u", fingerprint="f")
+    assert target.read_text() == "precious\n"
+
+
+def test_hand_edited_and_foreign_lines_are_skipped_not_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    journal = Journal(path, sheet="s", platform="u", fingerprint="f")
+    journal.outcome("done", "device", "S1", 2, status="created", platform_id=5)
+    journal.close()
+    with path.open("a") as out:
+        out.write('{"event": "done"}\n')  # no kind, no key
+        out.write('{"event": "done", "kind": "device", "key": "S2", "platform_id": 1.5}\n')
+        out.write('{"event": "done", "kind": "rocket", "key": "S3"}\n')
+        out.write('["a", "list"]\n')
+        out.write("# a note somebody typed\n")
+        out.write("[" * 100_000 + "\n")  # nesting that would blow the stack
+        out.write('{"event": "done", "kind": "device", "key": "S4", "status": 7}\n')
+    state = read_journal(path)
+    assert state.done("device", "S1") is not None
+    assert state.last("device", "S2") is None and state.last("device", "S4") is None
+    assert len(state.skipped_lines) == 7
+
+
+def test_runs_of_another_platform_do_not_count(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    journal = Journal(path, sheet="s", platform="http://sandbox", fingerprint="f")
+    journal.outcome("done", "device", "S1", 2, status="created", platform_id=5)
+    journal.close()
+    assert read_journal(path, platform="https://real").done("device", "S1") is None
+    assert read_journal(path, platform="http://sandbox").done("device", "S1") is not None
+    assert read_journal(path).sheets == {"s"}
+
+
+def test_a_second_lock_on_the_same_journal_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    with JournalLock(path):
+        with pytest.raises(JournalBusy, match=f"process {os.getpid()}"):
+            JournalLock(path).acquire()
+    # Released: the next run gets it, and no lock file is left behind.
+    with JournalLock(path):
+        pass
+    assert not (tmp_path / "j.jsonl.lock").exists()
+
+
+def test_a_full_disk_is_a_journal_error_and_nothing_more_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "j.jsonl"
+    journal = Journal(path, sheet="s", platform="u", fingerprint="f")
+    real_write = os.write
+
+    def full(fd: int, data: bytes) -> int:
+        if fd == journal._fd:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(JournalError, match="disk .* is full"):
+        journal.intent("device", "S1", 2)
+    monkeypatch.setattr(os, "write", real_write)
+    with pytest.raises(JournalError):
+        journal.intent("device", "S2", 3)  # broken stays broken: no gaps in the evidence
+    journal.close()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["event"] for line in lines] == ["start"]
+
+
+def test_one_fsync_covers_the_records_of_several_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "j.jsonl"
+    journal = Journal(path, sheet="s", platform="u", fingerprint="f")
+    syncs = []
+    real_fsync = os.fsync
+    gate = threading.Barrier(8)
+
+    def slow_fsync(fd: int) -> None:
+        syncs.append(fd)
+        threading.Event().wait(0.005)  # a disk that takes its time
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+
+    def worker(n: int) -> None:
+        gate.wait()
+        for i in range(25):
+            journal.intent("device", f"S{n}-{i}", i)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    journal.close()
+    state = read_journal(path)
+    assert len(state.unresolved()) == 200
+    assert len(syncs) < 150, f"{len(syncs)} fsyncs for 200 records"
