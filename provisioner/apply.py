@@ -1,44 +1,87 @@
-"""Apply: carry out a plan's creates on the platform, exactly once, with a journal.
+"""Apply: carry out a plan on the platform, exactly once, with a journal.
 
-Devices first, then users, then downlinks (queued by the id of the device
-found or created). Each create is announced in the journal before it is sent
-and its outcome recorded after. When an answer is lost (timeout, reset, a
-500), the device is looked up by its addr, which the platform keeps unique,
-before anything is sent again; a 409 on the addr is resolved the same way.
-A 401/403 stops the run at once; so does ``stop`` being set (Ctrl-C), after
-the requests in flight have finished.
+``apply_sheet`` is the whole command: it locks the journal, plans afresh,
+settles what earlier runs left open, asks for confirmation, sends, and always
+writes the results workbook.
+
+The platform, as the fresh plan finds it, decides what is done. The journal is
+evidence and history: it settles requests that got no answer (the plan found
+the device: it was created), tells a device made by an earlier run and deleted
+since (looked up once by its platform id, then created again), and says which
+downlinks were queued with which payload. It never makes apply skip a row whose
+device the platform does not hold.
+
+Devices go first, then users, then downlinks (to the id of the device found or
+created). Every request is one step (``Applier._carry_out``): an intent in the
+journal, the request, its outcome. A lost answer is settled before anything is
+sent again: a device by looking up its addr (the platform keeps it unique), a
+user by the 409 a resend gets, a downlink by resending (a new one replaces the
+queued one of its type). A 401/403, an outage past the client's bound or a
+journal that cannot be written stops the whole run; Ctrl-C stops it after the
+requests in flight. Anything else fails the row with the reason and the run
+goes on.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from enum import StrEnum
+from functools import partial
+from pathlib import Path
+from typing import Any
 
-from provisioner.journal import Journal, JournalState
-from provisioner.plan import Plan, RowPlan, normal_addr, normal_key
+from provisioner.actions import RowAction, RowKind
+from provisioner.errors import ProvisionerError
+from provisioner.journal import Entry, Journal, JournalLock, JournalState, payload_fingerprint
+from provisioner.journal import read_journal as read_journal
+from provisioner.plan import LOOKUP_THREADS, Plan, RowPlan, make_plan, normal_addr, normal_key
 from provisioner.platform import (
     AuthError,
+    BadAnswer,
     Conflict,
-    InvalidRequest,
-    NotFound,
     PlatformClient,
     PlatformError,
+    RateLimited,
     ServerError,
     TransportError,
     UnknownOutcome,
     f,
 )
 from provisioner.records import Record
+from provisioner.templates import SiteTemplate
 
-# How often one row's create may end without an answer before the row fails.
+# How often one row's request may end without an answer before the row fails.
 MAX_UNKNOWN = 6
 # How long Ctrl-C waits for requests already sent.
 STOP_GRACE_SECONDS = 30.0
+
+
+class Declined(ProvisionerError):
+    """The installer said no at the confirmation: nothing was written."""
+
+
+class Interrupted(ProvisionerError):
+    """Ctrl-C before anything was written to the platform."""
+
+
+class SavedPlanError(ProvisionerError):
+    """``--plan`` names a file that is no plan, or one that no longer holds."""
+
+
+class StopKind(StrEnum):
+    """Why a run ended before its last row."""
+
+    NONE = ""
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM
+    REFUSED = "refused"  # 401/403: the token was refused or lacks a role
+    UNREACHABLE = "unreachable"  # no connection for longer than the client waits
+    JOURNAL = "journal"  # the journal could not be written: nothing more may be sent
 
 
 @dataclass
@@ -47,9 +90,9 @@ class ApplyRow:
 
     sheet: str
     row: int
-    kind: str
+    kind: RowKind
     key: str
-    status: str  # created | queued | exists | differs | blocked | failed | not run
+    status: RowAction
     platform_id: int | None = None
     message: str = ""
 
@@ -77,7 +120,12 @@ class ApplyResult:
     run: str
     journal: str
     rows: list[ApplyRow]
-    stopped: str = ""  # why the run stopped early: "interrupted" or the auth error
+    stop: StopKind = StopKind.NONE
+    stopped: str = ""  # the stop, in words
+    notes: list[str] = field(default_factory=list)  # what the installer should know
+    results: str = ""  # the results workbook, once written
+    reports: list[str] = field(default_factory=list)  # --report files written
+    sent: int = 0  # rows this run sent requests for
     made_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     command: str = "apply"
 
@@ -90,13 +138,11 @@ class ApplyResult:
 
     @property
     def changed(self) -> int:
-        return sum(1 for r in self.rows if r.status in ("created", "queued"))
+        return sum(1 for r in self.rows if r.status.changed)
 
     @property
     def ok(self) -> bool:
-        return not self.stopped and all(
-            r.status not in ("failed", "blocked", "not run") for r in self.rows
-        )
+        return not self.stop and not any(r.status.needs_attention for r in self.rows)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -109,14 +155,31 @@ class ApplyResult:
             "made_at": self.made_at,
             "ok": self.ok,
             "stopped": self.stopped,
+            "stop": self.stop,
+            "notes": self.notes,
             "totals": self.totals,
             "problems": [],
             "rows": [r.to_dict() for r in self.rows],
         }
 
 
-class _StopRun(Exception):
-    """A 401/403 mid-run: nothing more may be sent."""
+# --- reconciling the fresh plan with the journal ------------------------------------------------
+
+
+@dataclass
+class Work:
+    """What this run will send, after the journal has settled what it can."""
+
+    tasks: list[_Task]
+    settled: list[tuple[RowPlan, Entry]]  # unanswered requests the plan found done
+    notes: list[str]
+
+    @property
+    def pending(self) -> int:
+        return len(self.tasks)
+
+    def count(self, kind: RowKind) -> int:
+        return sum(1 for task in self.tasks if task.result.kind == kind)
 
 
 @dataclass
@@ -124,92 +187,184 @@ class _Task:
     plan: RowPlan
     record: Record
     result: ApplyRow
+    journal_key: str
+    payload: str = ""  # downlinks: the fingerprint of their content
+    note: str = ""  # why a create happens a second time, for the row's message
+
+
+def _journal_key(match_key: str, record: Record, kind: RowKind) -> str:
+    if kind == RowKind.USER:
+        return record.key
+    key = normal_key(match_key, record.key)
+    return f"{key}/{getattr(record, 'type', '')}" if kind == RowKind.DOWNLINK else key
+
+
+def _day(entry: Entry) -> str:
+    return entry.at[:10] or "an earlier run"
+
+
+def reconcile(
+    plan: Plan,
+    earlier: JournalState,
+    client: PlatformClient,
+    match_key: str,
+    rows: list[ApplyRow],
+) -> Work:
+    """Decide, row by row, what this run sends; the plan's findings win over the journal.
+
+    ``rows`` (one per plan row, in order) get the plan's action, changed where
+    the journal settles a row: a downlink queued earlier with the same payload
+    to the same device is ``exists``; a user the platform does not list but the
+    journal created is ``exists``; a device the journal created and the plan
+    cannot find is looked up by its id and created again if it is gone.
+    """
+    records = plan.validation.records
+    by_row = {(r.sheet, r.row): r for r in [*records.devices, *records.users, *records.downlinks]}
+    unanswered = {(e.kind, e.key): e for e in earlier.unresolved()}
+    tasks: list[_Task] = []
+    settled: list[tuple[RowPlan, Entry]] = []
+    gone_checks: list[_Task] = []
+    for row_plan, result in zip(plan.rows, rows, strict=True):
+        kind = RowKind(row_plan.kind)
+        record = by_row.get((row_plan.sheet, row_plan.row))
+        if record is None or not record.key:
+            continue
+        key = _journal_key(match_key, record, kind)
+        if row_plan.action in (RowAction.EXISTS, RowAction.DIFFERS):
+            if (kind, key) in unanswered:
+                settled.append((row_plan, unanswered[(kind, key)]))
+            continue
+        if not RowAction(row_plan.action).sends:
+            continue
+        task = _Task(row_plan, record, result, key)
+        made = earlier.made.get((kind, key))
+        if kind == RowKind.DEVICE and made is not None:
+            gone_checks.append(task)  # created by an earlier run, and the plan cannot find it
+        elif kind == RowKind.USER and row_plan.action == RowAction.UNKNOWN and made is not None:
+            result.status = RowAction.EXISTS
+            result.platform_id = made.platform_id
+            result.message = f"created by this tool on {_day(made)} (the platform lists no users)"
+            continue
+        elif kind == RowKind.DOWNLINK:
+            task.payload = payload_fingerprint(record.body)
+            done = earlier.done(kind, key)
+            # A device created in this run (also created again) gets its downlinks again.
+            if (
+                done is not None
+                and row_plan.platform_id is not None
+                and done.payload == task.payload
+                and done.platform_id == row_plan.platform_id
+            ):
+                result.status = RowAction.EXISTS
+                result.message = f"queued on {_day(done)}; unchanged in the sheet since"
+                continue
+        tasks.append(task)
+    notes = _check_gone(gone_checks, earlier, client, match_key)
+    if unanswered:
+        sent_again = sum(1 for t in tasks if (t.result.kind, t.journal_key) in unanswered)
+        notes.insert(
+            0,
+            f"{len(unanswered)} requests of an earlier run got no answer: {len(settled)} were "
+            f"found on the platform; {sent_again} are sent again",
+        )
+    tasks = [t for t in tasks if t.result.status.sends]
+    return Work(tasks, settled, notes)
+
+
+def _check_gone(
+    tasks: list[_Task], earlier: JournalState, client: PlatformClient, match_key: str
+) -> list[str]:
+    """Devices an earlier run made that the plan cannot find: one lookup by id each."""
+    if not tasks:
+        return []
+
+    def look(task: _Task) -> tuple[_Task, dict[str, Any] | None]:
+        made = earlier.made[(RowKind.DEVICE, task.journal_key)]
+        assert made.platform_id is not None
+        return task, client.get_device(made.platform_id)
+
+    gone = 0
+    with ThreadPoolExecutor(max_workers=LOOKUP_THREADS) as pool:
+        for task, device in pool.map(look, tasks):
+            made = earlier.made[(RowKind.DEVICE, task.journal_key)]
+            if device is None:
+                gone += 1
+                task.result.message = task.note = (
+                    f"created again: the device made on {_day(made)} as id {made.platform_id} "
+                    "is no longer on the platform"
+                )
+                continue
+            task.result.status = RowAction.BLOCKED
+            task.result.platform_id = made.platform_id
+            task.result.message = (
+                f"the device made on {_day(made)} as id {made.platform_id} is on the platform "
+                f"with {match_key} {device.get(match_key)!r} now: correct the sheet or the "
+                "platform first"
+            )
+    if not gone:
+        return []
+    return [f"{gone} devices made by an earlier run are no longer on the platform: created again"]
+
+
+# --- carrying the work out -----------------------------------------------------------------------
+
+
+class _StopRun(Exception):
+    """Nothing more may be sent: the reason is on the Applier."""
+
+
+@dataclass
+class _Answer:
+    """How one request ended for its row."""
+
+    status: RowAction
+    platform_id: int | None
+    message: str
 
 
 class Applier:
-    """Runs one plan. Thread-safe where workers meet: the journal and the results."""
+    """Runs one reconciled plan. Thread-safe where workers meet: the journal and the results."""
 
     def __init__(
         self,
-        plan: Plan,
         client: PlatformClient,
         journal: Journal,
-        earlier: JournalState,
         *,
         match_key: str,
         concurrency: int = 8,
         stop: threading.Event | None = None,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[[int, int, int], None] | None = None,
     ) -> None:
-        self.plan = plan
         self.client = client
         self.journal = journal
-        self.earlier = earlier
         self.match_key = match_key
         self.concurrency = concurrency
         self.stop = stop or threading.Event()
         self.progress = progress
+        self.stop_kind = StopKind.NONE
         self.stopped = ""
         self._done = 0
+        self._failed = 0
         self._total = 0
         self._lock = threading.Lock()
 
-    # --- the run
-
-    def run(self) -> ApplyResult:
-        records = self.plan.validation.records
-        by_row = {
-            (r.sheet, r.row): r for r in [*records.devices, *records.users, *records.downlinks]
-        }
-        results: list[ApplyRow] = []
-        stages: dict[str, list[_Task]] = {"device": [], "user": [], "downlink": []}
-        for row_plan in self.plan.rows:
-            result = ApplyRow(
-                row_plan.sheet,
-                row_plan.row,
-                row_plan.kind,
-                row_plan.key,
-                row_plan.action,
-                row_plan.platform_id,
-                row_plan.reason,
-            )
-            results.append(result)
-            if row_plan.action in ("create", "unknown", "queue"):
-                record = by_row[(row_plan.sheet, row_plan.row)]
-                stages[row_plan.kind].append(_Task(row_plan, record, result))
-        self._total = sum(len(tasks) for tasks in stages.values())
-        # Downlinks go to the device found by the plan or created just now.
-        device_ids: dict[str, int] = {
-            normal_key(self.match_key, r.key): r.platform_id
-            for r in self.plan.rows
-            if r.kind == "device"
-            and r.platform_id is not None
-            and r.action in ("exists", "differs")
-        }
-        self._run_stage(stages["device"], self._device)
-        for task in stages["device"]:
-            if task.result.status == "created" and task.result.platform_id is not None:
+    def run(self, tasks: list[_Task], device_ids: dict[str, int]) -> None:
+        """Devices, then users, then downlinks to the devices found or created."""
+        self._total = len(tasks)
+        stages: dict[RowKind, list[_Task]] = {kind: [] for kind in RowKind}
+        for task in tasks:
+            stages[task.result.kind].append(task)
+        self._run_stage(stages[RowKind.DEVICE])
+        for task in stages[RowKind.DEVICE]:
+            if task.result.status == RowAction.CREATED and task.result.platform_id is not None:
                 device_ids[normal_key(self.match_key, task.record.key)] = task.result.platform_id
-        self._run_stage(stages["user"], self._user)
-        for task in stages["downlink"]:
+        self._run_stage(stages[RowKind.USER])
+        for task in stages[RowKind.DOWNLINK]:
             key = normal_key(self.match_key, task.record.key)
-            task.result.platform_id = task.plan.platform_id or device_ids.get(key)
-        self._run_stage(stages["downlink"], self._downlink)
-        for row in results:
-            if row.status in ("create", "queue", "unknown"):
-                row.status = "not run"
-                row.message = self.stopped or "not run"
-        return ApplyResult(
-            source=self.plan.source,
-            template=self.plan.template,
-            platform=self.plan.platform,
-            run=self.journal.run,
-            journal=str(self.journal.path),
-            rows=results,
-            stopped=self.stopped,
-        )
+            task.result.platform_id = device_ids.get(key) or task.plan.platform_id
+        self._run_stage(stages[RowKind.DOWNLINK])
 
-    def _run_stage(self, tasks: list[_Task], work: Callable[[_Task], None]) -> None:
+    def _run_stage(self, tasks: list[_Task]) -> None:
         if not tasks or self.stop.is_set():
             return
         pending: set[Future[None]] = set()
@@ -222,34 +377,37 @@ class Applier:
                     task = next(queue, None)
                     if task is None:
                         break
-                    pending.add(pool.submit(self._guarded, work, task))
+                    pending.add(pool.submit(self._guarded, task))
                 if not pending:
                     break
-                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    future.result()
+                _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
         except KeyboardInterrupt:
-            self.stop.set()
-            self.stopped = self.stopped or "interrupted"
-            # Requests already sent may finish; the wait is bounded, and a row still in
-            # flight after it is left to the next run (its intent is in the journal).
+            self._halt(StopKind.INTERRUPTED, "interrupted", raise_=False)
+            # Requests already sent may finish; the wait is bounded (a second Ctrl-C ends
+            # it at once: KeyboardInterrupt goes up), and a row still in flight after it
+            # is left to the next run, which settles it by its intent in the journal.
             wait(pending, timeout=STOP_GRACE_SECONDS)
         finally:
             pool.shutdown(wait=not self.stop.is_set(), cancel_futures=True)
 
-    def _guarded(self, work: Callable[[_Task], None], task: _Task) -> None:
+    def _guarded(self, task: _Task) -> None:
+        """The one boundary: whatever happens to a row becomes its outcome or a stop."""
         if self.stop.is_set():
             return
         try:
-            work(task)
+            self._carry_out(task)
         except _StopRun:
             pass
+        except Exception as exc:  # a bug, not the network: the row says so, the run goes on
+            why = self.client.redact(f"{type(exc).__name__}: {exc}")
+            self._finish(task.result, _Answer(RowAction.FAILED, None, f"unexpected error ({why})"))
         finally:
             with self._lock:
                 self._done += 1
-                done = self._done
+                self._failed += task.result.status == RowAction.FAILED
+                done, failed = self._done, self._failed
             if self.progress:
-                self.progress(done, self._total)
+                self.progress(done, self._total, failed)
 
     def _attempts(self) -> Iterator[int]:
         """Tries at one row: a short, growing pause between them; none after a stop."""
@@ -260,312 +418,483 @@ class Applier:
                 return
             yield attempt
 
-    def _halt(self, exc: AuthError) -> NoReturn:
-        self.stopped = f"stopped: the platform refused the token ({exc})"
+    def _halt(self, kind: StopKind, message: str, *, raise_: bool = True) -> None:
+        with self._lock:
+            if not self.stop_kind:
+                self.stop_kind, self.stopped = kind, message
         self.stop.set()
-        raise _StopRun
+        if raise_:
+            raise _StopRun
 
-    # --- devices
-
-    def _device(self, task: _Task) -> None:
-        record, result = task.record, task.result
-        key = normal_key(self.match_key, record.key)
-        # The plan looked the platform up just now and did not find this device, so a
-        # "done" in the journal (a device deleted since) does not stop it being created.
+    def _carry_out(self, task: _Task) -> None:
+        """Intent, request, outcome; a lost answer is settled before anything is sent again."""
+        kind, key, row = task.result.kind, task.journal_key, task.record.row
+        request = _REQUESTS[kind](self, task)
+        lost = 0
         for _ in self._attempts():
-            self.journal.intent("device", key, record.row)
+            self._journal(lambda: self.journal.intent(kind, key, row, payload=task.payload))
             try:
-                device = self.client.create_device(record.body)
-            except (UnknownOutcome, ServerError) as exc:
-                self.journal.outcome(
-                    "unknown", "device", key, record.row, status="unknown", message=str(exc)
-                )
-                found = self._ours_by_addr(record)
-                if found is not None:
-                    self._record(
-                        result,
-                        "device",
-                        key,
-                        record.row,
-                        "created",
-                        found["id"],
-                        "created (confirmed by looking it up after a lost answer)",
-                    )
-                    return
-                continue  # not there: it is safe to send it again
-            except Conflict as exc:
-                try:
-                    found = self._ours_by_addr(record)
-                except PlatformError as lookup_error:
-                    self._record(
-                        result,
-                        "device",
-                        key,
-                        record.row,
-                        "failed",
-                        None,
-                        f"409, and the lookup failed ({lookup_error}): run again",
-                    )
-                    return
-                if found is not None:
-                    self._record(
-                        result,
-                        "device",
-                        key,
-                        record.row,
-                        "created",
-                        found["id"],
-                        "created (confirmed by looking it up after a 409)",
-                    )
+                answer = request.send()
+            except (UnknownOutcome, ServerError, BadAnswer) as exc:
+                if isinstance(exc, BadAnswer) and not exc.maybe_done:
+                    answer = _Answer(RowAction.FAILED, None, _why(exc))
                 else:
-                    self._record(
-                        result,
-                        "device",
-                        key,
-                        record.row,
-                        "failed",
-                        None,
-                        f"the addr is taken by another device: {exc.message}",
+                    lost += 1
+                    self._journal(
+                        partial(
+                            self.journal.outcome,
+                            "unknown",
+                            kind,
+                            key,
+                            row,
+                            status="unknown",
+                            message=str(exc),
+                        )
                     )
-                return
-            except AuthError as exc:
-                self.journal.outcome(
-                    "failed", "device", key, record.row, status="stopped", message=str(exc)
+                    found = self._settle(request.find_after_lost)
+                    if found is None:
+                        continue  # not there: it is safe to send it again
+                    answer = found
+            except Conflict as exc:
+                answer = self._settle(partial(request.after_conflict, exc, lost)) or _Answer(
+                    RowAction.FAILED, None, f"the platform refused it: {exc}"
                 )
-                self._halt(exc)
             except PlatformError as exc:
-                self._record(result, "device", key, record.row, "failed", None, _why(exc))
-                return
-            self._record(result, "device", key, record.row, "created", device.get("id"), "created")
+                self._stop_for(exc)
+                answer = _Answer(RowAction.FAILED, None, _why(exc))
+            self._record(task, answer)
             return
         if self.stop.is_set():
             return  # stopped between tries: the row is left for the next run
         self._record(
-            result,
-            "device",
-            key,
-            record.row,
-            "failed",
-            None,
-            f"no answer {MAX_UNKNOWN} times and not found on the platform: run again",
+            task,
+            _Answer(
+                RowAction.FAILED,
+                None,
+                f"no answer {MAX_UNKNOWN} times and not found on the platform: run again",
+            ),
         )
 
-    def _ours_by_addr(self, record: Record) -> dict[str, Any] | None:
-        """The device with this row's addr, if it is the one this row asks for."""
-        addr = str(record.body.get("addr", ""))
+    def _settle(self, look: Callable[[], _Answer | None]) -> _Answer | None:
+        """A lookup after a lost answer or a 409; its own failure fails the row."""
         try:
-            found = self.client.list_devices([f("addr", "eq", addr)])
-        except AuthError as exc:
-            self._halt(exc)
-        found = [d for d in found if normal_addr(d.get("addr")) == normal_addr(addr)]
+            return look()
+        except PlatformError as exc:
+            self._stop_for(exc)
+            return _Answer(
+                RowAction.FAILED, None, f"no clear answer, and the lookup failed ({exc}): run again"
+            )
+
+    def _stop_for(self, exc: PlatformError) -> None:
+        """The errors after which nothing more may be sent; others fail one row."""
+        if isinstance(exc, AuthError):
+            self._halt(StopKind.REFUSED, f"stopped: the platform refused the token ({exc})")
+        if isinstance(exc, TransportError):
+            self._halt(StopKind.UNREACHABLE, f"stopped: the platform is unreachable ({exc})")
+
+    def _journal(self, write: Callable[[], None]) -> None:
+        try:
+            write()
+        except ProvisionerError as exc:  # JournalError: without evidence nothing may be sent
+            self._halt(StopKind.JOURNAL, f"stopped: the journal cannot be written ({exc})")
+
+    def _record(self, task: _Task, answer: _Answer) -> None:
+        event = "failed" if answer.status == RowAction.FAILED else "done"
+        self._journal(
+            lambda: self.journal.outcome(
+                event,
+                task.result.kind,
+                task.journal_key,
+                task.record.row,
+                status=answer.status,
+                platform_id=answer.platform_id,
+                message=answer.message,
+                payload=task.payload,
+            )
+        )
+        if answer.status == RowAction.CREATED and task.note:
+            answer.message = task.note  # the row says why it was created a second time
+        self._finish(task.result, answer)
+
+    @staticmethod
+    def _finish(result: ApplyRow, answer: _Answer) -> None:
+        result.status = answer.status
+        if answer.platform_id is not None:
+            result.platform_id = answer.platform_id
+        result.message = answer.message
+
+
+class _Request:
+    """One row's request, and how a lost answer or a 409 is settled for its kind."""
+
+    def __init__(self, applier: Applier, task: _Task) -> None:
+        self.client = applier.client
+        self.match_key = applier.match_key
+        self.task = task
+        self.body = task.record.body
+
+    def send(self) -> _Answer:
+        raise NotImplementedError
+
+    def find_after_lost(self) -> _Answer | None:
+        """After a lost answer: the outcome if the platform shows one; None: send again."""
+        return None
+
+    def after_conflict(self, exc: Conflict, lost: int) -> _Answer | None:
+        return None
+
+
+class _DeviceRequest(_Request):
+    def send(self) -> _Answer:
+        device = self.client.create_device(self.body)
+        return _Answer(RowAction.CREATED, device["id"], "created")
+
+    def find_after_lost(self) -> _Answer | None:
+        found = self._ours_by_addr()
+        if found is None:
+            return None
+        return _Answer(
+            RowAction.CREATED, found, "created (confirmed by looking it up after a lost answer)"
+        )
+
+    def after_conflict(self, exc: Conflict, lost: int) -> _Answer | None:
+        found = self._ours_by_addr()
+        if found is None:
+            return _Answer(
+                RowAction.FAILED, None, f"the addr is taken by another device: {exc.message}"
+            )
+        if lost:
+            return _Answer(
+                RowAction.CREATED, found, "created (confirmed by a 409 after a lost answer)"
+            )
+        return _Answer(RowAction.EXISTS, found, "already on the platform (found after a 409)")
+
+    def _ours_by_addr(self) -> int | None:
+        """The id of the device with this row's addr, if it is the one this row asks for."""
+        addr = str(self.body.get("addr", ""))
+        found = [
+            d
+            for d in self.client.find_devices([f("addr", "eq", addr)])
+            if normal_addr(d.get("addr")) == normal_addr(addr)
+        ]
         if len(found) != 1:
             return None
         device = found[0]
-        serial = record.body.get("serial")
+        serial = self.body.get("serial")
         if serial is not None and str(device.get("serial") or "").strip() != str(serial).strip():
             return None
-        return device
+        return int(device["id"])
 
-    # --- users
 
-    def _user(self, task: _Task) -> None:
-        record, result = task.record, task.result
-        key = record.key
-        if self.earlier.done("user", key) is not None:
-            entry = self.earlier.done("user", key)
-            assert entry is not None
-            self._finish(result, "created", entry.platform_id, f"created by run {entry.run}")
-            return
-        for attempt in self._attempts():
-            self.journal.intent("user", key, record.row)
-            try:
-                user = self.client.create_user(record.body)
-            except (UnknownOutcome, ServerError) as exc:
-                self.journal.outcome(
-                    "unknown", "user", key, record.row, status="unknown", message=str(exc)
-                )
-                continue  # the email is unique: a resend cannot make a second user
-            except Conflict:
-                status = "created" if attempt else "exists"
-                message = (
-                    "created (confirmed by a 409 after a lost answer)"
-                    if attempt
-                    else "a user with this email exists"
-                )
-                self._record(result, "user", key, record.row, status, None, message)
-                return
-            except AuthError as exc:
-                if exc.status == 403:  # this token may not create users; devices went fine
-                    self._record(result, "user", key, record.row, "failed", None, _why(exc))
-                    return
-                self._halt(exc)
-            except PlatformError as exc:
-                self._record(result, "user", key, record.row, "failed", None, _why(exc))
-                return
-            self._record(result, "user", key, record.row, "created", user.get("id"), "created")
-            return
-        if self.stop.is_set():
-            return  # stopped between tries: the row is left for the next run
-        self._record(
-            result,
-            "user",
-            key,
-            record.row,
-            "failed",
-            None,
-            f"no answer {MAX_UNKNOWN} times: run again",
-        )
+class _UserRequest(_Request):
+    # A lost answer is settled by sending again: the email is unique, so a resend that
+    # finds the user made gets a 409.
+    def send(self) -> _Answer:
+        user = self.client.create_user(self.body)
+        return _Answer(RowAction.CREATED, user["id"], "created")
 
-    # --- downlinks
-
-    def _downlink(self, task: _Task) -> None:
-        record, result = task.record, task.result
-        kind = getattr(record, "type", "")
-        key = f"{normal_key(self.match_key, record.key)}/{kind}"
-        if self.earlier.done("downlink", key) is not None:
-            self._finish(result, "queued", result.platform_id, "queued by an earlier run")
-            return
-        if result.platform_id is None:
-            self._finish(result, "failed", None, "its device was not created")
-            return
-        for _ in self._attempts():
-            self.journal.intent("downlink", key, record.row)
-            try:
-                self.client.queue_downlink(result.platform_id, kind, record.body)
-            except (UnknownOutcome, ServerError) as exc:
-                self.journal.outcome(
-                    "unknown", "downlink", key, record.row, status="unknown", message=str(exc)
-                )
-                continue  # a new downlink replaces the queued one of its type: resending is safe
-            except AuthError as exc:
-                if exc.status == 403:
-                    self._record(result, "downlink", key, record.row, "failed", None, _why(exc))
-                    return
-                self._halt(exc)
-            except (InvalidRequest, NotFound, PlatformError) as exc:
-                self._record(result, "downlink", key, record.row, "failed", None, _why(exc))
-                return
-            self._record(
-                result,
-                "downlink",
-                key,
-                record.row,
-                "queued",
-                result.platform_id,
-                f"{kind} downlink queued",
+    def after_conflict(self, exc: Conflict, lost: int) -> _Answer | None:
+        if lost:
+            return _Answer(
+                RowAction.CREATED, None, "created (confirmed by a 409 after a lost answer)"
             )
-            return
-        if self.stop.is_set():
-            return  # stopped between tries: the row is left for the next run
-        self._record(
-            result,
-            "downlink",
-            key,
-            record.row,
-            "failed",
-            None,
-            f"no answer {MAX_UNKNOWN} times: run again",
-        )
+        return _Answer(RowAction.EXISTS, None, "a user with this email exists")
 
-    # --- bookkeeping
 
-    def _record(
-        self,
-        result: ApplyRow,
-        kind: str,
-        key: str,
-        row: int,
-        status: str,
-        platform_id: int | None,
-        message: str,
-    ) -> None:
-        event = "failed" if status == "failed" else "done"
-        self.journal.outcome(
-            event, kind, key, row, status=status, platform_id=platform_id, message=message
-        )
-        self._finish(result, status, platform_id, message)
+class _DownlinkRequest(_Request):
+    # A lost answer is settled by sending again: a new downlink replaces the queued one.
+    def send(self) -> _Answer:
+        device_id = self.task.result.platform_id
+        kind = getattr(self.task.record, "type", "")
+        if device_id is None:
+            return _Answer(RowAction.FAILED, None, "its device was not created")
+        self.client.queue_downlink(device_id, kind, self.body)
+        return _Answer(RowAction.QUEUED, device_id, f"{kind} downlink queued")
 
-    @staticmethod
-    def _finish(result: ApplyRow, status: str, platform_id: int | None, message: str) -> None:
-        result.status = status
-        if platform_id is not None:
-            result.platform_id = platform_id
-        result.message = message
+
+_REQUESTS: dict[RowKind, type[_Request]] = {
+    RowKind.DEVICE: _DeviceRequest,
+    RowKind.USER: _UserRequest,
+    RowKind.DOWNLINK: _DownlinkRequest,
+}
 
 
 def _why(exc: PlatformError) -> str:
     if isinstance(exc, TransportError):
         return f"could not reach the platform ({exc}): run again"
+    if isinstance(exc, RateLimited):
+        return f"the platform kept limiting the request rate ({exc}): run again, or use --max-rps"
+    if isinstance(exc, BadAnswer):
+        return f"the platform's answer was not usable ({exc}): run again"
     return f"the platform refused it: {exc}"
 
 
-def reconcile(plan: Plan, earlier: JournalState, journal: Journal, match_key: str) -> int:
-    """Settle requests of earlier runs that got no answer, by what the fresh plan found.
-
-    A device or user the plan found on the platform was created: that is recorded. The
-    rest stay open and are sent again (and looked up first if an answer is lost again).
-    """
-    settled = 0
-    unanswered = {(e.kind, e.key) for e in earlier.unresolved()}
-    for row in plan.rows:
-        if row.action not in ("exists", "differs") or row.kind not in ("device", "user"):
-            continue
-        key = normal_key(match_key, row.key) if row.kind == "device" else row.key
-        if (row.kind, key) in unanswered:
-            journal.outcome(
-                "done",
-                row.kind,
-                key,
-                row.row,
-                status="exists",
-                platform_id=row.platform_id,
-                message="found on the platform after a lost answer",
-            )
-            settled += 1
-    return settled
+# --- the whole command ---------------------------------------------------------------------------
 
 
-def pending(plan: Plan, earlier: JournalState, match_key: str) -> int:
-    """How many rows this run would send: the plan's creates less what the journal has done."""
-    count = 0
-    for row in plan.rows:
-        if row.action not in ("create", "queue", "unknown"):
-            continue
-        key = normal_key(match_key, row.key)
-        if row.kind == "downlink":
-            record = next(
-                r
-                for r in plan.validation.records.downlinks
-                if (r.sheet, r.row) == (row.sheet, row.row)
-            )
-            key = f"{key}/{getattr(record, 'type', '')}"
-        if earlier.done(row.kind, key) is None:
-            count += 1
-    return count
+def default_journal(sheet: Path) -> Path:
+    return sheet.with_name(f"{sheet.stem}.journal.jsonl")
 
 
-def apply_plan(
-    plan: Plan,
+def results_path(sheet: Path, number: int = 1) -> Path:
+    suffix = "" if number == 1 else f"-{number}"
+    return sheet.with_name(f"{sheet.stem}.results{suffix}.xlsx")
+
+
+def check_saved_plan(saved_path: Path, fresh: Plan) -> None:
+    """A saved plan still holds if the sheet is the same and no create row exists by now."""
+    try:
+        saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise SavedPlanError(f"{saved_path} is not a saved plan: {exc}") from None
+    if not isinstance(saved, dict) or saved.get("command") != "plan" or "fingerprint" not in saved:
+        raise SavedPlanError(f"{saved_path} is not a plan saved by `provisioner plan --out`")
+    if saved["fingerprint"] != fresh.fingerprint:
+        raise SavedPlanError(
+            f"the sheet or template changed since {saved_path} was made: run plan again"
+        )
+    now: dict[tuple[Any, Any], RowAction] = {(r.sheet, r.row): r.action for r in fresh.rows}
+    stale = [
+        f"{row.get('sheet')} row {row.get('row')} ({row.get('key')}): planned create, now "
+        f"{now.get((row.get('sheet'), row.get('row')))}"
+        for row in saved.get("rows", [])
+        if isinstance(row, dict)
+        and row.get("action") == RowAction.CREATE
+        and now.get((row.get("sheet"), row.get("row"))) != RowAction.CREATE
+    ]
+    if stale:
+        raise SavedPlanError(
+            f"{saved_path} no longer holds; these rows changed on the platform:\n  "
+            + "\n  ".join(stale[:20])
+            + (f"\n  ... and {len(stale) - 20} more" if len(stale) > 20 else "")
+        )
+
+
+def apply_sheet(
+    sheet: Path,
+    template: SiteTemplate,
     client: PlatformClient,
-    journal: Journal,
-    earlier: JournalState,
     *,
-    match_key: str,
+    journal_path: Path | None = None,
+    lookup: str = "auto",
+    saved_plan: Path | None = None,
     concurrency: int = 8,
+    reports: Sequence[Path] = (),
+    on_plan: Callable[[Plan, Work], None] | None = None,
+    confirm: Callable[[Work], bool] | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
     stop: threading.Event | None = None,
-    progress: Callable[[int, int], None] | None = None,
 ) -> ApplyResult:
-    """Carry out the plan's create and queue actions; see the module docstring."""
+    """The whole apply: plan, settle, confirm, send, and always write the results.
+
+    Raises before anything is written to the platform: a ProvisionerError for
+    unusable input (sheet, journal, saved plan, report paths, Declined,
+    Interrupted) and a PlatformError when the platform cannot be used.
+    Once sending has begun it returns, whatever happens; ``result.stop`` says
+    whether and why the run stopped early.
+    """
+    from provisioner import reports as report_files
+
+    journal_path = journal_path or default_journal(sheet)
+    results = _results_target(sheet)
+    try:
+        report_files.check_report_paths(list(reports), source=sheet)
+    except report_files.ReportError as exc:
+        raise ProvisionerError(str(exc)) from None
+    with JournalLock(journal_path):
+        earlier = read_journal(journal_path, platform=client.url)
+        foreign = earlier.sheets - {sheet.name}
+        if foreign:
+            raise ProvisionerError(
+                f"the journal {journal_path} belongs to the sheet {sorted(foreign)[0]}, not "
+                f"{sheet.name}: give this sheet its own journal with --journal FILE"
+            )
+        try:
+            plan, work, rows = _prepare(sheet, template, client, lookup, saved_plan, earlier)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted before anything was written") from None
+        if on_plan is not None:
+            on_plan(plan, work)
+        if work.pending and confirm is not None and not confirm(work):
+            raise Declined("nothing was written to the platform")
+        result = ApplyResult(
+            source=plan.source,
+            template=plan.template,
+            platform=plan.platform,
+            run="",
+            journal=str(journal_path),
+            rows=rows,
+            notes=work.notes,
+            sent=work.pending,
+        )
+        if work.pending or work.settled:
+            _send(plan, work, client, journal_path, result, template, concurrency, progress, stop)
+    _write_results(result, sheet, plan, results, reports)
+    return result
+
+
+def _prepare(
+    sheet: Path,
+    template: SiteTemplate,
+    client: PlatformClient,
+    lookup: str,
+    saved_plan: Path | None,
+    earlier: JournalState,
+) -> tuple[Plan, Work, list[ApplyRow]]:
+    """Plan afresh, check a saved plan against it, and settle it with the journal."""
+    plan = make_plan(sheet, template, client, lookup)
+    client.add_secrets(plan.validation.records.secret_values())
+    if saved_plan is not None:
+        check_saved_plan(saved_plan, plan)
+    rows = [
+        ApplyRow(
+            r.sheet,
+            r.row,
+            RowKind(r.kind),
+            r.key,
+            RowAction(r.action),
+            r.platform_id,
+            r.reason,
+        )
+        for r in plan.rows
+    ]
+    work = reconcile(plan, earlier, client, template.match_key, rows)
+    if earlier.skipped_lines:
+        lines = ", ".join(str(n) for n in earlier.skipped_lines[:5])
+        work.notes.append(
+            f"the journal has {len(earlier.skipped_lines)} lines that are not its own "
+            f"(line {lines}{' ...' if len(earlier.skipped_lines) > 5 else ''}): skipped"
+        )
+    return plan, work, rows
+
+
+def _results_target(sheet: Path) -> Path:
+    """Where the results go: checked before any request, so a run never loses them."""
+    from provisioner.reports import ReportError, check_report_paths
+
+    problem = ""
+    for number in range(1, 10):
+        path = results_path(sheet, number)
+        try:
+            check_report_paths([path], source=sheet)
+        except ReportError as exc:
+            problem = problem or str(exc)
+            continue
+        return path
+    raise ProvisionerError(f"the results cannot be written beside the sheet: {problem}")
+
+
+def _send(
+    plan: Plan,
+    work: Work,
+    client: PlatformClient,
+    journal_path: Path,
+    result: ApplyResult,
+    template: SiteTemplate,
+    concurrency: int,
+    progress: Callable[[int, int, int], None] | None,
+    stop: threading.Event | None,
+) -> None:
+    """Open the journal, record what the plan settled, and carry out the work."""
     started = time.perf_counter()
-    result = Applier(
-        plan,
+    journal = Journal(
+        journal_path,
+        sheet=Path(plan.source).name,
+        platform=client.url,
+        fingerprint=plan.fingerprint,
+    )
+    result.run = journal.run
+    applier = Applier(
         client,
         journal,
-        earlier,
-        match_key=match_key,
+        match_key=template.match_key,
         concurrency=concurrency,
         stop=stop,
         progress=progress,
-    ).run()
-    journal.close({**result.totals, "seconds": int(time.perf_counter() - started)})
-    return result
+    )
+    try:
+        for row_plan, entry in work.settled:
+            applier._journal(
+                partial(
+                    journal.outcome,
+                    "done",
+                    entry.kind,
+                    entry.key,
+                    row_plan.row,
+                    status=RowAction.EXISTS,
+                    platform_id=row_plan.platform_id,
+                    message="found on the platform after a lost answer",
+                )
+            )
+        device_ids = {
+            normal_key(template.match_key, r.key): r.platform_id
+            for r in plan.rows
+            if r.kind == RowKind.DEVICE
+            and r.platform_id is not None
+            and r.action in (RowAction.EXISTS, RowAction.DIFFERS)
+        }
+        applier.run(work.tasks, device_ids)
+    except _StopRun:
+        pass  # the journal failed while recording what the plan settled
+    except KeyboardInterrupt:
+        if applier.stop_kind == StopKind.INTERRUPTED:
+            raise  # the second Ctrl-C: stop at once, the journal is on disk
+        applier._halt(StopKind.INTERRUPTED, "interrupted", raise_=False)
+    finally:
+        for row in result.rows:
+            if row.status.sends:
+                row.status = RowAction.NOT_RUN
+                row.message = applier.stopped or "not run"
+        result.stop, result.stopped = applier.stop_kind, applier.stopped
+        journal.close({**result.totals, "seconds": int(time.perf_counter() - started)})
+
+
+def _write_results(
+    result: ApplyResult, sheet: Path, plan: Plan, target: Path, reports: Iterable[Path]
+) -> None:
+    """The results workbook (else the next free name) and the reports; never raises."""
+    from provisioner import reports as report_files
+    from provisioner.sheets import SheetError, read_tables
+
+    tables = None
+    try:
+        tables = read_tables(sheet, plan.validation.records.tabs.values())
+    except SheetError:
+        pass  # the sheet changed under us: the workbook is rebuilt from what the report holds
+    records = plan.validation.records
+    secrets, secret_columns = records.secret_values(), records.secret_columns
+    data = result.to_dict()
+    later = [results_path(sheet, n) for n in range(2, 10)]
+    for path in dict.fromkeys([target, *later]):
+        try:
+            report_files.write_report(
+                data,
+                path,
+                source=sheet,
+                tables=tables,
+                secrets=secrets,
+                secret_columns=secret_columns,
+            )
+        except (report_files.ReportError, OSError) as exc:
+            result.notes.append(f"could not write the results {path.name} ({exc})")
+            continue
+        result.results = str(path)
+        if path != results_path(sheet):
+            result.notes.append(f"results written to {path.name} instead")
+        break
+    else:
+        result.notes.append("the results could not be written anywhere: the journal holds them")
+    for path in reports:
+        try:
+            report_files.write_report(
+                data,
+                path,
+                source=sheet,
+                tables=tables,
+                secrets=secrets,
+                secret_columns=secret_columns,
+            )
+        except (report_files.ReportError, OSError) as exc:
+            result.notes.append(f"could not write the report {path} ({exc})")
+        else:
+            result.reports.append(str(path))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import signal
@@ -10,7 +9,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -18,13 +17,11 @@ from typing import Any, TypeVar
 import click
 
 from provisioner import __version__
-from provisioner.apply import apply_plan, pending, reconcile
-from provisioner.blank_sheet import write_blank_workbook
 from provisioner.config import FILE_NAME, Config, ConfigError, find_config, load_config
-from provisioner.demo import fresh_folder, run_demo
-from provisioner.journal import Journal, read_journal
+from provisioner.errors import ProvisionerError
 from provisioner.plan import LOOKUPS, make_plan
 from provisioner.platform import PlatformClient, PlatformError
+from provisioner.records import SiteRecords
 from provisioner.reports import (
     REPORT_SUFFIXES,
     ReportError,
@@ -32,7 +29,7 @@ from provisioner.reports import (
     render_console,
     write_report,
 )
-from provisioner.sandbox import DEVICE_TYPES, MAX_PAGE_SIZE, ROLES, Sandbox, SandboxConfig
+from provisioner.sandbox.store import DEVICE_TYPES, MAX_PAGE_SIZE, ROLES
 from provisioner.sheets import SheetError, read_tables
 from provisioner.templates import SiteTemplate, TemplateError, list_templates, load_template
 from provisioner.validation import validate_sheet
@@ -152,7 +149,13 @@ class PlatformUnavailable(click.ClickException):
 
 
 def platform_options(command: F) -> F:
-    """--url, --token-file, --ca-bundle: everything needed to reach the platform."""
+    """--url, --token-file, --ca-bundle, --allow-http: everything needed to reach the platform."""
+    command = click.option(
+        "--allow-http",
+        is_flag=True,
+        help="Allow plain http:// to a host that is not this machine (a private network "
+        "you trust): the token then travels unencrypted.",
+    )(command)
     command = click.option(
         "--ca-bundle",
         type=click.Path(exists=True, dir_okay=False),
@@ -192,12 +195,18 @@ def _token(token_file: Path | None) -> str:
 
 
 def _client(
-    url: str | None, token_file: Path | None, ca_bundle: str | None, **options: Any
+    url: str | None,
+    token_file: Path | None,
+    ca_bundle: str | None,
+    allow_http: bool,
+    **options: Any,
 ) -> PlatformClient:
     if not url:
         raise InputError("no platform URL: use --url URL or set PROVISIONER_URL")
     try:
-        return PlatformClient(url, _token(token_file), ca_bundle=ca_bundle, **options)
+        return PlatformClient(
+            url, _token(token_file), ca_bundle=ca_bundle, allow_http=allow_http, **options
+        )
     except ValueError as exc:
         raise InputError(str(exc)) from None
 
@@ -229,16 +238,23 @@ def _check_reports(reports: tuple[Path, ...], sheet: Path) -> None:
         raise InputError(str(exc)) from None
 
 
+def _secrets(records: SiteRecords | None) -> dict[str, Any]:
+    """What the reports must mask: the sheet's passwords, and the columns that hold them."""
+    if records is None:
+        return {}
+    return {"secrets": records.secret_values(), "secret_columns": records.secret_columns}
+
+
 def _write_reports(
-    data: dict[str, Any], reports: tuple[Path, ...], sheet: Path, tabs: Iterable[str]
+    data: dict[str, Any], reports: tuple[Path, ...], sheet: Path, records: SiteRecords | None
 ) -> None:
     """Each report file; an .xlsx report copies the sheet's tabs, read again only then."""
     tables = None
-    if any(path.suffix.lower() == ".xlsx" for path in reports):
-        tables = read_tables(sheet, tabs)
+    if records is not None and any(path.suffix.lower() == ".xlsx" for path in reports):
+        tables = read_tables(sheet, records.tabs.values())
     for path in reports:
         try:
-            write_report(data, path, source=sheet, tables=tables)
+            write_report(data, path, source=sheet, tables=tables, **_secrets(records))
         except ReportError as exc:
             raise InputError(str(exc)) from None
         click.echo(f"report written: {path}")
@@ -346,6 +362,8 @@ def sandbox(
     verbose: bool,
 ) -> None:
     """Serve a local stand-in for the platform's REST API, to rehearse a sheet or to test."""
+    from provisioner.sandbox import Sandbox, SandboxConfig
+
     config = SandboxConfig(
         host=host,
         port=port,
@@ -407,8 +425,8 @@ def validate(
     except SheetError as exc:
         raise InputError(str(exc)) from None
     data = report.to_dict()
-    click.echo(render_console(data, limit=limit, color=True))
-    _write_reports(data, reports, sheet, report.records.tabs.values())
+    click.echo(render_console(data, limit=limit, color=True, **_secrets(report.records)))
+    _write_reports(data, reports, sheet, report.records)
     ctx.exit(0 if report.ok else 1)
 
 
@@ -433,6 +451,8 @@ def template_command(name: str, out: Path, force: bool) -> None:
         raise InputError(f"{out}: the blank workbook is an Excel file; name it *.xlsx")
     if out.exists() and not force:
         raise InputError(f"{out} exists already; choose another name or add --force to replace it")
+    from provisioner.blank_sheet import write_blank_workbook
+
     try:
         write_blank_workbook(template, out)
     except OSError as exc:
@@ -468,6 +488,7 @@ def plan(
     url: str | None,
     token_file: Path | None,
     ca_bundle: str | None,
+    allow_http: bool,
     lookup: str,
     out: Path | None,
     reports: tuple[Path, ...],
@@ -481,7 +502,7 @@ def plan(
     """
     template = _load_template(template_name)
     _check_reports((*reports, *([out] if out else [])), sheet)
-    client = _client(url, token_file, ca_bundle)
+    client = _client(url, token_file, ca_bundle, allow_http)
     try:
         with client:
             result = make_plan(sheet, template, client, lookup)
@@ -490,15 +511,11 @@ def plan(
     except PlatformError as exc:
         raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None
     data = result.to_dict()
-    click.echo(render_console(data, limit=limit, color=True))
-    stats = result.lookup
-    click.echo(
-        f"lookup: {stats.strategy}, {stats.requests} requests, {stats.seconds:.1f} s"
-        + (f" ({stats.why})" if stats.why else "")
-    )
+    click.echo(render_console(data, limit=limit, color=True, **_secrets(result.validation.records)))
+    click.echo(result.lookup.summary())
     if out is not None:
-        _write_reports(data, (out,), sheet, ())
-    _write_reports(data, reports, sheet, result.validation.records.tabs.values())
+        _write_reports(data, (out,), sheet, None)
+    _write_reports(data, reports, sheet, result.validation.records)
     ctx.exit(0 if result.ok else 1)
 
 
@@ -509,8 +526,9 @@ class _Progress:
         self.started = time.monotonic()
         self.last_line = 0.0
         self.live = sys.stderr.isatty()
+        self.open = False  # a live line is on the screen without its newline
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int, failed: int) -> None:
         now = time.monotonic()
         if not self.live and now - self.last_line < 5 and done < total:
             return
@@ -518,10 +536,23 @@ class _Progress:
         rate = done / max(now - self.started, 1e-6)
         eta = (total - done) / rate if rate > 0 else 0
         line = f"{done}/{total} rows · {rate:.1f}/s · ETA {int(eta) // 60}:{int(eta) % 60:02d}"
+        if failed:
+            line += f" · {failed} failed"
         if self.live:
             click.echo(f"\r{line}   ", nl=done >= total, err=True)
+            self.open = done < total
         else:
             click.echo(line, err=True)
+
+    def say(self, message: str) -> None:
+        """A line of its own, also while the live line is showing."""
+        self.end()
+        click.echo(message, err=True)
+
+    def end(self) -> None:
+        if self.open:
+            click.echo(err=True)
+            self.open = False
 
 
 def _resume_command(
@@ -533,32 +564,6 @@ def _resume_command(
     if token_file is not None:
         words += ["--token-file", str(token_file)]
     return " ".join(shlex.quote(w) for w in [*words, "--yes"])
-
-
-def _check_saved_plan(saved_path: Path, fresh: Any) -> None:
-    """A saved plan still holds if the sheet is the same and no create row exists by now."""
-    try:
-        saved = json.loads(saved_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{saved_path} is not a saved plan: {exc}") from None
-    if saved.get("command") != "plan" or "fingerprint" not in saved:
-        raise InputError(f"{saved_path} is not a plan saved by `provisioner plan --out`")
-    if saved["fingerprint"] != fresh.fingerprint:
-        raise InputError(
-            f"the sheet or template changed since {saved_path} was made: run plan again"
-        )
-    now = {(r.sheet, r.row): r.action for r in fresh.rows}
-    stale = [
-        f"{row['sheet']} row {row['row']} ({row['key']}): planned create, now {now.get((row['sheet'], row['row']))}"
-        for row in saved.get("rows", [])
-        if row.get("action") == "create" and now.get((row["sheet"], row["row"])) != "create"
-    ]
-    if stale:
-        raise InputError(
-            f"{saved_path} no longer holds; these rows changed on the platform:\n  "
-            + "\n  ".join(stale[:20])
-            + (f"\n  ... and {len(stale) - 20} more" if len(stale) > 20 else "")
-        )
 
 
 @main.command()
@@ -607,6 +612,7 @@ def apply(
     url: str | None,
     token_file: Path | None,
     ca_bundle: str | None,
+    allow_http: bool,
     journal_path: Path | None,
     concurrency: int,
     max_rps: float | None,
@@ -623,104 +629,127 @@ def apply(
     <sheet>.results.xlsx. Exit 0 all done, 1 some rows failed or blocked,
     2 unusable input, 3 the platform refused or is unreachable, 130 interrupted.
     """
+    from provisioner.apply import (
+        Declined,
+        Interrupted,
+        StopKind,
+        Work,
+        apply_sheet,
+        default_journal,
+    )
+    from provisioner.plan import Plan
+
     template = _load_template(template_name)
-    results_path = sheet.with_name(f"{sheet.stem}.results.xlsx")
-    journal_path = journal_path or sheet.with_name(f"{sheet.stem}.journal.jsonl")
+    journal_path = journal_path or default_journal(sheet)
     _check_reports(reports, sheet)
     stop = threading.Event()
+    progress = _Progress()
     # Retry waits end at once on Ctrl-C, so that a stop is quick.
     client = _client(
         url,
         token_file,
         ca_bundle,
+        allow_http,
         max_rps=max_rps,
         max_connections=concurrency + 4,
         sleep=stop.wait,
+        on_unreachable=progress.say,
     )
-    try:
-        earlier = read_journal(journal_path, platform=client.url)
-    except OSError as exc:
-        raise InputError(f"cannot read the journal {journal_path}: {exc.strerror}") from None
     # Ctrl-C and SIGTERM stop cleanly, even when a parent started us with SIGINT ignored
     # (a background job of a script).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     resume = _resume_command(sheet, template_name, journal_path, client.url, token_file)
-    with client:
-        try:
-            fresh = make_plan(sheet, template, client, lookup)
-        except (SheetError, ValueError) as exc:
-            raise InputError(str(exc)) from None
-        except PlatformError as exc:
-            raise PlatformUnavailable(
-                f"the platform at {client.url} cannot be used: {exc}"
-            ) from None
-        except KeyboardInterrupt:
-            click.echo("interrupted before anything was written", err=True)
-            ctx.exit(130)
-        if saved_plan is not None:
-            _check_saved_plan(saved_plan, fresh)
-        data = fresh.to_dict()
-        click.echo(render_console(data, limit=10, color=True))
-        todo = pending(fresh, earlier, template.match_key)
-        journal: Journal | None = None
-        unanswered = earlier.unresolved()
-        if unanswered:
-            journal = Journal(
-                journal_path, sheet=sheet.name, platform=client.url, fingerprint=fresh.fingerprint
+
+    notes_shown = 0
+    records: SiteRecords | None = None
+
+    def show_plan(plan: Plan, work: Work) -> None:
+        nonlocal notes_shown, records
+        records = plan.validation.records
+        click.echo(
+            render_console(
+                plan.to_dict(), limit=10, color=True, **_secrets(plan.validation.records)
             )
-            settled = reconcile(fresh, earlier, journal, template.match_key)
-            click.echo(
-                f"{len(unanswered)} requests of an earlier run got no answer: {settled} "
-                "were found on the platform; the rest are sent again"
-            )
-        if todo == 0:
-            if journal is not None:
-                journal.close()
-            click.echo(
-                "nothing to do: every row is on the platform or done by an earlier run "
-                "(rows that are blocked or differ are listed above)"
-            )
-            ctx.exit(0 if fresh.ok else 1)
-        if not yes:
-            if not sys.stdin.isatty():
-                if journal is not None:
-                    journal.close()
-                raise InputError(
-                    "apply writes to the platform: add --yes to confirm when not "
-                    "running on a terminal"
-                )
-            click.confirm(f"Create {todo} rows on {client.url}?", abort=True)
-        if journal is None:
-            journal = Journal(
-                journal_path, sheet=sheet.name, platform=client.url, fingerprint=fresh.fingerprint
+        )
+        for note in work.notes:
+            click.echo(note)
+        notes_shown = len(work.notes)
+
+    def confirm(work: Work) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise InputError(
+                "apply writes to the platform: add --yes to confirm when not running on a "
+                "terminal; nothing was written"
             )
         try:
-            result = apply_plan(
-                fresh,
+            return click.confirm(f"Send {work.pending} rows to {client.url}?", default=False)
+        except click.Abort:  # Ctrl-C or end of input at the question
+            raise Interrupted("interrupted at the question") from None
+
+    try:
+        with client:
+            result = apply_sheet(
+                sheet,
+                template,
                 client,
-                journal,
-                earlier,
-                match_key=template.match_key,
+                journal_path=journal_path,
+                lookup=lookup,
+                saved_plan=saved_plan,
                 concurrency=concurrency,
+                reports=reports,
+                on_plan=show_plan,
+                confirm=confirm,
+                progress=progress,
                 stop=stop,
-                progress=_Progress(),
             )
-        finally:
-            journal.close()
+    except Declined as exc:
+        click.echo(str(exc), err=True)
+        ctx.exit(2)
+    except Interrupted as exc:
+        click.echo(f"{exc}: nothing was written to the platform", err=True)
+        ctx.exit(130)
+    except (SheetError, ProvisionerError) as exc:
+        raise InputError(str(exc)) from None
+    except PlatformError as exc:
+        raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None
+    except KeyboardInterrupt:
+        # The second Ctrl-C while waiting for requests in flight: stop at once.
+        progress.end()
+        click.echo(f"stopped at once; the journal is intact. Resume with:\n  {resume}", err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    finally:
+        progress.end()
     data = result.to_dict()
-    click.echo(render_console(data, limit=20, color=True))
-    _write_reports(data, (results_path, *reports), sheet, fresh.validation.records.tabs.values())
-    click.echo(f"journal: {journal_path}")
-    if result.stopped == "interrupted":
+    if result.sent:
+        click.echo(render_console(data, limit=20, color=True, **_secrets(records)))
+    else:
+        click.echo(
+            "nothing to do: every row is on the platform "
+            "(rows that are blocked or differ are listed above)"
+        )
+    for note in result.notes[notes_shown:]:
+        click.echo(note)
+    for path in ([result.results] if result.results else []) + result.reports:
+        click.echo(f"report written: {path}")
+    if result.run:
+        click.echo(f"journal: {journal_path}")
+    if result.stop == StopKind.INTERRUPTED:
         click.echo(f"interrupted cleanly; resume with:\n  {resume}", err=True)
         # A request still in flight after the grace period must not hold the exit up;
         # the journal is on disk and the next run looks such rows up first.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)
-    if result.stopped:
+    if result.stop == StopKind.REFUSED:
         click.echo(f"{result.stopped}\nfix the token, then resume with:\n  {resume}", err=True)
+        ctx.exit(3)
+    if result.stop:
+        click.echo(f"{result.stopped}\nresume with:\n  {resume}", err=True)
         ctx.exit(3)
     ctx.exit(0 if result.ok else 1)
 
@@ -738,6 +767,8 @@ def demo(folder: Path) -> None:
 
     Takes under a minute and touches nothing but a new folder and a sandbox in memory.
     """
+    from provisioner.demo import fresh_folder, run_demo
+
     ok, files = run_demo(fresh_folder(folder), click.echo)
     click.echo("\nFiles left for you to open:")
     for path in files:

@@ -51,6 +51,8 @@ from openpyxl.utils.cell import coordinate_from_string
 from openpyxl.workbook import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
+from provisioner.records import PASSWORD_MASK
+
 __all__ = [
     "REPORT_SUFFIXES",
     "ReportError",
@@ -322,7 +324,7 @@ def _in_secret_column(
 def _masked_problem(problem: Any, secret_columns: Mapping[str, Collection[str]] | None) -> Any:
     if isinstance(problem, Mapping) and problem.get("value") not in (None, ""):
         if _in_secret_column(problem, secret_columns):
-            return {**problem, "value": MASK}
+            return {**problem, "value": PASSWORD_MASK}  # as the library shows it
     return problem
 
 

@@ -1,4 +1,8 @@
-"""Apply and its journal without a server: exact fault sequences through MockTransport."""
+"""Apply and its journal without a server: exact fault sequences through MockTransport.
+
+Each test runs the whole ``apply_sheet`` on a one-row CSV; ``seen`` holds the
+requests sent after the plan (the lookups before it are plan's business).
+"""
 
 from __future__ import annotations
 
@@ -10,59 +14,69 @@ from typing import Any
 import httpx
 import pytest
 
-from provisioner.apply import ApplyResult, apply_plan, pending
+from provisioner.actions import RowAction
+from provisioner.apply import ApplyResult, StopKind, apply_sheet
 from provisioner.journal import Journal, read_journal
-from provisioner.plan import LookupStats, Plan, RowPlan
 from provisioner.platform import PlatformClient, RetryPolicy
-from provisioner.records import Record, SiteRecords
 from provisioner.reports import write_report
-from provisioner.validation import ValidationReport
+from provisioner.templates import load_template
 
 BODY = {"serial": "S1", "addr": "0000000000000001", "name": "Zähler"}
 DEVICE = {"id": 41, **BODY}
+URL = "https://p.example"
+
+Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def one_device_plan(body: dict[str, Any] = BODY) -> Plan:
-    record = Record("Devices", 2, body["serial"], dict(body), {}, {})
-    site = SiteRecords(devices=[record], tabs={"devices": "Devices"})
-    validation = ValidationReport("site.xlsx", "default", [], site)
-    row = RowPlan("Devices", 2, "device", body["serial"], "create", "not on the platform yet")
-    return Plan(
-        "site.xlsx",
-        "default",
-        "https://p.example",
-        "f" * 64,
-        [row],
-        LookupStats("per-key"),
-        validation,
-    )
+def page(request: httpx.Request, devices: list[dict[str, Any]]) -> httpx.Response:
+    """A device list that honours offset, as the platform does."""
+    offset = int(request.url.params.get("offset", 0))
+    return httpx.Response(200, json={"data": devices if offset == 0 else []})
+
+
+def one_device_sheet(folder: Path) -> Path:
+    sheet = folder / "site.csv"
+    sheet.write_text("serial,addr,name\nS1,0000000000000001,Zähler\n", encoding="utf-8")
+    return sheet
 
 
 def run(
-    tmp_path: Path, handler: Callable[[httpx.Request], httpx.Response]
+    tmp_path: Path,
+    handler: Handler,
+    *,
+    plan_finds: list[dict[str, Any]] | None = None,
+    before: list[str] | None = None,
 ) -> tuple[ApplyResult, list[str]]:
+    """``before`` collects the requests up to the confirmation (plan and reconciliation)."""
     seen: list[str] = []
+    planning = True
 
     def record(request: httpx.Request) -> httpx.Response:
+        if planning:  # the plan's own lookups
+            if before is not None:
+                before.append(f"{request.method} {request.url.path}?{request.url.query.decode()}")
+            return page(request, plan_finds or [])
         seen.append(f"{request.method} {request.url.path}?{request.url.query.decode()}")
         return handler(request)
 
+    def planned(*_: Any) -> None:
+        nonlocal planning
+        planning = False
+
     client = PlatformClient(
-        "https://p.example",
+        URL,
         "tok-123",
         transport=httpx.MockTransport(record),
         retry=RetryPolicy(attempts=2, base_delay=0),
         sleep=lambda s: None,
     )
-    journal_path = tmp_path / "j.jsonl"
-    journal = Journal(journal_path, sheet="site.xlsx", platform=client.url, fingerprint="f")
-    result = apply_plan(
-        one_device_plan(),
+    result = apply_sheet(
+        one_device_sheet(tmp_path),
+        load_template("default"),
         client,
-        journal,
-        read_journal(tmp_path / "none"),
-        match_key="serial",
+        journal_path=tmp_path / "j.jsonl",
         concurrency=2,
+        on_plan=planned,
     )
     return result, seen
 
@@ -71,13 +85,15 @@ def test_lost_answer_is_looked_up_and_not_resent(tmp_path: Path) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.method == "POST":
             raise httpx.ReadTimeout("timed out")
-        return httpx.Response(200, json={"data": [DEVICE]})
+        return page(request, [DEVICE])
 
     result, seen = run(tmp_path, handler)
     assert [r.status for r in result.rows] == ["created"]
     assert result.rows[0].platform_id == 41
-    assert [s.split("?")[0] for s in seen] == ["POST /api/devices", "GET /api/devices"]
+    # Looked up by addr (the lookup may confirm its short page), never sent again.
+    assert [s.split("?")[0] for s in seen][:2] == ["POST /api/devices", "GET /api/devices"]
     assert "f:addr=eq:0000000000000001" in seen[1]
+    assert sum(s.startswith("POST") for s in seen) == 1
 
 
 def test_lost_answer_and_absent_is_sent_again(tmp_path: Path) -> None:
@@ -89,32 +105,49 @@ def test_lost_answer_and_absent_is_sent_again(tmp_path: Path) -> None:
             if len(posts) == 1:
                 raise httpx.RemoteProtocolError("Server disconnected")
             return httpx.Response(200, json={"data": DEVICE})
-        return httpx.Response(200, json={"data": []})
+        return page(request, [])
 
     result, seen = run(tmp_path, handler)
     assert result.rows[0].status == "created" and len(posts) == 2
-    assert [s.split("?")[0] for s in seen] == [
+    assert [s.split("?")[0] for s in seen if "offset=0" in s or s.startswith("POST")] == [
         "POST /api/devices",
         "GET /api/devices",
         "POST /api/devices",
     ]
 
 
-def test_409_for_our_own_device_counts_as_created(tmp_path: Path) -> None:
+def test_409_after_a_lost_answer_for_our_own_device_counts_as_created(tmp_path: Path) -> None:
+    posts = []
+
     def handler(request: httpx.Request) -> httpx.Response:
         if request.method == "POST":
+            posts.append(1)
+            if len(posts) == 1:
+                raise httpx.RemoteProtocolError("Server disconnected")
             return httpx.Response(409, json={"error": "addr exists"})
-        return httpx.Response(200, json={"data": [DEVICE]})
+        # The lookup after the lost answer does not see it yet; the one after the 409 does.
+        return page(request, [DEVICE] if len(posts) > 1 else [])
 
     result, _ = run(tmp_path, handler)
     assert result.rows[0].status == "created" and result.rows[0].platform_id == 41
+    assert "409 after a lost answer" in result.rows[0].message
+
+
+def test_409_for_our_own_device_without_a_lost_answer_is_exists(tmp_path: Path) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(409, json={"error": "addr exists"})
+        return page(request, [DEVICE])
+
+    result, _ = run(tmp_path, handler)
+    assert result.rows[0].status == "exists" and result.rows[0].platform_id == 41
 
 
 def test_409_for_someone_elses_device_fails_the_row(tmp_path: Path) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.method == "POST":
             return httpx.Response(409, json={"error": "addr exists"})
-        return httpx.Response(200, json={"data": [{**DEVICE, "serial": "OTHER"}]})
+        return page(request, [{**DEVICE, "serial": "OTHER"}])
 
     result, _ = run(tmp_path, handler)
     assert result.rows[0].status == "failed"
@@ -124,12 +157,41 @@ def test_409_for_someone_elses_device_fails_the_row(tmp_path: Path) -> None:
 
 def test_revoked_token_stops_the_run(tmp_path: Path) -> None:
     result, seen = run(tmp_path, lambda r: httpx.Response(401, json={"error": "revoked"}))
+    assert result.stop == StopKind.REFUSED
     assert result.stopped.startswith("stopped: the platform refused the token")
     assert len(seen) == 1
     assert "tok-123" not in json.dumps(result.to_dict())
 
 
-def test_journal_records_intent_then_outcome_and_skips_on_rerun(tmp_path: Path) -> None:
+@pytest.mark.parametrize("device_id", ["abc", 1.5, None, 0, -3, True])
+def test_a_created_device_with_an_odd_id_is_looked_up_never_truncated(
+    tmp_path: Path, device_id: Any
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(200, json={"data": {**BODY, "id": device_id}})
+        return page(request, [DEVICE])
+
+    result, seen = run(tmp_path, handler)
+    assert result.rows[0].status == "created" and result.rows[0].platform_id == 41
+    assert sum(s.startswith("POST") for s in seen) == 1
+
+
+def test_a_created_device_whose_lookup_answers_oddly_fails_the_row_not_the_run(
+    tmp_path: Path,
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(200, json={"data": {**BODY, "id": 1.5}})
+        return page(request, [{**DEVICE, "id": 1.5}])
+
+    result, _ = run(tmp_path, handler)
+    assert result.rows[0].status == "failed" and result.rows[0].platform_id is None
+    assert "run again" in result.rows[0].message
+    assert result.results  # the results were written all the same
+
+
+def test_journal_records_intent_then_outcome(tmp_path: Path) -> None:
     result, _ = run(tmp_path, lambda r: httpx.Response(200, json={"data": DEVICE}))
     assert result.ok
     state = read_journal(tmp_path / "j.jsonl")
@@ -137,8 +199,34 @@ def test_journal_records_intent_then_outcome_and_skips_on_rerun(tmp_path: Path) 
     assert done is not None and done.platform_id == 41
     events = [json.loads(line)["event"] for line in (tmp_path / "j.jsonl").read_text().splitlines()]
     assert events == ["start", "intent", "done", "end"]
-    assert pending(one_device_plan(), state, "serial") == 0
     assert "tok-123" not in (tmp_path / "j.jsonl").read_text()
+
+
+def test_a_device_the_journal_made_and_the_platform_lost_is_created_again(tmp_path: Path) -> None:
+    run(tmp_path, lambda r: httpx.Response(200, json={"data": DEVICE}))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(200, json={"data": {**DEVICE, "id": 77}})
+        return page(request, [])  # f:id=eq:41 finds nothing
+
+    before: list[str] = []
+    result, seen = run(tmp_path, handler, before=before)
+    assert sum("f:id=eq:41" in s and "offset=0" in s for s in before) == 1, before
+    assert seen[0].startswith("POST /api/devices")
+    row = result.rows[0]
+    assert row.status == RowAction.CREATED and row.platform_id == 77
+    assert row.message.startswith("created again: the device made on ")
+    assert "as id 41 is no longer on the platform" in row.message
+
+
+def test_a_journal_of_another_sheet_is_refused(tmp_path: Path) -> None:
+    from provisioner.errors import ProvisionerError
+
+    journal = Journal(tmp_path / "j.jsonl", sheet="other.xlsx", platform=URL, fingerprint="f")
+    journal.close()
+    with pytest.raises(ProvisionerError, match="belongs to the sheet other.xlsx"):
+        run(tmp_path, lambda r: httpx.Response(200, json={"data": DEVICE}))
 
 
 def test_torn_lines_are_ignored_and_later_runs_append(tmp_path: Path) -> None:
