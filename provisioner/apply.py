@@ -241,9 +241,8 @@ def reconcile(
         if kind == RowKind.DEVICE and made is not None:
             gone_checks.append(task)  # created by an earlier run, and the plan cannot find it
         elif kind == RowKind.USER and row_plan.action == RowAction.UNKNOWN and made is not None:
-            result.status = RowAction.EXISTS
-            result.platform_id = made.platform_id
-            result.message = f"created by this tool on {_day(made)} (the platform lists no users)"
+            message = f"created by this tool on {_day(made)} (the platform lists no users)"
+            _decide(row_plan, result, RowAction.EXISTS, message, made.platform_id)
             continue
         elif kind == RowKind.DOWNLINK:
             task.payload = payload_fingerprint(record.body)
@@ -255,8 +254,8 @@ def reconcile(
                 and done.payload == task.payload
                 and done.platform_id == row_plan.platform_id
             ):
-                result.status = RowAction.EXISTS
-                result.message = f"queued on {_day(done)}; unchanged in the sheet since"
+                message = f"queued on {_day(done)}; unchanged in the sheet since"
+                _decide(row_plan, result, RowAction.EXISTS, message)
                 continue
         tasks.append(task)
     notes = _check_gone(gone_checks, earlier, client, match_key)
@@ -269,6 +268,20 @@ def reconcile(
         )
     tasks = [t for t in tasks if t.result.status.sends]
     return Work(tasks, settled, notes)
+
+
+def _decide(
+    row_plan: RowPlan,
+    result: ApplyRow,
+    action: RowAction,
+    message: str,
+    platform_id: int | None = None,
+) -> None:
+    """The journal settles a row: the plan shown before the question says so too."""
+    row_plan.action = result.status = action
+    row_plan.reason = result.message = message
+    if platform_id is not None:
+        row_plan.platform_id = result.platform_id = platform_id
 
 
 def _check_gone(
@@ -289,18 +302,18 @@ def _check_gone(
             made = earlier.made[(RowKind.DEVICE, task.journal_key)]
             if device is None:
                 gone += 1
-                task.result.message = task.note = (
+                task.note = (
                     f"created again: the device made on {_day(made)} as id {made.platform_id} "
                     "is no longer on the platform"
                 )
+                _decide(task.plan, task.result, RowAction.CREATE, task.note)
                 continue
-            task.result.status = RowAction.BLOCKED
-            task.result.platform_id = made.platform_id
-            task.result.message = (
+            message = (
                 f"the device made on {_day(made)} as id {made.platform_id} is on the platform "
                 f"with {match_key} {device.get(match_key)!r} now: correct the sheet or the "
                 "platform first"
             )
+            _decide(task.plan, task.result, RowAction.BLOCKED, message, made.platform_id)
     if not gone:
         return []
     return [f"{gone} devices made by an earlier run are no longer on the platform: created again"]

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -397,3 +398,69 @@ def test_a_token_without_the_user_role_stops_the_run_naming_the_role(
     assert sb.store.list_users() == []
     statuses = {r["Status"] for r in results_rows(sheet, "Users")}
     assert statuses == {"not run"}, statuses
+
+
+# --- a disk that says no --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """Mount tiny tmpfs folders (root only, as on the CI machine); unmounted after the test."""
+    mounted: list[Path] = []
+
+    def mount(size_kib: int, *options: str) -> Path:
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", ",".join([f"size={size_kib}k", *options]), "tmpfs"]
+            + [str(folder)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a small disk here: {done.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def test_a_read_only_journal_folder_is_refused_before_any_request(
+    sandbox_factory: Factory, tmp_path: Path, small_disk: Callable[..., Path]
+) -> None:
+    sb = sandbox_factory()
+    sheet, _ = device_sheet(tmp_path, 5)
+    journal = small_disk(64, "ro") / "site.journal.jsonl"
+
+    done = run_apply(sheet, sb, sb.tokens["device-admin"], "--journal", str(journal))
+
+    no_traceback(done)
+    assert done.returncode == USAGE, explain(done)
+    assert "cannot be written" in done.stderr and "--journal" in done.stderr
+    assert sb.store.count_devices() == 0
+
+
+def test_a_journal_disk_that_fills_mid_run_stops_cleanly_and_the_next_run_finishes(
+    sandbox_factory: Factory, tmp_path: Path, small_disk: Callable[..., Path]
+) -> None:
+    sb = sandbox_factory()
+    sheet, addrs = device_sheet(tmp_path, 600)
+    disk = small_disk(64)
+    journal = disk / "site.journal.jsonl"
+
+    done = run_apply(sheet, sb, sb.tokens["device-admin"], "--journal", str(journal))
+
+    no_traceback(done)
+    assert done.returncode == PLATFORM_REFUSED, explain(done)
+    assert "the journal cannot be written" in done.stderr and "is full" in done.stderr
+    assert "resume with" in done.stderr
+    assert 0 < sb.store.count_devices() < 600
+    statuses = {str(r["Status"]) for r in results_rows(sheet)}
+    assert "not run" in statuses and "created" in statuses  # the results were written
+
+    again = run_apply(sheet, sb, sb.tokens["device-admin"], "--journal", str(tmp_path / "j2.jsonl"))
+
+    assert again.returncode == FINISHED, explain(again)
+    assert_exactly_once(sb, addrs)
