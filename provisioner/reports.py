@@ -51,6 +51,7 @@ from openpyxl.utils.cell import coordinate_from_string
 from openpyxl.workbook import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
+from provisioner.actions import RowAction, RowKind
 from provisioner.records import PASSWORD_MASK
 
 __all__ = [
@@ -94,23 +95,24 @@ class Table(Protocol):
 
 Report = Mapping[str, Any]
 
-# One colour tone per row action or status, shared by the HTML and xlsx reports.
-_TONES = {
-    "create": "good",
-    "created": "good",
-    "queue": "good",
-    "queued": "good",
+# One colour tone per row action or status, shared by the HTML and xlsx reports
+# (validate's own statuses, valid and invalid, beside the row actions).
+_TONES: dict[str, str] = {
+    RowAction.CREATE: "good",
+    RowAction.CREATED: "good",
+    RowAction.QUEUE: "good",
+    RowAction.QUEUED: "good",
     "valid": "good",
-    "exists": "neutral",
-    "skipped": "neutral",
-    "unknown": "neutral",
-    "differs": "warn",
-    "blocked": "bad",
-    "failed": "bad",
+    RowAction.EXISTS: "neutral",
+    RowAction.UNKNOWN: "neutral",
+    RowAction.NOT_RUN: "neutral",
+    RowAction.DIFFERS: "warn",
+    RowAction.BLOCKED: "bad",
+    RowAction.FAILED: "bad",
     "invalid": "bad",
 }
 # Rows worth a line on the console even without a problem of their own.
-_NOTABLE = {"differs", "blocked", "failed"}
+_NOTABLE = {RowAction.DIFFERS, RowAction.BLOCKED, RowAction.FAILED, RowAction.NOT_RUN}
 
 
 # --- checking paths before any work
@@ -421,9 +423,9 @@ def render_console(
         lines.append(_printable(title))
         for problem in _row_problems(row):
             lines.extend(problem_lines(problem, "  ", in_row=True))
-        if state == "differs":
+        if state == RowAction.DIFFERS:
             lines.extend(f"  {_printable(line)}" for line in _diff_lines(row))
-        elif state in ("blocked", "failed") and not row.get("errors") and _row_note(row):
+        elif state in _NOTABLE and not row.get("errors") and _row_note(row):
             lines.append(f"  {_printable(_row_note(row))}")
     hidden = len(shown) - max(limit, 0)
     if hidden > 0:
@@ -1053,7 +1055,11 @@ def _add_failed_tab(
     """
     if "Failed" in workbook.sheetnames:
         workbook.remove(workbook["Failed"])  # from an earlier results file fed back in
-    failed = [r for r in _rows(report) if r.get("status") == "failed" and r.get("kind") == "device"]
+    failed = [
+        r
+        for r in _rows(report)
+        if r.get("status") == RowAction.FAILED and r.get("kind") == RowKind.DEVICE
+    ]
     if not failed or not tables:
         return
     sheet = _text(failed[0].get("sheet"))

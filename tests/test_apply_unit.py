@@ -46,6 +46,7 @@ def run(
     *,
     plan_finds: list[dict[str, Any]] | None = None,
     before: list[str] | None = None,
+    **client_options: Any,
 ) -> tuple[ApplyResult, list[str]]:
     """``before`` collects the requests up to the confirmation (plan and reconciliation)."""
     seen: list[str] = []
@@ -69,6 +70,7 @@ def run(
         transport=httpx.MockTransport(record),
         retry=RetryPolicy(attempts=2, base_delay=0),
         sleep=lambda s: None,
+        **client_options,
     )
     result = apply_sheet(
         one_device_sheet(tmp_path),
@@ -161,6 +163,25 @@ def test_revoked_token_stops_the_run(tmp_path: Path) -> None:
     assert result.stopped.startswith("stopped: the platform refused the token")
     assert len(seen) == 1
     assert "tok-123" not in json.dumps(result.to_dict())
+
+
+def test_an_outage_past_the_clients_bound_stops_the_run_with_its_results(
+    tmp_path: Path,
+) -> None:
+    said: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+
+    result, seen = run(tmp_path, handler, outage_seconds=1.0, on_unreachable=said.append)
+    assert result.stop == StopKind.UNREACHABLE
+    assert result.stopped.startswith("stopped: the platform is unreachable")
+    assert [r.status for r in result.rows] == [RowAction.NOT_RUN]
+    assert said and said[0].startswith("platform unreachable, retrying")
+    assert result.results and Path(result.results).exists()
+    assert all(s.startswith("POST") for s in seen)  # nothing was sent but the create's tries
+    state = read_journal(tmp_path / "j.jsonl")
+    assert [e.event for e in state.unresolved()] == ["intent"]  # settled by the next run
 
 
 @pytest.mark.parametrize("device_id", ["abc", 1.5, None, 0, -3, True])
