@@ -38,9 +38,10 @@ from typing import Any
 
 from provisioner.actions import RowAction, RowKind
 from provisioner.errors import ProvisionerError
+from provisioner.fields import normal_addr
 from provisioner.journal import Entry, Journal, JournalLock, JournalState, payload_fingerprint
 from provisioner.journal import read_journal as read_journal
-from provisioner.plan import LOOKUP_THREADS, Plan, RowPlan, make_plan, normal_addr, normal_key
+from provisioner.plan import LOOKUP_THREADS, Plan, RowPlan, make_plan, normal_key
 from provisioner.platform import (
     AuthError,
     BadAnswer,

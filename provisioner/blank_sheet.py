@@ -27,13 +27,9 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from provisioner.templates import (
-    CONFIG_FIELD_PREFIX,
-    DOWNLINK_TYPES,
-    ColumnRule,
-    SiteTemplate,
-    TabSpec,
-)
+from provisioner.fields import CONFIG_PREFIX as CONFIG_FIELD_PREFIX
+from provisioner.fields import DOWNLINK_TYPES
+from provisioner.templates import ColumnRule, SiteTemplate, TabSpec
 from provisioner.validation import load_schema
 
 INSTRUCTIONS_TAB = "Instructions"

@@ -20,7 +20,7 @@ from provisioner import __version__
 from provisioner.config import FILE_NAME, Config, ConfigError, find_config, load_config
 from provisioner.errors import ProvisionerError
 from provisioner.plan import LOOKUPS, make_plan
-from provisioner.platform import PlatformClient, PlatformError
+from provisioner.platform import PlatformClient, PlatformError, SetupError
 from provisioner.records import SiteRecords
 from provisioner.reports import (
     REPORT_SUFFIXES,
@@ -207,7 +207,7 @@ def _client(
         return PlatformClient(
             url, _token(token_file), ca_bundle=ca_bundle, allow_http=allow_http, **options
         )
-    except ValueError as exc:
+    except SetupError as exc:
         raise InputError(str(exc)) from None
 
 
@@ -506,7 +506,7 @@ def plan(
     try:
         with client:
             result = make_plan(sheet, template, client, lookup)
-    except (SheetError, ValueError) as exc:
+    except (SheetError, ProvisionerError) as exc:
         raise InputError(str(exc)) from None
     except PlatformError as exc:
         raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None

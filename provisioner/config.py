@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provisioner.errors import ProvisionerError
+
 FILE_NAME = "provisioner.toml"
 
 #: Every key the file may set, with what it means (for messages and the README).
@@ -28,7 +30,7 @@ KEYS = {
 REPORT_FORMATS = ("json", "html", "xlsx", "csv")
 
 
-class ConfigError(ValueError):
+class ConfigError(ProvisionerError):
     """The settings file cannot be used; the message names the file and the fix."""
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-import re
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.actions import RowAction, RowKind
+from provisioner.errors import ProvisionerError
+from provisioner.fields import (
+    CONFIG_PREFIX,
+    HEX,
+    config_differences,
+    masked_config,
+    normal_addr,
+    same,
+)
 from provisioner.platform import (
     MAX_PAGE_SIZE,
     MIN_PLAUSIBLE_PAGE_CAP,
@@ -46,18 +54,17 @@ from provisioner.templates import SiteTemplate
 from provisioner.validation import ValidationReport, validate_sheet
 
 LOOKUPS = ("auto", "per-key", "scan", "tag")
+
+
+class PlanError(ProvisionerError):
+    """The plan cannot be made as asked (a lookup the template does not allow)."""
+
+
 # A page of 10000 devices costs about as much as this many single-device lookups
 # (benchmarks/plan_speed.py measured 170 to 240 against the sandbox).
 PAGE_COST = 200
 LOOKUP_THREADS = 16
-HEX = re.compile(r"[0-9A-Fa-f]+")
-
 Device = dict[str, Any]
-
-
-def normal_addr(addr: Any) -> str:
-    text = str(addr or "").strip()
-    return text.upper() if HEX.fullmatch(text) else text
 
 
 def normal_key(match_key: str, value: Any) -> str:
@@ -150,7 +157,9 @@ def look_up(
         lookups.per_key(match_key, keys, addrs)
     elif strategy == "tag":
         if not template.site_tag:
-            raise ValueError("the tag lookup needs a site template with a site_tag")
+            raise PlanError(
+                "the tag lookup needs a site template with a site_tag: use another --lookup"
+            )
         lookups.tag(template.site_tag, match_key, keys, addrs)
     else:
         _auto(lookups, template, keys, addrs, stats)
@@ -301,40 +310,6 @@ def _users(client: PlatformClient) -> tuple[dict[str, dict[str, Any]] | None, st
 # --- diff ------------------------------------------------------------------------------------
 
 
-def _same(name: str, sheet: Any, platform: Any) -> bool:
-    if name == "addr":
-        return normal_addr(sheet) == normal_addr(platform)
-    if name == "tags":
-        return {str(t).strip() for t in sheet or []} == {str(t).strip() for t in platform or []}
-    if name == "location":
-        if not isinstance(platform, dict):
-            return False
-        return all(
-            isinstance(platform.get(k), int | float)
-            and math.isclose(float(sheet[k]), float(platform[k]), abs_tol=1e-7)
-            for k in ("lat", "lon")
-        )
-    if name == "initialConfig":
-        if not isinstance(platform, dict):
-            return False
-        return all(_text(platform.get(k)) == _text(v) for k, v in sheet.items())
-    if isinstance(sheet, str):
-        return sheet.strip() == str(platform if platform is not None else "").strip()
-    if isinstance(sheet, bool) or isinstance(platform, bool):
-        return sheet is platform
-    if isinstance(sheet, int | float) and isinstance(platform, int | float):
-        return math.isclose(sheet, platform)
-    return bool(sheet == platform)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip() if value is not None else ""
-
-
 @dataclass
 class RowPlan:
     """The action for one sheet row."""
@@ -419,12 +394,26 @@ def _device_plan(record: Record, snapshot: Snapshot) -> RowPlan:
     if found:
         device = found[0]
         plan.platform_id = device.get("id")
+        differing: list[str] = []
         for name, value in record.body.items():
-            if not _same(name, value, device.get(name)):
-                plan.diff[name] = {"sheet": value, "platform": device.get(name)}
+            held = device.get(name)
+            if same(name, value, held):
+                continue
+            if name == "initialConfig" and isinstance(value, dict):
+                # Only the keys that differ, and no LoRaWAN key's value on either side.
+                keys = config_differences(value, held)
+                platform = held if isinstance(held, dict) else {}
+                plan.diff[name] = {
+                    "sheet": masked_config({k: value[k] for k in keys}),
+                    "platform": masked_config({k: platform.get(k) for k in keys}),
+                }
+                differing += [f"{CONFIG_PREFIX}{k}" for k in keys]
+                continue
+            plan.diff[name] = {"sheet": value, "platform": held}
+            differing.append(name)
         if plan.diff:
             plan.action = RowAction.DIFFERS
-            plan.reason = "on the platform with other values: " + ", ".join(plan.diff)
+            plan.reason = "on the platform with other values: " + ", ".join(differing)
         else:
             plan.action, plan.reason = RowAction.EXISTS, "already on the platform"
         return plan

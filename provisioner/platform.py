@@ -58,6 +58,8 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from provisioner.errors import ProvisionerError
+
 __all__ = [
     "MAX_PAGE_SIZE",
     "MIN_PLAUSIBLE_PAGE_CAP",
@@ -173,7 +175,11 @@ class UnknownOutcome(PlatformError):
     """A write may have been processed, but its answer was lost."""
 
 
-class InsecureURL(ValueError):
+class SetupError(ProvisionerError):
+    """The client cannot be made: the URL or the token is not usable (nothing was sent)."""
+
+
+class InsecureURL(SetupError):
     """An ``http://`` URL to a host that is not loopback: the token would travel unencrypted."""
 
 
@@ -469,13 +475,13 @@ class PlatformClient:
     ) -> None:
         self.url = url.rstrip("/")
         if not re.match(r"https?://", self.url):
-            raise ValueError(f"the platform URL must start with http:// or https://: {url!r}")
+            raise SetupError(f"the platform URL must start with http:// or https://: {url!r}")
         if self.url.startswith("http://") and not allow_http:
             _refuse_plain_http(self.url)
         token = token.strip()
         # httpx would echo a malformed header value, token included, in its error.
         if not token or not re.fullmatch(r"[\x21-\x7e]+", token):
-            raise ValueError("the token is empty or contains spaces or unusual characters")
+            raise SetupError("the token is empty or contains spaces or unusual characters")
         if outage_seconds < 0:
             raise ValueError("outage_seconds must not be negative")
         if max_body_bytes < 1 or answer_deadline <= 0 or max_pages < 1:
@@ -1055,7 +1061,7 @@ def _refuse_plain_http(url: str) -> None:
         host = (parts.hostname or "").rstrip(".")
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
-        raise ValueError(f"not a usable platform URL: {url!r}") from None
+        raise SetupError(f"not a usable platform URL: {url!r}") from None
     if host == "localhost":
         return
     try:

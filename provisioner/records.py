@@ -17,9 +17,17 @@ from dataclasses import dataclass, field
 from itertools import compress, repeat
 from typing import Any
 
+from provisioner.fields import CONFIG_PREFIX, FIELDS, MASK, SECRET_CONFIG_KEYS, split_list
 from provisioner.problems import Kind, Problem, kind
 from provisioner.sheets import Table, Workbook
-from provisioner.templates import ColumnRule, SiteTemplate, TabSpec
+from provisioner.templates import (
+    ColumnRule,
+    SiteTemplate,
+    TabSpec,
+    TemplateError,
+    list_templates,
+    load_template,
+)
 
 MISSING_COLUMN = kind(
     "missing-column",
@@ -93,32 +101,11 @@ CELL_ERROR = kind(
     "The cell shows an error",
     "Fix the formula or type the value instead.",
 )
-NOT_INTEGER = kind(
-    "not-a-whole-number",
-    "A whole number is expected",
-    "Type a whole number such as 2, without letters, spaces or decimals.",
-)
-NOT_NUMBER = kind(
-    "not-a-number",
-    "A number is expected",
-    "Type a decimal number such as 53.5511 (a comma as decimal mark works too).",
-)
-NOT_BOOLEAN = kind(
-    "not-yes-no",
-    "Yes or no is expected",
-    "Type true or false (ja/nein, yes/no, 1/0 work too), or leave the cell empty.",
-)
 BAD_JSON = kind(
     "bad-json",
     "The cell does not hold valid JSON",
     'Write a JSON object such as {"d": {"listenCron": "0 0/20 * * * *"}, "q": "config"}; '
     "check quotes and braces.",
-)
-BAD_CONFIG = kind(
-    "bad-config",
-    "The config cell cannot be read",
-    "Write key=value pairs separated by ';' (listenCron=0 0/20 * * * *;cmodeDurSec=600) or a "
-    "JSON object.",
 )
 HALF_LOCATION = kind(
     "half-location",
@@ -132,18 +119,35 @@ NO_KEY = kind(
     "cannot be checked against the platform.",
 )
 
-TRUE_WORDS = frozenset({"true", "wahr", "yes", "ja", "y", "j", "1", "x"})
-FALSE_WORDS = frozenset({"false", "falsch", "no", "nein", "n", "0"})
-SCIENTIFIC = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+")
+TEMPLATE_GUESS = kind(
+    "template-guess",
+    "The headers fit another site template",
+    "Run the command again with the --template the message names: it maps these headers.",
+    "warning",
+)
+UNKNOWN_DEVICE_TYPE = kind(
+    "unknown-device-type",
+    "A device type the site template does not list",
+    "Check the number: the template lists the device types of this site. If the type is "
+    "right, add it to the template's [device_types].",
+    "warning",
+)
+HIDDEN_CELLS = kind(
+    "hidden-cells",
+    "Hidden rows, columns or tabs",
+    "Hidden rows and columns are read like the others: unhide them in Excel (right click, "
+    "Unhide) and check them, or delete them if they are not meant to be sent.",
+    "warning",
+)
+
+# Excel's General format writes a long number as a mantissa with a decimal point and a
+# signed exponent (1.23457E+15, 8.69E+14, 1E+15); 0978762E61590076 is 16 hex digits.
+SCIENTIFIC = re.compile(r"[+-]?\d(?:[.,]\d+)?[eE][+-]\d+")
 DECIMAL_ZERO = re.compile(r"\d+[.,]0+")
-NUMBER_LIKE = re.compile(r"[+-]?[\d.,]+(?:[eE][+-]?\d+)?")  # cheap pre-check for the two above
+NUMBER_LIKE = re.compile(r"[+-]?[\d.,]+(?:[eE][+-]\d+)?")  # cheap pre-check for the two above
 HEX = re.compile(r"[0-9A-Fa-f]+")
 DIGITS = re.compile(r"[0-9]+")
-PASSWORD_MASK = "(hidden)"
-# Fields whose values are secret: reports mask their columns and redact their values.
-SECRET_FIELDS = frozenset({"password"})
-
-DEVICE_FIELDS_TEXT = ("addr", "name", "serial", "description")
+PASSWORD_MASK = MASK
 
 
 @dataclass(slots=True)
@@ -173,17 +177,25 @@ class SiteRecords:
     downlinks: list[DownlinkRecord] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     tabs: dict[str, str] = field(default_factory=dict)  # "devices"/"users"/"downlinks" -> tab
-    # Tab -> letters of every column the template maps to a secret field (also a column
-    # not used because it doubles another): the ``secret_columns`` of write_report.
+    # Tab -> letters of every column the template maps to the users' password (also a
+    # column not used because it doubles another): the ``secret_columns`` of write_report,
+    # blanked even in the copy of the installer's sheet.
     secret_columns: dict[str, list[str]] = field(default_factory=dict)
+    # Tab -> required fields it has no column for: one sheet-level problem says so, and
+    # every row of the tab is invalid without a problem of its own.
+    missing: dict[str, set[str]] = field(default_factory=dict)
 
     def secret_values(self) -> list[str]:
-        """The sheet's secrets (users' passwords): the ``secrets`` reports redact."""
+        """The users' passwords: the ``secrets`` every report and the client redact."""
+        return [str(r.body["password"]) for r in self.users if r.body.get("password")]
+
+    def key_values(self) -> list[str]:
+        """The LoRaWAN keys of the devices (``cfg:AppKey``...): never in a platform message."""
         return [
-            str(record.body[name])
-            for record in self.users
-            for name in sorted(SECRET_FIELDS)
-            if record.body.get(name)
+            str(value)
+            for record in self.devices
+            for key, value in (record.body.get("initialConfig") or {}).items()
+            if key in SECRET_CONFIG_KEYS and value not in (None, "")
         ]
 
 
@@ -196,12 +208,17 @@ class Column:
     letter: str
     header: str
     identifier: bool
+    rule: ColumnRule | None = None
+    secret: bool = False
 
 
 def map_columns(
-    table: Table, spec: TabSpec, required: tuple[str, ...]
+    table: Table, spec: TabSpec, required: tuple[str, ...], site: SiteRecords | None = None
 ) -> tuple[list[Column], list[Problem]]:
-    """Which column holds which field; unknown, doubled and missing columns."""
+    """Which column holds which field; unknown, doubled and missing columns.
+
+    With ``site``, the required fields without a column are noted in ``site.missing``.
+    """
     problems: list[Problem] = []
     columns: list[Column] = []
     seen: dict[str, Column] = {}
@@ -252,11 +269,21 @@ def map_columns(
                 )
             )
             continue
-        column = Column(name, j, letter, header, spec.is_identifier(name))
+        column = Column(
+            name,
+            j,
+            letter,
+            header,
+            spec.is_identifier(name),
+            spec.rules.get(name),
+            spec.is_secret(name),
+        )
         seen[name] = column
         columns.append(column)
     for name in required:
         if name not in seen and name not in spec.defaults:
+            if site is not None:
+                site.missing.setdefault(table.sheet, set()).add(name)
             aliases = ", ".join(f"'{a}'" for a in spec.columns.get(name, (name,)))
             problems.append(
                 Problem(
@@ -269,12 +296,20 @@ def map_columns(
     return columns, problems
 
 
-def read_records(workbook: Workbook, template: SiteTemplate) -> SiteRecords:
-    """Map the workbook's Devices, Users and Downlinks tabs to records."""
+def read_records(
+    workbook: Workbook, template: SiteTemplate, *, cell_by_cell: bool = False
+) -> SiteRecords:
+    """Map the workbook's Devices, Users and Downlinks tabs to records.
+
+    ``cell_by_cell`` reads every device row the slow way (tests hold the two ways equal).
+    """
     site = SiteRecords()
     devices_tab = _find_tab(workbook, template.devices) or workbook.tab_names[0]
     site.tabs["devices"] = devices_tab
-    _read_devices(workbook.table(devices_tab), template, site)
+    devices = workbook.table(devices_tab)
+    _read_devices(devices, template, site, cell_by_cell)
+    if devices_tab in site.missing:
+        site.problems += _guess_template(devices, template)
     for part, spec in (("users", template.users), ("downlinks", template.downlinks)):
         tab = _find_tab(workbook, spec)
         if tab is not None and tab != devices_tab:
@@ -284,7 +319,68 @@ def read_records(workbook: Workbook, template: SiteTemplate) -> SiteRecords:
                 _read_users(table, spec, site)
             else:
                 _read_downlinks(table, spec, site)
+    site.problems += _hidden(
+        workbook, [workbook.table(tab) for tab in dict.fromkeys(site.tabs.values())]
+    )
     return site
+
+
+def _guess_template(table: Table, template: SiteTemplate) -> list[Problem]:
+    """When the Devices tab lacks a required column: a built-in template whose headers fit."""
+    fits = []
+    for name in list_templates():
+        if name == template.name:
+            continue
+        try:
+            other = load_template(name)
+        except TemplateError:
+            continue
+        spec = other.devices
+        found = {spec.field_for(h) for h in table.headers if h}
+        if {"addr", other.match_key} <= found:
+            fits.append((len(found - {None}), name))
+    if not fits:
+        return []
+    _, best = max(fits)
+    return [
+        Problem(
+            TEMPLATE_GUESS,
+            f"these headers fit the template '{best}': add --template {best}",
+            table.sheet,
+            table.header_row,
+        )
+    ]
+
+
+def _hidden(workbook: Workbook, tables: list[Table]) -> list[Problem]:
+    """One warning per tab with hidden rows or columns, one for hidden tabs."""
+    problems = []
+    for table in tables:
+        rows, columns = table.hidden_rows, table.hidden_columns
+        if not rows and not columns:
+            continue
+        parts = []
+        if rows:
+            shown = ", ".join(str(n) for n in rows[:10]) + (" ..." if len(rows) > 10 else "")
+            parts.append(f"rows {shown}" if len(rows) > 1 else f"row {shown}")
+        if columns:
+            shown = ", ".join(columns[:10]) + (" ..." if len(columns) > 10 else "")
+            parts.append(f"columns {shown}" if len(columns) > 1 else f"column {shown}")
+        problems.append(
+            Problem(
+                HIDDEN_CELLS,
+                f"the {table.sheet} tab hides {' and '.join(parts)}; they are read like the others",
+                table.sheet,
+            )
+        )
+    # A hidden tab the template does not read (the blank workbook's Lists) says nothing.
+    used = {table.sheet for table in tables}
+    for tab in workbook.hidden_tabs:
+        if tab in used:
+            problems.append(
+                Problem(HIDDEN_CELLS, f"the tab {tab} is hidden; it is read like the others", tab)
+            )
+    return problems
 
 
 def _find_tab(workbook: Workbook, spec: TabSpec) -> str | None:
@@ -319,11 +415,11 @@ class _Row:
         )
 
 
-def _cell_text(table: Table, i: int, column: Column, row: _Row, masked: bool = False) -> str | None:
+def _cell_text(table: Table, i: int, column: Column, row: _Row) -> str | None:
     """The cell's trimmed text, or None when the cell is damaged (a problem is recorded)."""
     text = table.rows[i][column.index].strip()
     stored = table.stored.get((i, column.index)) if table.stored else None
-    shown = PASSWORD_MASK if masked and text else text
+    shown = MASK if column.secret and text else text
     if stored is not None:
         how, detail = stored
         if how == "formula":
@@ -346,15 +442,43 @@ def _cell_text(table: Table, i: int, column: Column, row: _Row, masked: bool = F
             )
             return None
     if column.identifier and text and NUMBER_LIKE.fullmatch(text):
-        damage = _number_damage(column.header, text)
+        damage = _number_damage(column, text)
         if damage is not None:
-            row.problem(*damage, column, text)
+            row.problem(*damage, column, shown)
             return None
     return text
 
 
-def _number_damage(header: str, text: str) -> tuple[Kind, str] | None:
-    """The problem of a number-like identifier that was once stored as a number."""
+def _stored_problem(column: Column, how: str) -> bool:
+    """Whether a cell stored as something other than text is a problem for its column
+    (the same judgement as _cell_text): a number in deviceTypeId is what users type."""
+    if how in ("formula", "error"):
+        return True
+    if how == "date":
+        return column.field not in ("lat", "lon")
+    return how == "number" and column.identifier
+
+
+def _damaged_rows(table: Table, columns: list[Column]) -> set[int]:
+    """The rows with a cell whose stored form is a problem: these go the slow way."""
+    if not table.stored:
+        return set()
+    by_index = {c.index: c for c in columns}
+    return {
+        i
+        for (i, j), (how, _) in table.stored.items()
+        if (column := by_index.get(j)) is not None and _stored_problem(column, how)
+    }
+
+
+def _number_damage(column: Column, text: str) -> tuple[Kind, str] | None:
+    """The problem of a number-like identifier that was once stored as a number.
+
+    A cell that passes its column's own rule (16 hex digits) is never damage.
+    """
+    if column.rule is not None and _rule_breach(column.rule, column.header, text) is None:
+        return None
+    header = column.header
     if SCIENTIFIC.fullmatch(text):
         return SCIENTIFIC_ID, f"{header} '{text}' is in E+ notation; its digits are lost"
     if DECIMAL_ZERO.fullmatch(text):
@@ -362,16 +486,25 @@ def _number_damage(header: str, text: str) -> tuple[Kind, str] | None:
     return None
 
 
-def _check_rule(spec: TabSpec, column: Column, text: str, row: _Row) -> bool:
-    rule = spec.rules.get(column.field)
-    breach = None if rule is None else _rule_breach(rule, column.header, text)
+def _check_rule(column: Column, text: str, row: _Row) -> bool:
+    """Whether the cell keeps its column's rule; a problem is recorded when not."""
+    if column.rule is None:
+        return True
+    shown = MASK if column.secret else text
+    breach = _rule_breach(column.rule, column.header, text, shown)
     if breach is not None:
-        row.problem(*breach, column, text)
+        row.problem(*breach, column, shown)
     return breach is None
 
 
-def _rule_breach(rule: ColumnRule, header: str, text: str) -> tuple[Kind, str] | None:
-    """The kind and message of the problem when ``text`` breaks the column's rule."""
+def _rule_breach(
+    rule: ColumnRule, header: str, text: str, shown: str | None = None
+) -> tuple[Kind, str] | None:
+    """The kind and message of the problem when ``text`` breaks the column's rule.
+
+    ``shown`` is how the message names the text (masked for a secret).
+    """
+    quoted = text if shown is None else shown
     hint = f" ({rule.hint})" if rule.hint else ""
     for length, alphabet, name in (
         (rule.hex_length, HEX, "hex digits"),
@@ -383,67 +516,22 @@ def _rule_breach(rule: ColumnRule, header: str, text: str) -> tuple[Kind, str] |
             missing = length - len(text)
             return (
                 LOST_ZERO,
-                f"{header} '{text}' has {len(text)} {name}, not {length}: "
+                f"{header} '{quoted}' has {len(text)} {name}, not {length}: "
                 f"{missing} leading zero{'s' if missing > 1 else ''} probably lost{hint}",
             )
         if not alphabet.fullmatch(text) or len(text) != length:
-            return BAD_ID, f"{header} '{text}' must be exactly {length} {name}{hint}"
+            return BAD_ID, f"{header} '{quoted}' must be exactly {length} {name}{hint}"
     if rule.pattern is not None and not rule.pattern.fullmatch(text):
-        return BAD_ID, f"{header} '{text}' does not have the expected form{hint}"
+        return BAD_ID, f"{header} '{quoted}' does not have the expected form{hint}"
     return None
 
 
-def _split(text: str, separator: str) -> list[str]:
-    items: list[str] = []
-    for part in text.split(separator):
-        part = part.strip()
-        if part and part not in items:
-            items.append(part)
-    return items
-
-
-def _to_int(text: str) -> int | None:
-    return int(text) if re.fullmatch(r"[+-]?\d+", text) else None
-
-
-def _to_float(text: str) -> float | None:
-    try:
-        return float(text.replace(",", "."))
-    except ValueError:
-        return None
-
-
-def _to_bool(text: str) -> bool | None:
-    word = text.lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    return None
-
-
-def _to_config(text: str) -> dict[str, Any] | None:
-    if text.startswith("{"):
-        try:
-            value = json.loads(text)
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
-    config: dict[str, Any] = {}
-    for part in re.split(r"[;\n]", text):
-        if not part.strip():
-            continue
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip():
-            return None
-        config[key.strip()] = value.strip()
-    return config
-
-
-def _read_devices(table: Table, template: SiteTemplate, site: SiteRecords) -> None:
+def _read_devices(
+    table: Table, template: SiteTemplate, site: SiteRecords, cell_by_cell: bool = False
+) -> None:
     spec = template.devices
     match_key = template.match_key
-    columns, problems = map_columns(table, spec, tuple(dict.fromkeys(("addr", match_key))))
+    columns, problems = map_columns(table, spec, tuple(dict.fromkeys(("addr", match_key))), site)
     site.problems += problems
     fixed_tags = list(spec.defaults.get("tags") or [])
     if template.site_tag and template.site_tag not in fixed_tags:
@@ -459,9 +547,14 @@ def _read_devices(table: Table, template: SiteTemplate, site: SiteRecords) -> No
     )
     default_config = dict(spec.defaults.get("config") or {})
     parsers = _device_parsers(spec)
+    not_converted = {
+        name: found.not_converted
+        for name in parsers
+        if (found := spec.field(name)) is not None and found.not_converted is not None
+    }
     cells = {c.field: c.letter for c in columns}
     headers = {c.field: c.header for c in columns}
-    damaged = {i for i, _ in table.stored} if table.stored else set()
+    damaged = _damaged_rows(table, columns)
     row = _Row(table, site.problems)
 
     def read_row(i: int) -> Record:
@@ -481,19 +574,18 @@ def _read_devices(table: Table, template: SiteTemplate, site: SiteRecords) -> No
                 text = values[column.index].strip()
             if not text:
                 continue
-            if name.startswith("cfg:"):
-                if _check_rule(spec, column, text, row):
-                    config[name[4:]] = text
+            if name.startswith(CONFIG_PREFIX):
+                if _check_rule(column, text, row):
+                    config[name[len(CONFIG_PREFIX) :]] = text
                 continue
             parse = parsers.get(name)
             if parse is None:  # plain text fields
-                if column.identifier and not _check_rule(spec, column, text, row):
-                    continue
-                body[name] = text
+                if _check_rule(column, text, row):
+                    body[name] = text
                 continue
             value = parse(text)
             if value is None:
-                what, message = _NOT_CONVERTED[name]
+                what, message = not_converted[name]
                 row.problem(what, message.format(header=column.header, text=text), column, text)
                 continue
             if name in ("lat", "lon"):
@@ -555,7 +647,7 @@ def _read_devices(table: Table, template: SiteTemplate, site: SiteRecords) -> No
     # by read_row, which reports each problem; a clean row gives the same body without.
     count = len(table.rows)
     # Without a match key column every row lacks its key.
-    slow = set(damaged) if match_key in cells else set(range(count))
+    slow = set(damaged) if match_key in cells and not cell_by_cell else set(range(count))
     plain: list[tuple[str, list[Any]]] = []
     location: list[tuple[str, list[Any]]] = []
     config: list[tuple[str, list[Any]]] = []
@@ -567,13 +659,13 @@ def _read_devices(table: Table, template: SiteTemplate, site: SiteRecords) -> No
             slow.update(
                 i
                 for i in compress(range(count), map(NUMBER_LIKE.fullmatch, texts))
-                if _number_damage(column.header, texts[i]) is not None
+                if _number_damage(column, texts[i]) is not None
             )
         if name == "tags":
             # Tag cells repeat from row to row: each distinct one is split once.
             merged = {}
             for text in set(texts):
-                split = _split(text, spec.list_separator)
+                split = split_list(text, spec.list_separator)
                 merged[text] = split + [t for t in fixed_tags if t not in split]
             tags = [merged[text] for text in texts]
             continue
@@ -583,13 +675,16 @@ def _read_devices(table: Table, template: SiteTemplate, site: SiteRecords) -> No
         parse = parsers.get(name)
         if parse is None:
             values: list[Any] = [text or None for text in texts]
-            rule = spec.rules.get(name)
-            if rule is not None and (column.identifier or name.startswith("cfg:")):
-                slow.update(
-                    i
-                    for i, text in enumerate(texts)
+            rule = column.rule
+            if rule is not None:
+                # Each distinct text is checked once: the same rule, the same answer.
+                breaks = {
+                    text
+                    for text in set(texts)
                     if text and _rule_breach(rule, column.header, text) is not None
-                )
+                }
+                if breaks:
+                    slow.update(compress(range(count), map(breaks.__contains__, texts)))
         else:
             # Numbers and yes/no repeat too: each distinct text is converted once.
             parsed = {text: parse(text) if text else None for text in set(texts)}
@@ -599,8 +694,8 @@ def _read_devices(table: Table, template: SiteTemplate, site: SiteRecords) -> No
                 slow.update(compress(range(count), map(failed.__contains__, texts)))
         if name in ("lat", "lon"):
             location.append((name, values))
-        elif name.startswith("cfg:"):
-            config.append((name[4:], values))
+        elif name.startswith(CONFIG_PREFIX):
+            config.append((name[len(CONFIG_PREFIX) :], values))
         else:
             plain.append((name, values))
             if name == match_key:
@@ -656,36 +751,26 @@ def _by_row(columns: list[tuple[str, list[Any]]], count: int) -> Iterator[tuple[
     return zip(*(values for _, values in columns), strict=True)
 
 
-# When a field's text does not convert: the problem and its message.
-_NOT_CONVERTED: dict[str, tuple[Kind, str]] = {
-    "deviceTypeId": (NOT_INTEGER, "{header} '{text}' is not a whole number"),
-    "lat": (NOT_NUMBER, "{header} '{text}' is not a number"),
-    "lon": (NOT_NUMBER, "{header} '{text}' is not a number"),
-    "certEnforcesDtls": (NOT_BOOLEAN, "{header} '{text}' is neither true nor false"),
-    "config": (BAD_CONFIG, "{header} cannot be read as key=value pairs or JSON"),
-}
-
-
 def _device_parsers(spec: TabSpec) -> dict[str, Callable[[str], Any]]:
-    """Field -> its value from the cell's text; None when the text does not convert."""
+    """Field -> its value from the cell's text (None when it does not convert), by the
+    catalogue; a list splits at the tab's separator."""
     separator = spec.list_separator
-    return {
-        "deviceTypeId": _to_int,
-        "lat": _to_float,
-        "lon": _to_float,
-        "certEnforcesDtls": _to_bool,
-        "tags": lambda text: _split(text, separator),
-        "config": _to_config,
-    }
+    parsers: dict[str, Callable[[str], Any]] = {}
+    for name, known in FIELDS["devices"].items():
+        if known.kind == "list":
+            parsers[name] = lambda text: split_list(text, separator)
+        elif known.parse is not None:
+            parsers[name] = known.parse
+    return parsers
 
 
 def _read_users(table: Table, spec: TabSpec, site: SiteRecords) -> None:
-    columns, problems = map_columns(table, spec, ("name", "email", "password", "roles"))
+    columns, problems = map_columns(table, spec, ("name", "email", "password", "roles"), site)
     site.problems += problems
     secret = [
         letter
         for header, letter in zip(table.headers, table.columns, strict=False)
-        if header and spec.field_for(header) in SECRET_FIELDS
+        if header and (name := spec.field_for(header)) is not None and spec.is_secret(name)
     ]
     if secret:
         site.secret_columns[table.sheet] = secret
@@ -697,11 +782,11 @@ def _read_users(table: Table, spec: TabSpec, site: SiteRecords) -> None:
         before = len(site.problems)
         body: dict[str, Any] = {}
         for column in columns:
-            text = _cell_text(table, i, column, row, masked=column.field == "password")
-            if not text:
+            text = _cell_text(table, i, column, row)
+            if not text or not _check_rule(column, text, row):
                 continue
             if column.field == "roles":
-                body["roles"] = [r.lower() for r in _split(text, spec.list_separator)]
+                body["roles"] = [r.lower() for r in split_list(text, spec.list_separator)]
             elif column.field == "email":
                 body["email"] = text
             else:
@@ -721,7 +806,7 @@ def _read_users(table: Table, spec: TabSpec, site: SiteRecords) -> None:
 
 
 def _read_downlinks(table: Table, spec: TabSpec, site: SiteRecords) -> None:
-    columns, problems = map_columns(table, spec, ("key", "type", "payload"))
+    columns, problems = map_columns(table, spec, ("key", "type", "payload"), site)
     site.problems += problems
     cells = {c.field: c.letter for c in columns}
     headers = {c.field: c.header for c in columns}
@@ -733,7 +818,7 @@ def _read_downlinks(table: Table, spec: TabSpec, site: SiteRecords) -> None:
         payload: Any = None
         for column in columns:
             text = _cell_text(table, i, column, row)
-            if not text:
+            if not text or not _check_rule(column, text, row):
                 continue
             if column.field == "payload":
                 try:

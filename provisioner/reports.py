@@ -52,6 +52,7 @@ from openpyxl.workbook import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
 from provisioner.actions import RowAction, RowKind
+from provisioner.errors import ProvisionerError
 from provisioner.records import PASSWORD_MASK
 
 __all__ = [
@@ -67,7 +68,7 @@ REPORT_SUFFIXES = (".json", ".html", ".xlsx", ".csv")
 _SUFFIX_HINT = "use .json, .html, .xlsx or .csv"
 
 
-class ReportError(Exception):
+class ReportError(ProvisionerError):
     """A report file cannot be written (format, folder, or the disk said no)."""
 
 

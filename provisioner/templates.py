@@ -24,19 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provisioner import fields
+from provisioner.errors import ProvisionerError
+from provisioner.fields import CONFIG_PREFIX as CONFIG_FIELD_PREFIX
+from provisioner.fields import DOWNLINK_TYPES, Field, is_config_field
 from provisioner.resources import data_folder
 
 MATCH_KEYS = ("serial", "addr")
-DOWNLINK_TYPES = ("config", "fw", "lorawan", "raw")
 LIST_SEPARATORS = (",", ";", "|")
-CONFIG_FIELD_PREFIX = "cfg:"
-"""Field names of initialConfig keys: ``cfg:listenCron`` is initialConfig["listenCron"]."""
-
-# Identifiers are never read as numbers: Excel mangles them (3.52656E+14, a lost leading zero).
-_IDENTIFIER_FIELDS = frozenset({"addr", "serial", "key"})
 
 
-class TemplateError(Exception):
+class TemplateError(ProvisionerError):
     """A site template cannot be found, read or used; the message says what to fix."""
 
 
@@ -89,6 +87,7 @@ class TabSpec:
     ignore: tuple[str, ...]
     config_prefix: str
     tab_aliases: tuple[str, ...] = ()
+    section: str = "devices"  # which of the catalogue's tabs: devices, users, downlinks
     _by_header: dict[str, str] = dataclasses.field(init=False, repr=False, compare=False)
     _ignored: frozenset[str] = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -120,10 +119,19 @@ class TabSpec:
         """Whether the header is one the template deliberately does not send."""
         return header_key(header) in self._ignored
 
-    def is_identifier(self, field: str) -> bool:
+    def field(self, name: str) -> Field | None:
+        """The catalogue's entry for a field of this tab."""
+        return fields.field(self.section, name)
+
+    def is_identifier(self, name: str) -> bool:
         """addr, serial and key, and every field whose rule makes it an identifier."""
-        rule = self.rules.get(field)
-        return field in _IDENTIFIER_FIELDS or (rule is not None and rule.identifier)
+        rule = self.rules.get(name)
+        known = self.field(name)
+        return (known is not None and known.identifier) or (rule is not None and rule.identifier)
+
+    def is_secret(self, name: str) -> bool:
+        """A field never shown: a password, a LoRaWAN key (``cfg:AppKey``)."""
+        return fields.is_secret(self.section, name)
 
 
 @dataclass(frozen=True)
@@ -144,37 +152,6 @@ class SiteTemplate:
     downlinks: TabSpec
     device_types: dict[int, str]
 
-
-@dataclass(frozen=True)
-class _Field:
-    kind: str  # how a default is checked: text, type-id, latitude, longitude, boolean, list, ...
-    defaultable: bool  # unique per row (addr, email...) or secret fields get no default
-
-
-_DEVICE_FIELDS = {
-    "addr": _Field("text", False),
-    "name": _Field("text", False),
-    "serial": _Field("text", False),
-    "description": _Field("text", True),
-    "deviceTypeId": _Field("type-id", True),
-    "tags": _Field("list", True),
-    "lat": _Field("latitude", True),
-    "lon": _Field("longitude", True),
-    "certEnforcesDtls": _Field("boolean", True),
-    "config": _Field("config", True),
-}
-_USER_FIELDS = {
-    "name": _Field("text", False),
-    "email": _Field("text", False),
-    "password": _Field("text", False),
-    "roles": _Field("list", True),
-}
-_DOWNLINK_FIELDS = {
-    "key": _Field("text", False),
-    "type": _Field("downlink-type", True),
-    "payload": _Field("payload", True),
-}
-_FIELDS = {"devices": _DEVICE_FIELDS, "users": _USER_FIELDS, "downlinks": _DOWNLINK_FIELDS}
 
 _TOP_KEYS = (
     "description",
@@ -263,10 +240,6 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     if close:
         return f": did you mean '{folded[close[0]]}'?"
     return f" (expected one of: {', '.join(choices)})"
-
-
-def _is_config_field(name: str) -> bool:
-    return name.startswith(CONFIG_FIELD_PREFIX) and bool(name[len(CONFIG_FIELD_PREFIX) :].strip())
 
 
 class _Parser:
@@ -405,7 +378,7 @@ class _Parser:
         raw = self.table(value, section, "")
         self.known_keys(raw, _SECTION_KEYS[section], section)
         built_in = _BUILT_IN[section]
-        fields = _FIELDS[section]
+        known = fields.FIELDS[section]
 
         tab_names = self.names(raw.get("tab", built_in["tab"]), "tab", section)
         separator = self.text(
@@ -425,14 +398,14 @@ class _Parser:
                 raise TemplateError(f"'config_prefix' in {self.place(section)} must not be empty")
         ignore = self.names(raw.get("ignore", []), "ignore", section, allow_empty=True)
 
-        columns = self.columns(section, raw, fields, bool(prefix))
+        columns = self.columns(section, raw, known, bool(prefix))
         if section == "downlinks" and devices is not None and "key" not in raw.get("columns", {}):
             # A Downlinks tab names devices the way the Devices tab does: "Seriennummer" etc.
             columns["key"] = columns["key"] + devices.columns[match_key]
         columns = self.check_aliases(section, columns, ignore, prefix)
 
-        defaults = self.defaults(section, raw.get("defaults", {}), fields)
-        rules = self.rules(section, raw.get("rules", {}), fields, bool(prefix))
+        defaults = self.defaults(section, raw.get("defaults", {}), known)
+        rules = self.rules(section, raw.get("rules", {}), known, bool(prefix))
         if section == "downlinks" and devices is not None and "key" not in rules:
             key_rule = devices.rules.get(match_key)
             if key_rule is not None:
@@ -446,19 +419,20 @@ class _Parser:
             ignore=tuple(ignore),
             config_prefix=prefix,
             tab_aliases=tuple(tab_names[1:]),
+            section=section,
         )
 
     def field_name(
-        self, name: str, fields: dict[str, _Field], config: bool, where: str, what: str
+        self, name: str, known: dict[str, Field], config: bool, where: str, what: str
     ) -> None:
-        if name in fields or (config and _is_config_field(name)):
+        if name in known or (config and is_config_field(name)):
             return
         raise TemplateError(
-            f"unknown {what} '{name}' in {self.place(where)}{_did_you_mean(name, fields)}"
+            f"unknown {what} '{name}' in {self.place(where)}{_did_you_mean(name, known)}"
         )
 
     def columns(
-        self, section: str, raw: dict[str, Any], fields: dict[str, _Field], config: bool
+        self, section: str, raw: dict[str, Any], known: dict[str, Field], config: bool
     ) -> dict[str, tuple[str, ...]]:
         where = f"{section}.columns"
         given = self.table(raw.get("columns", {}), "columns", section)
@@ -469,7 +443,7 @@ class _Parser:
             )
         columns = {f: tuple(a) for f, a in _BUILT_IN[section].get("columns", {}).items()}
         for name, aliases in given.items():
-            self.field_name(name, fields, config, where, "field")
+            self.field_name(name, known, config, where, "field")
             columns[name] = tuple(self.names(aliases, name, where))
         return columns
 
@@ -505,13 +479,13 @@ class _Parser:
             result[name] = tuple(kept)
         return result
 
-    def defaults(self, section: str, value: Any, fields: dict[str, _Field]) -> dict[str, Any]:
+    def defaults(self, section: str, value: Any, known: dict[str, Field]) -> dict[str, Any]:
         where = f"{section}.defaults"
         table = self.table(value, "defaults", section)
-        self.known_keys(table, fields, where, "field")
+        self.known_keys(table, known, where, "field")
         defaults: dict[str, Any] = {}
         for name, default in table.items():
-            field = fields[name]
+            field = known[name]
             if not field.defaultable:
                 raise TemplateError(
                     f"'{name}' in {self.place(where)} cannot have a default: each row needs its own"
@@ -526,7 +500,7 @@ class _Parser:
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if kind == "text":
             return self.text(value, name, where)
-        if kind == "type-id":
+        if kind == "integer":
             return self.positive(value, name, where)
         if kind == "list":
             return self.names(value, name, where)
@@ -551,7 +525,7 @@ class _Parser:
             return config
         if kind == "payload":
             return self.table(value, name, where)
-        # downlink-type
+        # type: a downlink type
         if value not in DOWNLINK_TYPES:
             raise TemplateError(
                 f"'{name}' in {place} must be one of {', '.join(DOWNLINK_TYPES)}"
@@ -560,20 +534,20 @@ class _Parser:
         return value
 
     def rules(
-        self, section: str, value: Any, fields: dict[str, _Field], config: bool
+        self, section: str, value: Any, known: dict[str, Field], config: bool
     ) -> dict[str, ColumnRule]:
         table = self.table(value, "rules", section)
         rules: dict[str, ColumnRule] = {}
         for name, raw in table.items():
-            self.field_name(name, fields, config, f"{section}.rules", "field")
+            self.field_name(name, known, config, f"{section}.rules", "field")
             where = f'{section}.rules."{name}"' if ":" in name else f"{section}.rules.{name}"
             spec = self.table(raw, name, f"{section}.rules")
             self.known_keys(spec, _RULE_KEYS, where)
-            rules[name] = self.rule(name, spec, fields, where)
+            rules[name] = self.rule(name, spec, known, where)
         return rules
 
     def rule(
-        self, name: str, spec: dict[str, Any], fields: dict[str, _Field], where: str
+        self, name: str, spec: dict[str, Any], known: dict[str, Field], where: str
     ) -> ColumnRule:
         place = self.place(where)
         pattern = None
@@ -594,16 +568,24 @@ class _Parser:
         identifier = spec.get("identifier", False)
         if not isinstance(identifier, bool):
             raise TemplateError(f"'identifier' in {place} must be true or false")
-        automatic = name in _IDENTIFIER_FIELDS or hex_length is not None or digits is not None
+        automatic = (
+            (name in known and known[name].identifier)
+            or hex_length is not None
+            or digits is not None
+        )
         if automatic and "identifier" in spec and not identifier:
             raise TemplateError(
                 f"'identifier = false' in {place}: {name} is always an identifier "
                 "(addr, serial and key are, and so is every column with hex_length or digits)"
             )
-        is_text = _is_config_field(name) or fields[name].kind == "text"
-        if (automatic or identifier) and not is_text:
+        if not (is_config_field(name) or known[name].is_text):
+            # A rule checks a cell's text: on a number, a list or a payload it could never
+            # apply, and a rule that loads must be a rule that works.
+            texts = ", ".join(n for n, f in known.items() if f.is_text)
             raise TemplateError(
-                f"{place}: {name} is not a text field, so it cannot be an identifier"
+                f"{place}: {name} is not a text field ({known[name].kind}), so a rule "
+                f"cannot apply to it; rules check text fields: {texts}"
+                + (", cfg:<key>" if "addr" in known else "")
             )
         return ColumnRule(
             pattern=pattern,

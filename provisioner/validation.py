@@ -21,8 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
 
+from provisioner.fields import DOWNLINK_TYPES, MASK, SECRET_CONFIG_KEYS
 from provisioner.problems import Problem, kind
-from provisioner.records import PASSWORD_MASK, DownlinkRecord, Record, SiteRecords, read_records
+from provisioner.records import (
+    UNKNOWN_DEVICE_TYPE,
+    DownlinkRecord,
+    Record,
+    SiteRecords,
+    read_records,
+)
 from provisioner.resources import data_folder
 from provisioner.sheets import _no_cyclic_gc, open_workbook
 from provisioner.templates import SiteTemplate
@@ -70,7 +77,8 @@ UNKNOWN_DOWNLINK_TYPE = kind(
     "Use one of config, fw, lorawan or raw.",
 )
 
-DOWNLINK_TYPES = ("config", "fw", "lorawan", "raw")
+# Fields whose values never go into a message: by their record field name.
+SECRET_NAMES = ("password", *(f"cfg:{key}" for key in sorted(SECRET_CONFIG_KEYS)))
 
 
 # --- schemas ---------------------------------------------------------------------------------
@@ -157,7 +165,7 @@ def describe(
     validator = error.validator
     value = error.instance
     expected: Any = error.validator_value
-    if path and path[0] in secret and validator != "required":
+    if path and _field(path) in secret and validator != "required":
         return _field(path), f"{title} does not meet the rule: {node.get('description', '')}"
     if validator == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else ""
@@ -228,16 +236,20 @@ class RowResult:
     key: str
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    # Invalid for a reason of its tab (a required column is missing), said once for the tab.
+    blocked: str = ""
 
     @property
     def status(self) -> str:
-        return "invalid" if self.errors else "valid"
+        return "invalid" if self.errors or self.blocked else "valid"
 
     @property
     def message(self) -> str:
         if self.errors:
             more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
             return self.errors[0].message + more
+        if self.blocked:
+            return self.blocked
         return self.warnings[0].message if self.warnings else ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -279,13 +291,29 @@ class ValidationReport:
                 result = self.problem_rows.get(len(rows))
                 if result is None:
                     result = RowResult(record.sheet, record.row, what, record.key)
+                result.blocked = self.blocked_tabs.get(record.sheet, "")
                 rows.append(result)
         return rows
 
     @property
+    def blocked_tabs(self) -> dict[str, str]:
+        """Tab -> why none of its rows can be used: the required columns it lacks."""
+        return {
+            tab: f"the {tab} tab has no column for {', '.join(sorted(names))}"
+            for tab, names in self.records.missing.items()
+        }
+
+    @property
     def totals(self) -> dict[str, int]:
         count = sum(len(records) for _, records in _by_kind(self.records))
-        invalid = sum(1 for r in self.problem_rows.values() if r.errors)
+        blocked = self.blocked_tabs
+        invalid = sum(
+            1
+            for _, records in _by_kind(self.records)
+            for record in records
+            if record.sheet in blocked
+        )
+        invalid += sum(1 for r in self.problem_rows.values() if r.errors and r.sheet not in blocked)
         return {"valid": count - invalid, "invalid": invalid}
 
     @property
@@ -342,8 +370,9 @@ def validate_records(site: SiteRecords, template: SiteTemplate, *, source: str) 
     problems = list(site.problems)
     # A cell already reported (e.g. Excel damage) is not reported again by the schema.
     flagged = {(p.sheet, p.row, p.column) for p in problems}
-    _check_bodies(site.devices, "deviceInput", problems, flagged)
-    _check_bodies(site.users, "userInput", problems, flagged, masked=("password",))
+    _check_bodies(site.devices, "deviceInput", problems, flagged, site.missing)
+    _check_bodies(site.users, "userInput", problems, flagged, site.missing)
+    _check_device_types(site.devices, template, problems)
     _check_downlinks(site.downlinks, problems)
     _check_duplicates(site.devices, template.match_key, DUPLICATE_KEY, problems)
     if template.match_key != "addr":
@@ -378,7 +407,10 @@ def validate_records(site: SiteRecords, template: SiteTemplate, *, source: str) 
     invalid = {(r.sheet, r.row) for r in problem_rows.values() if r.errors}
     for _, records in _by_kind(site):
         for record in records:
-            record.valid = (record.sheet, record.row) not in invalid
+            record.valid = (
+                record.sheet,
+                record.row,
+            ) not in invalid and record.sheet not in site.missing
     return ValidationReport(source, template.name, loose, site, problem_rows)
 
 
@@ -412,13 +444,16 @@ def _check_bodies(
     schema_name: str,
     problems: list[Problem],
     flagged: set[tuple[str, int | None, str | None]],
-    masked: tuple[str, ...] = (),
+    missing: dict[str, set[str]],
 ) -> None:
     check = checker(schema_name)
     for record in records:
         said: set[tuple[str, str]] = set()
+        absent = missing.get(record.sheet, ())
         for error in check.errors(record.body):
-            name, message = describe(error, check.schema, masked)
+            name, message = describe(error, check.schema, SECRET_NAMES)
+            if error.validator == "required" and name in absent:
+                continue  # the tab lacks the column: said once for the tab, not per row
             if (record.sheet, record.row, record.cells.get(name)) in flagged or (
                 name,
                 message,
@@ -426,8 +461,30 @@ def _check_bodies(
                 continue
             said.add((name, message))
             raw = record.body.get(name) if name in record.body else None
-            value = PASSWORD_MASK if name in masked and raw else _shown(raw)
+            value = MASK if name in SECRET_NAMES and raw else _shown(raw)
             problems.append(_problem_at(record, name, message, value=value))
+
+
+def _check_device_types(
+    records: list[Record], template: SiteTemplate, problems: list[Problem]
+) -> None:
+    """A deviceTypeId the site's template does not list: a warning naming those it does."""
+    known = template.device_types
+    if not known:
+        return
+    listed = ", ".join(f"{number} ({name})" for number, name in sorted(known.items()))
+    for record in records:
+        value = record.body.get("deviceTypeId")
+        if isinstance(value, int) and value not in known:
+            problems.append(
+                _problem_at(
+                    record,
+                    "deviceTypeId",
+                    f"device type {value} is not one of this site's types: {listed}",
+                    UNKNOWN_DEVICE_TYPE,
+                    str(value),
+                )
+            )
 
 
 def _check_downlinks(records: list[DownlinkRecord], problems: list[Problem]) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from provisioner.errors import ProvisionerError
 from provisioner.platform import (
     EXCERPT_BYTES,
     FIRST_CONTACT_SECONDS,
@@ -637,7 +638,7 @@ def test_5xx_retries_still_count_attempts() -> None:
 def test_plain_http_to_another_host_is_refused(url: str) -> None:
     with pytest.raises(InsecureURL) as info:
         PlatformClient(url, TOKEN)
-    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, ProvisionerError)  # exit 2 at the CLI, no traceback
     assert "https://" in str(info.value) and "--allow-http" in str(info.value)
     assert TOKEN not in str(info.value)
     PlatformClient(url, TOKEN, allow_http=True).close()

@@ -22,6 +22,7 @@ from provisioner.platform import (
     RateLimited,
     RetryPolicy,
     ServerError,
+    SetupError,
     TransportError,
     UnknownOutcome,
     f,
@@ -335,7 +336,7 @@ def test_token_is_sent_and_never_echoed() -> None:
 
 
 def test_malformed_token_is_refused_without_showing_it() -> None:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(SetupError) as info:
         PlatformClient("https://x.example", "abc def\n")
     assert "abc def" not in str(info.value)
 

@@ -1,0 +1,385 @@
+"""The catalogue of the platform's fields: the one place that knows each of them.
+
+For every field a sheet column can hold (deviceInput, userInput, a downlink),
+this says its kind, how a cell's text becomes its value, whether it is an
+identifier (never read as a number: Excel mangles those), whether it is secret
+(never shown), whether a template may give it a default, how a sheet value and
+a platform value compare, and what it is in the installer's words. Templates
+are checked against it when they load; records, validation, plan, the blank
+workbook and the reports ask it instead of keeping lists of their own.
+
+Sheet fields are the platform's names, with three that the sheet spells out:
+``lat`` and ``lon`` make ``location``, ``config`` is the whole ``initialConfig``,
+and ``cfg:<key>`` is one key of it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from provisioner.problems import Kind, kind
+
+TABS = ("devices", "users", "downlinks")
+CONFIG_PREFIX = "cfg:"
+DOWNLINK_TYPES = ("config", "fw", "lorawan", "raw")
+# initialConfig keys that hold LoRaWAN keys: secret in shared reports and plan diffs
+# (the installer's own sheet and its results copy keep them, as the installer typed them).
+SECRET_CONFIG_KEYS = frozenset({"AppKey", "NwkKey", "AppSKey", "NwkSKey", "FNwkSIntKey"})
+MASK = "(hidden)"
+
+TRUE_WORDS = frozenset({"true", "wahr", "yes", "ja", "y", "j", "1", "x"})
+FALSE_WORDS = frozenset({"false", "falsch", "no", "nein", "n", "0"})
+
+NOT_INTEGER = kind(
+    "not-a-whole-number",
+    "A whole number is expected",
+    "Type a whole number such as 2, without letters, spaces or decimals.",
+)
+NOT_NUMBER = kind(
+    "not-a-number",
+    "A number is expected",
+    "Type a decimal number such as 53.5511 (a comma as decimal mark works too).",
+)
+NOT_BOOLEAN = kind(
+    "not-yes-no",
+    "Yes or no is expected",
+    "Type true or false (ja/nein, yes/no, 1/0 work too), or leave the cell empty.",
+)
+BAD_CONFIG = kind(
+    "bad-config",
+    "The config cell cannot be read",
+    "Write key=value pairs separated by ';' (listenCron=0 0/20 * * * *;cmodeDurSec=600) or a "
+    'JSON object ({"listenCron": "0 0/20 * * * *"}).',
+)
+
+
+# --- how a cell's text becomes a value (None: it does not convert) ---------------------------
+
+
+def split_list(text: str, separator: str) -> list[str]:
+    """A list cell's items: trimmed, empty ones and repeats dropped, order kept."""
+    items: list[str] = []
+    for part in text.split(separator):
+        part = part.strip()
+        if part and part not in items:
+            items.append(part)
+    return items
+
+
+def to_int(text: str) -> int | None:
+    return int(text) if re.fullmatch(r"[+-]?\d+", text) else None
+
+
+def to_float(text: str) -> float | None:
+    try:
+        value = float(text.replace(",", "."))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def to_bool(text: str) -> bool | None:
+    word = text.lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    return None
+
+
+def to_config(text: str) -> dict[str, Any] | None:
+    """A config cell: a JSON object, or key=value pairs separated by ';' or new lines."""
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            return None
+        return value if isinstance(value, dict) else None
+    config: dict[str, Any] = {}
+    for part in re.split(r"[;\n]", text):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            return None
+        config[key.strip()] = value.strip()
+    return config
+
+
+# --- how a sheet value and a platform value compare ------------------------------------------
+
+HEX = re.compile(r"[0-9A-Fa-f]+")
+
+
+def normal_addr(addr: Any) -> str:
+    """An addr as the platform keeps it unique: hex (a DevEUI) compares without case."""
+    text = str(addr or "").strip()
+    return text.upper() if HEX.fullmatch(text) else text
+
+
+def as_text(value: Any) -> str:
+    """A value as text for comparing: 600 equals "600", 2.0 equals "2", true is "true"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip() if value is not None else ""
+
+
+def _same_text(sheet: Any, platform: Any) -> bool:
+    return str(sheet).strip() == str(platform if platform is not None else "").strip()
+
+
+def _same_addr(sheet: Any, platform: Any) -> bool:
+    return normal_addr(sheet) == normal_addr(platform)
+
+
+def _same_set(sheet: Any, platform: Any) -> bool:
+    return {str(t).strip() for t in sheet or []} == {str(t).strip() for t in platform or []}
+
+
+def _same_number(sheet: Any, platform: Any) -> bool:
+    if isinstance(sheet, bool) or isinstance(platform, bool):
+        return False
+    if isinstance(sheet, int | float) and isinstance(platform, int | float):
+        return math.isclose(sheet, platform)
+    return False
+
+
+def _same_bool(sheet: Any, platform: Any) -> bool:
+    return sheet is platform
+
+
+def _same_location(sheet: Any, platform: Any) -> bool:
+    if not isinstance(platform, dict):
+        return False
+    return all(
+        isinstance(platform.get(k), int | float)
+        and not isinstance(platform.get(k), bool)
+        and math.isclose(float(sheet[k]), float(platform[k]), abs_tol=1e-7)
+        for k in ("lat", "lon")
+    )
+
+
+def config_differences(sheet: dict[str, Any], platform: Any) -> list[str]:
+    """The initialConfig keys the sheet sets that the platform holds otherwise (as text)."""
+    held = platform if isinstance(platform, dict) else {}
+    return [k for k, v in sheet.items() if as_text(held.get(k)) != as_text(v)]
+
+
+def _same_config(sheet: Any, platform: Any) -> bool:
+    return isinstance(platform, dict) and not config_differences(sheet, platform)
+
+
+# --- the catalogue -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field a sheet column can hold."""
+
+    name: str
+    kind: str  # text | integer | latitude | longitude | boolean | list | config | payload | type
+    help: str  # what it is, in the installer's words
+    example: str = ""
+    identifier: bool = False  # never read as a number; Excel damage is an error
+    secret: bool = False  # never shown: masked in every report and the console
+    defaultable: bool = True  # False: each row needs its own (unique or secret)
+    body: str = ""  # the deviceInput field it fills, when not its own name
+    # How a cell's text becomes the value (None when it does not convert); lists get
+    # the tab's separator.
+    parse: Callable[[str], Any] | None = None
+    # The problem when the text does not convert: kind and message ({header}, {text}).
+    not_converted: tuple[Kind, str] | None = None
+    same: Callable[[Any, Any], bool] = _same_text  # sheet value vs platform value
+
+    @property
+    def is_text(self) -> bool:
+        """A text field: a template rule (pattern, digits, hex_length) can check its cell."""
+        return self.kind == "text"
+
+
+_DEVICES = (
+    Field(
+        "addr",
+        "text",
+        "The address the platform knows the device by: a LoRaWAN DevEUI, an NB-IoT modem "
+        "IMEI or a gateway address. No spaces; unique across the platform.",
+        "352656100123456",
+        identifier=True,
+        defaultable=False,
+        same=_same_addr,
+    ),
+    Field(
+        "name",
+        "text",
+        "The display name; the platform uses the address when it is empty.",
+        "Haus 4 Keller",
+        defaultable=False,
+    ),
+    Field(
+        "serial",
+        "text",
+        "The serial number printed on the device label.",
+        "GW-2024-00417",
+        identifier=True,
+        defaultable=False,
+    ),
+    Field(
+        "description",
+        "text",
+        "Free text, e.g. where the device is mounted.",
+        "Keller, Hausanschlussraum",
+    ),
+    Field(
+        "deviceTypeId",
+        "integer",
+        "The number of the device type on the platform.",
+        "1",
+        parse=to_int,
+        not_converted=(NOT_INTEGER, "{header} '{text}' is not a whole number"),
+        same=_same_number,
+    ),
+    Field(
+        "tags",
+        "list",
+        "Labels to find the device by on the platform.",
+        "Keller{sep} Haus 4",
+        same=_same_set,
+    ),
+    Field(
+        "lat",
+        "latitude",
+        "Latitude in decimal degrees (-90 to 90); give lon as well.",
+        "53.5511",
+        body="location",
+        parse=to_float,
+        not_converted=(NOT_NUMBER, "{header} '{text}' is not a number"),
+    ),
+    Field(
+        "lon",
+        "longitude",
+        "Longitude in decimal degrees (-180 to 180); give lat as well.",
+        "9.9937",
+        body="location",
+        parse=to_float,
+        not_converted=(NOT_NUMBER, "{header} '{text}' is not a number"),
+    ),
+    Field(
+        "certEnforcesDtls",
+        "boolean",
+        "Whether the device must use DTLS with its certificate: true or false.",
+        "false",
+        parse=to_bool,
+        not_converted=(NOT_BOOLEAN, "{header} '{text}' is neither true nor false"),
+        same=_same_bool,
+    ),
+    Field(
+        "config",
+        "config",
+        "Initial configuration: a JSON object, or key=value pairs separated by ';'.",
+        "listenCron=0 0/20 * * * *",
+        body="initialConfig",
+        parse=to_config,
+        not_converted=(BAD_CONFIG, "{header} cannot be read as key=value pairs or JSON"),
+        same=_same_config,
+    ),
+)
+_USERS = (
+    Field("name", "text", "The person's full name.", "Erika Mustermann", defaultable=False),
+    Field(
+        "email",
+        "text",
+        "The user's login: an email address.",
+        "erika.mustermann@example.com",
+        defaultable=False,
+    ),
+    Field(
+        "password",
+        "text",
+        "The user's first password; it is sent to the platform and shown nowhere.",
+        secret=True,
+        defaultable=False,
+    ),
+    Field("roles", "list", "What the user may do on the platform.", "device-admin"),
+)
+_DOWNLINKS = (
+    Field(
+        "key",
+        "text",
+        "The device the downlink is for, by the key the Devices tab matches devices by.",
+        identifier=True,
+        defaultable=False,
+    ),
+    Field("type", "type", "The kind of downlink.", "config"),
+    Field(
+        "payload",
+        "payload",
+        "The downlink as a JSON object; its form depends on the type: config "
+        '{"d": {...}, "q": "config"}, lorawan {"data": ..., "type": ..., "fPort": ...}, '
+        'raw {"format": ..., "data": ...}.',
+        '{"d": {"listenCron": "0 0/20 * * * *"}, "q": "config"}',
+    ),
+)
+FIELDS: dict[str, dict[str, Field]] = {
+    tab: {f.name: f for f in fields}
+    for tab, fields in (("devices", _DEVICES), ("users", _USERS), ("downlinks", _DOWNLINKS))
+}
+# The deviceInput fields a sheet sets, by how plan compares them with the platform's.
+_BODY_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "location": _same_location,
+    "initialConfig": _same_config,
+    **{f.name: f.same for f in _DEVICES if not f.body},
+}
+
+
+def is_config_field(name: str) -> bool:
+    """``cfg:<key>``: one initialConfig key."""
+    return name.startswith(CONFIG_PREFIX) and bool(name[len(CONFIG_PREFIX) :].strip())
+
+
+def config_field(key: str) -> Field:
+    """The field of one initialConfig key, ``cfg:<key>``: text; secret for LoRaWAN keys."""
+    return Field(
+        CONFIG_PREFIX + key,
+        "text",
+        f"The initial configuration key {key}.",
+        secret=key in SECRET_CONFIG_KEYS,
+        body="initialConfig",
+    )
+
+
+def field(tab: str, name: str) -> Field | None:
+    """The field ``name`` of a tab ("devices", "users", "downlinks"), or None."""
+    if tab == "devices" and is_config_field(name):
+        return config_field(name[len(CONFIG_PREFIX) :])
+    return FIELDS[tab].get(name)
+
+
+def is_secret(tab: str, name: str) -> bool:
+    found = field(tab, name)
+    return found is not None and found.secret
+
+
+def same(name: str, sheet: Any, platform: Any) -> bool:
+    """Whether a deviceInput value from the sheet equals the platform's.
+
+    Surrounding spaces never count; an addr made of hex digits compares without
+    case; tags compare as a set; numbers as numbers; initialConfig values as
+    text ("600" equals 600), only the keys the sheet sets.
+    """
+    return _BODY_COMPARE.get(name, _same_text)(sheet, platform)
+
+
+def masked_config(config: Any) -> Any:
+    """initialConfig with the values of secret keys hidden (for reports and diffs)."""
+    if not isinstance(config, dict):
+        return config
+    return {
+        k: MASK if k in SECRET_CONFIG_KEYS and v not in (None, "") else v for k, v in config.items()
+    }

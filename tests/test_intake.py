@@ -1,0 +1,343 @@
+"""Intake: every valid sheet reads clean; damage, rules and secrets as the catalogue says."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+
+from provisioner import records as records_module
+from provisioner.fields import FIELDS, SECRET_CONFIG_KEYS, field
+from provisioner.plan import Snapshot, diff
+from provisioner.records import read_records
+from provisioner.reports import render_console, write_report
+from provisioner.sheets import open_workbook
+from provisioner.templates import TemplateError, list_templates, load_template
+from provisioner.validation import ValidationReport, validate_sheet
+
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_sheets"
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def xlsx(tmp_path: Path, rows: list[list[Any]], name: str = "site.xlsx", **tabs: Any) -> Path:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "Devices"
+    for row in rows:
+        sheet.append(row)
+    for title, tab_rows in tabs.items():
+        tab = book.create_sheet(title)
+        for row in tab_rows:
+            tab.append(row)
+    path = tmp_path / name
+    book.save(path)
+    return path
+
+
+def codes(report: ValidationReport) -> list[str]:
+    return [p.code for p in report.errors + report.warnings]
+
+
+# --- identifiers: E-notation only in Excel's form ------------------------------------------------
+
+
+@pytest.mark.parametrize("position", range(16))
+@pytest.mark.parametrize("template", ["lorawan-meter", "default"])
+def test_a_hex_deveui_with_an_e_anywhere_is_clean(
+    tmp_path: Path, position: int, template: str
+) -> None:
+    digits = "0978762461590076"
+    deveui = digits[:position] + "E" + digits[position + 1 :]
+    header = ["DevEUI", "JoinEUI", "AppKey"] if template == "lorawan-meter" else ["serial", "addr"]
+    row = [deveui, "70B3D57ED0000001", "0" * 32] if template == "lorawan-meter" else ["S1", deveui]
+    report = validate_sheet(xlsx(tmp_path, [header, row]), load_template(template))
+    assert report.ok, [p.message for p in report.errors]
+
+
+@pytest.mark.parametrize("text", ["1.23457E+15", "8.69E+14", "1E+15", "3,52656E+14", "7.0E-03"])
+def test_what_excel_general_writes_is_still_caught(tmp_path: Path, text: str) -> None:
+    report = validate_sheet(
+        xlsx(tmp_path, [["serial", "addr"], [text, "0004A30B001C0001"]]), load_template("default")
+    )
+    assert codes(report) == ["id-scientific"]
+    assert report.errors[0].to_dict()["cell"] == "A2"
+
+
+def test_a_15_digit_deveui_is_a_lost_leading_zero(tmp_path: Path) -> None:
+    report = validate_sheet(
+        xlsx(tmp_path, [["DevEUI"], ["4A30B001C053012"]]), load_template("lorawan-meter")
+    )
+    assert codes(report) == ["id-lost-leading-zero"]
+
+
+def test_numbers_in_numeric_fields_are_clean(tmp_path: Path) -> None:
+    rows = [
+        ["serial", "addr", "deviceTypeId", "lat", "lon"],
+        ["S1", "0004A30B001C0001", 2, 53.5, 9.9],
+    ]
+    report = validate_sheet(xlsx(tmp_path, rows), load_template("default"))
+    assert report.ok and codes(report) == []
+    assert report.records.devices[0].body["deviceTypeId"] == 2
+
+
+def test_a_numeric_device_type_takes_the_fast_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    slow = records_module._cell_text
+    monkeypatch.setattr(records_module, "_cell_text", lambda *a: calls.append(a) or slow(*a))
+    rows = [["serial", "addr", "deviceTypeId"]] + [
+        [f"S{i}", f"0004A30B{i:08X}", 2] for i in range(200)
+    ]
+    report = validate_sheet(xlsx(tmp_path, rows), load_template("default"))
+    assert report.ok and len(report.records.devices) == 200
+    assert calls == [], "a clean row with a number in deviceTypeId was read cell by cell"
+
+
+# --- template rules: every rule that loads is applied, on every tab --------------------------------
+
+RULES = """\
+[devices.columns]
+addr = ["addr"]
+serial = ["serial"]
+name = ["name"]
+[devices.rules.name]
+pattern = "Haus [0-9]+ .*"
+hint = "Haus <number> <room>"
+[users.rules.email]
+pattern = ".*@stadtwerke-example[.]de"
+[users.rules.name]
+pattern = "[A-Z].*"
+[downlinks.rules.key]
+pattern = "S[0-9]+"
+"""
+
+
+def test_rules_on_text_fields_apply_on_every_tab(tmp_path: Path) -> None:
+    template = tmp_path / "site.toml"
+    template.write_text(RULES, encoding="utf-8")
+    path = xlsx(
+        tmp_path,
+        [["serial", "addr", "name"], ["S1", "0004A30B001C0001", "Keller"]],
+        Users=[
+            ["name", "email", "password", "roles"],
+            ["erika", "erika@example.com", "s0meSecur3Pw", "device-admin"],
+        ],
+        Downlinks=[["key", "type", "payload"], ["X1", "fw", '{"q": "reboot"}']],
+    )
+    report = validate_sheet(path, load_template(str(template)))
+    found = {(p.sheet, p.to_dict()["cell"], p.code) for p in report.errors}
+    assert ("Devices", "C2", "id-format") in found
+    assert ("Users", "A2", "id-format") in found
+    assert ("Users", "B2", "id-format") in found
+    assert ("Downlinks", "A2", "id-format") in found
+    message = next(p.message for p in report.errors if p.to_dict()["cell"] == "C2")
+    assert "Haus <number> <room>" in message
+
+
+@pytest.mark.parametrize(
+    ("section", "name"),
+    [
+        ("devices", "deviceTypeId"),
+        ("devices", "tags"),
+        ("devices", "lat"),
+        ("devices", "certEnforcesDtls"),
+        ("devices", "config"),
+        ("users", "roles"),
+        ("downlinks", "type"),
+        ("downlinks", "payload"),
+    ],
+)
+def test_a_rule_that_could_never_apply_is_refused_at_load(
+    tmp_path: Path, section: str, name: str
+) -> None:
+    text = '[devices.columns]\naddr = ["addr"]\nserial = ["serial"]\n'
+    text += f'[{section}.rules.{name}]\npattern = ".*"\n'
+    path = tmp_path / "t.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(TemplateError, match=f"{name} is not a text field"):
+        load_template(str(path))
+
+
+def test_a_misspelt_rule_field_gets_a_did_you_mean(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text(
+        '[devices.columns]\naddr = ["addr"]\nserial = ["serial"]\n[users.rules.emial]\npattern = "x"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(TemplateError, match="did you mean 'email'"):
+        load_template(str(path))
+
+
+def test_every_rule_of_every_built_in_template_is_on_a_text_field() -> None:
+    for name in list_templates():
+        template = load_template(name)
+        for spec in (template.devices, template.users, template.downlinks):
+            for rule_field in spec.rules:
+                known = spec.field(rule_field)
+                assert known is not None and known.is_text, (name, spec.section, rule_field)
+
+
+# --- the template guess and a missing column said once -------------------------------------------
+
+
+def test_a_lorawan_key_list_without_template_names_the_template_once(tmp_path: Path) -> None:
+    lines = ["DevEUI,JoinEUI,AppKey"] + [
+        f"70B3D5E75E{i:06X},70B3D57ED0000001,{i:032X}" for i in range(80)
+    ]
+    path = tmp_path / "keys.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "provisioner", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stdout.count("--template lorawan-meter") == 1, done.stdout
+    assert "Address is missing" not in done.stdout
+    assert done.stdout.count("has no column for addr") == 1, done.stdout
+    report = validate_sheet(path, load_template("default"))
+    assert report.totals == {"valid": 0, "invalid": 80}
+    assert all(not r.valid for r in report.records.devices)
+    assert [r.status for r in report.rows] == ["invalid"] * 80
+
+
+# --- device types, hidden cells, big CSV cells ---------------------------------------------------
+
+
+def test_a_device_type_the_template_does_not_list_is_a_warning(tmp_path: Path) -> None:
+    rows = [["DevEUI", "Gerätetyp"], ["0004A30B001C0001", 99]]
+    template = load_template("lorawan-meter")
+    report = validate_sheet(xlsx(tmp_path, rows), template)
+    [warning] = [p for p in report.warnings if p.code == "unknown-device-type"]
+    assert "99" in warning.message and "4 (LoRaWAN Meter)" in warning.message
+
+
+def test_hidden_rows_columns_and_tabs_are_named(tmp_path: Path) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "Devices"
+    sheet.append(["serial", "addr", "name"])
+    for i in range(5):
+        sheet.append([f"S{i}", f"0004A30B001C000{i}", f"M{i}"])
+    sheet.row_dimensions[4].hidden = True
+    sheet.column_dimensions["C"].hidden = True
+    users = book.create_sheet("Users")
+    users.append(["name", "email", "password", "roles"])
+    users.append(["Erika", "erika@example.com", "s0meSecur3Pw", "device-admin"])
+    users.sheet_state = "hidden"
+    book.create_sheet("Notizen").sheet_state = "hidden"  # not read: nothing to say
+    path = tmp_path / "hidden.xlsx"
+    book.save(path)
+    report = validate_sheet(path, load_template("default"))
+    messages = [p.message for p in report.warnings if p.code == "hidden-cells"]
+    assert messages == [
+        "the Devices tab hides row 4 and column C; they are read like the others",
+        "the tab Users is hidden; it is read like the others",
+    ]
+    assert len(report.records.devices) == 5 and len(report.records.users) == 1
+
+
+def test_a_csv_cell_of_200_kib_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    big = "x" * 200 * 1024
+    path.write_text(f"serial,addr,description\nS1,0004A30B001C0001,{big}\n", encoding="utf-8")
+    report = validate_sheet(path, load_template("default"))
+    assert report.records.devices[0].body["description"] == big
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+
+def test_lorawan_keys_and_passwords_are_secret_in_the_catalogue() -> None:
+    assert FIELDS["users"]["password"].secret
+    for key in ("AppKey", "NwkKey"):
+        found = field("devices", f"cfg:{key}")
+        assert found is not None and found.secret and key in SECRET_CONFIG_KEYS
+    found = field("devices", "cfg:JoinEUI")
+    assert found is not None and not found.secret
+
+
+def test_a_bad_appkey_is_reported_without_its_value(tmp_path: Path) -> None:
+    secret = "00112233445566778899AABBCCDDEEF"  # 31 digits: one short
+    rows = [["DevEUI", "JoinEUI", "AppKey"], ["0004A30B001C0001", "70B3D57ED0000001", secret]]
+    report = validate_sheet(xlsx(tmp_path, rows), load_template("lorawan-meter"))
+    assert [p.to_dict()["cell"] for p in report.errors] == ["C2"]
+    data = report.to_dict()
+    for suffix in ("json", "html", "csv"):
+        out = tmp_path / f"r.{suffix}"
+        write_report(data, out)
+        assert secret not in out.read_text(encoding="utf-8-sig"), suffix
+    assert secret not in render_console(data)
+
+
+def test_a_plan_diff_says_which_key_differs_without_either_value() -> None:
+    from provisioner.records import Record, SiteRecords
+
+    body = {"addr": "0004A30B001C0001", "initialConfig": {"AppKey": "A" * 32, "JoinEUI": "1" * 16}}
+    record = Record("Devices", 2, "0004A30B001C0001", body, {}, {})
+    site = SiteRecords(devices=[record])
+    snapshot = Snapshot("addr")
+    held = {"AppKey": "B" * 32, "JoinEUI": "1" * 16}
+    snapshot.add({"id": 7, "addr": "0004A30B001C0001", "initialConfig": held})
+    [row] = diff(site, snapshot, {})
+    assert row.action == "differs"
+    assert "cfg:AppKey" in row.reason and "JoinEUI" not in row.reason
+    text = json.dumps(row.to_dict())
+    assert "A" * 32 not in text and "B" * 32 not in text
+
+
+def test_the_results_copy_keeps_the_installers_keys_but_no_password(tmp_path: Path) -> None:
+    from provisioner.sheets import read_tables
+
+    path = xlsx(
+        tmp_path,
+        [["DevEUI", "AppKey"], ["0004A30B001C0001", "00112233445566778899AABBCCDDEEFF"]],
+        Users=[
+            ["name", "email", "password", "roles"],
+            ["Erika", "e@x.de", "s0meSecur3Pw", "device-admin"],
+        ],
+    )
+    report = validate_sheet(path, load_template("lorawan-meter"))
+    records = report.records
+    out = tmp_path / "copy.xlsx"
+    write_report(
+        report.to_dict(),
+        out,
+        source=path,
+        tables=read_tables(path, records.tabs.values()),
+        secret_columns=records.secret_columns,
+        secrets=records.secret_values(),
+    )
+    book = openpyxl.load_workbook(out)
+    assert book["Devices"]["B2"].value == "00112233445566778899AABBCCDDEEFF"
+    assert book["Users"]["C2"].value in (None, "")
+
+
+# --- one row mapper: the fast and the cell-by-cell path agree -----------------------------------
+
+SHEETS = sorted(
+    [p for p in SAMPLES.iterdir() if p.suffix in (".xlsx", ".csv")]
+    + [p for p in DATA.iterdir() if p.suffix in (".xlsx", ".csv", ".ods")]
+)
+
+
+@pytest.mark.parametrize("template", list_templates())
+@pytest.mark.parametrize("sheet", SHEETS, ids=lambda p: p.name)
+def test_the_fast_and_the_cell_by_cell_path_give_the_same_records(
+    sheet: Path, template: str
+) -> None:
+    loaded = load_template(template)
+    fast = read_records(open_workbook(sheet), loaded)
+    slow = read_records(open_workbook(sheet), loaded, cell_by_cell=True)
+    assert [asdict(r) for r in fast.devices] == [asdict(r) for r in slow.devices]
+    assert sorted(map(str, fast.problems)) == sorted(map(str, slow.problems))
