@@ -757,7 +757,8 @@ def _prepare(
 ) -> tuple[Plan, Work, list[ApplyRow]]:
     """Plan afresh, check a saved plan against it, and settle it with the journal."""
     plan = make_plan(sheet, template, client, lookup)
-    client.add_secrets(plan.validation.records.secret_values())
+    records = plan.validation.records
+    client.add_secrets([*records.secret_values(), *records.key_values()])
     if saved_plan is not None:
         check_saved_plan(saved_plan, plan)
     rows = [

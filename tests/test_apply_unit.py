@@ -310,3 +310,23 @@ def test_results_workbook_has_a_failed_tab_only_for_failures(tmp_path: Path, sta
         return
     failed = [[c.value for c in row] for row in result["Failed"].iter_rows()]
     assert failed == [["serial", "addr"], ["S2", "0000000000000002"]]
+
+
+def test_a_lorawan_key_the_platform_echoes_is_redacted(tmp_path: Path) -> None:
+    key = "2B7E151628AED2A6ABF7158809CF4F3C"
+    sheet = tmp_path / "site.csv"
+    sheet.write_text(f"serial,addr,cfg:AppKey\nS1,0000000000000001,{key}\n", encoding="utf-8")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(400, json={"error": f"bad body: {request.content.decode()}"})
+        return page(request, [])
+
+    client = PlatformClient(
+        URL, "tok-123", transport=httpx.MockTransport(handler), sleep=lambda s: None
+    )
+    result = apply_sheet(sheet, load_template("default"), client, journal_path=tmp_path / "j.jsonl")
+    [row] = result.rows
+    assert row.status == RowAction.FAILED and "bad body" in row.message
+    assert key not in json.dumps(result.to_dict())
+    assert key not in (tmp_path / "j.jsonl").read_text()
