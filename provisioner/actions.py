@@ -51,4 +51,7 @@ class RowAction(StrEnum):
         return self in (RowAction.BLOCKED, RowAction.FAILED, RowAction.NOT_RUN)
 
 
+# How plan may find the devices already on the platform (plan's and apply's --lookup).
+LOOKUPS = ("auto", "per-key", "scan", "tag")
+
 _SENDS = frozenset({RowAction.CREATE, RowAction.QUEUE, RowAction.UNKNOWN})

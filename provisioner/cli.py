@@ -12,16 +12,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from provisioner import __version__
+from provisioner.actions import LOOKUPS
 from provisioner.config import FILE_NAME, Config, ConfigError, find_config, load_config
 from provisioner.errors import ProvisionerError
-from provisioner.plan import LOOKUPS, make_plan
-from provisioner.platform import PlatformClient, PlatformError, SetupError
-from provisioner.records import SiteRecords
 from provisioner.reports import (
     REPORT_SUFFIXES,
     ReportError,
@@ -33,6 +31,10 @@ from provisioner.sandbox.store import DEVICE_TYPES, MAX_PAGE_SIZE, ROLES
 from provisioner.sheets import SheetError, read_tables
 from provisioner.templates import SiteTemplate, TemplateError, list_templates, load_template
 from provisioner.validation import validate_sheet
+
+if TYPE_CHECKING:  # the platform's modules load with the commands that talk to it
+    from provisioner.platform import PlatformClient
+    from provisioner.records import SiteRecords
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -201,6 +203,8 @@ def _client(
     allow_http: bool,
     **options: Any,
 ) -> PlatformClient:
+    from provisioner.platform import PlatformClient, SetupError
+
     if not url:
         raise InputError("no platform URL: use --url URL or set PROVISIONER_URL")
     try:
@@ -500,6 +504,9 @@ def plan(
     (with the reason). Exit 0 when nothing is blocked, 1 when something is, 2 for
     unreadable input, 3 when the platform is unreachable or refuses the token.
     """
+    from provisioner.plan import make_plan
+    from provisioner.platform import PlatformError
+
     template = _load_template(template_name)
     _check_reports((*reports, *([out] if out else [])), sheet)
     client = _client(url, token_file, ca_bundle, allow_http)
@@ -638,6 +645,7 @@ def apply(
         default_journal,
     )
     from provisioner.plan import Plan
+    from provisioner.platform import PlatformError
 
     template = _load_template(template_name)
     journal_path = journal_path or default_journal(sheet)

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from provisioner.actions import RowAction, RowKind
+from provisioner.actions import LOOKUPS, RowAction, RowKind
 from provisioner.errors import ProvisionerError
 from provisioner.fields import (
     CONFIG_PREFIX,
@@ -52,8 +52,6 @@ from provisioner.problems import Problem
 from provisioner.records import Record, SiteRecords
 from provisioner.templates import SiteTemplate
 from provisioner.validation import ValidationReport, validate_sheet
-
-LOOKUPS = ("auto", "per-key", "scan", "tag")
 
 
 class PlanError(ProvisionerError):

@@ -1,0 +1,437 @@
+"""The xlsx report: a copy of the installer's workbook with the findings on it.
+
+Imported by ``reports.write_report`` only when an .xlsx is written, so that the
+commands that write none never load openpyxl. An .xlsx/.xlsm source is copied
+(cached values, never formulas) with problem cells coloured and commented, the
+outcome columns of plan and apply, a Failed tab and an Errors tab; any other
+source is rebuilt from the tables as read, at the same cell references.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+from openpyxl.cell.cell import Cell, MergedCell
+from openpyxl.comments import Comment
+from openpyxl.styles import Font, PatternFill
+from openpyxl.utils import column_index_from_string, get_column_letter
+from openpyxl.utils.cell import coordinate_from_string
+from openpyxl.workbook import Workbook
+from openpyxl.worksheet.worksheet import Worksheet
+
+from provisioner.actions import RowAction, RowKind
+from provisioner.reports import (
+    _TONES,
+    Report,
+    ReportError,
+    Table,
+    _row_problems,
+    _rows,
+    _scrub,
+    _secret_letters,
+    _state,
+    _text,
+)
+
+# --- xlsx
+
+
+_ERROR_FILL = PatternFill(fill_type="solid", fgColor="FFC7CE")
+_WARNING_FILL = PatternFill(fill_type="solid", fgColor="FFEB9C")
+_TONE_FILLS = {
+    "good": PatternFill(fill_type="solid", fgColor="C6EFCE"),
+    "neutral": PatternFill(fill_type="solid", fgColor="E7E6E6"),
+    "warn": _WARNING_FILL,
+    "bad": _ERROR_FILL,
+}
+_BOLD = Font(bold=True)
+# Characters XML 1.0 cannot hold; openpyxl refuses them.
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_PASSWORD_WORDS = ("password", "passwort", "kennwort")
+_USER_TABS = ("users", "benutzer")
+_AUTHOR = "provisioner"
+_NOTES = "\n\n[provisioner]\n"
+
+
+def _clean(text: str) -> str:
+    return _ILLEGAL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+def _put(cell: Cell | MergedCell, value: Any) -> None:
+    """Store a value; text always stays text (openpyxl makes "=..." a formula).
+
+    A cell hidden inside a merged range cannot hold a value and is left alone.
+    """
+    if isinstance(cell, MergedCell):
+        return
+    if isinstance(value, str):
+        cell.value = _clean(value)
+        cell.data_type = "s"
+    else:
+        cell.value = value
+
+
+def xlsx(
+    report: Report,
+    source: Path | None,
+    tables: Mapping[str, Table] | None,
+    secret_columns: Mapping[str, Collection[str]] | None = None,
+    pattern: re.Pattern[str] | None = None,
+) -> bytes:
+    """The xlsx report of an already redacted report; the sheet's own cells are redacted here."""
+    workbook, tabs = _workbook(source, tables)
+    rows = _rows(report)
+    header_rows = {name: _header_row(tab, name, rows, tables) for name, tab in tabs.items()}
+
+    user_tabs = {_text(row.get("sheet")) for row in rows if row.get("kind") == "user"}
+    for name, tab in tabs.items():
+        # By field: the columns the template maps to a secret field.
+        _blank_columns(tab, header_rows[name], _secret_letters(secret_columns, name))
+        # A safety net for a caller without the template's mapping: headers that say password.
+        if name in user_tabs or name.casefold() in _USER_TABS:
+            _blank_passwords(tab, header_rows[name])
+
+    _mark_problems(report, tabs)
+    if report.get("command") in ("plan", "apply"):
+        _add_outcome_columns(report, tabs, header_rows)
+    if report.get("command") == "apply":
+        _add_failed_tab(report, workbook, tables, secret_columns)
+    _add_errors_tab(report, workbook)
+    if pattern is not None:
+        _scrub_workbook(workbook, pattern)
+
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def _workbook(
+    source: Path | None, tables: Mapping[str, Table] | None
+) -> tuple[Workbook, dict[str, Worksheet]]:
+    """The installer's workbook as a copy, else one rebuilt from the tables as read."""
+    if source is not None and source.suffix.lower() in (".xlsx", ".xlsm"):
+        try:
+            # Cached values, not formulas: the copy holds what the tool read,
+            # and no formula from a foreign sheet runs when it is opened.
+            workbook = openpyxl.load_workbook(source, data_only=True)
+        except Exception as exc:  # openpyxl fails in many ways on odd files
+            if not tables:
+                raise ReportError(f"could not copy {source.name} into the report: {exc}") from exc
+        else:
+            return workbook, {tab.title: tab for tab in workbook.worksheets}
+
+    workbook = openpyxl.Workbook()
+    workbook.remove(workbook.worksheets[0])
+    tabs: dict[str, Worksheet] = {}
+    for name, table in (tables or {}).items():
+        tab = workbook.create_sheet(_tab_title(name, workbook))
+        letters = [column_index_from_string(letter) for letter in table.columns]
+        for column, header in zip(letters, table.headers, strict=False):
+            _put(tab.cell(table.header_row, column), header)
+        for number, values in zip(table.row_numbers, table.rows, strict=False):
+            for column, value in zip(letters, values, strict=False):
+                if value not in (None, ""):
+                    _put(tab.cell(number, column), value)
+        tabs[name] = tabs[table.sheet] = tab
+    return workbook, tabs
+
+
+def _tab_title(name: str, workbook: Workbook) -> str:
+    """A tab name Excel accepts: no []:*?/\\, at most 31 characters, not taken."""
+    title = (re.sub(r"[\[\]:*?/\\]", "_", name) or "Sheet")[:31]
+    taken = {tab.title.casefold() for tab in workbook.worksheets}
+    number = 2
+    base = title
+    while title.casefold() in taken:
+        title = f"{base[: 31 - len(str(number)) - 1]} {number}"
+        number += 1
+    return title
+
+
+def _header_row(
+    tab: Worksheet,
+    name: str,
+    rows: Sequence[Mapping[str, Any]],
+    tables: Mapping[str, Table] | None,
+) -> int | None:
+    """The header row: from the table as read, else the fullest row above the first data row."""
+    table = (tables or {}).get(name)
+    if table is not None:
+        return table.header_row
+    numbers = [int(row["row"]) for row in rows if row.get("sheet") == name and row.get("row")]
+    last = min(numbers) - 1 if numbers else min(tab.max_row, 1)
+    if last < 1:
+        return None
+    best, best_count = None, 0
+    for number, values in enumerate(tab.iter_rows(max_row=last, values_only=True), start=1):
+        count = sum(1 for value in values if value not in (None, ""))
+        # Title lines above the header hold fewer cells; on a tie the later row wins.
+        if count and count >= best_count:
+            best, best_count = number, count
+    return best
+
+
+def _is_password_header(value: Any) -> bool:
+    text = re.sub(r"[^a-z]", "", _text(value).casefold())
+    return len(text) <= 30 and any(word in text for word in _PASSWORD_WORDS)
+
+
+def _blank_passwords(tab: Worksheet, header_row: int | None) -> None:
+    """Empty every column whose header says password below its header."""
+    if header_row is None:
+        return
+    for cell in tab[header_row]:
+        if _is_password_header(cell.value) and cell.column is not None:
+            _blank_column(tab, header_row + 1, cell.column)
+
+
+def _blank_columns(tab: Worksheet, header_row: int | None, letters: Collection[str]) -> None:
+    """Empty the secret columns below the header (the whole column when it is not known)."""
+    for letter in letters:
+        try:
+            column = column_index_from_string(letter)
+        except ValueError:
+            continue
+        _blank_column(tab, (header_row or 0) + 1, column)
+
+
+def _blank_column(tab: Worksheet, first_row: int, column: int) -> None:
+    """Empty one column from ``first_row`` down, comments included: the file holds no secret."""
+    for (below,) in tab.iter_rows(min_row=first_row, min_col=column, max_col=column):
+        if not isinstance(below, MergedCell):
+            below.value = None
+            below.comment = None
+
+
+def _scrub_workbook(workbook: Workbook, pattern: re.Pattern[str]) -> None:
+    """Every secret out of every text cell and comment of the workbook."""
+    for tab in workbook.worksheets:
+        for line in tab.iter_rows():
+            for cell in line:
+                if isinstance(cell, MergedCell):
+                    continue
+                if isinstance(cell.value, str):
+                    scrubbed = _scrub(cell.value, pattern)
+                    if scrubbed != cell.value:
+                        _put(cell, scrubbed)
+                comment = cell.comment
+                if comment is not None:
+                    text = _scrub(comment.text, pattern)
+                    if text != comment.text:
+                        cell.comment = Comment(text, comment.author, comment.height, comment.width)
+
+
+def _target(tab: Worksheet, reference: str) -> Cell | None:
+    """The cell at a reference such as ``C14``; inside a merged range, its top-left cell."""
+    try:
+        letter, number = coordinate_from_string(reference)
+    except ValueError:
+        return None
+    cell = tab.cell(number, column_index_from_string(letter))
+    if isinstance(cell, MergedCell):
+        for merged in tab.merged_cells.ranges:
+            if cell.coordinate in merged:
+                top_left = tab.cell(merged.min_row, merged.min_col)
+                return top_left if isinstance(top_left, Cell) else None
+        return None
+    return cell
+
+
+def _clear_old_marks(tab: Worksheet) -> None:
+    """Take off the marks of an earlier report, so a sheet fed back in shows only today's."""
+    marks = (_ERROR_FILL.fgColor.rgb, _WARNING_FILL.fgColor.rgb)
+    for line in tab.iter_rows():
+        for cell in line:
+            comment = cell.comment
+            if comment is None:
+                continue
+            if comment.author == _AUTHOR:
+                cell.comment = None
+            elif _NOTES in comment.text:
+                # The installer's own note stays; only what we added after it goes.
+                own = comment.text.split(_NOTES)[0]
+                cell.comment = Comment(own, comment.author, comment.height, comment.width)
+            else:
+                continue
+            if cell.fill.fill_type == "solid" and cell.fill.fgColor.rgb in marks:
+                cell.fill = PatternFill()
+
+
+def _mark_problems(report: Report, tabs: Mapping[str, Worksheet]) -> None:
+    """Fill each cell with a problem (red error, yellow warning) and comment on it."""
+    for tab in set(tabs.values()):
+        _clear_old_marks(tab)
+    at: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    problems = [*(report.get("problems") or [])]
+    for row in _rows(report):
+        problems.extend(_row_problems(row))
+    for problem in problems:
+        if problem.get("cell") and problem.get("sheet") in tabs:
+            at.setdefault((str(problem["sheet"]), str(problem["cell"])), []).append(problem)
+
+    for (sheet, reference), found in at.items():
+        cell = _target(tabs[sheet], reference)
+        if cell is None:
+            continue
+        errors = any(problem.get("severity") != "warning" for problem in found)
+        cell.fill = _ERROR_FILL if errors else _WARNING_FILL
+        text = _clean(
+            "\n\n".join(
+                f"{problem.get('severity') or 'error'}: {_text(problem.get('message'))}"
+                + (f"\nfix: {problem['fix']}" if problem.get("fix") else "")
+                for problem in found
+            )
+        )
+        author = _AUTHOR
+        if cell.comment is not None:  # the installer's own note comes first and stays theirs
+            text = cell.comment.text + _NOTES + text
+            author = cell.comment.author
+        lines = text.count("\n") + 1 + len(text) // 50
+        cell.comment = Comment(text, author, height=min(40 + 18 * lines, 600), width=320)
+
+
+def _add_outcome_columns(
+    report: Report, tabs: Mapping[str, Worksheet], header_rows: Mapping[str, int | None]
+) -> None:
+    """After the header's last column: Action (plan) or Status + Platform id (apply), then Message."""
+    plan = report.get("command") == "plan"
+    names = ["Action", "Message"] if plan else ["Status", "Platform id", "Message"]
+    columns: dict[str, dict[str, int]] = {}
+    for row in _rows(report):
+        sheet = _text(row.get("sheet"))
+        header_row = header_rows.get(sheet)
+        if sheet not in tabs or header_row is None or not row.get("row"):
+            continue
+        tab = tabs[sheet]
+        if sheet not in columns:
+            columns[sheet] = _outcome_columns(tab, header_row, names)
+        at = columns[sheet]
+        number = int(row["row"])
+        state = _state(row)
+        _put(tab.cell(number, at[names[0]]), state)
+        if state in _TONES:
+            tab.cell(number, at[names[0]]).fill = _TONE_FILLS[_TONES[state]]
+        if not plan:
+            _put(tab.cell(number, at["Platform id"]), row.get("platform_id"))
+        _put(tab.cell(number, at["Message"]), _text(row.get("message") or row.get("reason")))
+
+
+def _outcome_columns(tab: Worksheet, header_row: int, names: Sequence[str]) -> dict[str, int]:
+    """Column of each added header; a sheet fed back in keeps its columns from last time."""
+    existing: dict[str, int] = {}
+    last = 0
+    for cell in tab[header_row]:
+        if cell.value not in (None, ""):
+            existing.setdefault(_text(cell.value).strip().casefold(), cell.column)
+            last = cell.column
+    at: dict[str, int] = {}
+    for name in names:
+        if name.casefold() in existing:
+            at[name] = existing[name.casefold()]
+        else:
+            last += 1
+            at[name] = last
+            header = tab.cell(header_row, last)
+            _put(header, name)
+            header.font = _BOLD
+            tab.column_dimensions[get_column_letter(last)].width = 50 if name == "Message" else 14
+    return at
+
+
+def _add_failed_tab(
+    report: Report,
+    workbook: Workbook,
+    tables: Mapping[str, Table] | None,
+    secret_columns: Mapping[str, Collection[str]] | None = None,
+) -> None:
+    """The failed device rows under their own headers: a sheet to fix and feed back in.
+
+    Cells are written as the text that was read, so identifiers stay text; the
+    cells of secret columns stay empty.
+    """
+    if "Failed" in workbook.sheetnames:
+        workbook.remove(workbook["Failed"])  # from an earlier results file fed back in
+    failed = [
+        r
+        for r in _rows(report)
+        if r.get("status") == RowAction.FAILED and r.get("kind") == RowKind.DEVICE
+    ]
+    if not failed or not tables:
+        return
+    sheet = _text(failed[0].get("sheet"))
+    table = tables.get(sheet)
+    if table is None:
+        return
+    tab = workbook.create_sheet(_tab_title("Failed", workbook))
+    hidden = _secret_letters(secret_columns, table.sheet) | _secret_letters(secret_columns, sheet)
+    shown = [letter.upper() not in hidden for letter in table.columns]
+    for column, header in enumerate(table.headers, start=1):
+        _put(tab.cell(1, column), header)
+        tab.cell(1, column).font = _BOLD
+    index = {number: i for i, number in enumerate(table.row_numbers)}
+    out = 2
+    for row in failed:
+        i = index.get(int(row.get("row") or 0))
+        if i is None:
+            continue
+        for column, value in enumerate(table.rows[i], start=1):
+            if value not in (None, "") and (column > len(shown) or shown[column - 1]):
+                _put(tab.cell(out, column), value)
+                tab.cell(out, column).number_format = "@"
+        out += 1
+    tab.freeze_panes = "A2"
+
+
+_ERROR_COLUMNS = (
+    ("Sheet", 14),
+    ("Row", 7),
+    ("Key", 18),
+    ("Cell", 8),
+    ("Column", 18),
+    ("Severity", 10),
+    ("Value", 22),
+    ("Message", 60),
+    ("Fix", 60),
+)
+
+
+def _add_errors_tab(report: Report, workbook: Workbook) -> None:
+    """A tab listing every problem, header frozen, with an auto-filter."""
+    # A tab of that name in the source is the Errors tab of an earlier report,
+    # unless the report's rows come from it.
+    read = {row.get("sheet") for row in _rows(report)}
+    read |= {problem.get("sheet") for problem in report.get("problems") or []}
+    if "Errors" in workbook.sheetnames and "Errors" not in read:
+        workbook.remove(workbook["Errors"])
+    tab = workbook.create_sheet(_tab_title("Errors", workbook))
+    for column, (name, width) in enumerate(_ERROR_COLUMNS, start=1):
+        _put(tab.cell(1, column), name)
+        tab.cell(1, column).font = _BOLD
+        tab.column_dimensions[get_column_letter(column)].width = width
+
+    listed: list[tuple[Any, Mapping[str, Any]]] = [
+        ("", problem) for problem in report.get("problems") or []
+    ]
+    for row in _rows(report):
+        listed.extend((row.get("key"), problem) for problem in _row_problems(row))
+    for number, (key, problem) in enumerate(listed, start=2):
+        values = [
+            _text(problem.get("sheet")),
+            problem.get("row"),
+            _text(key),
+            _text(problem.get("cell")),
+            _text(problem.get("column")),
+            _text(problem.get("severity")),
+            _text(problem.get("value")),
+            _text(problem.get("message")),
+            _text(problem.get("fix")),
+        ]
+        for column, value in enumerate(values, start=1):
+            _put(tab.cell(number, column), value)
+    tab.freeze_panes = "A2"
+    tab.auto_filter.ref = f"A1:{get_column_letter(len(_ERROR_COLUMNS))}{len(listed) + 1}"
