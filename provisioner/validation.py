@@ -92,12 +92,30 @@ def load_schema(name: str) -> dict[str, Any]:
     return schema
 
 
+# Top-level keywords that tie properties together: a schema with one is explained whole.
+_ACROSS_FIELDS = ("oneOf", "anyOf", "allOf", "not", "if", "dependentRequired", "dependentSchemas")
+
+
 @dataclass(frozen=True)
 class Checker:
-    """A schema's fast yes/no check and its full error list for the rows that fail."""
+    """A schema's fast yes/no check and the explained errors of the bodies that fail.
+
+    A failing body is explained field by field: each field's own compiled check
+    finds the fields that fail, and only those go through jsonschema for their
+    words; an explanation is cached by the field and its value (a wrong value
+    repeats from row to row), and the errors of the body as a whole (a missing
+    required field, an unknown one) by the set of fields present.
+    """
 
     schema: dict[str, Any]
     fast: Callable[[Any], Any]
+    field_checks: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    _explained: dict[tuple[str, str], list[jsonschema.ValidationError]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    _whole: dict[frozenset[str], list[jsonschema.ValidationError]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @cached_property
     def full(self) -> jsonschema.Draft202012Validator:
@@ -110,8 +128,41 @@ class Checker:
         try:
             self.fast(body)
         except fastjsonschema.JsonSchemaException:
+            pass
+        else:
+            return []
+        if not isinstance(body, dict) or not self.field_checks:
             return sorted(self.full.iter_errors(body), key=lambda e: list(e.absolute_path))
-        return []
+        found = list(self._whole_errors(frozenset(body)))
+        for name, value in body.items():
+            check = self.field_checks.get(name)
+            if check is None:
+                continue  # an unknown field: the whole-body errors say so
+            try:
+                check(value)
+            except fastjsonschema.JsonSchemaException:
+                found += self._field_errors(name, value)
+        return sorted(found, key=lambda e: list(e.absolute_path))
+
+    def _field_errors(self, name: str, value: Any) -> list[jsonschema.ValidationError]:
+        key = (name, json.dumps(value, sort_keys=True, default=str))
+        errors = self._explained.get(key)
+        if errors is None:
+            errors = [
+                e
+                for e in self.full.iter_errors({name: value})
+                if list(e.absolute_path)[:1] == [name]
+            ]
+            self._explained[key] = errors
+        return errors
+
+    def _whole_errors(self, names: frozenset[str]) -> list[jsonschema.ValidationError]:
+        errors = self._whole.get(names)
+        if errors is None:
+            # Only which fields are there counts for these: any value does.
+            errors = [e for e in self.full.iter_errors(dict.fromkeys(names)) if not e.absolute_path]
+            self._whole[names] = errors
+        return errors
 
 
 @cache
@@ -120,7 +171,14 @@ def checker(name: str) -> Checker:
     # fastjsonschema knows draft-07, which covers every keyword these schemas use.
     draft7 = copy.deepcopy(schema)
     draft7["$schema"] = "http://json-schema.org/draft-07/schema#"
-    return Checker(schema, fastjsonschema.compile(draft7))
+    field_checks: dict[str, Callable[[Any], Any]] = {}
+    if schema.get("type") == "object" and not any(k in schema for k in _ACROSS_FIELDS):
+        shared = {k: v for k, v in draft7.items() if k in ("$schema", "$defs", "definitions")}
+        field_checks = {
+            name: fastjsonschema.compile({**shared, **sub})
+            for name, sub in draft7.get("properties", {}).items()
+        }
+    return Checker(schema, fastjsonschema.compile(draft7), field_checks)
 
 
 def _title(schema: dict[str, Any], path: Iterable[Any]) -> tuple[dict[str, Any], str]:

@@ -341,3 +341,23 @@ def test_the_fast_and_the_cell_by_cell_path_give_the_same_records(
     slow = read_records(open_workbook(sheet), loaded, cell_by_cell=True)
     assert [asdict(r) for r in fast.devices] == [asdict(r) for r in slow.devices]
     assert sorted(map(str, fast.problems)) == sorted(map(str, slow.problems))
+
+
+BAD_BODIES = [
+    {"serial": "S1"},
+    {"addr": "", "deviceTypeId": 0, "tags": ["", "x"]},
+    {"addr": "x y", "name": "n" * 300, "location": {"lat": 99, "lon": 9}},
+    {"addr": "0004A30B001C0001", "certEnforcesDtls": "yes", "rocket": 1},
+    {"addr": "0004A30B001C0001", "initialConfig": {"a": [1]}, "description": 5},
+]
+
+
+@pytest.mark.parametrize("body", BAD_BODIES)
+def test_a_failing_body_is_explained_as_a_full_jsonschema_pass_would(body: dict[str, Any]) -> None:
+    from provisioner.validation import checker, describe
+
+    check = checker("deviceInput")
+    words = sorted(describe(e, check.schema) for e in check.errors(body))
+    again = sorted(describe(e, check.schema) for e in check.errors(body))  # from the cache
+    full = sorted(describe(e, check.schema) for e in check.full.iter_errors(body))
+    assert words == full == again and words
