@@ -10,12 +10,18 @@ also noted in ``Table.stored`` with the value the file really holds, so the
 record stage can tell an IMEI that Excel turned into ``3.52656E+14`` from one
 typed as text.
 
+What the user cannot see is found too, for the validator to warn about:
+``Workbook.hidden_tabs`` (hidden and very hidden tabs), and per tab
+``Table.hidden_rows`` and ``Table.hidden_columns``. Their cells are read all
+the same.
+
 A file that cannot be read as a sheet raises ``SheetError``; problems of
 single cells are left to the record stage.
 """
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import contextlib
 import csv
@@ -26,16 +32,17 @@ import io
 import itertools
 import math
 import re
+import threading
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any, TypeVar
 from xml.etree import ElementTree
 
-from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook
+from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook, SheetVisibleEnum
 
 from provisioner.problems import column_letter
 
@@ -51,6 +58,9 @@ Stored = tuple[str, str]
 _Mark = tuple[str, str, str]
 # Excel row number -> column index -> mark.
 _Marks = dict[int, dict[int, _Mark]]
+# Inclusive (first, last) ranges: Excel row numbers, or 0-based column indexes.
+_Ranges = list[tuple[int, int]]
+_T = TypeVar("_T")
 
 
 class SheetError(Exception):
@@ -71,6 +81,15 @@ class Table:
     Blank rows are skipped. ``stored`` is sparse: only cells that were not
     plain text in the file (number, date, bool, formula without a value,
     error) have an entry ``(how, detail)``.
+
+    ``hidden_rows`` are the Excel row numbers, ascending, of the rows read
+    (the header row and the data rows) that are hidden in the file: hidden
+    by hand, in a collapsed group or by a filter. ``hidden_columns`` are the
+    letters, left to right, of the table's ``columns`` that are hidden and
+    hold something (a header or a cell not blank). Both are read like any
+    other. Hidden rows and columns that hold nothing (blank rows, columns
+    left or right of the table, a blank column inside it) are not listed.
+    Found in .xlsx/.xlsm and .ods; a CSV has none.
     """
 
     sheet: str
@@ -80,6 +99,8 @@ class Table:
     row_numbers: list[int]
     rows: list[list[str]]
     stored: dict[tuple[int, int], Stored] = field(default_factory=dict)
+    hidden_rows: list[int] = field(default_factory=list)
+    hidden_columns: list[str] = field(default_factory=list)
 
     def cell(self, i: int, j: int) -> str:
         """``C14`` for data row ``i``, column ``j``."""
@@ -88,13 +109,21 @@ class Table:
 
 @dataclass
 class Workbook:
-    """An opened sheet file: its format, its tabs, and tables read on demand."""
+    """An opened sheet file: its format, its tabs, and tables read on demand.
+
+    ``tab_names`` lists every tab, hidden ones too, in workbook order.
+    ``hidden_tabs`` names the tabs the user does not see (hidden, or very
+    hidden: only a macro or the VBA editor can show those), in workbook
+    order; ``very_hidden_tabs`` is the very hidden part of them (.xlsx only).
+    """
 
     path: Path
     format: str
     tab_names: list[str]
     encoding: str | None = None
     delimiter: str | None = None
+    hidden_tabs: list[str] = field(default_factory=list)
+    very_hidden_tabs: list[str] = field(default_factory=list)
     _calamine: CalamineWorkbook | None = field(default=None, repr=False)
     _csv_text: str | None = field(default=None, repr=False)
     _tables: dict[str, Table] = field(default_factory=dict, repr=False)
@@ -125,27 +154,37 @@ class Workbook:
             assert self._csv_text is not None and self.delimiter is not None
             text = io.StringIO(self._csv_text, newline="")
             records = csv.reader(text, delimiter=self.delimiter)
-            table = _build_table(self.path.name, tab, enumerate(records, 1), 0)
+            with _csv_fields_up_to(len(self._csv_text)):
+                table = _build_table(self.path.name, tab, enumerate(records, 1), 0)
             self._csv_text = None  # the table holds it all now
             return table
+        index = self.tab_names.index(tab)
         if self.format != "xlsx":
-            # .ods is not scanned: a formula without a value or an error cell
-            # (calamine gives "" for both) reads as an empty cell there.
-            return _read_calamine(self.path.name, tab, self._sheet(tab), {})
+            # .ods is not scanned for cells: a formula without a value or an
+            # error cell (calamine gives "" for both) reads as an empty cell
+            # there. Hidden rows and columns are looked for in content.xml.
+            sheet = self._sheet(tab)
+            hidden = self._damaged(tab, lambda: _ods_hidden(self.path, index))
+            return _read_calamine(self.path.name, tab, sheet, {}, hidden)
         # Formulas without a value and error cells come back from calamine as
-        # "": they are found in the sheet's XML, scanned in a thread while
+        # "", and calamine does not say which rows and columns are hidden:
+        # both are found in the sheet's XML, scanned in a thread while
         # calamine (which releases the GIL) parses the same sheet.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            scan = pool.submit(_xlsx_marks, self.path, self.tab_names.index(tab))
+            scan = pool.submit(_xlsx_scan, self.path, index)
             sheet = self._sheet(tab)
-            try:
-                marks = scan.result()
-            except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
-                raise SheetError(
-                    f"{self.path.name}: tab {tab!r} is damaged ({exc}): "
-                    f"open the file and save it again as {self.path.suffix}"
-                ) from exc
-        return _read_calamine(self.path.name, tab, sheet, marks)
+            marks, hidden = self._damaged(tab, scan.result)
+        return _read_calamine(self.path.name, tab, sheet, marks, hidden)
+
+    def _damaged(self, tab: str, scan: Callable[[], _T]) -> _T:
+        """``scan()``, a broken zip member turned into a SheetError."""
+        try:
+            return scan()
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError) as exc:
+            raise SheetError(
+                f"{self.path.name}: tab {tab!r} is damaged ({exc}): "
+                f"open the file and save it again as {self.path.suffix}"
+            ) from exc
 
     def _sheet(self, tab: str) -> CalamineSheet:
         assert self._calamine is not None
@@ -201,7 +240,20 @@ def open_workbook(path: str | Path) -> Workbook:
             f"{path.name}: cannot be read as {path.suffix} ({exc}): "
             f"open it in Excel or LibreOffice and save it again as {path.suffix}"
         ) from exc
-    return Workbook(path, fmt, list(workbook.sheet_names), _calamine=workbook)
+    names = list(workbook.sheet_names)
+    states = [sheet.visible for sheet in workbook.sheets_metadata]
+    return Workbook(
+        path,
+        fmt,
+        names,
+        hidden_tabs=[
+            n for n, s in zip(names, states, strict=True) if s != SheetVisibleEnum.Visible
+        ],
+        very_hidden_tabs=[
+            n for n, s in zip(names, states, strict=True) if s == SheetVisibleEnum.VeryHidden
+        ],
+        _calamine=workbook,
+    )
 
 
 # --- what the file really is -------------------------------------------------
@@ -267,6 +319,31 @@ def _open_csv(path: Path) -> Workbook:
     return Workbook(path, "csv", [path.name], encoding, delimiter, _csv_text=text)
 
 
+# The csv module's field limit (128 KiB unless raised) is one for the process.
+_CSV_LIMIT = threading.Lock()
+_C_LONG_MAX = 2**31 - 1  # what field_size_limit() takes on every platform
+
+
+@contextlib.contextmanager
+def _csv_fields_up_to(size: int) -> Iterator[None]:
+    """Let csv readers take fields of up to ``size`` characters, while the block runs.
+
+    No field is longer than the whole text, so the limit is raised only for
+    a text longer than it, and put back afterwards; the lock keeps two reads
+    in threads from putting it back under each other.
+    """
+    with _CSV_LIMIT:
+        limit = csv.field_size_limit()
+        if size < limit:
+            yield
+            return
+        csv.field_size_limit(min(size + 1, _C_LONG_MAX))
+        try:
+            yield
+        finally:
+            csv.field_size_limit(limit)
+
+
 def _decode(path: Path, data: bytes) -> tuple[str, str]:
     """UTF-8 with or without BOM, else Windows-1252 (what German Excel writes)."""
     try:
@@ -308,7 +385,9 @@ def _sniff_delimiter(text: str) -> str:
 # --- xlsx / ods through calamine ---------------------------------------------------
 
 
-def _read_calamine(file: str, tab: str, sheet: CalamineSheet, marks: _Marks) -> Table:
+def _read_calamine(
+    file: str, tab: str, sheet: CalamineSheet, marks: _Marks, hidden: _Hidden
+) -> Table:
     start, end = sheet.start, sheet.end
     first_col = start[1] if start else 0
     last_row = end[0] + 1 if end else 0
@@ -333,7 +412,28 @@ def _read_calamine(file: str, tab: str, sheet: CalamineSheet, marks: _Marks) -> 
         raise RuntimeError(
             "python-calamine's iter_rows() no longer starts at row 1: row numbers would be wrong"
         )
+    _note_hidden(table, first_col, hidden)
     return table
+
+
+def _note_hidden(table: Table, first_col: int, hidden: _Hidden) -> None:
+    """Set ``table.hidden_rows`` and ``hidden_columns``: the hidden ones the table holds."""
+    rows: set[int] = set()
+    numbers = table.row_numbers  # ascending
+    for low, high in hidden.rows:
+        if low <= table.header_row <= high:
+            rows.add(table.header_row)
+        rows.update(numbers[bisect.bisect_left(numbers, low) : bisect.bisect_right(numbers, high)])
+    table.hidden_rows = sorted(rows)
+    last_col = first_col + len(table.columns) - 1
+    columns: set[int] = set()
+    for low, high in hidden.columns:
+        columns.update(range(max(low, first_col) - first_col, min(high, last_col) + 1 - first_col))
+    table.hidden_columns = [
+        table.columns[j]
+        for j in sorted(columns)
+        if table.headers[j] or any(row[j].strip() for row in table.rows)
+    ]
 
 
 # --- from rows of values to a Table ------------------------------------------------
@@ -569,35 +669,132 @@ _TYPE = re.compile(rb'\bt="(\w+)"')
 _FORMULA = re.compile(rb"<(?:[\w.-]+:)?f\b[^>]*?(?:/>|>(.*?)</(?:[\w.-]+:)?f>)", re.S)
 _VALUE = re.compile(rb"<(?:[\w.-]+:)?v\b[^>]*?(?:/>|>(.*?)</(?:[\w.-]+:)?v>)", re.S)
 _CHUNK = 1 << 22
+# Hidden rows and columns: <row r="5" hidden="1">, <col min="3" max="4" hidden="1"/>.
+_HIDDEN = re.compile(rb"""hidden\s*=\s*(?:"(?:1|true)"|'(?:1|true)')""")
+_ROW_OR_COL = re.compile(rb"<(?:[\w.-]+:)?(row|col)\s([^>]*)>")
+_ROW_NUMBER = re.compile(rb"""(?:^|\s)r\s*=\s*["'](\d+)["']""")
+_ROW_TAG = re.compile(rb"<(?:[\w.-]+:)?row(?:\s([^>]*))?/?>")
+_ATTRIBUTE = re.compile(rb"""(?:^|\s)(?:[\w.-]+:)?([\w.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
 
-def _xlsx_marks(path: Path, tab_index: int) -> _Marks:
-    """(row number, column index) -> mark for formula-without-value and error cells.
+@dataclass
+class _Hidden:
+    """Hidden rows (Excel numbers) and columns (0-based) as inclusive ranges."""
 
-    A workbook written by a script and never opened in Excel holds formulas
-    without a calculated value; calamine shows them, and error cells, as "".
-    The sheet XML is scanned in chunks with a bytes regex, and chunks without
-    ``<f`` or ``t="e"`` are skipped at the speed of a substring search.
+    rows: _Ranges = field(default_factory=list)
+    columns: _Ranges = field(default_factory=list)
+    unnumbered: bool = False  # a hidden <row> without r="": rows must be counted
+
+    def add_row(self, number: int) -> None:
+        if self.rows and self.rows[-1][1] == number - 1:
+            self.rows[-1] = (self.rows[-1][0], number)
+        else:
+            self.rows.append((number, number))
+
+
+def _xlsx_scan(path: Path, tab_index: int) -> tuple[_Marks, _Hidden]:
+    """What calamine does not tell of the ``tab_index``-th sheet, from its XML.
+
+    Marks: (row number, column index) -> mark for formula-without-value and
+    error cells. A workbook written by a script and never opened in Excel
+    holds formulas without a calculated value; calamine shows them, and
+    error cells, as "". And the hidden rows and columns.
+
+    The sheet XML is scanned in chunks with bytes regexes: chunks without
+    ``<f`` or ``t="e"`` are skipped for cells, and rows and columns cost a
+    search for ``hidden="1"``, both at the speed of a substring search.
     """
     marks: _Marks = {}
+    hidden = _Hidden()
     with zipfile.ZipFile(path) as archive:
         member = _sheet_member(archive, tab_index)
         if member is None:
-            return marks
+            return marks, hidden
         with archive.open(member) as stream:
-            rest = b""
-            while True:
-                chunk = stream.read(_CHUNK)
-                data = rest + chunk
-                cut = data.rfind(b"row>") + 4 if chunk else len(data)
-                if cut == 3:  # no row boundary yet: keep reading
-                    rest = data
-                    continue
-                part, rest = data[:cut], data[cut:]
+            for part in _parts(stream, b"row>"):
                 if b"<f" in part or b't="e"' in part or b":f" in part:
                     _scan(part, marks)
-                if not chunk:
-                    return marks
+                _scan_hidden(part, hidden)
+        if hidden.unnumbered:
+            with archive.open(member) as stream:
+                hidden.rows = _count_hidden_rows(stream)
+    return marks, hidden
+
+
+def _parts(stream: IO[bytes], boundary: bytes) -> Iterator[bytes]:
+    """The stream in parts of about ``_CHUNK`` bytes, each ending after a ``boundary``.
+
+    A regex that cannot match across ``boundary`` finds in the parts what it
+    finds in the whole. The last part is whatever is left.
+    """
+    rest = b""
+    while True:
+        chunk = stream.read(_CHUNK)
+        if not chunk:
+            if rest:
+                yield rest
+            return
+        data = rest + chunk
+        cut = data.rfind(boundary)
+        if cut < 0:  # no boundary yet: keep reading
+            rest = data
+            continue
+        cut += len(boundary)
+        rest = data[cut:]
+        yield data[:cut]
+
+
+def _attributes(raw: bytes) -> dict[bytes, bytes]:
+    """A tag's attributes by local name (the namespace prefix dropped)."""
+    return {
+        m.group(1): m.group(2) if m.group(2) is not None else m.group(3)
+        for m in _ATTRIBUTE.finditer(raw)
+    }
+
+
+def _scan_hidden(data: bytes, hidden: _Hidden) -> None:
+    """Hidden <row> and <col> elements of ``data``, a part of a sheet's XML.
+
+    Only ``hidden="1"`` is searched for, then the tag around it checked (the
+    same text may stand in a cell), so a sheet of a million visible rows
+    costs one substring search.
+    """
+    for match in _HIDDEN.finditer(data):
+        at = match.start()
+        if at == 0 or data[at - 1] not in b" \t\r\n":
+            continue  # not the attribute hidden= (nor in a tag at all)
+        start = data.rfind(b"<", 0, at)
+        tag = _ROW_OR_COL.match(data, start) if start >= 0 else None
+        if tag is None or tag.end() <= at:
+            continue  # the text of a cell
+        if tag.group(1) == b"row":
+            number = _ROW_NUMBER.search(tag.group(2))
+            if number:
+                hidden.add_row(int(number.group(1)))
+            else:
+                hidden.unnumbered = True
+            continue
+        attributes = _attributes(tag.group(2))
+        low, high = attributes.get(b"min", b""), attributes.get(b"max", b"")
+        if low.isdigit() and high.isdigit() and 1 <= int(low) <= int(high):
+            hidden.columns.append((int(low) - 1, min(int(high), 16384) - 1))
+
+
+def _count_hidden_rows(stream: IO[bytes]) -> _Ranges:
+    """Hidden rows of a sheet whose <row> elements may lack r="" (then it is the next number).
+
+    Slower than ``_scan_hidden``: every row tag is looked at.
+    """
+    hidden = _Hidden()
+    number = 0
+    for part in _parts(stream, b">"):
+        for tag in _ROW_TAG.finditer(part):
+            attributes = _attributes(tag.group(1) or b"")
+            given = attributes.get(b"r", b"")
+            number = int(given) if given.isdigit() else number + 1
+            if attributes.get(b"hidden") in (b"1", b"true"):
+                hidden.add_row(number)
+    return hidden.rows
 
 
 def _scan(data: bytes, marks: _Marks) -> None:
@@ -661,6 +858,64 @@ def _sheet_member(archive: zipfile.ZipFile, tab_index: int) -> str | None:
                 return target.lstrip("/")
             return str(PurePosixPath("xl", target))
     return None
+
+
+# --- hidden rows and columns of an .ods, from content.xml ------------------------
+
+_ODS_HIDING = re.compile(rb"""visibility\s*=\s*(?:"(?:collapse|filter)"|'(?:collapse|filter)')""")
+# The prefix is table: as calamine (and every producer) spells it: a literal
+# prefix lets the regex skip the cells three times faster.
+_ODS_TAG = re.compile(rb"<(/?)table:(table-row|table-column|table)(?=[\s/>])([^>]*)>")
+
+
+def _ods_hidden(path: Path, tab_index: int) -> _Hidden:
+    """Hidden rows and columns of the ``tab_index``-th table of an .ods.
+
+    content.xml holds every tab. A first pass looks for a collapsed or
+    filtered row or column anywhere (``table:visibility``), at the speed of
+    a substring search; only if there is one are the rows and columns of the
+    tab counted (``number-rows-repeated`` and ``number-columns-repeated``
+    included). Tables inside a cell are skipped.
+    """
+    hidden = _Hidden()
+    with zipfile.ZipFile(path) as archive:
+        with archive.open("content.xml") as stream:
+            if not any(_ODS_HIDING.search(part) for part in _parts(stream, b">")):
+                return hidden
+        with archive.open("content.xml") as stream:
+            tables = depth = row = col = 0
+            for part in _parts(stream, b">"):
+                for tag in _ODS_TAG.finditer(part):
+                    closing, name, raw = tag.groups()
+                    if name == b"table":
+                        if closing:
+                            depth -= 1
+                            if depth == 0 and tables == tab_index + 1:
+                                return hidden
+                        elif not raw.endswith(b"/"):
+                            depth += 1
+                            if depth == 1:
+                                tables += 1
+                        continue
+                    if closing or depth != 1 or tables != tab_index + 1:
+                        continue
+                    attributes = _attributes(raw)
+                    collapsed = attributes.get(b"visibility") in (b"collapse", b"filter")
+                    if name == b"table-row":
+                        count = _repeated(attributes.get(b"number-rows-repeated"))
+                        if collapsed:
+                            hidden.rows.append((row + 1, row + count))
+                        row += count
+                    else:
+                        count = _repeated(attributes.get(b"number-columns-repeated"))
+                        if collapsed:
+                            hidden.columns.append((col, col + count - 1))
+                        col += count
+    return hidden
+
+
+def _repeated(raw: bytes | None) -> int:
+    return int(raw) if raw and raw.isdigit() and int(raw) > 0 else 1
 
 
 def read_tables(path: str | Path, tabs: Iterable[str]) -> dict[str, Table]:
