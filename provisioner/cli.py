@@ -513,7 +513,7 @@ def plan(
     try:
         with client:
             result = make_plan(sheet, template, client, lookup)
-    except (SheetError, ProvisionerError) as exc:
+    except ProvisionerError as exc:
         raise InputError(str(exc)) from None
     except PlatformError as exc:
         raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None
@@ -719,7 +719,7 @@ def apply(
     except Interrupted as exc:
         click.echo(f"{exc}: nothing was written to the platform", err=True)
         ctx.exit(130)
-    except (SheetError, ProvisionerError) as exc:
+    except ProvisionerError as exc:
         raise InputError(str(exc)) from None
     except PlatformError as exc:
         raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None

@@ -44,6 +44,7 @@ from xml.etree import ElementTree
 
 from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook, SheetVisibleEnum
 
+from provisioner.errors import ProvisionerError
 from provisioner.problems import column_letter
 
 SUFFIXES = {".xlsx": "xlsx", ".xlsm": "xlsx", ".ods": "ods", ".csv": "csv"}
@@ -63,7 +64,7 @@ _Ranges = list[tuple[int, int]]
 _T = TypeVar("_T")
 
 
-class SheetError(Exception):
+class SheetError(ProvisionerError):
     """The file cannot be read as a sheet.
 
     Not found, not what its suffix says, encrypted, an empty tab, duplicate or
