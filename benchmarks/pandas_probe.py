@@ -23,6 +23,7 @@ to Python values for the bodies. The rows are the 100,000-row sheet's as
 records.py gets them: provisioner.sheets' Table.rows (lists of text), or the
 CSV's rows when provisioner.sheets cannot be imported.
 
+    pip install pandas  # provisioner itself does not depend on it
     python benchmarks/pandas_probe.py [--rows 100000] [--repeat 5]
 """
 
@@ -261,7 +262,13 @@ def main() -> None:
 
     # First the cold pandas run: import, DataFrame, pass, as a validate run would pay it.
     started = time.perf_counter()
-    import pandas as pd
+    try:
+        import pandas as pd
+    except ImportError:
+        raise SystemExit(
+            "pandas is not installed (provisioner does without it): "
+            "pip install pandas to run this probe"
+        ) from None
 
     import_s = time.perf_counter() - started
     started = time.perf_counter()
