@@ -428,9 +428,12 @@ def validate(
         report = validate_sheet(sheet, template)
     except SheetError as exc:
         raise InputError(str(exc)) from None
-    data = report.to_dict()
-    click.echo(render_console(data, limit=limit, color=True, **_secrets(report.records)))
-    _write_reports(data, reports, sheet, report.records)
+    # The console lists only the rows with problems: a dict for every row is made
+    # only for a report file.
+    shown = report.console_dict()
+    click.echo(render_console(shown, limit=limit, color=True, **_secrets(report.records)))
+    if reports:
+        _write_reports(report.to_dict(), reports, sheet, report.records)
     ctx.exit(0 if report.ok else 1)
 
 

@@ -344,12 +344,13 @@ class ValidationReport:
     @cached_property
     def rows(self) -> list[RowResult]:
         rows: list[RowResult] = []
+        blocked_tabs = self.blocked_tabs
         for what, records in _by_kind(self.records):
             for record in records:
                 result = self.problem_rows.get(len(rows))
                 if result is None:
                     result = RowResult(record.sheet, record.row, what, record.key)
-                result.blocked = self.blocked_tabs.get(record.sheet, "")
+                result.blocked = blocked_tabs.get(record.sheet, "")
                 rows.append(result)
         return rows
 
@@ -393,6 +394,28 @@ class ValidationReport:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        return {**self.to_dict_head(), "rows": [r.to_dict() for r in self.rows]}
+
+    def console_dict(self) -> dict[str, Any]:
+        """What the console shows of ``to_dict()``, without a dict for every clean row.
+
+        The same keys and values, but in ``rows`` each row without errors or warnings
+        is one shared empty mapping, after the rows that have them: the console lists
+        only those, and counts the rest.
+        """
+        data = self.to_dict_head()
+        blocked_tabs = self.blocked_tabs
+        shown = []
+        for result in self.problem_rows.values():
+            if result.errors or result.warnings:
+                result.blocked = blocked_tabs.get(result.sheet, "")
+                shown.append(result.to_dict())
+        count = sum(len(records) for _, records in _by_kind(self.records))
+        data["rows"] = shown + [_NO_PROBLEMS] * (count - len(shown))
+        return data
+
+    def to_dict_head(self) -> dict[str, Any]:
+        """``to_dict()`` without its ``rows``."""
         return {
             "command": self.command,
             "source": self.source,
@@ -402,8 +425,11 @@ class ValidationReport:
             "totals": self.totals,
             "warnings": len(self.warnings),
             "problems": [p.to_dict() for p in self.problems],
-            "rows": [r.to_dict() for r in self.rows],
         }
+
+
+# A clean row in ``console_dict``: the console needs nothing of it (read only, shared).
+_NO_PROBLEMS: dict[str, Any] = {}
 
 
 # --- validation ----------------------------------------------------------------------------
