@@ -430,7 +430,7 @@ def validate(
         raise InputError(str(exc)) from None
     # The console lists only the rows with problems: a dict for every row is made
     # only for a report file.
-    shown = report.console_dict()
+    shown = report.console_dict(limit)
     click.echo(render_console(shown, limit=limit, color=True, **_secrets(report.records)))
     if reports:
         _write_reports(report.to_dict(), reports, sheet, report.records)

@@ -396,22 +396,35 @@ class ValidationReport:
     def to_dict(self) -> dict[str, Any]:
         return {**self.to_dict_head(), "rows": [r.to_dict() for r in self.rows]}
 
-    def console_dict(self) -> dict[str, Any]:
-        """What the console shows of ``to_dict()``, without a dict for every clean row.
+    def console_dict(self, limit: int | None = None) -> dict[str, Any]:
+        """What the console shows of ``to_dict()``, without a dict for every row.
 
-        The same keys and values, but in ``rows`` each row without errors or warnings
-        is one shared empty mapping, after the rows that have them: the console lists
-        only those, and counts the rest.
+        The same keys and values, but in ``rows`` only the first ``limit`` rows with
+        errors or warnings (all without a limit) are whole, in their order; the
+        console lists those. The other rows come after them as stand-ins the
+        console only counts: a row with problems as lists of one shared
+        ``{"severity": ...}`` per problem, a clean row as one shared empty mapping.
         """
         data = self.to_dict_head()
         blocked_tabs = self.blocked_tabs
-        shown = []
+        shown: list[dict[str, Any]] = []
+        counted: list[dict[str, Any]] = []
         for result in self.problem_rows.values():
-            if result.errors or result.warnings:
+            if not result.errors and not result.warnings:
+                continue
+            if limit is None or len(shown) < limit:
                 result.blocked = blocked_tabs.get(result.sheet, "")
                 shown.append(result.to_dict())
+                continue
+            counted.append(
+                {
+                    "errors": [_severity(p.severity) for p in result.errors],
+                    "warnings": [_severity(p.severity) for p in result.warnings],
+                }
+            )
         count = sum(len(records) for _, records in _by_kind(self.records))
-        data["rows"] = shown + [_NO_PROBLEMS] * (count - len(shown))
+        rest = count - len(shown) - len(counted)
+        data["rows"] = shown + counted + [_NO_PROBLEMS] * rest
         return data
 
     def to_dict_head(self) -> dict[str, Any]:
@@ -430,6 +443,12 @@ class ValidationReport:
 
 # A clean row in ``console_dict``: the console needs nothing of it (read only, shared).
 _NO_PROBLEMS: dict[str, Any] = {}
+
+
+@cache
+def _severity(severity: str) -> dict[str, Any]:
+    """A problem in ``console_dict`` the console only counts (read only, shared)."""
+    return {"severity": severity}
 
 
 # --- validation ----------------------------------------------------------------------------
