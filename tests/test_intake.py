@@ -361,3 +361,18 @@ def test_a_failing_body_is_explained_as_a_full_jsonschema_pass_would(body: dict[
     again = sorted(describe(e, check.schema) for e in check.errors(body))  # from the cache
     full = sorted(describe(e, check.schema) for e in check.full.iter_errors(body))
     assert words == full == again and words
+
+
+def test_validate_imports_neither_the_http_client_nor_openpyxl(tmp_path: Path) -> None:
+    sheet = tmp_path / "site.csv"
+    sheet.write_text("serial,addr\nS1,0004A30B001C0001\n", encoding="utf-8")
+    probe = (
+        "import sys\n"
+        "from provisioner.cli import main\n"
+        f"main(['validate', {str(sheet)!r}, '--report', {str(tmp_path / 'r.json')!r}],"
+        " standalone_mode=False)\n"
+        "print(sorted(m for m in ('httpx', 'openpyxl', 'jsonschema') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
