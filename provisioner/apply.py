@@ -877,21 +877,28 @@ def _write_results(
     except SheetError:
         pass  # the sheet changed under us: the workbook is rebuilt from what the report holds
     records = plan.validation.records
-    secrets, secret_columns = records.secret_values(), records.secret_columns
     data = result.to_dict()
-    later = [results_path(sheet, n) for n in range(2, 10)]
-    for path in dict.fromkeys([target, *later]):
+
+    def write(path: Path) -> str:
+        """The reason the file could not be written, or "" when it was."""
         try:
             report_files.write_report(
                 data,
                 path,
                 source=sheet,
                 tables=tables,
-                secrets=secrets,
-                secret_columns=secret_columns,
+                secrets=records.secret_values(),
+                secret_columns=records.secret_columns,
             )
         except (report_files.ReportError, OSError) as exc:
-            result.notes.append(f"could not write the results {path.name} ({exc})")
+            return str(exc)
+        return ""
+
+    later = [results_path(sheet, n) for n in range(2, 10)]
+    for path in dict.fromkeys([target, *later]):
+        failed = write(path)
+        if failed:
+            result.notes.append(f"could not write the results {path.name} ({failed})")
             continue
         result.results = str(path)
         if path != results_path(sheet):
@@ -900,16 +907,8 @@ def _write_results(
     else:
         result.notes.append("the results could not be written anywhere: the journal holds them")
     for path in reports:
-        try:
-            report_files.write_report(
-                data,
-                path,
-                source=sheet,
-                tables=tables,
-                secrets=secrets,
-                secret_columns=secret_columns,
-            )
-        except (report_files.ReportError, OSError) as exc:
-            result.notes.append(f"could not write the report {path} ({exc})")
+        failed = write(path)
+        if failed:
+            result.notes.append(f"could not write the report {path} ({failed})")
         else:
             result.reports.append(str(path))
