@@ -112,7 +112,7 @@ class Checker:
     schema: dict[str, Any]
     fast: Callable[[Any], Any]
     field_checks: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
-    _explained: dict[tuple[str, str], list[jsonschema.ValidationError]] = field(
+    _explained: dict[tuple[str, Any], list[jsonschema.ValidationError]] = field(
         default_factory=dict, repr=False, compare=False
     )
     _whole: dict[frozenset[str], list[jsonschema.ValidationError]] = field(
@@ -147,7 +147,15 @@ class Checker:
         return sorted(found, key=lambda e: list(e.absolute_path))
 
     def _field_errors(self, name: str, value: Any) -> list[jsonschema.ValidationError]:
-        key = (name, json.dumps(value, sort_keys=True, default=str))
+        # A text or number is its own key; a list or object by its JSON (type included:
+        # 1 and "1" are explained apart).
+        plain = value is None or isinstance(value, str | int | float)
+        key = (
+            name,
+            (type(value).__name__, value)
+            if plain
+            else json.dumps(value, sort_keys=True, default=str),
+        )
         errors = self._explained.get(key)
         if errors is None:
             errors = [
