@@ -463,12 +463,16 @@ def _damaged_rows(table: Table, columns: list[Column]) -> set[int]:
     """The rows with a cell whose stored form is a problem: these go the slow way."""
     if not table.stored:
         return set()
-    by_index = {c.index: c for c in columns}
-    return {
-        i
-        for (i, j), (how, _) in table.stored.items()
-        if (column := by_index.get(j)) is not None and _stored_problem(column, how)
+    # Per column the stored kinds that are a problem there (_stored_problem), so that
+    # the hundreds of thousands of numbers a typed sheet stores cost one lookup each.
+    kinds = {
+        c.index: frozenset(how for how in _STORED_KINDS if _stored_problem(c, how)) for c in columns
     }
+    none: frozenset[str] = frozenset()
+    return {i for (i, j), (how, _) in table.stored.items() if how in kinds.get(j, none)}
+
+
+_STORED_KINDS = ("number", "date", "bool", "formula", "error")
 
 
 def _number_damage(column: Column, text: str) -> tuple[Kind, str] | None:
