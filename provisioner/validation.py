@@ -14,12 +14,13 @@ import contextlib
 import copy
 import gc
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache, cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import fastjsonschema
 
@@ -94,6 +95,22 @@ def load_schema(name: str) -> dict[str, Any]:
     return schema
 
 
+class SchemaError(Protocol):
+    """What ``describe`` reads of one schema error: a jsonschema ValidationError, or a
+    ``_Fault`` found without jsonschema."""
+
+    @property
+    def absolute_path(self) -> Sequence[Any]: ...
+    @property
+    def validator(self) -> Any: ...
+    @property
+    def instance(self) -> Any: ...
+    @property
+    def validator_value(self) -> Any: ...
+    @property
+    def message(self) -> str: ...
+
+
 # Top-level keywords that tie properties together: a schema with one is explained whole.
 _ACROSS_FIELDS = ("oneOf", "anyOf", "allOf", "not", "if", "dependentRequired", "dependentSchemas")
 
@@ -112,10 +129,10 @@ class Checker:
     schema: dict[str, Any]
     fast: Callable[[Any], Any]
     field_checks: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
-    _explained: dict[tuple[str, Any], list[jsonschema.ValidationError]] = field(
+    _explained: dict[tuple[str, Any], list[SchemaError]] = field(
         default_factory=dict, repr=False, compare=False
     )
-    _whole: dict[frozenset[str], list[jsonschema.ValidationError]] = field(
+    _whole: dict[frozenset[str], list[SchemaError]] = field(
         default_factory=dict, repr=False, compare=False
     )
 
@@ -126,7 +143,7 @@ class Checker:
 
         return jsonschema.Draft202012Validator(self.schema, format_checker=None)
 
-    def errors(self, body: Any) -> list[jsonschema.ValidationError]:
+    def errors(self, body: Any) -> list[SchemaError]:
         try:
             self.fast(body)
         except fastjsonschema.JsonSchemaException:
@@ -146,7 +163,7 @@ class Checker:
                 found += self._field_errors(name, value)
         return sorted(found, key=lambda e: list(e.absolute_path))
 
-    def _field_errors(self, name: str, value: Any) -> list[jsonschema.ValidationError]:
+    def _field_errors(self, name: str, value: Any) -> list[SchemaError]:
         # A text or number is its own key; a list or object by its JSON (type included:
         # 1 and "1" are explained apart).
         plain = value is None or isinstance(value, str | int | float)
@@ -158,6 +175,9 @@ class Checker:
         )
         errors = self._explained.get(key)
         if errors is None:
+            sub = self.schema.get("properties", {}).get(name, {})
+            errors = _simple_errors(name, sub, value)
+        if errors is None:
             errors = [
                 e
                 for e in self.full.iter_errors({name: value})
@@ -166,13 +186,70 @@ class Checker:
             self._explained[key] = errors
         return errors
 
-    def _whole_errors(self, names: frozenset[str]) -> list[jsonschema.ValidationError]:
+    def _whole_errors(self, names: frozenset[str]) -> list[SchemaError]:
         errors = self._whole.get(names)
         if errors is None:
             # Only which fields are there counts for these: any value does.
             errors = [e for e in self.full.iter_errors(dict.fromkeys(names)) if not e.absolute_path]
             self._whole[names] = errors
         return errors
+
+
+@dataclass(frozen=True)
+class _Fault:
+    """What ``describe`` reads of a jsonschema error, for the faults found without it."""
+
+    absolute_path: tuple[Any, ...]
+    validator: str
+    instance: Any
+    validator_value: Any
+    message: str = ""
+
+
+# A field schema of only these keywords is explained without jsonschema (half a sheet of
+# bad addresses would otherwise cost a jsonschema pass each); the faults come in the
+# schema's keyword order, as jsonschema gives them.
+_SIMPLE_KEYWORDS = frozenset(
+    {"title", "description", "type", "pattern", "minLength", "maxLength", "minimum", "maximum"}
+)
+_TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: (
+        (isinstance(v, int) and not isinstance(v, bool))
+        or (isinstance(v, float) and v.is_integer())
+    ),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+}
+
+
+def _simple_errors(name: str, sub: dict[str, Any], value: Any) -> list[SchemaError] | None:
+    """The faults of one field's value by its simple schema; None when it is not simple."""
+    if not sub or not sub.keys() <= _SIMPLE_KEYWORDS:
+        return None
+    path = (name,)
+    faults: list[SchemaError] = []
+    is_text = isinstance(value, str)
+    is_number = _TYPE_TESTS["number"](value)
+    for keyword, expected in sub.items():
+        if keyword == "type":
+            wanted = expected if isinstance(expected, list) else [expected]
+            if not any(_TYPE_TESTS[w](value) for w in wanted):
+                faults.append(_Fault(path, "type", value, expected))
+        elif keyword == "pattern" and is_text and re.search(expected, value) is None:
+            faults.append(_Fault(path, "pattern", value, expected))
+        elif keyword == "minLength" and is_text and len(value) < expected:
+            faults.append(_Fault(path, "minLength", value, expected))
+        elif keyword == "maxLength" and is_text and len(value) > expected:
+            faults.append(_Fault(path, "maxLength", value, expected))
+        elif keyword == "minimum" and is_number and value < expected:
+            faults.append(_Fault(path, "minimum", value, expected))
+        elif keyword == "maximum" and is_number and value > expected:
+            faults.append(_Fault(path, "maximum", value, expected))
+    return faults
 
 
 @cache
@@ -222,7 +299,7 @@ TYPE_WORDS = {
 
 
 def describe(
-    error: jsonschema.ValidationError, schema: dict[str, Any], secret: tuple[str, ...] = ()
+    error: SchemaError, schema: dict[str, Any], secret: tuple[str, ...] = ()
 ) -> tuple[str, str]:
     """(field, message) for one schema error, in plain words.
 

@@ -345,6 +345,10 @@ def test_the_fast_and_the_cell_by_cell_path_give_the_same_records(
 
 BAD_BODIES = [
     {"serial": "S1"},
+    {"addr": "a b", "serial": 12, "deviceTypeId": "x", "name": None},
+    {"addr": "x" * 300, "deviceTypeId": 1.0, "certEnforcesDtls": None},
+    {"addr": 5, "deviceTypeId": -2.5, "description": "d" * 5000},
+    {"addr": "0004A30B001C0001", "deviceTypeId": True, "serial": ["S"]},
     {"addr": "", "deviceTypeId": 0, "tags": ["", "x"]},
     {"addr": "x y", "name": "n" * 300, "location": {"lat": 99, "lon": 9}},
     {"addr": "0004A30B001C0001", "certEnforcesDtls": "yes", "rocket": 1},
@@ -376,3 +380,22 @@ def test_validate_imports_neither_the_http_client_nor_openpyxl(tmp_path: Path) -
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "", "email": "no-at", "password": "short", "roles": []},
+        {"name": "E" * 300, "email": 5, "password": "l0ngEnoughPassword", "roles": ["x", "x"]},
+        {"email": "a@b.de", "password": None},
+    ],
+)
+def test_a_failing_user_is_explained_as_a_full_jsonschema_pass_would(
+    body: dict[str, Any],
+) -> None:
+    from provisioner.validation import SECRET_NAMES, checker, describe
+
+    check = checker("userInput")
+    words = sorted(describe(e, check.schema, SECRET_NAMES) for e in check.errors(body))
+    full = sorted(describe(e, check.schema, SECRET_NAMES) for e in check.full.iter_errors(body))
+    assert words == full and words
