@@ -172,10 +172,14 @@ def _plural(count: int, word: str) -> str:
 
 
 def _warning_count(report: Report) -> int:
-    problems = [*(report.get("problems") or [])]
-    for row in _rows(report):
-        problems.extend(_row_problems(row))
-    return sum(1 for problem in problems if problem.get("severity") == "warning")
+    # One pass without copies: a sheet has 100,000 rows and a handful with problems.
+    count = sum(1 for p in report.get("problems") or () if p.get("severity") == "warning")
+    for row in report.get("rows") or ():
+        for key in ("errors", "warnings"):
+            found = row.get(key)
+            if found:
+                count += sum(1 for p in found if p.get("severity") == "warning")
+    return count
 
 
 def _summary(report: Report) -> str:
@@ -186,7 +190,7 @@ def _summary(report: Report) -> str:
         parts = [f"{count} {name}" for name, count in totals.items()]
         if warnings:
             parts.append(_plural(warnings, "warning"))
-        return f"{_plural(len(_rows(report)), 'row')}: " + ", ".join(parts)
+        return f"{_plural(len(report.get('rows') or ()), 'row')}: " + ", ".join(parts)
     parts = [f"{name} {count}" for name, count in totals.items()]
     if warnings:
         parts.append(_plural(warnings, "warning"))
@@ -339,7 +343,8 @@ def _redacted(
             ]
         rows = []
         for row in _rows(report):
-            if isinstance(row, Mapping):
+            # Only a row with problems holds cell values; the others are kept as they are.
+            if isinstance(row, Mapping) and (row.get("errors") or row.get("warnings")):
                 row = dict(row)
                 for key in ("errors", "warnings"):
                     if row.get(key):
@@ -386,7 +391,10 @@ def render_console(
     ``secrets`` and ``secret_columns`` as for ``write_report``. Every text from the
     report is shown through ``_printable``; only the colours (``color``) are codes.
     """
-    report = _redacted(report, secret_columns, secrets)
+    # Cells masked by field here; the secrets scrubbed from the finished text, once,
+    # rather than from every row of a report that may have 100,000.
+    report = _redacted(report, secret_columns, ())
+    pattern = _secret_pattern([*secrets, *(_printable(secret) for secret in secrets)])
 
     def paint(text: str, severity: Any) -> str:
         if not color:
@@ -406,7 +414,11 @@ def render_console(
     for problem in report.get("problems") or []:
         lines.extend(problem_lines(problem, "", in_row=False))
 
-    shown = [row for row in _rows(report) if _row_problems(row) or _state(row) in _NOTABLE]
+    shown = [
+        row
+        for row in report.get("rows") or ()
+        if row.get("errors") or row.get("warnings") or _state(row) in _NOTABLE
+    ]
     for row in shown[: max(limit, 0)]:
         state = _state(row)
         title = _row_title(row)
@@ -424,7 +436,8 @@ def render_console(
         lines.append(
             f"... and {hidden} more {'row' if hidden == 1 else 'rows'} with problems: see --report"
         )
-    return "\n".join(lines)
+    text = "\n".join(lines)
+    return text if pattern is None else _scrub(text, pattern)
 
 
 # --- writing files
