@@ -716,6 +716,7 @@ def _read_devices(
 
     names = [name for name, _ in plain]
     config_keys = [key for key, _ in config]
+    append, sheet = site.devices.append, table.sheet  # the loop runs once per row
     for i, number, given, where, settings, row_tags in zip(
         range(count),
         table.row_numbers,
@@ -726,7 +727,7 @@ def _read_devices(
         strict=True,
     ):
         if i in slow:
-            site.devices.append(read_row(i))
+            append(read_row(i))
             continue
         body = {name: value for name, value in zip(names, given, strict=True) if value is not None}
         for name, value in defaults:
@@ -735,17 +736,16 @@ def _read_devices(
             body["location"] = where
         elif default_location is not None:
             body["location"] = dict(default_location)
-        initial = dict(default_config)
-        if settings:
+        if settings or default_config:
+            initial = dict(default_config)
             initial.update(
                 (k, v) for k, v in zip(config_keys, settings, strict=True) if v is not None
             )
-        if initial:
-            body["initialConfig"] = initial
+            if initial:
+                body["initialConfig"] = initial
         if row_tags:
             body["tags"] = list(row_tags)  # each body its own list: the merged ones are shared
-        key = str(body.get(match_key, ""))
-        site.devices.append(Record(table.sheet, number, key, body, cells, headers))
+        append(Record(sheet, number, str(body.get(match_key, "")), body, cells, headers))
 
 
 def _by_row(columns: list[tuple[str, list[Any]]], count: int) -> Iterator[tuple[Any, ...]]:
