@@ -25,17 +25,17 @@ from openpyxl.workbook import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
 from provisioner.actions import RowAction, RowKind
-from provisioner.reports import (
-    _TONES,
+from provisioner.report_base import (
+    TONES,
     Report,
     ReportError,
     Table,
-    _row_problems,
-    _rows,
-    _scrub,
-    _secret_letters,
-    _state,
-    _text,
+    as_text,
+    problems_of,
+    rows_of,
+    scrub,
+    secret_letters,
+    state_of,
 )
 
 # --- xlsx
@@ -85,13 +85,13 @@ def xlsx(
 ) -> bytes:
     """The xlsx report of an already redacted report; the sheet's own cells are redacted here."""
     workbook, tabs = _workbook(source, tables)
-    rows = _rows(report)
+    rows = rows_of(report)
     header_rows = {name: _header_row(tab, name, rows, tables) for name, tab in tabs.items()}
 
-    user_tabs = {_text(row.get("sheet")) for row in rows if row.get("kind") == "user"}
+    user_tabs = {as_text(row.get("sheet")) for row in rows if row.get("kind") == "user"}
     for name, tab in tabs.items():
         # By field: the columns the template maps to a secret field.
-        _blank_columns(tab, header_rows[name], _secret_letters(secret_columns, name))
+        _blank_columns(tab, header_rows[name], secret_letters(secret_columns, name))
         # A safety net for a caller without the template's mapping: headers that say password.
         if name in user_tabs or name.casefold() in _USER_TABS:
             _blank_passwords(tab, header_rows[name])
@@ -177,7 +177,7 @@ def _header_row(
 
 
 def _is_password_header(value: Any) -> bool:
-    text = re.sub(r"[^a-z]", "", _text(value).casefold())
+    text = re.sub(r"[^a-z]", "", as_text(value).casefold())
     return len(text) <= 30 and any(word in text for word in _PASSWORD_WORDS)
 
 
@@ -216,12 +216,12 @@ def _scrub_workbook(workbook: Workbook, pattern: re.Pattern[str]) -> None:
                 if isinstance(cell, MergedCell):
                     continue
                 if isinstance(cell.value, str):
-                    scrubbed = _scrub(cell.value, pattern)
+                    scrubbed = scrub(cell.value, pattern)
                     if scrubbed != cell.value:
                         _put(cell, scrubbed)
                 comment = cell.comment
                 if comment is not None:
-                    text = _scrub(comment.text, pattern)
+                    text = scrub(comment.text, pattern)
                     if text != comment.text:
                         cell.comment = Comment(text, comment.author, comment.height, comment.width)
 
@@ -268,8 +268,8 @@ def _mark_problems(report: Report, tabs: Mapping[str, Worksheet]) -> None:
         _clear_old_marks(tab)
     at: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     problems = [*(report.get("problems") or [])]
-    for row in _rows(report):
-        problems.extend(_row_problems(row))
+    for row in rows_of(report):
+        problems.extend(problems_of(row))
     for problem in problems:
         if problem.get("cell") and problem.get("sheet") in tabs:
             at.setdefault((str(problem["sheet"]), str(problem["cell"])), []).append(problem)
@@ -282,7 +282,7 @@ def _mark_problems(report: Report, tabs: Mapping[str, Worksheet]) -> None:
         cell.fill = _ERROR_FILL if errors else _WARNING_FILL
         text = _clean(
             "\n\n".join(
-                f"{problem.get('severity') or 'error'}: {_text(problem.get('message'))}"
+                f"{problem.get('severity') or 'error'}: {as_text(problem.get('message'))}"
                 + (f"\nfix: {problem['fix']}" if problem.get("fix") else "")
                 for problem in found
             )
@@ -302,8 +302,8 @@ def _add_outcome_columns(
     plan = report.get("command") == "plan"
     names = ["Action", "Message"] if plan else ["Status", "Platform id", "Message"]
     columns: dict[str, dict[str, int]] = {}
-    for row in _rows(report):
-        sheet = _text(row.get("sheet"))
+    for row in rows_of(report):
+        sheet = as_text(row.get("sheet"))
         header_row = header_rows.get(sheet)
         if sheet not in tabs or header_row is None or not row.get("row"):
             continue
@@ -312,13 +312,13 @@ def _add_outcome_columns(
             columns[sheet] = _outcome_columns(tab, header_row, names)
         at = columns[sheet]
         number = int(row["row"])
-        state = _state(row)
+        state = state_of(row)
         _put(tab.cell(number, at[names[0]]), state)
-        if state in _TONES:
-            tab.cell(number, at[names[0]]).fill = _TONE_FILLS[_TONES[state]]
+        if state in TONES:
+            tab.cell(number, at[names[0]]).fill = _TONE_FILLS[TONES[state]]
         if not plan:
             _put(tab.cell(number, at["Platform id"]), row.get("platform_id"))
-        _put(tab.cell(number, at["Message"]), _text(row.get("message") or row.get("reason")))
+        _put(tab.cell(number, at["Message"]), as_text(row.get("message") or row.get("reason")))
 
 
 def _outcome_columns(tab: Worksheet, header_row: int, names: Sequence[str]) -> dict[str, int]:
@@ -327,7 +327,7 @@ def _outcome_columns(tab: Worksheet, header_row: int, names: Sequence[str]) -> d
     last = 0
     for cell in tab[header_row]:
         if cell.value not in (None, ""):
-            existing.setdefault(_text(cell.value).strip().casefold(), cell.column)
+            existing.setdefault(as_text(cell.value).strip().casefold(), cell.column)
             last = cell.column
     at: dict[str, int] = {}
     for name in names:
@@ -358,17 +358,17 @@ def _add_failed_tab(
         workbook.remove(workbook["Failed"])  # from an earlier results file fed back in
     failed = [
         r
-        for r in _rows(report)
+        for r in rows_of(report)
         if r.get("status") == RowAction.FAILED and r.get("kind") == RowKind.DEVICE
     ]
     if not failed or not tables:
         return
-    sheet = _text(failed[0].get("sheet"))
+    sheet = as_text(failed[0].get("sheet"))
     table = tables.get(sheet)
     if table is None:
         return
     tab = workbook.create_sheet(_tab_title("Failed", workbook))
-    hidden = _secret_letters(secret_columns, table.sheet) | _secret_letters(secret_columns, sheet)
+    hidden = secret_letters(secret_columns, table.sheet) | secret_letters(secret_columns, sheet)
     shown = [letter.upper() not in hidden for letter in table.columns]
     for column, header in enumerate(table.headers, start=1):
         _put(tab.cell(1, column), header)
@@ -404,7 +404,7 @@ def _add_errors_tab(report: Report, workbook: Workbook) -> None:
     """A tab listing every problem, header frozen, with an auto-filter."""
     # A tab of that name in the source is the Errors tab of an earlier report,
     # unless the report's rows come from it.
-    read = {row.get("sheet") for row in _rows(report)}
+    read = {row.get("sheet") for row in rows_of(report)}
     read |= {problem.get("sheet") for problem in report.get("problems") or []}
     if "Errors" in workbook.sheetnames and "Errors" not in read:
         workbook.remove(workbook["Errors"])
@@ -417,19 +417,19 @@ def _add_errors_tab(report: Report, workbook: Workbook) -> None:
     listed: list[tuple[Any, Mapping[str, Any]]] = [
         ("", problem) for problem in report.get("problems") or []
     ]
-    for row in _rows(report):
-        listed.extend((row.get("key"), problem) for problem in _row_problems(row))
+    for row in rows_of(report):
+        listed.extend((row.get("key"), problem) for problem in problems_of(row))
     for number, (key, problem) in enumerate(listed, start=2):
         values = [
-            _text(problem.get("sheet")),
+            as_text(problem.get("sheet")),
             problem.get("row"),
-            _text(key),
-            _text(problem.get("cell")),
-            _text(problem.get("column")),
-            _text(problem.get("severity")),
-            _text(problem.get("value")),
-            _text(problem.get("message")),
-            _text(problem.get("fix")),
+            as_text(key),
+            as_text(problem.get("cell")),
+            as_text(problem.get("column")),
+            as_text(problem.get("severity")),
+            as_text(problem.get("value")),
+            as_text(problem.get("message")),
+            as_text(problem.get("fix")),
         ]
         for column, value in enumerate(values, start=1):
             _put(tab.cell(number, column), value)

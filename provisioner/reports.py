@@ -10,7 +10,7 @@ plain dict: exactly what ``--report x.json`` writes (the result object's
 
 Other keys are tolerated and appear in the JSON only.
 
-Secrets pass one redaction point, ``_redacted``, before any format is
+Secrets pass one redaction point, ``report_base.redacted``, before any format is
 rendered (console included): the columns the site template maps to a secret
 field (``secret_columns``: tab -> column letters, from
 ``SiteRecords.secret_columns``) have their problem values masked, and every
@@ -36,15 +36,26 @@ import html
 import io
 import json
 import os
-import re
 import secrets
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from provisioner.actions import RowAction
-from provisioner.errors import ProvisionerError
-from provisioner.records import PASSWORD_MASK
+from provisioner.report_base import (
+    TONES,
+    Report,
+    ReportError,
+    Table,
+    as_text,
+    problems_of,
+    quoted,
+    redacted,
+    rows_of,
+    scrub,
+    secret_pattern,
+    state_of,
+)
 
 __all__ = [
     "REPORT_SUFFIXES",
@@ -59,50 +70,6 @@ REPORT_SUFFIXES = (".json", ".html", ".xlsx", ".csv")
 _SUFFIX_HINT = "use .json, .html, .xlsx or .csv"
 
 
-class ReportError(ProvisionerError):
-    """A report file cannot be written (format, folder, or the disk said no)."""
-
-
-class Table(Protocol):
-    """One tab as the reader saw it; ``provisioner.sheets.Table`` fits.
-
-    ``columns`` holds the column letter of each header (``"C"``), ``rows`` the
-    cell texts of each data row in the same order, ``row_numbers`` the row
-    numbers as Excel shows them.
-    """
-
-    @property
-    def sheet(self) -> str: ...
-    @property
-    def header_row(self) -> int: ...
-    @property
-    def headers(self) -> Sequence[str]: ...
-    @property
-    def columns(self) -> Sequence[str]: ...
-    @property
-    def row_numbers(self) -> Sequence[int]: ...
-    @property
-    def rows(self) -> Sequence[Sequence[str | None]]: ...
-
-
-Report = Mapping[str, Any]
-
-# One colour tone per row action or status, shared by the HTML and xlsx reports
-# (validate's own statuses, valid and invalid, beside the row actions).
-_TONES: dict[str, str] = {
-    RowAction.CREATE: "good",
-    RowAction.CREATED: "good",
-    RowAction.QUEUE: "good",
-    RowAction.QUEUED: "good",
-    "valid": "good",
-    RowAction.EXISTS: "neutral",
-    RowAction.UNKNOWN: "neutral",
-    RowAction.NOT_RUN: "neutral",
-    RowAction.DIFFERS: "warn",
-    RowAction.BLOCKED: "bad",
-    RowAction.FAILED: "bad",
-    "invalid": "bad",
-}
 # Rows worth a line on the console even without a problem of their own.
 _NOTABLE = {RowAction.DIFFERS, RowAction.BLOCKED, RowAction.FAILED, RowAction.NOT_RUN}
 
@@ -139,32 +106,8 @@ def check_report_paths(paths: Sequence[Path], *, source: Path | None = None) -> 
 # --- shared helpers
 
 
-def _rows(report: Report) -> list[Mapping[str, Any]]:
-    return list(report.get("rows") or [])
-
-
-def _row_problems(row: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [*(row.get("errors") or []), *(row.get("warnings") or [])]
-
-
-def _state(row: Mapping[str, Any]) -> str:
-    """The row's plan action or validate/apply status."""
-    return str(row.get("action") or row.get("status") or "")
-
-
 def _state_name(report: Report) -> str:
     return "action" if report.get("command") == "plan" else "status"
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _shown(value: Any) -> str:
-    """A sheet or platform value in quotes; lists and objects as JSON."""
-    if isinstance(value, str):
-        return f"'{value}'"
-    return json.dumps(value, ensure_ascii=False)
 
 
 def _plural(count: int, word: str) -> str:
@@ -199,23 +142,23 @@ def _summary(report: Report) -> str:
 
 def _problem_text(problem: Mapping[str, Any], *, in_row: bool) -> str:
     """``C14 serial: '3.52656E+14': <message>``; outside a row the sheet leads."""
-    where = [] if in_row else [_text(problem.get("sheet"))]
+    where = [] if in_row else [as_text(problem.get("sheet"))]
     if problem.get("cell"):
-        where.append(_text(problem["cell"]))
+        where.append(as_text(problem["cell"]))
     elif problem.get("row") is not None and not in_row:
         where.append(f"row {problem['row']}")
     if problem.get("column"):
-        where.append(_text(problem["column"]))
+        where.append(as_text(problem["column"]))
     text = " ".join(part for part in where if part)
     if problem.get("value") not in (None, ""):
-        text += f": {_shown(problem['value'])}"
-    message = _text(problem.get("message"))
+        text += f": {quoted(problem['value'])}"
+    message = as_text(problem.get("message"))
     return f"{text}: {message}" if text else message
 
 
 def _row_title(row: Mapping[str, Any]) -> str:
     """``Devices row 14 (key 1337)``."""
-    title = f"{_text(row.get('sheet'))} row {_text(row.get('row'))}"
+    title = f"{as_text(row.get('sheet'))} row {as_text(row.get('row'))}"
     if row.get("key") not in (None, ""):
         title += f" (key {row['key']})"
     return title
@@ -224,139 +167,14 @@ def _row_title(row: Mapping[str, Any]) -> str:
 def _diff_lines(row: Mapping[str, Any]) -> list[str]:
     diff: Mapping[str, Any] = row.get("diff") or {}
     return [
-        f"{field}: sheet {_shown(sides.get('sheet'))}, platform {_shown(sides.get('platform'))}"
+        f"{field}: sheet {quoted(sides.get('sheet'))}, platform {quoted(sides.get('platform'))}"
         for field, sides in diff.items()
     ]
 
 
 def _row_note(row: Mapping[str, Any]) -> str:
     """Why a blocked or failed row did not go through."""
-    return _text(row.get("reason") or row.get("message"))
-
-
-# --- secrets: the one redaction point every format and the console pass
-
-
-MASK = "***"
-_MIN_SECRET = 4  # shorter values would mask ordinary text everywhere
-_CELL_REFERENCE = re.compile(r"\$?([A-Za-z]{1,3})\$?[0-9]+")
-
-
-def _secret_forms(secret: str) -> set[str]:
-    """The secret as text may carry it: as is, JSON-escaped (once and twice), HTML, repr."""
-    forms = {secret, html.escape(secret, quote=True), repr(secret)[1:-1]}
-    for ascii_only in (True, False):
-        once = json.dumps(secret, ensure_ascii=ascii_only)[1:-1]
-        forms |= {once, json.dumps(once, ensure_ascii=ascii_only)[1:-1]}
-    return forms
-
-
-def _secret_pattern(secrets: Collection[str]) -> re.Pattern[str] | None:
-    """One pattern for every form of every secret, longest first; None without secrets."""
-    forms: set[str] = set()
-    for secret in secrets:
-        if isinstance(secret, str) and len(secret) >= _MIN_SECRET:
-            forms |= _secret_forms(secret)
-    if not forms:
-        return None
-    return re.compile("|".join(map(re.escape, sorted(forms, key=lambda f: (-len(f), f)))))
-
-
-def _scrub(text: str, pattern: re.Pattern[str] | None) -> str:
-    """The text with every secret replaced by ``***``.
-
-    Repeated until nothing matches: each round makes the text shorter, so it ends.
-    """
-    if pattern is None:
-        return text
-    while True:
-        scrubbed = pattern.sub(MASK, text)
-        if scrubbed == text:
-            return text
-        text = scrubbed
-
-
-def _scrub_all(value: Any, pattern: re.Pattern[str] | None) -> Any:
-    """A copy of a JSON-like value with every string (keys too) scrubbed."""
-    if isinstance(value, str):
-        return _scrub(value, pattern)
-    if isinstance(value, Mapping):
-        return {
-            _scrub(key, pattern) if isinstance(key, str) else key: _scrub_all(item, pattern)
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [_scrub_all(item, pattern) for item in value]
-    return value
-
-
-def _secret_letters(
-    secret_columns: Mapping[str, Collection[str]] | None, sheet: Any
-) -> frozenset[str]:
-    """The secret column letters of a tab; tab names compared without case as a fallback."""
-    if not secret_columns or sheet is None:
-        return frozenset()
-    name = str(sheet)
-    letters = secret_columns.get(name)
-    if letters is None:
-        folded = name.casefold()
-        letters = next(
-            (found for tab, found in secret_columns.items() if tab.casefold() == folded), ()
-        )
-    return frozenset(letter.strip().upper() for letter in letters)
-
-
-def _in_secret_column(
-    problem: Mapping[str, Any], secret_columns: Mapping[str, Collection[str]] | None
-) -> bool:
-    letters = _secret_letters(secret_columns, problem.get("sheet"))
-    if not letters:
-        return False
-    letter = _text(problem.get("column_letter")).strip().upper()
-    if not letter:
-        found = _CELL_REFERENCE.fullmatch(_text(problem.get("cell")).strip())
-        letter = found.group(1).upper() if found else ""
-    return letter in letters
-
-
-def _masked_problem(problem: Any, secret_columns: Mapping[str, Collection[str]] | None) -> Any:
-    if isinstance(problem, Mapping) and problem.get("value") not in (None, ""):
-        if _in_secret_column(problem, secret_columns):
-            return {**problem, "value": PASSWORD_MASK}  # as the library shows it
-    return problem
-
-
-def _redacted(
-    report: Report,
-    secret_columns: Mapping[str, Collection[str]] | None,
-    secrets: Collection[str],
-) -> Report:
-    """The report as it may be shown: secret cells masked by field, secrets scrubbed.
-
-    The input is not changed.
-    """
-    if secret_columns:
-        report = dict(report)
-        if report.get("problems"):
-            report["problems"] = [
-                _masked_problem(problem, secret_columns) for problem in report["problems"]
-            ]
-        rows = []
-        for row in _rows(report):
-            # Only a row with problems holds cell values; the others are kept as they are.
-            if isinstance(row, Mapping) and (row.get("errors") or row.get("warnings")):
-                row = dict(row)
-                for key in ("errors", "warnings"):
-                    if row.get(key):
-                        row[key] = [_masked_problem(p, secret_columns) for p in row[key]]
-            rows.append(row)
-        if "rows" in report:
-            report["rows"] = rows
-    pattern = _secret_pattern(secrets)
-    if pattern is None:
-        return report
-    scrubbed: Report = _scrub_all(report, pattern)
-    return scrubbed
+    return as_text(row.get("reason") or row.get("message"))
 
 
 # --- console
@@ -393,8 +211,8 @@ def render_console(
     """
     # Cells masked by field here; the secrets scrubbed from the finished text, once,
     # rather than from every row of a report that may have 100,000.
-    report = _redacted(report, secret_columns, ())
-    pattern = _secret_pattern([*secrets, *(_printable(secret) for secret in secrets)])
+    report = redacted(report, secret_columns, ())
+    pattern = secret_pattern([*secrets, *(_printable(secret) for secret in secrets)])
 
     def paint(text: str, severity: Any) -> str:
         if not color:
@@ -407,7 +225,7 @@ def render_console(
         text = _printable(label + _problem_text(problem, in_row=in_row))
         lines = [indent + paint(text, severity)]
         if problem.get("fix"):
-            lines.append(f"{indent}  fix: {_printable(_text(problem['fix']))}")
+            lines.append(f"{indent}  fix: {_printable(as_text(problem['fix']))}")
         return lines
 
     lines = [_printable(_summary(report))]
@@ -417,15 +235,15 @@ def render_console(
     shown = [
         row
         for row in report.get("rows") or ()
-        if row.get("errors") or row.get("warnings") or _state(row) in _NOTABLE
+        if row.get("errors") or row.get("warnings") or state_of(row) in _NOTABLE
     ]
     for row in shown[: max(limit, 0)]:
-        state = _state(row)
+        state = state_of(row)
         title = _row_title(row)
         if report.get("command") != "validate" and state:
             title += f": {state}"
         lines.append(_printable(title))
-        for problem in _row_problems(row):
+        for problem in problems_of(row):
             lines.extend(problem_lines(problem, "  ", in_row=True))
         if state == RowAction.DIFFERS:
             lines.extend(f"  {_printable(line)}" for line in _diff_lines(row))
@@ -437,7 +255,7 @@ def render_console(
             f"... and {hidden} more {'row' if hidden == 1 else 'rows'} with problems: see --report"
         )
     text = "\n".join(lines)
-    return text if pattern is None else _scrub(text, pattern)
+    return text if pattern is None else scrub(text, pattern)
 
 
 # --- writing files
@@ -468,7 +286,7 @@ def write_report(
     suffix = path.suffix.lower()
     if suffix not in REPORT_SUFFIXES:
         raise ReportError(f"report format {suffix or '(none)'} is not supported: {_SUFFIX_HINT}")
-    report = _redacted(report, secret_columns, secrets)
+    report = redacted(report, secret_columns, secrets)
     if suffix == ".json":
         data = (json.dumps(report, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
     elif suffix == ".csv":
@@ -478,7 +296,7 @@ def write_report(
     else:
         from provisioner.report_xlsx import xlsx  # openpyxl only when a workbook is written
 
-        data = xlsx(report, source, tables, secret_columns, _secret_pattern(secrets))
+        data = xlsx(report, source, tables, secret_columns, secret_pattern(secrets))
     _replace(path, data)
 
 
@@ -532,10 +350,16 @@ def _csv(report: Report) -> str:
     for problem in report.get("problems") or []:
         start = [problem.get("sheet"), problem.get("row"), "", "", ""]
         lines.append(start + ([""] if with_platform else []) + problem_fields(problem))
-    for row in _rows(report):
-        start = [row.get("sheet"), row.get("row"), row.get("key"), _state(row), row.get("message")]
+    for row in rows_of(report):
+        start = [
+            row.get("sheet"),
+            row.get("row"),
+            row.get("key"),
+            state_of(row),
+            row.get("message"),
+        ]
         start += [row.get("platform_id")] if with_platform else []
-        problems: list[Mapping[str, Any] | None] = [*_row_problems(row)]
+        problems: list[Mapping[str, Any] | None] = [*problems_of(row)]
         for problem in problems or [None]:
             lines.append(start + problem_fields(problem))
 
@@ -553,7 +377,7 @@ def _csv(report: Report) -> str:
 def _esc(value: Any) -> str:
     # The colon as an entity keeps every address in the data from reading as a
     # link to copy or follow in the file's source; the browser shows it unchanged.
-    return html.escape(_text(value), quote=True).replace("://", "&#58;//")
+    return html.escape(as_text(value), quote=True).replace("://", "&#58;//")
 
 
 _CSS = """
@@ -650,8 +474,8 @@ def _html_problem(problem: Mapping[str, Any], *, in_row: bool) -> str:
 
 
 def _html_row(row: Mapping[str, Any], state_label: str) -> str:
-    state = _state(row)
-    problems = _row_problems(row)
+    state = state_of(row)
+    problems = problems_of(row)
     details = ""
     if problems:
         items = "".join(_html_problem(problem, in_row=True) for problem in problems)
@@ -659,8 +483,8 @@ def _html_row(row: Mapping[str, Any], state_label: str) -> str:
     diff: Mapping[str, Any] = row.get("diff") or {}
     if diff:
         lines = "".join(
-            f"<tr><td>{_esc(field)}</td><td>{_esc(_shown(sides.get('sheet')))}</td>"
-            f"<td>{_esc(_shown(sides.get('platform')))}</td></tr>"
+            f"<tr><td>{_esc(field)}</td><td>{_esc(quoted(sides.get('sheet')))}</td>"
+            f"<td>{_esc(quoted(sides.get('platform')))}</td></tr>"
             for field, sides in diff.items()
         )
         details += (
@@ -669,7 +493,7 @@ def _html_row(row: Mapping[str, Any], state_label: str) -> str:
         )
     if row.get("reason"):
         details += f'<p class="reason">{_esc(row["reason"])}</p>'
-    tone = _TONES.get(state, "")
+    tone = TONES.get(state, "")
     cells = [
         ("Sheet", _esc(row.get("sheet"))),
         ("Row", _esc(row.get("row"))),
@@ -684,8 +508,8 @@ def _html_row(row: Mapping[str, Any], state_label: str) -> str:
 
 
 def _html(report: Report) -> str:
-    command, source = _text(report.get("command")), _text(report.get("source"))
-    rows = _rows(report)
+    command, source = as_text(report.get("command")), as_text(report.get("source"))
+    rows = rows_of(report)
     state_label = _state_name(report).capitalize()
     meta = [f"template {report['template']}"] if report.get("template") else []
     meta += [f"made {report['made_at']}"] if report.get("made_at") else []
@@ -714,8 +538,8 @@ def _html(report: Report) -> str:
         parts.append(f'<h2>Problems with the file</h2><ul class="problems">{items}</ul>')
 
     totals: Mapping[str, Any] = report.get("totals") or {}
-    states = [*totals, *sorted({_state(row) for row in rows} - set(totals) - {""})]
-    notable = sum(1 for row in rows if _row_problems(row) or _state(row) in _NOTABLE)
+    states = [*totals, *sorted({state_of(row) for row in rows} - set(totals) - {""})]
+    notable = sum(1 for row in rows if problems_of(row) or state_of(row) in _NOTABLE)
     buttons = [
         f'<button type="button" data-filter="" aria-pressed="true">all ({len(rows)})</button>'
     ]
@@ -723,7 +547,7 @@ def _html(report: Report) -> str:
         f'<button type="button" data-filter="!problems" aria-pressed="false">with problems ({notable})</button>'
     )
     for state in states:
-        count = totals.get(state, sum(1 for row in rows if _state(row) == state))
+        count = totals.get(state, sum(1 for row in rows if state_of(row) == state))
         buttons.append(
             f'<button type="button" data-filter="{_esc(state)}" aria-pressed="false">'
             f"{_esc(state)} ({_esc(count)})</button>"
