@@ -241,10 +241,6 @@ def reconcile(
         made = earlier.made.get((kind, key))
         if kind == RowKind.DEVICE and made is not None:
             gone_checks.append(task)  # created by an earlier run, and the plan cannot find it
-        elif kind == RowKind.USER and row_plan.action == RowAction.UNKNOWN and made is not None:
-            message = f"created by this tool on {_day(made)} (the platform lists no users)"
-            _decide(row_plan, result, RowAction.EXISTS, message, made.platform_id)
-            continue
         elif kind == RowKind.DOWNLINK:
             task.payload = payload_fingerprint(record.body)
             done = earlier.done(kind, key)
@@ -295,7 +291,14 @@ def _check_gone(
     def look(task: _Task) -> tuple[_Task, dict[str, Any] | None]:
         made = earlier.made[(RowKind.DEVICE, task.journal_key)]
         assert made.platform_id is not None
-        return task, client.get_device(made.platform_id)
+        device = client.get_device(made.platform_id)
+        # The id may be another device's now (a platform reset, another organisation at the
+        # same URL): only one with this row's addr is the device that run made.
+        if device is not None and normal_addr(device.get("addr")) != normal_addr(
+            task.record.body.get("addr")
+        ):
+            device = None
+        return task, device
 
     gone = 0
     with ThreadPoolExecutor(max_workers=LOOKUP_THREADS) as pool:
@@ -741,9 +744,15 @@ def apply_sheet(
             notes=work.notes,
             sent=work.pending,
         )
-        if work.pending or work.settled:
-            _send(plan, work, client, journal_path, result, template, concurrency, progress, stop)
-    _write_results(result, sheet, plan, results, reports)
+        try:
+            if work.pending or work.settled:
+                _send(
+                    plan, work, client, journal_path, result, template, concurrency, progress, stop
+                )
+        finally:
+            # Also when a second Ctrl-C ends the wait for requests in flight: the results
+            # are written before the interrupt goes on up.
+            _write_results(result, sheet, plan, results, reports)
     return result
 
 

@@ -196,9 +196,13 @@ class JournalLock:
             if same:
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
         started = datetime.now().astimezone().isoformat(timespec="seconds")
-        os.write(fd, f"process {os.getpid()}, started {started}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"process {os.getpid()}, started {started}\n".encode())
+        except OSError as exc:  # a full disk: say so, with nothing held
+            os.close(fd)
+            raise JournalError(_describe(exc, self.path)) from None
         self._fd = fd
 
     def release(self) -> None:

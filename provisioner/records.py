@@ -422,6 +422,8 @@ def _cell_text(table: Table, i: int, column: Column, row: _Row) -> str | None:
     shown = MASK if column.secret and text else text
     if stored is not None:
         how, detail = stored
+        if column.secret:
+            detail = MASK  # a LoRaWAN key stored as a number or a formula: not in any message
         if how == "formula":
             row.problem(FORMULA, f"the formula {detail} has no computed value", column, detail)
             return None
@@ -436,7 +438,7 @@ def _cell_text(table: Table, i: int, column: Column, row: _Row) -> str | None:
         if how == "number" and column.identifier:
             row.problem(
                 NUMBER_ID,
-                f"{column.header} is stored as the number {detail} and Excel shows '{text}'",
+                f"{column.header} is stored as the number {detail} and Excel shows '{shown}'",
                 column,
                 shown,
             )
@@ -482,11 +484,11 @@ def _number_damage(column: Column, text: str) -> tuple[Kind, str] | None:
     """
     if column.rule is not None and _rule_breach(column.rule, column.header, text) is None:
         return None
-    header = column.header
+    header, quoted = column.header, MASK if column.secret else text
     if SCIENTIFIC.fullmatch(text):
-        return SCIENTIFIC_ID, f"{header} '{text}' is in E+ notation; its digits are lost"
+        return SCIENTIFIC_ID, f"{header} '{quoted}' is in E+ notation; its digits are lost"
     if DECIMAL_ZERO.fullmatch(text):
-        return DECIMAL_ID, f"{header} '{text}' ends in a decimal part"
+        return DECIMAL_ID, f"{header} '{quoted}' ends in a decimal part"
     return None
 
 

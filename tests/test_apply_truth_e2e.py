@@ -381,6 +381,7 @@ def test_a_second_ctrl_c_stops_at_once_with_the_journal_intact(
     assert "resume" in err.lower()
     lines = [json.loads(line) for line in journal_of(sheet).read_text().splitlines()]
     assert lines[0]["event"] == "start"
+    assert results_path(sheet).exists(), "even a second Ctrl-C leaves the results"
 
 
 def test_a_token_without_the_user_role_stops_the_run_naming_the_role(

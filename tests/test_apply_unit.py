@@ -330,3 +330,38 @@ def test_a_lorawan_key_the_platform_echoes_is_redacted(tmp_path: Path) -> None:
     assert row.status == RowAction.FAILED and "bad body" in row.message
     assert key not in json.dumps(result.to_dict())
     assert key not in (tmp_path / "j.jsonl").read_text()
+
+
+def test_an_id_that_is_another_device_now_does_not_block_the_create(tmp_path: Path) -> None:
+    run(tmp_path, lambda r: httpx.Response(200, json={"data": DEVICE}))
+    # The platform was reset: id 41 is somebody else's device now, and ours is gone.
+    stranger = {"id": 41, "serial": "X9", "addr": "FFFFFFFFFFFFFFFF"}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(200, json={"data": {**DEVICE, "id": 77}})
+        return page(request, [])
+
+    result, _ = run(tmp_path, handler, plan_finds=[stranger])
+    row = result.rows[0]
+    assert row.status == RowAction.CREATED and row.platform_id == 77
+    assert row.message.startswith("created again")
+
+
+def test_a_full_disk_when_the_lock_is_taken_is_a_journal_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    from provisioner.journal import JournalError, JournalLock
+
+    def full(fd: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "ftruncate", full)
+    with pytest.raises(JournalError, match="is full"):
+        JournalLock(tmp_path / "j.jsonl").acquire()
+    monkeypatch.undo()
+    with JournalLock(tmp_path / "j.jsonl"):  # nothing was left held
+        pass

@@ -399,3 +399,12 @@ def test_a_failing_user_is_explained_as_a_full_jsonschema_pass_would(
     words = sorted(describe(e, check.schema, SECRET_NAMES) for e in check.errors(body))
     full = sorted(describe(e, check.schema, SECRET_NAMES) for e in check.full.iter_errors(body))
     assert words == full and words
+
+
+def test_a_lorawan_key_stored_as_a_number_is_named_without_its_digits(tmp_path: Path) -> None:
+    rows = [["DevEUI", "AppKey"], ["0004A30B001C0001", 12345678901234567890123]]
+    report = validate_sheet(xlsx(tmp_path, rows), load_template("lorawan-meter"))
+    [problem] = report.errors
+    assert problem.code == "id-stored-as-number"
+    text = json.dumps(report.to_dict())
+    assert "12345678" not in text and "1.23457E+22" not in text
