@@ -140,7 +140,7 @@ def test_a_changed_downlink_payload_is_queued_again_and_an_unchanged_one_is_not(
 def test_an_outage_of_12_seconds_mid_run_is_ridden_out(
     sandbox_factory: Factory, tmp_path: Path
 ) -> None:
-    sb = sandbox_factory(latency_ms=20)
+    sb = sandbox_factory(latency_ms=100)  # long enough to act on it mid-run
     sheet, addrs = device_sheet(tmp_path, 200)
     proc = start_apply(sheet, sb, sb.tokens["device-admin"])
     wait_for_devices(sb, proc, at_least=20)
@@ -245,7 +245,7 @@ def test_a_platform_that_caps_pages_is_read_to_its_end(
 def test_two_applies_on_one_journal_the_second_refuses_naming_the_first(
     sandbox_factory: Factory, tmp_path: Path
 ) -> None:
-    sb = sandbox_factory(latency_ms=30)
+    sb = sandbox_factory(latency_ms=100)  # long enough to act on it mid-run
     sheet, addrs = device_sheet(tmp_path, 100)
     first = start_apply(sheet, sb, sb.tokens["device-admin"])
     wait_for_devices(sb, first)
@@ -277,7 +277,7 @@ def test_an_unusable_report_path_is_refused_before_any_request(
 def test_results_that_cannot_be_written_go_to_the_next_free_name(
     sandbox_factory: Factory, tmp_path: Path
 ) -> None:
-    sb = sandbox_factory(latency_ms=20)
+    sb = sandbox_factory(latency_ms=100)  # long enough to act on it mid-run
     sheet, addrs = device_sheet(tmp_path, 60)
     proc = start_apply(sheet, sb, sb.tokens["device-admin"])
     wait_for_devices(sb, proc)
