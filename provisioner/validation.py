@@ -129,6 +129,8 @@ class Checker:
     schema: dict[str, Any]
     fast: Callable[[Any], Any]
     field_checks: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    # Fields whose schema _collect_faults reads as jsonschema would: explained without it.
+    simple_fields: frozenset[str] = frozenset()
     _explained: dict[tuple[str, Any], list[SchemaError]] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -155,10 +157,14 @@ class Checker:
         if not isinstance(body, dict) or not self.field_checks:
             return sorted(self.full.iter_errors(body), key=lambda e: list(e.absolute_path))
         found = list(self._whole_errors(frozenset(body)))
+        properties = self.schema.get("properties", {})
         for name, value in body.items():
             check = self.field_checks.get(name)
             if check is None:
                 continue  # an unknown field: the whole-body errors say so
+            if name in self.simple_fields:  # read and explained in one go, no jsonschema
+                _collect_faults(properties[name], value, (name,), found)
+                continue
             try:
                 check(value)
             except fastjsonschema.JsonSchemaException:
@@ -176,9 +182,6 @@ class Checker:
             else json.dumps(value, sort_keys=True, default=str),
         )
         errors = self._explained.get(key)
-        if errors is None:
-            sub = self.schema.get("properties", {}).get(name, {})
-            errors = _simple_errors(name, sub, value)
         if errors is None:
             errors = [
                 e
@@ -228,14 +231,30 @@ _TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
 }
 
 
-def _simple_errors(name: str, sub: dict[str, Any], value: Any) -> list[SchemaError] | None:
-    """The faults of one field's value by its simple schema; None when it is not simple."""
-    if not sub or not sub.keys() <= _SIMPLE_KEYWORDS:
-        return None
-    path = (name,)
-    faults: list[SchemaError] = []
+def _is_simple(sub: Any) -> bool:
+    """Only the keywords _collect_faults knows, an object's properties simple in turn."""
+    if (
+        not isinstance(sub, dict)
+        or not sub
+        or not sub.keys() <= _SIMPLE_KEYWORDS | _OBJECT_KEYWORDS
+    ):
+        return False
+    if sub.get("additionalProperties", False) is not False:
+        return False
+    return all(_is_simple(inner) for inner in sub.get("properties", {}).values())
+
+
+# A nested object (location) of simple fields: jsonschema's words for these too.
+_OBJECT_KEYWORDS = frozenset({"properties", "required", "additionalProperties"})
+
+
+def _collect_faults(
+    sub: dict[str, Any], value: Any, path: tuple[Any, ...], faults: list[SchemaError]
+) -> None:
+    """The faults as jsonschema finds them: keyword by keyword, in the schema's order."""
     is_text = isinstance(value, str)
     is_number = _TYPE_TESTS["number"](value)
+    is_object = isinstance(value, dict)
     for keyword, expected in sub.items():
         if keyword == "type":
             wanted = expected if isinstance(expected, list) else [expected]
@@ -251,7 +270,22 @@ def _simple_errors(name: str, sub: dict[str, Any], value: Any) -> list[SchemaErr
             faults.append(_Fault(path, "minimum", value, expected))
         elif keyword == "maximum" and is_number and value > expected:
             faults.append(_Fault(path, "maximum", value, expected))
-    return faults
+        elif keyword == "properties" and is_object:
+            for inner, inner_schema in expected.items():
+                if inner in value:
+                    _collect_faults(inner_schema, value[inner], (*path, inner), faults)
+        elif keyword == "required" and is_object:
+            for inner in expected:
+                if inner not in value:
+                    message = f"{inner!r} is a required property"
+                    faults.append(_Fault(path, "required", value, expected, message))
+        elif keyword == "additionalProperties" and is_object:
+            extras = sorted(set(value) - set(sub.get("properties", {})), key=str)
+            if extras:
+                verb = "was" if len(extras) == 1 else "were"
+                listed = ", ".join(repr(extra) for extra in extras)
+                message = f"Additional properties are not allowed ({listed} {verb} unexpected)"
+                faults.append(_Fault(path, "additionalProperties", value, expected, message))
 
 
 @cache
@@ -267,7 +301,13 @@ def checker(name: str) -> Checker:
             name: fastjsonschema.compile({**shared, **sub})
             for name, sub in draft7.get("properties", {}).items()
         }
-    return Checker(schema, fastjsonschema.compile(draft7), field_checks)
+    simple = frozenset(n for n, sub in schema.get("properties", {}).items() if _is_simple(sub))
+    return Checker(
+        schema,
+        fastjsonschema.compile(draft7),
+        field_checks,
+        simple if field_checks else frozenset(),
+    )
 
 
 def _title(schema: dict[str, Any], path: Iterable[Any]) -> tuple[dict[str, Any], str]:
