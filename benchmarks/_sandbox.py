@@ -19,23 +19,20 @@ if str(REPO) not in sys.path:
 
 
 @contextmanager
-def running_sandbox(*options: str, timeout: float = 120.0) -> Iterator[tuple[str, dict[str, str]]]:
-    """Yield (url, tokens by role) of a sandbox process on a free loopback port."""
+def running_sandbox(
+    *options: str, timeout: float = 120.0, log: Path | None = None
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """Yield (url, tokens by role) of a sandbox process on a free loopback port.
+
+    With ``log``, the sandbox logs every request (``--verbose``) to that file.
+    """
     with tempfile.TemporaryDirectory() as folder:
         ready = Path(folder) / "ready.json"
-        command = [
-            sys.executable,
-            "-m",
-            "provisioner",
-            "sandbox",
-            "--port",
-            "0",
-            "--ready-file",
-            str(ready),
-            *options,
-        ]
+        command = [sys.executable, "-m", "provisioner", "sandbox", "--port", "0"]
+        command += ["--ready-file", str(ready), *(["--verbose"] if log else []), *options]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env)
+        with open(log or os.devnull, "wb") as stderr:
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
         try:
             deadline = time.monotonic() + timeout
             while not ready.exists():

@@ -113,28 +113,12 @@ def read_requests(log: Path) -> Requests:
 
 
 @contextmanager
-def logged_sandbox(*options: str, timeout: float = 120.0) -> Iterator[tuple[str, str, Path]]:
+def logged_sandbox(*options: str) -> Iterator[tuple[str, str, Path]]:
     """Yield (url, device-admin token, request log) of a sandbox process that logs requests."""
     with tempfile.TemporaryDirectory() as folder:
-        ready = Path(folder) / "ready.json"
         log = Path(folder) / "requests.log"
-        command = [sys.executable, "-m", "provisioner", "sandbox", "--port", "0"]
-        command += ["--ready-file", str(ready), "--verbose", *options]
-        with log.open("wb") as stderr:
-            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=ENV)
-        try:
-            deadline = time.monotonic() + timeout
-            while not ready.exists():
-                if process.poll() is not None:
-                    raise RuntimeError(f"the sandbox exited with {process.returncode}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the sandbox did not start in time")
-                time.sleep(0.05)
-            info = json.loads(ready.read_text())
-            yield info["url"], info["tokens"]["device-admin"], log
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+        with running_sandbox(*options, log=log) as (url, tokens):
+            yield url, tokens["device-admin"], log
 
 
 def naive_rate(url: str, token: str, count: int) -> float:
