@@ -162,12 +162,14 @@ class Checker:
             check = self.field_checks.get(name)
             if check is None:
                 continue  # an unknown field: the whole-body errors say so
-            if name in self.simple_fields:  # read and explained in one go, no jsonschema
-                _collect_faults(properties[name], value, (name,), found)
-                continue
             try:
-                check(value)
+                check(value)  # most fields of a failing body are right: the quick check first
+                continue
             except fastjsonschema.JsonSchemaException:
+                pass
+            if name in self.simple_fields:  # explained in one go, without jsonschema
+                _collect_faults(properties[name], value, (name,), found)
+            else:
                 found += self._field_errors(name, value)
         return sorted(found, key=lambda e: list(e.absolute_path))
 
@@ -298,16 +300,62 @@ def checker(name: str) -> Checker:
     if schema.get("type") == "object" and not any(k in schema for k in _ACROSS_FIELDS):
         shared = {k: v for k, v in draft7.items() if k in ("$schema", "$defs", "definitions")}
         field_checks = {
-            name: fastjsonschema.compile({**shared, **sub})
-            for name, sub in draft7.get("properties", {}).items()
+            name: _compile({**shared, **sub}) for name, sub in draft7.get("properties", {}).items()
         }
     simple = frozenset(n for n, sub in schema.get("properties", {}).items() if _is_simple(sub))
+    # Only yes or no is wanted of the fast check (a failing body is explained apart), so
+    # its exceptions carry no details, and the uniqueness of a list of texts is checked
+    # with a set: fastjsonschema's generic test makes a function for every body.
+    fast_schema = copy.deepcopy(draft7)
+    unique_lists = _texts_unique(fast_schema)
     return Checker(
         schema,
-        fastjsonschema.compile(draft7),
+        _unique_lists_checked(_compile(fast_schema), unique_lists),
         field_checks,
         simple if field_checks else frozenset(),
     )
+
+
+def _compile(schema: dict[str, Any]) -> Callable[[Any], Any]:
+    """A yes/no check: exceptions without details (faster to raise)."""
+    try:
+        return fastjsonschema.compile(schema, detailed_exceptions=False)
+    except KeyError:  # fastjsonschema 2.x cannot leave them out for some keywords (not, if)
+        return fastjsonschema.compile(schema)
+
+
+def _texts_unique(schema: dict[str, Any]) -> tuple[str, ...]:
+    """Take ``uniqueItems`` off the top-level lists of texts; their names."""
+    names = []
+    for name, sub in schema.get("properties", {}).items():
+        if (
+            isinstance(sub, dict)
+            and sub.get("uniqueItems") is True
+            and isinstance(sub.get("items"), dict)
+            and sub["items"].get("type") == "string"
+        ):
+            del sub["uniqueItems"]
+            names.append(name)
+    return tuple(names)
+
+
+def _unique_lists_checked(
+    check: Callable[[Any], Any], names: tuple[str, ...]
+) -> Callable[[Any], Any]:
+    if not names:
+        return check
+
+    def fast(body: Any) -> Any:
+        check(body)  # passed: an object whose lists hold only texts
+        for name in names:
+            items = body.get(name)
+            if items and len(set(items)) != len(items):
+                raise fastjsonschema.JsonSchemaValueException(
+                    f"data.{name} must contain unique items"
+                )
+        return body
+
+    return fast
 
 
 def _title(schema: dict[str, Any], path: Iterable[Any]) -> tuple[dict[str, Any], str]:

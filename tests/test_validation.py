@@ -218,3 +218,16 @@ def test_report_dict_has_the_documented_shape(tmp_path: Path) -> None:
     assert {"sheet", "row", "key", "status", "message", "errors"} <= set(bad)
     assert bad["row"] == 3 and bad["key"] == "1002" and bad["status"] == "invalid"
     assert bad["errors"][0]["cell"] == "D3" and bad["errors"][0]["column"] == "deviceTypeId"
+
+
+def test_a_tag_given_twice_fails_the_schema_and_the_quick_check_agrees(tmp_path: Path) -> None:
+    # The quick check tests the uniqueness of a list of texts with a set, not with
+    # fastjsonschema's generic test: both must say no to the same body.
+    from provisioner.validation import checker
+
+    check = checker("deviceInput")
+    body = {"addr": "0004A30B001C0001", "tags": ["Wasser", "Wasser"]}
+    with pytest.raises(Exception, match="unique"):
+        check.fast(body)
+    assert [e.validator for e in check.explain(body)] == ["uniqueItems"]
+    check.fast({"addr": "0004A30B001C0001", "tags": ["Wasser", "wasser"]})
