@@ -718,6 +718,9 @@ def _read_devices(
 
     names = [name for name, _ in plain]
     config_keys = [key for key, _ in config]
+    # A default applies to a row whose cell is empty: most rows fill them, so the row's
+    # values are a dict at once and only the empty ones are looked at.
+    absent = {name: value for name, value in defaults if name not in names}
     append, sheet = site.devices.append, table.sheet  # the loop runs once per row
     for i, number, given, where, settings, row_tags in zip(
         range(count),
@@ -731,9 +734,14 @@ def _read_devices(
         if i in slow:
             append(read_row(i))
             continue
-        body = {name: value for name, value in zip(names, given, strict=True) if value is not None}
-        for name, value in defaults:
-            body.setdefault(name, value)
+        if None in given:
+            body = {n: value for n, value in zip(names, given, strict=True) if value is not None}
+            for name, value in defaults:  # after the row's own, as read_row has them
+                body.setdefault(name, value)
+        else:
+            body = dict(zip(names, given, strict=True))
+            if absent:
+                body.update(absent)
         if where is not None:
             body["location"] = where
         elif default_location is not None:

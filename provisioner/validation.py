@@ -663,13 +663,14 @@ def validate_records(site: SiteRecords, template: SiteTemplate, *, source: str) 
     # A RowResult only for the rows with problems, by their index in the report's rows;
     # should two records ever share a sheet row, the last one takes its problems.
     wanted = {(p.sheet, p.row) for p in problems if p.row is not None}
+    rows_wanted = {row for _, row in wanted}  # a cheap first test for every record
     found: dict[tuple[str, int], tuple[int, str, Record]] = {}
     index = 0
     for what, records in _by_kind(site):
-        for record in records:
-            if (record.sheet, record.row) in wanted:
-                found[(record.sheet, record.row)] = (index, what, record)
-            index += 1
+        for at, record in enumerate(records, index):
+            if record.row in rows_wanted and (record.sheet, record.row) in wanted:
+                found[(record.sheet, record.row)] = (at, what, record)
+        index += len(records)
     problem_rows = {
         index: RowResult(record.sheet, record.row, what, record.key)
         for index, what, record in sorted(found.values(), key=lambda item: item[0])
@@ -684,13 +685,16 @@ def validate_records(site: SiteRecords, template: SiteTemplate, *, source: str) 
             target.errors.append(problem)
         else:
             target.warnings.append(problem)
+    # A record is valid without errors and with every required column. One without a
+    # problem was read as valid and stays so: only those with problems are looked at.
     invalid = {(r.sheet, r.row) for r in problem_rows.values() if r.errors}
-    for _, records in _by_kind(site):
-        for record in records:
-            record.valid = (
-                record.sheet,
-                record.row,
-            ) not in invalid and record.sheet not in site.missing
+    for _, _, record in found.values():
+        record.valid = (record.sheet, record.row) not in invalid
+    if site.missing:
+        for _, records in _by_kind(site):
+            for record in records:
+                if record.sheet in site.missing:
+                    record.valid = False
     return ValidationReport(source, template.name, loose, site, problem_rows)
 
 
@@ -790,6 +794,12 @@ def _check_device_types(
     if not known:
         return
     listed = ", ".join(f"{number} ({name})" for number, name in sorted(known.items()))
+    try:
+        given = {record.body.get("deviceTypeId") for record in records}
+    except TypeError:  # a value that is not a number or text: row by row below
+        given = None
+    if given is not None and not any(isinstance(v, int) and v not in known for v in given):
+        return  # every row names a known type: the usual sheet
     for record in records:
         value = record.body.get("deviceTypeId")
         if isinstance(value, int) and value not in known:
@@ -843,6 +853,10 @@ def _check_downlinks(records: list[DownlinkRecord], problems: list[Problem]) -> 
 def _check_duplicates(
     records: list[Record], name: str, what: Any, problems: list[Problem], fold: bool = False
 ) -> None:
+    values = [record.body.get(name) for record in records]
+    given = [value for value in values if isinstance(value, str) and value]
+    if len(given) == len({v.lower() for v in given} if fold else set(given)):
+        return  # every value once: the usual sheet
     first: dict[str, Record] = {}
     groups: dict[str, list[Record]] = {}  # only values seen more than once
     for record in records:
