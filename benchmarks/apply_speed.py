@@ -26,9 +26,17 @@ Journal fsyncs: each apply setting runs once more under `strace -f -y` (not
 timed: tracing slows it) and the fsyncs of the journal's file are counted
 against the journal's records. Without strace: "not measured (no strace)".
 
+Updates (--updates 2000, 0 to skip): the platform holds N devices whose
+description the sheet corrects. Naive: for each row a GET (find the device by
+its serial) then a PUT, one after another. apply --update (default settings):
+the real command; per row it reads the device again by id (the check that
+nobody edited it since the plan) and PUTs it, so two requests per row bound it:
+at most concurrency / (2 x latency) updates per second. Target: at least 6x the
+naive loop. Each run gets a fresh copy of a pre-filled sandbox database.
+
 Machines are noisy: the script prints figures and ratios, it asserts nothing.
 
-    python benchmarks/apply_speed.py [--creates 600,2000] [--latency-ms 50]
+    python benchmarks/apply_speed.py [--creates 600,2000] [--updates 2000] [--latency-ms 50]
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ from _sandbox import REPO, running_sandbox
 from sandbox_throughput import create_rate
 
 TARGETS = {"default": 6.0, "concurrency 32": 15.0}
+UPDATE_TARGET = 6.0
 SETTINGS = {"default": (), "concurrency 32": ("--concurrency", "32")}
 CONCURRENCY = {"default": 8, "concurrency 32": 32}
 STARTUP_TARGET_S = 0.5
@@ -316,6 +325,126 @@ def largest_imports(report: str, top: int) -> list[tuple[str, float, str]]:
     return [(name, seconds, parent) for name, (seconds, parent) in ranked]
 
 
+# --- updates -----------------------------------------------------------------------------
+
+
+def update_sheet(path: Path, count: int) -> None:
+    """The sheet of the devices in the database of seed_database, their description corrected."""
+    lines = ["serial,addr,name,description"]
+    lines += [
+        f"SN{i:07d},{0x0004A30B00000000 + i:016X},Zähler {i},Keller {i}" for i in range(count)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def seed_database(path: Path, count: int) -> None:
+    """A sandbox database holding ``count`` devices described "Dach"."""
+    from provisioner.sandbox import SandboxStore
+
+    store = SandboxStore(path)
+    try:
+        store.insert_devices(
+            {
+                "addr": f"{0x0004A30B00000000 + i:016X}",
+                "serial": f"SN{i:07d}",
+                "name": f"Zähler {i}",
+                "description": "Dach",
+            }
+            for i in range(count)
+        )
+    finally:
+        store.close()
+
+
+@contextmanager
+def filled_sandbox(seeded: Path, *options: str) -> Iterator[tuple[str, str]]:
+    """A sandbox process on a fresh copy of the database ``seeded``: (url, device-admin token)."""
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / "sandbox.db"
+        for part in seeded.parent.glob(seeded.name + "*"):  # the database and its WAL
+            shutil.copyfile(part, copy.with_name(part.name.replace(seeded.name, copy.name)))
+        with running_sandbox("--db", str(copy), *options) as (url, tokens):
+            yield url, tokens["device-admin"]
+
+
+def naive_update_rate(url: str, token: str, count: int) -> float:
+    """Updates/s of a plain loop: find the device by its serial, then PUT it."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+        started = time.perf_counter()
+        for i in range(count):
+            found = client.get(f"/api/devices?f:serial=eq:SN{i:07d}")
+            found.raise_for_status()
+            device = found.json()["data"][0]
+            body = {k: device[k] for k in ("addr", "name", "serial", "deviceTypeId")}
+            answer = client.put(
+                f"/api/devices/{device['id']}", json={**body, "description": f"Keller {i}"}
+            )
+            answer.raise_for_status()
+        return count / (time.perf_counter() - started)
+
+
+def run_update(url: str, token: str, count: int) -> tuple[float, int]:
+    """(seconds, devices updated) of one `provisioner apply --update --yes` run."""
+    with tempfile.TemporaryDirectory() as folder:
+        sheet = Path(folder).resolve() / "site.csv"
+        journal = sheet.with_name("site.journal.jsonl")
+        update_sheet(sheet, count)
+        command = apply_command(sheet, journal, url, "--update")
+        started = time.perf_counter()
+        done = subprocess.run(
+            command,
+            env={**ENV, "PROVISIONER_TOKEN": token},
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"apply --update exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+            )
+        records = [json.loads(line) for line in journal.read_text().splitlines() if line]
+        updated = sum(
+            1 for r in records if r.get("op") == "update" and r.get("status") == "updated"
+        )
+        return seconds, updated
+
+
+def measure_updates(count: int, latency: tuple[str, ...], latency_ms: int) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as folder:
+        seeded = Path(folder) / "seeded.db"
+        seed_database(seeded, count)
+        with filled_sandbox(seeded, *latency) as (url, token):
+            naive = naive_update_rate(url, token, count)
+        with filled_sandbox(seeded, *latency) as (url, token):
+            seconds, updated = run_update(url, token, count)
+    if updated != count:
+        raise RuntimeError(f"apply --update updated {updated} devices, not {count}")
+    rate = count / seconds
+    bound = 8 * 1000 / (2 * latency_ms)  # default concurrency 8, two requests per row
+    verdict = "ok" if rate / naive >= UPDATE_TARGET else "MISSED"
+    print(f"\n{count} updates (description corrected), sandbox latency {latency_ms} ms:")
+    print(f"  {'run':<24} {'updates/s':>9} {'ratio':>6} {'target':>6} {'seconds':>7}  bound")
+    print(
+        f"  {'naive GET+PUT loop':<24} {naive:>9.1f} {1:>6.2f} {'':>6} {count / naive:>7.2f}"
+        "  latency, 2 requests a row, 1 at a time"
+    )
+    print(
+        f"  {'apply --update':<24} {rate:>9.1f} {rate / naive:>6.2f} {f'>={UPDATE_TARGET:g}x':>6}"
+        f" {seconds:>7.2f}  2 requests a row (read again, PUT) x concurrency 8:"
+        f" {bound:.0f}/s, + plan; target {verdict}"
+    )
+    return {
+        "updates": count,
+        "naive_per_s": round(naive, 1),
+        "apply_update_per_s": round(rate, 1),
+        "apply_update_ratio": round(rate / naive, 2),
+        "apply_update_seconds": round(seconds, 2),
+        "apply_update_target_met": rate / naive >= UPDATE_TARGET,
+    }
+
+
 def parse_sizes(text: str) -> list[int]:
     try:
         sizes = [int(part) for part in text.split(",") if part.strip()]
@@ -335,7 +464,20 @@ def main() -> None:
         help="devices created per run, a comma list of sizes (default 600,2000)",
     )
     parser.add_argument("--latency-ms", type=int, default=50, help="sandbox latency per request")
+    parser.add_argument(
+        "--updates", type=int, default=2000, help="devices updated in the update case (0: skip)"
+    )
+    parser.add_argument("--only-updates", action="store_true", help="run the update case alone")
     args = parser.parse_args()
+    if args.only_updates:
+        print(
+            json.dumps(
+                measure_updates(
+                    args.updates, ("--latency-ms", str(args.latency_ms)), args.latency_ms
+                )
+            )
+        )
+        return
     latency = ("--latency-ms", str(args.latency_ms))
     strace = shutil.which("strace") or ""
 
@@ -471,6 +613,8 @@ def main() -> None:
             "not in the timed one: strace slows a run)"
         )
     figures["sizes"] = by_size
+    if args.updates:
+        figures["update"] = measure_updates(args.updates, latency, args.latency_ms)
     print(json.dumps(figures))
 
 

@@ -29,9 +29,12 @@ class RowAction(StrEnum):
     BLOCKED = "blocked"  # cannot be done: the reason says why
     QUEUE = "queue"  # a downlink apply queues
     UNKNOWN = "unknown"  # a user the platform does not list: apply tries to create it
+    UPDATE = "update"  # differs, and apply --update brings it in line with the sheet
     # apply
     CREATED = "created"
     QUEUED = "queued"
+    UPDATED = "updated"
+    SKIPPED = "skipped"  # an update not made: the device changed on the platform since the plan
     FAILED = "failed"
     NOT_RUN = "not run"  # the run stopped before this row
 
@@ -43,15 +46,15 @@ class RowAction(StrEnum):
     @property
     def changed(self) -> bool:
         """Whether apply changed the platform for a row with this outcome."""
-        return self in (RowAction.CREATED, RowAction.QUEUED)
+        return self in (RowAction.CREATED, RowAction.QUEUED, RowAction.UPDATED)
 
     @property
     def needs_attention(self) -> bool:
         """Whether the row ends a run with exit 1: the installer must look at it."""
-        return self in (RowAction.BLOCKED, RowAction.FAILED, RowAction.NOT_RUN)
+        return self in (RowAction.BLOCKED, RowAction.FAILED, RowAction.NOT_RUN, RowAction.SKIPPED)
 
 
 # How plan may find the devices already on the platform (plan's and apply's --lookup).
 LOOKUPS = ("auto", "per-key", "scan", "tag")
 
-_SENDS = frozenset({RowAction.CREATE, RowAction.QUEUE, RowAction.UNKNOWN})
+_SENDS = frozenset({RowAction.CREATE, RowAction.QUEUE, RowAction.UNKNOWN, RowAction.UPDATE})

@@ -37,15 +37,31 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.actions import RowAction, RowKind
+from provisioner.changes import (
+    Change,
+    Update,
+    device_input,
+    device_update,
+    is_applied,
+    masked_input,
+)
 from provisioner.errors import ProvisionerError
 from provisioner.fields import normal_addr
-from provisioner.journal import Entry, Journal, JournalLock, JournalState, payload_fingerprint
+from provisioner.journal import (
+    Entry,
+    Images,
+    Journal,
+    JournalLock,
+    JournalState,
+    payload_fingerprint,
+)
 from provisioner.journal import read_journal as read_journal
 from provisioner.plan import LOOKUP_THREADS, Plan, RowPlan, make_plan, normal_key
 from provisioner.platform import (
     AuthError,
     BadAnswer,
     Conflict,
+    NotFound,
     PlatformClient,
     PlatformError,
     RateLimited,
@@ -83,6 +99,7 @@ class StopKind(StrEnum):
     REFUSED = "refused"  # 401/403: the token was refused or lacks a role
     UNREACHABLE = "unreachable"  # no connection for longer than the client waits
     JOURNAL = "journal"  # the journal could not be written: nothing more may be sent
+    NO_UPDATES = "no updates"  # the platform answered 404/405 to a device update (PUT)
 
 
 @dataclass
@@ -96,6 +113,7 @@ class ApplyRow:
     status: RowAction
     platform_id: int | None = None
     message: str = ""
+    changes: list[dict[str, Any]] = field(default_factory=list)  # an update's, field by field
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +124,7 @@ class ApplyRow:
             "status": self.status,
             "platform_id": self.platform_id,
             "message": self.message,
+            "changes": self.changes,
             "errors": [],
             "warnings": [],
         }
@@ -191,6 +210,11 @@ class _Task:
     journal_key: str
     payload: str = ""  # downlinks: the fingerprint of their content
     note: str = ""  # why a create happens a second time, for the row's message
+    # Updates: the change the plan saw (for the question), what --update asked for, and
+    # the updatedAt the device must still have when the PUT is sent.
+    update: Update | None = None
+    choice: UpdateChoice | None = None
+    expected: str | None = None
 
 
 def _journal_key(match_key: str, record: Record, kind: RowKind) -> str:
@@ -210,6 +234,8 @@ def reconcile(
     client: PlatformClient,
     match_key: str,
     rows: list[ApplyRow],
+    *,
+    updates: UpdateChoice | None = None,
 ) -> Work:
     """Decide, row by row, what this run sends; the plan's findings win over the journal.
 
@@ -217,7 +243,8 @@ def reconcile(
     the journal settles a row: a downlink queued earlier with the same payload
     to the same device is ``exists``; a user the platform does not list but the
     journal created is ``exists``; a device the journal created and the plan
-    cannot find is looked up by its id and created again if it is gone.
+    cannot find is looked up by its id and created again if it is gone. With
+    ``updates``, the devices that differ in the chosen fields are updated.
     """
     records = plan.validation.records
     by_row = {(r.sheet, r.row): r for r in [*records.devices, *records.users, *records.downlinks]}
@@ -225,6 +252,7 @@ def reconcile(
     tasks: list[_Task] = []
     settled: list[tuple[RowPlan, Entry]] = []
     gone_checks: list[_Task] = []
+    differing = 0  # devices that differ and stay as they are
     for row_plan, result in zip(plan.rows, rows, strict=True):
         kind = RowKind(row_plan.kind)
         record = by_row.get((row_plan.sheet, row_plan.row))
@@ -234,6 +262,12 @@ def reconcile(
         if row_plan.action in (RowAction.EXISTS, RowAction.DIFFERS):
             if (kind, key) in unanswered:
                 settled.append((row_plan, unanswered[(kind, key)]))
+            if row_plan.action == RowAction.DIFFERS and kind == RowKind.DEVICE:
+                task = _update_task(row_plan, record, result, key, updates)
+                if task is not None:
+                    tasks.append(task)
+                else:
+                    differing += 1
             continue
         if not RowAction(row_plan.action).sends:
             continue
@@ -263,8 +297,47 @@ def reconcile(
             f"{len(unanswered)} requests of an earlier run got no answer: {len(settled)} were "
             f"found on the platform; {sent_again} are sent again",
         )
+    if differing:
+        devices = "1 device" if differing == 1 else f"{differing} devices"
+        notes.append(
+            f"{devices} on the platform differ from the sheet and stay as they are: "
+            + (
+                "--update would change them"
+                if updates is None
+                else f"they differ in other fields than --update {','.join(sorted(updates.fields or ()))}"
+            )
+        )
     tasks = [t for t in tasks if t.result.status.sends]
     return Work(tasks, settled, notes)
+
+
+@dataclass(frozen=True)
+class UpdateChoice:
+    """``apply --update [FIELDS]``: which fields of differing devices to change."""
+
+    fields: frozenset[str] | None = None  # deviceInput fields; None: every one the sheet sets
+    tags_mode: str = "add"
+    # (sheet, row) -> the updatedAt a saved plan (--plan) saw: the reference for those rows.
+    seen: dict[tuple[str, int], str] = field(default_factory=dict)
+
+
+def _update_task(
+    row_plan: RowPlan, record: Record, result: ApplyRow, key: str, updates: UpdateChoice | None
+) -> _Task | None:
+    """The update of a device that differs, if --update asks for one of its fields."""
+    if updates is None or row_plan.device is None or row_plan.platform_id is None:
+        return None
+    planned = device_update(
+        row_plan.device, record.body, fields=updates.fields, tags_mode=updates.tags_mode
+    )
+    if not planned.changes:
+        return None
+    expected = updates.seen.get((row_plan.sheet, row_plan.row), row_plan.updated_at)
+    task = _Task(row_plan, record, result, key, update=planned, choice=updates, expected=expected)
+    message = "update: " + ", ".join(planned.fields)
+    row_plan.action, row_plan.reason = RowAction.UPDATE, message
+    result.status, result.message = RowAction.UPDATE, message
+    return task
 
 
 def _decide(
@@ -337,6 +410,7 @@ class _Answer:
     status: RowAction
     platform_id: int | None
     message: str
+    changes: list[Change] = field(default_factory=list)  # an update's
 
 
 class Applier:
@@ -446,10 +520,22 @@ class Applier:
     def _carry_out(self, task: _Task) -> None:
         """Intent, request, outcome; a lost answer is settled before anything is sent again."""
         kind, key, row = task.result.kind, task.journal_key, task.record.row
-        request = _REQUESTS[kind](self, task)
+        request = _request_for(self, task)
+        try:
+            early = request.prepare()
+        except PlatformError as exc:
+            self._stop_for(exc)
+            early = _Answer(RowAction.FAILED, None, _why(exc))
+        if early is not None:
+            self._finish(task.result, early)
+            return
         lost = 0
         for _ in self._attempts():
-            self._journal(lambda: self.journal.intent(kind, key, row, payload=task.payload))
+            self._journal(
+                lambda: self.journal.intent(
+                    kind, key, row, payload=task.payload, update=request.images()
+                )
+            )
             try:
                 answer = request.send()
             except (UnknownOutcome, ServerError, BadAnswer) as exc:
@@ -466,6 +552,7 @@ class Applier:
                             row,
                             status="unknown",
                             message=str(exc),
+                            update=request.images(),
                         )
                     )
                     found = self._settle(request.find_after_lost)
@@ -478,8 +565,8 @@ class Applier:
                 )
             except PlatformError as exc:
                 self._stop_for(exc)
-                answer = _Answer(RowAction.FAILED, None, _why(exc))
-            self._record(task, answer)
+                answer = request.after_refusal(exc) or _Answer(RowAction.FAILED, None, _why(exc))
+            self._record(task, answer, request)
             return
         if self.stop.is_set():
             return  # stopped between tries: the row is left for the next run
@@ -490,6 +577,7 @@ class Applier:
                 None,
                 f"no answer {MAX_UNKNOWN} times and not found on the platform: run again",
             ),
+            request,
         )
 
     def _settle(self, look: Callable[[], _Answer | None]) -> _Answer | None:
@@ -515,7 +603,7 @@ class Applier:
         except ProvisionerError as exc:  # JournalError: without evidence nothing may be sent
             self._halt(StopKind.JOURNAL, f"stopped: the journal cannot be written ({exc})")
 
-    def _record(self, task: _Task, answer: _Answer) -> None:
+    def _record(self, task: _Task, answer: _Answer, request: _Request) -> None:
         event = "failed" if answer.status == RowAction.FAILED else "done"
         self._journal(
             lambda: self.journal.outcome(
@@ -527,8 +615,11 @@ class Applier:
                 platform_id=answer.platform_id,
                 message=answer.message,
                 payload=task.payload,
+                update=request.images(after=True),
             )
         )
+        if answer.changes:
+            task.result.changes = [c.to_dict() for c in answer.changes]
         if answer.status == RowAction.CREATED and task.note:
             answer.message = task.note  # the row says why it was created a second time
         self._finish(task.result, answer)
@@ -550,6 +641,14 @@ class _Request:
         self.task = task
         self.body = task.record.body
 
+    def prepare(self) -> _Answer | None:
+        """Before the first intent: an outcome that makes sending needless, else None."""
+        return None
+
+    def images(self, after: bool = False) -> Images | None:
+        """The (before, after) images the journal keeps of an update; None for the others."""
+        return None
+
     def send(self) -> _Answer:
         raise NotImplementedError
 
@@ -558,6 +657,10 @@ class _Request:
         return None
 
     def after_conflict(self, exc: Conflict, lost: int) -> _Answer | None:
+        return None
+
+    def after_refusal(self, exc: PlatformError) -> _Answer | None:
+        """The row's outcome after another refusal; None: the refusal's own words."""
         return None
 
 
@@ -629,11 +732,110 @@ class _DownlinkRequest(_Request):
         return _Answer(RowAction.QUEUED, device_id, f"{kind} downlink queued")
 
 
+class _UpdateRequest(_Request):
+    """PUT of a device that differs: read it again first, and skip it if it changed since.
+
+    A PUT can be sent again safely, but somebody may edit the device meanwhile: a lost
+    answer is settled by reading the device (updated, not yet, or changed by another).
+    """
+
+    def __init__(self, applier: Applier, task: _Task) -> None:
+        super().__init__(applier, task)
+        self.applier = applier
+        self.device_id = int(task.plan.platform_id or 0)
+        self.before: dict[str, Any] = {}
+        self.after: dict[str, Any] | None = None
+        self.update = Update({}, [])
+
+    def prepare(self) -> _Answer | None:
+        task, choice = self.task, self.task.choice or UpdateChoice()
+        device = self.client.get_device(self.device_id)
+        if device is None:
+            return _Answer(
+                RowAction.FAILED,
+                self.device_id,
+                "the device is no longer on the platform: run plan again",
+            )
+        now = device.get("updatedAt")
+        seen = task.plan.device or {}
+        changed = (
+            now != task.expected
+            if task.expected
+            else device_input(device) != device_input(seen)  # no updatedAt: by its values
+        )
+        if changed:
+            return _Answer(
+                RowAction.SKIPPED,
+                self.device_id,
+                f"changed on the platform since the plan (at {now or 'an unknown time'}): "
+                "run plan again to see the change, then apply --update again",
+            )
+        self.before = device
+        self.update = device_update(
+            device, task.record.body, fields=choice.fields, tags_mode=choice.tags_mode
+        )
+        if not self.update.changes:
+            return _Answer(RowAction.EXISTS, self.device_id, "already as the sheet says")
+        return None
+
+    def images(self, after: bool = False) -> Images:
+        shown = self.after if after and self.after is not None else self.update.body
+        return masked_input(self.before), masked_input(shown)
+
+    def send(self) -> _Answer:
+        self.after = self.client.update_device(self.device_id, self.update.body)
+        return self._updated("updated")
+
+    def find_after_lost(self) -> _Answer | None:
+        device = self.client.get_device(self.device_id)
+        if device is None:
+            return _Answer(RowAction.FAILED, self.device_id, "the device is gone from the platform")
+        choice = self.task.choice or UpdateChoice()
+        if is_applied(device, self.update, choice.tags_mode):
+            self.after = device
+            return self._updated("updated (confirmed by reading the device after a lost answer)")
+        if device.get("updatedAt") == self.before.get("updatedAt"):
+            return None  # not carried out: sending it again is safe
+        return _Answer(
+            RowAction.SKIPPED,
+            self.device_id,
+            f"changed on the platform while the update was sent (at {device.get('updatedAt')}): "
+            "run plan again",
+        )
+
+    def after_refusal(self, exc: PlatformError) -> _Answer | None:
+        """A 404 for a device just read, or a 405: this platform does not offer updates."""
+        if not (isinstance(exc, NotFound) or exc.status == 405):
+            return None
+        if isinstance(exc, NotFound) and self.client.get_device(self.device_id) is None:
+            return _Answer(RowAction.FAILED, self.device_id, "the device is gone from the platform")
+        message = (
+            f"this platform does not offer device updates through its REST API (PUT answered "
+            f"HTTP {exc.status}); the run stopped before the next update, what was created stays"
+        )
+        self.applier._halt(StopKind.NO_UPDATES, f"stopped: {message}", raise_=False)
+        return _Answer(RowAction.FAILED, self.device_id, message)
+
+    def _updated(self, how: str) -> _Answer:
+        return _Answer(
+            RowAction.UPDATED,
+            self.device_id,
+            f"{how}: {', '.join(self.update.fields)}",
+            self.update.changes,
+        )
+
+
 _REQUESTS: dict[RowKind, type[_Request]] = {
     RowKind.DEVICE: _DeviceRequest,
     RowKind.USER: _UserRequest,
     RowKind.DOWNLINK: _DownlinkRequest,
 }
+
+
+def _request_for(applier: Applier, task: _Task) -> _Request:
+    if task.plan.action == RowAction.UPDATE:
+        return _UpdateRequest(applier, task)
+    return _REQUESTS[task.result.kind](applier, task)
 
 
 def _why(exc: PlatformError) -> str:
@@ -658,8 +860,12 @@ def results_path(sheet: Path, number: int = 1) -> Path:
     return sheet.with_name(f"{sheet.stem}.results{suffix}.xlsx")
 
 
-def check_saved_plan(saved_path: Path, fresh: Plan) -> None:
-    """A saved plan still holds if the sheet is the same and no create row exists by now."""
+def check_saved_plan(saved_path: Path, fresh: Plan) -> dict[tuple[str, int], str]:
+    """A saved plan still holds if the sheet is the same and no create row exists by now.
+
+    Returns the updatedAt the saved plan saw of each device, by (sheet, row): what an
+    update checks the device against (it was planned on those values).
+    """
     try:
         saved = json.loads(saved_path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
@@ -685,6 +891,13 @@ def check_saved_plan(saved_path: Path, fresh: Plan) -> None:
             + "\n  ".join(stale[:20])
             + (f"\n  ... and {len(stale) - 20} more" if len(stale) > 20 else "")
         )
+    return {
+        (str(row["sheet"]), int(row["row"])): row["platform_updated_at"]
+        for row in saved.get("rows", [])
+        if isinstance(row, dict)
+        and isinstance(row.get("platform_updated_at"), str)
+        and isinstance(row.get("row"), int)
+    }
 
 
 def apply_sheet(
@@ -701,8 +914,13 @@ def apply_sheet(
     confirm: Callable[[Work], bool] | None = None,
     progress: Callable[[int, int, int], None] | None = None,
     stop: threading.Event | None = None,
+    update: bool = False,
+    update_fields: frozenset[str] | None = None,
 ) -> ApplyResult:
     """The whole apply: plan, settle, confirm, send, and always write the results.
+
+    ``update``: also update the devices that differ (``update_fields``: only these
+    deviceInput fields; None: every field the sheet sets).
 
     Raises before anything is written to the platform: a ProvisionerError for
     unusable input (sheet, journal, saved plan, report paths, Declined,
@@ -727,7 +945,10 @@ def apply_sheet(
                 f"{sheet.name}: give this sheet its own journal with --journal FILE"
             )
         try:
-            plan, work, rows = _prepare(sheet, template, client, lookup, saved_plan, earlier)
+            choice = UpdateChoice(update_fields, template.tags_mode) if update else None
+            plan, work, rows = _prepare(
+                sheet, template, client, lookup, saved_plan, earlier, choice
+            )
         except KeyboardInterrupt:
             raise Interrupted("interrupted before anything was written") from None
         if on_plan is not None:
@@ -763,13 +984,16 @@ def _prepare(
     lookup: str,
     saved_plan: Path | None,
     earlier: JournalState,
+    updates: UpdateChoice | None = None,
 ) -> tuple[Plan, Work, list[ApplyRow]]:
     """Plan afresh, check a saved plan against it, and settle it with the journal."""
     plan = make_plan(sheet, template, client, lookup)
     records = plan.validation.records
     client.add_secrets([*records.secret_values(), *records.key_values()])
     if saved_plan is not None:
-        check_saved_plan(saved_plan, plan)
+        seen = check_saved_plan(saved_plan, plan)
+        if updates is not None:
+            updates = UpdateChoice(updates.fields, updates.tags_mode, seen)
     rows = [
         ApplyRow(
             r.sheet,
@@ -782,7 +1006,7 @@ def _prepare(
         )
         for r in plan.rows
     ]
-    work = reconcile(plan, earlier, client, template.match_key, rows)
+    work = reconcile(plan, earlier, client, template.match_key, rows, updates=updates)
     if earlier.skipped_lines:
         lines = ", ".join(str(n) for n in earlier.skipped_lines[:5])
         work.notes.append(
@@ -855,7 +1079,7 @@ def _send(
             for r in plan.rows
             if r.kind == RowKind.DEVICE
             and r.platform_id is not None
-            and r.action in (RowAction.EXISTS, RowAction.DIFFERS)
+            and r.action in (RowAction.EXISTS, RowAction.DIFFERS, RowAction.UPDATE)
         }
         applier.run(work.tasks, device_ids)
     except _StopRun:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import shlex
 import signal
@@ -33,6 +34,7 @@ from provisioner.templates import SiteTemplate, TemplateError, list_templates, l
 from provisioner.validation import validate_sheet
 
 if TYPE_CHECKING:  # the platform's modules load with the commands that talk to it
+    from provisioner.apply import Work
     from provisioner.platform import PlatformClient
     from provisioner.records import SiteRecords
 
@@ -626,6 +628,17 @@ def _resume_command(
     show_default=True,
     help="How to find the devices already on the platform (as for plan).",
 )
+@click.option(
+    "--update",
+    "update",
+    metavar="[FIELDS]",
+    is_flag=False,
+    flag_value="*",
+    default=None,
+    callback=lambda ctx, param, value: _update_fields(value),
+    help="Also update the devices that differ from the sheet (only fields the sheet fills; "
+    "the addr never). FIELDS limits it, e.g. --update description,tags.",
+)
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -642,20 +655,22 @@ def apply(
     saved_plan: Path | None,
     reports: tuple[Path, ...],
     lookup: str,
+    update: tuple[bool, frozenset[str] | None],
 ) -> None:
     """Create on the platform what the plan for SHEET says is missing, exactly once.
 
     Plans afresh, shows the totals and asks before writing (--yes skips the
     question). Every create is journalled, so the same command continues
-    safely after a crash, Ctrl-C or network loss. Results go to
-    <sheet>.results.xlsx. Exit 0 all done, 1 some rows failed or blocked,
-    2 unusable input, 3 the platform refused or is unreachable, 130 interrupted.
+    safely after a crash, Ctrl-C or network loss. With --update, devices that
+    differ from the sheet are brought in line (each skipped if it changed on
+    the platform since the plan). Results go to <sheet>.results.xlsx. Exit 0
+    all done, 1 some rows failed, blocked or skipped, 2 unusable input, 3 the
+    platform refused or is unreachable, 130 interrupted.
     """
     from provisioner.apply import (
         Declined,
         Interrupted,
         StopKind,
-        Work,
         apply_sheet,
         default_journal,
     )
@@ -707,6 +722,7 @@ def apply(
                 "apply writes to the platform: add --yes to confirm when not running on a "
                 "terminal; nothing was written"
             )
+        _show_updates(work)
         try:
             return click.confirm(f"Send {work.pending} rows to {client.url}?", default=False)
         except click.Abort:  # Ctrl-C or end of input at the question
@@ -727,6 +743,8 @@ def apply(
                 confirm=confirm,
                 progress=progress,
                 stop=stop,
+                update=update[0],
+                update_fields=update[1],
             )
     except Declined as exc:
         click.echo(str(exc), err=True)
@@ -768,6 +786,9 @@ def apply(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)
+    if result.stop == StopKind.NO_UPDATES:
+        click.echo(f"{result.stopped}\nrun apply without --update to do the rest", err=True)
+        ctx.exit(1)
     if result.stop == StopKind.REFUSED:
         click.echo(f"{result.stopped}\nfix the token, then resume with:\n  {resume}", err=True)
         ctx.exit(3)
@@ -775,6 +796,59 @@ def apply(
         click.echo(f"{result.stopped}\nresume with:\n  {resume}", err=True)
         ctx.exit(3)
     ctx.exit(0 if result.ok else 1)
+
+
+def _update_fields(value: str | None) -> tuple[bool, frozenset[str] | None]:
+    """--update's value: (update?, the deviceInput fields; None: every one)."""
+    from provisioner.changes import UPDATE_NAMES
+
+    if value is None:
+        return False, None
+    if value == "*":
+        return True, None
+    if Path(value).suffix.lower() in (".xlsx", ".xlsm", ".ods", ".csv"):
+        raise click.BadParameter(
+            f"{value!r} is a sheet, not a list of fields: put the sheet first "
+            "(provisioner apply SHEET --update) or write --update=FIELDS"
+        )
+    chosen: set[str] = set()
+    for name in filter(None, (part.strip() for part in value.split(","))):
+        known = UPDATE_NAMES.get(name) or UPDATE_NAMES.get(
+            next((k for k in UPDATE_NAMES if k.lower() == name.lower()), "")
+        )
+        if known is None:
+            hint = difflib.get_close_matches(name, list(UPDATE_NAMES), n=1)
+            also = f" (did you mean {hint[0]}?)" if hint else ""
+            raise click.BadParameter(
+                f"{name!r} is not a field an update can change{also}; "
+                f"these can: {', '.join(UPDATE_NAMES)}"
+            )
+        chosen.add(known)
+    if not chosen:
+        raise click.BadParameter("name at least one field, e.g. --update description,tags")
+    return True, frozenset(chosen)
+
+
+# At most this many rows' changes are shown before the question.
+SHOWN_UPDATES = 20
+
+
+def _show_updates(work: Work) -> None:
+    """The changes of the devices to update, as a diff, before the installer says yes."""
+    tasks = [t for t in work.tasks if t.update is not None]
+    if not tasks:
+        return
+    click.echo(f"{len(tasks)} devices will be updated:")
+    for task in tasks[:SHOWN_UPDATES]:
+        assert task.update is not None
+        click.echo(f"  row {task.record.row} ({task.record.key}):")
+        for line in task.update.lines():
+            click.echo(f"    {line}")
+    if len(tasks) > SHOWN_UPDATES:
+        click.echo(
+            f"  and {len(tasks) - SHOWN_UPDATES} more: every change is in the plan's reports "
+            "(provisioner plan SHEET --report plan.html)"
+        )
 
 
 @main.command()

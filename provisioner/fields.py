@@ -337,6 +337,23 @@ _BODY_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     **{f.name: f.same for f in _DEVICES if not f.body},
 }
 
+# The deviceInput body's fields, in the platform's order: what an update sends whole.
+DEVICE_INPUT_FIELDS: tuple[str, ...] = tuple(dict.fromkeys(f.body or f.name for f in _DEVICES))
+# Fields an update never changes: the addr is for platform admins only.
+NOT_UPDATABLE = frozenset({"addr"})
+# How a sheet's tags meet the device's on update: "add" keeps the device's other tags,
+# "exact" makes the sheet's list the whole list (the template's [devices] tags = ...).
+TAGS_MODES = ("add", "exact")
+
+
+def tags_to_change(sheet: Any, platform: Any, mode: str) -> tuple[list[str], list[str]]:
+    """(tags to add, tags to remove) to bring the platform's tags in line with the sheet's."""
+    wanted = [str(t).strip() for t in sheet or []]
+    held = [str(t).strip() for t in platform or []] if isinstance(platform, list) else []
+    add = [t for t in dict.fromkeys(wanted) if t not in held]
+    remove = [t for t in dict.fromkeys(held) if t not in wanted] if mode == "exact" else []
+    return add, remove
+
 
 def is_config_field(name: str) -> bool:
     """``cfg:<key>``: one initialConfig key."""

@@ -14,7 +14,10 @@ time may use it: ``JournalLock`` holds an OS lock that a crash releases.
 
 The journal never holds the token or a password: only run ids, rows, keys,
 platform ids, payload fingerprints, statuses and messages (which passed the
-client's redaction point).
+client's redaction point), and for updates (``"op": "update"``) the device's
+deviceInput before and after, LoRaWAN keys hidden. Updates are history (what
+``undo`` restores): a PUT can be sent again safely, so the fresh plan settles
+an unanswered one, and they never count as a create of their key.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from typing import Any
 from provisioner.actions import RowKind
 from provisioner.errors import ProvisionerError
 
+# An update's images: the device's deviceInput before and after (LoRaWAN keys hidden).
+Images = tuple[dict[str, Any], dict[str, Any]]
 # Outcome events; "intent" is the only other event besides "start" and "end".
 OUTCOMES = ("done", "failed", "unknown")
 KINDS = frozenset(RowKind)
@@ -65,6 +70,20 @@ class Entry:
     payload: str = ""  # fingerprint of what was sent (downlinks)
 
 
+@dataclass(frozen=True)
+class UpdateEntry:
+    """An update of a device recorded by some run: the before and after images."""
+
+    key: str
+    event: str  # intent | done | failed | unknown
+    platform_id: int | None
+    before: dict[str, Any]
+    after: dict[str, Any]
+    run: str = ""
+    at: str = ""
+    status: str = ""
+
+
 @dataclass
 class JournalState:
     """What earlier runs recorded against one platform, by (kind, key)."""
@@ -76,6 +95,7 @@ class JournalState:
     sheets: set[str] = field(default_factory=set)
     torn_lines: int = 0
     skipped_lines: list[int] = field(default_factory=list)  # line numbers, not the journal's
+    updates: list[UpdateEntry] = field(default_factory=list)  # every update line, in order
 
     def last(self, kind: str, key: str) -> Entry | None:
         return self.entries.get((kind, key))
@@ -103,6 +123,16 @@ def _entry(record: dict[str, Any], event: str) -> Entry | None:
         return None
     status, message, run, at, payload = texts
     return Entry(kind, key, event, platform_id, status, message, run, at, payload)
+
+
+def _update_entry(record: dict[str, Any], event: str) -> UpdateEntry | None:
+    entry = _entry(record, event)
+    before, after = record.get("before", {}), record.get("after", {})
+    if entry is None or not isinstance(before, dict) or not isinstance(after, dict):
+        return None
+    return UpdateEntry(
+        entry.key, event, entry.platform_id, before, after, entry.run, entry.at, entry.status
+    )
 
 
 def read_journal(path: Path, platform: str | None = None) -> JournalState:
@@ -142,6 +172,12 @@ def read_journal(path: Path, platform: str | None = None) -> JournalState:
                 state.runs.append(str(record.get("run", "")))
         elif event == "end":
             continue
+        elif record.get("op") == "update" and (event == "intent" or event in OUTCOMES):
+            update = _update_entry(record, event)
+            if update is None:
+                state.skipped_lines.append(number)
+            elif counts:
+                state.updates.append(update)
         elif event == "intent" or event in OUTCOMES:
             entry = _entry(record, event)
             if entry is None:
@@ -294,10 +330,15 @@ class Journal:
             self.broken = _describe(exc, self.path)
             raise JournalError(self.broken) from None
 
-    def intent(self, kind: str, key: str, row: int, *, payload: str = "") -> None:
+    def intent(
+        self, kind: str, key: str, row: int, *, payload: str = "", update: Images | None = None
+    ) -> None:
+        """Before a request. ``update``: the device's (before, after) images of an update."""
         record: dict[str, Any] = {"event": "intent", "kind": kind, "key": key, "row": row}
         if payload:
             record["payload"] = payload
+        if update is not None:
+            record.update(op="update", before=update[0], after=update[1])
         self._write(record)
 
     def outcome(
@@ -311,6 +352,7 @@ class Journal:
         platform_id: int | None = None,
         message: str = "",
         payload: str = "",
+        update: Images | None = None,
     ) -> None:
         if event not in OUTCOMES:
             raise ValueError(f"not an outcome: {event}")
@@ -325,6 +367,8 @@ class Journal:
         }
         if payload:
             record["payload"] = payload
+        if update is not None:
+            record.update(op="update", before=update[0], after=update[1])
         self._write(record)
 
     def close(self, totals: dict[str, int] | None = None) -> None:

@@ -37,6 +37,7 @@ from provisioner.fields import (
     masked_config,
     normal_addr,
     same,
+    tags_to_change,
 )
 from provisioner.platform import (
     MAX_PAGE_SIZE,
@@ -322,6 +323,14 @@ class RowPlan:
     diff: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    # The device as the plan found it (not saved): an update starts from it, and its
+    # updatedAt is the one the device must still have when the update is sent.
+    device: Device | None = field(default=None, repr=False)
+
+    @property
+    def updated_at(self) -> str | None:
+        value = self.device.get("updatedAt") if self.device is not None else None
+        return value if isinstance(value, str) and value else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -333,6 +342,7 @@ class RowPlan:
             "message": self.reason,
             "reason": self.reason,
             "platform_id": self.platform_id,
+            "platform_updated_at": self.updated_at,
             "diff": self.diff,
             "errors": [p.to_dict() for p in self.errors],
             "warnings": [p.to_dict() for p in self.warnings],
@@ -340,17 +350,21 @@ class RowPlan:
 
 
 def diff(
-    site: SiteRecords, snapshot: Snapshot, problems: dict[tuple[str, int], Any]
+    site: SiteRecords,
+    snapshot: Snapshot,
+    problems: dict[tuple[str, int], Any],
+    tags_mode: str = "add",
 ) -> list[RowPlan]:
     """One action per row: a pure function of the sheet's records and the platform snapshot.
 
     ``problems`` maps (sheet, row) to that row's validation result (errors, warnings),
-    for rows that have any.
+    for rows that have any. ``tags_mode`` is the template's: "add" (the sheet's tags
+    must be among the device's) or "exact" (they must be the device's whole list).
     """
     rows: list[RowPlan] = []
     device_plans: dict[str, RowPlan] = {}
     for record in site.devices:
-        plan = _device_plan(record, snapshot)
+        plan = _device_plan(record, snapshot, tags_mode)
         _attach(plan, problems)
         rows.append(plan)
         if record.key and plan.action != RowAction.BLOCKED:
@@ -374,7 +388,7 @@ def _attach(plan: RowPlan, problems: dict[tuple[str, int], Any]) -> None:
             plan.reason = f"invalid row: {plan.errors[0].message}"
 
 
-def _device_plan(record: Record, snapshot: Snapshot) -> RowPlan:
+def _device_plan(record: Record, snapshot: Snapshot, tags_mode: str = "add") -> RowPlan:
     plan = RowPlan(record.sheet, record.row, RowKind.DEVICE, record.key, RowAction.CREATE)
     if not record.valid:
         plan.action, plan.reason = RowAction.BLOCKED, "invalid row"
@@ -392,9 +406,30 @@ def _device_plan(record: Record, snapshot: Snapshot) -> RowPlan:
     if found:
         device = found[0]
         plan.platform_id = device.get("id")
+        plan.device = device
+        if not same("addr", record.body.get("addr"), device.get("addr")):
+            plan.action = RowAction.BLOCKED
+            plan.reason = (
+                f"the device's addr is {device.get('addr')} on the platform, "
+                f"{record.body.get('addr')} in the sheet; an addr can only be changed by a "
+                "platform admin: correct the sheet, or ask one"
+            )
+            return plan
         differing: list[str] = []
         for name, value in record.body.items():
             held = device.get(name)
+            if name == "tags":
+                add, remove = tags_to_change(value, held, tags_mode)
+                if add or remove:
+                    plan.diff[name] = {
+                        "sheet": value,
+                        "platform": held,
+                        "mode": tags_mode,
+                        "add": add,
+                        "remove": remove,
+                    }
+                    differing.append(name)
+                continue
             if same(name, value, held):
                 continue
             if name == "initialConfig" and isinstance(value, dict):
@@ -544,7 +579,7 @@ def make_plan(
         progress(f"looking up {len(report.records.devices)} devices on {client.url}")
     snapshot, stats = look_up(client, report.records, template, lookup)
     by_row = {(r.sheet, r.row): r for r in report.problem_rows.values()}
-    rows = diff(report.records, snapshot, by_row)
+    rows = diff(report.records, snapshot, by_row, template.tags_mode)
     return Plan(
         source=sheet.name,
         template=template.name,

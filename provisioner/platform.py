@@ -696,6 +696,18 @@ class PlatformClient:
         )
         return self._as_object(answer, "created device")
 
+    def update_device(self, device_id: int, device_input: dict[str, Any]) -> dict[str, Any]:
+        """PUT /api/devices/{id}; the updated Device.
+
+        Sent once: a lost answer is an UnknownOutcome (and a 5xx a ServerError) for the
+        caller to settle by reading the device, since somebody may edit it meanwhile.
+        """
+        device_id = _check_id(device_id)
+        answer = self._request(
+            "PUT", f"/api/devices/{device_id}", body=device_input, roles=ROLES_TO_WRITE_DEVICES
+        )
+        return self._as_object(answer, "updated device")
+
     def queue_downlink(self, device_id: int, downlink_type: str, content: Any) -> None:
         """POST /api/devices/{id}/downlink?type=...; replaces a queued one of that type."""
         device_id = _check_id(device_id)

@@ -71,7 +71,13 @@ _SUFFIX_HINT = "use .json, .html, .xlsx or .csv"
 
 
 # Rows worth a line on the console even without a problem of their own.
-_NOTABLE = {RowAction.DIFFERS, RowAction.BLOCKED, RowAction.FAILED, RowAction.NOT_RUN}
+_NOTABLE = {
+    RowAction.DIFFERS,
+    RowAction.BLOCKED,
+    RowAction.FAILED,
+    RowAction.NOT_RUN,
+    RowAction.SKIPPED,
+}
 
 
 # --- checking paths before any work
@@ -165,11 +171,40 @@ def _row_title(row: Mapping[str, Any]) -> str:
 
 
 def _diff_lines(row: Mapping[str, Any]) -> list[str]:
+    """A plan's field differences, then an update's changes (apply --update)."""
     diff: Mapping[str, Any] = row.get("diff") or {}
-    return [
+    lines = [
         f"{field}: sheet {quoted(sides.get('sheet'))}, platform {quoted(sides.get('platform'))}"
+        + _tags_note(sides)
         for field, sides in diff.items()
     ]
+    return lines + [f"{before} -> {after}" for before, after in map(_change_sides, _changes(row))]
+
+
+def _tags_note(sides: Mapping[str, Any]) -> str:
+    """What an update would do to the tags: the device's others are kept unless "exact"."""
+    if "add" not in sides:
+        return ""
+    parts = [f"adds {', '.join(map(as_text, sides['add']))}"] if sides.get("add") else []
+    if sides.get("remove"):
+        parts.append(f"removes {', '.join(map(as_text, sides['remove']))}")
+    kept = " (the device's other tags are kept)" if sides.get("mode") == "add" else ""
+    return f"; an update {' and '.join(parts)}{kept}" if parts else ""
+
+
+def _changes(row: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    changes = row.get("changes")
+    return [c for c in changes if isinstance(c, Mapping)] if isinstance(changes, list) else []
+
+
+def _change_sides(change: Mapping[str, Any]) -> tuple[str, str]:
+    """("description 'Dach'", "'Keller'") or ("tags", "+ Haus3 - alt") for one change."""
+    field = as_text(change.get("field"))
+    if "add" in change or "remove" in change:
+        moves = [f"+ {as_text(t)}" for t in change.get("add") or []]
+        moves += [f"- {as_text(t)}" for t in change.get("remove") or []]
+        return field, " ".join(moves)
+    return f"{field} {quoted(change.get('before'))}", quoted(change.get("after"))
 
 
 def _row_note(row: Mapping[str, Any]) -> str:
@@ -489,6 +524,16 @@ def _html_row(row: Mapping[str, Any], state_label: str) -> str:
         )
         details += (
             '<table class="diff"><tr><th>field</th><th>sheet</th><th>platform</th></tr>'
+            f"{lines}</table>"
+        )
+    changes = _changes(row)
+    if changes:
+        lines = "".join(
+            f"<tr><td>{_esc(before)}</td><td>{_esc(after)}</td></tr>"
+            for before, after in map(_change_sides, changes)
+        )
+        details += (
+            '<table class="diff changes"><tr><th>field, before</th><th>after</th></tr>'
             f"{lines}</table>"
         )
     if row.get("reason"):

@@ -27,7 +27,7 @@ from typing import Any
 from provisioner import fields
 from provisioner.errors import ProvisionerError
 from provisioner.fields import CONFIG_PREFIX as CONFIG_FIELD_PREFIX
-from provisioner.fields import DOWNLINK_TYPES, Field, is_config_field
+from provisioner.fields import DOWNLINK_TYPES, TAGS_MODES, Field, is_config_field
 from provisioner.resources import data_folder
 
 MATCH_KEYS = ("serial", "addr")
@@ -151,6 +151,8 @@ class SiteTemplate:
     users: TabSpec
     downlinks: TabSpec
     device_types: dict[int, str]
+    # How an update meets the device's tags: "add" the sheet's, or make them "exact".
+    tags_mode: str = "add"
 
 
 _TOP_KEYS = (
@@ -167,6 +169,7 @@ _SECTION_KEYS = {
         "tab",
         "list_separator",
         "config_prefix",
+        "tags",
         "ignore",
         "columns",
         "defaults",
@@ -283,6 +286,18 @@ class _Parser:
             )
         users = self.tab_spec("users", doc.get("users", {}))
         downlinks = self.tab_spec("downlinks", doc.get("downlinks", {}), devices, match_key)
+        raw_devices = doc.get("devices", {})
+        tags_mode = self.text(
+            raw_devices.get("tags", "add") if isinstance(raw_devices, dict) else "add",
+            "tags",
+            "devices",
+        )
+        if tags_mode not in TAGS_MODES:
+            raise TemplateError(
+                f"'tags' in {self.place('devices')} must be 'add' (an update adds the sheet's "
+                "tags and keeps the device's others) or 'exact' (the sheet's tags become the "
+                f"whole list), not '{tags_mode}'"
+            )
         return SiteTemplate(
             name=name,
             source=source,
@@ -293,6 +308,7 @@ class _Parser:
             users=users,
             downlinks=downlinks,
             device_types=device_types,
+            tags_mode=tags_mode,
         )
 
     # -- building blocks -------------------------------------------------------------

@@ -62,7 +62,7 @@ def test_equal_fields_after_normalising_is_exists() -> None:
 
 def test_different_fields_are_listed() -> None:
     record = device(
-        2, "A1", addr="0000000000000002", description="Keller", tags=["x"], deviceTypeId=3
+        2, "A1", addr="0000000000000002", description="Keller", tags=["x", "z"], deviceTypeId=3
     )
     on_platform = platform(
         7, "A1", "0000000000000002", description="Dach", tags=["x", "y"], deviceTypeId=2
@@ -71,10 +71,41 @@ def test_different_fields_are_listed() -> None:
     assert row.action == "differs"
     assert row.diff == {
         "description": {"sheet": "Keller", "platform": "Dach"},
-        "tags": {"sheet": ["x"], "platform": ["x", "y"]},
+        "tags": {
+            "sheet": ["x", "z"],
+            "platform": ["x", "y"],
+            "mode": "add",
+            "add": ["z"],
+            "remove": [],
+        },
         "deviceTypeId": {"sheet": 3, "platform": 2},
     }
     assert "description" in row.reason
+
+
+def test_tags_the_device_has_besides_the_sheets_differ_only_when_the_template_says_exact() -> None:
+    record = device(2, "A1", addr="0000000000000002", tags=["x"])
+    on_platform = platform(7, "A1", "0000000000000002", tags=["x", "y"])
+    site = SiteRecords(devices=[record])
+    [added] = diff(site, snapshot(on_platform), {}, "add")
+    assert (added.action, added.diff) == ("exists", {})
+    [exact] = diff(site, snapshot(on_platform), {}, "exact")
+    assert exact.action == "differs"
+    assert exact.diff["tags"] == {
+        "sheet": ["x"],
+        "platform": ["x", "y"],
+        "mode": "exact",
+        "add": [],
+        "remove": ["y"],
+    }
+
+
+def test_an_addr_that_differs_is_blocked_not_updated() -> None:
+    record = device(2, "A1", addr="0000000000000002", description="Keller")
+    on_platform = platform(7, "A1", "00000000000000FF", description="Keller")
+    [row] = plan_of(SiteRecords(devices=[record]), snapshot(on_platform))
+    assert row.action == "blocked"
+    assert "platform admin" in row.reason and "00000000000000FF" in row.reason
 
 
 def test_fields_the_sheet_leaves_empty_are_not_compared() -> None:

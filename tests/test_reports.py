@@ -542,3 +542,44 @@ def test_xlsx_without_source_or_tables_holds_the_errors_tab(tmp_path: Path) -> N
     assert workbook.sheetnames == ["Errors"]
     assert workbook["Errors"].max_row == 1 + 5
     assert formula_cells(path) == []
+
+
+def apply_update_report() -> dict[str, Any]:
+    changes = [
+        {"field": "description", "before": "Dach", "after": "Keller"},
+        {"field": "tags", "add": ["Haus3"], "remove": ["alt"]},
+        {"field": "cfg:AppKey", "before": "(hidden)", "after": "(hidden)"},
+    ]
+    return {
+        "command": "apply",
+        "source": "site.xlsx",
+        "platform": "https://platform.example",
+        "totals": {"updated": 1},
+        "rows": [
+            device_row(
+                2, "SN1", {"status": "updated"}, message="updated: description", changes=changes
+            )
+        ],
+    }
+
+
+def test_an_updates_changes_are_listed_in_html_and_json(tmp_path: Path) -> None:
+    page, data = tmp_path / "apply.html", tmp_path / "apply.json"
+    write_report(apply_update_report(), page)
+    write_report(apply_update_report(), data)
+    shown = html.unescape(page.read_text(encoding="utf-8"))
+    assert "<td>description 'Dach'</td><td>'Keller'</td>" in shown
+    assert "<td>tags</td><td>+ Haus3 - alt</td>" in shown
+    assert "<td>cfg:AppKey '(hidden)'</td>" in shown
+    [row] = json.loads(data.read_text(encoding="utf-8"))["rows"]
+    assert row["changes"][1] == {"field": "tags", "add": ["Haus3"], "remove": ["alt"]}
+
+
+def test_a_plan_says_what_an_update_does_to_the_tags() -> None:
+    report = plan_report()
+    report["rows"][0]["diff"] = {
+        "tags": {"sheet": ["x"], "platform": ["y"], "mode": "add", "add": ["x"], "remove": []}
+    }
+    report["rows"][0]["action"] = "differs"
+    text = render_console(report, limit=20, color=False)
+    assert "an update adds x (the device's other tags are kept)" in text

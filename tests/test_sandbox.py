@@ -606,12 +606,55 @@ def test_openapi_lists_the_paths(sandbox: Sandbox) -> None:
     assert answer.status_code == 200
     document = answer.json()
     assert document["openapi"].startswith("3.1")
-    assert {"/api/devices", "/api/devices/{devId}/downlink", "/api/organisation/user"} <= set(
-        document["paths"]
-    )
+    assert {
+        "/api/devices",
+        "/api/devices/{devId}",
+        "/api/devices/{devId}/downlink",
+        "/api/organisation/user",
+    } <= set(document["paths"])
+    assert "put" in document["paths"]["/api/devices/{devId}"]
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     names = {p["name"] for p in document["paths"]["/api/devices"]["get"]["parameters"]}
     assert {"limit", "offset", "f:addr", "fa:tags"} <= names
+
+
+def put(sb: Sandbox, path: str, body: Any, role: str | None = "org-admin") -> httpx.Response:
+    with client(sb, role) as c:
+        return c.put(path, json=body)
+
+
+def test_put_replaces_the_fields_given_and_keeps_the_others(sandbox: Sandbox) -> None:
+    made = post(
+        sandbox,
+        "/api/devices",
+        {"addr": A1, "serial": "S1", "description": "Dach", "tags": ["a"], "deviceTypeId": 2},
+    ).json()["data"]
+    answer = put(sandbox, f"/api/devices/{made['id']}", {"description": "Keller", "tags": []})
+    assert answer.status_code == 200, answer.text
+    updated = answer.json()["data"]
+    assert (updated["description"], updated["tags"]) == ("Keller", [])
+    assert (updated["serial"], updated["deviceTypeId"], updated["addr"]) == ("S1", 2, A1)
+    assert updated["createdAt"] == made["createdAt"]
+    assert updated["updatedAt"] > made["updatedAt"]
+    # Even an update that changes nothing moves updatedAt on.
+    same = put(sandbox, f"/api/devices/{made['id']}", {"addr": A1}, role="device-admin")
+    assert same.status_code == 200 and same.json()["data"]["updatedAt"] > updated["updatedAt"]
+    assert get(sandbox, f"/api/devices?f:id=eq:{made['id']}").json()["data"] == [
+        same.json()["data"]
+    ]
+
+
+def test_put_refuses_an_addr_change_an_unknown_id_and_bad_fields(sandbox: Sandbox) -> None:
+    made = post(sandbox, "/api/devices", {"addr": A1}).json()["data"]
+    path = f"/api/devices/{made['id']}"
+    changed_addr = put(sandbox, path, {"addr": A2})
+    assert changed_addr.status_code == 403
+    assert "platform admins" in changed_addr.json()["error"]
+    assert put(sandbox, "/api/devices/999", {"name": "x"}).status_code == 404
+    assert put(sandbox, path, {"color": "red"}).status_code == 400
+    assert put(sandbox, path, {"deviceTypeId": "zwei"}).status_code == 400
+    assert put(sandbox, path, {"name": "x"}, role="network-server").status_code == 403
+    assert get(sandbox, f"/api/devices?f:id=eq:{made['id']}").json()["data"] == [made]
 
 
 # --- storage ---------------------------------------------------------------------------------

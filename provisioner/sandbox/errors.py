@@ -6,6 +6,7 @@ answers::
 
     SandboxError       base class, status 400
     ├── BadRequest     400: malformed query, body or value
+    ├── Forbidden      403: the token's roles may not do this (an org token changing an addr)
     ├── NotFound       404: unknown path or object
     ├── Conflict       409: a unique value (device addr, user email) is taken
 """
@@ -23,6 +24,10 @@ class SandboxError(Exception):
 
 class BadRequest(SandboxError):
     status = 400
+
+
+class Forbidden(SandboxError):
+    status = 403
 
 
 class NotFound(SandboxError):

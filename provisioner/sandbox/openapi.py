@@ -200,6 +200,24 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/api/devices/{devId}": {
+                "put": {
+                    "summary": (
+                        "Update a device (org-admin or device-admin): the fields in the body"
+                        " replace the stored ones, the others stay; the addr only for platform"
+                        " admins; updatedAt moves on"
+                    ),
+                    "parameters": [_device_id()],
+                    "requestBody": {
+                        "required": True,
+                        **_json({**_DEVICE_INPUT, "required": []}, "deviceInput fields"),
+                    },
+                    "responses": {
+                        "200": _data(_ref("Device"), "The updated device"),
+                        **_errors(400, 403, 404),
+                    },
+                },
+            },
             "/api/devices/{devId}/downlink": {
                 "get": {
                     "summary": "The downlinks queued for a device (any role)",

@@ -137,6 +137,11 @@ def create_device(call: Call) -> Reply:
     return Reply(200, {"data": call.store.create_device(call.json_body())})
 
 
+def update_device(call: Call) -> Reply:
+    call.params()
+    return Reply(200, {"data": call.store.update_device(call.device_id(), call.json_body())})
+
+
 def queue_downlink(call: Call) -> Reply:
     downlink_type = call.params("type").get("type")
     if downlink_type is None:
@@ -174,11 +179,13 @@ class Route:
 
 
 _DEVICES = re.compile(r"/api/devices")
+_DEVICE = re.compile(r"/api/devices/(?P<dev_id>[0-9]+)")
 _DOWNLINK = re.compile(r"/api/devices/(?P<dev_id>[0-9]+)/downlink")
 _USERS = re.compile(r"/api/organisation/user")
 ROUTES = (
     Route("GET", _DEVICES, list_devices, None),
     Route("POST", _DEVICES, create_device, DEVICE_WRITERS, creates=True),
+    Route("PUT", _DEVICE, update_device, DEVICE_WRITERS),
     Route("GET", _DOWNLINK, list_downlinks, None),
     Route("POST", _DOWNLINK, queue_downlink, DEVICE_WRITERS, creates=True),
     Route("GET", _USERS, list_users, USER_ADMINS),

@@ -17,11 +17,11 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from provisioner.sandbox.errors import BadRequest, Conflict, NotFound
+from provisioner.sandbox.errors import BadRequest, Conflict, Forbidden, NotFound
 from provisioner.sandbox.filters import Filter, filter_sql, format_instant, sql_ilike
 from provisioner.sandbox.seed import seed_inputs
 
@@ -236,6 +236,35 @@ class SandboxStore:
             if not db.execute("DELETE FROM devices WHERE id = ?", (device_id,)).rowcount:
                 raise NotFound(f"no device with id {device_id}")
 
+    def update_device(self, device_id: int, device_input: object) -> dict[str, Any]:
+        """PUT /api/devices/{id}: the fields in the body replace the stored ones, the others stay.
+
+        An org token may not change the addr (platform admins only): 403. ``updatedAt``
+        moves on with every update, also when nothing changed.
+        """
+        if not isinstance(device_input, dict):
+            raise BadRequest("the body must be a JSON object (deviceInput fields)")
+        unknown = sorted(set(device_input) - _DEVICE_FIELDS)
+        if unknown:
+            raise BadRequest(f"unknown field {unknown[0]!r} in deviceInput")
+        with self._write() as db:
+            rows = db.execute("SELECT * FROM devices WHERE id = ?", (device_id,)).fetchall()
+            if not rows:
+                raise NotFound(f"no device with id {device_id}")
+            current = _device(rows[0])
+            if "addr" in device_input and device_input["addr"] != current["addr"]:
+                raise Forbidden("changing a device's addr is for platform admins only")
+            merged = {name: current[name] for name in _DEVICE_FIELDS} | device_input
+            stamp = max(now(), _after(current["updatedAt"]))
+            row = _device_row(merged, stamp)
+            db.execute(
+                "UPDATE devices SET name = ?, serial = ?, description = ?, device_type_id = ?,"
+                " tags = ?, initial_config = ?, location = ?, cert_enforces_dtls = ?,"
+                " updated_at = ? WHERE id = ?",
+                (*row[1:2], *row[3:10], stamp, device_id),
+            )
+        return self.get_device(device_id)
+
     def get_device(self, device_id: int) -> dict[str, Any]:
         rows = self._read("SELECT * FROM devices WHERE id = ?", (device_id,))
         if not rows:
@@ -379,6 +408,11 @@ def _check_downlink_type(downlink_type: str) -> None:
     if downlink_type not in DOWNLINK_TYPES:
         known = ", ".join(DOWNLINK_TYPES)
         raise BadRequest(f"unknown downlink type {downlink_type!r} (known: {known})")
+
+
+def _after(stamp: str) -> str:
+    """An instant one microsecond after ``stamp``: updatedAt never stays the same."""
+    return format_instant(datetime.fromisoformat(stamp) + timedelta(microseconds=1))
 
 
 def _is_number(value: object) -> bool:
