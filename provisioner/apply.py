@@ -215,6 +215,7 @@ class _Task:
     update: Update | None = None
     choice: UpdateChoice | None = None
     expected: str | None = None
+    untouched: str = ""  # fields that differ and --update leaves as they are
 
 
 def _journal_key(match_key: str, record: Record, kind: RowKind) -> str:
@@ -334,6 +335,9 @@ def _update_task(
         return None
     expected = updates.seen.get((row_plan.sheet, row_plan.row), row_plan.updated_at)
     task = _Task(row_plan, record, result, key, update=planned, choice=updates, expected=expected)
+    # Fields that differ and --update leaves alone: the row says so after the update too.
+    changing = {"initialConfig" if f.startswith("cfg:") else f for f in planned.fields}
+    task.untouched = ", ".join(name for name in row_plan.diff if name not in changing)
     message = "update: " + ", ".join(planned.fields)
     row_plan.action, row_plan.reason = RowAction.UPDATE, message
     result.status, result.message = RowAction.UPDATE, message
@@ -817,10 +821,12 @@ class _UpdateRequest(_Request):
         return _Answer(RowAction.FAILED, self.device_id, message)
 
     def _updated(self, how: str) -> _Answer:
+        rest = self.task.untouched
         return _Answer(
             RowAction.UPDATED,
             self.device_id,
-            f"{how}: {', '.join(self.update.fields)}",
+            f"{how}: {', '.join(self.update.fields)}"
+            + (f"; {rest} still differ (not in --update)" if rest else ""),
             self.update.changes,
         )
 

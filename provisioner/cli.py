@@ -724,7 +724,8 @@ def apply(
             )
         _show_updates(work)
         try:
-            return click.confirm(f"Send {work.pending} rows to {client.url}?", default=False)
+            rows = "1 row" if work.pending == 1 else f"{work.pending} rows"
+            return click.confirm(f"Send {rows} to {client.url}?", default=False)
         except click.Abort:  # Ctrl-C or end of input at the question
             raise Interrupted("interrupted at the question") from None
 
@@ -838,7 +839,7 @@ def _show_updates(work: Work) -> None:
     tasks = [t for t in work.tasks if t.update is not None]
     if not tasks:
         return
-    click.echo(f"{len(tasks)} devices will be updated:")
+    click.echo(f"{'1 device' if len(tasks) == 1 else f'{len(tasks)} devices'} will be updated:")
     for task in tasks[:SHOWN_UPDATES]:
         assert task.update is not None
         click.echo(f"  row {task.record.row} ({task.record.key}):")

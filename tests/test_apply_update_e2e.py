@@ -318,3 +318,16 @@ def test_the_question_shows_the_changes_as_a_diff(sandbox: Sandbox, tmp_path: Pa
     assert '~ description: "Dach" -> "Keller"' in screen
     assert "+ tag Haus3" in screen
     assert device(sandbox, 1)["description"] == "Dach"
+
+
+def test_a_row_updated_in_some_fields_says_what_still_differs(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    ids = seed(sandbox, {"serial": "SN0", "addr": addr(0), "description": "Dach", "tags": ["a"]})
+    sheet = sheet_of(tmp_path, [f"SN0;{addr(0)};;Keller;;b;;;;"])
+    done = run_apply(sheet, sandbox, sandbox.tokens["device-admin"], "--update", "description")
+    assert done.returncode == 0, explain(done)
+    now = device(sandbox, ids["SN0"])
+    assert (now["description"], now["tags"]) == ("Keller", ["a"])
+    [row] = results_rows(sheet)
+    assert row["Message"] == "updated: description; tags still differ (not in --update)"
