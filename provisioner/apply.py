@@ -39,11 +39,12 @@ from typing import Any
 from provisioner.actions import RowAction, RowKind
 from provisioner.changes import (
     Change,
+    Seen,
     Update,
-    device_input,
     device_update,
     is_applied,
     masked_input,
+    secret_values,
 )
 from provisioner.errors import ProvisionerError
 from provisioner.fields import normal_addr
@@ -214,7 +215,7 @@ class _Task:
     # the updatedAt the device must still have when the PUT is sent.
     update: Update | None = None
     choice: UpdateChoice | None = None
-    expected: str | None = None
+    expected: Seen | None = None  # None with --plan: the saved plan does not say
     untouched: str = ""  # fields that differ and --update leaves as they are
 
 
@@ -318,8 +319,9 @@ class UpdateChoice:
 
     fields: frozenset[str] | None = None  # deviceInput fields; None: every one the sheet sets
     tags_mode: str = "add"
-    # (sheet, row) -> the updatedAt a saved plan (--plan) saw: the reference for those rows.
-    seen: dict[tuple[str, int], str] = field(default_factory=dict)
+    # With --plan: (sheet, row) -> how the saved plan saw the device, the reference for
+    # the update (None: the saved plan does not say). Without: the fresh plan's view.
+    seen: dict[tuple[str, int], Seen | None] | None = None
 
 
 def _update_task(
@@ -329,11 +331,18 @@ def _update_task(
     if updates is None or row_plan.device is None or row_plan.platform_id is None:
         return None
     planned = device_update(
-        row_plan.device, record.body, fields=updates.fields, tags_mode=updates.tags_mode
+        row_plan.device,
+        record.body,
+        fields=updates.fields,
+        tags_mode=updates.tags_mode,
+        defaulted=record.defaulted,
     )
     if not planned.changes:
         return None
-    expected = updates.seen.get((row_plan.sheet, row_plan.row), row_plan.updated_at)
+    if updates.seen is None:
+        expected: Seen | None = Seen.of(row_plan.device)
+    else:
+        expected = updates.seen.get((row_plan.sheet, row_plan.row))
     task = _Task(row_plan, record, result, key, update=planned, choice=updates, expected=expected)
     # Fields that differ and --update leaves alone: the row says so after the update too.
     changing = {"initialConfig" if f.startswith("cfg:") else f for f in planned.fields}
@@ -534,7 +543,16 @@ class Applier:
             self._finish(task.result, early)
             return
         lost = 0
-        for _ in self._attempts():
+        for attempt in self._attempts():
+            if attempt:
+                try:
+                    again = request.before_resend()
+                except PlatformError as exc:
+                    self._stop_for(exc)
+                    again = _Answer(RowAction.FAILED, None, _why(exc))
+                if again is not None:
+                    self._record(task, again, request)
+                    return
             self._journal(
                 lambda: self.journal.intent(
                     kind, key, row, payload=task.payload, update=request.images()
@@ -619,7 +637,7 @@ class Applier:
                 platform_id=answer.platform_id,
                 message=answer.message,
                 payload=task.payload,
-                update=request.images(after=True),
+                update=request.images(answer.status),
             )
         )
         if answer.changes:
@@ -649,8 +667,13 @@ class _Request:
         """Before the first intent: an outcome that makes sending needless, else None."""
         return None
 
-    def images(self, after: bool = False) -> Images | None:
-        """The (before, after) images the journal keeps of an update; None for the others."""
+    def images(self, outcome: str = "") -> Images | None:
+        """The (before, after) images the journal keeps of an update (``outcome``: the
+        row's status, "" for an intent); None for the other requests."""
+        return None
+
+    def before_resend(self) -> _Answer | None:
+        """Before a request is sent again: an outcome that forbids it, else None."""
         return None
 
     def send(self) -> _Answer:
@@ -753,58 +776,89 @@ class _UpdateRequest(_Request):
 
     def prepare(self) -> _Answer | None:
         task, choice = self.task, self.task.choice or UpdateChoice()
-        device = self.client.get_device(self.device_id)
+        if task.expected is None:
+            return _Answer(
+                RowAction.SKIPPED,
+                self.device_id,
+                "the saved plan does not say how the device looked (a plan of an older "
+                "version): run plan again",
+            )
+        device = self._read()
         if device is None:
             return _Answer(
                 RowAction.FAILED,
                 self.device_id,
                 "the device is no longer on the platform: run plan again",
             )
-        now = device.get("updatedAt")
-        seen = task.plan.device or {}
-        changed = (
-            now != task.expected
-            if task.expected
-            else device_input(device) != device_input(seen)  # no updatedAt: by its values
-        )
-        if changed:
+        if task.expected.changed(device):
             return _Answer(
                 RowAction.SKIPPED,
                 self.device_id,
-                f"changed on the platform since the plan (at {now or 'an unknown time'}): "
-                "run plan again to see the change, then apply --update again",
+                f"changed on the platform since the plan (at "
+                f"{device.get('updatedAt') or 'an unknown time'}): run plan again to see the "
+                "change, then apply --update again",
             )
         self.before = device
         self.update = device_update(
-            device, task.record.body, fields=choice.fields, tags_mode=choice.tags_mode
+            device,
+            task.record.body,
+            fields=choice.fields,
+            tags_mode=choice.tags_mode,
+            defaulted=task.record.defaulted,
         )
         if not self.update.changes:
             return _Answer(RowAction.EXISTS, self.device_id, "already as the sheet says")
         return None
 
-    def images(self, after: bool = False) -> Images:
-        shown = self.after if after and self.after is not None else self.update.body
-        return masked_input(self.before), masked_input(shown)
+    def images(self, outcome: str = "") -> Images:
+        """(before, after) of the device: for an intent (and an unknown outcome) the body
+        as sent; for an update made, the device as the platform answered; for one not
+        made, the device as it was."""
+        before = masked_input(self.before)
+        if outcome == RowAction.UPDATED:
+            return before, masked_input(self.after or self.update.body)
+        if outcome:
+            return before, before
+        return before, masked_input(self.update.body)
+
+    def before_resend(self) -> _Answer | None:
+        """Just before a PUT goes again (after a lost answer and the pause): still unchanged?"""
+        device = self._read()
+        if device is None:
+            return _Answer(RowAction.FAILED, self.device_id, "the device is gone from the platform")
+        if Seen.of(self.before).changed(device):
+            return self._changed_meanwhile(device)
+        return None
 
     def send(self) -> _Answer:
         self.after = self.client.update_device(self.device_id, self.update.body)
         return self._updated("updated")
 
     def find_after_lost(self) -> _Answer | None:
-        device = self.client.get_device(self.device_id)
+        device = self._read()
         if device is None:
             return _Answer(RowAction.FAILED, self.device_id, "the device is gone from the platform")
         choice = self.task.choice or UpdateChoice()
         if is_applied(device, self.update, choice.tags_mode):
             self.after = device
             return self._updated("updated (confirmed by reading the device after a lost answer)")
-        if device.get("updatedAt") == self.before.get("updatedAt"):
-            return None  # not carried out: sending it again is safe
+        if not Seen.of(self.before).changed(device):
+            return None  # not carried out: it may be sent again (checked once more first)
+        return self._changed_meanwhile(device)
+
+    def _read(self) -> dict[str, Any] | None:
+        """The device by id; the LoRaWAN keys it holds are masked in every message from now."""
+        device = self.client.get_device(self.device_id)
+        if device is not None:
+            self.client.add_secrets(secret_values(device))
+        return device
+
+    def _changed_meanwhile(self, device: dict[str, Any]) -> _Answer:
         return _Answer(
             RowAction.SKIPPED,
             self.device_id,
-            f"changed on the platform while the update was sent (at {device.get('updatedAt')}): "
-            "run plan again",
+            "changed on the platform while the update was being sent (at "
+            f"{device.get('updatedAt') or 'an unknown time'}): run plan again",
         )
 
     def after_refusal(self, exc: PlatformError) -> _Answer | None:
@@ -866,11 +920,11 @@ def results_path(sheet: Path, number: int = 1) -> Path:
     return sheet.with_name(f"{sheet.stem}.results{suffix}.xlsx")
 
 
-def check_saved_plan(saved_path: Path, fresh: Plan) -> dict[tuple[str, int], str]:
+def check_saved_plan(saved_path: Path, fresh: Plan) -> dict[tuple[str, int], Seen | None]:
     """A saved plan still holds if the sheet is the same and no create row exists by now.
 
-    Returns the updatedAt the saved plan saw of each device, by (sheet, row): what an
-    update checks the device against (it was planned on those values).
+    Returns how the saved plan saw each device, by (sheet, row) (None: it does not say,
+    a plan of an older version): what an update checks the device against.
     """
     try:
         saved = json.loads(saved_path.read_text(encoding="utf-8"))
@@ -897,13 +951,15 @@ def check_saved_plan(saved_path: Path, fresh: Plan) -> dict[tuple[str, int], str
             + "\n  ".join(stale[:20])
             + (f"\n  ... and {len(stale) - 20} more" if len(stale) > 20 else "")
         )
-    return {
-        (str(row["sheet"]), int(row["row"])): row["platform_updated_at"]
-        for row in saved.get("rows", [])
-        if isinstance(row, dict)
-        and isinstance(row.get("platform_updated_at"), str)
-        and isinstance(row.get("row"), int)
-    }
+    seen: dict[tuple[str, int], Seen | None] = {}
+    for row in saved.get("rows", []):
+        if not isinstance(row, dict) or not isinstance(row.get("row"), int):
+            continue
+        stamp, mark = row.get("platform_updated_at"), row.get("platform_fingerprint")
+        seen[(str(row.get("sheet")), row["row"])] = (
+            Seen(stamp if isinstance(stamp, str) else None, mark) if isinstance(mark, str) else None
+        )
+    return seen
 
 
 def apply_sheet(
@@ -996,6 +1052,11 @@ def _prepare(
     plan = make_plan(sheet, template, client, lookup)
     records = plan.validation.records
     client.add_secrets([*records.secret_values(), *records.key_values()])
+    # The keys the platform's devices hold too: an update sends a device's whole
+    # initialConfig, and an answer may echo it.
+    client.add_secrets(
+        v for r in plan.rows if r.device is not None for v in secret_values(r.device)
+    )
     if saved_plan is not None:
         seen = check_saved_plan(saved_plan, plan)
         if updates is not None:

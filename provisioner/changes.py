@@ -15,6 +15,7 @@ never shown: a change line says "cfg:AppKey changes".
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,8 +24,8 @@ from provisioner.fields import (
     DEVICE_INPUT_FIELDS,
     MASK,
     NOT_UPDATABLE,
-    SECRET_CONFIG_KEYS,
     config_differences,
+    is_secret_config_key,
     masked_config,
     same,
     tags_to_change,
@@ -87,6 +88,41 @@ def device_input(device: dict[str, Any]) -> dict[str, Any]:
     return {name: device[name] for name in DEVICE_INPUT_FIELDS if name in device}
 
 
+@dataclass(frozen=True)
+class Seen:
+    """How a device looked when it was planned: its updatedAt, and a fingerprint of its
+    deviceInput for a platform that gives no updatedAt. ``changed`` tells whether the
+    device read just now is another."""
+
+    updated_at: str | None
+    fingerprint: str
+
+    @classmethod
+    def of(cls, device: dict[str, Any]) -> Seen:
+        stamp = device.get("updatedAt")
+        return cls(stamp if isinstance(stamp, str) and stamp else None, fingerprint(device))
+
+    def changed(self, device: dict[str, Any]) -> bool:
+        now = Seen.of(device)
+        if self.updated_at and now.updated_at:
+            return now.updated_at != self.updated_at
+        return now.fingerprint != self.fingerprint
+
+
+def fingerprint(device: dict[str, Any]) -> str:
+    """A short, stable fingerprint of a device's deviceInput (no value can be read from it)."""
+    text = json.dumps(device_input(device), sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def secret_values(device: dict[str, Any]) -> list[str]:
+    """The LoRaWAN keys a device holds in its initialConfig: to be masked in every message."""
+    config = device.get("initialConfig")
+    if not isinstance(config, dict):
+        return []
+    return [str(v) for k, v in config.items() if is_secret_config_key(k) and v not in (None, "")]
+
+
 def masked_input(device: dict[str, Any]) -> dict[str, Any]:
     """``device_input`` with LoRaWAN keys hidden: what the journal keeps of a device."""
     values = device_input(device)
@@ -95,21 +131,35 @@ def masked_input(device: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def fills(name: str, defaulted: frozenset[str], tags_mode: str) -> bool:
+    """Whether the sheet's row sets field ``name`` for a device already on the platform.
+
+    A value the template filled in (``Record.defaulted``) does not, as an empty cell
+    does not: except tags in "add" mode, where the template's tags (the site tag) are
+    to be on every device; in "exact" mode the row's own tags cell decides.
+    """
+    return name not in defaulted or (name == "tags" and tags_mode == "add")
+
+
 def device_update(
     device: dict[str, Any],
     sheet: dict[str, Any],
     *,
     fields: frozenset[str] | None = None,
     tags_mode: str = "add",
+    defaulted: frozenset[str] = frozenset(),
 ) -> Update:
     """The PUT body that brings ``device`` in line with the sheet's body, and its changes.
 
-    ``fields``: the deviceInput fields to change (None: all the sheet sets).
+    ``fields``: the deviceInput fields to change (None: all the sheet sets);
+    ``defaulted``: the body's fields the template filled (see ``fills``).
     """
     body = device_input(device)
     changes: list[Change] = []
     for name, value in sheet.items():
         if name in NOT_UPDATABLE or (fields is not None and name not in fields):
+            continue
+        if not fills(name, defaulted, tags_mode):
             continue
         held = device.get(name)
         if name == "tags":
@@ -122,10 +172,10 @@ def device_update(
         if name == "initialConfig" and isinstance(value, dict):
             platform = held if isinstance(held, dict) else {}
             keys = config_differences(value, held)
-            if keys:
-                body[name] = {**platform, **value}
+            if keys:  # the keys that differ; the device's others (and equal ones) stay
+                body[name] = {**platform, **{k: value[k] for k in keys}}
                 changes += [
-                    Change(f"cfg:{k}", platform.get(k), value[k], secret=k in SECRET_CONFIG_KEYS)
+                    Change(f"cfg:{k}", platform.get(k), value[k], secret=is_secret_config_key(k))
                     for k in keys
                 ]
             continue

@@ -580,13 +580,20 @@ class _Progress:
 
 
 def _resume_command(
-    sheet: Path, template_name: str, journal: Path, url: str, token_file: Path | None
+    sheet: Path,
+    template_name: str,
+    journal: Path,
+    url: str,
+    token_file: Path | None,
+    update: tuple[bool, frozenset[str] | None] = (False, None),
 ) -> str:
     """The same run again (the URL is no secret; the token stays where it came from)."""
     words = ["provisioner", "apply", str(sheet), "--template", template_name, "--url", url]
     words += ["--journal", str(journal)]
     if token_file is not None:
         words += ["--token-file", str(token_file)]
+    if update[0]:
+        words += [f"--update={','.join(sorted(update[1]))}" if update[1] else "--update"]
     return " ".join(shlex.quote(w) for w in [*words, "--yes"])
 
 
@@ -697,7 +704,7 @@ def apply(
     # (a background job of a script).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    resume = _resume_command(sheet, template_name, journal_path, client.url, token_file)
+    resume = _resume_command(sheet, template_name, journal_path, client.url, token_file, update)
 
     notes_shown = 0
     records: SiteRecords | None = None
@@ -807,7 +814,7 @@ def _update_fields(value: str | None) -> tuple[bool, frozenset[str] | None]:
         return False, None
     if value == "*":
         return True, None
-    if Path(value).suffix.lower() in (".xlsx", ".xlsm", ".ods", ".csv"):
+    if Path(value).suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods", ".csv"):
         raise click.BadParameter(
             f"{value!r} is a sheet, not a list of fields: put the sheet first "
             "(provisioner apply SHEET --update) or write --update=FIELDS"

@@ -29,8 +29,28 @@ CONFIG_PREFIX = "cfg:"
 DOWNLINK_TYPES = ("config", "fw", "lorawan", "raw")
 # initialConfig keys that hold LoRaWAN keys: secret in shared reports and plan diffs
 # (the installer's own sheet and its results copy keep them, as the installer typed them).
-SECRET_CONFIG_KEYS = frozenset({"AppKey", "NwkKey", "AppSKey", "NwkSKey", "FNwkSIntKey"})
+# LoRaWAN 1.0 and 1.1 root and session keys; compared without case ("appKey" is one too).
+SECRET_CONFIG_KEYS = frozenset(
+    {
+        "AppKey",
+        "NwkKey",
+        "AppSKey",
+        "NwkSKey",
+        "FNwkSIntKey",
+        "SNwkSIntKey",
+        "NwkSEncKey",
+        "JSIntKey",
+        "JSEncKey",
+    }
+)
+_SECRET_FOLDED = frozenset(key.casefold() for key in SECRET_CONFIG_KEYS)
 MASK = "(hidden)"
+
+
+def is_secret_config_key(key: Any) -> bool:
+    """Whether an initialConfig key holds a LoRaWAN key (any case)."""
+    return isinstance(key, str) and key.strip().casefold() in _SECRET_FOLDED
+
 
 TRUE_WORDS = frozenset({"true", "wahr", "yes", "ja", "y", "j", "1", "x"})
 FALSE_WORDS = frozenset({"false", "falsch", "no", "nein", "n", "0"})
@@ -366,7 +386,7 @@ def config_field(key: str) -> Field:
         CONFIG_PREFIX + key,
         "text",
         f"The initial configuration key {key}.",
-        secret=key in SECRET_CONFIG_KEYS,
+        secret=is_secret_config_key(key),
         body="initialConfig",
     )
 
@@ -398,5 +418,5 @@ def masked_config(config: Any) -> Any:
     if not isinstance(config, dict):
         return config
     return {
-        k: MASK if k in SECRET_CONFIG_KEYS and v not in (None, "") else v for k, v in config.items()
+        k: MASK if is_secret_config_key(k) and v not in (None, "") else v for k, v in config.items()
     }

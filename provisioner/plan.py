@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.actions import LOOKUPS, RowAction, RowKind
+from provisioner.changes import fills
+from provisioner.changes import fingerprint as device_fingerprint
 from provisioner.errors import ProvisionerError
 from provisioner.fields import (
     CONFIG_PREFIX,
@@ -343,6 +345,11 @@ class RowPlan:
             "reason": self.reason,
             "platform_id": self.platform_id,
             "platform_updated_at": self.updated_at,
+            # How the device looked, for an apply --update --plan of a platform without
+            # updatedAt: a fingerprint, from which no value can be read.
+            "platform_fingerprint": (
+                device_fingerprint(self.device) if self.device is not None else None
+            ),
             "diff": self.diff,
             "errors": [p.to_dict() for p in self.errors],
             "warnings": [p.to_dict() for p in self.warnings],
@@ -417,6 +424,8 @@ def _device_plan(record: Record, snapshot: Snapshot, tags_mode: str = "add") -> 
             return plan
         differing: list[str] = []
         for name, value in record.body.items():
+            if not fills(name, record.defaulted, tags_mode):
+                continue  # an empty cell (a template default) says nothing about the device
             held = device.get(name)
             if name == "tags":
                 add, remove = tags_to_change(value, held, tags_mode)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from itertools import compress, repeat
 from typing import Any
 
-from provisioner.fields import CONFIG_PREFIX, FIELDS, MASK, SECRET_CONFIG_KEYS, split_list
+from provisioner.fields import CONFIG_PREFIX, FIELDS, MASK, is_secret_config_key, split_list
 from provisioner.problems import Kind, Problem, kind
 from provisioner.sheets import Table, Workbook
 from provisioner.templates import (
@@ -161,6 +161,10 @@ class Record:
     cells: dict[str, str]  # field -> column letter it came from
     headers: dict[str, str]  # field -> header text
     valid: bool = True
+    # Body fields the template filled, not a cell of the row (a default deviceTypeId, the
+    # default location or config, tags that are only the template's): an update leaves
+    # the device's own values of these alone, as it does for an empty cell.
+    defaulted: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -195,7 +199,7 @@ class SiteRecords:
             str(value)
             for record in self.devices
             for key, value in (record.body.get("initialConfig") or {}).items()
-            if key in SECRET_CONFIG_KEYS and value not in (None, "")
+            if is_secret_config_key(key) and value not in (None, "")
         ]
 
 
@@ -562,6 +566,11 @@ def _read_devices(
     headers = {c.field: c.header for c in columns}
     damaged = _damaged_rows(table, columns)
     row = _Row(table, site.problems)
+    # One frozenset per combination of defaulted fields, shared by the records that have it.
+    combinations: dict[frozenset[str], frozenset[str]] = {}
+
+    def shared(names: frozenset[str]) -> frozenset[str]:
+        return combinations.setdefault(names, names)
 
     def read_row(i: int) -> Record:
         """One row cell by cell, with a problem for each cell that is not right."""
@@ -602,6 +611,7 @@ def _read_devices(
                 config = {**value, **config}
             else:
                 body[name] = value
+        defaulted = {name for name, _ in defaults if name not in body}
         for name, value in defaults:
             body.setdefault(name, value)
         if len(location) == 2:
@@ -622,12 +632,17 @@ def _read_devices(
                 )
         elif default_location is not None:
             body["location"] = dict(default_location)
+            defaulted.add("location")
+        if default_config and not config:
+            defaulted.add("initialConfig")
         config = {**default_config, **config}
         if config:
             body["initialConfig"] = config
         all_tags = tags + [t for t in fixed_tags if t not in tags]
         if all_tags:
             body["tags"] = all_tags
+            if not tags:
+                defaulted.add("tags")
         key = str(body.get(match_key, ""))
         if not key and before == len(site.problems):
             # Rows are matched to platform devices by this key: without it, nothing can be checked.
@@ -644,6 +659,7 @@ def _read_devices(
             )
         record = Record(table.sheet, table.row_numbers[i], key, body, cells, headers)
         record.valid = len(site.problems) == before
+        record.defaulted = shared(frozenset(defaulted))
         return record
 
     # A sheet has thousands of rows and nearly all are clean, so the cells are read a
@@ -658,6 +674,7 @@ def _read_devices(
     location: list[tuple[str, list[Any]]] = []
     config: list[tuple[str, list[Any]]] = []
     tags: Iterable[list[str]] = repeat(fixed_tags, count)
+    own_tags: Iterable[str] = repeat("", count)  # the tags cell's text, "" when empty
     for column in columns:
         name = column.field
         texts = list(map(str.strip, map(operator.itemgetter(column.index), table.rows)))
@@ -674,6 +691,7 @@ def _read_devices(
                 split = split_list(text, spec.list_separator)
                 merged[text] = split + [t for t in fixed_tags if t not in split]
             tags = [merged[text] for text in texts]
+            own_tags = texts
             continue
         if name == "config":  # rare, and its JSON can fail in many ways
             slow.update(i for i, text in enumerate(texts) if text)
@@ -722,13 +740,15 @@ def _read_devices(
     # values are a dict at once and only the empty ones are looked at.
     absent = {name: value for name, value in defaults if name not in names}
     append, sheet = site.devices.append, table.sheet  # the loop runs once per row
-    for i, number, given, where, settings, row_tags in zip(
+    absent_names = frozenset(absent)
+    for i, number, given, where, settings, row_tags, own in zip(
         range(count),
         table.row_numbers,
         _by_row(plain, count),
         locations,
         _by_row(config, count),
         tags,
+        own_tags,
         strict=True,
     ):
         if i in slow:
@@ -736,26 +756,37 @@ def _read_devices(
             continue
         if None in given:
             body = {n: value for n, value in zip(names, given, strict=True) if value is not None}
+            defaulted: frozenset[str] = frozenset(n for n, _ in defaults if n not in body)
             for name, value in defaults:  # after the row's own, as read_row has them
                 body.setdefault(name, value)
         else:
             body = dict(zip(names, given, strict=True))
+            defaulted = absent_names
             if absent:
                 body.update(absent)
         if where is not None:
             body["location"] = where
         elif default_location is not None:
             body["location"] = dict(default_location)
+            defaulted = defaulted | {"location"}
         if settings or default_config:
             initial = dict(default_config)
-            initial.update(
+            own_config = [
                 (k, v) for k, v in zip(config_keys, settings, strict=True) if v is not None
-            )
+            ]
+            initial.update(own_config)
             if initial:
                 body["initialConfig"] = initial
+                if not own_config:
+                    defaulted = defaulted | {"initialConfig"}
         if row_tags:
             body["tags"] = list(row_tags)  # each body its own list: the merged ones are shared
-        append(Record(sheet, number, str(body.get(match_key, "")), body, cells, headers))
+            if not own:
+                defaulted = defaulted | {"tags"}
+        record = Record(sheet, number, str(body.get(match_key, "")), body, cells, headers)
+        if defaulted:
+            record.defaulted = shared(frozenset(defaulted))
+        append(record)
 
 
 def _by_row(columns: list[tuple[str, list[Any]]], count: int) -> Iterator[tuple[Any, ...]]:

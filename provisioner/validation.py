@@ -15,7 +15,7 @@ import copy
 import gc
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache, cached_property
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import fastjsonschema
 
-from provisioner.fields import DOWNLINK_TYPES, MASK, SECRET_CONFIG_KEYS
+from provisioner.fields import CONFIG_PREFIX, DOWNLINK_TYPES, MASK, is_secret_config_key
 from provisioner.problems import Problem, kind
 from provisioner.records import (
     UNKNOWN_DEVICE_TYPE,
@@ -80,8 +80,20 @@ UNKNOWN_DOWNLINK_TYPE = kind(
     "Use one of config, fw, lorawan or raw.",
 )
 
+
 # Fields whose values never go into a message: by their record field name.
-SECRET_NAMES = ("password", *(f"cfg:{key}" for key in sorted(SECRET_CONFIG_KEYS)))
+class _SecretNames(Container[str]):
+    """The password and every LoRaWAN key (``cfg:AppKey``, any case): ``name in SECRET_NAMES``."""
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        return name == "password" or (
+            name.startswith(CONFIG_PREFIX) and is_secret_config_key(name[len(CONFIG_PREFIX) :])
+        )
+
+
+SECRET_NAMES = _SecretNames()
 
 
 # --- schemas ---------------------------------------------------------------------------------
@@ -389,7 +401,7 @@ TYPE_WORDS = {
 
 
 def describe(
-    error: SchemaError, schema: dict[str, Any], secret: tuple[str, ...] = ()
+    error: SchemaError, schema: dict[str, Any], secret: Container[str] = ()
 ) -> tuple[str, str]:
     """(field, message) for one schema error, in plain words.
 

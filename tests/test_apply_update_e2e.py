@@ -331,3 +331,64 @@ def test_a_row_updated_in_some_fields_says_what_still_differs(
     assert (now["description"], now["tags"]) == ("Keller", ["a"])
     [row] = results_rows(sheet)
     assert row["Message"] == "updated: description; tags still differ (not in --update)"
+
+
+def test_a_key_the_device_holds_never_leaks_when_the_platform_echoes_the_body(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # The sheet changes only the description; the PUT carries the device's whole
+    # initialConfig, and the platform answers with the body in its error message.
+    ids = seed(
+        sandbox,
+        {
+            "serial": "SN0",
+            "addr": addr(0),
+            "description": "Dach",
+            "initialConfig": {"appKey": APP_KEY},
+        },
+    )
+    sandbox.faults.odd("PUT", f"/api/devices/{ids['SN0']}", "echo-400")
+    sheet = sheet_of(tmp_path, [f"SN0;{addr(0)};;Keller;;;;;;"])
+    report = tmp_path / "apply.json"
+    done = run_apply(
+        sheet, sandbox, sandbox.tokens["device-admin"], "--update", "--report", str(report)
+    )
+    assert done.returncode == 1, explain(done)
+    [row] = results_rows(sheet)
+    assert row["Status"] == "failed" and "HTTP 400" in row["Message"]
+    for text in (
+        done.stdout,
+        done.stderr,
+        report.read_text(encoding="utf-8"),
+        journal_of(sheet).read_text(encoding="utf-8"),
+        str(results_rows(sheet)),
+    ):
+        assert APP_KEY not in text
+
+
+def test_template_defaults_do_not_overwrite_what_the_device_has(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # The default template fills an empty deviceTypeId with 1; the site template below
+    # adds a site tag and makes tags exact. Empty cells must leave the device's values.
+    ids = seed(
+        sandbox,
+        {"serial": "SN0", "addr": addr(0), "description": "Dach", "deviceTypeId": 3},
+        {"serial": "SN1", "addr": addr(1), "description": "Dach", "tags": ["Keller", "MbusGw"]},
+    )
+    template = tmp_path / "site.toml"
+    template.write_text(
+        (Path(__file__).resolve().parent.parent / "templates" / "default.toml")
+        .read_text(encoding="utf-8")
+        .replace('tags = "add"', 'tags = "exact"')
+        .replace('# site_tag = "Site-HH-04"', 'site_tag = "Site-HH-04"'),
+        encoding="utf-8",
+    )
+    sheet = sheet_of(tmp_path, [f"SN0;{addr(0)};;Keller;;;;;;", f"SN1;{addr(1)};;Keller;;;;;;"])
+    done = run_apply(
+        sheet, sandbox, sandbox.tokens["device-admin"], "--update", template=str(template)
+    )
+    assert done.returncode == 0, explain(done)
+    first, second = device(sandbox, ids["SN0"]), device(sandbox, ids["SN1"])
+    assert (first["description"], first["deviceTypeId"]) == ("Keller", 3)
+    assert (second["description"], second["tags"]) == ("Keller", ["Keller", "MbusGw"])
