@@ -351,6 +351,19 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     help="Clamp limit to this many rows per page.",
 )
 @click.option("--fault-seed", type=int, help="Seed for the random faults, for reproducible runs.")
+@click.option(
+    "--simulate-uplinks",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Every device that is not silent sends an uplink (parsed data) every SECONDS.",
+)
+@click.option(
+    "--silent-share",
+    type=click.FloatRange(0, 1),
+    default=0.05,
+    show_default=True,
+    help="Share of devices (0..1; the same ones, by addr, every run) that send no uplinks.",
+)
 @click.option("--verbose", is_flag=True, help="Log every request to stderr.")
 def sandbox(
     host: str,
@@ -365,6 +378,8 @@ def sandbox(
     drop_after_commit_rate: float,
     max_page_size: int,
     fault_seed: int | None,
+    simulate_uplinks: float | None,
+    silent_share: float,
     verbose: bool,
 ) -> None:
     """Serve a local stand-in for the platform's REST API, to rehearse a sheet or to test."""
@@ -382,6 +397,8 @@ def sandbox(
         max_page_size=max_page_size,
         seed_devices=seed_devices,
         fault_seed=fault_seed,
+        simulate_uplinks=simulate_uplinks,
+        silent_share=silent_share,
         verbose=verbose,
     )
     try:

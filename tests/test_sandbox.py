@@ -610,7 +610,10 @@ def test_openapi_lists_the_paths(sandbox: Sandbox) -> None:
         "/api/devices",
         "/api/devices/{devId}",
         "/api/devices/{devId}/downlink",
+        "/api/devices/{devId}/parsed-data",
+        "/api/devices/parsed-data",
         "/api/organisation/user",
+        "/sandbox/uplink",
     } <= set(document["paths"])
     assert "put" in document["paths"]["/api/devices/{devId}"]
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"

@@ -218,23 +218,19 @@ def test_times_with_commit_counts_only_successes(sandbox: Sandbox) -> None:
 def test_rules_match_method_and_path_and_clear(sandbox: Sandbox) -> None:
     sandbox.store.insert_devices([device(1)])
     sandbox.faults.odd("post", "/api/devices/{devId}/downlink", ODD_ERROR_404, times=1)
-    sandbox.faults.odd("GET", "/api/devices/parsed-data", ODD_HTML)  # not a sandbox route
+    sandbox.faults.odd("GET", "/api/device-types", ODD_HTML)  # not a sandbox route
     with client(sandbox) as c:
         assert c.get(DEVICES).status_code == 200
         assert c.get("/api/devices/1/downlink").status_code == 200
         assert c.post("/api/devices/1/downlink?type=fw", json={"q": "reboot"}).status_code == 404
         assert c.post("/api/devices/1/downlink?type=fw", json={"q": "reboot"}).status_code == 200
-        assert (
-            c.get("/api/devices/parsed-data?limit=1")
-            .headers["Content-Type"]
-            .startswith("text/html")
-        )
+        assert c.get("/api/device-types?limit=1").headers["Content-Type"].startswith("text/html")
         sandbox.faults.odd("GET", DEVICES, ODD_ERROR_400)
         sandbox.faults.odd("GET", DEVICES, ODD_ERROR_500)  # the first added rule wins
         assert c.get(DEVICES).status_code == 400
         sandbox.faults.clear_odd()
         assert c.get(DEVICES).status_code == 200
-        assert c.get("/api/devices/parsed-data").status_code == 404
+        assert c.get("/api/device-types").status_code == 404
 
 
 @pytest.mark.parametrize(

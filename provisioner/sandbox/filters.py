@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -30,12 +31,34 @@ SCALAR_FIELDS: dict[str, tuple[str, str]] = {
     "updatedAt": ("updated_at", "instant"),
 }
 ARRAY_FIELDS: dict[str, str] = {"tags": "tags"}
+# Parsed data (uplinks) is filtered by time; across the organisation also by device.
+DATA_FIELDS: dict[str, tuple[str, str]] = {
+    "receivedAt": ("received_at", "instant"),
+    "createdAt": ("created_at", "instant"),
+}
+ORGANISATION_DATA_FIELDS: dict[str, tuple[str, str]] = {
+    "deviceId": ("device_id", "int"),
+    **DATA_FIELDS,
+}
 
 SCALAR_OPERATORS = ("eq", "lte", "lt", "gte", "gt", "like", "ilike", "isnull")
 ARRAY_OPERATORS = ("contains", "containedby", "overlap", "isnull")
 _COMPARISONS = {"eq": "=", "lte": "<=", "lt": "<", "gte": ">=", "gt": ">"}
 _TRUE = ("true", "t", "1")
 _FALSE = ("false", "f", "0")
+
+
+@dataclass(frozen=True)
+class FilterFields:
+    """The fields one listing may be filtered on: API name -> (column, kind) and array columns."""
+
+    scalar: Mapping[str, tuple[str, str]]
+    array: Mapping[str, str]
+
+
+DEVICE_FILTERS = FilterFields(SCALAR_FIELDS, ARRAY_FIELDS)
+DATA_FILTERS = FilterFields(DATA_FIELDS, {})
+ORGANISATION_DATA_FILTERS = FilterFields(ORGANISATION_DATA_FIELDS, {})
 
 
 @dataclass(frozen=True)
@@ -52,8 +75,8 @@ def is_filter_parameter(name: str) -> bool:
     return name.startswith(("f:", "fa:"))
 
 
-def parse_filter(name: str, raw_value: str) -> Filter:
-    """A filter from a decoded parameter name and its raw (URL-encoded) value.
+def parse_filter(name: str, raw_value: str, fields: FilterFields = DEVICE_FILTERS) -> Filter:
+    """A filter on one of ``fields`` from a decoded parameter name and its raw (URL-encoded) value.
 
     Without an operator the default applies (``eq`` for ``f``, ``contains`` for
     ``fa``). A prefix of lowercase letters before the first ``:`` that is not an
@@ -62,9 +85,9 @@ def parse_filter(name: str, raw_value: str) -> Filter:
     """
     kind, _, field = name.partition(":")
     operators = SCALAR_OPERATORS if kind == "f" else ARRAY_OPERATORS
-    fields = SCALAR_FIELDS if kind == "f" else ARRAY_FIELDS
-    if field not in fields:
-        known = ", ".join(fields)
+    known_fields = fields.scalar if kind == "f" else fields.array
+    if field not in known_fields:
+        known = ", ".join(known_fields) or "none"
         raise BadRequest(f"unknown field {field!r} for filter type {kind!r} (known: {known})")
     head, colon, rest = raw_value.partition(":")
     if colon and re.fullmatch(r"[a-z]+", head):
@@ -81,11 +104,11 @@ def parse_filter(name: str, raw_value: str) -> Filter:
     return Filter(kind, field, op, values)
 
 
-def filter_sql(flt: Filter) -> tuple[str, list[object]]:
-    """A WHERE clause fragment and its parameters for one filter on ``devices``."""
+def filter_sql(flt: Filter, fields: FilterFields = DEVICE_FILTERS) -> tuple[str, list[object]]:
+    """A WHERE clause fragment and its parameters for one filter on the table of ``fields``."""
     if flt.kind == "fa":
-        return _array_sql(ARRAY_FIELDS[flt.field], flt)
-    column, kind = SCALAR_FIELDS[flt.field]
+        return _array_sql(fields.array[flt.field], flt)
+    column, kind = fields.scalar[flt.field]
     value = flt.values[0]
     if flt.op == "isnull":
         return _isnull_sql(column, flt)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from provisioner.sandbox.filters import (
-    ARRAY_FIELDS,
     ARRAY_OPERATORS,
-    SCALAR_FIELDS,
+    DATA_FILTERS,
+    DEVICE_FILTERS,
+    ORGANISATION_DATA_FILTERS,
     SCALAR_OPERATORS,
+    FilterFields,
 )
 from provisioner.sandbox.store import (
     DEFAULT_PAGE_SIZE,
@@ -38,7 +40,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "Missing, unknown or revoked token",
         403: "The token lacks the role this call needs",
         404: "Unknown device",
-        409: "A unique value is already taken",
+        409: "A unique value is already taken (an uplink: several devices have the addr)",
         429: "Over the rate limit; see the Retry-After header",
         500: "Injected failure",
     }
@@ -126,7 +128,34 @@ _DOWNLINK: dict[str, Any] = {
 }
 
 
-def _filter_parameters() -> list[dict[str, Any]]:
+_PARSED_DATA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "deviceId": {"type": "integer"},
+        "receivedAt": _TIMESTAMP,
+        "createdAt": _TIMESTAMP,
+        "data": {"type": "object", "description": "What the parser made of the uplink"},
+    },
+}
+
+_UPLINK: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["addr", "data"],
+    "properties": {
+        "addr": {"type": "string", "description": "A device's addr; hex digits in any case"},
+        "data": {"type": "object", "description": "The parsed data to store"},
+        "receivedAt": {
+            **_TIMESTAMP,
+            "type": ["string", "null"],
+            "description": "RFC 3339 with an offset, stored in UTC (default: now)",
+        },
+    },
+}
+
+
+def _filter_parameters(fields: FilterFields) -> list[dict[str, Any]]:
     scalar = ", ".join(SCALAR_OPERATORS)
     array = ", ".join(ARRAY_OPERATORS)
     params = [
@@ -136,7 +165,7 @@ def _filter_parameters() -> list[dict[str, Any]]:
             "schema": {"type": "string"},
             "description": f"<op>:<value>, op one of {scalar} (default eq); may repeat",
         }
-        for field in SCALAR_FIELDS
+        for field in fields.scalar
     ]
     params += [
         {
@@ -145,7 +174,7 @@ def _filter_parameters() -> list[dict[str, Any]]:
             "schema": {"type": "string"},
             "description": f"<op>:<v1>,<v2>,..., op one of {array} (default contains)",
         }
-        for field in ARRAY_FIELDS
+        for field in fields.array
     ]
     return params
 
@@ -185,7 +214,7 @@ def openapi_document() -> dict[str, Any]:
             "/api/devices": {
                 "get": {
                     "summary": "List and find devices (any role), ordered by id",
-                    "parameters": page + _filter_parameters(),
+                    "parameters": page + _filter_parameters(DEVICE_FILTERS),
                     "responses": {
                         "200": _data({"type": "array", "items": _ref("Device")}, "Devices"),
                         **_errors(400),
@@ -215,6 +244,29 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": _data(_ref("Device"), "The updated device"),
                         **_errors(400, 403, 404),
+                    },
+                },
+            },
+            "/api/devices/{devId}/parsed-data": {
+                "get": {
+                    "summary": "A device's parsed data (any role), newest receivedAt first",
+                    "parameters": [_device_id(), *page, *_filter_parameters(DATA_FILTERS)],
+                    "responses": {
+                        "200": _data({"type": "array", "items": _ref("ParsedData")}, "Data"),
+                        **_errors(400, 404),
+                    },
+                },
+            },
+            "/api/devices/parsed-data": {
+                "get": {
+                    "summary": (
+                        "The parsed data of all the organisation's devices (any role),"
+                        " newest receivedAt first"
+                    ),
+                    "parameters": page + _filter_parameters(ORGANISATION_DATA_FILTERS),
+                    "responses": {
+                        "200": _data({"type": "array", "items": _ref("ParsedData")}, "Data"),
+                        **_errors(400),
                     },
                 },
             },
@@ -254,6 +306,19 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/sandbox/uplink": {
+                "post": {
+                    "summary": (
+                        "Sandbox only: store an uplink's parsed data for the device with the"
+                        " addr (network-server)"
+                    ),
+                    "requestBody": {"required": True, **_json(_ref("Uplink"), "Uplink")},
+                    "responses": {
+                        "201": _data(_ref("ParsedData"), "The stored parsed data"),
+                        **_errors(400, 403, 404, 409),
+                    },
+                },
+            },
             "/api/openapi.json": {
                 "get": {
                     "summary": "This document",
@@ -270,6 +335,8 @@ def openapi_document() -> dict[str, Any]:
                 "User": _USER,
                 "UserInput": _USER_INPUT,
                 "Downlink": _DOWNLINK,
+                "ParsedData": _PARSED_DATA,
+                "Uplink": _UPLINK,
                 "Error": {
                     "type": "object",
                     "required": ["error"],

@@ -43,14 +43,26 @@ from provisioner.sandbox.faults import (
     OddRule,
     error_status,
 )
-from provisioner.sandbox.filters import Filter, is_filter_parameter, parse_filter
+from provisioner.sandbox.filters import (
+    DATA_FILTERS,
+    DEVICE_FILTERS,
+    ORGANISATION_DATA_FILTERS,
+    Filter,
+    FilterFields,
+    is_filter_parameter,
+    parse_filter,
+)
 from provisioner.sandbox.openapi import openapi_document
 from provisioner.sandbox.store import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ROLES, SandboxStore
+from provisioner.sandbox.uplinks import UplinkSimulator
 
 GZIP_MIN_BYTES = 1024
 GZIP_LEVEL = 1
 DEVICE_WRITERS = ("org-admin", "device-admin")
 USER_ADMINS = ("org-admin",)
+NETWORK_SERVERS = ("network-server",)
+# SQLite's largest integer: a path id above it names no device (and would not bind).
+MAX_ID = 2**63 - 1
 JSON_TYPE = "application/json; charset=utf-8"
 HTML_PAGE = (
     b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head>\n"
@@ -94,7 +106,10 @@ class Call:
             raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
     def device_id(self) -> int:
-        return int(self.path_match["dev_id"])
+        device_id = int(self.path_match["dev_id"])
+        if device_id > MAX_ID:
+            raise NotFound(f"no device with id {device_id}")
+        return device_id
 
     def params(self, *allowed: str) -> dict[str, str]:
         """Decoded plain query parameters; any other parameter is an error."""
@@ -116,20 +131,41 @@ def _whole_number(name: str, text: str) -> int:
     return number
 
 
-def list_devices(call: Call) -> Reply:
+def _page(call: Call, fields: FilterFields) -> tuple[list[Filter], int, int]:
+    """The filters, limit (clamped) and offset of a listing; any other parameter is an error."""
     filters: list[Filter] = []
     limit, offset = DEFAULT_PAGE_SIZE, 0
     for name, raw in call.query:
         if is_filter_parameter(name):
-            filters.append(parse_filter(name, raw))
+            filters.append(parse_filter(name, raw, fields))
         elif name == "limit":
             limit = _whole_number(name, unquote_plus(raw))
         elif name == "offset":
             offset = _whole_number(name, unquote_plus(raw))
         else:
             raise BadRequest(f"unknown query parameter {name!r}")
-    limit = min(limit, MAX_PAGE_SIZE, call.faults.max_page_size)
+    return filters, min(limit, MAX_PAGE_SIZE, call.faults.max_page_size), offset
+
+
+def list_devices(call: Call) -> Reply:
+    filters, limit, offset = _page(call, DEVICE_FILTERS)
     return Reply(200, json_body=call.store.list_devices_json(filters, limit, offset))
+
+
+def list_device_data(call: Call) -> Reply:
+    filters, limit, offset = _page(call, DATA_FILTERS)
+    data = call.store.list_parsed_data(call.device_id(), filters, limit, offset)
+    return Reply(200, {"data": data})
+
+
+def list_organisation_data(call: Call) -> Reply:
+    filters, limit, offset = _page(call, ORGANISATION_DATA_FILTERS)
+    return Reply(200, {"data": call.store.list_parsed_data(None, filters, limit, offset)})
+
+
+def add_uplink(call: Call) -> Reply:
+    call.params()
+    return Reply(201, {"data": call.store.add_uplink(call.json_body())})
 
 
 def create_device(call: Call) -> Reply:
@@ -181,9 +217,14 @@ class Route:
 _DEVICES = re.compile(r"/api/devices")
 _DEVICE = re.compile(r"/api/devices/(?P<dev_id>[0-9]+)")
 _DOWNLINK = re.compile(r"/api/devices/(?P<dev_id>[0-9]+)/downlink")
+_DEVICE_DATA = re.compile(r"/api/devices/(?P<dev_id>[0-9]+)/parsed-data")
+# Not a device id: _DEVICE takes digits only.
+_ORGANISATION_DATA = re.compile(r"/api/devices/parsed-data")
 _USERS = re.compile(r"/api/organisation/user")
 ROUTES = (
     Route("GET", _DEVICES, list_devices, None),
+    Route("GET", _ORGANISATION_DATA, list_organisation_data, None),
+    Route("GET", _DEVICE_DATA, list_device_data, None),
     Route("POST", _DEVICES, create_device, DEVICE_WRITERS, creates=True),
     Route("PUT", _DEVICE, update_device, DEVICE_WRITERS),
     Route("GET", _DOWNLINK, list_downlinks, None),
@@ -191,6 +232,7 @@ ROUTES = (
     Route("GET", _USERS, list_users, USER_ADMINS),
     Route("POST", _USERS, create_user, USER_ADMINS, creates=True),
     Route("GET", re.compile(r"/api/openapi\.json"), openapi, ()),
+    Route("POST", re.compile(r"/sandbox/uplink"), add_uplink, NETWORK_SERVERS),
 )
 
 
@@ -534,19 +576,23 @@ class SandboxConfig:
     seed_devices: int = 0
     fault_seed: int | None = None
     verbose: bool = False
+    simulate_uplinks: float | None = None  # seconds between a device's uplinks; None: none
+    silent_share: float = 0.05  # share of devices (by addr) that never send simulated uplinks
 
     def check(self) -> None:
         """Raise ValueError naming the first bad setting."""
         for role in self.tokens:
             if role not in ROLES:
                 raise ValueError(f"unknown role {role!r} (known: {', '.join(ROLES)})")
-        for name in ("fail_rate", "drop_after_commit_rate"):
+        for name in ("fail_rate", "drop_after_commit_rate", "silent_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
         if self.rate_limit is not None and self.rate_limit <= 0:
             raise ValueError("rate_limit must be above 0 requests per second")
         if not 1 <= self.max_page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"max_page_size must be between 1 and {MAX_PAGE_SIZE}")
+        if self.simulate_uplinks is not None and not self.simulate_uplinks > 0:
+            raise ValueError("simulate_uplinks must be above 0 seconds")
         if self.latency_ms < 0 or self.seed_devices < 0:
             raise ValueError("latency_ms and seed_devices must not be negative")
 
@@ -557,6 +603,8 @@ class Sandbox:
     ``with Sandbox(config) as sb:`` serves in a background thread until the block
     ends; ``serve_forever()`` serves in the calling thread (the CLI).
     ``outage(seconds)`` takes it down for a while (only after ``start()``).
+    With ``simulate_uplinks``, devices send uplinks from ``start()`` or
+    ``serve_forever()`` until ``stop()`` (also during an outage: they reach the store).
     """
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
@@ -581,6 +629,11 @@ class Sandbox:
         except BaseException:
             self.store.close()
             raise
+        self._uplinks: UplinkSimulator | None = None
+        if self.config.simulate_uplinks is not None:
+            self._uplinks = UplinkSimulator(
+                self.store, self.config.simulate_uplinks, self.config.silent_share
+            )
         self._thread: threading.Thread | None = None
         self._stopped = False
         # Guards the serving thread, the outage and stopping; wakes the outage's watcher.
@@ -596,7 +649,12 @@ class Sandbox:
     def start(self) -> Sandbox:
         with self._state:
             self._serve_in_background()
+            self._start_uplinks()
         return self
+
+    def _start_uplinks(self) -> None:
+        if self._uplinks is not None:
+            self._uplinks.start()
 
     def _serve_in_background(self) -> None:
         # A short poll interval makes stop() quick; tests start and stop many sandboxes.
@@ -606,6 +664,8 @@ class Sandbox:
         self._thread.start()
 
     def serve_forever(self) -> None:
+        with self._state:
+            self._start_uplinks()
         self._server.serve_forever()
 
     @property
@@ -680,6 +740,8 @@ class Sandbox:
             watcher = self._outage_watcher
             self._server.server_close()
             self._server.close_connections()
+            if self._uplinks is not None:
+                self._uplinks.stop()
             self.store.close()
         if watcher is not None:
             watcher.join()

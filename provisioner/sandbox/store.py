@@ -1,4 +1,4 @@
-"""SQLite storage of the sandbox: devices, users, downlinks, tokens, device types.
+"""SQLite storage of the sandbox: devices, parsed data, users, downlinks, tokens, device types.
 
 One connection is shared by all request threads behind one lock, which also
 serialises writes, so concurrent creates can neither lose nor duplicate rows.
@@ -22,7 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.sandbox.errors import BadRequest, Conflict, Forbidden, NotFound
-from provisioner.sandbox.filters import Filter, filter_sql, format_instant, sql_ilike
+from provisioner.sandbox.filters import (
+    DEVICE_FILTERS,
+    ORGANISATION_DATA_FILTERS,
+    Filter,
+    FilterFields,
+    filter_sql,
+    format_instant,
+    normalise_instant,
+    sql_ilike,
+)
 from provisioner.sandbox.seed import seed_inputs
 
 ROLES = ("org-admin", "device-admin", "network-server")
@@ -67,6 +76,15 @@ CREATE TABLE IF NOT EXISTS downlinks (
     queued_at TEXT NOT NULL,
     PRIMARY KEY (device_id, type)
 );
+CREATE TABLE IF NOT EXISTS parsed_data (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id INTEGER NOT NULL REFERENCES devices (id),
+    received_at TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS parsed_data_device ON parsed_data (device_id, received_at, id);
+CREATE INDEX IF NOT EXISTS parsed_data_received ON parsed_data (received_at, id);
 CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     organisation_id INTEGER NOT NULL,
@@ -121,6 +139,7 @@ _DEVICE_JSON_SQL = (
     )
     + "||'}'"
 )
+_UPLINK_FIELDS = frozenset(("addr", "data", "receivedAt"))
 _USER_FIELDS = ("name", "email", "password", "roles")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 # scrypt cost: strong enough to be an honest example, cheap enough for tests.
@@ -230,9 +249,10 @@ class SandboxStore:
         return len(rows)
 
     def delete_device(self, device_id: int) -> None:
-        """Remove a device and its queued downlinks (the platform's data goes with it)."""
+        """Remove a device with its queued downlinks and its parsed data, as the platform does."""
         with self._write() as db:
             db.execute("DELETE FROM downlinks WHERE device_id = ?", (device_id,))
+            db.execute("DELETE FROM parsed_data WHERE device_id = ?", (device_id,))
             if not db.execute("DELETE FROM devices WHERE id = ?", (device_id,)).rowcount:
                 raise NotFound(f"no device with id {device_id}")
 
@@ -325,6 +345,87 @@ class SandboxStore:
             )
             return db.total_changes - before
 
+    def new_devices(self, after_id: int) -> list[tuple[int, str, str]]:
+        """(id, addr, createdAt) of the devices with an id above ``after_id``, by id."""
+        rows = self._read(
+            "SELECT id, addr, created_at FROM devices WHERE id > ? ORDER BY id", (after_id,)
+        )
+        return [(row["id"], row["addr"], row["created_at"]) for row in rows]
+
+    # --- parsed data (uplinks) ----------------------------------------------------------------
+
+    def add_parsed_data(
+        self, device_id: int, data: object, received_at: str | None = None
+    ) -> dict[str, Any]:
+        """Store what the parser made of one uplink of a device; ``received_at`` defaults to now.
+
+        ``received_at`` is RFC 3339 with any offset and is stored in UTC.
+        """
+        text, received = _parsed_data_values(data, received_at)
+        with self._write() as db:
+            if not db.execute("SELECT 1 FROM devices WHERE id = ?", (device_id,)).fetchone():
+                raise NotFound(f"no device with id {device_id}")
+            return _insert_parsed_data(db, device_id, text, received)
+
+    def add_uplink(self, uplink: object) -> dict[str, Any]:
+        """POST /sandbox/uplink: ``{"addr", "data", "receivedAt"?}`` as the device's parsed data.
+
+        The addr is compared as written, else without regard to case (hex digits).
+        """
+        if not isinstance(uplink, dict):
+            raise BadRequest(
+                'the body must be a JSON object: {"addr": ..., "data": {...}, "receivedAt": ...}'
+            )
+        unknown = sorted(set(uplink) - _UPLINK_FIELDS)
+        if unknown:
+            raise BadRequest(f"unknown field {unknown[0]!r} in the uplink")
+        addr = uplink.get("addr")
+        if not isinstance(addr, str) or not addr:
+            raise BadRequest("addr is required: the address of a device")
+        if "data" not in uplink:
+            raise BadRequest("data is required: an object")
+        text, received = _parsed_data_values(uplink["data"], uplink.get("receivedAt"))
+        with self._write() as db:
+            return _insert_parsed_data(db, _device_id_by_addr(db, addr), text, received)
+
+    def add_parsed_data_many(self, items: Iterable[tuple[int, object]]) -> set[int]:
+        """(device id, data) pairs received now, in one transaction.
+
+        Returns the ids of the devices that are gone: nothing is stored for them.
+        """
+        stamp = now()
+        gone: set[int] = set()
+        with self._write() as db:
+            for device_id, data in items:
+                inserted = db.execute(
+                    "INSERT INTO parsed_data (device_id, received_at, created_at, data)"
+                    " SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM devices WHERE id = ?)",
+                    (device_id, stamp, stamp, json.dumps(data), device_id),
+                )
+                if not inserted.rowcount:
+                    gone.add(device_id)
+        return gone
+
+    def list_parsed_data(
+        self,
+        device_id: int | None,
+        filters: Sequence[Filter] = (),
+        limit: int = DEFAULT_PAGE_SIZE,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """A device's parsed data (``None``: all the organisation's), newest receivedAt first."""
+        parts, params = _conditions(filters, ORGANISATION_DATA_FILTERS)
+        if device_id is not None:
+            self.get_device(device_id)
+            parts.insert(0, "device_id = ?")
+            params.insert(0, device_id)
+        rows = self._read(
+            f"SELECT * FROM parsed_data{_joined(parts)}"
+            " ORDER BY received_at DESC, id DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [_parsed_data(row) for row in rows]
+
     # --- downlinks ----------------------------------------------------------------------------
 
     def queue_downlink(self, device_id: int, downlink_type: str, content: object) -> None:
@@ -390,14 +491,72 @@ class SandboxStore:
 # --- validation and row conversion -----------------------------------------------------------
 
 
-def _where(filters: Sequence[Filter]) -> tuple[str, list[object]]:
+def _conditions(filters: Sequence[Filter], fields: FilterFields) -> tuple[list[str], list[object]]:
     parts: list[str] = []
     params: list[object] = []
     for flt in filters:
-        sql, values = filter_sql(flt)
+        sql, values = filter_sql(flt, fields)
         parts.append(sql)
         params += values
-    return (" WHERE " + " AND ".join(parts) if parts else ""), params
+    return parts, params
+
+
+def _joined(parts: Sequence[str]) -> str:
+    return " WHERE " + " AND ".join(parts) if parts else ""
+
+
+def _where(filters: Sequence[Filter]) -> tuple[str, list[object]]:
+    parts, params = _conditions(filters, DEVICE_FILTERS)
+    return _joined(parts), params
+
+
+def _parsed_data_values(data: object, received_at: object) -> tuple[str, str | None]:
+    """``data`` as JSON text and ``received_at`` in UTC (None: now), both checked."""
+    if not isinstance(data, dict):
+        raise BadRequest("data must be a JSON object (what the parser made of an uplink)")
+    if received_at is None:
+        return json.dumps(data), None
+    if not isinstance(received_at, str):
+        raise BadRequest("receivedAt must be an RFC 3339 timestamp with an offset, or left out")
+    return json.dumps(data), normalise_instant(received_at, "receivedAt")
+
+
+def _insert_parsed_data(
+    db: sqlite3.Connection, device_id: int, text: str, received: str | None
+) -> dict[str, Any]:
+    stamp = now()
+    cursor = db.execute(
+        "INSERT INTO parsed_data (device_id, received_at, created_at, data) VALUES (?, ?, ?, ?)",
+        (device_id, received or stamp, stamp, text),
+    )
+    return _parsed_data(
+        db.execute("SELECT * FROM parsed_data WHERE id = ?", (cursor.lastrowid,)).fetchone()
+    )
+
+
+def _device_id_by_addr(db: sqlite3.Connection, addr: str) -> int:
+    """The id of the device with ``addr``, else of the one device whose addr differs only in case."""
+    exact = db.execute("SELECT id FROM devices WHERE addr = ?", (addr,)).fetchone()
+    if exact:
+        return int(exact["id"])
+    rows = db.execute(
+        "SELECT id FROM devices WHERE addr = ? COLLATE NOCASE LIMIT 2", (addr,)
+    ).fetchall()
+    if not rows:
+        raise NotFound(f"no device with addr {addr!r}")
+    if len(rows) > 1:
+        raise Conflict(f"several devices have the addr {addr!r} in some case: send it exactly")
+    return int(rows[0]["id"])
+
+
+def _parsed_data(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "deviceId": row["device_id"],
+        "receivedAt": row["received_at"],
+        "createdAt": row["created_at"],
+        "data": json.loads(row["data"]),
+    }
 
 
 def _json_page_sql(where: str) -> str:
