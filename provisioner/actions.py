@@ -54,6 +54,15 @@ class RowAction(StrEnum):
         return self in (RowAction.BLOCKED, RowAction.FAILED, RowAction.NOT_RUN, RowAction.SKIPPED)
 
 
+class CommissionStatus(StrEnum):
+    """What `verify` finds of a sheet row's device (the JSON report's totals by these names)."""
+
+    ONLINE = "online"  # data since it was installed
+    SILENT = "silent"  # on the platform, no data since it was installed
+    MISSING = "missing"  # not on the platform
+    INVALID = "invalid"  # the row does not validate
+
+
 # How plan may find the devices already on the platform (plan's and apply's --lookup).
 LOOKUPS = ("auto", "per-key", "scan", "tag")
 

@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # the platform's modules load with the commands that talk to 
     from provisioner.records import SiteRecords
 
 F = TypeVar("F", bound=Callable[..., Any])
+# How verify may ask for the data (provisioner.verify.WAYS; kept here so the help loads fast).
+VERIFY_WAYS = ("auto", "organisation", "per-device")
 
 
 class InputError(click.ClickException):
@@ -585,6 +587,14 @@ class _Progress:
         else:
             click.echo(line, err=True)
 
+    def line(self, text: str) -> None:
+        """Replace the live line (a plain line each time without a terminal)."""
+        if self.live:
+            click.echo(f"\r{text}   ", nl=False, err=True)
+            self.open = True
+        else:
+            click.echo(text, err=True)
+
     def say(self, message: str) -> None:
         """A line of its own, also while the live line is showing."""
         self.end()
@@ -820,6 +830,150 @@ def apply(
     if result.stop:
         click.echo(f"{result.stopped}\nresume with:\n  {resume}", err=True)
         ctx.exit(3)
+    ctx.exit(0 if result.ok else 1)
+
+
+@main.command()
+@click.argument("sheet", type=click.Path(dir_okay=False, path_type=Path))
+@template_option
+@platform_options
+@click.option(
+    "--since",
+    metavar="TIME",
+    help="Count data from this time on (2026-12-01T08:00, or back from now: 2h, 90m), "
+    "instead of each device's install time.",
+)
+@click.option("--watch", is_flag=True, help="Ask again for the silent devices until all speak.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=1),
+    default=15,
+    show_default=True,
+    help="Seconds between the checks of --watch.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=1800,
+    show_default=True,
+    help="How long --watch waits for the last device, in seconds.",
+)
+@click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="apply's journal, for the time each device was created "
+    "(default: beside the sheet, <sheet>.journal.jsonl).",
+)
+@click.option(
+    "--data",
+    "way",
+    type=click.Choice(VERIFY_WAYS),
+    default="auto",
+    show_default=True,
+    help="How to ask for the data: the organisation's at once, or per device.",
+)
+@report_option
+@show_option("rows that need a visit")
+@click.pass_context
+def verify(
+    ctx: click.Context,
+    sheet: Path,
+    template_name: str,
+    url: str | None,
+    token_file: Path | None,
+    ca_bundle: str | None,
+    allow_http: bool,
+    since: str | None,
+    watch: bool,
+    interval: float,
+    timeout: float,
+    journal_path: Path | None,
+    way: str,
+    reports: tuple[Path, ...],
+    limit: int,
+) -> None:
+    """Which devices of SHEET have sent data since they were installed.
+
+    Each row is online (data since its install: the last time and how many
+    records), silent (on the platform, no data yet), missing (not on the
+    platform) or invalid. The install time is when apply created the device
+    (its journal), else the device's createdAt; --since overrides both. Results
+    go to <sheet>.verify.xlsx with a Silent tab of the devices to visit. Exit 0
+    all online, 1 some silent, missing or invalid, 2 unusable input, 3 the
+    platform refused or is unreachable, 130 interrupted.
+    """
+    from provisioner.apply import default_journal
+    from provisioner.platform import PlatformError
+    from provisioner.verify import VerifyResult, parse_since, verify_sheet
+
+    template = _load_template(template_name)
+    _check_reports(reports, sheet)
+    results = sheet.with_name(f"{sheet.stem}.verify.xlsx")
+    _check_reports((results,), sheet)
+    try:
+        since_time = parse_since(since) if since else None
+    except ProvisionerError as exc:
+        raise InputError(str(exc)) from None
+    progress = _Progress()
+    stop = threading.Event()
+    client = _client(url, token_file, ca_bundle, allow_http, sleep=stop.wait)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    latest: list[VerifyResult] = []
+
+    def on_round(result: VerifyResult, left: float) -> None:
+        latest[:] = [result]
+        if watch:
+            totals = result.totals
+            line = (
+                f"{totals['online']}/{len(result.rows)} online · {totals['silent']} silent"
+                f" · {int(left) // 60}:{int(left) % 60:02d} left"
+            )
+            progress.line(line)
+
+    interrupted = False
+    try:
+        with client:
+            result = verify_sheet(
+                sheet,
+                template,
+                client,
+                journal_path=journal_path or default_journal(sheet),
+                since=since_time,
+                way=way,
+                watch=watch,
+                interval=interval,
+                timeout=timeout,
+                on_round=on_round,
+                stop=stop,
+            )
+    except KeyboardInterrupt:
+        if not latest:
+            progress.end()
+            click.echo("interrupted before the first check: nothing was written", err=True)
+            ctx.exit(130)
+        interrupted, result = True, latest[0]
+    except ProvisionerError as exc:
+        raise InputError(str(exc)) from None
+    except PlatformError as exc:
+        raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None
+    finally:
+        progress.end()
+    data = result.to_dict()
+    records = result.records
+    click.echo(render_console(data, limit=limit, color=True, **_secrets(records)))
+    found = result.lookup.summary().removeprefix("lookup: ") if result.lookup else ""
+    lookup = f"; finding the devices: {found}" if found else ""
+    click.echo(f"data asked for: {result.way}, {result.data_requests} requests{lookup}")
+    _write_reports(data, (results, *reports), sheet, records)
+    if interrupted:
+        click.echo("interrupted: the state of the last check is written", err=True)
+        ctx.exit(130)
+    if watch and result.waiting:
+        from provisioner.verify import sheet_rows
+
+        click.echo(f"still silent after {int(timeout)} s: {sheet_rows(result.waiting)}", err=True)
     ctx.exit(0 if result.ok else 1)
 
 

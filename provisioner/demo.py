@@ -23,6 +23,8 @@ MISTAKES = "site-hh-04-mistakes.xlsx"
 TEMPLATE = "lorawan-meter"
 # How many devices the first apply gets done before the simulated crash.
 CRASH_AFTER = 20
+# How many devices stay silent in the demo's verify (the first ones created).
+SILENT = 3
 
 
 def fresh_folder(wanted: Path) -> Path:
@@ -126,9 +128,20 @@ def run_demo(folder: Path, say: Callable[[str], None]) -> tuple[bool, list[Path]
 
         devices = sandbox.store.count_devices()
         addrs = {d["addr"] for d in sandbox.store.list_devices(limit=10000)}
+
+        say(
+            "\n7. verify: the installer mounts the meters and they start sending. Here all but "
+            f"{SILENT} send their first data; verify tells which have spoken and which to visit."
+        )
+        sandbox.faults.fail_rate = 0.0
+        for device in sorted(sandbox.store.list_devices(limit=10000), key=lambda d: d["id"])[
+            SILENT:
+        ]:
+            sandbox.store.add_parsed_data(device["id"], {"volume_m3": 0.0, "battery_V": 3.6})
+        checked = demo.run("verify", SITE, "--template", TEMPLATE)
     say(
         f"\nThe sandbox now holds {devices} devices with {len(addrs)} distinct addresses: "
         "the sheet's 60, each once."
     )
-    ok = resumed == 0 and again == 0 and devices == len(addrs) == 60
+    ok = resumed == 0 and again == 0 and devices == len(addrs) == 60 and checked == 1
     return ok, sorted(p for p in folder.iterdir() if p.is_file())

@@ -719,6 +719,34 @@ class PlatformClient:
         answer = self._request("GET", f"/api/devices/{device_id}/downlink", idempotent=True)
         return self._as_list(answer, "downlink list")
 
+    # --- device data
+
+    def device_data_page(
+        self, device_id: int, filters: Sequence[Filter] = (), *, limit: int = 1, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """One page of a device's parsed data (``GET /api/devices/{id}/parsed-data``).
+
+        Raises NotFound for an unknown device. Items are objects; their order is the
+        platform's (newest first, assumed): callers look at ``receivedAt`` themselves.
+        """
+        device_id = _check_id(device_id)
+        path = f"/api/devices/{device_id}/parsed-data?" + query_string(
+            filters, limit=limit, offset=offset
+        )
+        answer = self._request("GET", path, idempotent=True)
+        return self._as_list(answer, "device data", items_key="data")
+
+    def organisation_data_page(
+        self, filters: Sequence[Filter] = (), *, limit: int = 1000, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """One page of the organisation's parsed data (``GET /api/devices/parsed-data``).
+
+        Raises NotFound where the platform has no such endpoint (it is assumed).
+        """
+        path = "/api/devices/parsed-data?" + query_string(filters, limit=limit, offset=offset)
+        answer = self._request("GET", path, idempotent=True)
+        return self._as_list(answer, "organisation data", items_key="data")
+
     # --- users
 
     def create_user(self, user_input: dict[str, Any]) -> dict[str, Any]:

@@ -97,10 +97,13 @@ def xlsx(
             _blank_passwords(tab, header_rows[name])
 
     _mark_problems(report, tabs)
-    if report.get("command") in ("plan", "apply"):
+    if report.get("command") in ("plan", "apply", "verify"):
         _add_outcome_columns(report, tabs, header_rows)
     if report.get("command") == "apply":
         _add_failed_tab(report, workbook, tables, secret_columns)
+    if report.get("command") == "verify":
+        # The devices to visit again, under the sheet's own headers.
+        _add_failed_tab(report, workbook, tables, secret_columns, status="silent", title="Silent")
     _add_errors_tab(report, workbook)
     if pattern is not None:
         _scrub_workbook(workbook, pattern)
@@ -298,9 +301,14 @@ def _mark_problems(report: Report, tabs: Mapping[str, Worksheet]) -> None:
 def _add_outcome_columns(
     report: Report, tabs: Mapping[str, Worksheet], header_rows: Mapping[str, int | None]
 ) -> None:
-    """After the header's last column: Action (plan) or Status + Platform id (apply), then Message."""
-    plan = report.get("command") == "plan"
-    names = ["Action", "Message"] if plan else ["Status", "Platform id", "Message"]
+    """After the header's last column: Action (plan), Status + Platform id (apply) or
+    Online + Last data + Records (verify), then Message."""
+    command = report.get("command")
+    plan = command == "plan"
+    names = {
+        "plan": ["Action", "Message"],
+        "verify": ["Online", "Last data", "Records", "Message"],
+    }.get(str(command), ["Status", "Platform id", "Message"])
     columns: dict[str, dict[str, int]] = {}
     for row in rows_of(report):
         sheet = as_text(row.get("sheet"))
@@ -316,7 +324,12 @@ def _add_outcome_columns(
         _put(tab.cell(number, at[names[0]]), state)
         if state in TONES:
             tab.cell(number, at[names[0]]).fill = _TONE_FILLS[TONES[state]]
-        if not plan:
+        if command == "verify":
+            _put(tab.cell(number, at["Last data"]), row.get("last_data"))
+            records = row.get("records")
+            shown = "1+" if records is None and row.get("last_data") else records
+            _put(tab.cell(number, at["Records"]), shown)
+        elif not plan:
             _put(tab.cell(number, at["Platform id"]), row.get("platform_id"))
         _put(tab.cell(number, at["Message"]), as_text(row.get("message") or row.get("reason")))
 
@@ -348,18 +361,20 @@ def _add_failed_tab(
     workbook: Workbook,
     tables: Mapping[str, Table] | None,
     secret_columns: Mapping[str, Collection[str]] | None = None,
+    *,
+    status: str = RowAction.FAILED,
+    title: str = "Failed",
 ) -> None:
-    """The failed device rows under their own headers: a sheet to fix and feed back in.
+    """The device rows of one ``status`` under their own headers (apply: the failed ones, a
+    sheet to fix and feed back in; verify: the silent ones, the devices to visit).
 
     Cells are written as the text that was read, so identifiers stay text; the
     cells of secret columns stay empty.
     """
-    if "Failed" in workbook.sheetnames:
-        workbook.remove(workbook["Failed"])  # from an earlier results file fed back in
+    if title in workbook.sheetnames:
+        workbook.remove(workbook[title])  # from an earlier results file fed back in
     failed = [
-        r
-        for r in rows_of(report)
-        if r.get("status") == RowAction.FAILED and r.get("kind") == RowKind.DEVICE
+        r for r in rows_of(report) if r.get("status") == status and r.get("kind") == RowKind.DEVICE
     ]
     if not failed or not tables:
         return
@@ -367,7 +382,7 @@ def _add_failed_tab(
     table = tables.get(sheet)
     if table is None:
         return
-    tab = workbook.create_sheet(_tab_title("Failed", workbook))
+    tab = workbook.create_sheet(_tab_title(title, workbook))
     hidden = secret_letters(secret_columns, table.sheet) | secret_letters(secret_columns, sheet)
     shown = [letter.upper() not in hidden for letter in table.columns]
     for column, header in enumerate(table.headers, start=1):

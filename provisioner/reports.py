@@ -41,7 +41,7 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from provisioner.actions import RowAction
+from provisioner.actions import CommissionStatus, RowAction
 from provisioner.report_base import (
     TONES,
     Report,
@@ -77,6 +77,8 @@ _NOTABLE = {
     RowAction.FAILED,
     RowAction.NOT_RUN,
     RowAction.SKIPPED,
+    CommissionStatus.SILENT,
+    CommissionStatus.MISSING,
 }
 
 

@@ -1,0 +1,420 @@
+"""The commissioning check: which of the sheet's devices have sent data since they were installed.
+
+``verify_sheet`` validates the sheet, finds its devices on the platform as plan
+does, and asks the platform for each device's parsed data since its install
+time: the create time this tool's journal recorded, else the device's
+``createdAt``; ``since`` overrides both. Data from before the install (a meter
+tested in the workshop) does not count.
+
+Two ways to ask, chosen by ``way``:
+- "organisation": ``GET /api/devices/parsed-data`` with
+  ``f:receivedAt=gt:<earliest install>``, paged and grouped by device; a few
+  requests for a whole site. It is an assumed endpoint: a 404 switches to the
+  other way, and so does more data than ``ORGANISATION_PAGES`` pages hold (then
+  only the devices not yet seen online are asked one by one).
+- "per device": ``GET /api/devices/{id}/parsed-data?limit=1&f:receivedAt=gt:...``
+  for each device, concurrently. One record proves a device online; how many it
+  sent is then unknown ("1+").
+
+No parsed data is "no data", not proof that a device is off: the platform's
+parser gives no data for some uplinks (status messages), so a silent row says
+what to check.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from provisioner.actions import CommissionStatus, RowKind
+from provisioner.errors import ProvisionerError
+from provisioner.journal import read_journal
+from provisioner.plan import LOOKUP_THREADS, LookupStats, Snapshot, look_up, normal_key
+from provisioner.platform import MAX_PAGE_SIZE, NotFound, PlatformClient, f
+from provisioner.records import Record, SiteRecords
+from provisioner.templates import SiteTemplate
+from provisioner.validation import ValidationReport, validate_sheet
+
+WAYS = ("auto", "organisation", "per-device")
+# The organisation's data is read in pages of this many records, at most this many
+# pages: past that the site has too much data for this way, and the rest is asked
+# device by device.
+ORGANISATION_PAGE = MAX_PAGE_SIZE
+ORGANISATION_PAGES = 5
+SILENT_HINT = (
+    "no data since it was installed: check that it has power and was activated, and its "
+    "antenna and coverage (a status uplink may give no parsed data, so this is not proof "
+    "that it is off)"
+)
+
+
+class VerifyError(ProvisionerError):
+    """The check cannot be made (e.g. an unreadable --since)."""
+
+
+@dataclass
+class VerifyRow:
+    """One device row and what the platform shows of it."""
+
+    sheet: str
+    row: int
+    key: str
+    status: CommissionStatus
+    platform_id: int | None = None
+    installed: str | None = None  # the install time used (RFC 3339, UTC)
+    last_data: str | None = None  # the newest receivedAt seen since the install
+    records: int | None = None  # records since install; None: at least one, count unknown
+    message: str = ""
+    errors: list[Any] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sheet": self.sheet,
+            "row": self.row,
+            "kind": RowKind.DEVICE,
+            "key": self.key,
+            "status": self.status,
+            "platform_id": self.platform_id,
+            "installed": self.installed,
+            "last_data": self.last_data,
+            "records": self.records,
+            "message": self.message,
+            "errors": [p.to_dict() for p in self.errors],
+            "warnings": [],
+        }
+
+
+@dataclass
+class VerifyResult:
+    """One check of a sheet; ``to_dict()`` is its --report .json."""
+
+    source: str
+    template: str
+    platform: str
+    rows: list[VerifyRow]
+    way: str = ""  # how the data was asked for, in words
+    data_requests: int = 0
+    lookup: LookupStats | None = None
+    records: SiteRecords | None = field(default=None, repr=False)  # for the results' sheet copy
+    made_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    command: str = "verify"
+
+    @property
+    def totals(self) -> dict[str, int]:
+        totals = dict.fromkeys(CommissionStatus, 0)
+        for row in self.rows:
+            totals[row.status] += 1
+        return {str(k): v for k, v in totals.items()}
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status == CommissionStatus.ONLINE for r in self.rows)
+
+    @property
+    def waiting(self) -> list[VerifyRow]:
+        """The rows a watch waits for: on the platform and silent."""
+        return [r for r in self.rows if r.status == CommissionStatus.SILENT]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "source": self.source,
+            "template": self.template,
+            "platform": self.platform,
+            "made_at": self.made_at,
+            "ok": self.ok,
+            "way": self.way,
+            "data_requests": self.data_requests,
+            "lookup": self.lookup.to_dict() if self.lookup else None,
+            "totals": self.totals,
+            "problems": [],
+            "rows": [r.to_dict() for r in self.rows],
+        }
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``--since``: a time (``2026-12-01T08:00``, ``2026-12-01 08:00+01:00``; without an
+    offset the machine's zone) or a duration back from now (``90m``, ``2h``, ``1d``)."""
+    now = now or datetime.now(UTC)
+    value = text.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if value[-1:].lower() in units and value[:-1].strip().replace(".", "", 1).isdigit():
+        return now - timedelta(seconds=float(value[:-1]) * units[value[-1].lower()])
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise VerifyError(
+            f"--since {text!r} is neither a time (2026-12-01T08:00) nor a duration (2h, 90m)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # the machine's own zone, as the installer means it
+    return moment.astimezone(UTC)
+
+
+def instant(value: Any) -> datetime | None:
+    """An RFC 3339 time from the platform as an aware datetime; None when it is not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class _Device:
+    """A sheet row found on the platform, and what is known of its data."""
+
+    row: VerifyRow
+    device_id: int
+    installed: datetime
+    last: datetime | None = None
+    count: int = 0
+    counted: bool = True  # False: only "at least one" is known
+
+
+class Checker:
+    """Finds the sheet's devices once; ``check()`` asks for data (again) for the silent ones."""
+
+    def __init__(
+        self,
+        client: PlatformClient,
+        report: ValidationReport,
+        template: SiteTemplate,
+        *,
+        journal_path: Path | None = None,
+        since: datetime | None = None,
+        way: str = "auto",
+        lookup: str = "auto",
+    ) -> None:
+        if way not in WAYS:
+            raise ValueError(f"way must be one of {', '.join(WAYS)}")
+        self.client = client
+        self.way = way
+        self.rows: list[VerifyRow] = []
+        self.devices: list[_Device] = []
+        self.data_requests = 0
+        self.way_used = ""
+        self._organisation = way != "per-device"
+        records = self.records = report.records
+        snapshot, self.lookup = look_up(client, records, template, lookup)
+        created = _created_times(journal_path, client.url, template.match_key)
+        problems = {(r.sheet, r.row): r for r in report.problem_rows.values()}
+        for record in records.devices:
+            self._add(record, snapshot, problems, created, since, template.match_key)
+
+    def _add(
+        self,
+        record: Record,
+        snapshot: Snapshot,
+        problems: dict[tuple[str, int], Any],
+        created: dict[str, datetime],
+        since: datetime | None,
+        match_key: str,
+    ) -> None:
+        row = VerifyRow(record.sheet, record.row, record.key, CommissionStatus.INVALID)
+        self.rows.append(row)
+        if not record.valid:
+            found = problems.get((record.sheet, record.row))
+            row.errors = list(found.errors) if found is not None else []
+            first = row.errors[0].message if row.errors else "see the validation report"
+            row.message = f"invalid row: {first}"
+            return
+        key = normal_key(match_key, record.key)
+        matches = snapshot.by_key.get(key, [])
+        if len(matches) != 1:
+            row.status = CommissionStatus.MISSING
+            row.message = (
+                "not on the platform: run apply for it"
+                if not matches
+                else f"{len(matches)} platform devices share the {match_key} {record.key} "
+                f"(ids {', '.join(str(d.get('id')) for d in matches)}): resolve this on the "
+                "platform first"
+            )
+            return
+        device = matches[0]
+        row.platform_id = int(device["id"])
+        installed = since or created.get(key) or instant(device.get("createdAt"))
+        if installed is None:
+            installed = datetime.fromtimestamp(0, UTC)  # no time known: any data counts
+        row.installed = stamp(installed)
+        row.status = CommissionStatus.SILENT
+        self.devices.append(_Device(row, row.platform_id, installed))
+
+    def check(self) -> None:
+        """Ask for the data of every device not yet online, then say what each row shows."""
+        pending = [d for d in self.devices if d.last is None]
+        if not pending:
+            return
+        if self._organisation:
+            pending = self._by_organisation(pending)
+        if pending:
+            self._by_device(pending)
+        for device in self.devices:
+            _describe(device)
+
+    def _by_organisation(self, pending: list[_Device]) -> list[_Device]:
+        """Read the organisation's data since the earliest install; the devices left over."""
+        by_id = {d.device_id: d for d in pending}
+        earliest = min(d.installed for d in pending)
+        seen: set[Any] = set()
+        filters = [f("receivedAt", "gt", stamp(earliest))]
+        complete = False
+        offset = 0
+        for _ in range(ORGANISATION_PAGES):
+            try:
+                page = self.client.organisation_data_page(
+                    filters, limit=ORGANISATION_PAGE, offset=offset
+                )
+            except NotFound:
+                self._organisation = False
+                self.way_used = "per device (the platform has no organisation data endpoint)"
+                return pending
+            finally:
+                self.data_requests += 1
+            # A short page may be the server's cap: the next offset is asked all the same,
+            # until a page brings nothing new.
+            new = [i for i in page if i.get("id") is None or i.get("id") not in seen]
+            if not new:
+                complete = True
+                break
+            offset += len(page)
+            for item in new:
+                seen.add(item.get("id"))
+                owner = item.get("deviceId")
+                _count(by_id.get(owner) if isinstance(owner, int) else None, item)
+        if complete:
+            self.way_used = self.way_used or "organisation data, grouped by device"
+            return []
+        # Too much data for this way: the devices still silent are asked one by one.
+        self._organisation = False
+        self.way_used = (
+            f"organisation data ({ORGANISATION_PAGES} pages), then per device for the rest"
+        )
+        return [d for d in pending if d.last is None]
+
+    def _by_device(self, pending: list[_Device]) -> None:
+        def ask(device: _Device) -> tuple[_Device, list[dict[str, Any]]]:
+            filters = [f("receivedAt", "gt", stamp(device.installed))]
+            try:
+                return device, self.client.device_data_page(device.device_id, filters, limit=1)
+            except NotFound:
+                return device, []  # gone since the lookup: silent, the next check says more
+
+        with ThreadPoolExecutor(max_workers=LOOKUP_THREADS) as pool:
+            for device, page in pool.map(ask, pending):
+                self.data_requests += 1
+                for item in page:
+                    _count(device, item)
+                if page:
+                    device.counted = False  # one record asked for: "1+"
+        self.way_used = self.way_used or "per device, one request each"
+
+    def result(self, sheet: Path, template: SiteTemplate) -> VerifyResult:
+        return VerifyResult(
+            source=sheet.name,
+            template=template.name,
+            platform=self.client.url,
+            rows=self.rows,
+            way=self.way_used,
+            data_requests=self.data_requests,
+            lookup=self.lookup,
+            records=self.records,
+        )
+
+
+def _count(device: _Device | None, item: dict[str, Any]) -> None:
+    """One data record for a device, if it came after the device's install."""
+    if device is None:
+        return
+    received = instant(item.get("receivedAt")) or instant(item.get("createdAt"))
+    if received is None or received <= device.installed:
+        return
+    device.count += 1
+    if device.last is None or received > device.last:
+        device.last = received
+
+
+def _describe(device: _Device) -> None:
+    row = device.row
+    if device.last is None:
+        row.status = CommissionStatus.SILENT
+        row.message = SILENT_HINT
+        return
+    row.status = CommissionStatus.ONLINE
+    row.last_data = stamp(device.last)
+    row.records = device.count if device.counted else None
+    records = f"{device.count} records" if device.counted else "1+ records"
+    row.message = f"data since it was installed ({records}), the last at {row.last_data}"
+
+
+def _created_times(journal: Path | None, platform: str, match_key: str) -> dict[str, datetime]:
+    """Device key -> when this tool created it, from the journal (a missing journal: none)."""
+    if journal is None:
+        return {}
+    state = read_journal(journal, platform=platform)
+    times: dict[str, datetime] = {}
+    for (kind, key), entry in state.made.items():
+        moment = instant(entry.at)
+        if kind == RowKind.DEVICE and moment is not None and entry.status == "created":
+            times[key] = moment
+    return times
+
+
+def verify_sheet(
+    sheet: Path,
+    template: SiteTemplate,
+    client: PlatformClient,
+    *,
+    journal_path: Path | None = None,
+    since: datetime | None = None,
+    way: str = "auto",
+    lookup: str = "auto",
+    watch: bool = False,
+    interval: float = 15.0,
+    timeout: float = 1800.0,
+    on_round: Callable[[VerifyResult, float], None] | None = None,
+    stop: threading.Event | None = None,
+) -> VerifyResult:
+    """Check the sheet once, or with ``watch`` again every ``interval`` seconds for the
+    silent devices until every device is online, ``timeout`` passes or ``stop`` is set.
+
+    ``on_round(result, seconds_left)`` after each check (the live line of --watch).
+    """
+    report = validate_sheet(sheet, template)
+    checker = Checker(
+        client, report, template, journal_path=journal_path, since=since, way=way, lookup=lookup
+    )
+    stop = stop or threading.Event()
+    started = time.monotonic()
+    while True:
+        checker.check()
+        result = checker.result(sheet, template)
+        left = max(0.0, timeout - (time.monotonic() - started))
+        if on_round is not None:
+            on_round(result, left)
+        if not watch or not result.waiting or left <= 0:
+            return result
+        if stop.wait(min(interval, left)):
+            return result
+
+
+def silent_rows(result: VerifyResult) -> Sequence[VerifyRow]:
+    return [r for r in result.rows if r.status == CommissionStatus.SILENT]
+
+
+def sheet_rows(rows: Iterable[VerifyRow]) -> str:
+    """``rows 4, 9, 12`` of a list of rows, for a message."""
+    numbers = [str(r.row) for r in rows]
+    return ("row " if len(numbers) == 1 else "rows ") + ", ".join(numbers)
