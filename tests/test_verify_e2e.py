@@ -256,3 +256,21 @@ def test_a_refused_token_ends_with_exit_3_and_no_traceback(
     )
     assert done.returncode == 3, explain(done)
     assert "Traceback" not in done.stderr
+
+
+def test_watch_on_a_terminal_shows_one_live_line(sandbox: Sandbox, tmp_path: Path) -> None:
+    from test_apply_terminal import finish, read_until, spawn
+
+    sheet = write_sheet(tmp_path, rows(0, 1))
+    assert run_apply(sheet, sandbox, sandbox.tokens["device-admin"]).returncode == 0
+    speak(sandbox, "SN0")
+    words = ["verify", str(sheet), "--url", sandbox.url, "--watch", "--interval", "1"]
+    env = {**environment(sandbox.tokens["device-admin"]), "PYTHONFAULTHANDLER": "1"}
+    pid, fd = spawn(words, env, tmp_path)
+    screen = read_until(fd, b"1/2 online \xc2\xb7 1 silent").decode()
+    speak(sandbox, "SN1")
+    code, rest = finish(pid, fd)
+    assert code == 0, screen + rest
+    assert "\r1/2 online · 1 silent · " in screen  # rewritten in place, not a new line each time
+    assert "online 2 · silent 0" in rest
+    assert "Traceback" not in screen + rest
