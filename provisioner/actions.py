@@ -63,6 +63,19 @@ class CommissionStatus(StrEnum):
     INVALID = "invalid"  # the row does not validate
 
 
+class UndoStatus(StrEnum):
+    """What `undo` does, and did, about one thing a run did."""
+
+    DELETE = "delete"  # a device a run created, as the run left it: to be deleted
+    RESTORE = "restore"  # a device a run updated, as the run left it: to be put back
+    KEPT = "kept"  # changed since the run, updated later, or a user: listed, not touched
+    DELETED = "deleted"
+    RESTORED = "restored"
+    DONE_BEFORE = "already done"  # taken back by an earlier undo, or gone already
+    FAILED = "failed"
+    NOT_RUN = "not run"
+
+
 # How plan may find the devices already on the platform (plan's and apply's --lookup).
 LOOKUPS = ("auto", "per-key", "scan", "tag")
 

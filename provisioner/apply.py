@@ -424,6 +424,7 @@ class _Answer:
     platform_id: int | None
     message: str
     changes: list[Change] = field(default_factory=list)  # an update's
+    updated_at: str = ""  # the device's updatedAt in the answer: what undo checks it against
 
 
 class Applier:
@@ -638,6 +639,7 @@ class Applier:
                 message=answer.message,
                 payload=task.payload,
                 update=request.images(answer.status),
+                updated_at=answer.updated_at,
             )
         )
         if answer.changes:
@@ -694,7 +696,13 @@ class _Request:
 class _DeviceRequest(_Request):
     def send(self) -> _Answer:
         device = self.client.create_device(self.body)
-        return _Answer(RowAction.CREATED, device["id"], "created")
+        stamp = device.get("updatedAt")
+        return _Answer(
+            RowAction.CREATED,
+            device["id"],
+            "created",
+            updated_at=stamp if isinstance(stamp, str) else "",
+        )
 
     def find_after_lost(self) -> _Answer | None:
         found = self._ours_by_addr()
@@ -876,12 +884,14 @@ class _UpdateRequest(_Request):
 
     def _updated(self, how: str) -> _Answer:
         rest = self.task.untouched
+        stamp = (self.after or {}).get("updatedAt")
         return _Answer(
             RowAction.UPDATED,
             self.device_id,
             f"{how}: {', '.join(self.update.fields)}"
             + (f"; {rest} still differ (not in --update)" if rest else ""),
             self.update.changes,
+            stamp if isinstance(stamp, str) else "",
         )
 
 

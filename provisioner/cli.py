@@ -1031,6 +1031,125 @@ def _show_updates(work: Work) -> None:
 
 
 @main.command()
+@click.argument("sheet", type=click.Path(dir_okay=False, path_type=Path))
+@platform_options
+@click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The journal of the runs (default: beside the sheet, <sheet>.journal.jsonl).",
+)
+@click.option(
+    "--run", "run_id", metavar="RUN_ID", help="Take back this run only (see the journal)."
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before deleting and restoring.")
+@click.pass_context
+def undo(
+    ctx: click.Context,
+    sheet: Path,
+    url: str | None,
+    token_file: Path | None,
+    ca_bundle: str | None,
+    allow_http: bool,
+    journal_path: Path | None,
+    run_id: str | None,
+    yes: bool,
+) -> None:
+    """Take back what apply's runs of SHEET did on the platform (all runs, or --run).
+
+    Devices a run created are deleted (their queued downlinks go with them), devices
+    it updated are put back to their values before the update. A device changed
+    since the run is kept and listed; nothing the journal did not create is deleted;
+    users are listed (the API cannot delete them). On a terminal you type the number
+    of devices to delete. Exit 0 all taken back, 1 some kept, 2 unusable input, 3 the
+    platform refused, is unreachable or cannot delete.
+    """
+    from provisioner.apply import default_journal
+    from provisioner.platform import PlatformError
+    from provisioner.undo import UndoResult, undo_sheet
+
+    journal_path = journal_path or default_journal(sheet)
+    if not journal_path.exists():
+        raise InputError(f"{journal_path}: no journal, so nothing to take back (see --journal)")
+    stop = threading.Event()
+    client = _client(url, token_file, ca_bundle, allow_http, sleep=stop.wait)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+
+    def confirm(plan: UndoResult) -> bool:
+        deletes, restores = plan.to_delete, plan.to_restore
+        click.echo(
+            f"undo on {client.url}: {len(deletes)} devices to delete, {len(restores)} to put back"
+        )
+        for row in [*deletes, *restores][:SHOWN_UPDATES]:
+            click.echo(f"  {row.status} device {row.platform_id} ({row.key}): {row.message}")
+        if len(deletes) + len(restores) > SHOWN_UPDATES:
+            click.echo(f"  and {len(deletes) + len(restores) - SHOWN_UPDATES} more")
+        _show_kept(plan)
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise InputError(
+                "undo deletes devices: add --yes to confirm when not running on a terminal; "
+                "nothing was changed"
+            )
+        try:
+            if deletes:
+                typed = click.prompt(
+                    f"Type {len(deletes)} (the number of devices to delete) to go on",
+                    default="",
+                    show_default=False,
+                )
+                return typed.strip() == str(len(deletes))
+            return click.confirm(f"Put back {len(restores)} devices?", default=False)
+        except click.Abort:
+            return False
+
+    try:
+        with client:
+            result = undo_sheet(
+                sheet, client, journal_path=journal_path, run=run_id, confirm=confirm, stop=stop
+            )
+    except ProvisionerError as exc:
+        raise InputError(str(exc)) from None
+    except PlatformError as exc:
+        raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None
+    except KeyboardInterrupt:
+        click.echo("interrupted before anything was changed", err=True)
+        ctx.exit(130)
+    if not (result.to_delete or result.to_restore) and not any(
+        r.status in ("deleted", "restored", "failed", "not run") for r in result.rows
+    ):
+        click.echo(
+            "nothing to take back: "
+            + (
+                ", ".join(f"{v} {k}" for k, v in result.totals.items())
+                or "the runs changed nothing"
+            )
+        )
+        _show_kept(result)
+    else:
+        click.echo(" · ".join(f"{k} {v}" for k, v in result.totals.items()))
+        failed = [r for r in result.rows if r.status == "failed"]
+        for row in failed[:SHOWN_UPDATES]:
+            click.echo(f"  failed: device {row.platform_id} ({row.key}): {row.message}")
+        _show_kept(result)
+    click.echo(f"journal: {journal_path}")
+    if result.stopped:
+        click.echo(result.stopped, err=True)
+        ctx.exit(130 if result.stopped == "interrupted" else 3)
+    ctx.exit(0 if result.ok else 1)
+
+
+def _show_kept(result: Any) -> None:
+    kept = [r for r in result.rows if r.status == "kept"]
+    for row in kept[:SHOWN_UPDATES]:
+        click.echo(f"  kept {row.kind} {row.platform_id} ({row.key}): {row.message}")
+    if len(kept) > SHOWN_UPDATES:
+        click.echo(f"  and {len(kept) - SHOWN_UPDATES} more kept")
+
+
+@main.command()
 @click.option(
     "--folder",
     type=click.Path(file_okay=False, path_type=Path),

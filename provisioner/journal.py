@@ -68,6 +68,7 @@ class Entry:
     run: str = ""
     at: str = ""  # when the line was written (UTC, ISO 8601)
     payload: str = ""  # fingerprint of what was sent (downlinks)
+    updated_at: str = ""  # the device's updatedAt as the answer gave it (creates, updates)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class UpdateEntry:
     run: str = ""
     at: str = ""
     status: str = ""
+    updated_at: str = ""  # the device's updatedAt after the update, as the answer gave it
+    row: int | None = None
 
 
 @dataclass
@@ -96,6 +99,10 @@ class JournalState:
     torn_lines: int = 0
     skipped_lines: list[int] = field(default_factory=list)  # line numbers, not the journal's
     updates: list[UpdateEntry] = field(default_factory=list)  # every update line, in order
+    # Every create some run recorded as done (a device or user made), in order: undo's list.
+    created: list[Entry] = field(default_factory=list)
+    # What undo runs took back: (kind, key, platform id) of devices deleted, in order.
+    undone: list[Entry] = field(default_factory=list)
 
     def last(self, kind: str, key: str) -> Entry | None:
         return self.entries.get((kind, key))
@@ -118,11 +125,12 @@ def _entry(record: dict[str, Any], event: str) -> Entry | None:
         not isinstance(platform_id, int) or isinstance(platform_id, bool) or platform_id < 1
     ):
         return None
-    texts = [record.get(name, "") for name in ("status", "message", "run", "at", "payload")]
+    names = ("status", "message", "run", "at", "payload", "updated_at")
+    texts = [record.get(name, "") for name in names]
     if not all(isinstance(text, str) for text in texts):
         return None
-    status, message, run, at, payload = texts
-    return Entry(kind, key, event, platform_id, status, message, run, at, payload)
+    status, message, run, at, payload, updated_at = texts
+    return Entry(kind, key, event, platform_id, status, message, run, at, payload, updated_at)
 
 
 def _update_entry(record: dict[str, Any], event: str) -> UpdateEntry | None:
@@ -130,8 +138,18 @@ def _update_entry(record: dict[str, Any], event: str) -> UpdateEntry | None:
     before, after = record.get("before", {}), record.get("after", {})
     if entry is None or not isinstance(before, dict) or not isinstance(after, dict):
         return None
+    row = record.get("row")
     return UpdateEntry(
-        entry.key, event, entry.platform_id, before, after, entry.run, entry.at, entry.status
+        entry.key,
+        event,
+        entry.platform_id,
+        before,
+        after,
+        entry.run,
+        entry.at,
+        entry.status,
+        entry.updated_at,
+        row if isinstance(row, int) else None,
     )
 
 
@@ -172,6 +190,16 @@ def read_journal(path: Path, platform: str | None = None) -> JournalState:
                 state.runs.append(str(record.get("run", "")))
         elif event == "end":
             continue
+        elif record.get("op") in ("delete", "restore") and (event == "intent" or event in OUTCOMES):
+            # An undo's own lines: a device it deleted is no create of any run any more.
+            entry = _entry(record, event)
+            if entry is None:
+                state.skipped_lines.append(number)
+            elif counts and event == "done":
+                state.undone.append(entry)
+                if record.get("op") == "delete":
+                    state.made.pop((entry.kind, entry.key), None)
+                    state.entries.pop((entry.kind, entry.key), None)
         elif record.get("op") == "update" and (event == "intent" or event in OUTCOMES):
             update = _update_entry(record, event)
             if update is None:
@@ -186,6 +214,8 @@ def read_journal(path: Path, platform: str | None = None) -> JournalState:
                 state.entries[(entry.kind, entry.key)] = entry
                 if event == "done" and entry.platform_id is not None:
                     state.made[(entry.kind, entry.key)] = entry
+                if event == "done" and entry.status == "created":
+                    state.created.append(entry)
         else:
             state.skipped_lines.append(number)
     return state
@@ -331,14 +361,27 @@ class Journal:
             raise JournalError(self.broken) from None
 
     def intent(
-        self, kind: str, key: str, row: int, *, payload: str = "", update: Images | None = None
+        self,
+        kind: str,
+        key: str,
+        row: int,
+        *,
+        payload: str = "",
+        update: Images | None = None,
+        op: str = "",
+        platform_id: int | None = None,
     ) -> None:
-        """Before a request. ``update``: the device's (before, after) images of an update."""
+        """Before a request. ``update``: the device's (before, after) images of an update;
+        ``op``: "delete" or "restore" for an undo's requests (an update is "update")."""
         record: dict[str, Any] = {"event": "intent", "kind": kind, "key": key, "row": row}
         if payload:
             record["payload"] = payload
+        if platform_id is not None:
+            record["platform_id"] = platform_id
         if update is not None:
-            record.update(op="update", before=update[0], after=update[1])
+            record.update(op=op or "update", before=update[0], after=update[1])
+        elif op:
+            record["op"] = op
         self._write(record)
 
     def outcome(
@@ -353,6 +396,8 @@ class Journal:
         message: str = "",
         payload: str = "",
         update: Images | None = None,
+        op: str = "",
+        updated_at: str = "",
     ) -> None:
         if event not in OUTCOMES:
             raise ValueError(f"not an outcome: {event}")
@@ -367,8 +412,12 @@ class Journal:
         }
         if payload:
             record["payload"] = payload
+        if updated_at:
+            record["updated_at"] = updated_at
         if update is not None:
-            record.update(op="update", before=update[0], after=update[1])
+            record.update(op=op or "update", before=update[0], after=update[1])
+        elif op:
+            record["op"] = op
         self._write(record)
 
     def close(self, totals: dict[str, int] | None = None) -> None:

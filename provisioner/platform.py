@@ -708,6 +708,14 @@ class PlatformClient:
         )
         return self._as_object(answer, "updated device")
 
+    def delete_device(self, device_id: int) -> None:
+        """DELETE /api/devices/{id} (200 or 204, an empty body). Sent once: a lost answer is
+        an UnknownOutcome for the caller to settle by looking the id up."""
+        device_id = _check_id(device_id)
+        self._request(
+            "DELETE", f"/api/devices/{device_id}", roles=ROLES_TO_WRITE_DEVICES, want_body=False
+        )
+
     def queue_downlink(self, device_id: int, downlink_type: str, content: Any) -> None:
         """POST /api/devices/{id}/downlink?type=...; replaces a queued one of that type."""
         device_id = _check_id(device_id)

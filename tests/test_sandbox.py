@@ -660,6 +660,22 @@ def test_put_refuses_an_addr_change_an_unknown_id_and_bad_fields(sandbox: Sandbo
     assert get(sandbox, f"/api/devices?f:id=eq:{made['id']}").json()["data"] == [made]
 
 
+def test_delete_removes_the_device_its_downlinks_and_its_data(sandbox: Sandbox) -> None:
+    made = post(sandbox, "/api/devices", {"addr": A1}).json()["data"]
+    sandbox.store.queue_downlink(made["id"], "config", {"d": {}, "q": "config"})
+    sandbox.store.add_parsed_data(made["id"], {"v": 1})
+    with client(sandbox, "network-server") as c:
+        assert c.delete(f"/api/devices/{made['id']}").status_code == 403
+    with client(sandbox, "device-admin") as c:
+        answer = c.delete(f"/api/devices/{made['id']}")
+        assert answer.status_code == 204 and answer.content == b""
+        assert c.delete(f"/api/devices/{made['id']}").status_code == 404
+    assert sandbox.store.count_devices() == 0
+    assert sandbox.store.list_parsed_data(None) == []
+    document = httpx.get(sandbox.url + "/api/openapi.json").json()
+    assert "delete" in document["paths"]["/api/devices/{devId}"]
+
+
 # --- storage ---------------------------------------------------------------------------------
 
 

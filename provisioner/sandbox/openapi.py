@@ -246,6 +246,17 @@ def openapi_document() -> dict[str, Any]:
                         **_errors(400, 403, 404),
                     },
                 },
+                "delete": {
+                    "summary": (
+                        "Delete a device with its queued downlinks and its data"
+                        " (org-admin or device-admin); there is no undo"
+                    ),
+                    "parameters": [_device_id()],
+                    "responses": {
+                        "204": {"description": "Deleted; empty body"},
+                        **_errors(403, 404),
+                    },
+                },
             },
             "/api/devices/{devId}/parsed-data": {
                 "get": {

@@ -178,6 +178,12 @@ def update_device(call: Call) -> Reply:
     return Reply(200, {"data": call.store.update_device(call.device_id(), call.json_body())})
 
 
+def delete_device(call: Call) -> Reply:
+    call.params()
+    call.store.delete_device(call.device_id())
+    return Reply(204)
+
+
 def queue_downlink(call: Call) -> Reply:
     downlink_type = call.params("type").get("type")
     if downlink_type is None:
@@ -227,6 +233,7 @@ ROUTES = (
     Route("GET", _DEVICE_DATA, list_device_data, None),
     Route("POST", _DEVICES, create_device, DEVICE_WRITERS, creates=True),
     Route("PUT", _DEVICE, update_device, DEVICE_WRITERS),
+    Route("DELETE", _DEVICE, delete_device, DEVICE_WRITERS),
     Route("GET", _DOWNLINK, list_downlinks, None),
     Route("POST", _DOWNLINK, queue_downlink, DEVICE_WRITERS, creates=True),
     Route("GET", _USERS, list_users, USER_ADMINS),

@@ -1,0 +1,477 @@
+"""Taking back what apply's runs did on a platform (``provisioner undo``).
+
+From the journal: devices a run created are deleted, devices it updated are put
+back to the values recorded before the update; queued downlinks go with their
+devices (the platform deletes them). Only what is as the run left it: a device
+whose ``updatedAt`` moved since (somebody edited it, or a later run updated it)
+is kept and listed with the reason, and nothing the journal did not create is
+ever deleted. Users cannot be deleted through the documented API: they are
+listed.
+
+The undo is journalled like a run (``"op": "delete"`` and ``"op": "restore"``
+lines): a DELETE without an answer is settled by looking the id up, a second
+undo skips what the first took back, and a device an undo deleted no longer
+counts as created, so apply afterwards works as on a fresh platform.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provisioner.actions import RowKind, UndoStatus
+from provisioner.changes import device_input, masked_input, secret_values
+from provisioner.errors import ProvisionerError
+from provisioner.fields import MASK
+from provisioner.journal import (
+    Entry,
+    Journal,
+    JournalLock,
+    JournalState,
+    UpdateEntry,
+    read_journal,
+)
+from provisioner.platform import (
+    AuthError,
+    NotFound,
+    PlatformClient,
+    PlatformError,
+    ServerError,
+    TransportError,
+    UnknownOutcome,
+)
+
+# How often a DELETE or PUT without an answer is tried before its row fails.
+TRIES = 3
+
+
+class UndoError(ProvisionerError):
+    """The undo cannot be made: no journal, an unknown run, a journal of another sheet."""
+
+
+@dataclass
+class UndoRow:
+    """One thing a run did, and what undo does about it."""
+
+    kind: str  # device | user
+    key: str
+    row: int | None
+    platform_id: int | None
+    status: UndoStatus
+    message: str = ""
+    run: str = ""
+    # A restore: the body to PUT (the device's values with the recorded ones put back) and
+    # the updatedAt the device must still have.
+    body: dict[str, Any] = field(default_factory=dict, repr=False)
+    expected: str = ""
+    restored: list[str] = field(default_factory=list)  # the fields put back
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "key": self.key,
+            "row": self.row,
+            "platform_id": self.platform_id,
+            "status": self.status,
+            "message": self.message,
+            "run": self.run,
+            "restored": self.restored,
+        }
+
+
+@dataclass
+class UndoResult:
+    journal: str
+    platform: str
+    runs: list[str]
+    rows: list[UndoRow]
+    stopped: str = ""
+
+    @property
+    def totals(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for row in self.rows:
+            totals[row.status] = totals.get(row.status, 0) + 1
+        return totals
+
+    @property
+    def to_delete(self) -> list[UndoRow]:
+        return [r for r in self.rows if r.status == UndoStatus.DELETE]
+
+    @property
+    def to_restore(self) -> list[UndoRow]:
+        return [r for r in self.rows if r.status == UndoStatus.RESTORE]
+
+    @property
+    def ok(self) -> bool:
+        return not self.stopped and all(
+            r.status in (UndoStatus.DELETED, UndoStatus.RESTORED, UndoStatus.DONE_BEFORE)
+            for r in self.rows
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": "undo",
+            "journal": self.journal,
+            "platform": self.platform,
+            "runs": self.runs,
+            "ok": self.ok,
+            "stopped": self.stopped,
+            "totals": self.totals,
+            "rows": [r.to_dict() for r in self.rows],
+        }
+
+
+def undo_sheet(
+    sheet: Path,
+    client: PlatformClient,
+    *,
+    journal_path: Path,
+    run: str | None = None,
+    confirm: Callable[[UndoResult], bool] | None = None,
+    stop: threading.Event | None = None,
+) -> UndoResult:
+    """Plan the undo from the journal, ask, then delete and restore. Raises UndoError (and
+    ProvisionerError for a declined question) before anything is written."""
+    stop = stop or threading.Event()
+    with JournalLock(journal_path):
+        state = read_journal(journal_path, platform=client.url)
+        foreign = state.sheets - {sheet.name}
+        if foreign:
+            raise UndoError(
+                f"the journal {journal_path} belongs to the sheet {sorted(foreign)[0]}, not "
+                f"{sheet.name}"
+            )
+        result = plan_undo(state, client, journal_path, run)
+        if not (result.to_delete or result.to_restore):
+            return result
+        if confirm is not None and not confirm(result):
+            raise ProvisionerError("nothing was changed on the platform")
+        journal = Journal(journal_path, sheet=sheet.name, platform=client.url, fingerprint="undo")
+        try:
+            for row in [*result.to_delete, *result.to_restore]:
+                if stop.is_set() or result.stopped:
+                    row.status, row.message = UndoStatus.NOT_RUN, "not run: the undo stopped"
+                    continue
+                try:
+                    if row.status == UndoStatus.DELETE:
+                        _delete(client, journal, row, result)
+                    else:
+                        _restore(client, journal, row)
+                except AuthError as exc:
+                    result.stopped = f"stopped: the platform refused the token ({exc})"
+                    row.status, row.message = UndoStatus.FAILED, str(exc)
+                except TransportError as exc:
+                    result.stopped = f"stopped: the platform is unreachable ({exc})"
+                    row.status, row.message = UndoStatus.FAILED, str(exc)
+                except PlatformError as exc:
+                    row.status, row.message = UndoStatus.FAILED, f"the platform refused it: {exc}"
+        except KeyboardInterrupt:
+            result.stopped = "interrupted"
+            for row in result.rows:
+                if row.status in (UndoStatus.DELETE, UndoStatus.RESTORE):
+                    row.status, row.message = UndoStatus.NOT_RUN, "interrupted"
+        finally:
+            journal.close(dict(result.totals))
+    return result
+
+
+def plan_undo(
+    state: JournalState, client: PlatformClient, journal_path: Path, run: str | None
+) -> UndoResult:
+    """What an undo of ``run`` (None: every run on this platform) would delete, restore, keep."""
+    if not state.runs:
+        raise UndoError(f"the journal {journal_path} records no run against {client.url}")
+    if run is not None and run not in state.runs:
+        raise UndoError(
+            f"no run {run!r} against {client.url} in {journal_path}; its runs: "
+            + ", ".join(state.runs)
+        )
+    chosen = {run} if run is not None else set(state.runs)
+    later = _order(state)
+    taken_back = {e.platform_id for e in state.undone if e.platform_id is not None}
+    rows: list[UndoRow] = []
+    created_ids: set[int] = set()
+    for entry in _created_by(state, chosen):
+        assert entry.platform_id is not None
+        created_ids.add(entry.platform_id)
+        if entry.kind == RowKind.USER:
+            rows.append(
+                UndoRow(
+                    RowKind.USER,
+                    entry.key,
+                    None,
+                    entry.platform_id,
+                    UndoStatus.KEPT,
+                    "users cannot be deleted through the platform's REST API: delete this "
+                    "one in the platform UI if it should go",
+                    entry.run,
+                )
+            )
+            continue
+        rows.append(_device_to_delete(client, entry, chosen, later, taken_back))
+    for device_id, updates in _updated_by(state, chosen).items():
+        if device_id in created_ids:
+            continue  # deleted anyway
+        rows.append(_device_to_restore(client, device_id, updates, chosen, later, taken_back))
+    return UndoResult(str(journal_path), client.url, sorted(chosen, key=state.runs.index), rows)
+
+
+def _created_by(state: JournalState, chosen: set[str]) -> list[Entry]:
+    """The devices and users the chosen runs created, each once (the last record of it)."""
+    found: dict[tuple[str, int], Entry] = {}
+    for entry in state.created:
+        if entry.run in chosen and entry.platform_id is not None:
+            found[(entry.kind, entry.platform_id)] = entry
+    return list(found.values())
+
+
+def _updated_by(state: JournalState, chosen: set[str]) -> dict[int, list[UpdateEntry]]:
+    updates: dict[int, list[UpdateEntry]] = {}
+    for update in state.updates:
+        if (
+            update.run in chosen
+            and update.event == "done"
+            and update.status == "updated"
+            and update.platform_id is not None
+        ):
+            updates.setdefault(update.platform_id, []).append(update)
+    return updates
+
+
+def _order(state: JournalState) -> dict[int, list[tuple[str, str]]]:
+    """Device id -> (run, updatedAt) of every create and update that touched it, in order."""
+    touched: dict[int, list[tuple[str, str]]] = {}
+    for entry in state.created:
+        if entry.kind == RowKind.DEVICE and entry.platform_id is not None:
+            touched.setdefault(entry.platform_id, []).append((entry.run, entry.updated_at))
+    for update in state.updates:
+        if update.event == "done" and update.status == "updated" and update.platform_id:
+            touched.setdefault(update.platform_id, []).append((update.run, update.updated_at))
+    return touched
+
+
+def _last_change(
+    device_id: int, chosen: set[str], touched: dict[int, list[tuple[str, str]]]
+) -> tuple[str, str]:
+    """(the updatedAt the chosen runs left the device with, a later run that changed it)."""
+    events = touched.get(device_id, [])
+    left = ""
+    for number, (run, stamp) in enumerate(events):
+        if run in chosen:
+            left = stamp
+            after = [r for r, _ in events[number + 1 :] if r not in chosen]
+            if after:
+                return left, after[0]
+    return left, ""
+
+
+def _device_to_delete(
+    client: PlatformClient,
+    entry: Entry,
+    chosen: set[str],
+    touched: dict[int, list[tuple[str, str]]],
+    taken_back: set[int],
+) -> UndoRow:
+    assert entry.platform_id is not None
+    row = UndoRow(
+        RowKind.DEVICE, entry.key, None, entry.platform_id, UndoStatus.DELETE, run=entry.run
+    )
+    if entry.platform_id in taken_back:
+        row.status, row.message = UndoStatus.DONE_BEFORE, "taken back by an earlier undo"
+        return row
+    left, later_run = _last_change(entry.platform_id, chosen, touched)
+    if later_run:
+        row.status = UndoStatus.KEPT
+        row.message = f"updated later by run {later_run}: undo that run first"
+        return row
+    device = client.get_device(entry.platform_id)
+    if device is None:
+        row.status, row.message = UndoStatus.DONE_BEFORE, "no longer on the platform"
+        return row
+    client.add_secrets(secret_values(device))
+    reason = _changed_since(device, left, entry.key)
+    if reason:
+        row.status, row.message = UndoStatus.KEPT, reason
+        return row
+    row.message = f"created by run {entry.run}: delete it (with its queued downlinks)"
+    return row
+
+
+def _device_to_restore(
+    client: PlatformClient,
+    device_id: int,
+    updates: list[UpdateEntry],
+    chosen: set[str],
+    touched: dict[int, list[tuple[str, str]]],
+    taken_back: set[int],
+) -> UndoRow:
+    first, last = updates[0], updates[-1]
+    row = UndoRow(
+        RowKind.DEVICE, first.key, first.row, device_id, UndoStatus.RESTORE, run=first.run
+    )
+    if device_id in taken_back:
+        row.status, row.message = UndoStatus.DONE_BEFORE, "put back by an earlier undo"
+        return row
+    left, later_run = _last_change(device_id, chosen, touched)
+    if later_run:
+        row.status = UndoStatus.KEPT
+        row.message = f"updated again later by run {later_run}: undo that run first"
+        return row
+    device = client.get_device(device_id)
+    if device is None:
+        row.status, row.message = UndoStatus.KEPT, "no longer on the platform"
+        return row
+    client.add_secrets(secret_values(device))
+    reason = _changed_since(device, left or last.updated_at, first.key, after=last.after)
+    if reason:
+        row.status, row.message = UndoStatus.KEPT, reason
+        return row
+    row.body, row.restored, hidden = _restored_body(device, first.before, last.after)
+    row.expected = str(device.get("updatedAt") or "")
+    if not row.restored:
+        row.status, row.message = UndoStatus.KEPT, "nothing the journal holds can be put back"
+    else:
+        row.message = f"updated by run {first.run}: put back {', '.join(row.restored)}"
+    if hidden:
+        row.message += f" ({', '.join(hidden)} cannot be put back: the journal never holds keys)"
+    return row
+
+
+def _changed_since(
+    device: dict[str, Any], left: str, key: str, *, after: dict[str, Any] | None = None
+) -> str:
+    """Why the device is not as the run left it, or ""."""
+    now = device.get("updatedAt")
+    if key not in (
+        str(device.get("serial") or "").strip(),
+        str(device.get("addr") or "").strip(),
+    ) and (key.casefold() != str(device.get("addr") or "").strip().casefold()):
+        return f"the id {device.get('id')} belongs to another device now: kept"
+    if left:
+        if now != left:
+            return f"changed on the platform since the run (at {now or 'an unknown time'}): kept"
+        return ""
+    # A journal of an older version holds no updatedAt: by the values it holds.
+    if after is not None:
+        current = masked_input(device)
+        if any(current.get(k) != v for k, v in after.items()):
+            return "changed on the platform since the run: kept"
+        return ""
+    if device.get("updatedAt") and device.get("updatedAt") != device.get("createdAt"):
+        return f"changed on the platform since it was created (at {now}): kept"
+    return ""
+
+
+def _restored_body(
+    device: dict[str, Any], before: dict[str, Any], after: dict[str, Any]
+) -> tuple[dict[str, Any], list[str], list[str]]:
+    """(the PUT body, the fields put back, the keys that cannot be) from the recorded images."""
+    body = device_input(device)
+    restored: list[str] = []
+    hidden: list[str] = []
+    for name, old in before.items():
+        if name == "addr" or after.get(name) == old:
+            continue
+        if name == "initialConfig" and isinstance(old, dict):
+            config = dict(body.get("initialConfig") or {})
+            now = after.get(name) if isinstance(after.get(name), dict) else {}
+            for key in sorted(set(old) | set(now or {})):
+                value, changed = old.get(key), (now or {}).get(key)
+                if value == changed:
+                    continue
+                if value == MASK or changed == MASK:
+                    hidden.append(f"cfg:{key}")
+                    continue
+                if key in old:
+                    config[key] = value
+                else:
+                    config.pop(key, None)
+                restored.append(f"cfg:{key}")
+            body["initialConfig"] = config
+            continue
+        body[name] = old
+        restored.append(name)
+    return body, restored, hidden
+
+
+def _delete(client: PlatformClient, journal: Journal, row: UndoRow, result: UndoResult) -> None:
+    assert row.platform_id is not None
+    journal.intent(row.kind, row.key, row.row or 0, op="delete", platform_id=row.platform_id)
+    for _ in range(TRIES):
+        try:
+            client.delete_device(row.platform_id)
+            break
+        except (UnknownOutcome, ServerError):
+            if client.get_device(row.platform_id) is None:
+                break  # it was deleted; the answer got lost
+        except NotFound:
+            if client.get_device(row.platform_id) is None:
+                break  # gone meanwhile
+            result.stopped = (
+                "stopped: this platform does not offer device deletion through its REST API "
+                "(DELETE answered HTTP 404); nothing else was changed"
+            )
+            row.status, row.message = UndoStatus.FAILED, result.stopped
+            return
+        except PlatformError as exc:
+            if exc.status == 405:
+                result.stopped = (
+                    "stopped: this platform does not offer device deletion through its REST "
+                    "API (DELETE answered HTTP 405); nothing else was changed"
+                )
+                row.status, row.message = UndoStatus.FAILED, result.stopped
+                return
+            raise
+    else:
+        row.status, row.message = UndoStatus.FAILED, "no clear answer: run undo again"
+        journal.outcome("unknown", row.kind, row.key, row.row or 0, status="unknown", op="delete")
+        return
+    row.status, row.message = UndoStatus.DELETED, "deleted"
+    journal.outcome(
+        "done",
+        row.kind,
+        row.key,
+        row.row or 0,
+        status=UndoStatus.DELETED,
+        platform_id=row.platform_id,
+        op="delete",
+    )
+
+
+def _restore(client: PlatformClient, journal: Journal, row: UndoRow) -> None:
+    assert row.platform_id is not None
+    device = client.get_device(row.platform_id)
+    if device is None or str(device.get("updatedAt") or "") != row.expected:
+        row.status = UndoStatus.KEPT
+        row.message = "changed on the platform while the undo ran: kept"
+        return
+    images = (masked_input(device), masked_input(row.body))
+    journal.intent(
+        row.kind, row.key, row.row or 0, op="restore", update=images, platform_id=row.platform_id
+    )
+    for _ in range(TRIES):
+        try:
+            client.update_device(row.platform_id, row.body)
+            break
+        except (UnknownOutcome, ServerError):
+            now = client.get_device(row.platform_id)
+            if now is not None and masked_input(now) == masked_input({**now, **row.body}):
+                break  # it was put back; the answer got lost
+    else:
+        row.status, row.message = UndoStatus.FAILED, "no clear answer: run undo again"
+        return
+    row.status, row.message = UndoStatus.RESTORED, f"put back: {', '.join(row.restored)}"
+    journal.outcome(
+        "done",
+        row.kind,
+        row.key,
+        row.row or 0,
+        status=UndoStatus.RESTORED,
+        platform_id=row.platform_id,
+        op="restore",
+        update=images,
+    )

@@ -1,0 +1,220 @@
+"""`provisioner undo` end to end: the real CLI against the sandbox, its state read back.
+
+Nothing the journal did not create is ever deleted; a device changed since its run
+is kept; after an undo, plan shows the rows as create again and apply works as on
+a fresh platform.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from test_apply_e2e import RUN_TIMEOUT, environment, journal_lines, journal_of, run_apply
+from test_apply_terminal import finish, read_until, spawn
+
+from provisioner.journal import read_journal
+from provisioner.sandbox import Sandbox
+
+HEADER = "serial;addr;name;description"
+
+
+def addr(i: int) -> str:
+    return f"70B3D5E7{i:08X}"
+
+
+def write_sheet(folder: Path, descriptions: dict[int, str]) -> Path:
+    sheet = folder / "site.csv"
+    lines = [HEADER] + [f"SN{i};{addr(i)};Zähler {i};{d}" for i, d in descriptions.items()]
+    sheet.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return sheet
+
+
+def run_undo(
+    sheet: Path, sb: Sandbox, *extra: str, yes: bool = True
+) -> subprocess.CompletedProcess[str]:
+    words = [sys.executable, "-m", "provisioner", "undo", str(sheet), "--url", sb.url, *extra]
+    return subprocess.run(
+        words + (["--yes"] if yes else []),
+        env=environment(sb.tokens["org-admin"]),
+        cwd=sheet.parent,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
+
+
+def explain(done: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {done.returncode}\n--- out\n{done.stdout}\n--- err\n{done.stderr}"
+
+
+def serials(sb: Sandbox) -> set[str]:
+    return {str(d["serial"]) for d in sb.store.list_devices(limit=1000)}
+
+
+def by_serial(sb: Sandbox, serial: str) -> dict[str, Any]:
+    [device] = sb.store.devices_by("serial", serial)
+    return device
+
+
+def applied(sb: Sandbox, sheet: Path, *extra: str) -> None:
+    done = run_apply(sheet, sb, sb.tokens["org-admin"], *extra)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def runs_of(sheet: Path, sb: Sandbox) -> list[str]:
+    return read_journal(journal_of(sheet), platform=sb.url).runs
+
+
+def test_undo_of_a_create_run_deletes_only_what_it_created(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    sandbox.store.create_device({"addr": addr(99), "serial": "NOT-OURS"})
+    sheet = write_sheet(tmp_path, {0: "a", 1: "b", 2: "c"})
+    applied(sandbox, sheet)
+    device = by_serial(sandbox, "SN0")
+    sandbox.store.queue_downlink(device["id"], "config", {"d": {"x": "1"}, "q": "config"})
+    done = run_undo(sheet, sandbox)
+    assert done.returncode == 0, explain(done)
+    assert "deleted 3" in done.stdout
+    assert serials(sandbox) == {"NOT-OURS"}  # nothing outside the journal touched
+    # After the undo: plan says create again, and apply works as on a fresh platform.
+    plan = subprocess.run(
+        [sys.executable, "-m", "provisioner", "plan", str(sheet), "--url", sandbox.url],
+        env=environment(sandbox.tokens["org-admin"]),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
+    assert "create 3" in plan.stdout, plan.stdout + plan.stderr
+    again = run_apply(sheet, sandbox, sandbox.tokens["org-admin"])
+    assert again.returncode == 0 and "created again" not in again.stdout
+    assert serials(sandbox) == {"NOT-OURS", "SN0", "SN1", "SN2"}
+    # A second undo takes back the new run; the first one's devices are already gone.
+    second = run_undo(sheet, sandbox)
+    assert second.returncode == 0, explain(second)
+    assert serials(sandbox) == {"NOT-OURS"}
+
+
+def test_undo_of_an_update_puts_the_values_back(sandbox: Sandbox, tmp_path: Path) -> None:
+    # SN0 was on the platform before any run; a run updated it; SN1 a run created.
+    sandbox.store.create_device({"addr": addr(0), "serial": "SN0", "description": "Dach"})
+    before = by_serial(sandbox, "SN0")
+    sheet = write_sheet(tmp_path, {0: "Keller", 1: "neu"})
+    applied(sandbox, sheet, "--update")
+    assert by_serial(sandbox, "SN0")["description"] == "Keller"
+    done = run_undo(sheet, sandbox)
+    assert done.returncode == 0, explain(done)
+    now = by_serial(sandbox, "SN0")
+    assert now["description"] == "Dach"  # put back
+    assert {k: v for k, v in now.items() if k != "updatedAt"} == {
+        k: v for k, v in before.items() if k != "updatedAt"
+    }
+    assert serials(sandbox) == {"SN0"}
+    lines, _ = journal_lines(journal_of(sheet))
+    assert {line.get("op") for line in lines} >= {"update", "delete", "restore"}
+
+
+def test_a_device_edited_since_its_run_is_kept_and_listed(sandbox: Sandbox, tmp_path: Path) -> None:
+    sheet = write_sheet(tmp_path, {0: "a", 1: "b"})
+    applied(sandbox, sheet)
+    edited = by_serial(sandbox, "SN1")
+    sandbox.store.update_device(edited["id"], {"description": "von Hand geändert"})
+    done = run_undo(sheet, sandbox)
+    assert done.returncode == 1, explain(done)
+    assert "kept device" in done.stdout and "changed on the platform since the run" in done.stdout
+    assert serials(sandbox) == {"SN1"}
+    assert by_serial(sandbox, "SN1")["description"] == "von Hand geändert"
+
+
+def test_one_run_of_several(sandbox: Sandbox, tmp_path: Path) -> None:
+    sheet = write_sheet(tmp_path, {0: "a"})
+    applied(sandbox, sheet)
+    write_sheet(tmp_path, {0: "a", 1: "b"})
+    applied(sandbox, sheet)
+    first, second = runs_of(sheet, sandbox)
+    done = run_undo(sheet, sandbox, "--run", second)
+    assert done.returncode == 0, explain(done)
+    assert serials(sandbox) == {"SN0"}
+    unknown = run_undo(sheet, sandbox, "--run", "no-such-run")
+    assert unknown.returncode == 2 and first in unknown.stderr
+
+
+def test_a_delete_without_an_answer_is_settled_by_looking_the_id_up(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    sheet = write_sheet(tmp_path, {0: "a", 1: "b"})
+    applied(sandbox, sheet)
+    rule = sandbox.faults.odd("DELETE", "/api/devices/{devId}", "reset", times=1, commit=True)
+    done = run_undo(sheet, sandbox)
+    assert done.returncode == 0, explain(done)
+    assert rule.hits == 1
+    assert serials(sandbox) == set()
+    again = run_undo(sheet, sandbox)
+    assert again.returncode == 0 and "nothing to take back" in again.stdout
+
+
+def test_an_undo_that_failed_part_way_is_resumed_by_running_it_again(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    sheet = write_sheet(tmp_path, {i: "x" for i in range(6)})
+    applied(sandbox, sheet)
+    # Two deletes go through, then the platform refuses the rest: those rows fail.
+    sandbox.faults.odd("DELETE", "/api/devices/1", "error-400")
+    sandbox.faults.odd("DELETE", "/api/devices/2", "error-400")
+    stopped = run_undo(sheet, sandbox)
+    assert stopped.returncode == 1, explain(stopped)
+    assert "failed: device" in stopped.stdout
+    assert serials(sandbox) == {"SN0", "SN1"}
+    sandbox.faults.clear_odd()
+    resumed = run_undo(sheet, sandbox)
+    assert resumed.returncode == 0, explain(resumed)
+    assert serials(sandbox) == set()
+
+
+def test_a_platform_without_delete_gets_one_message_and_nothing_changes(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    sheet = write_sheet(tmp_path, {0: "a", 1: "b"})
+    applied(sandbox, sheet)
+    sandbox.faults.odd("DELETE", "/api/devices/{devId}", "error-405")
+    done = run_undo(sheet, sandbox)
+    assert done.returncode == 3, explain(done)
+    assert "does not offer device deletion through its REST API" in done.stderr
+    assert serials(sandbox) == {"SN0", "SN1"}
+    assert "Traceback" not in done.stderr
+
+
+def test_without_a_terminal_and_without_yes_nothing_is_deleted(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    sheet = write_sheet(tmp_path, {0: "a"})
+    applied(sandbox, sheet)
+    done = run_undo(sheet, sandbox, yes=False)
+    assert done.returncode == 2, explain(done)
+    assert "--yes" in done.stderr and serials(sandbox) == {"SN0"}
+
+
+def test_on_a_terminal_the_installer_types_the_number_of_devices(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    sheet = write_sheet(tmp_path, {0: "a", 1: "b"})
+    applied(sandbox, sheet)
+    env = {**environment(sandbox.tokens["org-admin"]), "PYTHONFAULTHANDLER": "1"}
+    words = ["undo", str(sheet), "--url", sandbox.url]
+    pid, fd = spawn(words, env, tmp_path)
+    screen = read_until(fd, b"Type 2 (the number of devices to delete)").decode()
+    os.write(fd, b"3\r")  # the wrong number: nothing happens
+    code, rest = finish(pid, fd)
+    assert code == 2, screen + rest
+    assert serials(sandbox) == {"SN0", "SN1"}
+    pid, fd = spawn(words, env, tmp_path)
+    read_until(fd, b"Type 2 (the number")
+    os.write(fd, b"2\r")
+    code, rest = finish(pid, fd)
+    assert code == 0, rest
+    assert serials(sandbox) == set()
