@@ -912,7 +912,7 @@ def verify(
     results = sheet.with_name(f"{sheet.stem}.verify.xlsx")
     _check_reports((results,), sheet)
     try:
-        since_time = parse_since(since) if since else None
+        since_time = parse_since(since) if since is not None else None
     except ProvisionerError as exc:
         raise InputError(str(exc)) from None
     progress = _Progress()
@@ -949,6 +949,7 @@ def verify(
                 stop=stop,
             )
     except KeyboardInterrupt:
+        stop.set()
         if not latest:
             progress.end()
             click.echo("interrupted before the first check: nothing was written", err=True)
@@ -970,6 +971,9 @@ def verify(
     if interrupted:
         click.echo("interrupted: the state of the last check is written", err=True)
         ctx.exit(130)
+    if result.stopped:
+        click.echo(result.stopped, err=True)
+        ctx.exit(3)
     if watch and result.waiting:
         from provisioner.verify import sheet_rows
 

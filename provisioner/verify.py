@@ -34,9 +34,18 @@ from typing import Any
 
 from provisioner.actions import CommissionStatus, RowKind
 from provisioner.errors import ProvisionerError
+from provisioner.fields import same
 from provisioner.journal import read_journal
 from provisioner.plan import LOOKUP_THREADS, LookupStats, Snapshot, look_up, normal_key
-from provisioner.platform import MAX_PAGE_SIZE, NotFound, PlatformClient, f
+from provisioner.platform import (
+    MAX_PAGE_SIZE,
+    AuthError,
+    InvalidRequest,
+    NotFound,
+    PlatformClient,
+    PlatformError,
+    f,
+)
 from provisioner.records import Record, SiteRecords
 from provisioner.templates import SiteTemplate
 from provisioner.validation import ValidationReport, validate_sheet
@@ -46,7 +55,13 @@ WAYS = ("auto", "organisation", "per-device")
 # pages: past that the site has too much data for this way, and the rest is asked
 # device by device.
 ORGANISATION_PAGE = MAX_PAGE_SIZE
-ORGANISATION_PAGES = 5
+ORGANISATION_RECORDS = 5 * MAX_PAGE_SIZE
+# A per-device answer whose one record is from before the install (the platform did
+# not apply the filter): this many pages of that size are read to decide.
+DEVICE_PAGE = 100
+DEVICE_PAGES = 3
+# Data "received" this far in the future is a clock or a platform error, not a sign of life.
+FUTURE_TOLERANCE = timedelta(days=1)
 SILENT_HINT = (
     "no data since it was installed: check that it has power and was activated, and its "
     "antenna and coverage (a status uplink may give no parsed data, so this is not proof "
@@ -101,6 +116,8 @@ class VerifyResult:
     way: str = ""  # how the data was asked for, in words
     data_requests: int = 0
     lookup: LookupStats | None = None
+    problems: list[Any] = field(default_factory=list)  # the sheet's own: a missing column
+    stopped: str = ""  # a --watch that ended on a platform error: the last good state
     records: SiteRecords | None = field(default=None, repr=False)  # for the results' sheet copy
     made_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     command: str = "verify"
@@ -133,7 +150,8 @@ class VerifyResult:
             "data_requests": self.data_requests,
             "lookup": self.lookup.to_dict() if self.lookup else None,
             "totals": self.totals,
-            "problems": [],
+            "stopped": self.stopped,
+            "problems": [p.to_dict() for p in self.problems],
             "rows": [r.to_dict() for r in self.rows],
         }
 
@@ -144,8 +162,13 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     now = now or datetime.now(UTC)
     value = text.strip()
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if not value:
+        raise VerifyError("--since is empty: give a time (2026-12-01T08:00) or a duration (2h)")
     if value[-1:].lower() in units and value[:-1].strip().replace(".", "", 1).isdigit():
-        return now - timedelta(seconds=float(value[:-1]) * units[value[-1].lower()])
+        try:
+            return now - timedelta(seconds=float(value[:-1]) * units[value[-1].lower()])
+        except (OverflowError, ValueError):
+            raise VerifyError(f"--since {text!r} reaches before the calendar begins") from None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -163,9 +186,11 @@ def instant(value: Any) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time, or one at the end of the calendar
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def stamp(moment: datetime) -> str:
@@ -197,10 +222,13 @@ class Checker:
         since: datetime | None = None,
         way: str = "auto",
         lookup: str = "auto",
+        stop: threading.Event | None = None,
     ) -> None:
         if way not in WAYS:
             raise ValueError(f"way must be one of {', '.join(WAYS)}")
         self.client = client
+        self.stop = stop or threading.Event()
+        self.problems = list(report.problems)  # sheet-level: a missing column, a hidden tab
         self.way = way
         self.rows: list[VerifyRow] = []
         self.devices: list[_Device] = []
@@ -245,6 +273,14 @@ class Checker:
             return
         device = matches[0]
         row.platform_id = int(device["id"])
+        if not same("addr", record.body.get("addr"), device.get("addr")):
+            row.status = CommissionStatus.MISSING
+            row.message = (
+                f"the platform's device with {match_key} {record.key} has the addr "
+                f"{device.get('addr')}, the sheet {record.body.get('addr')}: the device of this "
+                "row is not on the platform (plan shows this row as blocked)"
+            )
+            return
         installed = since or created.get(key) or instant(device.get("createdAt"))
         if installed is None:
             installed = datetime.fromtimestamp(0, UTC)  # no time known: any data counts
@@ -264,62 +300,113 @@ class Checker:
         for device in self.devices:
             _describe(device)
 
+    def _switch(self, pending: list[_Device], why: str) -> list[_Device]:
+        """From now on per device, for the devices not seen online yet."""
+        self._organisation = False
+        self.way_used = f"per device ({why})"
+        return [d for d in pending if d.last is None]
+
     def _by_organisation(self, pending: list[_Device]) -> list[_Device]:
         """Read the organisation's data since the earliest install; the devices left over."""
         by_id = {d.device_id: d for d in pending}
         earliest = min(d.installed for d in pending)
         seen: set[Any] = set()
         filters = [f("receivedAt", "gt", stamp(earliest))]
-        complete = False
-        offset = 0
-        for _ in range(ORGANISATION_PAGES):
+        offset = read = 0
+        counted: set[int] = set()
+        while read < ORGANISATION_RECORDS:
             try:
                 page = self.client.organisation_data_page(
                     filters, limit=ORGANISATION_PAGE, offset=offset
                 )
             except NotFound:
-                self._organisation = False
-                self.way_used = "per device (the platform has no organisation data endpoint)"
-                return pending
+                return self._switch(pending, "the platform has no organisation data endpoint")
+            except InvalidRequest as exc:  # a 400, 405...: the assumed endpoint is not usable
+                return self._switch(
+                    pending, f"the organisation data endpoint answered {exc.status}"
+                )
+            except AuthError as exc:
+                if exc.status != 403:
+                    raise
+                return self._switch(pending, "the token may not read the organisation's data")
             finally:
                 self.data_requests += 1
-            # A short page may be the server's cap: the next offset is asked all the same,
-            # until a page brings nothing new.
-            new = [i for i in page if i.get("id") is None or i.get("id") not in seen]
-            if not new:
-                complete = True
-                break
-            offset += len(page)
-            for item in new:
-                seen.add(item.get("id"))
-                owner = item.get("deviceId")
-                _count(by_id.get(owner) if isinstance(owner, int) else None, item)
-        if complete:
-            self.way_used = self.way_used or "organisation data, grouped by device"
-            return []
-        # Too much data for this way: the devices still silent are asked one by one.
+            if not page:
+                self.way_used = self.way_used or "organisation data, grouped by device"
+                return []
+            owners = [item.get("deviceId") for item in page]
+            if not all(_is_id(owner) for owner in owners):
+                return self._switch(pending, "the organisation's data names no device ids")
+            fresh = 0
+            for item, owner in zip(page, owners, strict=True):
+                key = _item_key(item)
+                if key in seen:
+                    continue
+                seen.add(key)
+                fresh += 1
+                device = by_id.get(owner) if isinstance(owner, int) else None
+                if device is not None and _count(device, item):
+                    counted.add(device.device_id)
+            if not fresh:
+                # A full page of records seen already: the platform ignores offset.
+                return self._switch(pending, "the platform repeats the organisation's data")
+            offset += len(page)  # a short page may be the server's cap: ask on
+            read += len(page)
+        # Too much data for this way: what was counted is a part ("n+"), and the devices
+        # still silent are asked one by one.
+        for device_id in counted:
+            by_id[device_id].counted = False
         self._organisation = False
-        self.way_used = (
-            f"organisation data ({ORGANISATION_PAGES} pages), then per device for the rest"
-        )
+        self.way_used = f"organisation data ({read} records), then per device for the rest"
         return [d for d in pending if d.last is None]
 
     def _by_device(self, pending: list[_Device]) -> None:
-        def ask(device: _Device) -> tuple[_Device, list[dict[str, Any]]]:
+        def ask(device: _Device) -> tuple[_Device, list[dict[str, Any]] | None, int]:
             filters = [f("receivedAt", "gt", stamp(device.installed))]
+            asked = 1
             try:
-                return device, self.client.device_data_page(device.device_id, filters, limit=1)
+                page = self.client.device_data_page(device.device_id, filters, limit=1)
+                if page and not any(_after(device, item) for item in page):
+                    # The filter was not applied (or the order is oldest first): a few
+                    # pages of its data decide.
+                    page = []
+                    for number in range(DEVICE_PAGES):
+                        asked += 1
+                        more = self.client.device_data_page(
+                            device.device_id,
+                            filters,
+                            limit=DEVICE_PAGE,
+                            offset=number * DEVICE_PAGE,
+                        )
+                        page += [item for item in more if _after(device, item)]
+                        if page or len(more) < DEVICE_PAGE:
+                            break
             except NotFound:
-                return device, []  # gone since the lookup: silent, the next check says more
+                return device, None, asked  # deleted since the lookup
+            return device, page, asked
 
-        with ThreadPoolExecutor(max_workers=LOOKUP_THREADS) as pool:
-            for device, page in pool.map(ask, pending):
-                self.data_requests += 1
+        pool = ThreadPoolExecutor(max_workers=LOOKUP_THREADS)
+        try:
+            for device, page, asked in pool.map(ask, pending):
+                self.data_requests += asked
+                if page is None:
+                    self._gone(device)
+                    continue
                 for item in page:
                     _count(device, item)
                 if page:
                     device.counted = False  # one record asked for: "1+"
+        except BaseException:
+            self.stop.set()  # retries end at once (the client waits on this event)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         self.way_used = self.way_used or "per device, one request each"
+
+    def _gone(self, device: _Device) -> None:
+        self.devices.remove(device)
+        device.row.status = CommissionStatus.MISSING
+        device.row.message = "deleted from the platform since it was looked up"
 
     def result(self, sheet: Path, template: SiteTemplate) -> VerifyResult:
         return VerifyResult(
@@ -330,20 +417,50 @@ class Checker:
             way=self.way_used,
             data_requests=self.data_requests,
             lookup=self.lookup,
+            problems=self.problems,
             records=self.records,
         )
 
 
-def _count(device: _Device | None, item: dict[str, Any]) -> None:
+def _received(item: dict[str, Any]) -> datetime | None:
+    return instant(item.get("receivedAt")) or instant(item.get("createdAt"))
+
+
+def _after(device: _Device, item: dict[str, Any]) -> bool:
+    """Whether a record came after the device's install (and not from the future)."""
+    received = _received(item)
+    return (
+        received is not None and device.installed < received <= datetime.now(UTC) + FUTURE_TOLERANCE
+    )
+
+
+def _count(device: _Device, item: dict[str, Any]) -> bool:
     """One data record for a device, if it came after the device's install."""
-    if device is None:
-        return
-    received = instant(item.get("receivedAt")) or instant(item.get("createdAt"))
-    if received is None or received <= device.installed:
-        return
+    if not _after(device, item):
+        return False
+    received = _received(item)
+    assert received is not None
     device.count += 1
     if device.last is None or received > device.last:
         device.last = received
+    return True
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _item_key(item: dict[str, Any]) -> Any:
+    """What tells two data records apart: the id, else their device and times."""
+    mark = item.get("id")
+    if _is_id(mark):
+        return mark
+    return (
+        "no id",
+        str(item.get("deviceId")),
+        str(item.get("receivedAt")),
+        str(item.get("createdAt")),
+    )
 
 
 def _describe(device: _Device) -> None:
@@ -393,13 +510,29 @@ def verify_sheet(
     ``on_round(result, seconds_left)`` after each check (the live line of --watch).
     """
     report = validate_sheet(sheet, template)
-    checker = Checker(
-        client, report, template, journal_path=journal_path, since=since, way=way, lookup=lookup
-    )
+    if not report.records.devices:
+        raise VerifyError(f"{sheet.name} has no device rows to check")
     stop = stop or threading.Event()
+    checker = Checker(
+        client,
+        report,
+        template,
+        journal_path=journal_path,
+        since=since,
+        way=way,
+        lookup=lookup,
+        stop=stop,
+    )
     started = time.monotonic()
+    result: VerifyResult | None = None
     while True:
-        checker.check()
+        try:
+            checker.check()
+        except PlatformError as exc:
+            if result is None:
+                raise  # the first check: nothing to show yet
+            result.stopped = f"stopped watching: {exc}; the state of the last check is written"
+            return result
         result = checker.result(sheet, template)
         left = max(0.0, timeout - (time.monotonic() - started))
         if on_round is not None:

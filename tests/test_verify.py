@@ -44,14 +44,14 @@ def test_too_much_organisation_data_switches_to_per_device(
     )
     template = load_template("default")
     since = NOW.replace(year=2020)
-    monkeypatch.setattr(verify, "ORGANISATION_PAGES", 1)  # 8 records do not fit in 1 page of 2
+    monkeypatch.setattr(verify, "ORGANISATION_RECORDS", 2)  # 8 records: more than the bound
     with PlatformClient(sb.url, sb.tokens["device-admin"]) as client:
         mixed = verify_sheet(sheet, template, client, since=since)
         per_device = verify_sheet(sheet, template, client, since=since, way="per-device")
     statuses = {r.key: r.status for r in mixed.rows}
     assert statuses == {r.key: r.status for r in per_device.rows}
     assert [statuses[f"SN{i}"] for i in range(6)] == ["online"] * 4 + ["silent"] * 2
-    assert mixed.way == "organisation data (1 pages), then per device for the rest"
+    assert mixed.way == "organisation data (2 records), then per device for the rest"
     # One page (the newest 2 records, both of SN3), then the 5 devices not seen online yet.
     assert mixed.data_requests == 1 + 5
     assert per_device.data_requests == 6

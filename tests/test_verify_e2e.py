@@ -274,3 +274,34 @@ def test_watch_on_a_terminal_shows_one_live_line(sandbox: Sandbox, tmp_path: Pat
     assert "\r1/2 online · 1 silent · " in screen  # rewritten in place, not a new line each time
     assert "online 2 · silent 0" in rest
     assert "Traceback" not in screen + rest
+
+
+def test_odd_answers_and_input_end_cleanly(sandbox: Sandbox, tmp_path: Path) -> None:
+    sheet = applied_site(sandbox, tmp_path)
+    speak(sandbox, "SN0")
+    # The assumed organisation endpoint answers 400: per device instead, same answer.
+    sandbox.faults.odd("GET", "/api/devices/parsed-data", "echo-400")
+    report = tmp_path / "verify.json"
+    done = run_verify(sheet, sandbox, "--report", str(report))
+    assert done.returncode == 1, explain(done)
+    assert "per device (the organisation data endpoint answered 400)" in done.stdout
+    assert statuses(report_of(report))["SN0"] == "online"
+    for since in ("99999999999d", ""):
+        bad = run_verify(sheet, sandbox, "--since", since)
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr, explain(bad)
+    empty = write_sheet(tmp_path / "empty", []) if (tmp_path / "empty").mkdir() is None else None
+    assert empty is not None
+    nothing = run_verify(empty, sandbox)
+    assert nothing.returncode == 2 and "no device rows" in nothing.stderr
+
+
+def test_a_row_whose_addr_differs_on_the_platform_is_not_called_silent(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    sandbox.store.create_device({"addr": addr(64), "serial": "SN0"})
+    sheet = write_sheet(tmp_path, rows(0))
+    report = tmp_path / "verify.json"
+    done = run_verify(sheet, sandbox, "--report", str(report))
+    assert done.returncode == 1, explain(done)
+    [row] = report_of(report)["rows"]
+    assert row["status"] == "missing" and addr(64) in row["message"]
