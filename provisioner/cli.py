@@ -981,6 +981,85 @@ def verify(
     ctx.exit(0 if result.ok else 1)
 
 
+@main.command()
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Where to write the sheet: .xlsx (with the platform's users and instructions) or .csv "
+    "(the devices, as the platform's own import takes them).",
+)
+@template_option
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="TAG",
+    help="Export the devices carrying this tag; repeatable: all of them. Default: the "
+    "template's site_tag.",
+)
+@click.option("--all", "all_devices", is_flag=True, help="Export every device on the platform.")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@platform_options
+@click.pass_context
+def export(
+    ctx: click.Context,
+    out: Path,
+    template_name: str,
+    tags: tuple[str, ...],
+    all_devices: bool,
+    force: bool,
+    url: str | None,
+    token_file: Path | None,
+    ca_bundle: str | None,
+    allow_http: bool,
+) -> None:
+    """Write the platform's devices (and users) as a sheet in a site template's layout.
+
+    The sheet reads back through the same template: validate finds nothing and
+    plan says every row exists, so it can be corrected and applied with
+    --update. What the template has no column for is named in the summary. Exit
+    0 written, 2 unusable input (no --tag or --all, FILE exists without --force),
+    3 the platform refused or is unreachable.
+    """
+    from provisioner.export import check_export, export_site
+    from provisioner.platform import PlatformError
+
+    template = _load_template(template_name)
+    try:
+        check_export(out, template, tags=tags, all_devices=all_devices, force=force)
+    except ProvisionerError as exc:
+        raise InputError(str(exc)) from None
+    progress = _Progress()
+    client = _client(url, token_file, ca_bundle, allow_http, on_unreachable=progress.say)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        with client:
+            result = export_site(
+                client,
+                template,
+                out,
+                tags=tags,
+                all_devices=all_devices,
+                force=force,
+                progress=progress.line,
+            )
+    except KeyboardInterrupt:
+        progress.end()
+        click.echo(f"interrupted: {out} was not written", err=True)
+        ctx.exit(130)
+    except ProvisionerError as exc:
+        raise InputError(str(exc)) from None
+    except PlatformError as exc:
+        raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None
+    finally:
+        progress.end()
+    for line in result.lines():
+        click.echo(line)
+
+
 def _update_fields(value: str | None) -> tuple[bool, frozenset[str] | None]:
     """--update's value: (update?, the deviceInput fields; None: every one)."""
     from provisioner.changes import UPDATE_NAMES
