@@ -425,6 +425,7 @@ class _Answer:
     message: str
     changes: list[Change] = field(default_factory=list)  # an update's
     updated_at: str = ""  # the device's updatedAt in the answer: what undo checks it against
+    evidence: dict[str, str] = field(default_factory=dict)  # a create's: addr, created_at
 
 
 class Applier:
@@ -640,6 +641,7 @@ class Applier:
                 payload=task.payload,
                 update=request.images(answer.status),
                 updated_at=answer.updated_at,
+                **answer.evidence,
             )
         )
         if answer.changes:
@@ -696,21 +698,13 @@ class _Request:
 class _DeviceRequest(_Request):
     def send(self) -> _Answer:
         device = self.client.create_device(self.body)
-        stamp = device.get("updatedAt")
-        return _Answer(
-            RowAction.CREATED,
-            device["id"],
-            "created",
-            updated_at=stamp if isinstance(stamp, str) else "",
-        )
+        return _made(device, "created")
 
     def find_after_lost(self) -> _Answer | None:
         found = self._ours_by_addr()
         if found is None:
             return None
-        return _Answer(
-            RowAction.CREATED, found, "created (confirmed by looking it up after a lost answer)"
-        )
+        return _made(found, "created (confirmed by looking it up after a lost answer)")
 
     def after_conflict(self, exc: Conflict, lost: int) -> _Answer | None:
         found = self._ours_by_addr()
@@ -719,13 +713,13 @@ class _DeviceRequest(_Request):
                 RowAction.FAILED, None, f"the addr is taken by another device: {exc.message}"
             )
         if lost:
-            return _Answer(
-                RowAction.CREATED, found, "created (confirmed by a 409 after a lost answer)"
-            )
-        return _Answer(RowAction.EXISTS, found, "already on the platform (found after a 409)")
+            return _made(found, "created (confirmed by a 409 after a lost answer)")
+        return _Answer(
+            RowAction.EXISTS, int(found["id"]), "already on the platform (found after a 409)"
+        )
 
-    def _ours_by_addr(self) -> int | None:
-        """The id of the device with this row's addr, if it is the one this row asks for."""
+    def _ours_by_addr(self) -> dict[str, Any] | None:
+        """The device with this row's addr, if it is the one this row asks for."""
         addr = str(self.body.get("addr", ""))
         found = [
             d
@@ -738,7 +732,23 @@ class _DeviceRequest(_Request):
         serial = self.body.get("serial")
         if serial is not None and str(device.get("serial") or "").strip() != str(serial).strip():
             return None
-        return int(device["id"])
+        return device
+
+
+def _made(device: dict[str, Any], message: str) -> _Answer:
+    """A create's outcome, with what undo needs to know the device again: its addr and
+    createdAt, and the updatedAt it was left with."""
+    return _Answer(
+        RowAction.CREATED,
+        int(device["id"]),
+        message,
+        updated_at=_text(device.get("updatedAt")),
+        evidence={"addr": _text(device.get("addr")), "created_at": _text(device.get("createdAt"))},
+    )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 class _UserRequest(_Request):

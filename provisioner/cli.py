@@ -86,6 +86,9 @@ def _default_map(config: Config) -> dict[str, dict[str, Any]]:
             "journal_path": journal,
             "reports": reports,
         },
+        "verify": {"template_name": config.template, "url": config.url, "journal_path": journal},
+        "undo": {"url": config.url, "journal_path": journal},
+        "export": {"template_name": config.template, "url": config.url},
     }
     # A None in click's default_map would override the option's own default.
     return {

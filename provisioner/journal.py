@@ -69,6 +69,8 @@ class Entry:
     at: str = ""  # when the line was written (UTC, ISO 8601)
     payload: str = ""  # fingerprint of what was sent (downlinks)
     updated_at: str = ""  # the device's updatedAt as the answer gave it (creates, updates)
+    addr: str = ""  # a create's: the device's addr and createdAt as the platform gave them
+    created_at: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,9 @@ class JournalState:
     updates: list[UpdateEntry] = field(default_factory=list)  # every update line, in order
     # Every create some run recorded as done (a device or user made), in order: undo's list.
     created: list[Entry] = field(default_factory=list)
-    # What undo runs took back: (kind, key, platform id) of devices deleted, in order.
+    # What undo runs took back (their done lines, op delete or restore), in order.
     undone: list[Entry] = field(default_factory=list)
+    undo_runs: set[str] = field(default_factory=set)  # the runs that were undos
 
     def last(self, kind: str, key: str) -> Entry | None:
         return self.entries.get((kind, key))
@@ -125,12 +128,11 @@ def _entry(record: dict[str, Any], event: str) -> Entry | None:
         not isinstance(platform_id, int) or isinstance(platform_id, bool) or platform_id < 1
     ):
         return None
-    names = ("status", "message", "run", "at", "payload", "updated_at")
+    names = ("status", "message", "run", "at", "payload", "updated_at", "addr", "created_at")
     texts = [record.get(name, "") for name in names]
     if not all(isinstance(text, str) for text in texts):
         return None
-    status, message, run, at, payload, updated_at = texts
-    return Entry(kind, key, event, platform_id, status, message, run, at, payload, updated_at)
+    return Entry(kind, key, event, platform_id, *texts)
 
 
 def _update_entry(record: dict[str, Any], event: str) -> UpdateEntry | None:
@@ -184,6 +186,8 @@ def read_journal(path: Path, platform: str | None = None) -> JournalState:
         event = record["event"]
         if event == "start":
             counts = platform is None or record.get("platform") == platform
+            if counts and record.get("fingerprint") == "undo":
+                state.undo_runs.add(str(record.get("run", "")))
             if isinstance(record.get("sheet"), str):
                 state.sheets.add(record["sheet"])
             if counts:
@@ -398,6 +402,8 @@ class Journal:
         update: Images | None = None,
         op: str = "",
         updated_at: str = "",
+        addr: str = "",
+        created_at: str = "",
     ) -> None:
         if event not in OUTCOMES:
             raise ValueError(f"not an outcome: {event}")
@@ -414,6 +420,10 @@ class Journal:
             record["payload"] = payload
         if updated_at:
             record["updated_at"] = updated_at
+        if addr:  # a create's: the device is known again by its addr and createdAt
+            record["addr"] = addr
+        if created_at:
+            record["created_at"] = created_at
         if update is not None:
             record.update(op=op or "update", before=update[0], after=update[1])
         elif op:

@@ -25,7 +25,7 @@ from typing import Any
 from provisioner.actions import RowKind, UndoStatus
 from provisioner.changes import device_input, masked_input, secret_values
 from provisioner.errors import ProvisionerError
-from provisioner.fields import MASK
+from provisioner.fields import MASK, normal_addr
 from provisioner.journal import (
     Entry,
     Journal,
@@ -36,6 +36,7 @@ from provisioner.journal import (
 )
 from provisioner.platform import (
     AuthError,
+    BadAnswer,
     NotFound,
     PlatformClient,
     PlatformError,
@@ -43,6 +44,7 @@ from provisioner.platform import (
     TransportError,
     UnknownOutcome,
 )
+from provisioner.verify import instant
 
 # How often a DELETE or PUT without an answer is tried before its row fails.
 TRIES = 3
@@ -68,6 +70,8 @@ class UndoRow:
     body: dict[str, Any] = field(default_factory=dict, repr=False)
     expected: str = ""
     restored: list[str] = field(default_factory=list)  # the fields put back
+    evidence: Entry | None = field(default=None, repr=False)  # a delete: the create's record
+    settle: bool = False  # gone already: the journal gets the delete's done line
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -146,12 +150,16 @@ def undo_sheet(
                 f"{sheet.name}"
             )
         result = plan_undo(state, client, journal_path, run)
-        if not (result.to_delete or result.to_restore):
+        settle = [r for r in result.rows if r.settle]
+        if not (result.to_delete or result.to_restore or settle):
             return result
-        if confirm is not None and not confirm(result):
+        if (result.to_delete or result.to_restore) and confirm is not None and not confirm(result):
             raise ProvisionerError("nothing was changed on the platform")
         journal = Journal(journal_path, sheet=sheet.name, platform=client.url, fingerprint="undo")
         try:
+            for row in settle:  # gone already, the delete's done line lost: written now
+                _deleted(journal, row)
+                row.status, row.message = UndoStatus.DONE_BEFORE, "no longer on the platform"
             for row in [*result.to_delete, *result.to_restore]:
                 if stop.is_set() or result.stopped:
                     row.status, row.message = UndoStatus.NOT_RUN, "not run: the undo stopped"
@@ -169,6 +177,9 @@ def undo_sheet(
                     row.status, row.message = UndoStatus.FAILED, str(exc)
                 except PlatformError as exc:
                     row.status, row.message = UndoStatus.FAILED, f"the platform refused it: {exc}"
+                except ProvisionerError as exc:  # the journal: without it nothing more is sent
+                    result.stopped = f"stopped: the journal cannot be written ({exc})"
+                    row.status, row.message = UndoStatus.FAILED, result.stopped
         except KeyboardInterrupt:
             result.stopped = "interrupted"
             for row in result.rows:
@@ -183,16 +194,19 @@ def plan_undo(
     state: JournalState, client: PlatformClient, journal_path: Path, run: str | None
 ) -> UndoResult:
     """What an undo of ``run`` (None: every run on this platform) would delete, restore, keep."""
-    if not state.runs:
+    runs = [r for r in state.runs if r not in state.undo_runs]  # an undo is not undone
+    if not runs:
         raise UndoError(f"the journal {journal_path} records no run against {client.url}")
-    if run is not None and run not in state.runs:
+    if run is not None and run not in runs:
         raise UndoError(
-            f"no run {run!r} against {client.url} in {journal_path}; its runs: "
-            + ", ".join(state.runs)
+            f"no run {run!r} against {client.url} in {journal_path}; its runs: " + ", ".join(runs)
         )
-    chosen = {run} if run is not None else set(state.runs)
+    chosen = {run} if run is not None else set(runs)
     later = _order(state)
-    taken_back = {e.platform_id for e in state.undone if e.platform_id is not None}
+    # What an undo took back: a device's delete, an update's restore, each after the
+    # event it answers (by time: a later update of the same device is not taken back).
+    deleted_at = {e.platform_id: e.at for e in state.undone if e.status == UndoStatus.DELETED}
+    restored_at = {e.platform_id: e.at for e in state.undone if e.status == UndoStatus.RESTORED}
     rows: list[UndoRow] = []
     created_ids: set[int] = set()
     for entry in _created_by(state, chosen):
@@ -212,12 +226,13 @@ def plan_undo(
                 )
             )
             continue
-        rows.append(_device_to_delete(client, entry, chosen, later, taken_back))
-    for device_id, updates in _updated_by(state, chosen).items():
+        done = deleted_at.get(entry.platform_id, "") > entry.at
+        rows.append(_device_to_delete(client, entry, chosen, later, done))
+    for device_id, updates in _updated_by(state, chosen, restored_at).items():
         if device_id in created_ids:
             continue  # deleted anyway
-        rows.append(_device_to_restore(client, device_id, updates, chosen, later, taken_back))
-    return UndoResult(str(journal_path), client.url, sorted(chosen, key=state.runs.index), rows)
+        rows.append(_device_to_restore(client, device_id, updates, chosen, later))
+    return UndoResult(str(journal_path), client.url, sorted(chosen, key=runs.index), rows)
 
 
 def _created_by(state: JournalState, chosen: set[str]) -> list[Entry]:
@@ -229,7 +244,10 @@ def _created_by(state: JournalState, chosen: set[str]) -> list[Entry]:
     return list(found.values())
 
 
-def _updated_by(state: JournalState, chosen: set[str]) -> dict[int, list[UpdateEntry]]:
+def _updated_by(
+    state: JournalState, chosen: set[str], restored_at: dict[int | None, str]
+) -> dict[int, list[UpdateEntry]]:
+    """The chosen runs' updates, by device, that no undo has put back since."""
     updates: dict[int, list[UpdateEntry]] = {}
     for update in state.updates:
         if (
@@ -237,50 +255,72 @@ def _updated_by(state: JournalState, chosen: set[str]) -> dict[int, list[UpdateE
             and update.event == "done"
             and update.status == "updated"
             and update.platform_id is not None
+            and restored_at.get(update.platform_id, "") <= update.at
         ):
             updates.setdefault(update.platform_id, []).append(update)
     return updates
 
 
-def _order(state: JournalState) -> dict[int, list[tuple[str, str]]]:
-    """Device id -> (run, updatedAt) of every create and update that touched it, in order."""
-    touched: dict[int, list[tuple[str, str]]] = {}
+# One event of a device: (when, run, the updatedAt it left, "" unknown; kind).
+_Event = tuple[str, str, str, str]
+
+
+def _order(state: JournalState) -> dict[int, list[_Event]]:
+    """Device id -> every create, update and undo restore that touched it, in time order.
+
+    An update that an undo put back later is left out: the restore stands for it.
+    """
+    touched: dict[int, list[_Event]] = {}
     for entry in state.created:
         if entry.kind == RowKind.DEVICE and entry.platform_id is not None:
-            touched.setdefault(entry.platform_id, []).append((entry.run, entry.updated_at))
+            touched.setdefault(entry.platform_id, []).append(
+                (entry.at, entry.run, entry.updated_at, "create")
+            )
     for update in state.updates:
         if update.event == "done" and update.status == "updated" and update.platform_id:
-            touched.setdefault(update.platform_id, []).append((update.run, update.updated_at))
+            touched.setdefault(update.platform_id, []).append(
+                (update.at, update.run, update.updated_at, "update")
+            )
+    for entry in state.undone:
+        if entry.status == UndoStatus.RESTORED and entry.platform_id is not None:
+            touched.setdefault(entry.platform_id, []).append(
+                (entry.at, entry.run, entry.updated_at, "restore")
+            )
+    for events in touched.values():
+        events.sort()
+        restores = [at for at, _, _, kind in events if kind == "restore"]
+        events[:] = [e for e in events if e[3] != "update" or not any(at > e[0] for at in restores)]
     return touched
 
 
 def _last_change(
-    device_id: int, chosen: set[str], touched: dict[int, list[tuple[str, str]]]
+    device_id: int, chosen: set[str], touched: dict[int, list[_Event]]
 ) -> tuple[str, str]:
-    """(the updatedAt the chosen runs left the device with, a later run that changed it)."""
-    events = touched.get(device_id, [])
-    left = ""
-    for number, (run, stamp) in enumerate(events):
-        if run in chosen:
-            left = stamp
-            after = [r for r, _ in events[number + 1 :] if r not in chosen]
-            if after:
-                return left, after[0]
-    return left, ""
+    """(the updatedAt the device was left with by the chosen runs, or an undo since them;
+    a later run that changed it after that)."""
+    left, later = "", ""
+    mine = False
+    for _, run, stamp, kind in touched.get(device_id, []):
+        if run in chosen or (kind == "restore" and mine):
+            left, later, mine = stamp, "", True
+        elif mine and not later:
+            later = run
+    return left, later
 
 
 def _device_to_delete(
     client: PlatformClient,
     entry: Entry,
     chosen: set[str],
-    touched: dict[int, list[tuple[str, str]]],
-    taken_back: set[int],
+    touched: dict[int, list[_Event]],
+    taken_back: bool,
 ) -> UndoRow:
     assert entry.platform_id is not None
     row = UndoRow(
         RowKind.DEVICE, entry.key, None, entry.platform_id, UndoStatus.DELETE, run=entry.run
     )
-    if entry.platform_id in taken_back:
+    row.evidence = entry
+    if taken_back:
         row.status, row.message = UndoStatus.DONE_BEFORE, "taken back by an earlier undo"
         return row
     left, later_run = _last_change(entry.platform_id, chosen, touched)
@@ -291,14 +331,37 @@ def _device_to_delete(
     device = client.get_device(entry.platform_id)
     if device is None:
         row.status, row.message = UndoStatus.DONE_BEFORE, "no longer on the platform"
+        row.settle = True  # a delete whose answer or done line was lost: written down now
         return row
     client.add_secrets(secret_values(device))
-    reason = _changed_since(device, left, entry.key)
+    reason = _not_ours(device, entry) or _changed_since(device, left, entry.key)
     if reason:
         row.status, row.message = UndoStatus.KEPT, reason
         return row
+    row.expected = left
     row.message = f"created by run {entry.run}: delete it (with its queued downlinks)"
     return row
+
+
+def _not_ours(device: dict[str, Any], entry: Entry) -> str:
+    """Why the device at the journal's id may not be the one the run created, or ""."""
+    if not entry.addr:
+        return (
+            "the journal cannot prove it made this device (it records no addr for it, as a "
+            "journal of an older version does): kept"
+        )
+    if normal_addr(device.get("addr")) != normal_addr(entry.addr):
+        return (
+            f"the id {device.get('id')} belongs to another device now "
+            f"(addr {device.get('addr')}): kept"
+        )
+    made, now = instant(entry.created_at), instant(device.get("createdAt"))
+    if made is not None and now is not None and made != now:
+        return (
+            f"the id {device.get('id')} belongs to a device created at "
+            f"{device.get('createdAt')}: kept"
+        )
+    return ""
 
 
 def _device_to_restore(
@@ -306,16 +369,12 @@ def _device_to_restore(
     device_id: int,
     updates: list[UpdateEntry],
     chosen: set[str],
-    touched: dict[int, list[tuple[str, str]]],
-    taken_back: set[int],
+    touched: dict[int, list[_Event]],
 ) -> UndoRow:
     first, last = updates[0], updates[-1]
     row = UndoRow(
         RowKind.DEVICE, first.key, first.row, device_id, UndoStatus.RESTORE, run=first.run
     )
-    if device_id in taken_back:
-        row.status, row.message = UndoStatus.DONE_BEFORE, "put back by an earlier undo"
-        return row
     left, later_run = _last_change(device_id, chosen, touched)
     if later_run:
         row.status = UndoStatus.KEPT
@@ -329,6 +388,9 @@ def _device_to_restore(
     reason = _changed_since(device, left or last.updated_at, first.key, after=last.after)
     if reason:
         row.status, row.message = UndoStatus.KEPT, reason
+        return row
+    if not isinstance(device.get("initialConfig"), dict | None):
+        row.status, row.message = UndoStatus.KEPT, "its initialConfig is not an object: kept"
         return row
     row.body, row.restored, hidden = _restored_body(device, first.before, last.after)
     row.expected = str(device.get("updatedAt") or "")
@@ -352,7 +414,7 @@ def _changed_since(
     ) and (key.casefold() != str(device.get("addr") or "").strip().casefold()):
         return f"the id {device.get('id')} belongs to another device now: kept"
     if left:
-        if now != left:
+        if not _same_time(now, left):
             return f"changed on the platform since the run (at {now or 'an unknown time'}): kept"
         return ""
     # A journal of an older version holds no updatedAt: by the values it holds.
@@ -364,6 +426,14 @@ def _changed_since(
     if device.get("updatedAt") and device.get("updatedAt") != device.get("createdAt"):
         return f"changed on the platform since it was created (at {now}): kept"
     return ""
+
+
+def _same_time(a: Any, b: Any) -> bool:
+    """Two RFC 3339 times as instants (precision and zone aside); as text if not times."""
+    first, second = instant(a), instant(b)
+    if first is not None and second is not None:
+        return first == second
+    return bool(a == b)
 
 
 def _restored_body(
@@ -399,37 +469,46 @@ def _restored_body(
 
 
 def _delete(client: PlatformClient, journal: Journal, row: UndoRow, result: UndoResult) -> None:
-    assert row.platform_id is not None
+    assert row.platform_id is not None and row.evidence is not None
+    # Read again right before: the question may have stood open while somebody edited it.
+    device = client.get_device(row.platform_id)
+    if device is None:
+        row.status, row.message = UndoStatus.DONE_BEFORE, "no longer on the platform"
+        return
+    reason = _not_ours(device, row.evidence) or _changed_since(device, row.expected, row.key)
+    if reason:
+        row.status, row.message = UndoStatus.KEPT, reason.replace("since the run", "meanwhile")
+        return
     journal.intent(row.kind, row.key, row.row or 0, op="delete", platform_id=row.platform_id)
     for _ in range(TRIES):
         try:
             client.delete_device(row.platform_id)
             break
-        except (UnknownOutcome, ServerError):
+        except (UnknownOutcome, ServerError, BadAnswer):
             if client.get_device(row.platform_id) is None:
                 break  # it was deleted; the answer got lost
-        except NotFound:
-            if client.get_device(row.platform_id) is None:
-                break  # gone meanwhile
-            result.stopped = (
-                "stopped: this platform does not offer device deletion through its REST API "
-                "(DELETE answered HTTP 404); nothing else was changed"
-            )
-            row.status, row.message = UndoStatus.FAILED, result.stopped
-            return
         except PlatformError as exc:
-            if exc.status == 405:
+            if isinstance(exc, NotFound) and client.get_device(row.platform_id) is None:
+                break  # gone meanwhile
+            if isinstance(exc, NotFound) or exc.status in (405, 501):
                 result.stopped = (
                     "stopped: this platform does not offer device deletion through its REST "
-                    "API (DELETE answered HTTP 405); nothing else was changed"
+                    f"API (DELETE answered HTTP {exc.status}); nothing else was changed"
                 )
-                row.status, row.message = UndoStatus.FAILED, result.stopped
+                row.status, row.message = UndoStatus.FAILED, "not deleted: see above"
+                journal.outcome(
+                    "failed", row.kind, row.key, row.row or 0, status="failed", op="delete"
+                )
                 return
             raise
     else:
         row.status, row.message = UndoStatus.FAILED, "no clear answer: run undo again"
         journal.outcome("unknown", row.kind, row.key, row.row or 0, status="unknown", op="delete")
         return
+    _deleted(journal, row)
+
+
+def _deleted(journal: Journal, row: UndoRow) -> None:
     row.status, row.message = UndoStatus.DELETED, "deleted"
     journal.outcome(
         "done",
@@ -445,7 +524,7 @@ def _delete(client: PlatformClient, journal: Journal, row: UndoRow, result: Undo
 def _restore(client: PlatformClient, journal: Journal, row: UndoRow) -> None:
     assert row.platform_id is not None
     device = client.get_device(row.platform_id)
-    if device is None or str(device.get("updatedAt") or "") != row.expected:
+    if device is None or not _same_time(device.get("updatedAt") or "", row.expected):
         row.status = UndoStatus.KEPT
         row.message = "changed on the platform while the undo ran: kept"
         return
@@ -453,16 +532,18 @@ def _restore(client: PlatformClient, journal: Journal, row: UndoRow) -> None:
     journal.intent(
         row.kind, row.key, row.row or 0, op="restore", update=images, platform_id=row.platform_id
     )
+    answer: dict[str, Any] | None = None
     for _ in range(TRIES):
         try:
-            client.update_device(row.platform_id, row.body)
+            answer = client.update_device(row.platform_id, row.body)
             break
-        except (UnknownOutcome, ServerError):
-            now = client.get_device(row.platform_id)
-            if now is not None and masked_input(now) == masked_input({**now, **row.body}):
+        except (UnknownOutcome, ServerError, BadAnswer):
+            answer = client.get_device(row.platform_id)
+            if answer is not None and masked_input(answer) == masked_input({**answer, **row.body}):
                 break  # it was put back; the answer got lost
     else:
         row.status, row.message = UndoStatus.FAILED, "no clear answer: run undo again"
+        journal.outcome("unknown", row.kind, row.key, row.row or 0, status="unknown", op="restore")
         return
     row.status, row.message = UndoStatus.RESTORED, f"put back: {', '.join(row.restored)}"
     journal.outcome(
@@ -474,4 +555,5 @@ def _restore(client: PlatformClient, journal: Journal, row: UndoRow) -> None:
         platform_id=row.platform_id,
         op="restore",
         update=images,
+        updated_at=str((answer or {}).get("updatedAt") or ""),
     )

@@ -164,8 +164,10 @@ def test_an_undo_that_failed_part_way_is_resumed_by_running_it_again(
     sheet = write_sheet(tmp_path, {i: "x" for i in range(6)})
     applied(sandbox, sheet)
     # Two deletes go through, then the platform refuses the rest: those rows fail.
-    sandbox.faults.odd("DELETE", "/api/devices/1", "error-400")
-    sandbox.faults.odd("DELETE", "/api/devices/2", "error-400")
+    for serial in ("SN0", "SN1"):  # ids follow the order the creates completed in
+        sandbox.faults.odd(
+            "DELETE", f"/api/devices/{by_serial(sandbox, serial)['id']}", "error-400"
+        )
     stopped = run_undo(sheet, sandbox)
     assert stopped.returncode == 1, explain(stopped)
     assert "failed: device" in stopped.stdout
@@ -217,4 +219,49 @@ def test_on_a_terminal_the_installer_types_the_number_of_devices(
     os.write(fd, b"2\r")
     code, rest = finish(pid, fd)
     assert code == 0, rest
+    assert serials(sandbox) == set()
+
+
+def test_undo_never_deletes_a_device_the_journal_cannot_prove_it_made(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    import json as json_module
+
+    sheet = write_sheet(tmp_path, {0: "a", 1: "b"})
+    applied(sandbox, sheet)
+    # Somebody else's device, and a journal whose record of SN0 points at it (a platform
+    # reset reused the id), and whose record of SN1 is of an older version (no addr).
+    stranger = sandbox.store.create_device({"addr": addr(77), "serial": "SN0"})
+    journal = journal_of(sheet)
+    lines = []
+    for line in journal.read_text(encoding="utf-8").splitlines():
+        record = json_module.loads(line)
+        if record.get("event") == "done" and record.get("key") == "SN0":
+            record["platform_id"] = stranger["id"]
+        if record.get("event") == "done" and record.get("key") == "SN1":
+            record.pop("addr", None)
+        lines.append(json_module.dumps(record))
+    journal.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    done = run_undo(sheet, sandbox)
+    assert done.returncode == 1, explain(done)
+    assert "belongs to another device now" in done.stdout
+    assert "cannot prove it made this device" in done.stdout
+    assert serials(sandbox) == {"SN0", "SN1"} and sandbox.store.count_devices() == 3
+
+
+def test_undoing_the_later_run_first_then_the_earlier_takes_everything_back(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    sheet = write_sheet(tmp_path, {0: "a"})
+    applied(sandbox, sheet)
+    write_sheet(tmp_path, {0: "b"})
+    applied(sandbox, sheet, "--update")
+    first, second = runs_of(sheet, sandbox)
+    kept = run_undo(sheet, sandbox, "--run", first)
+    assert kept.returncode == 1 and "updated later by run" in kept.stdout
+    restored = run_undo(sheet, sandbox, "--run", second)
+    assert restored.returncode == 0, explain(restored)
+    assert by_serial(sandbox, "SN0")["description"] == "a"
+    deleted = run_undo(sheet, sandbox, "--run", first)
+    assert deleted.returncode == 0, explain(deleted)
     assert serials(sandbox) == set()
