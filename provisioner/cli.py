@@ -60,15 +60,30 @@ class InputError(click.ClickException):
     help=f"Settings file (default: {FILE_NAME} in the working folder, if there is one) "
     "[env: PROVISIONER_CONFIG].",
 )
+@click.option(
+    "--no-color",
+    is_flag=True,
+    help="No colours on the console (also when the NO_COLOR environment variable is set).",
+)
 @click.pass_context
-def main(ctx: click.Context, config_path: Path | None) -> None:
+def main(ctx: click.Context, config_path: Path | None, no_color: bool) -> None:
     """Put whole sites of IoT devices onto the Lobaro IoT Platform from a spreadsheet."""
+    global _NO_COLOR
+    _NO_COLOR = no_color
     path = find_config(config_path, Path("."))
     if path is not None:
         try:
             ctx.default_map = _default_map(load_config(path))
         except ConfigError as exc:
             raise InputError(str(exc)) from None
+
+
+_NO_COLOR = False  # --no-color
+
+
+def _color() -> bool:
+    """Colours on the console: not with --no-color, nor with NO_COLOR set (no-color.org)."""
+    return not (_NO_COLOR or os.environ.get("NO_COLOR"))
 
 
 def _default_map(config: Config) -> dict[str, dict[str, Any]]:
@@ -463,7 +478,7 @@ def validate(
         # The console lists only the rows with problems: a dict for every row is made
         # only for a report file.
         shown = report.console_dict(limit)
-        click.echo(render_console(shown, limit=limit, color=True, **_secrets(report.records)))
+        click.echo(render_console(shown, limit=limit, color=_color(), **_secrets(report.records)))
         if reports:
             _write_reports(report.to_dict(), reports, sheet, report.records)
     finally:
@@ -473,23 +488,37 @@ def validate(
     ctx.exit(0 if report.ok else 1)
 
 
+@main.command(name="templates")
+@click.argument("files", nargs=-1, metavar="[FILE.toml]...")
+def templates_command(files: tuple[str, ...]) -> None:
+    """List the built-in site templates with their descriptions (and any FILE.toml given)."""
+    names = [*list_templates(), *files]
+    loaded = [_load_template(name) for name in names]
+    width = max(len(name) for name in names)
+    for name, template in zip(names, loaded, strict=True):
+        click.echo(f"{name:<{width}}  {template.description}")
+    click.echo("\nits headers: provisioner template NAME; a blank workbook: --out FILE.xlsx")
+
+
 @main.command(name="template")
 @click.argument("name", metavar="NAME|FILE.toml")
 @click.option(
     "--out",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="FILE.xlsx",
-    help="Where to write the blank workbook.",
+    help="Write a blank workbook there (without it: print the template's headers).",
 )
 @click.option("--force", is_flag=True, help="Replace FILE.xlsx if it exists.")
-def template_command(name: str, out: Path, force: bool) -> None:
-    """Write a blank installer workbook for a site template.
+def template_command(name: str, out: Path | None, force: bool) -> None:
+    """Print a site template's headers, or with --out write a blank installer workbook.
 
-    Headers, identifier columns formatted as Text, dropdowns and an
-    Instructions tab. Built-in templates: see --template of validate.
+    The workbook has the headers, identifier columns formatted as Text, dropdowns
+    and an Instructions tab. The built-in templates: provisioner templates.
     """
     template = _load_template(name)
+    if out is None:
+        _print_headers(template)
+        return
     if out.suffix.lower() != ".xlsx":
         raise InputError(f"{out}: the blank workbook is an Excel file; name it *.xlsx")
     if out.exists() and not force:
@@ -557,7 +586,9 @@ def plan(
     except PlatformError as exc:
         raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None
     data = result.to_dict()
-    click.echo(render_console(data, limit=limit, color=True, **_secrets(result.validation.records)))
+    click.echo(
+        render_console(data, limit=limit, color=_color(), **_secrets(result.validation.records))
+    )
     click.echo(result.lookup.summary())
     if out is not None:
         _write_reports(data, (out,), sheet, None)
@@ -744,7 +775,7 @@ def apply(
         records = plan.validation.records
         click.echo(
             render_console(
-                plan.to_dict(), limit=10, color=True, **_secrets(plan.validation.records)
+                plan.to_dict(), limit=10, color=_color(), **_secrets(plan.validation.records)
             )
         )
         for note in work.notes:
@@ -805,7 +836,7 @@ def apply(
         progress.end()
     data = result.to_dict()
     if result.sent:
-        click.echo(render_console(data, limit=20, color=True, **_secrets(records)))
+        click.echo(render_console(data, limit=20, color=_color(), **_secrets(records)))
     else:
         click.echo(
             "nothing to do: every row is on the platform "
@@ -834,6 +865,26 @@ def apply(
         click.echo(f"{result.stopped}\nresume with:\n  {resume}", err=True)
         ctx.exit(3)
     ctx.exit(0 if result.ok else 1)
+
+
+def _print_headers(template: SiteTemplate) -> None:
+    """Each tab's headers as the template reads them: the first one of each field, then
+    the others it accepts."""
+    click.echo(f"{template.name}: {template.description}")
+    for part, spec in (
+        ("devices", template.devices),
+        ("users", template.users),
+        ("downlinks", template.downlinks),
+    ):
+        tabs = ", ".join([spec.tab, *spec.tab_aliases])
+        click.echo(f"\n{part} (tab {tabs}):")
+        for field_name, aliases in spec.columns.items():
+            also = f"  (also: {', '.join(aliases[1:])})" if len(aliases) > 1 else ""
+            mark = " *" if part == "devices" and field_name in ("addr", template.match_key) else ""
+            click.echo(f"  {aliases[0]}{mark}{also}")
+        if spec.config_prefix:
+            click.echo(f"  {spec.config_prefix}<key>  (a key of the initial configuration)")
+    click.echo("\n* required; match key: " + template.match_key)
 
 
 @main.command()
@@ -966,7 +1017,7 @@ def verify(
         progress.end()
     data = result.to_dict()
     records = result.records
-    click.echo(render_console(data, limit=limit, color=True, **_secrets(records)))
+    click.echo(render_console(data, limit=limit, color=_color(), **_secrets(records)))
     found = result.lookup.summary().removeprefix("lookup: ") if result.lookup else ""
     lookup = f"; finding the devices: {found}" if found else ""
     click.echo(f"data asked for: {result.way}, {result.data_requests} requests{lookup}")

@@ -473,7 +473,9 @@ class PlatformClient:
         answer_deadline: float = 120.0,
         max_pages: int = MAX_PAGES,
     ) -> None:
-        self.url = url.rstrip("/")
+        # The sandbox's banner and the platform's docs show the API under /api: a URL given
+        # with it is the same platform (requests add /api themselves).
+        self.url = url.rstrip("/").removesuffix("/api").rstrip("/")
         if not re.match(r"https?://", self.url):
             raise SetupError(f"the platform URL must start with http:// or https://: {url!r}")
         if self.url.startswith("http://") and not allow_http:
