@@ -74,6 +74,8 @@ from provisioner.platform import (
 from provisioner.records import Record
 from provisioner.templates import SiteTemplate
 
+# The first this many creates failing with one answer, none through: the run stops.
+SAME_FAILURES = 10
 # How often one row's request may end without an answer before the row fails.
 MAX_UNKNOWN = 6
 # How long Ctrl-C waits for requests already sent.
@@ -101,6 +103,7 @@ class StopKind(StrEnum):
     UNREACHABLE = "unreachable"  # no connection for longer than the client waits
     JOURNAL = "journal"  # the journal could not be written: nothing more may be sent
     NO_UPDATES = "no updates"  # the platform answered 404/405 to a device update (PUT)
+    SAME_FAILURE = "same failure"  # the first rows all failed with one answer (not --keep-going)
 
 
 @dataclass
@@ -440,6 +443,7 @@ class Applier:
         concurrency: int = 8,
         stop: threading.Event | None = None,
         progress: Callable[[int, int, int], None] | None = None,
+        keep_going: bool = False,
     ) -> None:
         self.client = client
         self.journal = journal
@@ -449,6 +453,9 @@ class Applier:
         self.progress = progress
         self.stop_kind = StopKind.NONE
         self.stopped = ""
+        self.keep_going = keep_going
+        self._succeeded = 0  # -1 once a row went through (or failed another way)
+        self._first_failures: list[str] = []
         self._done = 0
         self._failed = 0
         self._total = 0
@@ -512,8 +519,35 @@ class Applier:
                 self._done += 1
                 self._failed += task.result.status == RowAction.FAILED
                 done, failed = self._done, self._failed
+                alike = self._note_outcome(task.result)
+            if alike:
+                self._halt(StopKind.SAME_FAILURE, alike, raise_=False)
             if self.progress:
                 self.progress(done, self._total, failed)
+
+    def _note_outcome(self, result: ApplyRow) -> str:
+        """The stop's words when the run's first creates all failed with one answer, else "".
+
+        A platform that refuses the first SAME_FAILURES creates alike (an unknown
+        deviceTypeId in every row) would refuse the rest too: sending them all only
+        repeats the answer. --keep-going sends them anyway. Called under the lock.
+        """
+        if self.keep_going or result.kind == RowKind.DOWNLINK or self._succeeded < 0:
+            return ""
+        if result.status != RowAction.FAILED:
+            if result.status.changed:
+                self._succeeded = -1  # one went through: no early stop in this run
+            return ""
+        self._first_failures.append(result.message)
+        if len(self._first_failures) < SAME_FAILURES or len(set(self._first_failures)) > 1:
+            if len(set(self._first_failures)) > 1:
+                self._succeeded = -1
+            return ""
+        return (
+            f"stopped: the first {SAME_FAILURES} rows all failed alike, so the rest were not "
+            f"sent: {result.message}. Fix the sheet and run again (--keep-going sends every row "
+            "anyway)"
+        )
 
     def _attempts(self) -> Iterator[int]:
         """Tries at one row: a short, growing pause between them; none after a stop."""
@@ -998,6 +1032,7 @@ def apply_sheet(
     stop: threading.Event | None = None,
     update: bool = False,
     update_fields: frozenset[str] | None = None,
+    keep_going: bool = False,
 ) -> ApplyResult:
     """The whole apply: plan, settle, confirm, send, and always write the results.
 
@@ -1050,7 +1085,16 @@ def apply_sheet(
         try:
             if work.pending or work.settled:
                 _send(
-                    plan, work, client, journal_path, result, template, concurrency, progress, stop
+                    plan,
+                    work,
+                    client,
+                    journal_path,
+                    result,
+                    template,
+                    concurrency,
+                    progress,
+                    stop,
+                    keep_going,
                 )
         finally:
             # Also when a second Ctrl-C ends the wait for requests in flight: the results
@@ -1129,6 +1173,7 @@ def _send(
     concurrency: int,
     progress: Callable[[int, int, int], None] | None,
     stop: threading.Event | None,
+    keep_going: bool = False,
 ) -> None:
     """Open the journal, record what the plan settled, and carry out the work."""
     started = time.perf_counter()
@@ -1146,6 +1191,7 @@ def _send(
         concurrency=concurrency,
         stop=stop,
         progress=progress,
+        keep_going=keep_going,
     )
     try:
         for row_plan, entry in work.settled:

@@ -707,6 +707,11 @@ def _resume_command(
     help="Also update the devices that differ from the sheet (only fields the sheet fills; "
     "the addr never). FIELDS limits it, e.g. --update description,tags.",
 )
+@click.option(
+    "--keep-going",
+    is_flag=True,
+    help="Send every row even when the first 10 all fail with the same answer.",
+)
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -724,6 +729,7 @@ def apply(
     reports: tuple[Path, ...],
     lookup: str,
     update: tuple[bool, frozenset[str] | None],
+    keep_going: bool,
 ) -> None:
     """Create on the platform what the plan for SHEET says is missing, exactly once.
 
@@ -814,6 +820,7 @@ def apply(
                 stop=stop,
                 update=update[0],
                 update_fields=update[1],
+                keep_going=keep_going,
             )
     except Declined as exc:
         click.echo(str(exc), err=True)
@@ -855,6 +862,9 @@ def apply(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)
+    if result.stop == StopKind.SAME_FAILURE:
+        click.echo(result.stopped, err=True)
+        ctx.exit(1)
     if result.stop == StopKind.NO_UPDATES:
         click.echo(f"{result.stopped}\nrun apply without --update to do the rest", err=True)
         ctx.exit(1)

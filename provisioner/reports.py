@@ -71,6 +71,8 @@ _SUFFIX_HINT = "use .json, .html, .xlsx or .csv"
 
 
 # Rows worth a line on the console even without a problem of their own.
+# This many rows failing with the same words are listed as one line.
+_GROUP_AT = 3
 _NOTABLE = {
     RowAction.DIFFERS,
     RowAction.BLOCKED,
@@ -274,6 +276,23 @@ def render_console(
         for row in report.get("rows") or ()
         if row.get("errors") or row.get("warnings") or state_of(row) in _NOTABLE
     ]
+    # Rows that failed (or were not run) with one and the same answer: one line for all.
+    alike: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for row in shown:
+        if state_of(row) in (RowAction.FAILED, RowAction.NOT_RUN) and not row.get("errors"):
+            alike.setdefault((state_of(row), _row_note(row)), []).append(row)
+    grouped = {key: rows for key, rows in alike.items() if len(rows) >= _GROUP_AT}
+    for (state, note), rows in grouped.items():
+        numbers = ", ".join(as_text(r.get("row")) for r in rows[:8])
+        more = ", ..." if len(rows) > 8 else ""
+        lines.append(
+            _printable(
+                f"{len(rows)} rows ({as_text(rows[0].get('sheet'))} rows {numbers}{more}): {state}"
+            )
+        )
+        lines.append(f"  {_printable(note)}")
+    in_groups = {id(r) for rows in grouped.values() for r in rows}
+    shown = [row for row in shown if id(row) not in in_groups]
     for row in shown[: max(limit, 0)]:
         state = state_of(row)
         title = _row_title(row)
