@@ -346,7 +346,7 @@ def write_report(
     if suffix == ".json":
         data = (json.dumps(report, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
     elif suffix == ".csv":
-        data = _csv(report).encode("utf-8-sig")
+        data = _csv(report, _csv_delimiter(source)).encode("utf-8-sig")
     elif suffix == ".html":
         data = _html(report).encode("utf-8")
     else:
@@ -389,7 +389,17 @@ def _cell_safe(value: Any) -> Any:
     return value
 
 
-def _csv(report: Report) -> str:
+def _csv_delimiter(source: Path | None) -> str:
+    """A CSV report is cut like the installer's sheet: a CSV sheet's own delimiter, else
+    ";", what German Excel (the installers' Excel) expects; the BOM tells it UTF-8."""
+    if source is not None and source.suffix.lower() == ".csv":
+        from provisioner.sheets import csv_delimiter
+
+        return csv_delimiter(source) or ";"
+    return ";"
+
+
+def _csv(report: Report, delimiter: str = ";") -> str:
     """One line per problem, and one line for each row without any."""
     with_platform = report.get("command") in ("plan", "apply")
     header = ["sheet", "row", "key", _state_name(report), "message"]
@@ -420,7 +430,7 @@ def _csv(report: Report) -> str:
             lines.append(start + problem_fields(problem))
 
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, delimiter=delimiter)
     writer.writerow(header)
     for line in lines:
         writer.writerow(["" if value is None else _cell_safe(value) for value in line])

@@ -361,6 +361,17 @@ def _decode(path: Path, data: bytes) -> tuple[str, str]:
         ) from exc
 
 
+def csv_delimiter(path: Path) -> str | None:
+    """The delimiter of a CSV sheet (from its first lines); None when it cannot be read."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(1 << 16)
+        text, _ = _decode(path, head)
+    except (OSError, SheetError):
+        return None
+    return _sniff_delimiter(text)
+
+
 def _sniff_delimiter(text: str) -> str:
     """``,`` or ``;``: whichever splits the header line into more columns."""
     counts = {",": 0, ";": 0}

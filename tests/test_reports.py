@@ -255,9 +255,24 @@ def test_failed_write_keeps_the_old_report_and_no_temporary_file(
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
+    """The report as Excel would open it: the BOM says UTF-8, the dialect is sniffed."""
     raw = path.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
-    return list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    text = raw.decode("utf-8-sig")
+    dialect = csv.Sniffer().sniff(text.splitlines()[0], delimiters=",;")
+    return list(csv.DictReader(io.StringIO(text), delimiter=dialect.delimiter))
+
+
+def test_a_csv_report_is_cut_like_the_sheet(tmp_path: Path) -> None:
+    semicolons = tmp_path / "site.csv"
+    semicolons.write_text("serial;addr\nSN1;1\n", encoding="utf-8")
+    commas = tmp_path / "hardware.csv"
+    commas.write_text("address,name\n1,x\n", encoding="utf-8")
+    for source, delimiter in ((None, ";"), (semicolons, ";"), (commas, ",")):
+        path = tmp_path / "report.csv"
+        write_report(validate_report(), path, source=source)
+        header = path.read_bytes().decode("utf-8-sig").splitlines()[0]
+        assert header.split(delimiter)[:3] == ["sheet", "row", "key"], (source, header)
 
 
 def test_csv_has_a_line_per_problem_and_quotes_formula_starts(tmp_path: Path) -> None:
