@@ -265,3 +265,38 @@ def test_undoing_the_later_run_first_then_the_earlier_takes_everything_back(
     deleted = run_undo(sheet, sandbox, "--run", first)
     assert deleted.returncode == 0, explain(deleted)
     assert serials(sandbox) == set()
+
+
+def test_ctrl_c_stops_an_undo_cleanly_and_running_it_again_finishes(
+    sandbox_factory: Any, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    sb = sandbox_factory()
+    sheet = write_sheet(tmp_path, {i: "x" for i in range(12)})
+    applied(sb, sheet)
+    sb.faults.latency_ms = 150  # each delete takes a while: time to press Ctrl-C mid-way
+    words = [sys.executable, "-m", "provisioner", "undo", str(sheet), "--url", sb.url, "--yes"]
+    proc = subprocess.Popen(
+        words,
+        env=environment(sb.tokens["org-admin"]),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while sb.store.count_devices() == 12 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=RUN_TIMEOUT)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err
+    left = sb.store.count_devices()
+    assert 0 < left < 12
+    sb.faults.latency_ms = 0
+    again = run_undo(sheet, sb)
+    assert again.returncode == 0, explain(again)
+    assert sb.store.count_devices() == 0
