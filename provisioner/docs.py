@@ -51,7 +51,79 @@ def error_guide() -> str:
     return "\n".join(lines)
 
 
-SECTIONS = {"cli-reference": cli_reference, "error-guide": error_guide}
+# The tour: real commands on a sandbox in this process; what varies from run to run (the
+# sandbox's port, seconds) is written as it would read on the README's sandbox.
+TOUR_URL = "http://127.0.0.1:8080"
+_SECONDS = re.compile(r"\b\d+\.\d+ s\b")
+_LAST_AT = re.compile(r"the last at \S+")
+
+
+def tour() -> str:
+    """Markdown: the tour's commands and what they print, from a real run on a sandbox."""
+    import os
+    import shutil
+    import tempfile
+
+    from click.testing import CliRunner
+
+    from provisioner.resources import data_folder
+    from provisioner.sandbox import Sandbox, SandboxConfig
+
+    tokens = {"org-admin": "demo-org", "device-admin": "demo-device", "network-server": "demo-ns"}
+    samples = data_folder("sample_sheets")
+    blocks: list[str] = []
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        Sandbox(SandboxConfig(port=0, tokens=tokens)) as sandbox,
+    ):
+        work = Path(folder) / "sample_sheets"
+        work.mkdir()
+        for name in ("site-hh-04.xlsx", "site-hh-04-mistakes.xlsx"):
+            shutil.copyfile(samples / name, work / name)
+        env = {
+            "PROVISIONER_URL": sandbox.url,
+            "PROVISIONER_TOKEN": "demo-org",
+            "NO_COLOR": "1",
+            "COLUMNS": str(WIDTH),
+        }
+        runner = CliRunner()
+        here = os.getcwd()
+        os.chdir(folder)
+        try:
+
+            def shown(*words: str, prompt: str = "") -> None:
+                result = runner.invoke(main, list(words), env=env, catch_exceptions=False)
+                text = result.stdout.replace(sandbox.url, TOUR_URL)
+                text = _LAST_AT.sub("the last at ...", _SECONDS.sub("0.0 s", text))
+                lines = text.rstrip("\n").splitlines()
+                command = "$ provisioner " + " ".join(words)
+                blocks.append("\n".join([prompt, command, *lines]).strip("\n"))
+
+            site = "sample_sheets/site-hh-04.xlsx"
+            mistakes = "sample_sheets/site-hh-04-mistakes.xlsx"
+            shown("validate", mistakes, "--template", "lorawan-meter", "--show", "2")
+            shown(
+                "plan",
+                site,
+                "--template",
+                "lorawan-meter",
+                "--out",
+                "plan.json",
+                prompt=f"$ export PROVISIONER_URL={TOUR_URL} PROVISIONER_TOKEN=demo-org",
+            )
+            shown("apply", site, "--template", "lorawan-meter", "--yes")
+            shown("apply", site, "--template", "lorawan-meter", "--yes")
+            # The meters are mounted: all but the three with the lowest DevEUIs send data.
+            devices = sorted(sandbox.store.list_devices(limit=1000), key=lambda d: d["addr"])
+            for device in devices[3:]:
+                sandbox.store.add_parsed_data(device["id"], {"volume_m3": 0.0})
+            shown("verify", site, "--template", "lorawan-meter")
+        finally:
+            os.chdir(here)
+    return "\n\n".join(f"```\n{block}\n```" for block in blocks)
+
+
+SECTIONS = {"cli-reference": cli_reference, "error-guide": error_guide, "tour": tour}
 
 
 def _find(readme: str, name: str) -> re.Match[str]:
@@ -81,7 +153,7 @@ def run(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.write:
         README.write_text(with_sections(README.read_text(encoding="utf-8")), encoding="utf-8")
-        print(f"{README.name}: command reference and error guide are up to date")
+        print(f"{README.name}: the tour, the command reference and the error guide are up to date")
     elif args.what == "cli":
         print(cli_reference())
     elif args.what == "errors":

@@ -59,7 +59,7 @@ def test_the_error_guide_has_every_kind_with_its_fix() -> None:
 
 def test_write_replaces_the_sections_and_keeps_the_rest() -> None:
     stale = "intro\n<!-- cli-reference -->\nSTALE TEXT\n<!-- /cli-reference -->\n"
-    stale += "<!-- error-guide -->\n<!-- /error-guide -->\nend\n"
+    stale += "<!-- error-guide -->\n<!-- /error-guide -->\n<!-- tour -->\n<!-- /tour -->\nend\n"
     fresh = docs.with_sections(stale)
     assert fresh.startswith("intro\n") and fresh.endswith("end\n") and "STALE TEXT" not in fresh
     assert docs.section(fresh, "error-guide") == docs.error_guide()
@@ -103,3 +103,7 @@ def test_the_shell_completion_lines_work() -> None:
             main, [], env={"_PROVISIONER_COMPLETE": f"{shell}_source"}, prog_name="provisioner"
         )
         assert result.exit_code == 0 and "_PROVISIONER_COMPLETE" in result.output, shell
+
+
+def test_the_tour_shows_what_the_tool_prints() -> None:
+    assert docs.section(README, "tour") == docs.tour(), REGENERATE
