@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,3 +47,12 @@ def running_sandbox(
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+def copy_database(seeded: Path, folder: Path) -> Path:
+    """A copy of the sandbox database ``seeded`` (with its WAL) in ``folder``: a fresh platform
+    for each run of a benchmark."""
+    copy = folder / "sandbox.db"
+    for part in seeded.parent.glob(seeded.name + "*"):
+        shutil.copyfile(part, copy.with_name(part.name.replace(seeded.name, copy.name)))
+    return copy

@@ -58,7 +58,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-from _sandbox import REPO, running_sandbox
+from _sandbox import REPO, copy_database, running_sandbox
 from sandbox_throughput import create_rate
 
 TARGETS = {"default": 6.0, "concurrency 32": 15.0}
@@ -360,9 +360,7 @@ def seed_database(path: Path, count: int) -> None:
 def filled_sandbox(seeded: Path, *options: str) -> Iterator[tuple[str, str]]:
     """A sandbox process on a fresh copy of the database ``seeded``: (url, device-admin token)."""
     with tempfile.TemporaryDirectory() as folder:
-        copy = Path(folder) / "sandbox.db"
-        for part in seeded.parent.glob(seeded.name + "*"):  # the database and its WAL
-            shutil.copyfile(part, copy.with_name(part.name.replace(seeded.name, copy.name)))
+        copy = copy_database(seeded, Path(folder))
         with running_sandbox("--db", str(copy), *options) as (url, tokens):
             yield url, tokens["device-admin"]
 

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from _sandbox import REPO, running_sandbox
+from _sandbox import REPO, copy_database, running_sandbox
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 REQUEST_LINE = re.compile(r'"([A-Z]+) ([^ ?"]+)[^"]*" (\d{3})')
@@ -66,9 +65,7 @@ def write_sheet(path: Path, count: int) -> None:
 def sandbox_on(seeded: Path, latency_ms: int) -> Iterator[tuple[str, str, Path]]:
     """(url, device-admin token, request log) of a sandbox on a fresh copy of ``seeded``."""
     with tempfile.TemporaryDirectory() as folder:
-        copy = Path(folder) / "sandbox.db"
-        for part in seeded.parent.glob(seeded.name + "*"):  # the database and its WAL
-            shutil.copyfile(part, copy.with_name(part.name.replace(seeded.name, copy.name)))
+        copy = copy_database(seeded, Path(folder))
         log = Path(folder) / "requests.log"
         options = ("--db", str(copy), "--latency-ms", str(latency_ms))
         with running_sandbox(*options, log=log) as (url, tokens):

@@ -329,13 +329,13 @@ class _Outage:
     failures: int = 0
 
 
-def _is_id(value: Any) -> bool:
+def is_id(value: Any) -> bool:
     """A platform id: a positive integer (not a bool, not 1.5, not "7")."""
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _check_id(device_id: Any) -> int:
-    if not _is_id(device_id):
+    if not is_id(device_id):
         raise ValueError(f"a device id must be a positive integer, not {device_id!r}")
     return int(device_id)
 
@@ -1070,7 +1070,7 @@ class PlatformClient:
                 raise self._bad(
                     answer, f"item {number} of the {what} is {_kind(item)}, not an object"
                 )
-            if ids and not _is_id(item.get("id")):
+            if ids and not is_id(item.get("id")):
                 raise self._bad(
                     answer,
                     f"item {number} of the {what} has the id {self._show(item.get('id'))}, "
@@ -1084,7 +1084,7 @@ class PlatformClient:
         data = value.get("data", value) if isinstance(value, dict) else value
         if not isinstance(data, dict):
             raise self._bad(answer, f"the {what} is {_kind(data)}, not an object")
-        if not _is_id(data.get("id")):
+        if not is_id(data.get("id")):
             raise self._bad(
                 answer,
                 f"the {what} has the id {self._show(data.get('id'))}, not a positive integer",

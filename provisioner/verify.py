@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -45,6 +45,7 @@ from provisioner.platform import (
     PlatformClient,
     PlatformError,
     f,
+    is_id,
 )
 from provisioner.records import Record, SiteRecords
 from provisioner.templates import SiteTemplate
@@ -335,7 +336,7 @@ class Checker:
                 self.way_used = self.way_used or "organisation data, grouped by device"
                 return []
             owners = [item.get("deviceId") for item in page]
-            if not all(_is_id(owner) for owner in owners):
+            if not all(is_id(owner) for owner in owners):
                 return self._switch(pending, "the organisation's data names no device ids")
             fresh = 0
             for item, owner in zip(page, owners, strict=True):
@@ -446,14 +447,10 @@ def _count(device: _Device, item: dict[str, Any]) -> bool:
     return True
 
 
-def _is_id(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
 def _item_key(item: dict[str, Any]) -> Any:
     """What tells two data records apart: the id, else their device and times."""
     mark = item.get("id")
-    if _is_id(mark):
+    if is_id(mark):
         return mark
     return (
         "no id",
@@ -541,10 +538,6 @@ def verify_sheet(
             return result
         if stop.wait(min(interval, left)):
             return result
-
-
-def silent_rows(result: VerifyResult) -> Sequence[VerifyRow]:
-    return [r for r in result.rows if r.status == CommissionStatus.SILENT]
 
 
 def sheet_rows(rows: Iterable[VerifyRow]) -> str:
