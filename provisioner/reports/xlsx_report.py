@@ -1,6 +1,6 @@
 """The xlsx report: a copy of the installer's workbook with the findings on it.
 
-Imported by ``reports.write_report`` only when an .xlsx is written, so that the
+Imported by ``write_report`` only when an .xlsx is written, so that the
 commands that write none never load openpyxl. An .xlsx/.xlsm source is copied
 (cached values, never formulas) with problem cells coloured and commented, the
 outcome columns of plan and apply, a Failed tab and an Errors tab; any other
@@ -25,8 +25,9 @@ from openpyxl.workbook import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
 from provisioner.actions import RowAction, RowKind
-from provisioner.report_base import (
+from provisioner.reports.base import (
     TONES,
+    Context,
     Report,
     ReportError,
     Table,
@@ -37,9 +38,6 @@ from provisioner.report_base import (
     secret_letters,
     state_of,
 )
-
-# --- xlsx
-
 
 _ERROR_FILL = PatternFill(fill_type="solid", fgColor="FFC7CE")
 _WARNING_FILL = PatternFill(fill_type="solid", fgColor="FFEB9C")
@@ -74,6 +72,12 @@ def _put(cell: Cell | MergedCell, value: Any) -> None:
         cell.data_type = "s"
     else:
         cell.value = value
+
+
+def render(report: Report, context: Context) -> bytes:
+    return xlsx(
+        report, context.source, context.tables, context.secret_columns, context.secret_pattern
+    )
 
 
 def xlsx(

@@ -1,9 +1,8 @@
-"""What every report format shares: the report's shape, its rows, tones and secrets.
+"""What every report format shares: the report's shape, its rows, tones, texts and secrets.
 
-A report is the plain dict a result's ``to_dict()`` gives (see reports.py). The
-secrets section is the one redaction point every format and the console pass.
-reports.py (console, JSON, CSV, HTML, and the table of formats) and
-report_xlsx.py build on this module; it imports neither.
+A report is the plain dict a result's ``to_dict()`` gives (see the package's
+docstring). The secrets section is the one redaction point every format and the
+console pass. Every format module builds on this one; it imports none of them.
 """
 
 from __future__ import annotations
@@ -12,9 +11,11 @@ import html
 import json
 import re
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
-from provisioner.actions import RowAction
+from provisioner.actions import CommissionStatus, RowAction
 from provisioner.errors import ProvisionerError
 from provisioner.records import PASSWORD_MASK
 
@@ -46,6 +47,22 @@ class Table(Protocol):
 
 
 Report = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a format may need beside the (already redacted) report.
+
+    ``source`` is the installer's sheet, ``tables`` its tabs as read (the xlsx
+    report copies or rebuilds them), ``secret_columns`` tab -> letters of the
+    columns mapped to a secret field, ``secret_pattern`` the sheet's secrets.
+    """
+
+    source: Path | None = None
+    tables: Mapping[str, Table] | None = None
+    secret_columns: Mapping[str, Collection[str]] | None = None
+    secret_pattern: re.Pattern[str] | None = None
+
 
 # One colour tone per row action or status, shared by the HTML and xlsx reports
 # (validate's own statuses, valid and invalid, beside the row actions).
@@ -218,3 +235,118 @@ def redacted(
         return report
     scrubbed: Report = scrub_all(report, pattern)
     return scrubbed
+
+
+# Rows worth a line on the console (and a mark in HTML) even without a problem of their own.
+NOTABLE = {
+    RowAction.DIFFERS,
+    RowAction.BLOCKED,
+    RowAction.FAILED,
+    RowAction.NOT_RUN,
+    RowAction.SKIPPED,
+    CommissionStatus.SILENT,
+    CommissionStatus.MISSING,
+}
+
+
+# --- texts every format shows
+
+
+def state_name(report: Report) -> str:
+    return "action" if report.get("command") == "plan" else "status"
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def warning_count(report: Report) -> int:
+    # One pass without copies: a sheet has 100,000 rows and a handful with problems.
+    count = sum(1 for p in report.get("problems") or () if p.get("severity") == "warning")
+    for row in report.get("rows") or ():
+        for key in ("errors", "warnings"):
+            found = row.get(key)
+            if found:
+                count += sum(1 for p in found if p.get("severity") == "warning")
+    return count
+
+
+def summary(report: Report) -> str:
+    """``51 rows: 48 valid, 3 invalid, 2 warnings`` / ``create 400 · exists 180 · ...``."""
+    totals: Mapping[str, Any] = report.get("totals") or {}
+    warnings = warning_count(report)
+    if report.get("command") == "validate":
+        parts = [f"{count} {name}" for name, count in totals.items()]
+        if warnings:
+            parts.append(plural(warnings, "warning"))
+        return f"{plural(len(report.get('rows') or ()), 'row')}: " + ", ".join(parts)
+    parts = [f"{name} {count}" for name, count in totals.items()]
+    if warnings:
+        parts.append(plural(warnings, "warning"))
+    return " · ".join(parts)
+
+
+def problem_text(problem: Mapping[str, Any], *, in_row: bool) -> str:
+    """``C14 serial: '3.52656E+14': <message>``; outside a row the sheet leads."""
+    where = [] if in_row else [as_text(problem.get("sheet"))]
+    if problem.get("cell"):
+        where.append(as_text(problem["cell"]))
+    elif problem.get("row") is not None and not in_row:
+        where.append(f"row {problem['row']}")
+    if problem.get("column"):
+        where.append(as_text(problem["column"]))
+    text = " ".join(part for part in where if part)
+    if problem.get("value") not in (None, ""):
+        text += f": {quoted(problem['value'])}"
+    message = as_text(problem.get("message"))
+    return f"{text}: {message}" if text else message
+
+
+def row_title(row: Mapping[str, Any]) -> str:
+    """``Devices row 14 (key 1337)``."""
+    title = f"{as_text(row.get('sheet'))} row {as_text(row.get('row'))}"
+    if row.get("key") not in (None, ""):
+        title += f" (key {row['key']})"
+    return title
+
+
+def diff_lines(row: Mapping[str, Any]) -> list[str]:
+    """A plan's field differences, then an update's changes (apply --update)."""
+    diff: Mapping[str, Any] = row.get("diff") or {}
+    lines = [
+        f"{field}: sheet {quoted(sides.get('sheet'))}, platform {quoted(sides.get('platform'))}"
+        + tags_note(sides)
+        for field, sides in diff.items()
+    ]
+    return lines + [f"{before} -> {after}" for before, after in map(change_sides, changes_of(row))]
+
+
+def tags_note(sides: Mapping[str, Any]) -> str:
+    """What an update would do to the tags: the device's others are kept unless "exact"."""
+    if "add" not in sides:
+        return ""
+    parts = [f"adds {', '.join(map(as_text, sides['add']))}"] if sides.get("add") else []
+    if sides.get("remove"):
+        parts.append(f"removes {', '.join(map(as_text, sides['remove']))}")
+    kept = " (the device's other tags are kept)" if sides.get("mode") == "add" else ""
+    return f"; an update {' and '.join(parts)}{kept}" if parts else ""
+
+
+def changes_of(row: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    changes = row.get("changes")
+    return [c for c in changes if isinstance(c, Mapping)] if isinstance(changes, list) else []
+
+
+def change_sides(change: Mapping[str, Any]) -> tuple[str, str]:
+    """("description 'Dach'", "'Keller'") or ("tags", "+ Haus3 - alt") for one change."""
+    field = as_text(change.get("field"))
+    if "add" in change or "remove" in change:
+        moves = [f"+ {as_text(t)}" for t in change.get("add") or []]
+        moves += [f"- {as_text(t)}" for t in change.get("remove") or []]
+        return field, " ".join(moves)
+    return f"{field} {quoted(change.get('before'))}", quoted(change.get("after"))
+
+
+def row_note(row: Mapping[str, Any]) -> str:
+    """Why a blocked or failed row did not go through."""
+    return as_text(row.get("reason") or row.get("message"))

@@ -1,0 +1,148 @@
+"""Rendering a result for people and files: console text, JSON, CSV, HTML and xlsx.
+
+One module per format (``json_report``, ``csv_report``, ``html_report``,
+``xlsx_report``), each with ``render(report, context) -> bytes``, behind one
+table, ``FORMATS``, from suffix to module: a new format is one file and one line.
+The console text is ``console.render_console``.
+
+validate, plan and apply share these renderers, so they work on the report's
+plain dict: exactly what ``--report x.json`` writes (the result object's
+``to_dict()``), never on a command's own classes. The keys they rely on::
+
+    command, source, template, made_at, ok, totals, problems (file level), rows:
+        sheet, row, kind, key, status | action, message, errors, warnings,
+        and from plan/apply: platform_id, diff {field: {sheet, platform}}, reason
+
+Other keys are tolerated and appear in the JSON only.
+
+Secrets pass one redaction point, ``base.redacted``, before any format is
+rendered (console included): the columns the site template maps to a secret
+field (``secret_columns``: tab -> column letters, from
+``SiteRecords.secret_columns``) have their problem values masked, and every
+occurrence of each of the sheet's ``secrets`` (its passwords, also JSON- or
+HTML-escaped, as a platform may echo a request body) becomes ``***`` in every
+string of the report. The xlsx report also holds the installer's own cells:
+secret columns are emptied there, and the same scrub runs over every cell and
+comment of the workbook written.
+
+Every file is written to a temporary file in the target folder and then
+renamed over the target, so a crash never leaves a half-written report that
+looks complete. Files that hold sheet values are safe to open in a
+spreadsheet program: a value starting with ``= + - @`` never becomes a formula.
+Writing fails only with ``ReportError``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import secrets
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+
+from provisioner.reports.base import Context, Report, ReportError, Table, redacted, secret_pattern
+from provisioner.reports.console import render_console
+
+__all__ = [
+    "FORMATS",
+    "REPORT_SUFFIXES",
+    "ReportError",
+    "Table",
+    "check_report_paths",
+    "render_console",
+    "write_report",
+]
+
+# Suffix -> the module that renders it, imported on first use (openpyxl only
+# when a workbook is written).
+FORMATS = {
+    ".json": "json_report",
+    ".html": "html_report",
+    ".xlsx": "xlsx_report",
+    ".csv": "csv_report",
+}
+REPORT_SUFFIXES = tuple(FORMATS)
+_SUFFIX_HINT = f"use {', '.join(REPORT_SUFFIXES[:-1])} or {REPORT_SUFFIXES[-1]}"
+
+
+# --- checking paths before any work
+
+
+def check_report_paths(paths: Sequence[Path], *, source: Path | None = None) -> None:
+    """Refuse report paths that could not be written, before any work starts.
+
+    ``source`` is the input sheet: a report never overwrites it.
+    """
+    for path in paths:
+        suffix = path.suffix.lower()
+        if not suffix:
+            raise ReportError(f"report {path} has no format suffix: {_SUFFIX_HINT}")
+        if suffix not in FORMATS:
+            raise ReportError(f"report format {suffix} is not supported: {_SUFFIX_HINT}")
+        folder = path.parent
+        if not folder.is_dir():
+            raise ReportError(
+                f"folder {folder} for report {path.name} does not exist: create it first"
+            )
+        if path.is_dir():
+            raise ReportError(f"report {path} is a folder: give a file name")
+        if not os.access(folder, os.W_OK):
+            raise ReportError(f"cannot write report {path.name}: folder {folder} is not writable")
+        if source is not None and path.resolve() == source.resolve():
+            raise ReportError(
+                f"report {path} would overwrite the sheet {source.name}: choose another file name"
+            )
+
+
+# --- writing files
+
+
+def write_report(
+    report: Report,
+    path: Path,
+    *,
+    source: Path | None = None,
+    tables: Mapping[str, Table] | None = None,
+    secret_columns: Mapping[str, Collection[str]] | None = None,
+    secrets: Collection[str] = (),
+) -> None:
+    """Write the report in the format its suffix names.
+
+    ``source`` (the input sheet) and ``tables`` (the tabs as read) serve the
+    xlsx report only: an .xlsx/.xlsm source is copied with the findings on it,
+    any other source is rebuilt from ``tables`` at the same cell references.
+
+    ``secret_columns`` maps a tab name to the letters of the columns the site
+    template maps to a secret field (``SiteRecords.secret_columns``): their
+    values are masked in every format and emptied in the xlsx copy of the tab.
+    ``secrets`` are the sheet's secret values (``SiteRecords.secret_values()``);
+    each one of 4 characters or more is replaced by ``***`` wherever it occurs,
+    also JSON-escaped: in messages, values, comments and copied cells alike.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ReportError(f"report format {suffix or '(none)'} is not supported: {_SUFFIX_HINT}")
+    report = redacted(report, secret_columns, secrets)
+    writer = importlib.import_module(f"provisioner.reports.{FORMATS[suffix]}")
+    context = Context(source, tables, secret_columns, secret_pattern(secrets))
+    _replace(path, writer.render(report, context))
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write beside the target, then rename over it: the target is whole or untouched."""
+    # Not mkstemp: its mode 0600 would make a shared report unreadable to the team;
+    # os.open with 0666 lets the umask decide, as for any file the user writes.
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+    except OSError as exc:
+        raise ReportError(f"could not write report {path}: {exc.strerror or exc}") from exc

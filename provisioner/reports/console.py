@@ -1,0 +1,122 @@
+"""The report as text for a terminal: summary, file problems, the rows that need a look.
+
+Every text from the report passes ``printable``; only the colours are codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from provisioner.actions import RowAction
+from provisioner.reports.base import (
+    NOTABLE,
+    Report,
+    as_text,
+    diff_lines,
+    problem_text,
+    problems_of,
+    redacted,
+    row_note,
+    row_title,
+    scrub,
+    secret_pattern,
+    state_of,
+    summary,
+)
+
+# This many rows failing with the same words are listed as one line.
+_GROUP_AT = 3
+_RED, _YELLOW, _RESET = "\x1b[31m", "\x1b[33m", "\x1b[0m"
+
+
+def printable(text: str) -> str:
+    """Show control characters from a sheet or the platform as escapes.
+
+    A cell or a platform message must not drive the terminal: ESC (so every ANSI
+    sequence), CR, newline, DEL, C1 controls and the other characters Python does
+    not call printable (bidi overrides, zero-width marks) are shown as ``\\x1b``,
+    ``\\r``, ``\\n``, ``\\u202e``.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def render_console(
+    report: Report,
+    *,
+    limit: int = 20,
+    color: bool = False,
+    secrets: Collection[str] = (),
+    secret_columns: Mapping[str, Collection[str]] | None = None,
+) -> str:
+    """The report as plain text for a terminal: summary, file problems, rows with problems.
+
+    ``secrets`` and ``secret_columns`` as for ``write_report``. Every text from the
+    report is shown through ``_printable``; only the colours (``color``) are codes.
+    """
+    # Cells masked by field here; the secrets scrubbed from the finished text, once,
+    # rather than from every row of a report that may have 100,000.
+    report = redacted(report, secret_columns, ())
+    pattern = secret_pattern([*secrets, *(printable(secret) for secret in secrets)])
+
+    def paint(text: str, severity: Any) -> str:
+        if not color:
+            return text
+        return f"{_RED if severity == 'error' else _YELLOW}{text}{_RESET}"
+
+    def problem_lines(problem: Mapping[str, Any], indent: str, *, in_row: bool) -> list[str]:
+        severity = problem.get("severity")
+        label = "warning: " if severity == "warning" else ""
+        text = printable(label + problem_text(problem, in_row=in_row))
+        lines = [indent + paint(text, severity)]
+        if problem.get("fix"):
+            lines.append(f"{indent}  fix: {printable(as_text(problem['fix']))}")
+        return lines
+
+    lines = [printable(summary(report))]
+    for problem in report.get("problems") or []:
+        lines.extend(problem_lines(problem, "", in_row=False))
+
+    shown = [
+        row
+        for row in report.get("rows") or ()
+        if row.get("errors") or row.get("warnings") or state_of(row) in NOTABLE
+    ]
+    # Rows that failed (or were not run) with one and the same answer: one line for all.
+    alike: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for row in shown:
+        if state_of(row) in (RowAction.FAILED, RowAction.NOT_RUN) and not row.get("errors"):
+            alike.setdefault((state_of(row), row_note(row)), []).append(row)
+    grouped = {key: rows for key, rows in alike.items() if len(rows) >= _GROUP_AT}
+    for (state, note), rows in grouped.items():
+        numbers = ", ".join(as_text(r.get("row")) for r in rows[:8])
+        more = ", ..." if len(rows) > 8 else ""
+        lines.append(
+            printable(
+                f"{len(rows)} rows ({as_text(rows[0].get('sheet'))} rows {numbers}{more}): {state}"
+            )
+        )
+        lines.append(f"  {printable(note)}")
+    in_groups = {id(r) for rows in grouped.values() for r in rows}
+    shown = [row for row in shown if id(row) not in in_groups]
+    for row in shown[: max(limit, 0)]:
+        state = state_of(row)
+        title = row_title(row)
+        if report.get("command") != "validate" and state:
+            title += f": {state}"
+        lines.append(printable(title))
+        for problem in problems_of(row):
+            lines.extend(problem_lines(problem, "  ", in_row=True))
+        if state == RowAction.DIFFERS:
+            lines.extend(f"  {printable(line)}" for line in diff_lines(row))
+        elif state in NOTABLE and not row.get("errors") and row_note(row):
+            lines.append(f"  {printable(row_note(row))}")
+    hidden = len(shown) - max(limit, 0)
+    if hidden > 0:
+        lines.append(
+            f"... and {hidden} more {'row' if hidden == 1 else 'rows'} with problems: see --report"
+        )
+    text = "\n".join(lines)
+    return text if pattern is None else scrub(text, pattern)
