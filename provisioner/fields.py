@@ -55,10 +55,11 @@ def is_secret_config_key(key: Any) -> bool:
 TRUE_WORDS = frozenset({"true", "wahr", "yes", "ja", "y", "j", "1", "x"})
 FALSE_WORDS = frozenset({"false", "falsch", "no", "nein", "n", "0"})
 
-NOT_INTEGER = kind(
-    "not-a-whole-number",
-    "A whole number is expected",
-    "Type a whole number such as 2, without letters, spaces or decimals.",
+NOT_DEVICE_TYPE = kind(
+    "not-a-device-type",
+    "A device type is expected",
+    "Pick the device type from the dropdown (a label like '3 - Lobaro LoRaWAN wMBus Bridge' "
+    "means type 3) or type its number, such as 2.",
 )
 NOT_NUMBER = kind(
     "not-a-number",
@@ -93,6 +94,15 @@ def split_list(text: str, separator: str) -> list[str]:
 
 def to_int(text: str) -> int | None:
     return int(text) if re.fullmatch(r"[+-]?\d+", text) else None
+
+
+def to_device_type(text: str) -> int | None:
+    """A device type cell: its number, or a dropdown label "3 - Lobaro LoRaWAN wMBus Bridge"
+    (the number before " - "; the name is for people and not checked)."""
+    number = to_int(text)
+    if number is None and " - " in text:  # only labels pay for the second look
+        number = to_int(text.partition(" - ")[0].strip())
+    return number
 
 
 def to_float(text: str) -> float | None:
@@ -261,8 +271,11 @@ _DEVICES = (
         "integer",
         "The number of the device type on the platform.",
         "1",
-        parse=to_int,
-        not_converted=(NOT_INTEGER, "{header} '{text}' is not a whole number"),
+        parse=to_device_type,
+        not_converted=(
+            NOT_DEVICE_TYPE,
+            "{header} '{text}' is not a device type: pick one from the list or type its number",
+        ),
         same=_same_number,
     ),
     Field(

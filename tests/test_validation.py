@@ -117,7 +117,8 @@ def test_formula_without_value(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("column", "value", "code", "words"),
     [
-        (3, "zwei", "not-a-whole-number", "'zwei' is not a whole number"),
+        (3, "zwei", "not-a-device-type", "'zwei' is not a device type"),
+        (3, "Bridge - 3", "not-a-device-type", "'Bridge - 3' is not a device type"),
         (5, "north", "not-a-number", "'north' is not a number"),
         (7, "maybe", "not-yes-no", "'maybe' is neither true nor false"),
     ],
@@ -130,6 +131,17 @@ def test_values_that_do_not_convert(
     found = only(run(workbook(tmp_path, [HEADER, row])), code)
     assert found["cell"] == f"{'ABCDEFGH'[column]}2"
     assert words in found["message"]
+
+
+def test_a_device_type_label_means_its_number(tmp_path: Path) -> None:
+    # The blank workbook's dropdown writes "3 - Lobaro LoRaWAN wMBus Bridge"; a bare number
+    # and a number cell work as before. The name after " - " is for people: not checked.
+    rows = [HEADER]
+    for i, value in enumerate(["3 - Lobaro LoRaWAN wMBus Bridge", "3", 3, " 2 - anything "]):
+        rows.append([f"10{i}", f"0004A30B001C000{i}", *GOOD[2:3], value, *GOOD[4:]])
+    report = run(workbook(tmp_path, rows))
+    assert report.ok, [p.message for p in report.errors]
+    assert [r.body["deviceTypeId"] for r in report.records.devices] == [3, 3, 3, 2]
 
 
 def test_half_a_location(tmp_path: Path) -> None:
