@@ -215,7 +215,11 @@ def test_console_plan_shows_diff_and_reason() -> None:
     lines = render_console(plan_report()).splitlines()
     assert lines[0] == "create 1 · exists 1 · differs 1 · blocked 1"
     assert "Devices row 4 (key 1003): differs" in lines
-    assert "  name: sheet 'Kitchen', platform 'Kueche'" in lines
+    # The differences as a table: field, sheet, platform.
+    at = lines.index("Devices row 4 (key 1003): differs")
+    assert lines[at + 1].split() == ["field", "sheet", "platform"]
+    assert set(lines[at + 2].strip()) == {"─"}
+    assert lines[at + 3].split() == ["name", "'Kitchen'", "'Kueche'"]
     assert "Devices row 5 (key 1002): blocked" in lines
     assert "  duplicate key 1002 (also in row 3)" in lines
     assert not any(line.startswith("Devices row 2") for line in lines)
@@ -439,7 +443,11 @@ def test_xlsx_copies_the_sheet_with_findings(tmp_path: Path) -> None:
     assert devices["A2"].comment is not None
     assert devices["A2"].comment.text.startswith("ask the caretaker\n\n[provisioner]\nerror: addr")
 
-    assert [devices.cell(1, column).value for column in (4, 5)] == ["Action", "Message"]
+    assert [devices.cell(1, column).value for column in (4, 5, 6)] == [
+        "Action",
+        "Platform id",
+        "Message",
+    ]
     assert [devices.cell(row, 4).value for row in range(2, 6)] == [
         "create",
         "exists",
@@ -448,7 +456,7 @@ def test_xlsx_copies_the_sheet_with_findings(tmp_path: Path) -> None:
     ]
     assert devices["D2"].fill.fgColor.rgb.endswith("C6EFCE")
     assert devices["D5"].fill.fgColor.rgb.endswith("FFC7CE")
-    assert devices["E5"].value == FORMULA
+    assert devices["F5"].value == FORMULA
     assert devices["C5"].value == FORMULA
 
     users = workbook["Users"]
@@ -499,6 +507,7 @@ def test_xlsx_for_a_sheet_fed_back_in_reuses_its_columns(tmp_path: Path) -> None
         "serial",
         "name",
         "Action",
+        "Platform id",
         "Message",
     ]
     assert workbook.sheetnames == ["Devices", "Users", "Errors"]
@@ -583,9 +592,9 @@ def test_an_updates_changes_are_listed_in_html_and_json(tmp_path: Path) -> None:
     write_report(apply_update_report(), page)
     write_report(apply_update_report(), data)
     shown = html.unescape(page.read_text(encoding="utf-8"))
-    assert "<td>description 'Dach'</td><td>'Keller'</td>" in shown
-    assert "<td>tags</td><td>+ Haus3 - alt</td>" in shown
-    assert "<td>cfg:AppKey '(hidden)'</td>" in shown
+    assert "<td>description</td><td>'Dach'</td><td>'Keller'</td>" in shown
+    assert "<td>tags</td><td></td><td>+ Haus3 - alt</td>" in shown
+    assert "<td>cfg:AppKey</td><td>'(hidden)'</td>" in shown
     [row] = json.loads(data.read_text(encoding="utf-8"))["rows"]
     assert row["changes"][1] == {"field": "tags", "add": ["Haus3"], "remove": ["alt"]}
 

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -105,11 +106,39 @@ def as_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def quoted(value: Any) -> str:
-    """A sheet or platform value in quotes; lists and objects as JSON."""
-    if isinstance(value, str):
-        return f"'{value}'"
-    return json.dumps(value, ensure_ascii=False)
+def quoted(value: Any, limit: int | None = None) -> str:
+    """A sheet or platform value in quotes; lists and objects as JSON; shortened to
+    ``limit`` characters when given (the JSON report keeps it whole)."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if limit is not None:
+        text = shorten(text, limit)
+    return f"'{text}'" if isinstance(value, str) else text
+
+
+# A cell value longer than this is shortened on the console and in HTML: a
+# 300-character config blob would push the row's message off the screen.
+SHORT = 40
+
+
+def shorten(text: str, limit: int = SHORT) -> str:
+    """``text`` cut to ``limit`` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def local_time(stamp: Any) -> str:
+    """An ISO time from the platform or a result as this machine's local time with its
+    offset (``2026-12-01 17:11:05 +01:00``); text that is no time stays as it is."""
+    if not isinstance(stamp, str) or not stamp:
+        return as_text(stamp)
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # the platform's times are UTC
+    moment = moment.astimezone()
+    offset = moment.strftime("%z")
+    return f"{moment:%Y-%m-%d %H:%M:%S} {offset[:3]}:{offset[3:]}"
 
 
 # --- secrets: the one redaction point every format and the console pass
@@ -286,8 +315,8 @@ def summary(report: Report) -> str:
     return " · ".join(parts)
 
 
-def problem_text(problem: Mapping[str, Any], *, in_row: bool) -> str:
-    """``C14 serial: '3.52656E+14': <message>``; outside a row the sheet leads."""
+def problem_where(problem: Mapping[str, Any], *, in_row: bool) -> str:
+    """``C14 serial``; outside a row the sheet leads (``Devices C14 serial``)."""
     where = [] if in_row else [as_text(problem.get("sheet"))]
     if problem.get("cell"):
         where.append(as_text(problem["cell"]))
@@ -295,9 +324,14 @@ def problem_text(problem: Mapping[str, Any], *, in_row: bool) -> str:
         where.append(f"row {problem['row']}")
     if problem.get("column"):
         where.append(as_text(problem["column"]))
-    text = " ".join(part for part in where if part)
+    return " ".join(part for part in where if part)
+
+
+def problem_text(problem: Mapping[str, Any], *, in_row: bool, limit: int | None = None) -> str:
+    """``C14 serial: '3.52656E+14': <message>``, the value shortened to ``limit``."""
+    text = problem_where(problem, in_row=in_row)
     if problem.get("value") not in (None, ""):
-        text += f": {quoted(problem['value'])}"
+        text += f": {quoted(problem['value'], limit)}"
     message = as_text(problem.get("message"))
     return f"{text}: {message}" if text else message
 
@@ -310,15 +344,21 @@ def row_title(row: Mapping[str, Any]) -> str:
     return title
 
 
-def diff_lines(row: Mapping[str, Any]) -> list[str]:
-    """A plan's field differences, then an update's changes (apply --update)."""
+def diff_table(row: Mapping[str, Any], limit: int | None = None) -> list[tuple[str, str, str]]:
+    """A plan's field differences as (field, sheet, platform), then an update's changes
+    (apply --update) as (field, before, after); values shortened to ``limit``."""
     diff: Mapping[str, Any] = row.get("diff") or {}
     lines = [
-        f"{field}: sheet {quoted(sides.get('sheet'))}, platform {quoted(sides.get('platform'))}"
-        + tags_note(sides)
+        (as_text(field), quoted(sides.get("sheet"), limit), quoted(sides.get("platform"), limit))
         for field, sides in diff.items()
     ]
-    return lines + [f"{before} -> {after}" for before, after in map(change_sides, changes_of(row))]
+    return lines + [change_sides(change, limit) for change in changes_of(row)]
+
+
+def diff_notes(row: Mapping[str, Any]) -> list[str]:
+    """What an update would do to the tags, one line per field that says it."""
+    diff: Mapping[str, Any] = row.get("diff") or {}
+    return [f"{field}: {note}" for field, sides in diff.items() if (note := tags_note(sides))]
 
 
 def tags_note(sides: Mapping[str, Any]) -> str:
@@ -329,7 +369,7 @@ def tags_note(sides: Mapping[str, Any]) -> str:
     if sides.get("remove"):
         parts.append(f"removes {', '.join(map(as_text, sides['remove']))}")
     kept = " (the device's other tags are kept)" if sides.get("mode") == "add" else ""
-    return f"; an update {' and '.join(parts)}{kept}" if parts else ""
+    return f"an update {' and '.join(parts)}{kept}" if parts else ""
 
 
 def changes_of(row: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -337,14 +377,14 @@ def changes_of(row: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [c for c in changes if isinstance(c, Mapping)] if isinstance(changes, list) else []
 
 
-def change_sides(change: Mapping[str, Any]) -> tuple[str, str]:
-    """("description 'Dach'", "'Keller'") or ("tags", "+ Haus3 - alt") for one change."""
+def change_sides(change: Mapping[str, Any], limit: int | None = None) -> tuple[str, str, str]:
+    """("description", "'Dach'", "'Keller'") or ("tags", "", "+ Haus3 - alt") for one change."""
     field = as_text(change.get("field"))
     if "add" in change or "remove" in change:
         moves = [f"+ {as_text(t)}" for t in change.get("add") or []]
         moves += [f"- {as_text(t)}" for t in change.get("remove") or []]
-        return field, " ".join(moves)
-    return f"{field} {quoted(change.get('before'))}", quoted(change.get("after"))
+        return field, "", " ".join(moves)
+    return field, quoted(change.get("before"), limit), quoted(change.get("after"), limit)
 
 
 def row_note(row: Mapping[str, Any]) -> str:

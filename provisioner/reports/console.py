@@ -11,9 +11,11 @@ from typing import Any
 from provisioner.actions import RowAction
 from provisioner.reports.base import (
     NOTABLE,
+    SHORT,
     Report,
     as_text,
-    diff_lines,
+    diff_notes,
+    diff_table,
     problem_text,
     problems_of,
     redacted,
@@ -54,7 +56,7 @@ def render_console(
     """The report as plain text for a terminal: summary, file problems, rows with problems.
 
     ``secrets`` and ``secret_columns`` as for ``write_report``. Every text from the
-    report is shown through ``_printable``; only the colours (``color``) are codes.
+    report is shown through ``printable``; only the colours (``color``) are codes.
     """
     # Cells masked by field here; the secrets scrubbed from the finished text, once,
     # rather than from every row of a report that may have 100,000.
@@ -69,7 +71,7 @@ def render_console(
     def problem_lines(problem: Mapping[str, Any], indent: str, *, in_row: bool) -> list[str]:
         severity = problem.get("severity")
         label = "warning: " if severity == "warning" else ""
-        text = printable(label + problem_text(problem, in_row=in_row))
+        text = printable(label + problem_text(problem, in_row=in_row, limit=SHORT))
         lines = [indent + paint(text, severity)]
         if problem.get("fix"):
             lines.append(f"{indent}  fix: {printable(as_text(problem['fix']))}")
@@ -110,7 +112,8 @@ def render_console(
         for problem in problems_of(row):
             lines.extend(problem_lines(problem, "  ", in_row=True))
         if state == RowAction.DIFFERS:
-            lines.extend(f"  {printable(line)}" for line in diff_lines(row))
+            lines.extend(f"  {line}" for line in _diff_table(row, color))
+            lines.extend(f"  {printable(note)}" for note in diff_notes(row))
         elif state in NOTABLE and not row.get("errors") and row_note(row):
             lines.append(f"  {printable(row_note(row))}")
     hidden = len(shown) - max(limit, 0)
@@ -120,3 +123,44 @@ def render_console(
         )
     text = "\n".join(lines)
     return text if pattern is None else scrub(text, pattern)
+
+
+def _diff_table(row: Mapping[str, Any], color: bool) -> list[str]:
+    """A differing row's fields as a table: field, sheet, platform (then an update's
+    field, before, after), values shortened; drawn by rich, without codes unless ``color``."""
+    import io
+    import shutil
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    entries = diff_table(row, SHORT)
+    if not entries:
+        return []
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for name in ("field", "sheet", "platform"):
+        table.add_column(name, overflow="fold")
+    diff_count = len(row.get("diff") or {})
+    for number, entry in enumerate(entries):
+        if number == diff_count and diff_count:
+            table.add_section()
+        # Text, never markup: a cell's "[red]" is shown as written.
+        table.add_row(*(Text(printable(part)) for part in entry))
+    if not diff_count:  # an update's changes only
+        table.columns[1].header, table.columns[2].header = "before", "after"
+    width = shutil.get_terminal_size((100, 24)).columns
+    console = Console(
+        file=io.StringIO(),
+        width=max(width - 2, 60),
+        color_system="standard" if color else None,
+        force_terminal=color,
+        no_color=not color,
+        highlight=False,
+        emoji=False,
+        markup=False,
+    )
+    console.print(table)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    return [line.rstrip() for line in text.rstrip("\n").split("\n")]

@@ -5,21 +5,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from provisioner.reports.base import (
     NOTABLE,
+    SHORT,
     TONES,
     Context,
     Report,
     as_text,
     change_sides,
     changes_of,
-    problem_text,
+    diff_notes,
+    local_time,
+    problem_where,
     problems_of,
     quoted,
     rows_of,
+    shorten,
     state_name,
     state_of,
     summary,
@@ -62,6 +67,7 @@ li small { display: block; color: #444; }
 table.diff { border-collapse: collapse; margin-top: .3rem; font-size: .9em; }
 table.diff th, table.diff td { border: 1px solid #ddd; padding: .1rem .4rem; }
 .reason { margin: .2rem 0 0; }
+.short { text-decoration: underline dotted; cursor: help; }
 @media (max-width: 700px) {
   table.rows thead tr { display: flex; flex-wrap: wrap; gap: .6rem; }
   table.rows thead th { border: 0; padding: 0; }
@@ -120,65 +126,121 @@ def _sha256(text: str) -> str:
 _CSP = f"default-src 'none'; style-src '{_sha256(_CSS)}'; script-src '{_sha256(_JS)}'"
 
 
+def _short(value: Any, text: str | None = None) -> str:
+    """A value cut to SHORT characters, the whole of it in the tooltip (and in the JSON)."""
+    whole = as_text(value) if text is None else text
+    if len(whole) <= SHORT:
+        return _esc(whole)
+    return f'<span class="short" title="{_esc(whole)}">{_esc(shorten(whole))}</span>'
+
+
 def _html_problem(problem: Mapping[str, Any], *, in_row: bool) -> str:
     severity = "warning" if problem.get("severity") == "warning" else "error"
-    label = "warning: " if severity == "warning" else ""
-    item = f'<li class="{severity}">{_esc(label + problem_text(problem, in_row=in_row))}'
+    text = ("warning: " if severity == "warning" else "") + problem_where(problem, in_row=in_row)
+    item = f'<li class="{severity}">{_esc(text)}'
+    if problem.get("value") not in (None, ""):
+        item += f": {_short(None, quoted(problem['value']))}"
+    item += f"{': ' if text else ''}{_esc(problem.get('message'))}"
     if problem.get("fix"):
         item += f"<small>fix: {_esc(problem['fix'])}</small>"
     return item + "</li>"
 
 
-def _html_row(row: Mapping[str, Any], state_label: str) -> str:
-    state = state_of(row)
-    problems = problems_of(row)
-    details = ""
-    if problems:
-        items = "".join(_html_problem(problem, in_row=True) for problem in problems)
-        details += f'<ul class="problems">{items}</ul>'
+def _diff_html(row: Mapping[str, Any]) -> str:
+    """A plan's differences (field, sheet, platform), then an update's changes."""
     diff: Mapping[str, Any] = row.get("diff") or {}
+    html_out = ""
     if diff:
         lines = "".join(
-            f"<tr><td>{_esc(field)}</td><td>{_esc(quoted(sides.get('sheet')))}</td>"
-            f"<td>{_esc(quoted(sides.get('platform')))}</td></tr>"
+            f"<tr><td>{_esc(field)}</td><td>{_short(None, quoted(sides.get('sheet')))}</td>"
+            f"<td>{_short(None, quoted(sides.get('platform')))}</td></tr>"
             for field, sides in diff.items()
         )
-        details += (
+        html_out += (
             '<table class="diff"><tr><th>field</th><th>sheet</th><th>platform</th></tr>'
             f"{lines}</table>"
         )
+        notes = diff_notes(row)
+        html_out += "".join(f'<p class="reason">{_esc(note)}</p>' for note in notes)
     changes = changes_of(row)
     if changes:
         lines = "".join(
-            f"<tr><td>{_esc(before)}</td><td>{_esc(after)}</td></tr>"
-            for before, after in map(change_sides, changes)
+            f"<tr><td>{_esc(field)}</td><td>{_short(None, before)}</td><td>{_short(None, after)}</td></tr>"
+            for field, before, after in map(change_sides, changes)
         )
-        details += (
-            '<table class="diff changes"><tr><th>field, before</th><th>after</th></tr>'
+        html_out += (
+            '<table class="diff changes"><tr><th>field</th><th>before</th><th>after</th></tr>'
             f"{lines}</table>"
         )
-    if row.get("reason"):
-        details += f'<p class="reason">{_esc(row["reason"])}</p>'
-    tone = TONES.get(state, "")
-    cells = [
-        ("Sheet", _esc(row.get("sheet"))),
-        ("Row", _esc(row.get("row"))),
-        ("Key", _esc(row.get("key"))),
-        (state_label, f'<span class="state {tone}">{_esc(state)}</span>'),
-        ("Message", _esc(row.get("message"))),
-        ("Problems", details),
-    ]
-    tds = "".join(f'<td data-label="{label}">{content}</td>' for label, content in cells)
-    flag = "1" if problems or state in NOTABLE else "0"
-    return f'<tr data-state="{_esc(state)}" data-problems="{flag}">{tds}</tr>'
+    return html_out
+
+
+def _device_link(report: Report, platform_id: Any) -> str:
+    """The platform id, as a link to the device's page where the report knows its address."""
+    if platform_id in (None, ""):
+        return ""
+    link = as_text(report.get("device_link"))
+    if not link or not isinstance(platform_id, int | str):
+        return _esc(platform_id)
+    address = link.replace("{id}", urllib.parse.quote(str(platform_id), safe=""))
+    return f'<a href="{html.escape(address, quote=True)}">{_esc(platform_id)}</a>'
+
+
+def _cells(report: Report, row: Mapping[str, Any]) -> dict[str, str]:
+    """The columns after Row, Key and the state, in order; empty where a row has nothing."""
+    message = as_text(row.get("message"))
+    details = ""
+    problems = problems_of(row)
+    if problems:
+        items = "".join(_html_problem(problem, in_row=True) for problem in problems)
+        details += f'<ul class="problems">{items}</ul>'
+    details += _diff_html(row)
+    reason = as_text(row.get("reason"))
+    if reason and reason != message:  # plan rows give both, mostly the same words
+        details += f'<p class="reason">{_esc(reason)}</p>'
+    records = row.get("records")
+    return {
+        "Message": _esc(message),
+        "Platform id": _device_link(report, row.get("platform_id")),
+        "Installed": _esc(local_time(row.get("installed"))),
+        "Last data": _esc(local_time(row.get("last_data"))),
+        "Records": _esc("1+" if records is None and row.get("last_data") else records),
+        "Details": details,
+    }
+
+
+def _html_rows(report: Report, rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], str]:
+    """The table's headings and body: Sheet only with more than one tab, then the
+    columns that say something on at least one row."""
+    state_label = state_name(report).capitalize()
+    several_tabs = len({row.get("sheet") for row in rows}) > 1
+    fixed = (["Sheet"] if several_tabs else []) + ["Row", "Key", state_label]
+    cells = [_cells(report, row) for row in rows]
+    optional = [name for name in (cells[0] if cells else {}) if any(c[name] for c in cells)]
+    lines = []
+    for row, extra in zip(rows, cells, strict=True):
+        state = state_of(row)
+        tone = TONES.get(state, "")
+        first = {
+            "Sheet": _esc(row.get("sheet")),
+            "Row": _esc(row.get("row")),
+            "Key": _short(row.get("key")),
+            state_label: f'<span class="state {tone}">{_esc(state)}</span>',
+        }
+        shown = [(name, first[name]) for name in fixed] + [(name, extra[name]) for name in optional]
+        tds = "".join(f'<td data-label="{name}">{content}</td>' for name, content in shown)
+        flag = "1" if problems_of(row) or state in NOTABLE else "0"
+        lines.append(f'<tr data-state="{_esc(state)}" data-problems="{flag}">{tds}</tr>')
+    return fixed + optional, "".join(lines)
 
 
 def _html(report: Report) -> str:
     command, source = as_text(report.get("command")), as_text(report.get("source"))
     rows = rows_of(report)
-    state_label = state_name(report).capitalize()
     meta = [f"template {report['template']}"] if report.get("template") else []
-    meta += [f"made {report['made_at']}"] if report.get("made_at") else []
+    tabs = {as_text(row.get("sheet")) for row in rows}
+    meta += [f"tab {tabs.pop()}"] if len(tabs) == 1 else []
+    meta += [f"made {local_time(report['made_at'])}"] if report.get("made_at") else []
     meta += [f"platform {report['platform']}"] if report.get("platform") else []
     verdict = (
         '<p class="verdict-ok">All good.</p>'
@@ -222,11 +284,8 @@ def _html(report: Report) -> str:
         f'<h2>Rows</h2><div class="filters" role="group" aria-label="Show rows">{"".join(buttons)}</div>'
     )
 
-    heads = "".join(
-        f'<th scope="col"><button type="button">{label}</button></th>'
-        for label in ("Sheet", "Row", "Key", state_label, "Message", "Problems")
-    )
-    body = "".join(_html_row(row, state_label) for row in rows)
+    names, body = _html_rows(report, rows)
+    heads = "".join(f'<th scope="col"><button type="button">{name}</button></th>' for name in names)
     parts.append(
         f'<table class="rows" id="rows"><thead><tr>{heads}</tr></thead><tbody>{body}</tbody></table>'
     )

@@ -32,6 +32,7 @@ from provisioner.reports.base import (
     ReportError,
     Table,
     as_text,
+    local_time,
     problems_of,
     rows_of,
     scrub,
@@ -305,12 +306,11 @@ def _mark_problems(report: Report, tabs: Mapping[str, Worksheet]) -> None:
 def _add_outcome_columns(
     report: Report, tabs: Mapping[str, Worksheet], header_rows: Mapping[str, int | None]
 ) -> None:
-    """After the header's last column: Action (plan), Status + Platform id (apply) or
-    Online + Last data + Records (verify), then Message."""
+    """After the header's last column: Action + Platform id (plan), Status + Platform id
+    (apply) or Online + Last data (local time) + Records (verify), then Message."""
     command = report.get("command")
-    plan = command == "plan"
     names = {
-        "plan": ["Action", "Message"],
+        "plan": ["Action", "Platform id", "Message"],
         "verify": ["Online", "Last data", "Records", "Message"],
     }.get(str(command), ["Status", "Platform id", "Message"])
     columns: dict[str, dict[str, int]] = {}
@@ -329,11 +329,11 @@ def _add_outcome_columns(
         if state in TONES:
             tab.cell(number, at[names[0]]).fill = _TONE_FILLS[TONES[state]]
         if command == "verify":
-            _put(tab.cell(number, at["Last data"]), row.get("last_data"))
+            _put(tab.cell(number, at["Last data"]), local_time(row.get("last_data")) or None)
             records = row.get("records")
             shown = "1+" if records is None and row.get("last_data") else records
             _put(tab.cell(number, at["Records"]), shown)
-        elif not plan:
+        else:
             _put(tab.cell(number, at["Platform id"]), row.get("platform_id"))
         _put(tab.cell(number, at["Message"]), as_text(row.get("message") or row.get("reason")))
 
