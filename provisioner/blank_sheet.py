@@ -3,20 +3,26 @@
 ``write_blank_workbook`` turns a site template into an .xlsx ready to fill in
 on site: the devices tab first (the reader falls back to the first tab), then
 Users and Downlinks, an Instructions tab, and a hidden Lists tab holding the
-dropdown values. Headers are the template's first aliases, so the sheet reads
-back without a single unknown-column warning.
+dropdown values. Headers are ones the template reads (its first aliases, see
+``wording.header_in`` for German), so the sheet reads back without a single
+unknown-column warning.
 
 Identifier columns (and every other column that is not a number) are formatted
 as Text before anyone types into them: that is the one thing that keeps Excel
-from dropping a DevEUI's leading zeros or showing an IMEI as 3.52656E+14. Data rows stay empty; the template's defaults
-are explained on the Instructions tab instead of being copied into cells.
+from dropping a DevEUI's leading zeros or showing an IMEI as 3.52656E+14. Data
+rows stay empty; the template's defaults are explained on the Instructions tab
+instead of being copied into cells.
+
+In German (``lang="de"``) every text of the workbook is German (the words are in
+``provisioner.wording``), except what the template says in its own words: its
+description is shown as written, and its rule hints, which the console's English
+messages repeat, are left out (the rule itself is still said, in German).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +37,8 @@ from provisioner.fields import CONFIG_PREFIX as CONFIG_FIELD_PREFIX
 from provisioner.fields import DOWNLINK_TYPES
 from provisioner.templates import ColumnRule, SiteTemplate, TabSpec
 from provisioner.validation import load_schema
+from provisioner.wording import header_in, say, tab_in
 
-INSTRUCTIONS_TAB = "Instructions"
-LISTS_TAB = "Lists"
 LAST_ROW = 5000
 """Dropdowns, prompts and the Text format reach down to this row."""
 STYLED_ROWS = 1000
@@ -41,7 +46,8 @@ STYLED_ROWS = 1000
 rest in Excel; cell formats also hold in programs that ignore column formats."""
 
 TEXT = "@"
-# Numbers stay numbers: the dropdown's ids are numbers, and lat/lon are read as such.
+# Numbers stay numbers: lat/lon are read as such, and so is a deviceTypeId without a
+# dropdown (with one, the column holds labels like "3 - Lobaro LoRaWAN wMBus Bridge").
 _NUMBER_FIELDS = frozenset({"deviceTypeId", "lat", "lon"})
 _REQUIRED_FILL = PatternFill("solid", fgColor="FFF2CC")
 _OPTIONAL_FILL = PatternFill("solid", fgColor="EDEDED")
@@ -54,45 +60,30 @@ _PROMPT_LIMIT = 255
 _HEX_EXAMPLE = "0004A30B001C05302B7E151628AED2A6ABF7158809CF4F3C"
 _DIGITS_EXAMPLE = "3526561001234567890123456789"
 
-# What goes in each column, in the installer's words, and an example.
-_DEVICE_TEXT = {
-    "addr": (
-        "The address the platform knows the device by: a LoRaWAN DevEUI, an NB-IoT modem "
-        "IMEI or a gateway address. No spaces; unique across the platform.",
-        "352656100123456",
-    ),
-    "name": ("The display name; the platform uses the address when it is empty.", "Haus 4 Keller"),
-    "serial": ("The serial number printed on the device label.", "GW-2024-00417"),
-    "description": ("Free text, e.g. where the device is mounted.", "Keller, Hausanschlussraum"),
-    "deviceTypeId": ("The number of the device type on the platform.", "1"),
-    "tags": ("Labels to find the device by on the platform.", "Keller{sep} Haus 4"),
-    "lat": ("Latitude in decimal degrees (-90 to 90); give lon as well.", "53.5511"),
-    "lon": ("Longitude in decimal degrees (-180 to 180); give lat as well.", "9.9937"),
-    "certEnforcesDtls": (
-        "Whether the device must use DTLS with its certificate: true or false.",
-        "false",
-    ),
-    "config": (
-        "Initial configuration: a JSON object, or key=value pairs separated by ';'.",
-        "listenCron=0 0/20 * * * *",
-    ),
+# An example for each column; what the column is comes from provisioner.wording.
+_EXAMPLES = {
+    "devices": {
+        "addr": "352656100123456",
+        "name": "Haus 4 Keller",
+        "serial": "GW-2024-00417",
+        "description": "Keller, Hausanschlussraum",
+        "deviceTypeId": "1",
+        "tags": "Keller{sep} Haus 4",
+        "lat": "53.5511",
+        "lon": "9.9937",
+        "config": "listenCron=0 0/20 * * * *",
+    },
+    "users": {
+        "name": "Erika Mustermann",
+        "email": "erika.mustermann@example.com",
+        "roles": "device-admin",
+    },
+    "downlinks": {
+        "type": "config",
+        "payload": '{"d": {"listenCron": "0 0/20 * * * *"}, "q": "config"}',
+    },
 }
-_USER_TEXT = {
-    "name": ("The person's full name.", "Erika Mustermann"),
-    "email": ("The user's login: an email address.", "erika.mustermann@example.com"),
-    "password": ("", ""),
-    "roles": ("What the user may do on the platform.", "device-admin"),
-}
-_DOWNLINK_TEXT = {
-    "key": ("", ""),
-    "type": ("The kind of downlink.", "config"),
-    "payload": (
-        "The downlink as a JSON object; its form depends on the type: config "
-        '{"d": {...}, "q": "config"}, lorawan {"data": ..., "type": ..., "fPort": ...}, '
-        'raw {"format": ..., "data": ...}.',
-        '{"d": {"listenCron": "0 0/20 * * * *"}, "q": "config"}',
-    ),
-}
+# What a row of each tab needs; the Devices tab's needs are its match key and addr.
 _REQUIRED = {
     "users": ("name", "email", "password", "roles"),
     "downlinks": ("key", "type", "payload"),
@@ -101,17 +92,15 @@ _REQUIRED = {
 
 @dataclass(frozen=True)
 class _Column:
-    """One column of a blank tab and everything said about it."""
+    """One column of a blank tab and everything said about it, in the workbook's language."""
 
     field: str
     header: str
     required: bool
-    what: str
-    """What the column is, in general."""
-    rule: str
-    """What this template's rule demands of it."""
-    default: str
-    """What an empty cell means."""
+    """Whether the column must be filled: a yellow header, else a grey one."""
+    required_word: str
+    description: str
+    prompt: str
     example: str
     text: bool
     choices: tuple[str, ...] = ()
@@ -119,24 +108,9 @@ class _Column:
     strict: bool = True
     """Whether the dropdown refuses other values, or only warns."""
 
-    @property
-    def required_word(self) -> str:
-        return "required" if self.required else "optional"
 
-    @property
-    def description(self) -> str:
-        return " ".join(p for p in (self.what, self.rule, self.default) if p)
-
-    @property
-    def prompt(self) -> str:
-        """The input prompt: the template's words first, as Excel cuts it at 255 characters."""
-        example = f"Example: {self.example}." if self.example else ""
-        parts = (self.required_word.capitalize() + ".", self.rule, self.default, example, self.what)
-        return _clip(" ".join(p for p in parts if p), _PROMPT_LIMIT)
-
-
-def write_blank_workbook(template: SiteTemplate, path: Path) -> None:
-    """Write a blank installer workbook for ``template`` to ``path``.
+def write_blank_workbook(template: SiteTemplate, path: Path, lang: str = "en") -> None:
+    """Write a blank installer workbook for ``template`` to ``path``, in ``lang`` (en, de).
 
     The file is written beside ``path`` first and then moved over it, so a
     crash never leaves half a workbook; an existing file is replaced (the CLI
@@ -146,20 +120,19 @@ def write_blank_workbook(template: SiteTemplate, path: Path) -> None:
     workbook = Workbook()
     devices = workbook.active
     assert devices is not None
-    device_columns = _device_columns(template)
+    device_columns = _device_columns(template, lang)
     tabs: list[tuple[Worksheet, list[_Column]]] = [
         (devices, device_columns),
-        (workbook.create_sheet(), _user_columns(template)),
-        (workbook.create_sheet(), _downlink_columns(template, device_columns[0].example)),
+        (workbook.create_sheet(), _user_columns(template, lang)),
+        (workbook.create_sheet(), _downlink_columns(template, device_columns, lang)),
     ]
     for (sheet, _), spec in zip(tabs, _specs(template), strict=True):
-        sheet.title = spec.tab
-    instructions = workbook.create_sheet(INSTRUCTIONS_TAB)
-    lists = _Lists(workbook.create_sheet(LISTS_TAB))
-    lists.add_device_types(template.device_types)
+        sheet.title = tab_in(spec, lang)
+    instructions = workbook.create_sheet(say(lang, "instructions_tab"))
+    lists = _Lists(workbook.create_sheet(say(lang, "lists_tab")))
     for sheet, columns in tabs:
-        _fill_tab(sheet, columns, lists)
-    _fill_instructions(instructions, template, tabs, path.name)
+        _fill_tab(sheet, columns, lists, lang, instructions.title)
+    _fill_instructions(instructions, template, tabs, path.name, lang)
     lists.sheet.sheet_state = "hidden"
     workbook.active = 0
     _save(workbook, path)
@@ -172,92 +145,115 @@ def _specs(template: SiteTemplate) -> tuple[TabSpec, TabSpec, TabSpec]:
     return template.devices, template.users, template.downlinks
 
 
-def _device_columns(template: SiteTemplate) -> list[_Column]:
+def _device_type_label(type_id: int, name: str) -> str:
+    """The dropdown's label of a device type; the reader takes the number before " - "."""
+    return f"{type_id} - {name}"
+
+
+def _device_columns(template: SiteTemplate, lang: str) -> list[_Column]:
     spec = template.devices
     # The match key and addr come first: they are what every row must have.
     fields = list(dict.fromkeys([template.match_key, "addr", *spec.columns]))
-    headers = {name: spec.columns[name][0] for name in fields if name in spec.columns}
+    headers = {name: header_in(spec, name, lang) for name in fields if name in spec.columns}
     for name in spec.rules:
         if _config_key(name) and name not in headers:
             headers[name] = spec.config_prefix + _config_key(name)
+    examples = _EXAMPLES["devices"]
     columns = []
     for name, header in headers.items():
-        what, example = _DEVICE_TEXT.get(name, ("", ""))
+        example = examples.get(name, "")
         if _config_key(name):
-            what = (
-                f"Initial configuration value '{_config_key(name)}', "
-                "which the device gets on its first contact."
-            )
+            what = say(lang, "devices.cfg", key=_config_key(name))
+        else:
+            what = _what(lang, "devices", name)
         if name == template.match_key:
-            what += " Devices are matched to the platform by this column."
+            what += " " + say(lang, "matched_by_column")
         choices: tuple[str, ...] = ()
         strict = True
         if name == "deviceTypeId" and template.device_types:
-            choices = tuple(str(i) for i in template.device_types)
-            example = str(spec.defaults.get("deviceTypeId", choices[0]))
+            labels = {i: _device_type_label(i, n) for i, n in template.device_types.items()}
+            choices = tuple(labels.values())
+            example = labels.get(spec.defaults.get("deviceTypeId", 0), choices[0])
             # The platform's ids may differ from the template's list: warn, do not refuse.
             strict = False
-            what = f"{what} Pick one from the list: {_type_names(template.device_types)}."
+            what += " " + say(lang, "device_type_list")
         elif name == "certEnforcesDtls":
-            choices = ("true", "false")
+            choices = (say(lang, "true"), say(lang, "false"))
+            example = say(lang, "false")
         elif name == "tags":
-            what = f"{what} Separate several with '{spec.list_separator}'."
+            what += " " + say(lang, "separate", sep=spec.list_separator)
             example = example.format(sep=spec.list_separator)
+        elif name in ("lat", "lon") and lang == "de":
+            example = example.replace(".", ",")  # German Excel's decimal mark
+        required = name in ("addr", template.match_key)
         columns.append(
             _column(
-                spec,
-                name,
-                header,
-                name in ("addr", template.match_key),
-                what,
-                example,
-                choices,
-                strict,
-                template.device_types,
+                spec, name, header, required, False, what, example, choices, strict, template, lang
             )
         )
     return columns
 
 
-def _user_columns(template: SiteTemplate) -> list[_Column]:
+def _user_columns(template: SiteTemplate, lang: str) -> list[_Column]:
     spec = template.users
-    separator = spec.list_separator
     roles = tuple(load_schema("userInput")["properties"]["roles"]["items"]["enum"])
     columns = []
-    for name, aliases in spec.columns.items():
-        what, example = _USER_TEXT.get(name, ("", ""))
+    for name in spec.columns:
+        example = _EXAMPLES["users"].get(name, "")
         choices: tuple[str, ...] = ()
         if name == "password":
-            what = _password_policy()
+            what = _password_policy(lang)
         elif name == "roles":
-            choices = (*roles, separator.join(roles))
-            what = f"{what} One of {', '.join(roles)}, or several separated by '{separator}'."
-        required = name in _REQUIRED["users"] and name not in spec.defaults
+            choices = (*roles, spec.list_separator.join(roles))
+            what = say(lang, "users.roles", roles=", ".join(roles), sep=spec.list_separator)
+        else:
+            what = _what(lang, "users", name)
+        needed = name in _REQUIRED["users"] and name not in spec.defaults
+        header = header_in(spec, name, lang)
         columns.append(
-            _column(spec, name, aliases[0], required, what, example, choices, strict=False)
+            _column(
+                spec, name, header, False, needed, what, example, choices, False, template, lang
+            )
         )
     return columns
 
 
-def _downlink_columns(template: SiteTemplate, example_key: str) -> list[_Column]:
+def _downlink_columns(
+    template: SiteTemplate, device_columns: list[_Column], lang: str
+) -> list[_Column]:
     spec = template.downlinks
-    device_key = template.devices.columns[template.match_key][0]
+    key_column = device_columns[0]
     columns = []
-    for name, aliases in spec.columns.items():
-        what, example = _DOWNLINK_TEXT.get(name, ("", ""))
+    for name in spec.columns:
+        example = _EXAMPLES["downlinks"].get(name, "")
         choices: tuple[str, ...] = ()
         if name == "key":
-            what = (
-                f"The device the downlink is for: its {template.match_key} as in the "
-                f"'{device_key}' column of the {template.devices.tab} tab."
+            what = say(
+                lang,
+                "downlinks.key",
+                key=say(lang, f"key.{template.match_key}"),
+                header=key_column.header,
+                tab=tab_in(template.devices, lang),
             )
-            example = example_key
+            example = key_column.example
         elif name == "type":
             choices = DOWNLINK_TYPES
-            what = f"{what} One of {', '.join(DOWNLINK_TYPES)}."
-        required = name in _REQUIRED["downlinks"] and name not in spec.defaults
-        columns.append(_column(spec, name, aliases[0], required, what, example, choices))
+            what = say(lang, "downlinks.type", types=", ".join(DOWNLINK_TYPES))
+        else:
+            what = _what(lang, "downlinks", name)
+        needed = name in _REQUIRED["downlinks"] and name not in spec.defaults
+        header = header_in(spec, name, lang)
+        columns.append(
+            _column(spec, name, header, False, needed, what, example, choices, True, template, lang)
+        )
     return columns
+
+
+def _what(lang: str, section: str, name: str) -> str:
+    try:
+        return say(lang, f"{section}.{name}")
+    except KeyError:  # a field the workbook has no words for
+        return say(lang, "field", name=name)
 
 
 def _column(
@@ -265,70 +261,86 @@ def _column(
     name: str,
     header: str,
     required: bool,
+    needed_in_row: bool,
     what: str,
     example: str,
-    choices: tuple[str, ...] = (),
-    strict: bool = True,
-    device_types: dict[int, str] | None = None,
+    choices: tuple[str, ...],
+    strict: bool,
+    template: SiteTemplate,
+    lang: str,
 ) -> _Column:
-    """A column with the template's rule and default for it."""
+    """A column with the template's rule and default for it.
+
+    ``needed_in_row``: a column of an optional tab (Users, Downlinks) that each row of
+    the tab needs. The column is marked optional, as the tab is, and says so.
+    """
     rule = spec.rules.get(name)
     rule_text = ""
     if rule is not None:
-        rule_text, example = _rule_text(rule, example)
+        rule_text, example = _rule_text(rule, example, lang)
     default = ""
     if name in spec.defaults:
-        default = _default_note(spec, name, device_types or {})
+        default = _default_note(spec, name, template.device_types, lang)
+    word = say(lang, "required" if required else "optional")
+    needed = say(lang, "needed_in_row") if needed_in_row else ""
+    example_text = say(lang, "example", example=example) if example else ""
+    # The template's words first, as Excel cuts a prompt at 255 characters.
+    prompt = (word[:1].upper() + word[1:] + ".", needed, rule_text, default, example_text, what)
     return _Column(
         field=name,
         header=header,
         required=required,
-        what=what or f"The {name}.",
-        rule=rule_text,
-        default=default,
+        required_word=word,
+        description=_joined(what, needed, rule_text, default),
+        prompt=_clip(_joined(*prompt), _PROMPT_LIMIT),
         example=example,
-        text=spec.is_identifier(name) or name not in _NUMBER_FIELDS,
+        text=spec.is_identifier(name) or name not in _NUMBER_FIELDS or bool(choices),
         choices=choices,
         strict=strict,
     )
 
 
-def _rule_text(rule: ColumnRule, example: str) -> tuple[str, str]:
+def _joined(*parts: str) -> str:
+    return " ".join(p for p in parts if p)
+
+
+def _rule_text(rule: ColumnRule, example: str, lang: str) -> tuple[str, str]:
     """What a rule demands, in words, and an example that obeys it."""
-    hint = _sentence(rule.hint)
+    # The hint is the template's own (English) words: in German only the rule is said.
+    hint = _sentence(rule.hint) if lang == "en" else ""
     if rule.hex_length is not None:
-        form = f"{rule.hex_length} hex digits (0-9, A-F)."
+        form = say(lang, "hex_digits", n=rule.hex_length)
         example = _repeat(_HEX_EXAMPLE, rule.hex_length)
     elif rule.digits is not None:
-        form = f"{rule.digits} digits."
+        form = say(lang, "digits", n=rule.digits)
         example = _repeat(_DIGITS_EXAMPLE, rule.digits)
     elif rule.pattern is not None:
-        form = f"Must match the pattern {rule.pattern.pattern}"
+        form = say(lang, "pattern", pattern=rule.pattern.pattern)
     else:
         form = ""
     # The built-in hints say the length already ("a DevEUI has 16 hex digits ...").
     if form and hint and form.split()[0] in hint:
         form = ""
-    return " ".join(p for p in (form, hint) if p), example
+    return _joined(form, hint), example
 
 
 def _repeat(text: str, length: int) -> str:
     return (text * (length // len(text) + 1))[:length]
 
 
-def _default_note(spec: TabSpec, name: str, device_types: dict[int, str]) -> str:
+def _default_note(spec: TabSpec, name: str, device_types: dict[int, str], lang: str) -> str:
     value = spec.defaults[name]
-    shown = _shown(value, spec.list_separator)
+    shown = _shown(value, spec.list_separator, lang)
     if name == "tags":
-        return f"The template adds the tags {shown} to every row."
+        return say(lang, "adds_tags", tags=shown)
     if name == "deviceTypeId" and value in device_types:
         shown = f"{value} ({device_types[value]})"
-    return f"Left empty: {shown}."
+    return say(lang, "left_empty", value=shown)
 
 
-def _shown(value: Any, separator: str) -> str:
+def _shown(value: Any, separator: str, lang: str) -> str:
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return say(lang, "true" if value else "false")
     if isinstance(value, list):
         return f"{separator} ".join(str(v) for v in value)
     if isinstance(value, dict):
@@ -340,13 +352,9 @@ def _config_key(name: str) -> str:
     return name[len(CONFIG_FIELD_PREFIX) :] if name.startswith(CONFIG_FIELD_PREFIX) else ""
 
 
-def _type_names(device_types: dict[int, str]) -> str:
-    return ", ".join(f"{i} - {name}" for i, name in device_types.items())
-
-
-def _password_policy() -> str:
-    rule = load_schema("userInput")["properties"]["password"]["description"]
-    return f"{rule} Passwords never appear in any report, log or journal."
+def _password_policy(lang: str) -> str:
+    password = load_schema("userInput")["properties"]["password"]
+    return say(lang, "password", rule=password["description"], min_length=password["minLength"])
 
 
 def _lower_first(text: str) -> str:
@@ -372,33 +380,21 @@ class _Lists:
         self.ranges: dict[tuple[str, ...], str] = {}
 
     def range_of(self, title: str, values: tuple[str, ...]) -> str:
-        """The formula of a dropdown offering ``values`` (numbers stay numbers)."""
+        """The formula of a dropdown offering ``values``."""
         if values not in self.ranges:
-            self.ranges[values] = self._add(title, [_number_or_text(v) for v in values])
+            column = self.sheet.max_column + 1 if self.sheet["A1"].value is not None else 1
+            _put(self.sheet, 1, column, title).font = _BOLD
+            for row, value in enumerate(values, start=2):
+                _put(self.sheet, row, column, value)
+            letter = get_column_letter(column)
+            self.sheet.column_dimensions[letter].width = 30
+            self.ranges[values] = f"={self.sheet.title}!${letter}$2:${letter}${len(values) + 1}"
         return self.ranges[values]
 
-    def add_device_types(self, device_types: dict[int, str]) -> None:
-        """The ids the dropdown yields, and beside them their names for people to read."""
-        if device_types:
-            ids = tuple(str(i) for i in device_types)
-            self.range_of("deviceTypeId", ids)
-            self._add("device type", [f"{i} - {name}" for i, name in device_types.items()])
 
-    def _add(self, title: str, values: Sequence[str | int]) -> str:
-        column = self.sheet.max_column + 1 if self.sheet["A1"].value is not None else 1
-        _put(self.sheet, 1, column, title).font = _BOLD
-        for row, value in enumerate(values, start=2):
-            _put(self.sheet, row, column, value)
-        letter = get_column_letter(column)
-        self.sheet.column_dimensions[letter].width = 30
-        return f"={LISTS_TAB}!${letter}$2:${letter}${len(values) + 1}"
-
-
-def _number_or_text(value: str) -> str | int:
-    return int(value) if value.isdigit() else value
-
-
-def _fill_tab(sheet: Worksheet, columns: list[_Column], lists: _Lists) -> None:
+def _fill_tab(
+    sheet: Worksheet, columns: list[_Column], lists: _Lists, lang: str, instructions: str
+) -> None:
     for j, column in enumerate(columns, start=1):
         letter = get_column_letter(j)
         cell = _put(sheet, 1, j, column.header)
@@ -410,12 +406,15 @@ def _fill_tab(sheet: Worksheet, columns: list[_Column], lists: _Lists) -> None:
             dimension.number_format = TEXT
             for row in range(2, STYLED_ROWS + 2):
                 sheet.cell(row, j).number_format = TEXT
-        sheet.add_data_validation(_validation(column, lists, f"{letter}2:{letter}{LAST_ROW}"))
+        cells = f"{letter}2:{letter}{LAST_ROW}"
+        sheet.add_data_validation(_validation(column, lists, cells, lang, instructions))
     sheet.freeze_panes = "A2"
     sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}1"
 
 
-def _validation(column: _Column, lists: _Lists, cells: str) -> DataValidation:
+def _validation(
+    column: _Column, lists: _Lists, cells: str, lang: str, instructions: str
+) -> DataValidation:
     """A dropdown for a column with choices, else only the input prompt."""
     validation = DataValidation(
         allow_blank=True,
@@ -428,11 +427,14 @@ def _validation(column: _Column, lists: _Lists, cells: str) -> DataValidation:
         validation.formula1 = lists.range_of(column.field, column.choices)
         validation.showErrorMessage = True
         validation.errorStyle = "stop" if column.strict else "warning"
-        validation.errorTitle = _clip(f"{column.header}: not in the list", _TITLE_LIMIT)
-        validation.error = _clip(
-            f"Pick one of: {', '.join(column.choices)}. See the {INSTRUCTIONS_TAB} tab.",
-            _PROMPT_LIMIT,
+        validation.errorTitle = _clip(
+            say(lang, "not_in_list_title", header=column.header), _TITLE_LIMIT
         )
+        if column.strict:
+            error = say(lang, "pick_one", choices=", ".join(column.choices), tab=instructions)
+        else:
+            error = say(lang, "pick_or_keep", tab=instructions)
+        validation.error = _clip(error, _PROMPT_LIMIT)
     validation.add(cells)
     return validation
 
@@ -446,37 +448,28 @@ def _fill_instructions(
     template: SiteTemplate,
     tabs: list[tuple[Worksheet, list[_Column]]],
     file_name: str,
+    lang: str,
 ) -> None:
-    devices, users, downlinks = _specs(template)
+    devices, users, downlinks = (sheet_of_tab.title for sheet_of_tab, _ in tabs)
     key_header = tabs[0][1][0].header
     template_arg = _argument(template.name if template.source == "built-in" else template.source)
     file_arg = _argument(file_name)
     lines = [
-        f"How to fill in this workbook (site template '{template.name}')",
+        say(lang, "title", name=template.name),
         template.description,
         "",
-        f"Write one row per device on the '{devices.tab}' tab, from row 2 on. The "
-        f"'{users.tab}' and '{downlinks.tab}' tabs are optional: fill them in only to add "
-        "platform users or to queue downlinks, otherwise leave them empty.",
-        f"Devices are matched to the platform by their {template.match_key} (column "
-        f"'{key_header}'): every row needs one, and each only once. A device already on "
-        "the platform is never created again, so running apply twice is safe.",
-        "Yellow headers are required, grey ones optional. Selecting a cell shows what goes "
-        "in; columns with a dropdown offer the allowed values.",
-        "Identifier columns are formatted as Text: type them exactly as printed on the label. "
-        "Paste with 'Paste Values' (Ctrl+Shift+V) so the columns stay Text; an identifier that "
-        "Excel has turned into a number (3.52656E+14, lost leading zeros) is reported.",
-        *_default_lines(template),
-        f"Passwords on the '{users.tab}' tab: {_lower_first(_password_policy())} Delete the passwords from this file after apply, or "
-        "share it only with people who may see them.",
+        say(lang, "rows", devices=devices, users=users, downlinks=downlinks),
+        say(lang, "matched_by", key=say(lang, f"key.{template.match_key}"), header=key_header),
+        say(lang, "colours"),
+        say(lang, "identifiers"),
+        *_default_lines(template, tabs, lang),
+        say(lang, "passwords", tab=users, policy=_lower_first(_password_policy(lang))),
         "",
-        "When the workbook is filled in, run:",
-        f"1. provisioner validate {file_arg} --template {template_arg}"
-        "    (checks every cell; nothing is sent)",
-        f"2. provisioner plan {file_arg} --template {template_arg}"
-        "    (shows what would happen on the platform)",
-        f"3. provisioner apply {file_arg} --template {template_arg}"
-        "    (after any failure, the same command continues where it stopped)",
+        say(lang, "run"),
+        f"1. provisioner validate {file_arg} --template {template_arg}    "
+        + say(lang, "run_validate"),
+        f"2. provisioner plan {file_arg} --template {template_arg}    " + say(lang, "run_plan"),
+        f"3. provisioner apply {file_arg} --template {template_arg}    " + say(lang, "run_apply"),
         "",
     ]
     for row, text in enumerate(lines, start=1):
@@ -484,12 +477,13 @@ def _fill_instructions(
             _put(sheet, row, 1, text)
     sheet["A1"].font = Font(bold=True, size=14)
 
-    table = [("Tab", "Column", "Required", "What goes in", "Example", "Cell format")]
+    names = ("tab", "column", "required", "what", "example", "format")
+    table = [tuple(say(lang, f"table_{name}") for name in names)]
     for sheet_of_tab, columns in tabs:
         for c in columns:
-            form = "Text" if c.text else "Number"
+            form = say(lang, "format_text" if c.text else "format_number")
             if c.choices:
-                form += ", dropdown"
+                form += say(lang, "format_dropdown")
             table.append(
                 (sheet_of_tab.title, c.header, c.required_word, c.description, c.example, form)
             )
@@ -503,7 +497,8 @@ def _fill_instructions(
                 cell.alignment = _TOP_WRAP
     if template.device_types:
         row = start + len(table) + 1
-        _put(sheet, row, 1, "Device types (deviceTypeId)").font = _BOLD
+        header = _header_of(tabs[0][1], "deviceTypeId")
+        _put(sheet, row, 1, say(lang, "device_types", header=header)).font = _BOLD
         for i, (type_id, name) in enumerate(template.device_types.items(), start=1):
             _put(sheet, row + i, 1, type_id)
             _put(sheet, row + i, 2, name)
@@ -511,13 +506,20 @@ def _fill_instructions(
         sheet.column_dimensions[letter].width = width
 
 
-def _default_lines(template: SiteTemplate) -> list[str]:
+def _header_of(columns: list[_Column], name: str) -> str:
+    """The header of a field's column, or the field's name when the tab has no such column."""
+    return next((c.header for c in columns if c.field == name), name)
+
+
+def _default_lines(
+    template: SiteTemplate, tabs: list[tuple[Worksheet, list[_Column]]], lang: str
+) -> list[str]:
     lines = []
-    for spec in _specs(template):
+    for spec, (sheet_of_tab, columns) in zip(_specs(template), tabs, strict=True):
         filled = {k: v for k, v in spec.defaults.items() if k != "tags"}
         if filled:
             values = "; ".join(
-                f"{name} {_shown(value, spec.list_separator)}"
+                f"{_header_of(columns, name)} {_shown(value, spec.list_separator, lang)}"
                 + (
                     f" ({template.device_types[value]})"
                     if name == "deviceTypeId" and value in template.device_types
@@ -525,21 +527,15 @@ def _default_lines(template: SiteTemplate) -> list[str]:
                 )
                 for name, value in filled.items()
             )
-            lines.append(
-                f"Empty cells on the '{spec.tab}' tab get the template's defaults: {values}."
-            )
+            lines.append(say(lang, "defaults", tab=sheet_of_tab.title, values=values))
     tags = template.devices.defaults.get("tags")
     if tags:
-        lines.append(
-            f"Every device also gets the tags {_shown(tags, template.devices.list_separator)}."
-        )
+        shown = _shown(tags, template.devices.list_separator, lang)
+        lines.append(say(lang, "also_tags", tags=shown))
     if template.site_tag:
-        lines.append(
-            f"Every device gets the site tag '{template.site_tag}', by which plan finds "
-            "this site's devices on the platform."
-        )
+        lines.append(say(lang, "site_tag", tag=template.site_tag))
     else:
-        lines.append("This template sets no site tag.")
+        lines.append(say(lang, "no_site_tag"))
     return lines
 
 

@@ -173,12 +173,10 @@ def test_dropdowns_come_from_the_lists_tab(built_in: tuple[SiteTemplate, Path, W
     devices = workbook[template.devices.tab]
     headers_of = {template.devices.field_for(h): h for h in headers(devices)}
     if "deviceTypeId" in headers_of:
-        ids = dropdown(workbook, devices, headers_of["deviceTypeId"])
-        assert ids == list(template.device_types)
-        lists = workbook["Lists"]
-        labels = [c.value for row in lists.iter_rows(min_row=2) for c in row if c.value]
-        for type_id, name in template.device_types.items():
-            assert f"{type_id} - {name}" in labels
+        labels = dropdown(workbook, devices, headers_of["deviceTypeId"])
+        assert labels == [f"{i} - {name}" for i, name in template.device_types.items()]
+        letter = column_of(devices, headers_of["deviceTypeId"])
+        assert devices.column_dimensions[letter].number_format == "@"
     if "certEnforcesDtls" in headers_of:
         assert dropdown(workbook, devices, headers_of["certEnforcesDtls"]) == ["true", "false"]
     assert dropdown(workbook, workbook[template.users.tab], "roles") == [
@@ -262,7 +260,7 @@ def test_a_config_rule_gets_its_own_text_column(
     assert "16 hex digits (LoRaWAN DevEUI)" in prompt
     assert "0004A30B001C0530" in prompt
     assert "32 hex digits" in validation_for(devices, "AppKey").prompt
-    assert dropdown(workbook, devices, "deviceTypeId") == [4, 7]
+    assert dropdown(workbook, devices, "deviceTypeId") == ["4 - LoRaWAN Meter", "7 - Water Meter"]
     assert validation_for(devices, "deviceTypeId").errorStyle == "warning"
     assert "Left empty: 4 (LoRaWAN Meter)" in validation_for(devices, "deviceTypeId").prompt
 
