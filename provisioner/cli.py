@@ -30,8 +30,15 @@ from provisioner.reports import (
 )
 from provisioner.sandbox.store import DEVICE_TYPES, MAX_PAGE_SIZE, ROLES
 from provisioner.sheets import SheetError, read_tables
-from provisioner.templates import SiteTemplate, TemplateError, list_templates, load_template
+from provisioner.templates import (
+    SiteTemplate,
+    TemplateError,
+    header_key,
+    list_templates,
+    load_template,
+)
 from provisioner.validation import validate_sheet
+from provisioner.wording import LANGUAGES, header_in, tab_in
 
 if TYPE_CHECKING:  # the platform's modules load with the commands that talk to it
     from provisioner.apply import Work
@@ -509,7 +516,14 @@ def templates_command(files: tuple[str, ...]) -> None:
     help="Write a blank workbook there (without it: print the template's headers).",
 )
 @click.option("--force", is_flag=True, help="Replace FILE.xlsx if it exists.")
-def template_command(name: str, out: Path | None, force: bool) -> None:
+@click.option(
+    "--lang",
+    type=click.Choice(LANGUAGES),
+    default="en",
+    show_default=True,
+    help="The language of the workbook's headers, instructions and dropdowns.",
+)
+def template_command(name: str, out: Path | None, force: bool, lang: str) -> None:
     """Print a site template's headers, or with --out write a blank installer workbook.
 
     The workbook has the headers, identifier columns formatted as Text, dropdowns
@@ -517,7 +531,7 @@ def template_command(name: str, out: Path | None, force: bool) -> None:
     """
     template = _load_template(name)
     if out is None:
-        _print_headers(template)
+        _print_headers(template, lang)
         return
     if out.suffix.lower() != ".xlsx":
         raise InputError(f"{out}: the blank workbook is an Excel file; name it *.xlsx")
@@ -526,7 +540,7 @@ def template_command(name: str, out: Path | None, force: bool) -> None:
     from provisioner.blank_sheet import write_blank_workbook
 
     try:
-        write_blank_workbook(template, out)
+        write_blank_workbook(template, out, lang)
     except OSError as exc:
         raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
     click.echo(f"blank workbook for template '{template.name}' written: {out}")
@@ -877,21 +891,24 @@ def apply(
     ctx.exit(0 if result.ok else 1)
 
 
-def _print_headers(template: SiteTemplate) -> None:
-    """Each tab's headers as the template reads them: the first one of each field, then
-    the others it accepts."""
+def _print_headers(template: SiteTemplate, lang: str) -> None:
+    """Each tab's headers as the template reads them: the one a blank workbook in ``lang``
+    has, then the others it accepts."""
     click.echo(f"{template.name}: {template.description}")
     for part, spec in (
         ("devices", template.devices),
         ("users", template.users),
         ("downlinks", template.downlinks),
     ):
-        tabs = ", ".join([spec.tab, *spec.tab_aliases])
+        tab = tab_in(spec, lang)
+        tabs = ", ".join(dict.fromkeys([tab, spec.tab, *spec.tab_aliases]))
         click.echo(f"\n{part} (tab {tabs}):")
         for field_name, aliases in spec.columns.items():
-            also = f"  (also: {', '.join(aliases[1:])})" if len(aliases) > 1 else ""
+            header = header_in(spec, field_name, lang)
+            others = [a for a in aliases if header_key(a) != header_key(header)]
+            also = f"  (also: {', '.join(others)})" if others else ""
             mark = " *" if part == "devices" and field_name in ("addr", template.match_key) else ""
-            click.echo(f"  {aliases[0]}{mark}{also}")
+            click.echo(f"  {header}{mark}{also}")
         if spec.config_prefix:
             click.echo(f"  {spec.config_prefix}<key>  (a key of the initial configuration)")
     click.echo("\n* required; match key: " + template.match_key)
