@@ -299,13 +299,36 @@ def test_csv_has_a_line_per_problem_and_quotes_formula_starts(tmp_path: Path) ->
     # file problem, row 2, row 14 twice, row 15, row 16, row 17
     assert [line["row"] for line in lines] == ["", "2", "14", "14", "15", "16", "17"]
     assert lines[1]["problem"] == "" and lines[1]["status"] == "valid"
-    assert lines[2]["cell"] == "C14" and lines[2]["value"] == "3.52656E+14"
+    # Text Excel would read as a number stays text; formula starts get a quote.
+    assert lines[2]["cell"] == "C14" and lines[2]["value"] == '="3.52656E+14"'
     bad = lines[4]
     assert bad["key"] == "'=cmd()"
-    assert bad["message"] == "'+1"
-    assert bad["problem"] == "'-1"
+    assert bad["message"] == '="+1"'
+    assert bad["problem"] == '="-1"'
     assert bad["value"] == "'@x"
     assert lines[5]["value"] == "'" + FORMULA
+
+
+@pytest.mark.parametrize(
+    ("text", "written"),
+    [
+        ("868215046347581", '="868215046347581"'),  # an IMEI: 8.68215E+14 otherwise
+        ("00123", '="00123"'),  # leading zeros
+        ("0012E456", '="0012E456"'),  # a hex DevEUI that reads as 12 x 10^456
+        ("1,5", '="1,5"'),  # German decimal comma
+        ("3-4", '="3-4"'),  # a date in Excel
+        ("70B3D5E75E000000", "70B3D5E75E000000"),  # not a number: as it is
+        ("Keller Haus 3", "Keller Haus 3"),
+    ],
+)
+def test_csv_keeps_identifiers_as_text_for_excel(tmp_path: Path, text: str, written: str) -> None:
+    report = validate_report()
+    report["rows"][0]["key"] = text
+    path = tmp_path / "report.csv"
+    write_report(report, path)
+    lines = read_csv(path)
+    assert lines[1]["key"] == written
+    assert lines[1]["row"] == "2"  # numbers stay numbers
 
 
 def test_csv_of_a_plan_names_the_action_and_platform_id(tmp_path: Path) -> None:

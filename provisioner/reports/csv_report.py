@@ -1,17 +1,30 @@
 """The CSV report: one line per problem, and one for each row without any.
 
-Cut as the installer's Excel expects (see ``delimiter``), UTF-8 with a BOM.
+Cut as the installer's Excel expects (see ``_csv_delimiter``), UTF-8 with a BOM.
+Text that Excel would take for a number or a date (an IMEI, a serial with
+leading zeros, a DevEUI like ``0012E456``) is written as ``="..."``, the one
+form Excel opens as text: otherwise an IMEI becomes ``8.68E+14`` and its digits
+are gone the moment the file is saved again.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from provisioner.reports.base import Context, Report, problems_of, rows_of, state_name, state_of
+from provisioner.reports.base import (
+    Context,
+    Report,
+    local_time,
+    problems_of,
+    rows_of,
+    state_name,
+    state_of,
+)
 
 
 def render(report: Report, context: Context) -> bytes:
@@ -21,9 +34,21 @@ def render(report: Report, context: Context) -> bytes:
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+# What Excel reads as a number (also 1,5 and 12E4) or a date (1-2, 3/4/26, 1.2.2026).
+_EXCEL_NUMBER = re.compile(
+    r"\s*[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?%?\s*"
+    r"|\s*\d{1,4}[-/.]\d{1,2}([-/.]\d{1,4})?\s*"
+)
+
+
 def _cell_safe(value: Any) -> Any:
-    """Text a spreadsheet would run as a formula gets a leading quote."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+    """Text Excel would make a number of stays text; text it would run as a formula
+    gets a leading quote. Numbers (row numbers, platform ids) stay numbers."""
+    if not isinstance(value, str):
+        return value
+    if _EXCEL_NUMBER.fullmatch(value):
+        return '="' + value + '"'  # digits only: no quote inside to double
+    if value.startswith(_FORMULA_STARTS):
         return "'" + value
     return value
 
@@ -40,9 +65,12 @@ def _csv_delimiter(source: Path | None) -> str:
 
 def _csv(report: Report, delimiter: str = ";") -> str:
     """One line per problem, and one line for each row without any."""
-    with_platform = report.get("command") in ("plan", "apply")
+    command = report.get("command")
+    with_platform = command in ("plan", "apply", "verify")
+    times = ["installed", "last_data"] if command == "verify" else []
     header = ["sheet", "row", "key", state_name(report), "message"]
     header += ["platform_id"] if with_platform else []
+    header += times
     header += ["severity", "cell", "column", "value", "problem", "fix"]
 
     def problem_fields(problem: Mapping[str, Any] | None) -> list[Any]:
@@ -54,7 +82,8 @@ def _csv(report: Report, delimiter: str = ";") -> str:
     lines: list[list[Any]] = []
     for problem in report.get("problems") or []:
         start = [problem.get("sheet"), problem.get("row"), "", "", ""]
-        lines.append(start + ([""] if with_platform else []) + problem_fields(problem))
+        blank = [""] * ((1 if with_platform else 0) + len(times))
+        lines.append(start + blank + problem_fields(problem))
     for row in rows_of(report):
         start = [
             row.get("sheet"),
@@ -64,6 +93,7 @@ def _csv(report: Report, delimiter: str = ";") -> str:
             row.get("message"),
         ]
         start += [row.get("platform_id")] if with_platform else []
+        start += [local_time(row.get(name)) for name in times]
         problems: list[Mapping[str, Any] | None] = [*problems_of(row)]
         for problem in problems or [None]:
             lines.append(start + problem_fields(problem))
