@@ -238,7 +238,7 @@ def _html(report: Report) -> str:
     command, source = as_text(report.get("command")), as_text(report.get("source"))
     rows = rows_of(report)
     meta = [f"template {report['template']}"] if report.get("template") else []
-    tabs = {as_text(row.get("sheet")) for row in rows}
+    tabs = {as_text(row.get("sheet")) for row in rows} - {source}  # a CSV's tab is the file
     meta += [f"tab {tabs.pop()}"] if len(tabs) == 1 else []
     meta += [f"made {local_time(report['made_at'])}"] if report.get("made_at") else []
     meta += [f"platform {report['platform']}"] if report.get("platform") else []
