@@ -122,3 +122,21 @@ def test_verify_page_gives_local_times_with_the_offset(sandbox: Sandbox, tmp_pat
     assert all(row["Installed"].text.endswith(" +01:00") for row in page.rows)
     assert by_key["00177"]["Last data"].text == ""
     assert "+01:00" in page.text.split("Rows")[0]  # the made time above the table
+
+
+def test_plan_console_lists_differences_as_a_table_with_short_values(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    sheet = site(tmp_path)
+    assert cli(sandbox, tmp_path, "apply", str(sheet), "--yes").returncode == 0
+    site(tmp_path, description=LONG)
+    done = cli(sandbox, tmp_path, "plan", str(sheet), "--show", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    at = lines.index("site.csv row 2 (key 0077): differs")
+    assert lines[at + 1].split() == ["field", "sheet", "platform"]
+    cells = lines[at + 3].split(maxsplit=1)
+    assert cells[0] == "description"
+    assert cells[1].startswith("'Zählerschrank im Keller, hinter der zwe…'")
+    assert cells[1].endswith("'Keller'")
+    assert LONG not in done.stdout
