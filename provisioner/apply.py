@@ -1029,6 +1029,7 @@ def apply_sheet(
     on_plan: Callable[[Plan, Work], None] | None = None,
     confirm: Callable[[Work], bool] | None = None,
     progress: Callable[[int, int, int], None] | None = None,
+    reading: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
     update: bool = False,
     update_fields: frozenset[str] | None = None,
@@ -1037,7 +1038,9 @@ def apply_sheet(
     """The whole apply: plan, settle, confirm, send, and always write the results.
 
     ``update``: also update the devices that differ (``update_fields``: only these
-    deviceInput fields; None: every field the sheet sets).
+    deviceInput fields; None: every field the sheet sets). ``reading`` hears how far
+    the platform is read for the plan, ``progress(done, total, failed)`` how far the
+    sending is (the console's spinner and bar).
 
     Raises before anything is written to the platform: a ProvisionerError for
     unusable input (sheet, journal, saved plan, report paths, Declined,
@@ -1064,7 +1067,7 @@ def apply_sheet(
         try:
             choice = UpdateChoice(update_fields, template.tags_mode) if update else None
             plan, work, rows = _prepare(
-                sheet, template, client, lookup, saved_plan, earlier, choice
+                sheet, template, client, lookup, saved_plan, earlier, choice, reading
             )
         except KeyboardInterrupt:
             raise Interrupted("interrupted before anything was written") from None
@@ -1111,9 +1114,10 @@ def _prepare(
     saved_plan: Path | None,
     earlier: JournalState,
     updates: UpdateChoice | None = None,
+    reading: Callable[[str], None] | None = None,
 ) -> tuple[Plan, Work, list[ApplyRow]]:
     """Plan afresh, check a saved plan against it, and settle it with the journal."""
-    plan = make_plan(sheet, template, client, lookup)
+    plan = make_plan(sheet, template, client, lookup, progress=reading)
     records = plan.validation.records
     client.add_secrets([*records.secret_values(), *records.key_values()])
     # The keys the platform's devices hold too: an update sends a device's whole

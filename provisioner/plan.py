@@ -133,8 +133,10 @@ def look_up(
     strategy: str = "auto",
     *,
     threads: int = LOOKUP_THREADS,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[Snapshot, LookupStats]:
-    """Find the platform devices for the sheet's keys (and addrs), by ``strategy``."""
+    """Find the platform devices for the sheet's keys (and addrs), by ``strategy``;
+    ``progress`` hears how far the reading is (the console's spinner)."""
     if strategy not in LOOKUPS:
         raise ValueError(f"lookup must be one of {', '.join(LOOKUPS)}")
     match_key = template.match_key
@@ -150,7 +152,7 @@ def look_up(
     started = time.perf_counter()
     before = client.requests_sent
     stats = LookupStats(strategy)
-    lookups = _Lookups(client, snapshot, stats, threads)
+    lookups = _Lookups(client, snapshot, stats, threads, progress)
 
     if strategy == "scan":
         lookups.scan(keys, addrs)
@@ -175,12 +177,22 @@ class _Lookups:
     """The lookup moves, each filling the snapshot."""
 
     def __init__(
-        self, client: PlatformClient, snapshot: Snapshot, stats: LookupStats, threads: int
+        self,
+        client: PlatformClient,
+        snapshot: Snapshot,
+        stats: LookupStats,
+        threads: int,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
         self.snapshot = snapshot
         self.stats = stats
         self.threads = threads
+        self.progress = progress
+
+    def _tell(self, done: str) -> None:
+        if self.progress is not None:
+            self.progress(f"reading the platform: {done}")
 
     def _keep(self, devices: Iterable[Device], keys: set[str], addrs: set[str]) -> None:
         match_key = self.snapshot.match_key
@@ -199,6 +211,7 @@ class _Lookups:
         wanted, wanted_addrs = set(keys), set(addrs)
         for page in self.client.iter_device_pages() if pages is None else pages:
             self._keep(page, wanted, wanted_addrs)
+            self._tell(f"{self.stats.devices_read} devices read")
 
     def per_key(self, match_key: str, keys: Iterable[str], addrs: Iterable[str]) -> None:
         """One filter query per key (and per addr), several at once."""
@@ -211,15 +224,17 @@ class _Lookups:
         if self.client.largest_page < 2:
             self.client.list_devices_page(limit=MIN_PLAUSIBLE_PAGE_CAP)
         with ThreadPoolExecutor(max_workers=self.threads) as pool:
-            for devices in pool.map(self.client.find_devices, queries):
+            for done, devices in enumerate(pool.map(self.client.find_devices, queries), 1):
                 self.stats.devices_read += len(devices)
                 for device in devices:
                     self.snapshot.add(device)
+                self._tell(f"{done} of {len(queries)} lookups")
 
     def tagged(self, site_tag: str, keys: list[str], addrs: list[str]) -> None:
         """The devices carrying the site tag that the sheet asks about."""
         for page in self.client.iter_device_pages([fa("tags", "contains", [site_tag])]):
             self._keep(page, set(keys), set(addrs))
+            self._tell(f"{self.stats.devices_read} tagged devices read")
 
     def tag(self, site_tag: str, match_key: str, keys: list[str], addrs: list[str]) -> None:
         """The site's tagged devices, then per key for the keys not found there."""
@@ -585,8 +600,8 @@ def make_plan(
     """Validate the sheet, look up the platform, and diff the two. Writes nothing."""
     report = validation or validate_sheet(sheet, template)
     if progress:
-        progress(f"looking up {len(report.records.devices)} devices on {client.url}")
-    snapshot, stats = look_up(client, report.records, template, lookup)
+        progress(f"reading the platform: looking up {len(report.records.devices)} devices")
+    snapshot, stats = look_up(client, report.records, template, lookup, progress=progress)
     by_row = {(r.sheet, r.row): r for r in report.problem_rows.values()}
     rows = diff(report.records, snapshot, by_row, template.tags_mode)
     return Plan(

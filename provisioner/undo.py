@@ -137,9 +137,13 @@ def undo_sheet(
     run: str | None = None,
     confirm: Callable[[UndoResult], bool] | None = None,
     stop: threading.Event | None = None,
+    reading: Callable[[str], None] | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> UndoResult:
     """Plan the undo from the journal, ask, then delete and restore. Raises UndoError (and
-    ProvisionerError for a declined question) before anything is written."""
+    ProvisionerError for a declined question) before anything is written. ``reading``
+    hears how far the devices are read, ``progress(done, total, failed)`` how far the
+    deletes and restores are (the console's spinner and bar)."""
     stop = stop or threading.Event()
     with JournalLock(journal_path):
         state = read_journal(journal_path, platform=client.url)
@@ -149,7 +153,7 @@ def undo_sheet(
                 f"the journal {journal_path} belongs to the sheet {sorted(foreign)[0]}, not "
                 f"{sheet.name}"
             )
-        result = plan_undo(state, client, journal_path, run)
+        result = plan_undo(state, client, journal_path, run, reading)
         settle = [r for r in result.rows if r.settle]
         if not (result.to_delete or result.to_restore or settle):
             return result
@@ -160,10 +164,14 @@ def undo_sheet(
             for row in settle:  # gone already, the delete's done line lost: written now
                 _deleted(journal, row)
                 row.status, row.message = UndoStatus.DONE_BEFORE, "no longer on the platform"
-            for row in [*result.to_delete, *result.to_restore]:
+            work = [*result.to_delete, *result.to_restore]
+            failed = 0
+            for done, row in enumerate(work, 1):
                 if stop.is_set() or result.stopped:
                     row.status, row.message = UndoStatus.NOT_RUN, "not run: the undo stopped"
                     continue
+                if progress is not None:
+                    progress(done - 1, len(work), failed)
                 try:
                     if row.status == UndoStatus.DELETE:
                         _delete(client, journal, row, result)
@@ -180,6 +188,9 @@ def undo_sheet(
                 except ProvisionerError as exc:  # the journal: without it nothing more is sent
                     result.stopped = f"stopped: the journal cannot be written ({exc})"
                     row.status, row.message = UndoStatus.FAILED, result.stopped
+                failed += row.status == UndoStatus.FAILED
+                if progress is not None:
+                    progress(done, len(work), failed)
         except KeyboardInterrupt:
             result.stopped = "interrupted"
             for row in result.rows:
@@ -191,7 +202,11 @@ def undo_sheet(
 
 
 def plan_undo(
-    state: JournalState, client: PlatformClient, journal_path: Path, run: str | None
+    state: JournalState,
+    client: PlatformClient,
+    journal_path: Path,
+    run: str | None,
+    reading: Callable[[str], None] | None = None,
 ) -> UndoResult:
     """What an undo of ``run`` (None: every run on this platform) would delete, restore, keep."""
     runs = [r for r in state.runs if r not in state.undo_runs]  # an undo is not undone
@@ -209,7 +224,11 @@ def plan_undo(
     restored_at = {e.platform_id: e.at for e in state.undone if e.status == UndoStatus.RESTORED}
     rows: list[UndoRow] = []
     created_ids: set[int] = set()
-    for entry in _created_by(state, chosen):
+    created = _created_by(state, chosen)
+    updated = _updated_by(state, chosen, restored_at)
+    tell = reading or (lambda text: None)
+    for entry in created:
+        tell(f"reading the platform: {len(rows)} of {len(created) + len(updated)} checked")
         assert entry.platform_id is not None
         created_ids.add(entry.platform_id)
         if entry.kind == RowKind.USER:
@@ -228,9 +247,10 @@ def plan_undo(
             continue
         done = deleted_at.get(entry.platform_id, "") > entry.at
         rows.append(_device_to_delete(client, entry, chosen, later, done))
-    for device_id, updates in _updated_by(state, chosen, restored_at).items():
+    for device_id, updates in updated.items():
         if device_id in created_ids:
             continue  # deleted anyway
+        tell(f"reading the platform: {len(rows)} of {len(created) + len(updated)} checked")
         rows.append(_device_to_restore(client, device_id, updates, chosen, later))
     return UndoResult(str(journal_path), client.url, sorted(chosen, key=runs.index), rows)
 

@@ -224,11 +224,15 @@ class Checker:
         way: str = "auto",
         lookup: str = "auto",
         stop: threading.Event | None = None,
+        reading: Callable[[str], None] | None = None,
+        progress: Callable[[int, int, int], None] | None = None,
     ) -> None:
         if way not in WAYS:
             raise ValueError(f"way must be one of {', '.join(WAYS)}")
         self.client = client
         self.stop = stop or threading.Event()
+        self.reading = reading or (lambda text: None)
+        self.progress = progress
         self.problems = list(report.problems)  # sheet-level: a missing column, a hidden tab
         self.way = way
         self.rows: list[VerifyRow] = []
@@ -237,7 +241,7 @@ class Checker:
         self.way_used = ""
         self._organisation = way != "per-device"
         records = self.records = report.records
-        snapshot, self.lookup = look_up(client, records, template, lookup)
+        snapshot, self.lookup = look_up(client, records, template, lookup, progress=reading)
         created = _created_times(journal_path, client.url, template.match_key)
         problems = {(r.sheet, r.row): r for r in report.problem_rows.values()}
         for record in records.devices:
@@ -353,6 +357,7 @@ class Checker:
                 return self._switch(pending, "the platform repeats the organisation's data")
             offset += len(page)  # a short page may be the server's cap: ask on
             read += len(page)
+            self.reading(f"reading the organisation's data: {read} records")
         # Too much data for this way: what was counted is a part ("n+"), and the devices
         # still silent are asked one by one.
         for device_id in counted:
@@ -388,7 +393,9 @@ class Checker:
 
         pool = ThreadPoolExecutor(max_workers=LOOKUP_THREADS)
         try:
-            for device, page, asked in pool.map(ask, pending):
+            for done, (device, page, asked) in enumerate(pool.map(ask, pending), 1):
+                if self.progress is not None:
+                    self.progress(done, len(pending), 0)
                 self.data_requests += asked
                 if page is None:
                     self._gone(device)
@@ -500,11 +507,15 @@ def verify_sheet(
     timeout: float = 1800.0,
     on_round: Callable[[VerifyResult, float], None] | None = None,
     stop: threading.Event | None = None,
+    reading: Callable[[str], None] | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> VerifyResult:
     """Check the sheet once, or with ``watch`` again every ``interval`` seconds for the
     silent devices until every device is online, ``timeout`` passes or ``stop`` is set.
 
-    ``on_round(result, seconds_left)`` after each check (the live line of --watch).
+    ``on_round(result, seconds_left)`` after each check (the live line of --watch);
+    ``reading`` hears how far the platform is read, ``progress(done, total, failed)``
+    how many devices have been asked for their data (the console's spinner and bar).
     """
     report = validate_sheet(sheet, template)
     if not report.records.devices:
@@ -519,6 +530,8 @@ def verify_sheet(
         way=way,
         lookup=lookup,
         stop=stop,
+        reading=reading,
+        progress=progress,
     )
     started = time.monotonic()
     result: VerifyResult | None = None
