@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -43,6 +42,7 @@ from provisioner.wording import LANGUAGES, header_in, tab_in
 if TYPE_CHECKING:  # the platform's modules load with the commands that talk to it
     from provisioner.apply import Work
     from provisioner.platform import PlatformClient
+    from provisioner.progress import Progress
     from provisioner.records import SiteRecords
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,6 +91,13 @@ _NO_COLOR = False  # --no-color
 def _color() -> bool:
     """Colours on the console: not with --no-color, nor with NO_COLOR set (no-color.org)."""
     return not (_NO_COLOR or os.environ.get("NO_COLOR"))
+
+
+def _progress() -> Progress:
+    """The live line on stderr (a spinner, then a bar); plain lines without a terminal."""
+    from provisioner.progress import Progress
+
+    return Progress(color=_color())
 
 
 def _default_map(config: Config) -> dict[str, dict[str, Any]]:
@@ -591,10 +598,15 @@ def plan(
 
     template = _load_template(template_name)
     _check_reports((*reports, *([out] if out else [])), sheet)
-    client = _client(url, token_file, ca_bundle, allow_http)
+    progress = _progress()
+    client = _client(url, token_file, ca_bundle, allow_http, on_unreachable=progress.say)
     try:
-        with client:
-            result = make_plan(sheet, template, client, lookup)
+        with client, progress:
+            progress.reading(f"reading {sheet.name}")
+            result = make_plan(sheet, template, client, lookup, progress=progress.reading)
+    except KeyboardInterrupt:
+        click.echo("interrupted: nothing was written", err=True)
+        ctx.exit(130)
     except ProvisionerError as exc:
         raise InputError(str(exc)) from None
     except PlatformError as exc:
@@ -608,50 +620,6 @@ def plan(
         _write_reports(data, (out,), sheet, None)
     _write_reports(data, reports, sheet, result.validation.records)
     ctx.exit(0 if result.ok else 1)
-
-
-class _Progress:
-    """A live line on a terminal; a plain line every few seconds otherwise."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.last_line = 0.0
-        self.live = sys.stderr.isatty()
-        self.open = False  # a live line is on the screen without its newline
-
-    def __call__(self, done: int, total: int, failed: int) -> None:
-        now = time.monotonic()
-        if not self.live and now - self.last_line < 5 and done < total:
-            return
-        self.last_line = now
-        rate = done / max(now - self.started, 1e-6)
-        eta = (total - done) / rate if rate > 0 else 0
-        line = f"{done}/{total} rows · {rate:.1f}/s · ETA {int(eta) // 60}:{int(eta) % 60:02d}"
-        if failed:
-            line += f" · {failed} failed"
-        if self.live:
-            click.echo(f"\r{line}   ", nl=done >= total, err=True)
-            self.open = done < total
-        else:
-            click.echo(line, err=True)
-
-    def line(self, text: str) -> None:
-        """Replace the live line (a plain line each time without a terminal)."""
-        if self.live:
-            click.echo(f"\r{text}   ", nl=False, err=True)
-            self.open = True
-        else:
-            click.echo(text, err=True)
-
-    def say(self, message: str) -> None:
-        """A line of its own, also while the live line is showing."""
-        self.end()
-        click.echo(message, err=True)
-
-    def end(self) -> None:
-        if self.open:
-            click.echo(err=True)
-            self.open = False
 
 
 def _resume_command(
@@ -769,7 +737,7 @@ def apply(
     journal_path = journal_path or default_journal(sheet)
     _check_reports(reports, sheet)
     stop = threading.Event()
-    progress = _Progress()
+    progress = _progress()
     # Retry waits end at once on Ctrl-C, so that a stop is quick.
     client = _client(
         url,
@@ -793,6 +761,7 @@ def apply(
     def show_plan(plan: Plan, work: Work) -> None:
         nonlocal notes_shown, records
         records = plan.validation.records
+        progress.end()  # the spinner of the lookup: the plan is printed in its place
         click.echo(
             render_console(
                 plan.to_dict(), limit=10, color=_color(), **_secrets(plan.validation.records)
@@ -818,7 +787,8 @@ def apply(
             raise Interrupted("interrupted at the question") from None
 
     try:
-        with client:
+        with client, progress:
+            progress.reading(f"reading {sheet.name}")
             result = apply_sheet(
                 sheet,
                 template,
@@ -831,6 +801,7 @@ def apply(
                 on_plan=show_plan,
                 confirm=confirm,
                 progress=progress,
+                reading=progress.reading,
                 stop=stop,
                 update=update[0],
                 update_fields=update[1],
@@ -847,14 +818,12 @@ def apply(
     except PlatformError as exc:
         raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None
     except KeyboardInterrupt:
-        # The second Ctrl-C while waiting for requests in flight: stop at once.
-        progress.end()
+        # The second Ctrl-C while waiting for requests in flight: stop at once (the live
+        # line is ended: leaving the with block closed it).
         click.echo(f"stopped at once; the journal is intact. Resume with:\n  {resume}", err=True)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)
-    finally:
-        progress.end()
     data = result.to_dict()
     if result.sent:
         click.echo(render_console(data, limit=20, color=_color(), **_secrets(records)))
@@ -996,9 +965,11 @@ def verify(
         since_time = parse_since(since) if since is not None else None
     except ProvisionerError as exc:
         raise InputError(str(exc)) from None
-    progress = _Progress()
+    progress = _progress()
     stop = threading.Event()
-    client = _client(url, token_file, ca_bundle, allow_http, sleep=stop.wait)
+    client = _client(
+        url, token_file, ca_bundle, allow_http, sleep=stop.wait, on_unreachable=progress.say
+    )
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     latest: list[VerifyResult] = []
@@ -1015,7 +986,8 @@ def verify(
 
     interrupted = False
     try:
-        with client:
+        with client, progress:
+            progress.reading(f"reading {sheet.name}")
             result = verify_sheet(
                 sheet,
                 template,
@@ -1028,11 +1000,12 @@ def verify(
                 timeout=timeout,
                 on_round=on_round,
                 stop=stop,
+                reading=progress.reading,
+                progress=progress,
             )
     except KeyboardInterrupt:
         stop.set()
         if not latest:
-            progress.end()
             click.echo("interrupted before the first check: nothing was written", err=True)
             ctx.exit(130)
         interrupted, result = True, latest[0]
@@ -1040,8 +1013,6 @@ def verify(
         raise InputError(str(exc)) from None
     except PlatformError as exc:
         raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None
-    finally:
-        progress.end()
     data = result.to_dict()
     records = result.records
     click.echo(render_console(data, limit=limit, color=_color(), **_secrets(records)))
@@ -1112,12 +1083,13 @@ def export(
         check_export(out, template, tags=tags, all_devices=all_devices, force=force)
     except ProvisionerError as exc:
         raise InputError(str(exc)) from None
-    progress = _Progress()
+    progress = _progress()
     client = _client(url, token_file, ca_bundle, allow_http, on_unreachable=progress.say)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
-        with client:
+        with client, progress:
+            progress.reading("reading the platform")
             result = export_site(
                 client,
                 template,
@@ -1128,15 +1100,12 @@ def export(
                 progress=progress.line,
             )
     except KeyboardInterrupt:
-        progress.end()
         click.echo(f"interrupted: {out} was not written", err=True)
         ctx.exit(130)
     except ProvisionerError as exc:
         raise InputError(str(exc)) from None
     except PlatformError as exc:
         raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None
-    finally:
-        progress.end()
     for line in result.lines():
         click.echo(line)
 
@@ -1236,11 +1205,15 @@ def undo(
     if not journal_path.exists():
         raise InputError(f"{journal_path}: no journal, so nothing to take back (see --journal)")
     stop = threading.Event()
-    client = _client(url, token_file, ca_bundle, allow_http, sleep=stop.wait)
+    progress = _progress()
+    client = _client(
+        url, token_file, ca_bundle, allow_http, sleep=stop.wait, on_unreachable=progress.say
+    )
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
 
     def confirm(plan: UndoResult) -> bool:
+        progress.end()  # the spinner of the reading: the question is asked in its place
         deletes, restores = plan.to_delete, plan.to_restore
         click.echo(
             f"undo on {client.url}: {len(deletes)} devices to delete, {len(restores)} to put back"
@@ -1270,9 +1243,17 @@ def undo(
             return False
 
     try:
-        with client:
+        with client, progress:
+            progress.reading("reading the platform")
             result = undo_sheet(
-                sheet, client, journal_path=journal_path, run=run_id, confirm=confirm, stop=stop
+                sheet,
+                client,
+                journal_path=journal_path,
+                run=run_id,
+                confirm=confirm,
+                stop=stop,
+                reading=progress.reading,
+                progress=progress,
             )
     except ProvisionerError as exc:
         raise InputError(str(exc)) from None

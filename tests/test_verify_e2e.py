@@ -8,6 +8,7 @@ the receivedAt each scenario needs.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -271,7 +272,8 @@ def test_watch_on_a_terminal_shows_one_live_line(sandbox: Sandbox, tmp_path: Pat
     speak(sandbox, "SN1")
     code, rest = finish(pid, fd)
     assert code == 0, screen + rest
-    assert "\r1/2 online · 1 silent · " in screen  # rewritten in place, not a new line each time
+    # Rewritten in place (back to the line's start, the line erased), not a new line each time.
+    assert re.search(r"\r\x1b\[2K\S*( \S*)?\s+1/2 online · 1 silent · ", screen), repr(screen)
     assert "online 2 · silent 0" in rest
     assert "Traceback" not in screen + rest
 
