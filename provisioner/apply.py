@@ -152,6 +152,7 @@ class ApplyResult:
     sent: int = 0  # rows this run sent requests for
     made_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     command: str = "apply"
+    device_link: str = ""  # a device's page on the platform, {id} for its id
 
     @property
     def totals(self) -> dict[str, int]:
@@ -174,6 +175,7 @@ class ApplyResult:
             "source": self.source,
             "template": self.template,
             "platform": self.platform,
+            "device_link": self.device_link,
             "run": self.run,
             "journal": self.journal,
             "made_at": self.made_at,
@@ -1079,6 +1081,7 @@ def apply_sheet(
             source=plan.source,
             template=plan.template,
             platform=plan.platform,
+            device_link=client.device_link,
             run="",
             journal=str(journal_path),
             rows=rows,

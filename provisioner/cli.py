@@ -104,9 +104,10 @@ def _default_map(config: Config) -> dict[str, dict[str, Any]]:
     """The file's settings as click defaults per command: option > env > file > default."""
     journal = _journal_in(config.journal_folder) if config.journal_folder else None
     reports = _reports_beside_sheet(config.reports) if config.reports else None
+    link = {"device_link": config.device_link}
     defaults: dict[str, dict[str, Any]] = {
         "validate": {"template_name": config.template, "reports": reports},
-        "plan": {"template_name": config.template, "url": config.url, "reports": reports},
+        "plan": {"template_name": config.template, "url": config.url, "reports": reports, **link},
         "apply": {
             "template_name": config.template,
             "url": config.url,
@@ -114,9 +115,15 @@ def _default_map(config: Config) -> dict[str, dict[str, Any]]:
             "max_rps": config.max_rps,
             "journal_path": journal,
             "reports": reports,
+            **link,
         },
-        "verify": {"template_name": config.template, "url": config.url, "journal_path": journal},
-        "undo": {"url": config.url, "journal_path": journal},
+        "verify": {
+            "template_name": config.template,
+            "url": config.url,
+            "journal_path": journal,
+            **link,
+        },
+        "undo": {"url": config.url, "journal_path": journal, **link},
         "export": {"template_name": config.template, "url": config.url},
     }
     # A None in click's default_map would override the option's own default.
@@ -186,8 +193,24 @@ class PlatformUnavailable(click.ClickException):
     exit_code = 3
 
 
+def _keep_device_link(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    # Kept for _client rather than passed through every command: only reports use it.
+    ctx.meta["device_link"] = value
+
+
 def platform_options(command: F) -> F:
-    """--url, --token-file, --ca-bundle, --allow-http: everything needed to reach the platform."""
+    """--url, --token-file, --ca-bundle, --allow-http, --device-link: the platform and
+    how to reach it."""
+    command = click.option(
+        "--device-link",
+        envvar="PROVISIONER_DEVICE_LINK",
+        metavar="URL",
+        expose_value=False,
+        callback=_keep_device_link,
+        help="A device's page on the platform, with {id} for its id, e.g. "
+        "https://platform.example/devices/{id}: the reports of plan, apply, verify and "
+        "undo link platform ids to it [env: PROVISIONER_DEVICE_LINK].",
+    )(command)
     command = click.option(
         "--allow-http",
         is_flag=True,
@@ -244,8 +267,14 @@ def _client(
     if not url:
         raise InputError("no platform URL: use --url URL or set PROVISIONER_URL")
     try:
+        device_link = click.get_current_context().meta.get("device_link")
         return PlatformClient(
-            url, _token(token_file), ca_bundle=ca_bundle, allow_http=allow_http, **options
+            url,
+            _token(token_file),
+            ca_bundle=ca_bundle,
+            allow_http=allow_http,
+            device_link=device_link,
+            **options,
         )
     except SetupError as exc:
         raise InputError(str(exc)) from None

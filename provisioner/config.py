@@ -21,6 +21,7 @@ FILE_NAME = "provisioner.toml"
 #: Every key the file may set, with what it means (for messages and the README).
 KEYS = {
     "url": "the platform's base URL (plan, apply)",
+    "device-link": "a device's page on the platform, with {id} for its id: reports link to it",
     "template": "the site template, a name or a .toml file (validate, plan, apply)",
     "concurrency": "requests in flight at once (apply)",
     "max-rps": "at most this many requests per second (apply)",
@@ -44,6 +45,7 @@ class Config:
 
     path: Path
     url: str | None = None
+    device_link: str | None = None
     template: str | None = None
     concurrency: int | None = None
     max_rps: float | None = None
@@ -98,6 +100,7 @@ def load_config(path: Path) -> Config:
     return Config(
         path=path,
         url=text("url"),
+        device_link=text("device-link"),
         template=text("template"),
         concurrency=concurrency,
         max_rps=None if max_rps is None else float(max_rps),

@@ -558,6 +558,7 @@ class Plan:
     validation: ValidationReport
     made_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     command: str = "plan"
+    device_link: str = ""  # a device's page on the platform, {id} for its id: reports link to it
 
     @property
     def totals(self) -> dict[str, int]:
@@ -578,6 +579,7 @@ class Plan:
             "source": self.source,
             "template": self.template,
             "platform": self.platform,
+            "device_link": self.device_link,
             "fingerprint": self.fingerprint,
             "made_at": self.made_at,
             "ok": self.ok,
@@ -608,6 +610,7 @@ def make_plan(
         source=sheet.name,
         template=template.name,
         platform=client.url,
+        device_link=client.device_link,
         fingerprint=fingerprint(sheet, template),
         rows=rows,
         lookup=stats,

@@ -472,6 +472,7 @@ class PlatformClient:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         answer_deadline: float = 120.0,
         max_pages: int = MAX_PAGES,
+        device_link: str | None = None,
     ) -> None:
         # The sandbox's banner and the platform's docs show the API under /api: a URL given
         # with it is the same platform (requests add /api themselves).
@@ -488,6 +489,15 @@ class PlatformClient:
             raise ValueError("outage_seconds must not be negative")
         if max_body_bytes < 1 or answer_deadline <= 0 or max_pages < 1:
             raise ValueError("max_body_bytes, answer_deadline and max_pages must be above 0")
+        if device_link and not (
+            re.match(r"https?://[^\s]+$", device_link) and "{id}" in device_link
+        ):
+            raise SetupError(
+                f"the device link must be an http(s) address with {{id}} for the device's id, "
+                f"e.g. https://platform.example/devices/{{id}}: {device_link!r}"
+            )
+        # Where a person sees a device on the platform; reports link platform ids to it.
+        self.device_link = device_link or ""
         self._token = token
         self.retry = retry
         self.outage_seconds = float(outage_seconds)

@@ -93,6 +93,7 @@ class UndoResult:
     runs: list[str]
     rows: list[UndoRow]
     stopped: str = ""
+    device_link: str = ""  # a device's page on the platform, {id} for its id (restored ones)
 
     @property
     def totals(self) -> dict[str, int]:
@@ -121,6 +122,7 @@ class UndoResult:
             "command": "undo",
             "journal": self.journal,
             "platform": self.platform,
+            "device_link": self.device_link,
             "runs": self.runs,
             "ok": self.ok,
             "stopped": self.stopped,
@@ -252,7 +254,13 @@ def plan_undo(
             continue  # deleted anyway
         tell(f"reading the platform: {len(rows)} of {len(created) + len(updated)} checked")
         rows.append(_device_to_restore(client, device_id, updates, chosen, later))
-    return UndoResult(str(journal_path), client.url, sorted(chosen, key=runs.index), rows)
+    return UndoResult(
+        str(journal_path),
+        client.url,
+        sorted(chosen, key=runs.index),
+        rows,
+        device_link=client.device_link,
+    )
 
 
 def _created_by(state: JournalState, chosen: set[str]) -> list[Entry]:

@@ -122,6 +122,7 @@ class VerifyResult:
     records: SiteRecords | None = field(default=None, repr=False)  # for the results' sheet copy
     made_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     command: str = "verify"
+    device_link: str = ""  # a device's page on the platform, {id} for its id
 
     @property
     def totals(self) -> dict[str, int]:
@@ -145,6 +146,7 @@ class VerifyResult:
             "source": self.source,
             "template": self.template,
             "platform": self.platform,
+            "device_link": self.device_link,
             "made_at": self.made_at,
             "ok": self.ok,
             "way": self.way,
@@ -421,6 +423,7 @@ class Checker:
             source=sheet.name,
             template=template.name,
             platform=self.client.url,
+            device_link=self.client.device_link,
             rows=self.rows,
             way=self.way_used,
             data_requests=self.data_requests,

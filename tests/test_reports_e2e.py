@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import openpyxl
 from browser import shown
 from test_apply_e2e import RUN_TIMEOUT, environment
 
@@ -140,3 +141,39 @@ def test_plan_console_lists_differences_as_a_table_with_short_values(
     assert cells[1].startswith("'Zählerschrank im Keller, hinter der zwe…'")
     assert cells[1].endswith("'Keller'")
     assert LONG not in done.stdout
+
+
+def test_platform_ids_link_to_the_device_where_its_address_is_known(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    sheet = site(tmp_path)
+    (tmp_path / "provisioner.toml").write_text(
+        'device-link = "https://platform.example/devices/{id}"\n', encoding="utf-8"
+    )
+    done = cli(sandbox, tmp_path, "apply", str(sheet), "--yes", "--report", "apply.html")
+    assert done.returncode == 0, done.stdout + done.stderr
+    ids = platform_ids(sandbox)
+
+    page = shown(tmp_path / "apply.html")
+    assert "Platform id" in page.headings
+    for row in page.rows:
+        serial = row["Key"].text
+        assert row["Status"].text == "created"
+        assert row["Platform id"].links == [f"https://platform.example/devices/{ids[serial]}"]
+
+    results = openpyxl.load_workbook(tmp_path / "site.results.xlsx")
+    tab = results.active
+    assert tab is not None
+    header = [cell.value for cell in tab[1]]
+    column = header.index("Platform id") + 1
+    cell = tab.cell(2, column)
+    assert cell.value == ids["0077"]
+    assert cell.hyperlink is not None
+    assert cell.hyperlink.target == f"https://platform.example/devices/{ids['0077']}"
+
+
+def test_a_device_link_that_is_no_web_address_is_refused(sandbox: Sandbox, tmp_path: Path) -> None:
+    sheet = site(tmp_path)
+    done = cli(sandbox, tmp_path, "plan", str(sheet), "--device-link", "javascript:alert(1)")
+    assert done.returncode == 2
+    assert "the device link must be an http(s) address with {id}" in done.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import urllib.parse
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,6 +124,17 @@ SHORT = 40
 def shorten(text: str, limit: int = SHORT) -> str:
     """``text`` cut to ``limit`` characters, the cut marked with an ellipsis."""
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def device_address(report: Report, platform_id: Any) -> str:
+    """The device's page on the platform, where the report knows the platform's
+    ``device_link`` (``https://.../devices/{id}``); "" otherwise."""
+    link = report.get("device_link")
+    if not link or not isinstance(link, str) or isinstance(platform_id, bool):
+        return ""
+    if not isinstance(platform_id, int | str) or platform_id == "":
+        return ""
+    return link.replace("{id}", urllib.parse.quote(str(platform_id), safe=""))
 
 
 def local_time(stamp: Any) -> str:

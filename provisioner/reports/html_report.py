@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ from provisioner.reports.base import (
     as_text,
     change_sides,
     changes_of,
+    device_address,
     diff_notes,
     local_time,
     problem_where,
@@ -177,12 +177,9 @@ def _diff_html(row: Mapping[str, Any]) -> str:
 
 def _device_link(report: Report, platform_id: Any) -> str:
     """The platform id, as a link to the device's page where the report knows its address."""
-    if platform_id in (None, ""):
-        return ""
-    link = as_text(report.get("device_link"))
-    if not link or not isinstance(platform_id, int | str):
+    address = device_address(report, platform_id)
+    if not address:
         return _esc(platform_id)
-    address = link.replace("{id}", urllib.parse.quote(str(platform_id), safe=""))
     return f'<a href="{html.escape(address, quote=True)}">{_esc(platform_id)}</a>'
 
 

@@ -32,6 +32,7 @@ from provisioner.reports.base import (
     ReportError,
     Table,
     as_text,
+    device_address,
     local_time,
     problems_of,
     rows_of,
@@ -334,7 +335,12 @@ def _add_outcome_columns(
             shown = "1+" if records is None and row.get("last_data") else records
             _put(tab.cell(number, at["Records"]), shown)
         else:
-            _put(tab.cell(number, at["Platform id"]), row.get("platform_id"))
+            cell = tab.cell(number, at["Platform id"])
+            _put(cell, row.get("platform_id"))
+            address = device_address(report, row.get("platform_id"))
+            if address:
+                cell.hyperlink = address
+                cell.style = "Hyperlink"
         _put(tab.cell(number, at["Message"]), as_text(row.get("message") or row.get("reason")))
 
 
