@@ -142,7 +142,7 @@ MISTAKES: list[tuple[str, dict[str, Any], str]] = [
     ("a longitude without its latitude", {"lat": ""}, "half-location"),
     ("a DevEUI copied from the row above", {"DevEUI": "COPY"}, "duplicate-key"),
     ("a description longer than the platform takes", {"description": "Keller " * 700}, "schema"),
-    ("a device type given by name", {"deviceTypeId": "LoRaWAN Meter"}, "not-a-whole-number"),
+    ("a device type given by name", {"deviceTypeId": "LoRaWAN Meter"}, "not-a-device-type"),
 ]
 
 USER_MISTAKES: list[tuple[str, list[str], str]] = [
