@@ -490,7 +490,7 @@ class PlatformClient:
         if max_body_bytes < 1 or answer_deadline <= 0 or max_pages < 1:
             raise ValueError("max_body_bytes, answer_deadline and max_pages must be above 0")
         if device_link and not (
-            re.match(r"https?://[^\s]+$", device_link) and "{id}" in device_link
+            re.fullmatch(r"(?i:https?)://\S+", device_link) and "{id}" in device_link
         ):
             raise SetupError(
                 f"the device link must be an http(s) address with {{id}} for the device's id, "

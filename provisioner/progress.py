@@ -89,7 +89,9 @@ class Progress:
         """A line of its own above the live line, also while it shows."""
         with self._lock:
             if self._display is not None:
-                self._display.console.print(message, markup=False, highlight=False, soft_wrap=True)
+                self._display.console.print(
+                    message, markup=False, highlight=False, emoji=False, soft_wrap=True
+                )
                 return
         click.echo(message, err=True)
 
@@ -205,6 +207,8 @@ def _rich_display(stream: TextIO, color: bool) -> RichProgress:
         color_system="auto" if color else None,
         no_color=not color,
         highlight=False,
+        emoji=False,  # a platform's ":x:" in a message is shown as written
+        markup=False,
     )
     return Progress(
         SpinnerColumn(),

@@ -181,9 +181,10 @@ class SiteRecords:
     downlinks: list[DownlinkRecord] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     tabs: dict[str, str] = field(default_factory=dict)  # "devices"/"users"/"downlinks" -> tab
-    # Tab -> letters of every column the template maps to the users' password (also a
-    # column not used because it doubles another): the ``secret_columns`` of write_report,
-    # blanked even in the copy of the installer's sheet.
+    # Tab -> letters of every column the template maps to a secret field: the users'
+    # password (also a column not used because it doubles another) and the devices'
+    # LoRaWAN keys; the ``secret_columns`` of write_report, blanked even in the copy of
+    # the installer's sheet.
     secret_columns: dict[str, list[str]] = field(default_factory=dict)
     # Tab -> required fields it has no column for: one sheet-level problem says so, and
     # every row of the tab is invalid without a problem of its own.
@@ -543,6 +544,11 @@ def _read_devices(
     match_key = template.match_key
     columns, problems = map_columns(table, spec, tuple(dict.fromkeys(("addr", match_key))), site)
     site.problems += problems
+    # LoRaWAN key columns (cfg:AppKey...) are masked in messages and blanked in the
+    # report copies of the sheet, as the users' passwords are.
+    secret = [column.letter for column in columns if column.secret]
+    if secret:
+        site.secret_columns[table.sheet] = secret
     fixed_tags = list(spec.defaults.get("tags") or [])
     if template.site_tag and template.site_tag not in fixed_tags:
         fixed_tags.append(template.site_tag)

@@ -289,9 +289,10 @@ class Checker:
             )
             return
         installed = since or created.get(key) or instant(device.get("createdAt"))
+        # No time known: any data counts, and the row says no install time.
+        row.installed = None if installed is None else stamp(installed)
         if installed is None:
-            installed = datetime.fromtimestamp(0, UTC)  # no time known: any data counts
-        row.installed = stamp(installed)
+            installed = datetime.fromtimestamp(0, UTC)
         row.status = CommissionStatus.SILENT
         self.devices.append(_Device(row, row.platform_id, installed))
 

@@ -317,6 +317,11 @@ def test_csv_has_a_line_per_problem_and_quotes_formula_starts(tmp_path: Path) ->
         ("0012E456", '="0012E456"'),  # a hex DevEUI that reads as 12 x 10^456
         ("1,5", '="1,5"'),  # German decimal comma
         ("3-4", '="3-4"'),  # a date in Excel
+        ("12:30", '="12:30"'),  # a time
+        ("1.234.567", '="1.234.567"'),  # German thousands
+        ("WAHR", '="WAHR"'),  # a truth value in German Excel
+        (" =1+1", "' =1+1"),  # a formula behind a space
+        ('3"+"4', '3"+"4'),  # a quote never goes inside ="..."
         ("70B3D5E75E000000", "70B3D5E75E000000"),  # not a number: as it is
         ("Keller Haus 3", "Keller Haus 3"),
     ],
@@ -630,3 +635,71 @@ def test_a_plan_says_what_an_update_does_to_the_tags() -> None:
     report["rows"][0]["action"] = "differs"
     text = render_console(report, limit=20, color=False)
     assert "an update adds x (the device's other tags are kept)" in text
+
+
+# --- shortened values, tables, links and times keep secrets out and odd input safe
+
+
+SECRET = "Geheim12345pw"
+
+
+@pytest.mark.parametrize("columns", ["60", "200"])
+def test_a_secret_inside_a_long_value_never_reaches_the_console_in_parts(
+    monkeypatch: pytest.MonkeyPatch, columns: str
+) -> None:
+    # Shortened to 40 characters or folded over two lines by the table, a secret
+    # scrubbed only from the finished text would slip through in pieces.
+    monkeypatch.setenv("COLUMNS", columns)
+    report = plan_report()
+    report["rows"][2]["diff"] = {
+        "name": {"sheet": "y" * 30 + SECRET, "platform": "x"},
+        "description": {"sheet": "z" * 19 + SECRET + "z" * 8, "platform": "Keller"},
+    }
+    text = render_console(report, secrets=[SECRET])
+    flat = "".join(text.split())
+    for piece in ("Geheim", "12345pw", "eheim1"):
+        assert piece not in flat, text
+    assert "***" in text
+
+
+def test_local_times_for_odd_stamps(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from provisioner.reports.base import local_time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert local_time("2026-12-01T16:11:05Z") == "2026-12-01 11:11:05 -05:00"
+        assert local_time("2026-07-01T10:00:00") == "2026-07-01 06:00:00 -04:00"  # naive: UTC
+        assert local_time("0001-01-01T00:00:00Z") == "0001-01-01T00:00:00Z"  # no local form
+        assert local_time("1850-01-01T00:00:00Z") == "1849-12-31 19:03:58 -04:56:02"
+        assert local_time("not a time") == "not a time"
+        assert local_time(None) == ""
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_only_devices_are_linked_to_a_device_page(tmp_path: Path) -> None:
+    report = plan_report()
+    report["device_link"] = "https://platform.example/devices/{id}"
+    report["rows"].append(
+        {"sheet": "Users", "row": 2, "kind": "user", "key": "e@x.de", "action": "exists",
+         "platform_id": 17, "message": "already there", "errors": [], "warnings": []}
+    )  # fmt: skip
+    page = tmp_path / "plan.html"
+    write_report(report, page)
+    text = page.read_text(encoding="utf-8")
+    # The device with id 17 is linked, the user with id 17 is not.
+    assert text.count('href="https://platform.example/devices/17"') == 1
+    assert 'href="https://platform.example/devices/18"' in text
+
+
+def test_html_shows_marks_that_turn_text_around_as_escapes(tmp_path: Path) -> None:
+    report = validate_report()
+    report["rows"][0]["key"] = "SN\u202e1001"
+    page = tmp_path / "r.html"
+    write_report(report, page)
+    text = page.read_text(encoding="utf-8")
+    assert "\u202e" not in text and "SN\\u202e1001" in text

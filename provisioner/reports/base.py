@@ -126,31 +126,35 @@ def shorten(text: str, limit: int = SHORT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-def device_address(report: Report, platform_id: Any) -> str:
-    """The device's page on the platform, where the report knows the platform's
-    ``device_link`` (``https://.../devices/{id}``); "" otherwise."""
-    link = report.get("device_link")
-    if not link or not isinstance(link, str) or isinstance(platform_id, bool):
+def device_address(report: Report, row: Mapping[str, Any]) -> str:
+    """The page of the row's device on the platform, where the report knows the
+    platform's ``device_link`` (``https://.../devices/{id}``); "" otherwise, and for a
+    user row (its id is a user's, not a device's)."""
+    link, platform_id = report.get("device_link"), row.get("platform_id")
+    if not link or not isinstance(link, str) or row.get("kind") == "user":
         return ""
-    if not isinstance(platform_id, int | str) or platform_id == "":
+    if isinstance(platform_id, bool) or not isinstance(platform_id, int | str):
+        return ""
+    if platform_id == "":
         return ""
     return link.replace("{id}", urllib.parse.quote(str(platform_id), safe=""))
 
 
 def local_time(stamp: Any) -> str:
     """An ISO time from the platform or a result as this machine's local time with its
-    offset (``2026-12-01 17:11:05 +01:00``); text that is no time stays as it is."""
+    offset (``2026-12-01 17:11:05 +01:00``); text that is no time, or a time without a
+    local form (year 1 west of UTC), stays as it is."""
     if not isinstance(stamp, str) or not stamp:
         return as_text(stamp)
     try:
         moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)  # the platform's times are UTC
+        # isoformat pads the year and writes an offset with seconds (old LMT zones) whole.
+        text = moment.astimezone().isoformat(" ", "seconds")
+    except (ValueError, OverflowError):
         return stamp
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)  # the platform's times are UTC
-    moment = moment.astimezone()
-    offset = moment.strftime("%z")
-    return f"{moment:%Y-%m-%d %H:%M:%S} {offset[:3]}:{offset[3:]}"
+    return f"{text[:19]} {text[19:]}"  # the offset after 'YYYY-MM-DD HH:MM:SS', spaced
 
 
 # --- secrets: the one redaction point every format and the console pass

@@ -22,6 +22,7 @@ from provisioner.reports.base import (
     row_note,
     row_title,
     scrub,
+    scrub_all,
     secret_pattern,
     state_of,
     summary,
@@ -58,10 +59,15 @@ def render_console(
     ``secrets`` and ``secret_columns`` as for ``write_report``. Every text from the
     report is shown through ``printable``; only the colours (``color``) are codes.
     """
-    # Cells masked by field here; the secrets scrubbed from the finished text, once,
-    # rather than from every row of a report that may have 100,000.
+    # Cells masked by field here; the secrets scrubbed from the rows shown (not from every
+    # row of a report that may have 100,000), before values are shortened or folded into
+    # a table, where a secret cut in two would no longer be found; and from the finished
+    # text once more.
     report = redacted(report, secret_columns, ())
     pattern = secret_pattern([*secrets, *(printable(secret) for secret in secrets)])
+
+    def clean(item: Mapping[str, Any]) -> Mapping[str, Any]:
+        return item if pattern is None else scrub_all(item, pattern)
 
     def paint(text: str, severity: Any) -> str:
         if not color:
@@ -79,7 +85,7 @@ def render_console(
 
     lines = [printable(summary(report))]
     for problem in report.get("problems") or []:
-        lines.extend(problem_lines(problem, "", in_row=False))
+        lines.extend(problem_lines(clean(problem), "", in_row=False))
 
     shown = [
         row
@@ -103,7 +109,7 @@ def render_console(
         lines.append(f"  {printable(note)}")
     in_groups = {id(r) for rows in grouped.values() for r in rows}
     shown = [row for row in shown if id(row) not in in_groups]
-    for row in shown[: max(limit, 0)]:
+    for row in map(clean, shown[: max(limit, 0)]):
         state = state_of(row)
         title = row_title(row)
         if report.get("command") != "validate" and state:

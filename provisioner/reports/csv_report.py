@@ -34,11 +34,18 @@ def render(report: Report, context: Context) -> bytes:
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-# What Excel reads as a number (also 1,5 and 12E4) or a date (1-2, 3/4/26, 1.2.2026).
+# What Excel reads as a number, a date, a time or a truth value rather than as text.
 _EXCEL_NUMBER = re.compile(
-    r"\s*[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?%?\s*"
-    r"|\s*\d{1,4}[-/.]\d{1,2}([-/.]\d{1,4})?\s*"
+    r"\s*[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?%?\s*"  # 12, 0077, 1,5, 12E4, 5%
+    r"|\s*[+-]?\d{1,3}([.,]\d{3})+([.,]\d+)?\s*"  # 1.234.567
+    r"|\s*\(\d+([.,]\d+)?\)\s*"  # (5), a negative number
+    r"|\s*[€$£]?\s*\d+([.,]\d+)?\s*[€$£]?\s*"  # 5 €
+    r"|\s*\d+\s+\d+/\d+\s*"  # 1 1/2
+    r"|\s*\d{1,4}[-/.]\d{1,2}([-/.]\d{1,4})?\s*"  # 1-2, 3/4/26, 1.2.2026
+    r"|\s*\d{1,2}:\d{2}(:\d{2})?\s*"  # 12:30, 00:11:22
+    r"|(?i:true|false|wahr|falsch)"
 )
+_EXCEL_TEXT_LIMIT = 250  # Excel refuses a formula's text over 255 characters
 
 
 def _cell_safe(value: Any) -> Any:
@@ -46,9 +53,9 @@ def _cell_safe(value: Any) -> Any:
     gets a leading quote. Numbers (row numbers, platform ids) stay numbers."""
     if not isinstance(value, str):
         return value
-    if _EXCEL_NUMBER.fullmatch(value):
-        return '="' + value + '"'  # digits only: no quote inside to double
-    if value.startswith(_FORMULA_STARTS):
+    if len(value) <= _EXCEL_TEXT_LIMIT and _EXCEL_NUMBER.fullmatch(value):
+        return '="' + value + '"'  # none of the forms above holds a quote to double
+    if value.startswith(_FORMULA_STARTS) or value.lstrip().startswith(_FORMULA_STARTS):
         return "'" + value
     return value
 

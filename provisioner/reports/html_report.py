@@ -35,10 +35,19 @@ def render(report: Report, context: Context) -> bytes:
     return _html(report).encode("utf-8")
 
 
+# Marks that turn text around or hide it (bidi overrides, zero-width) are shown as
+# \u202e, as on the console: a cell must not make the page read other than it is.
+_HIDDEN_MARKS = {
+    code: f"\\u{code:04x}"
+    for code in (*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF)
+}
+
+
 def _esc(value: Any) -> str:
     # The colon as an entity keeps every address in the data from reading as a
     # link to copy or follow in the file's source; the browser shows it unchanged.
-    return html.escape(as_text(value), quote=True).replace("://", "&#58;//")
+    text = as_text(value).translate(_HIDDEN_MARKS)
+    return html.escape(text, quote=True).replace("://", "&#58;//")
 
 
 _CSS = """
@@ -175,12 +184,12 @@ def _diff_html(row: Mapping[str, Any]) -> str:
     return html_out
 
 
-def _device_link(report: Report, platform_id: Any) -> str:
+def _device_link(report: Report, row: Mapping[str, Any]) -> str:
     """The platform id, as a link to the device's page where the report knows its address."""
-    address = device_address(report, platform_id)
+    address = device_address(report, row)
     if not address:
-        return _esc(platform_id)
-    return f'<a href="{html.escape(address, quote=True)}">{_esc(platform_id)}</a>'
+        return _esc(row.get("platform_id"))
+    return f'<a href="{html.escape(address, quote=True)}">{_esc(row.get("platform_id"))}</a>'
 
 
 def _cells(report: Report, row: Mapping[str, Any]) -> dict[str, str]:
@@ -198,7 +207,7 @@ def _cells(report: Report, row: Mapping[str, Any]) -> dict[str, str]:
     records = row.get("records")
     return {
         "Message": _esc(message),
-        "Platform id": _device_link(report, row.get("platform_id")),
+        "Platform id": _device_link(report, row),
         "Installed": _esc(local_time(row.get("installed"))),
         "Last data": _esc(local_time(row.get("last_data"))),
         "Records": _esc("1+" if records is None and row.get("last_data") else records),

@@ -337,7 +337,7 @@ def _add_outcome_columns(
         else:
             cell = tab.cell(number, at["Platform id"])
             _put(cell, row.get("platform_id"))
-            address = device_address(report, row.get("platform_id"))
+            address = device_address(report, row)
             if address:
                 cell.hyperlink = address
                 cell.style = "Hyperlink"
