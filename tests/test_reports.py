@@ -703,3 +703,18 @@ def test_html_shows_marks_that_turn_text_around_as_escapes(tmp_path: Path) -> No
     write_report(report, page)
     text = page.read_text(encoding="utf-8")
     assert "\u202e" not in text and "SN\\u202e1001" in text
+
+
+def test_a_long_value_is_shortened_in_the_words_that_repeat_it_too(tmp_path: Path) -> None:
+    long = "x" * 70
+    report = validate_report()
+    report["rows"][0]["status"] = "invalid"
+    report["rows"][0]["errors"] = [problem("H2", f"lat '{long}' is not a number", value=long)]
+    assert long not in render_console(report)
+    page = tmp_path / "r.html"
+    write_report(report, page)
+    shown = html.unescape(page.read_text(encoding="utf-8"))
+    assert shown.count(long) == 1  # in the tooltip only
+    data = tmp_path / "r.json"
+    write_report(report, data)
+    assert json.loads(data.read_text(encoding="utf-8"))["rows"][0]["errors"][0]["value"] == long

@@ -348,8 +348,16 @@ def problem_text(problem: Mapping[str, Any], *, in_row: bool, limit: int | None 
     text = problem_where(problem, in_row=in_row)
     if problem.get("value") not in (None, ""):
         text += f": {quoted(problem['value'], limit)}"
-    message = as_text(problem.get("message"))
+    message = problem_message(problem, limit)
     return f"{text}: {message}" if text else message
+
+
+def problem_message(problem: Mapping[str, Any], limit: int | None = None) -> str:
+    """The problem's words, the value they repeat shortened to ``limit`` as well."""
+    message, value = as_text(problem.get("message")), problem.get("value")
+    if limit is not None and isinstance(value, str) and len(value) > limit:
+        message = message.replace(value, shorten(value, limit))
+    return message
 
 
 def row_title(row: Mapping[str, Any]) -> str:

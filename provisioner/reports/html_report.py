@@ -20,6 +20,7 @@ from provisioner.reports.base import (
     device_address,
     diff_notes,
     local_time,
+    problem_message,
     problem_where,
     problems_of,
     quoted,
@@ -149,7 +150,7 @@ def _html_problem(problem: Mapping[str, Any], *, in_row: bool) -> str:
     item = f'<li class="{severity}">{_esc(text)}'
     if problem.get("value") not in (None, ""):
         item += f": {_short(None, quoted(problem['value']))}"
-    item += f"{': ' if text else ''}{_esc(problem.get('message'))}"
+    item += f"{': ' if text else ''}{_esc(problem_message(problem, SHORT))}"
     if problem.get("fix"):
         item += f"<small>fix: {_esc(problem['fix'])}</small>"
     return item + "</li>"
