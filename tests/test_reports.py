@@ -718,3 +718,23 @@ def test_a_long_value_is_shortened_in_the_words_that_repeat_it_too(tmp_path: Pat
     data = tmp_path / "r.json"
     write_report(report, data)
     assert json.loads(data.read_text(encoding="utf-8"))["rows"][0]["errors"][0]["value"] == long
+
+
+def test_a_format_is_one_module_and_one_line_in_the_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from provisioner import reports
+
+    for suffix, name in reports.FORMATS.items():
+        module = importlib.import_module(f"provisioner.reports.{name}")
+        assert callable(module.render), suffix
+    # A new suffix in the table is accepted and written by its module, nothing else.
+    monkeypatch.setitem(reports.FORMATS, ".ndjson", "json_report")
+    target = tmp_path / "plan.ndjson"
+    check_report_paths([target])
+    write_report(plan_report(), target)
+    assert json.loads(target.read_text(encoding="utf-8"))["command"] == "plan"
+    with pytest.raises(ReportError, match="not supported"):
+        check_report_paths([tmp_path / "plan.pdf"])
