@@ -362,6 +362,10 @@ def test_secret_columns_keep_the_failed_tab_free_of_them(tmp_path: Path) -> None
     failed = workbook["Failed"]
     assert [cell.value for cell in failed[1]] == ["addr", "serial", "name", "Notiz"]
     assert [cell.value for cell in failed[2]] == ["0011", "1001", "Keller", None]
+    # The empty column says why, and where the value is.
+    assert failed["D1"].comment is not None
+    assert "Copy it in from your own sheet" in failed["D1"].comment.text
+    assert failed["A1"].comment is None
     assert workbook["Devices"]["D2"].value is None
     assert workbook["Devices"]["D1"].value == "Notiz"
 

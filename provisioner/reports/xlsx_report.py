@@ -56,6 +56,11 @@ _PASSWORD_WORDS = ("password", "passwort", "kennwort")
 _USER_TABS = ("users", "benutzer")
 _AUTHOR = "provisioner"
 _NOTES = "\n\n[provisioner]\n"
+_SECRET_LEFT_OUT = (
+    "Left empty: a secret (password, LoRaWAN key) is never written into a report. "
+    "Copy it in from your own sheet before applying this tab, or run apply on your "
+    "own sheet again: it creates only what is missing."
+)
 
 
 def _clean(text: str) -> str:
@@ -398,6 +403,9 @@ def _add_failed_tab(
     for column, header in enumerate(table.headers, start=1):
         _put(tab.cell(1, column), header)
         tab.cell(1, column).font = _BOLD
+        if column <= len(shown) and not shown[column - 1]:
+            # Not optional for the device (a LoRaWAN key): say where it went.
+            tab.cell(1, column).comment = Comment(_SECRET_LEFT_OUT, _AUTHOR, height=120, width=320)
     index = {number: i for i, number in enumerate(table.row_numbers)}
     out = 2
     for row in failed:
