@@ -93,11 +93,12 @@ def _color() -> bool:
     return not (_NO_COLOR or os.environ.get("NO_COLOR"))
 
 
-def _progress() -> Progress:
-    """The live line on stderr (a spinner, then a bar); plain lines without a terminal."""
+def _progress(unit: str = "rows") -> Progress:
+    """The live line on stderr (a spinner, then a bar of ``unit``); plain lines without a
+    terminal."""
     from provisioner.progress import Progress
 
-    return Progress(color=_color())
+    return Progress(color=_color(), unit=unit)
 
 
 def _default_map(config: Config) -> dict[str, dict[str, Any]]:
@@ -994,7 +995,7 @@ def verify(
         since_time = parse_since(since) if since is not None else None
     except ProvisionerError as exc:
         raise InputError(str(exc)) from None
-    progress = _progress()
+    progress = _progress("devices")
     stop = threading.Event()
     client = _client(
         url, token_file, ca_bundle, allow_http, sleep=stop.wait, on_unreachable=progress.say
@@ -1234,7 +1235,7 @@ def undo(
     if not journal_path.exists():
         raise InputError(f"{journal_path}: no journal, so nothing to take back (see --journal)")
     stop = threading.Event()
-    progress = _progress()
+    progress = _progress("devices")
     client = _client(
         url, token_file, ca_bundle, allow_http, sleep=stop.wait, on_unreachable=progress.say
     )

@@ -32,8 +32,11 @@ class Progress:
 
     Thread-safe: the bar and ``say`` are called from the workers that send."""
 
-    def __init__(self, *, color: bool = True, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, *, color: bool = True, stream: TextIO | None = None, unit: str = "rows"
+    ) -> None:
         self.stream = stream or sys.stderr
+        self.unit = unit  # what the bar counts: rows sent, devices asked
         self.live = self.stream.isatty()
         self.color = color
         self._lock = threading.RLock()
@@ -142,7 +145,7 @@ class Progress:
     ) -> tuple[RichProgress, TaskID]:
         """The live display, started on first use (rich is imported here, not before)."""
         if self._display is None or self._task is None:
-            self._display = _rich_display(self.stream, self.color)
+            self._display = _rich_display(self.stream, self.color, self.unit)
             self._task = self._display.add_task(text, total=total, completed=done, failed=0)
             self._total = total
             self._display.start()
@@ -155,7 +158,7 @@ class Progress:
         self._last_plain = now
         rate = done / max(now - self._started, 1e-6)
         eta = (total - done) / rate if rate > 0 else 0
-        line = f"{done}/{total} rows · {rate:.1f}/s · ETA {_clock(eta)}"
+        line = f"{done}/{total} {self.unit} · {rate:.1f}/s · ETA {_clock(eta)}"
         if failed:
             line += f" · {failed} failed"
         click.echo(line, err=True)
@@ -168,7 +171,7 @@ def _clock(seconds: float | None) -> str:
     return f"{whole // 60}:{whole % 60:02d}"
 
 
-def _rich_display(stream: TextIO, color: bool) -> RichProgress:
+def _rich_display(stream: TextIO, color: bool, unit: str = "rows") -> RichProgress:
     """A rich Progress with one task: a spinner and its text, or a bar with its counts."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task
@@ -194,7 +197,7 @@ def _rich_display(stream: TextIO, color: bool) -> RichProgress:
             if task.total is None:
                 return Text(task.description)
             rate = task.speed or 0.0
-            text = Text(f"{int(task.completed)}/{int(task.total)} rows · {rate:.1f}/s")
+            text = Text(f"{int(task.completed)}/{int(task.total)} {unit} · {rate:.1f}/s")
             text.append(f" · ETA {_clock(task.time_remaining)}")
             failed = task.fields.get("failed", 0)
             if failed:

@@ -16,6 +16,7 @@ import sys
 import termios
 from pathlib import Path
 
+import pytest
 from test_apply_e2e import Factory, device_sheet, environment, journal_of
 from test_apply_terminal import finish, read_until
 
@@ -204,3 +205,9 @@ def test_without_a_terminal_there_are_plain_lines_and_no_escape_codes(
     assert done.returncode == 0, done.stderr
     assert "\x1b" not in done.stdout + done.stderr
     assert "20/20 rows" in done.stderr.splitlines()[-1]
+
+
+def test_the_bar_counts_what_the_command_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    # verify and undo count devices, apply counts rows (a plain line without a terminal).
+    Progress(unit="devices")(3, 10, 1)
+    assert re.match(r"3/10 devices · [\d.]+/s · ETA \d+:\d\d · 1 failed$", capsys.readouterr().err)
