@@ -446,8 +446,10 @@ class Applier:
         stop: threading.Event | None = None,
         progress: Callable[[int, int, int], None] | None = None,
         keep_going: bool = False,
+        say: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
+        self.say = say  # a line for the installer while sending (the first Ctrl-C's wait)
         self.journal = journal
         self.match_key = match_key
         self.concurrency = concurrency
@@ -501,6 +503,13 @@ class Applier:
             # Requests already sent may finish; the wait is bounded (a second Ctrl-C ends
             # it at once: KeyboardInterrupt goes up), and a row still in flight after it
             # is left to the next run, which settles it by its intent in the journal.
+            busy = sum(1 for future in pending if not future.done())
+            if busy and self.say is not None:
+                self.say(
+                    f"stopping: waiting up to {STOP_GRACE_SECONDS:.0f} s for "
+                    f"{busy} {'request' if busy == 1 else 'requests'} in flight "
+                    "(Ctrl-C again to stop at once; the journal settles them next run)"
+                )
             wait(pending, timeout=STOP_GRACE_SECONDS)
         finally:
             pool.shutdown(wait=not self.stop.is_set(), cancel_futures=True)
@@ -1036,13 +1045,15 @@ def apply_sheet(
     update: bool = False,
     update_fields: frozenset[str] | None = None,
     keep_going: bool = False,
+    say: Callable[[str], None] | None = None,
 ) -> ApplyResult:
     """The whole apply: plan, settle, confirm, send, and always write the results.
 
     ``update``: also update the devices that differ (``update_fields``: only these
     deviceInput fields; None: every field the sheet sets). ``reading`` hears how far
     the platform is read for the plan, ``progress(done, total, failed)`` how far the
-    sending is (the console's spinner and bar).
+    sending is (the console's spinner and bar), ``say`` a line for the installer while
+    sending (that a stop waits for requests in flight).
 
     Raises before anything is written to the platform: a ProvisionerError for
     unusable input (sheet, journal, saved plan, report paths, Declined,
@@ -1101,6 +1112,7 @@ def apply_sheet(
                     progress,
                     stop,
                     keep_going,
+                    say,
                 )
         finally:
             # Also when a second Ctrl-C ends the wait for requests in flight: the results
@@ -1181,6 +1193,7 @@ def _send(
     progress: Callable[[int, int, int], None] | None,
     stop: threading.Event | None,
     keep_going: bool = False,
+    say: Callable[[str], None] | None = None,
 ) -> None:
     """Open the journal, record what the plan settled, and carry out the work."""
     started = time.perf_counter()
@@ -1199,6 +1212,7 @@ def _send(
         stop=stop,
         progress=progress,
         keep_going=keep_going,
+        say=say,
     )
     try:
         for row_plan, entry in work.settled:

@@ -832,6 +832,7 @@ def apply(
                 confirm=confirm,
                 progress=progress,
                 reading=progress.reading,
+                say=progress.say,
                 stop=stop,
                 update=update[0],
                 update_fields=update[1],

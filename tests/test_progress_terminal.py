@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import termios
+import time
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,29 @@ def test_ctrl_c_while_sending_ends_the_bar_before_the_resume_command(
     assert re.search(r"\n(\x1b\[\?25h)?interrupted cleanly; resume with:", screen), screen[-600:]
     assert "Traceback" not in screen
     assert 0 < sb.store.count_devices() < 300
+
+
+def test_a_second_ctrl_c_stops_at_once_with_the_bar_ended(
+    sandbox_factory: Factory, tmp_path: Path
+) -> None:
+    # Slow answers: the first Ctrl-C waits for the requests in flight, the second one
+    # does not wait (os._exit), and the bar is still taken down first.
+    sb = sandbox_factory(latency_ms=1500)
+    sheet, _ = device_sheet(tmp_path, 6)
+    words = apply_words(sb, sheet, "--yes", "--concurrency", "2", "--lookup", "scan")
+    pid, fd = spawn(words, tmp_path, PROVISIONER_TOKEN=sb.tokens[TOKEN])
+    seen = read_until(fd, b"/6 rows")
+    # The bar moves as answers come: the next two requests are on their way (1.5 s each).
+    time.sleep(0.5)
+    os.kill(pid, signal.SIGINT)
+    seen += read_until(fd, b"Ctrl-C again to stop at once")
+    os.kill(pid, signal.SIGINT)
+    code, rest = finish(pid, fd)
+    screen = seen.decode(errors="replace") + rest
+    assert code == 130, screen
+    assert ended(screen), repr(screen[-600:])
+    assert "stopped at once; the journal is intact. Resume with:" in screen, screen[-600:]
+    assert "Traceback" not in screen
 
 
 def test_ctrl_c_while_the_platform_is_read_ends_the_spinner(
