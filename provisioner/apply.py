@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -156,10 +157,7 @@ class ApplyResult:
 
     @property
     def totals(self) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for row in self.rows:
-            totals[row.status] = totals.get(row.status, 0) + 1
-        return totals
+        return dict(Counter(row.status for row in self.rows))  # in the order first seen
 
     @property
     def changed(self) -> int:

@@ -49,8 +49,8 @@ from typing import IO, Any
 
 from provisioner.errors import ProvisionerError
 from provisioner.fields import CONFIG_PREFIX, as_text, is_config_field, is_secret_config_key
-from provisioner.plan import normal_key
-from provisioner.platform import MAX_PAGE_SIZE, AuthError, Filter, NotFound, PlatformClient, fa
+from provisioner.plan import normal_key, platform_users
+from provisioner.platform import MAX_PAGE_SIZE, Filter, PlatformClient, fa
 from provisioner.templates import SiteTemplate, TabSpec
 
 EXPORT_SUFFIXES = (".xlsx", ".csv")
@@ -177,7 +177,7 @@ def export_site(
         notes.append("users are not exported to CSV (a CSV holds one table): use .xlsx for them")
     else:
         say("reading users")
-        users, why = _users(client)
+        users, why = platform_users(client)
         if users is None:
             notes.append(f"users are not exported: {why}")
     keys = sheet.secret_keys()
@@ -208,18 +208,6 @@ def export_site(
         requests=client.requests_sent - before,
         seconds=time.perf_counter() - started,
     )
-
-
-def _users(client: PlatformClient) -> tuple[list[dict[str, Any]] | None, str]:
-    """The organisation's users, or None and why not (as plan says it)."""
-    try:
-        return client.list_users(), ""
-    except NotFound:
-        return None, "the platform does not list users"
-    except AuthError as exc:
-        if exc.status == 403:
-            return None, "the token may not list users (that needs the role org-admin)"
-        raise
 
 
 def _count(number: int, word: str) -> str:

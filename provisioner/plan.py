@@ -311,15 +311,23 @@ def _auto(
         lookups.scan(keys, addrs, itertools.chain(read, pages))
 
 
-def _users(client: PlatformClient) -> tuple[dict[str, dict[str, Any]] | None, str]:
+def platform_users(client: PlatformClient) -> tuple[list[dict[str, Any]] | None, str]:
+    """The organisation's users, or None and why they cannot be listed (plan, export)."""
     try:
-        users = client.list_users()
+        return client.list_users(), ""
     except NotFound:
         return None, "the platform does not list users"
     except AuthError as exc:
         if exc.status == 403:
             return None, "the token may not list users (that needs the role org-admin)"
         raise
+
+
+def _users(client: PlatformClient) -> tuple[dict[str, dict[str, Any]] | None, str]:
+    """The users by their login (lower case), or None and why not."""
+    users, why = platform_users(client)
+    if users is None:
+        return None, why
     return {str(u.get("email") or u.get("login") or "").strip().lower(): u for u in users}, ""
 
 

@@ -17,6 +17,7 @@ counts as created, so apply afterwards works as on a fresh platform.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,10 +98,7 @@ class UndoResult:
 
     @property
     def totals(self) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for row in self.rows:
-            totals[row.status] = totals.get(row.status, 0) + 1
-        return totals
+        return dict(Counter(row.status for row in self.rows))  # in the order first seen
 
     @property
     def to_delete(self) -> list[UndoRow]:

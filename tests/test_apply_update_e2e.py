@@ -19,6 +19,7 @@ from test_apply_e2e import (
     RUN_TIMEOUT,
     Factory,
     environment,
+    explain,
     journal_lines,
     journal_of,
     results_rows,
@@ -49,10 +50,6 @@ def sheet_of(folder: Path, rows: list[str], name: str = "site.csv") -> Path:
 
 def device(sb: Sandbox, device_id: int) -> dict[str, Any]:
     return sb.store.get_device(device_id)
-
-
-def explain(done: subprocess.CompletedProcess[str]) -> str:
-    return f"exit {done.returncode}\n--- out\n{done.stdout}\n--- err\n{done.stderr}"
 
 
 def corrected_site(sb: Sandbox, folder: Path) -> tuple[Path, dict[str, int]]:

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import openpyxl
 import pytest
+from test_apply_e2e import explain
 
 from provisioner import export as export_module
 from provisioner.actions import RowAction
@@ -397,10 +398,6 @@ def run_export(
         text=True,
         timeout=RUN_TIMEOUT,
     )
-
-
-def explain(done: subprocess.CompletedProcess[str]) -> str:
-    return f"exit {done.returncode}\n--- out\n{done.stdout}\n--- err\n{done.stderr}"
 
 
 def test_cli_xlsx_then_force(sandbox: Sandbox, tmp_path: Path) -> None:

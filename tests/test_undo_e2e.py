@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from test_apply_e2e import RUN_TIMEOUT, environment, journal_lines, journal_of, run_apply
+from test_apply_e2e import RUN_TIMEOUT, environment, explain, journal_lines, journal_of, run_apply
 from test_apply_terminal import finish, read_until, spawn
 
 from provisioner.journal import read_journal
@@ -46,10 +46,6 @@ def run_undo(
         text=True,
         timeout=RUN_TIMEOUT,
     )
-
-
-def explain(done: subprocess.CompletedProcess[str]) -> str:
-    return f"exit {done.returncode}\n--- out\n{done.stdout}\n--- err\n{done.stderr}"
 
 
 def serials(sb: Sandbox) -> set[str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
-from test_apply_e2e import RUN_TIMEOUT, Factory, environment, run_apply
+from test_apply_e2e import RUN_TIMEOUT, Factory, environment, explain, run_apply
 
 from provisioner.sandbox import Sandbox
 
@@ -53,10 +53,6 @@ def run_verify(sheet: Path, sb: Sandbox, *extra: str) -> subprocess.CompletedPro
         text=True,
         timeout=RUN_TIMEOUT,
     )
-
-
-def explain(done: subprocess.CompletedProcess[str]) -> str:
-    return f"exit {done.returncode}\n--- out\n{done.stdout}\n--- err\n{done.stderr}"
 
 
 def report_of(path: Path) -> dict[str, Any]:

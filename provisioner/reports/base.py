@@ -131,11 +131,10 @@ def device_address(report: Report, row: Mapping[str, Any]) -> str:
     platform's ``device_link`` (``https://.../devices/{id}``); "" otherwise, and for a
     user row (its id is a user's, not a device's)."""
     link, platform_id = report.get("device_link"), row.get("platform_id")
-    if not link or not isinstance(link, str) or row.get("kind") == "user":
+    if not isinstance(link, str) or not link or row.get("kind") == "user":
         return ""
-    if isinstance(platform_id, bool) or not isinstance(platform_id, int | str):
-        return ""
-    if platform_id == "":
+    usable = isinstance(platform_id, int | str) and not isinstance(platform_id, bool)
+    if not usable or platform_id == "":
         return ""
     return link.replace("{id}", urllib.parse.quote(str(platform_id), safe=""))
 

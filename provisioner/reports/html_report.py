@@ -136,12 +136,11 @@ def _sha256(text: str) -> str:
 _CSP = f"default-src 'none'; style-src '{_sha256(_CSS)}'; script-src '{_sha256(_JS)}'"
 
 
-def _short(value: Any, text: str | None = None) -> str:
+def _short(text: str) -> str:
     """A value cut to SHORT characters, the whole of it in the tooltip (and in the JSON)."""
-    whole = as_text(value) if text is None else text
-    if len(whole) <= SHORT:
-        return _esc(whole)
-    return f'<span class="short" title="{_esc(whole)}">{_esc(shorten(whole))}</span>'
+    if len(text) <= SHORT:
+        return _esc(text)
+    return f'<span class="short" title="{_esc(text)}">{_esc(shorten(text))}</span>'
 
 
 def _html_problem(problem: Mapping[str, Any], *, in_row: bool) -> str:
@@ -149,7 +148,7 @@ def _html_problem(problem: Mapping[str, Any], *, in_row: bool) -> str:
     text = ("warning: " if severity == "warning" else "") + problem_where(problem, in_row=in_row)
     item = f'<li class="{severity}">{_esc(text)}'
     if problem.get("value") not in (None, ""):
-        item += f": {_short(None, quoted(problem['value']))}"
+        item += f": {_short(quoted(problem['value']))}"
     item += f"{': ' if text else ''}{_esc(problem_message(problem, SHORT))}"
     if problem.get("fix"):
         item += f"<small>fix: {_esc(problem['fix'])}</small>"
@@ -162,8 +161,8 @@ def _diff_html(row: Mapping[str, Any]) -> str:
     html_out = ""
     if diff:
         lines = "".join(
-            f"<tr><td>{_esc(field)}</td><td>{_short(None, quoted(sides.get('sheet')))}</td>"
-            f"<td>{_short(None, quoted(sides.get('platform')))}</td></tr>"
+            f"<tr><td>{_esc(field)}</td><td>{_short(quoted(sides.get('sheet')))}</td>"
+            f"<td>{_short(quoted(sides.get('platform')))}</td></tr>"
             for field, sides in diff.items()
         )
         html_out += (
@@ -175,7 +174,7 @@ def _diff_html(row: Mapping[str, Any]) -> str:
     changes = changes_of(row)
     if changes:
         lines = "".join(
-            f"<tr><td>{_esc(field)}</td><td>{_short(None, before)}</td><td>{_short(None, after)}</td></tr>"
+            f"<tr><td>{_esc(field)}</td><td>{_short(before)}</td><td>{_short(after)}</td></tr>"
             for field, before, after in map(change_sides, changes)
         )
         html_out += (
@@ -231,7 +230,7 @@ def _html_rows(report: Report, rows: Sequence[Mapping[str, Any]]) -> tuple[list[
         first = {
             "Sheet": _esc(row.get("sheet")),
             "Row": _esc(row.get("row")),
-            "Key": _short(row.get("key")),
+            "Key": _short(as_text(row.get("key"))),
             state_label: f'<span class="state {tone}">{_esc(state)}</span>',
         }
         shown = [(name, first[name]) for name in fixed] + [(name, extra[name]) for name in optional]
