@@ -48,7 +48,7 @@ from provisioner.changes import (
     secret_values,
 )
 from provisioner.errors import ProvisionerError
-from provisioner.fields import normal_addr
+from provisioner.fields import normal_addr, normal_key
 from provisioner.journal import (
     Entry,
     Images,
@@ -58,7 +58,7 @@ from provisioner.journal import (
     payload_fingerprint,
 )
 from provisioner.journal import read_journal as read_journal
-from provisioner.plan import LOOKUP_THREADS, Plan, RowPlan, make_plan, normal_key
+from provisioner.plan import LOOKUP_THREADS, Plan, RowPlan, key_filter, make_plan
 from provisioner.platform import (
     AuthError,
     BadAnswer,
@@ -70,7 +70,6 @@ from provisioner.platform import (
     ServerError,
     TransportError,
     UnknownOutcome,
-    f,
 )
 from provisioner.records import Record
 from provisioner.templates import SiteTemplate
@@ -766,7 +765,7 @@ class _DeviceRequest(_Request):
         addr = str(self.body.get("addr", ""))
         found = [
             d
-            for d in self.client.find_devices([f("addr", "eq", addr)])
+            for d in self.client.find_devices(key_filter("addr", normal_addr(addr)))
             if normal_addr(d.get("addr")) == normal_addr(addr)
         ]
         if len(found) != 1:

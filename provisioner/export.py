@@ -48,8 +48,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from provisioner.errors import ProvisionerError
-from provisioner.fields import CONFIG_PREFIX, as_text, is_config_field, is_secret_config_key
-from provisioner.plan import normal_key, platform_users
+from provisioner.fields import (
+    CONFIG_PREFIX,
+    as_text,
+    is_config_field,
+    is_secret_config_key,
+    normal_key,
+)
+from provisioner.plan import platform_users
 from provisioner.platform import MAX_PAGE_SIZE, Filter, PlatformClient, fa
 from provisioner.templates import SiteTemplate, TabSpec
 

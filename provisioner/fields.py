@@ -146,10 +146,76 @@ def to_config(text: str) -> dict[str, Any] | None:
 HEX = re.compile(r"[0-9A-Fa-f]+")
 
 
+# --- identity: one canonical form per identifier ----------------------------------------------
+#
+# A DevEUI is one device in any letter case and however a label groups its digits
+# (70-B3-D5-..., 70:B3:..., 70 B3 D5 ...). Duplicates, lookups, diffs, the journal,
+# verify, export and undo all compare by ``normal_key``; the body sends ``hex_form``.
+
+EUI_DIGITS = 16
+KEY_DIGITS = 32
+# initialConfig keys that hold hex identifiers, by their number of digits (any case).
+HEX_CONFIG_KEYS: dict[str, int] = {
+    "deveui": EUI_DIGITS,
+    "joineui": EUI_DIGITS,
+    "appeui": EUI_DIGITS,
+    **{key.casefold(): KEY_DIGITS for key in SECRET_CONFIG_KEYS},
+}
+HEX_CASES = ("upper", "lower")
+# Hex digits in groups with one separator between them, as labels and key lists print them.
+_LABEL_HEX = re.compile(r"[0-9A-Fa-f]+(?:[-: ][0-9A-Fa-f]+)*")
+_SPACES = re.compile(r"\s+")
+# Letters typed for digits that look alike: O for 0, I and l for 1.
+LOOKALIKES = {"O": "0", "o": "0", "I": "1", "l": "1"}
+
+
+def hex_digits(text: str, length: int) -> str | None:
+    """The ``length`` hex digits of an identifier as a label or key list prints it (any
+    case; '-', ':' or spaces between groups), or None when the text is not that."""
+    if len(text) < length:
+        return None
+    spaced = _SPACES.sub(" ", text.strip())
+    if not _LABEL_HEX.fullmatch(spaced):
+        return None
+    digits = spaced.replace("-", "").replace(":", "").replace(" ", "")
+    return digits if len(digits) == length else None
+
+
+def hex_form(text: str, length: int, case: str = "upper") -> str:
+    """The form a hex identifier is sent in (the template's case, no separators);
+    any other text unchanged."""
+    digits = hex_digits(text, length)
+    if digits is None:
+        return text
+    return digits.lower() if case == "lower" else digits.upper()
+
+
+def lookalike_letters(text: str, length: int) -> list[tuple[int, str]]:
+    """(1-based position, letter) of each O, I or l in ``text`` when putting the digit it
+    looks like in its place makes a hex identifier of ``length`` digits; else []."""
+    found = [(i, c) for i, c in enumerate(text, 1) if c in LOOKALIKES]
+    if not found:
+        return []
+    fixed = "".join(LOOKALIKES.get(c, c) for c in text)
+    return found if hex_digits(fixed, length) is not None else []
+
+
 def normal_addr(addr: Any) -> str:
-    """An addr as the platform keeps it unique: hex (a DevEUI) compares without case."""
-    text = str(addr or "").strip()
+    """An addr as the platform keeps it unique: hex (a DevEUI) compares without case,
+    and a DevEUI written with a label's separators is its 16 digits."""
+    text = str(addr if addr is not None else "").strip()
+    digits = hex_digits(text, EUI_DIGITS)
+    if digits is not None:
+        return digits.upper()
     return text.upper() if HEX.fullmatch(text) else text
+
+
+def normal_key(match_key: str, value: Any) -> str:
+    """The one form devices are told apart by: their match key's value compared as the
+    platform keeps it unique (an addr without case or separators; a serial as typed)."""
+    if match_key == "addr":
+        return normal_addr(value)
+    return str(value if value is not None else "").strip()
 
 
 def as_text(value: Any) -> str:
@@ -196,10 +262,17 @@ def _same_location(sheet: Any, platform: Any) -> bool:
     )
 
 
+def _config_text(key: str, value: Any) -> str:
+    """A config value as text for comparing; a hex key (AppKey, JoinEUI) by its digits."""
+    text = as_text(value)
+    length = HEX_CONFIG_KEYS.get(key.strip().casefold())
+    return hex_form(text, length) if length else text
+
+
 def config_differences(sheet: dict[str, Any], platform: Any) -> list[str]:
     """The initialConfig keys the sheet sets that the platform holds otherwise (as text)."""
     held = platform if isinstance(platform, dict) else {}
-    return [k for k, v in sheet.items() if as_text(held.get(k)) != as_text(v)]
+    return [k for k, v in sheet.items() if _config_text(k, held.get(k)) != _config_text(k, v)]
 
 
 def _same_config(sheet: Any, platform: Any) -> bool:
@@ -218,6 +291,9 @@ class Field:
     help: str  # what it is, in the installer's words
     example: str = ""
     identifier: bool = False  # never read as a number; Excel damage is an error
+    # A hex identifier of this many digits when written so (a DevEUI as addr): compared
+    # and sent in one form whatever the case and the label's separators.
+    hex_length: int | None = None
     secret: bool = False  # never shown: masked in every report and the console
     defaultable: bool = True  # False: each row needs its own (unique or secret)
     body: str = ""  # the deviceInput field it fills, when not its own name
@@ -242,6 +318,7 @@ _DEVICES = (
         "IMEI or a gateway address. No spaces; unique across the platform.",
         "352656100123456",
         identifier=True,
+        hex_length=EUI_DIGITS,
         defaultable=False,
         same=_same_addr,
     ),
@@ -401,6 +478,7 @@ def config_field(key: str) -> Field:
         f"The initial configuration key {key}.",
         secret=is_secret_config_key(key),
         body="initialConfig",
+        hex_length=HEX_CONFIG_KEYS.get(key.strip().casefold()),
     )
 
 

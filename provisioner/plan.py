@@ -38,6 +38,7 @@ from provisioner.fields import (
     config_differences,
     masked_config,
     normal_addr,
+    normal_key,
     same,
     tags_to_change,
 )
@@ -66,10 +67,6 @@ class PlanError(ProvisionerError):
 PAGE_COST = 200
 LOOKUP_THREADS = 16
 Device = dict[str, Any]
-
-
-def normal_key(match_key: str, value: Any) -> str:
-    return normal_addr(value) if match_key == "addr" else str(value or "").strip()
 
 
 # --- lookup ----------------------------------------------------------------------------------
@@ -215,8 +212,8 @@ class _Lookups:
 
     def per_key(self, match_key: str, keys: Iterable[str], addrs: Iterable[str]) -> None:
         """One filter query per key (and per addr), several at once."""
-        queries = [q for k in keys for q in _key_queries(match_key, k)]
-        queries += [q for a in addrs for q in _key_queries("addr", a)]
+        queries = [key_filter(match_key, k) for k in keys]
+        queries += [key_filter("addr", a) for a in addrs]
         if not queries:
             return
         # Once the platform has shown a page of several devices, a key's shorter answer is
@@ -253,13 +250,15 @@ class _Lookups:
         return bool(self.client.list_devices_page(limit=1, offset=pages * page_size))
 
 
-def _key_queries(name: str, value: str) -> list[list[Filter]]:
-    """The queries that find a key. The platform keeps an addr as it was given, and a
-    DevEUI may have been given in either case: hex letters are asked for both ways
-    (two exact, indexed queries rather than one ilike that scans every device)."""
+def key_filter(name: str, value: str) -> list[Filter]:
+    """The query that finds the devices with this key: the one lookup by key, for plan
+    and for apply's check after a lost answer. The platform keeps an addr as it was
+    given and compares it with case, while a DevEUI is one device in any case
+    (70b3... was perhaps made by another tool): a hex addr with letters is asked for
+    with the documented ``ilike``, which has no wildcard in hex digits."""
     if name == "addr" and HEX.fullmatch(value) and value.upper() != value.lower():
-        return [[f("addr", "eq", value.upper())], [f("addr", "eq", value.lower())]]
-    return [[f(name, "eq", value)]]
+        return [f("addr", "ilike", value)]
+    return [f(name, "eq", value)]
 
 
 def _auto(
@@ -384,6 +383,7 @@ def diff(
     snapshot: Snapshot,
     problems: dict[tuple[str, int], Any],
     tags_mode: str = "add",
+    blocked_tabs: dict[str, str] | None = None,
 ) -> list[RowPlan]:
     """One action per row: a pure function of the sheet's records and the platform snapshot.
 
@@ -393,29 +393,34 @@ def diff(
     """
     rows: list[RowPlan] = []
     device_plans: dict[str, RowPlan] = {}
+    blocked_tabs = blocked_tabs or {}
     for record in site.devices:
         plan = _device_plan(record, snapshot, tags_mode)
-        _attach(plan, problems)
+        _attach(plan, problems, blocked_tabs)
         rows.append(plan)
         if record.key and plan.action != RowAction.BLOCKED:
             device_plans[normal_key(snapshot.match_key, record.key)] = plan
     for record in site.users:
         plan = _user_plan(record, snapshot)
-        _attach(plan, problems)
+        _attach(plan, problems, blocked_tabs)
         rows.append(plan)
     for record in site.downlinks:
         plan = _downlink_plan(record, snapshot, device_plans)
-        _attach(plan, problems)
+        _attach(plan, problems, blocked_tabs)
         rows.append(plan)
     return rows
 
 
-def _attach(plan: RowPlan, problems: dict[tuple[str, int], Any]) -> None:
+def _attach(
+    plan: RowPlan, problems: dict[tuple[str, int], Any], blocked_tabs: dict[str, str]
+) -> None:
     found = problems.get((plan.sheet, plan.row))
     if found is not None:
         plan.errors, plan.warnings = list(found.errors), list(found.warnings)
         if plan.errors and plan.action == RowAction.BLOCKED:
             plan.reason = f"invalid row: {plan.errors[0].message}"
+    if plan.action == RowAction.BLOCKED and plan.sheet in blocked_tabs:
+        plan.reason = blocked_tabs[plan.sheet]  # the tab's own problem, said above
 
 
 def _device_plan(record: Record, snapshot: Snapshot, tags_mode: str = "add") -> RowPlan:
@@ -613,7 +618,7 @@ def make_plan(
         progress(f"reading the platform: looking up {len(report.records.devices)} devices")
     snapshot, stats = look_up(client, report.records, template, lookup, progress=progress)
     by_row = {(r.sheet, r.row): r for r in report.problem_rows.values()}
-    rows = diff(report.records, snapshot, by_row, template.tags_mode)
+    rows = diff(report.records, snapshot, by_row, template.tags_mode, report.blocked_tabs)
     return Plan(
         source=sheet.name,
         template=template.name,

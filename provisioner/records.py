@@ -9,6 +9,7 @@ columns) are returned as Problems; nothing here raises for bad data.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import operator
 import re
@@ -17,7 +18,16 @@ from dataclasses import dataclass, field
 from itertools import compress, repeat
 from typing import Any
 
-from provisioner.fields import CONFIG_PREFIX, FIELDS, MASK, is_secret_config_key, split_list
+from provisioner.fields import (
+    CONFIG_PREFIX,
+    FIELDS,
+    LOOKALIKES,
+    MASK,
+    hex_form,
+    is_secret_config_key,
+    lookalike_letters,
+    split_list,
+)
 from provisioner.problems import Kind, Problem, kind
 from provisioner.sheets import Table, Workbook
 from provisioner.templates import (
@@ -25,6 +35,8 @@ from provisioner.templates import (
     SiteTemplate,
     TabSpec,
     TemplateError,
+    header_key,
+    known_headers,
     list_templates,
     load_template,
 )
@@ -37,15 +49,38 @@ MISSING_COLUMN = kind(
 )
 UNKNOWN_COLUMN = kind(
     "unknown-column",
-    "A column is not used",
-    "Nothing is lost, but check the header's spelling: the tool ignores columns it does not "
-    "know. `provisioner template NAME` shows the expected headers.",
+    "A column is not sent to the platform",
+    "Check the header: the template has no field for it, so its values are not sent. If they "
+    "should reach the platform, rename the header to one the template reads "
+    "(`provisioner template NAME` lists them); a column for the installer's own notes can stay.",
     "warning",
+)
+MISSPELT_HEADER = kind(
+    "header-misspelt",
+    "A header is close to one the template reads",
+    "Rename the header to the one the message names (or to another header of that field that "
+    "`provisioner template NAME` lists). Nothing of the tab is sent until then: the column's "
+    "values would otherwise be left out of every device.",
+)
+OTHER_TEMPLATE_HEADER = kind(
+    "header-of-another-template",
+    "A header another site template reads, this one does not",
+    "Run the command with the --template the message names, or rename the header to one this "
+    "template reads for that field. Nothing of the tab is sent until then: the column's values "
+    "would otherwise be left out of every device.",
 )
 DOUBLE_COLUMN = kind(
     "column-twice",
+    "Two columns hold the same field and differ",
+    "Keep one of the two columns: check which value is right in the rows named, then delete or "
+    "rename the other column.",
+)
+SAME_COLUMN_TWICE = kind(
+    "column-twice-agreeing",
     "Two columns hold the same field",
-    "Delete or rename one of the two columns; only the first one is used.",
+    "Nothing to do: the two columns agree in every row, so the first is used. Delete the "
+    "second to keep the sheet clear.",
+    "warning",
 )
 UNNAMED_COLUMN = kind(
     "unnamed-column",
@@ -111,6 +146,22 @@ HALF_LOCATION = kind(
     "half-location",
     "Only one of latitude and longitude is given",
     "Fill both latitude and longitude, or leave both empty.",
+)
+ID_REWRITTEN = kind(
+    "id-read-in-one-form",
+    "Identifiers written with separators or in another letter case",
+    "Nothing to do: a DevEUI, JoinEUI or key is the same in any letter case and with the "
+    "separators labels print ('-', ':', spaces), so the tool reads it as its hex digits and "
+    "sends it in the template's form. The sheet itself is not changed.",
+    "warning",
+)
+ID_NUMBER_READ = kind(
+    "id-number-read-as-digits",
+    "Identifiers stored as numbers, read as the digits Excel shows",
+    "Nothing to do for these cells: Excel shows the whole number, so its digits are used. "
+    "Format the column as Text before typing more identifiers: Excel drops leading zeros and "
+    "shortens numbers of 12 digits or more.",
+    "warning",
 )
 NO_KEY = kind(
     "missing-key",
@@ -189,6 +240,9 @@ class SiteRecords:
     # Tab -> required fields it has no column for: one sheet-level problem says so, and
     # every row of the tab is invalid without a problem of its own.
     missing: dict[str, set[str]] = field(default_factory=dict)
+    # Tab -> headers that stop it: a misspelling of the template's or another template's
+    # header. Their values would be left out of every device, so no row of the tab is sent.
+    bad_headers: dict[str, list[str]] = field(default_factory=dict)
 
     def secret_values(self) -> list[str]:
         """The users' passwords: the ``secrets`` every report and the client redact."""
@@ -215,64 +269,66 @@ class Column:
     identifier: bool
     rule: ColumnRule | None = None
     secret: bool = False
+    hex_length: int | None = None  # a hex identifier: read in one form (fields.hex_form)
 
 
 def map_columns(
     table: Table, spec: TabSpec, required: tuple[str, ...], site: SiteRecords | None = None
 ) -> tuple[list[Column], list[Problem]]:
-    """Which column holds which field; unknown, doubled and missing columns.
+    """Which column holds which field; unknown, misspelt, doubled and missing columns.
 
-    With ``site``, the required fields without a column are noted in ``site.missing``.
+    With ``site``, the required fields without a column are noted in ``site.missing``
+    and the headers that stop the tab in ``site.bad_headers``.
     """
     problems: list[Problem] = []
     columns: list[Column] = []
     seen: dict[str, Column] = {}
     header_row = table.header_row
+
+    def at_header(what: Kind, message: str, letter: str, header: str) -> None:
+        problems.append(Problem(what, message, table.sheet, header_row, letter, header, header))
+
+    # Another template's headers, by that template: said once for all of them.
+    others: dict[str, list[tuple[str, str, str]]] = {}
+
     for j, header in enumerate(table.headers):
         letter = table.columns[j]
         if not header:
             if any(row[j].strip() for row in table.rows):
-                problems.append(
-                    Problem(
-                        UNNAMED_COLUMN,
-                        f"column {letter} holds data but has no header; it is not used",
-                        table.sheet,
-                        header_row,
-                        letter,
-                        "",
-                        "",
-                    )
+                at_header(
+                    UNNAMED_COLUMN,
+                    f"column {letter} holds data but has no header; it is not used",
+                    letter,
+                    "",
                 )
             continue
         name = spec.field_for(header)
         if name is None:
-            if not spec.is_ignored(header):
-                problems.append(
-                    Problem(
-                        UNKNOWN_COLUMN,
-                        f"column '{header}' is not a field of this template and is not used",
-                        table.sheet,
-                        header_row,
-                        letter,
-                        header,
-                        header,
-                    )
-                )
-            continue
-        if name in seen:
-            first = seen[name]
-            problems.append(
-                Problem(
-                    DOUBLE_COLUMN,
-                    f"columns {first.letter} ('{first.header}') and {letter} ('{header}') both hold {name}; "
-                    f"column {letter} is not used",
-                    table.sheet,
-                    header_row,
+            if spec.is_ignored(header):
+                continue
+            near = spec.near_header(header)
+            other = known_headers(spec.section).get(header_key(header))
+            if near is not None:
+                at_header(
+                    MISSPELT_HEADER,
+                    f"column '{header}' is not a header of this template: did you mean "
+                    f"'{near[1]}' ({near[0]})? Its values are not sent until the header is fixed",
                     letter,
                     header,
+                )
+            elif other is not None:
+                others.setdefault(other[1], []).append((letter, header, other[0]))
+            else:
+                at_header(
+                    UNKNOWN_COLUMN,
+                    f"column '{header}' is not a field of this template: it is not sent "
+                    "to the platform",
+                    letter,
                     header,
                 )
-            )
+                continue
+            if site is not None:
+                site.bad_headers.setdefault(table.sheet, []).append(header)
             continue
         column = Column(
             name,
@@ -282,9 +338,30 @@ def map_columns(
             spec.is_identifier(name),
             spec.rules.get(name),
             spec.is_secret(name),
+            spec.hex_length(name),
         )
+        if name in seen:
+            problems += _double_column(table, seen[name], column)
+            continue
         seen[name] = column
         columns.append(column)
+    for template, found in others.items():
+        letter, header, _ = found[0]
+        named = ", ".join(f"'{h}' ({name})" for _, h, name in found)
+        renames = "; ".join(
+            f"{name}: {' or '.join(repr(a) for a in spec.columns[name][:2])}"
+            for _, _, name in found
+            if spec.columns.get(name)
+        )
+        rename = f" or rename {'it' if len(found) == 1 else 'them'} ({renames})" if renames else ""
+        at_header(
+            OTHER_TEMPLATE_HEADER,
+            f"column{'s' if len(found) > 1 else ''} {named} {'are' if len(found) > 1 else 'is'} "
+            f"read by the template '{template}', not by this one: use --template {template}"
+            f"{rename}",
+            letter,
+            header,
+        )
     for name in required:
         if name not in seen and name not in spec.defaults:
             if site is not None:
@@ -299,6 +376,51 @@ def map_columns(
                 )
             )
     return columns, problems
+
+
+def _double_column(table: Table, first: Column, second: Column) -> list[Problem]:
+    """Two columns of one field: a warning when they agree in every row, else an error
+    in each row where they differ (which of the two is meant cannot be known)."""
+    length = first.hex_length
+
+    def same_form(text: str) -> str:
+        text = text.strip()
+        return hex_form(text, length).upper() if length else text
+
+    differ: list[Problem] = []
+    for i, values in enumerate(table.rows):
+        a, b = values[first.index], values[second.index]
+        if same_form(a) == same_form(b):
+            continue
+        shown_a, shown_b = (MASK, MASK) if first.secret else (a.strip(), b.strip())
+        row = table.row_numbers[i]
+        differ.append(
+            Problem(
+                DOUBLE_COLUMN,
+                f"columns {first.letter} ('{first.header}') and {second.letter} "
+                f"('{second.header}') both hold {first.field} and differ here: "
+                f"'{shown_a}' and '{shown_b}'",
+                table.sheet,
+                row,
+                second.letter,
+                second.header,
+                shown_b,
+            )
+        )
+    if differ:
+        return differ
+    return [
+        Problem(
+            SAME_COLUMN_TWICE,
+            f"columns {first.letter} ('{first.header}') and {second.letter} ('{second.header}') "
+            f"both hold {first.field} and agree in every row; column {first.letter} is used",
+            table.sheet,
+            table.header_row,
+            second.letter,
+            second.header,
+            second.header,
+        )
+    ]
 
 
 def read_records(
@@ -323,7 +445,7 @@ def read_records(
             if part == "users":
                 _read_users(table, spec, site)
             else:
-                _read_downlinks(table, spec, site)
+                _read_downlinks(table, template, site)
     site.problems += _hidden(
         workbook, [workbook.table(tab) for tab in dict.fromkeys(site.tabs.values())]
     )
@@ -333,8 +455,12 @@ def read_records(
 def _guess_template(table: Table, template: SiteTemplate) -> list[Problem]:
     """When the Devices tab lacks a required column: a built-in template whose headers fit."""
     fits = []
+    # A template another template's headers already named (OTHER_TEMPLATE_HEADER) is
+    # not named twice.
+    others = known_headers("devices")
+    named = {others[key][1] for h in table.headers if h and (key := header_key(h)) in others}
     for name in list_templates():
-        if name == template.name:
+        if name == template.name or name in named:
             continue
         try:
             other = load_template(name)
@@ -396,6 +522,108 @@ def _find_tab(workbook: Workbook, spec: TabSpec) -> str | None:
     return None
 
 
+class _Notices:
+    """Cells read in another form than typed: one notice a column, never silent.
+
+    Identifiers in label form or another letter case (``hex``) and numbers Excel
+    shows exactly (``number``); each keeps a count and its first cell as example.
+    """
+
+    def __init__(self, table: Table, case: str) -> None:
+        self.table = table
+        self.case = case
+        # (kind, column letter) -> [column, count, first row index, typed, read, flags]
+        self.seen: dict[tuple[str, str], list[Any]] = {}
+
+    def _note(self, what: str, column: Column, i: int, typed: str, read: str, n: int) -> None:
+        entry = self.seen.get((what, column.letter))
+        if entry is None:
+            self.seen[(what, column.letter)] = [column, n, i, typed, read, set()]
+        else:
+            entry[1] += n
+            if i < entry[2]:
+                entry[2:5] = [i, typed, read]
+
+    def number(self, column: Column, i: int, text: str) -> None:
+        self._note("number", column, i, text, text, 1)
+
+    def hex(self, column: Column, texts: list[str]) -> list[str]:
+        """The column's texts with each hex identifier in its one form; changes noted."""
+        length = column.hex_length
+        if length is None:
+            return texts
+        forms = {t: hex_form(t, length, self.case) for t in set(texts) if t}
+        changed = {t: form for t, form in forms.items() if form != t}
+        if not changed:
+            return texts
+        rows = [i for i, t in enumerate(texts) if t in changed]
+        first = texts[rows[0]]
+        self._note("hex", column, rows[0], first, changed[first], len(rows))
+        self.seen[("hex", column.letter)][5].update(_how_written(t, self.case) for t in changed)
+        return [changed.get(t, t) for t in texts]
+
+    def problems(self) -> list[Problem]:
+        found = []
+        for (what, _), (column, count, i, typed, read, flags) in sorted(
+            self.seen.items(), key=lambda item: item[1][0].index
+        ):
+            cell = f"{column.letter}{self.table.row_numbers[i]}"
+            several = count > 1
+            cells = f"{count} cell{'s' if several else ''} of {column.header}"
+            if what == "number":
+                example = "" if column.secret else f" (first: {cell} {typed})"
+                message = (
+                    f"{cells} stored as {'numbers are' if several else 'a number is'} read as "
+                    f"the digits shown{example}"
+                )
+                kind_of = ID_NUMBER_READ
+            else:
+                how = _written(set().union(*flags))
+                case = "upper" if self.case == "upper" else "lower"
+                example = "" if column.secret else f" (first: {cell} '{typed}' as '{read}')"
+                message = (
+                    f"{cells} written {how} {'are' if several else 'is'} read as "
+                    f"{column.hex_length} hex digits and "
+                    f"sent in {case} case without separators{example}"
+                )
+                kind_of = ID_REWRITTEN
+            found.append(
+                Problem(
+                    kind_of,
+                    message,
+                    self.table.sheet,
+                    self.table.header_row,
+                    column.letter,
+                    column.header,
+                    column.header,
+                )
+            )
+        return found
+
+
+def _how_written(text: str, case: str) -> frozenset[str]:
+    """How a hex identifier differs from its one form: "'-'", "spaces", "in lower case"..."""
+    how = {f"'{sep}'" for sep in "-:" if sep in text}
+    if any(c.isspace() for c in text):
+        how.add("spaces")
+    lower, upper = any(c.islower() for c in text), any(c.isupper() for c in text)
+    if lower and upper:
+        how.add("in mixed case")
+    elif lower and case == "upper":
+        how.add("in lower case")
+    elif upper and case == "lower":
+        how.add("in upper case")
+    return frozenset(how)
+
+
+def _written(ways: set[str]) -> str:
+    """ "with '-', ':', spaces or in lower case": the separators first, then the case."""
+    words = sorted(ways, key=lambda w: (w.startswith("in "), w.startswith("spaces"), w))
+    if not words[0].startswith("in "):
+        words[0] = f"with {words[0]}"
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
 class _Row:
     """Collects the problems of one row while its cells are converted."""
 
@@ -440,7 +668,7 @@ def _cell_text(table: Table, i: int, column: Column, row: _Row) -> str | None:
                 DATE_TEXT, f"{column.header} holds the date {detail}, not text", column, shown
             )
             return None
-        if how == "number" and column.identifier:
+        if how == "number" and column.identifier and not _shown_exactly(text, detail):
             row.problem(
                 NUMBER_ID,
                 f"{column.header} is stored as the number {detail} and Excel shows '{shown}'",
@@ -456,9 +684,16 @@ def _cell_text(table: Table, i: int, column: Column, row: _Row) -> str | None:
     return text
 
 
+def _shown_exactly(text: str, detail: str) -> bool:
+    """Whether a number stored in an identifier cell is shown with all its digits (a
+    whole number of at most 15 digits, as Excel keeps them), so the digits are safe."""
+    return detail.isdigit() and len(detail) <= 15 and text.strip() == detail
+
+
 def _stored_problem(column: Column, how: str) -> bool:
-    """Whether a cell stored as something other than text is a problem for its column
-    (the same judgement as _cell_text): a number in deviceTypeId is what users type."""
+    """Whether a cell stored as something other than text can be a problem for its
+    column (the same judgement as _cell_text): a number in deviceTypeId is what users
+    type; one in an identifier column is, unless Excel shows it exactly."""
     if how in ("formula", "error"):
         return True
     if how == "date":
@@ -466,8 +701,9 @@ def _stored_problem(column: Column, how: str) -> bool:
     return how == "number" and column.identifier
 
 
-def _damaged_rows(table: Table, columns: list[Column]) -> set[int]:
-    """The rows with a cell whose stored form is a problem: these go the slow way."""
+def _damaged_rows(table: Table, columns: list[Column], notices: _Notices | None = None) -> set[int]:
+    """The rows with a cell whose stored form is a problem: these go the slow way.
+    Numbers shown exactly in identifier columns are read as their digits (noted)."""
     if not table.stored:
         return set()
     # Per column the stored kinds that are a problem there (_stored_problem), so that
@@ -475,8 +711,19 @@ def _damaged_rows(table: Table, columns: list[Column]) -> set[int]:
     kinds = {
         c.index: frozenset(how for how in _STORED_KINDS if _stored_problem(c, how)) for c in columns
     }
+    by_index = {c.index: c for c in columns}
     none: frozenset[str] = frozenset()
-    return {i for (i, j), (how, _) in table.stored.items() if how in kinds.get(j, none)}
+    damaged = set()
+    rows = table.rows
+    for (i, j), (how, detail) in table.stored.items():
+        if how not in kinds.get(j, none):
+            continue
+        if how == "number" and _shown_exactly(rows[i][j], detail):
+            if notices is not None:
+                notices.number(by_index[j], i, rows[i][j].strip())
+            continue
+        damaged.add(i)
+    return damaged
 
 
 _STORED_KINDS = ("number", "date", "bool", "formula", "error")
@@ -530,6 +777,15 @@ def _rule_breach(
                 f"{header} '{quoted}' has {len(text)} {name}, not {length}: "
                 f"{missing} leading zero{'s' if missing > 1 else ''} probably lost{hint}",
             )
+        if alphabet is HEX and (letters := lookalike_letters(text, length)):
+            several = len(letters) > 1
+            where = " and ".join(f"'{c}' at character {at}" for at, c in letters)
+            digits = " and ".join(LOOKALIKES[c] for _, c in letters)
+            return (
+                BAD_ID,
+                f"{header} '{quoted}': the letter{'s' if several else ''} {where} should be "
+                f"the digit{'s' if several else ''} {digits}{hint}",
+            )
         if not alphabet.fullmatch(text) or len(text) != length:
             return BAD_ID, f"{header} '{quoted}' must be exactly {length} {name}{hint}"
     if rule.pattern is not None and not rule.pattern.fullmatch(text):
@@ -570,7 +826,8 @@ def _read_devices(
     }
     cells = {c.field: c.letter for c in columns}
     headers = {c.field: c.header for c in columns}
-    damaged = _damaged_rows(table, columns)
+    notices = _Notices(table, template.hex_case)
+    damaged = _damaged_rows(table, columns, notices)
     row = _Row(table, site.problems)
     # One frozenset per combination of defaulted fields, shared by the records that have it.
     combinations: dict[frozenset[str], frozenset[str]] = {}
@@ -595,6 +852,8 @@ def _read_devices(
                 text = values[column.index].strip()
             if not text:
                 continue
+            if column.hex_length:
+                text = hex_form(text, column.hex_length, template.hex_case)
             if name.startswith(CONFIG_PREFIX):
                 if _check_rule(column, text, row):
                     config[name[len(CONFIG_PREFIX) :]] = text
@@ -684,6 +943,7 @@ def _read_devices(
     for column in columns:
         name = column.field
         texts = list(map(str.strip, map(operator.itemgetter(column.index), table.rows)))
+        texts = notices.hex(column, texts)
         if column.identifier:
             slow.update(
                 i
@@ -793,6 +1053,7 @@ def _read_devices(
         if defaulted:
             record.defaulted = shared(frozenset(defaulted))
         append(record)
+    site.problems += notices.problems()
 
 
 def _by_row(columns: list[tuple[str, list[Any]]], count: int) -> Iterator[tuple[Any, ...]]:
@@ -856,11 +1117,21 @@ def _read_users(table: Table, spec: TabSpec, site: SiteRecords) -> None:
         site.users.append(record)
 
 
-def _read_downlinks(table: Table, spec: TabSpec, site: SiteRecords) -> None:
+def _read_downlinks(table: Table, template: SiteTemplate, site: SiteRecords) -> None:
+    spec = template.downlinks
     columns, problems = map_columns(table, spec, ("key", "type", "payload"), site)
     site.problems += problems
+    # The key names a device as the Devices tab does: a DevEUI in any form is one device.
+    key_digits = template.devices.hex_length(template.match_key)
+    columns = [
+        dataclasses.replace(c, hex_length=key_digits) if c.field == "key" else c for c in columns
+    ]
     cells = {c.field: c.letter for c in columns}
     headers = {c.field: c.header for c in columns}
+    notices = _Notices(table, template.hex_case)
+    _damaged_rows(table, columns, notices)  # notes the numbers read as digits
+    for column in columns:
+        notices.hex(column, [values[column.index].strip() for values in table.rows])
     row = _Row(table, site.problems)
     for i in range(len(table.rows)):
         row.i = i
@@ -869,6 +1140,8 @@ def _read_downlinks(table: Table, spec: TabSpec, site: SiteRecords) -> None:
         payload: Any = None
         for column in columns:
             text = _cell_text(table, i, column, row)
+            if text and column.hex_length:
+                text = hex_form(text, column.hex_length, template.hex_case)
             if not text or not _check_rule(column, text, row):
                 continue
             if column.field == "payload":
@@ -894,3 +1167,4 @@ def _read_downlinks(table: Table, spec: TabSpec, site: SiteRecords) -> None:
         )
         record.valid = len(site.problems) == before
         site.downlinks.append(record)
+    site.problems += notices.problems()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import re
 import tomllib
 import unicodedata
@@ -133,6 +134,23 @@ class TabSpec:
         """A field never shown: a password, a LoRaWAN key (``cfg:AppKey``)."""
         return fields.is_secret(self.section, name)
 
+    def hex_length(self, name: str) -> int | None:
+        """The digits of a hex identifier field (the rule's hex_length, else the
+        catalogue's: a DevEUI as addr, cfg:JoinEUI, cfg:AppKey), or None."""
+        rule = self.rules.get(name)
+        if rule is not None and rule.hex_length is not None:
+            return rule.hex_length
+        known = self.field(name)
+        return known.hex_length if known is not None else None
+
+    def near_header(self, header: str) -> tuple[str, str] | None:
+        """(field, header as the template writes it) of a header this one is probably a
+        misspelling of ("AppKy" for "AppKey"), or None."""
+        key = header_key(header)
+        aliases = {header_key(a): (name, a) for name, names in self.columns.items() for a in names}
+        close = difflib.get_close_matches(key, list(aliases), n=1, cutoff=0.8)
+        return aliases[close[0]] if close else None
+
 
 @dataclass(frozen=True)
 class SiteTemplate:
@@ -153,12 +171,15 @@ class SiteTemplate:
     device_types: dict[int, str]
     # How an update meets the device's tags: "add" the sheet's, or make them "exact".
     tags_mode: str = "add"
+    # The letter case hex identifiers (DevEUI, JoinEUI, keys) are sent in.
+    hex_case: str = "upper"
 
 
 _TOP_KEYS = (
     "description",
     "match_key",
     "site_tag",
+    "hex_case",
     "devices",
     "device_types",
     "users",
@@ -211,6 +232,22 @@ def list_templates() -> list[str]:
     """The names of the built-in templates, sorted."""
     folder = data_folder("templates")
     return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+@functools.cache
+def known_headers(section: str) -> dict[str, tuple[str, str]]:
+    """Every header a built-in template reads on a tab: header_key -> (field, template),
+    so that a sheet using another template's name for a field is told, not ignored."""
+    known: dict[str, tuple[str, str]] = {}
+    for name in list_templates():
+        try:
+            spec = getattr(load_template(name), section)
+        except TemplateError:
+            continue
+        for field_name, aliases in spec.columns.items():
+            for alias in (field_name, *aliases):
+                known.setdefault(header_key(alias), (field_name, name))
+    return known
 
 
 def load_template(name_or_path: str) -> SiteTemplate:
@@ -298,6 +335,12 @@ class _Parser:
                 "tags and keeps the device's others) or 'exact' (the sheet's tags become the "
                 f"whole list), not '{tags_mode}'"
             )
+        hex_case = self.text(doc.get("hex_case", "upper"), "hex_case", "")
+        if hex_case not in fields.HEX_CASES:
+            raise TemplateError(
+                f"'hex_case' in {self.where} must be 'upper' or 'lower' (the case DevEUIs and "
+                f"keys are sent in), not '{hex_case}'"
+            )
         return SiteTemplate(
             name=name,
             source=source,
@@ -309,6 +352,7 @@ class _Parser:
             downlinks=downlinks,
             device_types=device_types,
             tags_mode=tags_mode,
+            hex_case=hex_case,
         )
 
     # -- building blocks -------------------------------------------------------------

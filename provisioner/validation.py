@@ -545,11 +545,17 @@ class ValidationReport:
 
     @property
     def blocked_tabs(self) -> dict[str, str]:
-        """Tab -> why none of its rows can be used: the required columns it lacks."""
-        return {
+        """Tab -> why none of its rows can be used: the required columns it lacks, or
+        headers that would leave a column's values out (misspelt, another template's)."""
+        blocked = {
             tab: f"the {tab} tab has no column for {', '.join(sorted(names))}"
             for tab, names in self.records.missing.items()
         }
+        for tab, headers in self.records.bad_headers.items():
+            named = ", ".join(f"'{h}'" for h in headers)
+            why = f"the {tab} tab's header{'s' if len(headers) > 1 else ''} {named} must be fixed"
+            blocked[tab] = f"{blocked[tab]}; {why}" if tab in blocked else why
+        return blocked
 
     @property
     def totals(self) -> dict[str, int]:
@@ -702,10 +708,10 @@ def validate_records(site: SiteRecords, template: SiteTemplate, *, source: str) 
     invalid = {(r.sheet, r.row) for r in problem_rows.values() if r.errors}
     for _, _, record in found.values():
         record.valid = (record.sheet, record.row) not in invalid
-    if site.missing:
+    if site.missing or site.bad_headers:
         for _, records in _by_kind(site):
             for record in records:
-                if record.sheet in site.missing:
+                if record.sheet in site.missing or record.sheet in site.bad_headers:
                     record.valid = False
     return ValidationReport(source, template.name, loose, site, problem_rows)
 

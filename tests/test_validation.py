@@ -64,11 +64,24 @@ def test_a_good_sheet_is_valid(tmp_path: Path) -> None:
     }
 
 
-def test_identifier_stored_as_number(tmp_path: Path) -> None:
-    row = [1337, *GOOD[1:]]
+def test_identifier_stored_as_a_number_shown_exactly_is_read_as_its_digits(tmp_path: Path) -> None:
+    row = [20240001, *GOOD[1:]]
+    report = run(workbook(tmp_path, [HEADER, row]))
+    found = only(report, "id-number-read-as-digits")
+    assert found["cell"] == "A1"  # one notice for the column
+    assert "1 cell of serial stored as a number is read as the digits shown" in found["message"]
+    assert "(first: A2 20240001)" in found["message"]
+    assert "Format the column as Text" in found["fix"]
+    assert report.ok and report.records.devices[0].body["serial"] == "20240001"
+
+
+def test_identifier_stored_as_a_number_excel_does_not_show_whole_is_an_error(
+    tmp_path: Path,
+) -> None:
+    row = [1337.5, *GOOD[1:]]
     found = only(run(workbook(tmp_path, [HEADER, row])), "id-stored-as-number")
     assert found["cell"] == "A2"
-    assert "stored as the number 1337" in found["message"]
+    assert "stored as the number 1337.5" in found["message"]
     assert "Format the column as Text" in found["fix"]
 
 
@@ -165,10 +178,10 @@ def test_duplicate_serial_and_addr(tmp_path: Path) -> None:
 
 def test_address_with_a_space_fails_the_schema(tmp_path: Path) -> None:
     row = list(GOOD)
-    row[1] = "0004A30B 001C0001"
+    row[1] = "35265610 0123456"  # an IMEI is no hex identifier: a space is not a separator
     found = only(run(workbook(tmp_path, [HEADER, row])), "schema")
     assert found["cell"] == "B2"
-    assert found["message"].startswith("Address '0004A30B 001C0001' is not valid")
+    assert found["message"].startswith("Address '35265610 0123456' is not valid")
 
 
 def test_missing_and_unknown_columns(tmp_path: Path) -> None:

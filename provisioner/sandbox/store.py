@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS devices (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS devices_serial ON devices (serial);
+CREATE INDEX IF NOT EXISTS devices_addr_nocase ON devices (addr COLLATE NOCASE);
 CREATE TABLE IF NOT EXISTS downlinks (
     device_id INTEGER NOT NULL REFERENCES devices (id),
     type TEXT NOT NULL,
