@@ -6,7 +6,7 @@ number cells (certEnforcesDtls a TRUE/FALSE cell), text in a shared-strings
 table as Excel saves it; and a CSV of the same rows (";", as German Excel
 writes it). Two variants each: 2% invalid rows (the usual sheet, "clean") and
 50% invalid rows. Mistakes rotate through what installers get wrong: a
-deviceTypeId typed as a word, a DevEUI copied with spaces, a missing serial
+deviceTypeId typed as a word, an IMEI copied with a space, a missing serial
 (the default template's match key), a missing addr, device type 0, a latitude
 without its decimal point. (A DevEUI of the wrong length is no mistake under
 the default template: it has no hex_length rule on addr, and the schema takes
@@ -59,7 +59,7 @@ OUT = Path(__file__).resolve().parent / "out"
 # The source tree whose provisioner/ and schemas/ are run: the working tree, or a
 # commit exported with --commit.
 CODE = REPO
-GENERATOR = 2  # bump when the generated rows change: the cache key includes it
+GENERATOR = 3  # bump when the generated rows change: the cache key includes it
 TIME = "/usr/bin/time"  # GNU time: the peak RSS of a fresh process (see run_child)
 MAX_ROWS = 1_048_575
 TARGET_MB = 1024
@@ -81,9 +81,10 @@ def _word_type(row: list[Cell]) -> None:
     row[TYPE] = "zwei"
 
 
-def _spaced_addr(row: list[Cell]) -> None:
-    addr = str(row[ADDR])
-    row[ADDR] = " ".join(addr[k : k + 4] for k in range(0, 16, 4))
+def _spaced_imei(row: list[Cell]) -> None:
+    # A DevEUI with a label's spaces is read as its 16 digits (one identity per
+    # identifier); an IMEI is no hex identifier, so a space in it stays a mistake.
+    row[ADDR] = "35265610 " + str(row[ADDR])[-7:]
 
 
 def _no_serial(row: list[Cell]) -> None:
@@ -104,7 +105,7 @@ def _lat_without_point(row: list[Cell]) -> None:
 
 MISTAKES: list[Callable[[list[Cell]], None]] = [
     _word_type,
-    _spaced_addr,
+    _spaced_imei,
     _no_serial,
     _no_addr,
     _type_zero,
