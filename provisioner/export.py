@@ -51,6 +51,7 @@ from provisioner.errors import ProvisionerError
 from provisioner.fields import (
     CONFIG_PREFIX,
     as_text,
+    hex_form,
     is_config_field,
     is_secret_config_key,
     normal_key,
@@ -355,6 +356,10 @@ class _DeviceSheet:
             else:
                 held = device.get(name)
                 value = as_text(held) if held is not None else None
+            digits = self.spec.hex_length(name) if name else None
+            if digits and isinstance(value, str):
+                # A DevEUI or key another tool stored as 70b3-... is written in the one form.
+                value = hex_form(value, digits, self.template.hex_case)
             values.append(value if value != "" else None)
         return values
 

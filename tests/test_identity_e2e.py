@@ -247,3 +247,28 @@ def test_a_template_may_send_hex_in_lower_case(sandbox: Sandbox, tmp_path: Path)
     # The upper-case sheet of another site finds it: one device in any case.
     upper = csv_sheet(tmp_path, "DevEUI;name", f"{EUI};a", name="upper.csv")
     assert "exists 1" in run("plan", upper, sandbox).stdout
+
+
+def test_export_writes_the_one_form_and_reads_back_as_the_same_devices(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    key = "00112233445566778899aabbccddeeff"
+    sandbox.store.create_device(
+        {"addr": EUI.lower(), "name": "a", "deviceTypeId": 4, "initialConfig": {"AppKey": key}}
+    )
+    words = [sys.executable, "-m", "provisioner", "export", "--out", "e.csv", "--all"]
+    done = subprocess.run(
+        [*words, "--template", "lorawan-meter", "--url", sandbox.url],
+        env=environment(TOKEN),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = (tmp_path / "e.csv").read_text(encoding="utf-8-sig")
+    assert EUI in text and EUI.lower() not in text
+    planned = run("plan", tmp_path / "e.csv", sandbox)
+    assert planned.returncode == 0, planned.stdout
+    assert "create 0 · exists 1 · differs 0" in planned.stdout  # the AppKey too, without case
