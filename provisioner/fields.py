@@ -433,3 +433,15 @@ def masked_config(config: Any) -> Any:
     return {
         k: MASK if is_secret_config_key(k) and v not in (None, "") else v for k, v in config.items()
     }
+
+
+def masked_body(tab: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A request body as a report may show it: the values of secret fields (a user's
+    password) and the LoRaWAN keys of its initialConfig hidden; the body is not changed."""
+    shown = {
+        name: MASK if is_secret(tab, name) and value not in (None, "") else value
+        for name, value in body.items()
+    }
+    if isinstance(shown.get("initialConfig"), dict):
+        shown["initialConfig"] = masked_config(shown["initialConfig"])
+    return shown
