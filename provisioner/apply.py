@@ -198,7 +198,8 @@ def nothing_sent(result: ApplyResult, listed: bool) -> str:
     above = " (listed above)" if listed else ""
     if blocked:
         rows = "1 row is" if blocked == 1 else f"{blocked} rows are"
-        also = f" and {differ} differ from the platform" if differ else ""
+        verb = "differs" if differ == 1 else "differ"
+        also = f" and {differ} {verb} from the platform" if differ else ""
         return f"nothing sent: {rows} blocked{also}{above}"
     if not result.rows:
         return "nothing to do: the sheet has no rows"
