@@ -55,6 +55,7 @@ from provisioner.journal import (
     Journal,
     JournalLock,
     JournalState,
+    day_of,
     payload_fingerprint,
     read_sheet_journal,
 )
@@ -244,10 +245,6 @@ class _Task:
     untouched: str = ""  # fields that differ and --update leaves as they are
 
 
-def _day(entry: Entry) -> str:
-    return entry.at[:10] or "an earlier run"
-
-
 def reconcile(
     plan: Plan,
     earlier: JournalState,
@@ -262,8 +259,9 @@ def reconcile(
     ``rows`` (one per plan row, in order) get the plan's action, changed where
     the journal settles a row (a downlink queued earlier with the same payload to
     the same device is ``exists`` in the plan already, by the same journal): a user
-    the platform does not list but the journal created is ``exists``; a device the journal created and the plan
-    cannot find is looked up by its id and created again if it is gone. With
+    the platform does not list but the journal created is ``exists``; a device the
+    journal created and the plan cannot find is looked up by its id and created
+    again if it is gone. With
     ``updates``, the devices that differ in the chosen fields are updated.
     """
     records = plan.validation.records
@@ -402,13 +400,13 @@ def _check_gone(
             if device is None:
                 gone += 1
                 task.note = (
-                    f"created again: the device made on {_day(made)} as id {made.platform_id} "
+                    f"created again: the device made on {day_of(made)} as id {made.platform_id} "
                     "is no longer on the platform"
                 )
                 _decide(task.plan, task.result, RowAction.CREATE, task.note)
                 continue
             message = (
-                f"the device made on {_day(made)} as id {made.platform_id} is on the platform "
+                f"the device made on {day_of(made)} as id {made.platform_id} is on the platform "
                 f"with {match_key} {device.get(match_key)!r} now: correct the sheet or the "
                 "platform first"
             )

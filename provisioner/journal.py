@@ -225,6 +225,11 @@ def read_journal(path: Path, platform: str | None = None) -> JournalState:
     return state
 
 
+def day_of(entry: Entry) -> str:
+    """The day a journal line was written, for a row's words."""
+    return entry.at[:10] or "an earlier run"
+
+
 def default_journal(sheet: Path) -> Path:
     """The journal beside the sheet: ``<sheet stem>.journal.jsonl``."""
     return sheet.with_name(f"{sheet.stem}.journal.jsonl")

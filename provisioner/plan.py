@@ -42,7 +42,7 @@ from provisioner.fields import (
     same,
     tags_to_change,
 )
-from provisioner.journal import Entry, JournalState, payload_fingerprint
+from provisioner.journal import Entry, JournalState, day_of, payload_fingerprint
 from provisioner.platform import (
     MAX_PAGE_SIZE,
     MIN_PLAUSIBLE_PAGE_CAP,
@@ -563,7 +563,7 @@ def queued_before(
 
 def queued_words(entry: Entry) -> str:
     """A downlink row's words when a run queued it before (plan and apply say the same)."""
-    return f"queued on {entry.at[:10] or 'an earlier run'}; unchanged in the sheet since"
+    return f"queued on {day_of(entry)}; unchanged in the sheet since"
 
 
 def _downlink_plan(
