@@ -55,10 +55,13 @@ from provisioner.journal import (
     Journal,
     JournalLock,
     JournalState,
+    day_of,
     payload_fingerprint,
+    read_sheet_journal,
 )
+from provisioner.journal import default_journal as default_journal
 from provisioner.journal import read_journal as read_journal
-from provisioner.plan import LOOKUP_THREADS, Plan, RowPlan, key_filter, make_plan
+from provisioner.plan import LOOKUP_THREADS, Plan, RowPlan, journal_key, key_filter, make_plan
 from provisioner.platform import (
     AuthError,
     BadAnswer,
@@ -186,6 +189,26 @@ class ApplyResult:
         }
 
 
+def nothing_sent(result: ApplyResult, listed: bool) -> str:
+    """What a run that sent nothing says: "nothing to do" only when no row is blocked
+    (that run exits 0); "listed above" only when ``listed``, the console showed the
+    rows that are blocked or differ."""
+    counts = Counter(row.status for row in result.rows)
+    blocked, differ = counts[RowAction.BLOCKED], counts[RowAction.DIFFERS]
+    above = " (listed above)" if listed else ""
+    if blocked:
+        rows = "1 row is" if blocked == 1 else f"{blocked} rows are"
+        verb = "differs" if differ == 1 else "differ"
+        also = f" and {differ} {verb} from the platform" if differ else ""
+        return f"nothing sent: {rows} blocked{also}{above}"
+    if not result.rows:
+        return "nothing to do: the sheet has no rows"
+    if differ:
+        rows = "1 row differs" if differ == 1 else f"{differ} rows differ"
+        return f"nothing to do: every row is on the platform; {rows} from it{above}"
+    return "nothing to do: every row is on the platform"
+
+
 # --- reconciling the fresh plan with the journal ------------------------------------------------
 
 
@@ -221,17 +244,6 @@ class _Task:
     untouched: str = ""  # fields that differ and --update leaves as they are
 
 
-def _journal_key(match_key: str, record: Record, kind: RowKind) -> str:
-    if kind == RowKind.USER:
-        return record.key
-    key = normal_key(match_key, record.key)
-    return f"{key}/{getattr(record, 'type', '')}" if kind == RowKind.DOWNLINK else key
-
-
-def _day(entry: Entry) -> str:
-    return entry.at[:10] or "an earlier run"
-
-
 def reconcile(
     plan: Plan,
     earlier: JournalState,
@@ -244,10 +256,11 @@ def reconcile(
     """Decide, row by row, what this run sends; the plan's findings win over the journal.
 
     ``rows`` (one per plan row, in order) get the plan's action, changed where
-    the journal settles a row: a downlink queued earlier with the same payload
-    to the same device is ``exists``; a user the platform does not list but the
-    journal created is ``exists``; a device the journal created and the plan
-    cannot find is looked up by its id and created again if it is gone. With
+    the journal settles a row (a downlink queued earlier with the same payload to
+    the same device is ``exists`` in the plan already, by the same journal): a user
+    the platform does not list but the journal created is ``exists``; a device the
+    journal created and the plan cannot find is looked up by its id and created
+    again if it is gone. With
     ``updates``, the devices that differ in the chosen fields are updated.
     """
     records = plan.validation.records
@@ -262,7 +275,7 @@ def reconcile(
         record = by_row.get((row_plan.sheet, row_plan.row))
         if record is None or not record.key:
             continue
-        key = _journal_key(match_key, record, kind)
+        key = journal_key(match_key, record, kind)
         if row_plan.action in (RowAction.EXISTS, RowAction.DIFFERS):
             if (kind, key) in unanswered:
                 settled.append((row_plan, unanswered[(kind, key)]))
@@ -280,18 +293,9 @@ def reconcile(
         if kind == RowKind.DEVICE and made is not None:
             gone_checks.append(task)  # created by an earlier run, and the plan cannot find it
         elif kind == RowKind.DOWNLINK:
+            # Queued by an earlier run with this content: the plan said exists already
+            # (plan.queued_before), so what reaches here is to be queued.
             task.payload = payload_fingerprint(record.body)
-            done = earlier.done(kind, key)
-            # A device created in this run (also created again) gets its downlinks again.
-            if (
-                done is not None
-                and row_plan.platform_id is not None
-                and done.payload == task.payload
-                and done.platform_id == row_plan.platform_id
-            ):
-                message = f"queued on {_day(done)}; unchanged in the sheet since"
-                _decide(row_plan, result, RowAction.EXISTS, message)
-                continue
         tasks.append(task)
     notes = _check_gone(gone_checks, earlier, client, match_key)
     if unanswered:
@@ -395,13 +399,13 @@ def _check_gone(
             if device is None:
                 gone += 1
                 task.note = (
-                    f"created again: the device made on {_day(made)} as id {made.platform_id} "
+                    f"created again: the device made on {day_of(made)} as id {made.platform_id} "
                     "is no longer on the platform"
                 )
                 _decide(task.plan, task.result, RowAction.CREATE, task.note)
                 continue
             message = (
-                f"the device made on {_day(made)} as id {made.platform_id} is on the platform "
+                f"the device made on {day_of(made)} as id {made.platform_id} is on the platform "
                 f"with {match_key} {device.get(match_key)!r} now: correct the sheet or the "
                 "platform first"
             )
@@ -973,10 +977,6 @@ def _why(exc: PlatformError) -> str:
 # --- the whole command ---------------------------------------------------------------------------
 
 
-def default_journal(sheet: Path) -> Path:
-    return sheet.with_name(f"{sheet.stem}.journal.jsonl")
-
-
 def results_path(sheet: Path, number: int = 1) -> Path:
     suffix = "" if number == 1 else f"-{number}"
     return sheet.with_name(f"{sheet.stem}.results{suffix}.xlsx")
@@ -1067,13 +1067,7 @@ def apply_sheet(
     except report_files.ReportError as exc:
         raise ProvisionerError(str(exc)) from None
     with JournalLock(journal_path):
-        earlier = read_journal(journal_path, platform=client.url)
-        foreign = earlier.sheets - {sheet.name}
-        if foreign:
-            raise ProvisionerError(
-                f"the journal {journal_path} belongs to the sheet {sorted(foreign)[0]}, not "
-                f"{sheet.name}: give this sheet its own journal with --journal FILE"
-            )
+        earlier = read_sheet_journal(journal_path, sheet.name, client.url)
         try:
             choice = UpdateChoice(update_fields, template.tags_mode) if update else None
             plan, work, rows = _prepare(
@@ -1129,7 +1123,7 @@ def _prepare(
     reading: Callable[[str], None] | None = None,
 ) -> tuple[Plan, Work, list[ApplyRow]]:
     """Plan afresh, check a saved plan against it, and settle it with the journal."""
-    plan = make_plan(sheet, template, client, lookup, progress=reading)
+    plan = make_plan(sheet, template, client, lookup, progress=reading, journal=earlier)
     records = plan.validation.records
     client.add_secrets([*records.secret_values(), *records.key_values()])
     # The keys the platform's devices hold too: an update sends a device's whole

@@ -108,7 +108,13 @@ def _default_map(config: Config) -> dict[str, dict[str, Any]]:
     link = {"device_link": config.device_link}
     defaults: dict[str, dict[str, Any]] = {
         "validate": {"template_name": config.template, "reports": reports},
-        "plan": {"template_name": config.template, "url": config.url, "reports": reports, **link},
+        "plan": {
+            "template_name": config.template,
+            "url": config.url,
+            "journal_path": journal,
+            "reports": reports,
+            **link,
+        },
         "apply": {
             "template_name": config.template,
             "url": config.url,
@@ -279,6 +285,25 @@ def _client(
         )
     except SetupError as exc:
         raise InputError(str(exc)) from None
+
+
+def _show_plan(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[int, bool]:
+    """plan's --show, each a number of rows or ``creates``: (how many rows that need
+    attention to list, whether to list what each create sends)."""
+    limit, creates = 20, False
+    for value in values:
+        text = value.strip().casefold()
+        if text == "creates":
+            creates = True
+        elif text.isdigit() and int(text) >= 1:
+            limit = int(text)
+        else:
+            raise click.BadParameter(
+                f"{value!r} is neither a number of rows (1 or more) nor 'creates'"
+            )
+    return limit, creates
 
 
 def show_option(what: str) -> Callable[[F], F]:
@@ -601,8 +626,24 @@ def template_command(name: str, out: Path | None, force: bool, lang: str) -> Non
     metavar="PLAN.json",
     help="Save the plan, for `apply --plan`.",
 )
+@click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The journal apply keeps (default: beside the sheet, <sheet>.journal.jsonl): "
+    "a downlink a run queued is not queued again, as apply decides.",
+)
 @report_option
-@show_option("rows that need attention")
+@click.option(
+    "--show",
+    "show",
+    multiple=True,
+    metavar="N|creates",
+    callback=_show_plan,
+    help="How many rows that need attention to list on the console [default: 20]; "
+    "`creates` also lists what apply sends for each row it creates or queues. "
+    "Repeatable: --show creates --show 50.",
+)
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -614,26 +655,34 @@ def plan(
     allow_http: bool,
     lookup: str,
     out: Path | None,
+    journal_path: Path | None,
     reports: tuple[Path, ...],
-    limit: int,
+    show: tuple[int, bool],
 ) -> None:
     """Show what apply would do with SHEET on the platform, without writing anything.
 
     Each row is create, exists, differs (with the fields that differ) or blocked
-    (with the reason). Exit 0 when nothing is blocked, 1 when something is, 2 for
-    unreadable input, 3 when the platform is unreachable or refuses the token.
+    (with the reason); --show creates lists what each create sends. Exit 0 when
+    nothing is blocked, 1 when something is, 2 for unreadable input, 3 when the
+    platform is unreachable or refuses the token.
     """
+    from provisioner.journal import default_journal, read_sheet_journal
     from provisioner.plan import make_plan
     from provisioner.platform import PlatformError
 
     template = _load_template(template_name)
     _check_reports((*reports, *([out] if out else [])), sheet)
+    limit, creates = show
     progress = _progress()
     client = _client(url, token_file, ca_bundle, allow_http, on_unreachable=progress.say)
     try:
+        # Read, never locked: plan writes nothing, and a torn last line is skipped.
+        earlier = read_sheet_journal(journal_path or default_journal(sheet), sheet.name, client.url)
         with client, progress:
             progress.reading(f"reading {sheet.name}")
-            result = make_plan(sheet, template, client, lookup, progress=progress.reading)
+            result = make_plan(
+                sheet, template, client, lookup, progress=progress.reading, journal=earlier
+            )
     except KeyboardInterrupt:
         click.echo("interrupted: nothing was written", err=True)
         ctx.exit(130)
@@ -643,9 +692,19 @@ def plan(
         raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None
     data = result.to_dict()
     click.echo(
-        render_console(data, limit=limit, color=_color(), **_secrets(result.validation.records))
+        render_console(
+            data,
+            limit=limit,
+            color=_color(),
+            creates=creates,
+            **_secrets(result.validation.records),
+        )
     )
     click.echo(result.lookup.summary())
+    sending = sum(1 for row in data["rows"] if row.get("sends") is not None)
+    if sending and not creates:
+        rows = "1 row is" if sending == 1 else f"{sending} rows are"
+        click.echo(f"{rows} created or queued: --show creates lists what apply sends for each")
     if out is not None:
         _write_reports(data, (out,), sheet, None)
     _write_reports(data, reports, sheet, result.validation.records)
@@ -759,6 +818,7 @@ def apply(
         StopKind,
         apply_sheet,
         default_journal,
+        nothing_sent,
     )
     from provisioner.plan import Plan
     from provisioner.platform import PlatformError
@@ -859,10 +919,8 @@ def apply(
     if result.sent:
         click.echo(render_console(data, limit=20, color=_color(), **_secrets(records)))
     else:
-        click.echo(
-            "nothing to do: every row is on the platform "
-            "(rows that are blocked or differ are listed above)"
-        )
+        # The plan shown before lists the rows that are blocked or differ.
+        click.echo(nothing_sent(result, listed=records is not None))
     for note in result.notes[notes_shown:]:
         click.echo(note)
     for path in ([result.results] if result.results else []) + result.reports:

@@ -225,6 +225,31 @@ def read_journal(path: Path, platform: str | None = None) -> JournalState:
     return state
 
 
+def day_of(entry: Entry) -> str:
+    """The day a journal line was written, for a row's words."""
+    return entry.at[:10] or "an earlier run"
+
+
+def default_journal(sheet: Path) -> Path:
+    """The journal beside the sheet: ``<sheet stem>.journal.jsonl``."""
+    return sheet.with_name(f"{sheet.stem}.journal.jsonl")
+
+
+def read_sheet_journal(path: Path, sheet: str, platform: str) -> JournalState:
+    """The journal of one sheet's runs against ``platform`` (plan and apply read it alike).
+
+    Raises JournalError when it cannot be read or belongs to another sheet.
+    """
+    state = read_journal(path, platform=platform)
+    foreign = state.sheets - {sheet}
+    if foreign:
+        raise JournalError(
+            f"the journal {path} belongs to the sheet {sorted(foreign)[0]}, not "
+            f"{sheet}: give this sheet its own journal with --journal FILE"
+        )
+    return state
+
+
 def _describe(exc: OSError, path: Path) -> str:
     if exc.errno == errno.ELOOP:
         return f"{path} is a symbolic link: the journal is never written through one"

@@ -36,12 +36,14 @@ from provisioner.fields import (
     CONFIG_PREFIX,
     HEX,
     config_differences,
+    masked_body,
     masked_config,
     normal_addr,
     normal_key,
     same,
     tags_to_change,
 )
+from provisioner.journal import Entry, JournalState, day_of, payload_fingerprint
 from provisioner.platform import (
     MAX_PAGE_SIZE,
     MIN_PLAUSIBLE_PAGE_CAP,
@@ -67,6 +69,9 @@ class PlanError(ProvisionerError):
 PAGE_COST = 200
 LOOKUP_THREADS = 16
 Device = dict[str, Any]
+# The actions whose rows apply sends as they are in the sheet: a create, a user the
+# platform does not list (apply tries to create it), a downlink to queue.
+CREATES = frozenset({RowAction.CREATE, RowAction.UNKNOWN, RowAction.QUEUE})
 
 
 # --- lookup ----------------------------------------------------------------------------------
@@ -350,6 +355,16 @@ class RowPlan:
     # The device as the plan found it (not saved): an update starts from it, and its
     # updatedAt is the one the device must still have when the update is sent.
     device: Device | None = field(default=None, repr=False)
+    # The row's request body as apply sends it (the record's own, not a copy).
+    body: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def sends(self) -> dict[str, Any] | None:
+        """What apply sends for a create (or a queued downlink), secrets hidden; None for
+        a row that sends nothing or only an update."""
+        if self.body is None or self.action not in CREATES:
+            return None
+        return masked_body(f"{self.kind}s", self.body)
 
     @property
     def updated_at(self) -> str | None:
@@ -373,6 +388,7 @@ class RowPlan:
                 device_fingerprint(self.device) if self.device is not None else None
             ),
             "diff": self.diff,
+            "sends": self.sends,
             "errors": [p.to_dict() for p in self.errors],
             "warnings": [p.to_dict() for p in self.warnings],
         }
@@ -383,6 +399,7 @@ def diff(
     snapshot: Snapshot,
     problems: dict[tuple[str, int], Any],
     tags_mode: str = "add",
+    earlier: JournalState | None = None,
     blocked_tabs: dict[str, str] | None = None,
 ) -> list[RowPlan]:
     """One action per row: a pure function of the sheet's records and the platform snapshot.
@@ -390,22 +407,27 @@ def diff(
     ``problems`` maps (sheet, row) to that row's validation result (errors, warnings),
     for rows that have any. ``tags_mode`` is the template's: "add" (the sheet's tags
     must be among the device's) or "exact" (they must be the device's whole list).
+    ``earlier`` is the journal of the sheet's runs: a downlink a run queued to the same
+    device with the same content is not queued again (``queued_before``).
     """
     rows: list[RowPlan] = []
     device_plans: dict[str, RowPlan] = {}
     blocked_tabs = blocked_tabs or {}
     for record in site.devices:
         plan = _device_plan(record, snapshot, tags_mode)
+        plan.body = record.body
         _attach(plan, problems, blocked_tabs)
         rows.append(plan)
         if record.key and plan.action != RowAction.BLOCKED:
             device_plans[normal_key(snapshot.match_key, record.key)] = plan
     for record in site.users:
         plan = _user_plan(record, snapshot)
+        plan.body = record.body
         _attach(plan, problems, blocked_tabs)
         rows.append(plan)
     for record in site.downlinks:
-        plan = _downlink_plan(record, snapshot, device_plans)
+        plan = _downlink_plan(record, snapshot, device_plans, earlier)
+        plan.body = record.body
         _attach(plan, problems, blocked_tabs)
         rows.append(plan)
     return rows
@@ -517,7 +539,44 @@ def _user_plan(record: Record, snapshot: Snapshot) -> RowPlan:
     return plan
 
 
-def _downlink_plan(record: Record, snapshot: Snapshot, device_plans: dict[str, RowPlan]) -> RowPlan:
+def journal_key(match_key: str, record: Record, kind: RowKind) -> str:
+    """The key a row's requests have in the journal: a user's email, a device's key,
+    a downlink's device key and type."""
+    if kind == RowKind.USER:
+        return record.key
+    key = normal_key(match_key, record.key)
+    return f"{key}/{getattr(record, 'type', '')}" if kind == RowKind.DOWNLINK else key
+
+
+def queued_before(
+    record: Record, platform_id: int | None, earlier: JournalState | None, match_key: str
+) -> Entry | None:
+    """The journal's record of a run that queued this downlink, if it need not go again.
+
+    Plan's rule and apply's: the same content queued by a run to the same device is
+    not sent again (the platform replaces a queued downlink of a type, so a resend
+    would only repeat it, and one the device has fetched would be fetched twice). A
+    device not on the platform yet (created in this run, or again) gets its downlinks.
+    """
+    if earlier is None or platform_id is None:
+        return None
+    done = earlier.done(RowKind.DOWNLINK, journal_key(match_key, record, RowKind.DOWNLINK))
+    if done is None or done.platform_id != platform_id:
+        return None
+    return done if done.payload == payload_fingerprint(record.body) else None
+
+
+def queued_words(entry: Entry) -> str:
+    """A downlink row's words when a run queued it before (plan and apply say the same)."""
+    return f"queued on {day_of(entry)}; unchanged in the sheet since"
+
+
+def _downlink_plan(
+    record: Record,
+    snapshot: Snapshot,
+    device_plans: dict[str, RowPlan],
+    earlier: JournalState | None = None,
+) -> RowPlan:
     plan = RowPlan(record.sheet, record.row, RowKind.DOWNLINK, record.key, RowAction.QUEUE)
     kind = getattr(record, "type", "")
     if not record.valid:
@@ -525,14 +584,17 @@ def _downlink_plan(record: Record, snapshot: Snapshot, device_plans: dict[str, R
         return plan
     key = normal_key(snapshot.match_key, record.key)
     device = device_plans.get(key)
-    if device is not None:
-        plan.platform_id = device.platform_id
-        plan.reason = f"{kind} downlink for the device in row {device.row} ({device.action})"
-        return plan
     found = snapshot.by_key.get(key, [])
-    if len(found) == 1:
-        plan.platform_id = found[0].get("id")
-        plan.reason = f"{kind} downlink for platform device {plan.platform_id}"
+    if device is not None or len(found) == 1:
+        if device is not None:
+            plan.platform_id = device.platform_id
+            plan.reason = f"{kind} downlink for the device in row {device.row} ({device.action})"
+        else:
+            plan.platform_id = found[0].get("id")
+            plan.reason = f"{kind} downlink for platform device {plan.platform_id}"
+        done = queued_before(record, plan.platform_id, earlier, snapshot.match_key)
+        if done is not None:
+            plan.action, plan.reason = RowAction.EXISTS, queued_words(done)
         return plan
     plan.action = RowAction.BLOCKED
     if found:
@@ -611,14 +673,18 @@ def make_plan(
     *,
     validation: ValidationReport | None = None,
     progress: Callable[[str], None] | None = None,
+    journal: JournalState | None = None,
 ) -> Plan:
-    """Validate the sheet, look up the platform, and diff the two. Writes nothing."""
+    """Validate the sheet, look up the platform, and diff the two. Writes nothing.
+
+    ``journal``: what the sheet's earlier runs recorded (the downlinks they queued).
+    """
     report = validation or validate_sheet(sheet, template)
     if progress:
         progress(f"reading the platform: looking up {len(report.records.devices)} devices")
     snapshot, stats = look_up(client, report.records, template, lookup, progress=progress)
     by_row = {(r.sheet, r.row): r for r in report.problem_rows.values()}
-    rows = diff(report.records, snapshot, by_row, template.tags_mode, report.blocked_tabs)
+    rows = diff(report.records, snapshot, by_row, template.tags_mode, journal, report.blocked_tabs)
     return Plan(
         source=sheet.name,
         template=template.name,

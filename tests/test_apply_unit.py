@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from provisioner.actions import RowAction
-from provisioner.apply import ApplyResult, StopKind, apply_sheet
+from provisioner.actions import RowAction, RowKind
+from provisioner.apply import ApplyResult, ApplyRow, StopKind, apply_sheet, nothing_sent
 from provisioner.journal import Journal, read_journal
 from provisioner.platform import PlatformClient, RetryPolicy
 from provisioner.reports import write_report
@@ -365,3 +365,33 @@ def test_a_full_disk_when_the_lock_is_taken_is_a_journal_error(
     monkeypatch.undo()
     with JournalLock(tmp_path / "j.jsonl"):  # nothing was left held
         pass
+
+
+# --- a run that sends nothing says why ---------------------------------------------------
+
+
+def idle(*statuses: RowAction) -> ApplyResult:
+    rows = [ApplyRow("Devices", n, RowKind.DEVICE, f"S{n}", s) for n, s in enumerate(statuses, 2)]
+    return ApplyResult("site.csv", "default", "http://sandbox", "", "j", rows)
+
+
+def test_nothing_sent_names_the_blocked_rows_and_says_listed_only_when_they_were() -> None:
+    blocked = idle(RowAction.BLOCKED, RowAction.EXISTS, RowAction.BLOCKED)
+    assert nothing_sent(blocked, listed=True) == "nothing sent: 2 rows are blocked (listed above)"
+    assert nothing_sent(blocked, listed=False) == "nothing sent: 2 rows are blocked"
+    mixed = idle(RowAction.BLOCKED, RowAction.DIFFERS)
+    assert nothing_sent(mixed, listed=True) == (
+        "nothing sent: 1 row is blocked and 1 differs from the platform (listed above)"
+    )
+    assert not blocked.ok and not mixed.ok  # exit 1
+
+
+def test_nothing_to_do_only_when_no_row_is_blocked() -> None:
+    done = idle(RowAction.EXISTS, RowAction.EXISTS)
+    assert nothing_sent(done, listed=True) == "nothing to do: every row is on the platform"
+    differs = idle(RowAction.EXISTS, RowAction.DIFFERS, RowAction.DIFFERS)
+    assert nothing_sent(differs, listed=True) == (
+        "nothing to do: every row is on the platform; 2 rows differ from it (listed above)"
+    )
+    assert nothing_sent(idle(), listed=False) == "nothing to do: the sheet has no rows"
+    assert done.ok and differs.ok  # exit 0

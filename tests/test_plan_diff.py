@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from provisioner.journal import Entry, JournalState, payload_fingerprint
 from provisioner.plan import RowPlan, Snapshot, diff
 from provisioner.records import DownlinkRecord, Record, SiteRecords
 
@@ -186,3 +187,75 @@ def test_diff_does_not_touch_its_inputs() -> None:
     plan_of(SiteRecords(devices=[record]), snap)
     plan_of(SiteRecords(devices=[record]), snap)
     assert (record.body, record.body["tags"], snap.by_key) == before
+
+
+# --- downlinks a run queued (plan's rule and apply's: plan.queued_before) ---------------
+
+
+def downlink(row: int, key: str, body: dict[str, Any]) -> DownlinkRecord:
+    return DownlinkRecord("Downlinks", row, key, body, {}, {}, type="config")
+
+
+def journal_with(key: str, platform_id: int, body: dict[str, Any]) -> JournalState:
+    """A journal whose run queued ``body`` as the config downlink of device ``key``."""
+    state = JournalState()
+    entry = Entry(
+        "downlink",
+        f"{key}/config",
+        "done",
+        platform_id,
+        "queued",
+        at="2026-12-01T10:00:00+00:00",
+        payload=payload_fingerprint(body),
+    )
+    state.entries[("downlink", entry.key)] = entry
+    return state
+
+
+CONFIG = {"d": {"listenCron": "0 0/20 * * * *"}, "q": "config"}
+
+
+def test_a_downlink_a_run_queued_with_this_content_to_this_device_exists() -> None:
+    site = SiteRecords(downlinks=[downlink(2, "A1", CONFIG)])
+    [row] = diff(site, snapshot(platform(7, "A1", "0A")), {}, earlier=journal_with("A1", 7, CONFIG))
+    assert (row.action, row.platform_id) == ("exists", 7)
+    assert row.reason == "queued on 2026-12-01; unchanged in the sheet since"
+    assert row.sends is None and row.to_dict()["sends"] is None
+
+
+def test_a_downlink_queued_with_other_content_or_to_another_device_is_queued() -> None:
+    site = SiteRecords(downlinks=[downlink(2, "A1", CONFIG)])
+    other = {"d": {"listenCron": "0 0/30 * * * *"}, "q": "config"}
+    for earlier in (journal_with("A1", 7, other), journal_with("A1", 8, CONFIG), None):
+        [row] = diff(site, snapshot(platform(7, "A1", "0A")), {}, earlier=earlier)
+        assert (row.action, row.sends) == ("queue", CONFIG), earlier
+
+
+def test_a_device_created_in_this_run_gets_its_downlinks_again() -> None:
+    site = SiteRecords(devices=[device(2, "A1")], downlinks=[downlink(2, "A1", CONFIG)])
+    [_, row] = diff(site, snapshot(), {}, earlier=journal_with("A1", 7, CONFIG))
+    assert (row.action, row.platform_id) == ("queue", None)
+
+
+# --- what a create sends -----------------------------------------------------------------
+
+
+def test_a_create_sends_its_body_with_passwords_and_lorawan_keys_hidden() -> None:
+    record = device(2, "A1", initialConfig={"JoinEUI": "70B3D5E7", "appkey": "2B7E1516"})
+    user = Record(
+        "Users", 2, "a@example.org", {"email": "a@example.org", "password": "Geheim99"}, {}, {}
+    )
+    [row, user_row] = diff(SiteRecords(devices=[record], users=[user]), snapshot(), {})
+    assert row.to_dict()["sends"] == {
+        "serial": "A1",
+        "addr": "0000000000000002",
+        "initialConfig": {"JoinEUI": "70B3D5E7", "appkey": "(hidden)"},
+    }
+    assert user_row.sends == {"email": "a@example.org", "password": "(hidden)"}
+    assert record.body["initialConfig"]["appkey"] == "2B7E1516", "the body sent is not changed"
+
+
+def test_rows_that_send_nothing_carry_no_body() -> None:
+    site = SiteRecords(devices=[device(2, "A1"), device(3, "B1", valid=False)])
+    rows = diff(site, snapshot(platform(7, "A1", "0000000000000002")), {})
+    assert [(r.action, r.sends) for r in rows] == [("exists", None), ("blocked", None)]

@@ -413,3 +413,16 @@ def change_sides(change: Mapping[str, Any], limit: int | None = None) -> tuple[s
 def row_note(row: Mapping[str, Any]) -> str:
     """Why a blocked or failed row did not go through."""
     return as_text(row.get("reason") or row.get("message"))
+
+
+def sends_of(row: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """What apply sends for a plan's create or queue row (secrets hidden by the plan)."""
+    sends = row.get("sends")
+    return sends if isinstance(sends, Mapping) else None
+
+
+def sends_text(row: Mapping[str, Any]) -> str:
+    """That body as one line of JSON, whole (a missing field or a one-item list is what
+    it is there to show); "" for a row that sends nothing."""
+    sends = sends_of(row)
+    return "" if sends is None else json.dumps(sends, ensure_ascii=False)

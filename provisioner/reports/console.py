@@ -5,7 +5,7 @@ Every text from the report passes ``printable``; only the colours are codes.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from provisioner.actions import RowAction
@@ -16,6 +16,7 @@ from provisioner.reports.base import (
     as_text,
     diff_notes,
     diff_table,
+    plural,
     problem_text,
     problems_of,
     redacted,
@@ -24,6 +25,8 @@ from provisioner.reports.base import (
     scrub,
     scrub_all,
     secret_pattern,
+    sends_of,
+    sends_text,
     state_of,
     summary,
 )
@@ -53,8 +56,10 @@ def render_console(
     color: bool = False,
     secrets: Collection[str] = (),
     secret_columns: Mapping[str, Collection[str]] | None = None,
+    creates: bool = False,
 ) -> str:
-    """The report as plain text for a terminal: summary, file problems, rows with problems.
+    """The report as plain text for a terminal: summary, file problems, rows with problems;
+    with ``creates``, then every row a plan creates or queues with what apply sends for it.
 
     ``secrets`` and ``secret_columns`` as for ``write_report``. Every text from the
     report is shown through ``printable``; only the colours (``color``) are codes.
@@ -127,8 +132,23 @@ def render_console(
         lines.append(
             f"... and {hidden} more {'row' if hidden == 1 else 'rows'} with problems: see --report"
         )
+    if creates:
+        lines.extend(_creates(report, clean))
     text = "\n".join(lines)
     return text if pattern is None else scrub(text, pattern)
+
+
+def _creates(report: Report, clean: Callable[[Mapping[str, Any]], Mapping[str, Any]]) -> list[str]:
+    """Each row a plan creates (or queues) and the body apply sends for it, whole."""
+    rows = [clean(row) for row in report.get("rows") or () if sends_of(row) is not None]
+    if not rows:
+        return ["what each create sends: nothing (no row is created or queued)"]
+    lines = [f"what each create sends ({plural(len(rows), 'row')}):"]
+    for row in rows:
+        note = f": {row_note(row)}" if row_note(row) else ""  # a downlink's says its type
+        lines.append(printable(f"{row_title(row)}: {state_of(row)}{note}"))
+        lines.append(f"  {printable(sends_text(row))}")
+    return lines
 
 
 def _diff_table(row: Mapping[str, Any], color: bool) -> list[str]:

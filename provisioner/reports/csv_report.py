@@ -22,6 +22,7 @@ from provisioner.reports.base import (
     local_time,
     problems_of,
     rows_of,
+    sends_text,
     state_name,
     state_of,
 )
@@ -76,7 +77,9 @@ def _csv(report: Report, delimiter: str = ";") -> str:
     with_platform = command in ("plan", "apply", "verify")
     times = ["installed", "last_data"] if command == "verify" else []
     header = ["sheet", "row", "key", state_name(report), "message"]
+    sends = command == "plan"  # what each create sends, as one line of JSON
     header += ["platform_id"] if with_platform else []
+    header += ["sends"] if sends else []
     header += times
     header += ["severity", "cell", "column", "value", "problem", "fix"]
 
@@ -89,7 +92,7 @@ def _csv(report: Report, delimiter: str = ";") -> str:
     lines: list[list[Any]] = []
     for problem in report.get("problems") or []:
         start = [problem.get("sheet"), problem.get("row"), "", "", ""]
-        blank = [""] * ((1 if with_platform else 0) + len(times))
+        blank = [""] * (with_platform + sends + len(times))
         lines.append(start + blank + problem_fields(problem))
     for row in rows_of(report):
         start = [
@@ -100,6 +103,7 @@ def _csv(report: Report, delimiter: str = ";") -> str:
             row.get("message"),
         ]
         start += [row.get("platform_id")] if with_platform else []
+        start += [sends_text(row)] if sends else []
         start += [local_time(row.get(name)) for name in times]
         problems: list[Mapping[str, Any] | None] = [*problems_of(row)]
         for problem in problems or [None]:

@@ -25,6 +25,7 @@ from provisioner.reports.base import (
     problems_of,
     quoted,
     rows_of,
+    sends_of,
     shorten,
     state_name,
     state_of,
@@ -184,6 +185,19 @@ def _diff_html(row: Mapping[str, Any]) -> str:
     return html_out
 
 
+def _sends_html(row: Mapping[str, Any]) -> str:
+    """What apply sends for a create or queue row, field by field (values shortened, each
+    whole in its tooltip): a field the sheet lost is seen missing before apply."""
+    sends = sends_of(row)
+    if sends is None:
+        return ""
+    lines = "".join(
+        f"<tr><td>{_esc(field)}</td><td>{_short(quoted(value))}</td></tr>"
+        for field, value in sends.items()
+    )
+    return f'<table class="diff sends">{lines}</table>' if lines else _esc("{}")
+
+
 def _device_link(report: Report, row: Mapping[str, Any]) -> str:
     """The platform id, as a link to the device's page where the report knows its address."""
     address = device_address(report, row)
@@ -208,6 +222,7 @@ def _cells(report: Report, row: Mapping[str, Any]) -> dict[str, str]:
     return {
         "Message": _esc(message),
         "Platform id": _device_link(report, row),
+        "Sends": _sends_html(row),
         "Installed": _esc(local_time(row.get("installed"))),
         "Last data": _esc(local_time(row.get("last_data"))),
         "Records": _esc("1+" if records is None and row.get("last_data") else records),

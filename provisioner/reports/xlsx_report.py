@@ -38,6 +38,8 @@ from provisioner.reports.base import (
     rows_of,
     scrub,
     secret_letters,
+    sends_of,
+    sends_text,
     state_of,
 )
 
@@ -313,12 +315,16 @@ def _add_outcome_columns(
     report: Report, tabs: Mapping[str, Worksheet], header_rows: Mapping[str, int | None]
 ) -> None:
     """After the header's last column: Action + Platform id (plan), Status + Platform id
-    (apply) or Online + Last data (local time) + Records (verify), then Message."""
+    (apply) or Online + Last data (local time) + Records (verify), then Message; a plan
+    that creates or queues rows then Sends, what apply sends for each (one line of JSON,
+    secrets hidden)."""
     command = report.get("command")
     names = {
         "plan": ["Action", "Platform id", "Message"],
         "verify": ["Online", "Last data", "Records", "Message"],
     }.get(str(command), ["Status", "Platform id", "Message"])
+    if command == "plan" and any(sends_of(row) is not None for row in rows_of(report)):
+        names.append("Sends")
     columns: dict[str, dict[str, int]] = {}
     for row in rows_of(report):
         sheet = as_text(row.get("sheet"))
@@ -347,6 +353,8 @@ def _add_outcome_columns(
                 cell.hyperlink = address
                 cell.style = "Hyperlink"
         _put(tab.cell(number, at["Message"]), as_text(row.get("message") or row.get("reason")))
+        if "Sends" in at:
+            _put(tab.cell(number, at["Sends"]), sends_text(row) or None)
 
 
 def _outcome_columns(tab: Worksheet, header_row: int, names: Sequence[str]) -> dict[str, int]:
@@ -367,7 +375,8 @@ def _outcome_columns(tab: Worksheet, header_row: int, names: Sequence[str]) -> d
             header = tab.cell(header_row, last)
             _put(header, name)
             header.font = _BOLD
-            tab.column_dimensions[get_column_letter(last)].width = 50 if name == "Message" else 14
+            wide = name in ("Message", "Sends")
+            tab.column_dimensions[get_column_letter(last)].width = 50 if wide else 14
     return at
 
 
