@@ -719,11 +719,14 @@ def _damaged_rows(table: Table, columns: list[Column], notices: _Notices | None 
     }
     by_index = {c.index: c for c in columns}
     none: frozenset[str] = frozenset()
+    found = [
+        (i, j, how, detail)
+        for (i, j), (how, detail) in table.stored.items()
+        if how in kinds.get(j, none)
+    ]
     damaged = set()
     rows = table.rows
-    for (i, j), (how, detail) in table.stored.items():
-        if how not in kinds.get(j, none):
-            continue
+    for i, j, how, detail in found:
         if how == "number" and _shown_exactly(rows[i][j], detail):
             if notices is not None:
                 notices.number(by_index[j], i, rows[i][j].strip())
