@@ -108,7 +108,13 @@ def _default_map(config: Config) -> dict[str, dict[str, Any]]:
     link = {"device_link": config.device_link}
     defaults: dict[str, dict[str, Any]] = {
         "validate": {"template_name": config.template, "reports": reports},
-        "plan": {"template_name": config.template, "url": config.url, "reports": reports, **link},
+        "plan": {
+            "template_name": config.template,
+            "url": config.url,
+            "journal_path": journal,
+            "reports": reports,
+            **link,
+        },
         "apply": {
             "template_name": config.template,
             "url": config.url,
@@ -601,6 +607,13 @@ def template_command(name: str, out: Path | None, force: bool, lang: str) -> Non
     metavar="PLAN.json",
     help="Save the plan, for `apply --plan`.",
 )
+@click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="apply's journal, for the tags this sheet's runs put on devices (read only; "
+    "default: beside the sheet, <sheet>.journal.jsonl).",
+)
 @report_option
 @show_option("rows that need attention")
 @click.pass_context
@@ -614,6 +627,7 @@ def plan(
     allow_http: bool,
     lookup: str,
     out: Path | None,
+    journal_path: Path | None,
     reports: tuple[Path, ...],
     limit: int,
 ) -> None:
@@ -623,6 +637,8 @@ def plan(
     (with the reason). Exit 0 when nothing is blocked, 1 when something is, 2 for
     unreadable input, 3 when the platform is unreachable or refuses the token.
     """
+    from provisioner.apply import default_journal
+    from provisioner.journal import sheet_tags
     from provisioner.plan import make_plan
     from provisioner.platform import PlatformError
 
@@ -633,7 +649,10 @@ def plan(
     try:
         with client, progress:
             progress.reading(f"reading {sheet.name}")
-            result = make_plan(sheet, template, client, lookup, progress=progress.reading)
+            ours = sheet_tags(journal_path or default_journal(sheet), sheet.name, client.url)
+            result = make_plan(
+                sheet, template, client, lookup, progress=progress.reading, sheet_tags=ours
+            )
     except KeyboardInterrupt:
         click.echo("interrupted: nothing was written", err=True)
         ctx.exit(130)

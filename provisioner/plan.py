@@ -21,7 +21,7 @@ import hashlib
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.actions import LOOKUPS, RowAction, RowKind
-from provisioner.changes import fills
+from provisioner.changes import fills, removable_tags
 from provisioner.changes import fingerprint as device_fingerprint
 from provisioner.errors import ProvisionerError
 from provisioner.fields import (
@@ -384,17 +384,20 @@ def diff(
     snapshot: Snapshot,
     problems: dict[tuple[str, int], Any],
     tags_mode: str = "add",
+    sheet_tags: Mapping[int, Set[str]] | None = None,
 ) -> list[RowPlan]:
     """One action per row: a pure function of the sheet's records and the platform snapshot.
 
     ``problems`` maps (sheet, row) to that row's validation result (errors, warnings),
     for rows that have any. ``tags_mode`` is the template's: "add" (the sheet's tags
-    must be among the device's) or "exact" (they must be the device's whole list).
+    must be among the device's, and the tags this sheet's earlier runs put on it,
+    ``sheet_tags`` by platform id, no others) or "exact" (they must be the device's
+    whole list).
     """
     rows: list[RowPlan] = []
     device_plans: dict[str, RowPlan] = {}
     for record in site.devices:
-        plan = _device_plan(record, snapshot, tags_mode)
+        plan = _device_plan(record, snapshot, tags_mode, sheet_tags or {})
         _attach(plan, problems)
         rows.append(plan)
         if record.key and plan.action != RowAction.BLOCKED:
@@ -418,7 +421,12 @@ def _attach(plan: RowPlan, problems: dict[tuple[str, int], Any]) -> None:
             plan.reason = f"invalid row: {plan.errors[0].message}"
 
 
-def _device_plan(record: Record, snapshot: Snapshot, tags_mode: str = "add") -> RowPlan:
+def _device_plan(
+    record: Record,
+    snapshot: Snapshot,
+    tags_mode: str = "add",
+    sheet_tags: Mapping[int, Set[str]] | None = None,
+) -> RowPlan:
     plan = RowPlan(record.sheet, record.row, RowKind.DEVICE, record.key, RowAction.CREATE)
     if not record.valid:
         plan.action, plan.reason = RowAction.BLOCKED, "invalid row"
@@ -451,7 +459,10 @@ def _device_plan(record: Record, snapshot: Snapshot, tags_mode: str = "add") -> 
                 continue  # an empty cell (a template default) says nothing about the device
             held = device.get(name)
             if name == "tags":
-                add, remove = tags_to_change(value, held, tags_mode)
+                ours = (sheet_tags or {}).get(plan.platform_id or 0, set())
+                add, remove = tags_to_change(
+                    value, held, tags_mode, removable_tags(ours, record.defaulted)
+                )
                 if add or remove:
                     plan.diff[name] = {
                         "sheet": value,
@@ -606,14 +617,18 @@ def make_plan(
     *,
     validation: ValidationReport | None = None,
     progress: Callable[[str], None] | None = None,
+    sheet_tags: Mapping[int, Set[str]] | None = None,
 ) -> Plan:
-    """Validate the sheet, look up the platform, and diff the two. Writes nothing."""
+    """Validate the sheet, look up the platform, and diff the two. Writes nothing.
+
+    ``sheet_tags``: by platform id, the tags this sheet's earlier runs put on a device
+    (the journal's ``sheet_tags``): those the sheet no longer has differ."""
     report = validation or validate_sheet(sheet, template)
     if progress:
         progress(f"reading the platform: looking up {len(report.records.devices)} devices")
     snapshot, stats = look_up(client, report.records, template, lookup, progress=progress)
     by_row = {(r.sheet, r.row): r for r in report.problem_rows.values()}
-    rows = diff(report.records, snapshot, by_row, template.tags_mode)
+    rows = diff(report.records, snapshot, by_row, template.tags_mode, sheet_tags)
     return Plan(
         source=sheet.name,
         template=template.name,

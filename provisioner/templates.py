@@ -32,6 +32,9 @@ from provisioner.resources import data_folder
 
 MATCH_KEYS = ("serial", "addr")
 LIST_SEPARATORS = (",", ";", "|")
+# What separates tags (and roles) in one cell when the template does not say: "," and ";"
+# both ("Haus 4; Keller" is two tags, as installers mean it); the first joins lists.
+DEFAULT_LIST_SEPARATORS = (",", ";")
 
 
 class TemplateError(ProvisionerError):
@@ -76,7 +79,9 @@ class TabSpec:
     ``cfg:<key>``) to its rule; ``ignore`` lists headers that are known and
     deliberately not sent. ``config_prefix`` ("" for users and downlinks) marks
     headers whose rest is an initialConfig key. ``tab_aliases`` are other names
-    the tab may have (e.g. "Benutzer" for "Users").
+    the tab may have (e.g. "Benutzer" for "Users"). ``list_separators`` split a list
+    cell (tags, roles): both of ``DEFAULT_LIST_SEPARATORS``, or only the template's own
+    ``list_separator`` when it sets one, which also joins lists (exports, examples).
     """
 
     tab: str
@@ -88,6 +93,7 @@ class TabSpec:
     config_prefix: str
     tab_aliases: tuple[str, ...] = ()
     section: str = "devices"  # which of the catalogue's tabs: devices, users, downlinks
+    list_separators: tuple[str, ...] = ()  # (): list_separator alone
     _by_header: dict[str, str] = dataclasses.field(init=False, repr=False, compare=False)
     _ignored: frozenset[str] = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -95,6 +101,8 @@ class TabSpec:
         by_header = {header_key(a): name for name, aliases in self.columns.items() for a in aliases}
         object.__setattr__(self, "_by_header", by_header)
         object.__setattr__(self, "_ignored", frozenset(header_key(h) for h in self.ignore))
+        if not self.list_separators:
+            object.__setattr__(self, "list_separators", (self.list_separator,))
 
     def field_for(self, header: str) -> str | None:
         """The field a column with this header holds, or None (unknown or ignored).
@@ -400,6 +408,8 @@ class _Parser:
         separator = self.text(
             raw.get("list_separator", built_in["list_separator"]), "list_separator", section
         )
+        # A template that names its separator means that one alone.
+        separators = (separator,) if "list_separator" in raw else DEFAULT_LIST_SEPARATORS
         if separator not in LIST_SEPARATORS:
             raise TemplateError(
                 f"'list_separator' in {self.place(section)} must be one of "
@@ -436,6 +446,7 @@ class _Parser:
             config_prefix=prefix,
             tab_aliases=tuple(tab_names[1:]),
             section=section,
+            list_separators=separators,
         )
 
     def field_name(
