@@ -174,9 +174,7 @@ def device_update(
             continue
         held = device.get(name)
         if name == "tags":
-            added, removed = tags_to_change(
-                value, held, tags_mode, removable_tags(ours, defaulted)
-            )
+            added, removed = tags_to_change(value, held, tags_mode, removable_tags(ours, defaulted))
             if added or removed:
                 kept = [
                     t

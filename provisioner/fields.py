@@ -396,9 +396,7 @@ def tags_to_change(
     add = [t for t in dict.fromkeys(wanted) if t not in held]
     removable = None if mode == "exact" else {str(t).strip() for t in ours}
     remove = [
-        t
-        for t in dict.fromkeys(held)
-        if t not in wanted and (removable is None or t in removable)
+        t for t in dict.fromkeys(held) if t not in wanted and (removable is None or t in removable)
     ]
     return add, remove
 
