@@ -303,8 +303,8 @@ class _Parser:
         if tags_mode not in TAGS_MODES:
             raise TemplateError(
                 f"'tags' in {self.place('devices')} must be 'add' (an update adds the sheet's "
-                "tags and keeps the device's others) or 'exact' (the sheet's tags become the "
-                f"whole list), not '{tags_mode}'"
+                "tags and keeps those others gave the device) or 'exact' (the sheet's tags "
+                f"become the whole list), not '{tags_mode}'"
             )
         return SiteTemplate(
             name=name,

@@ -164,3 +164,18 @@ def test_another_sheets_journal_says_nothing_about_this_one(
     assert planned.returncode == 0, explain(planned)
     assert "- Keller" not in planned.stdout
     assert "differs 0" in planned.stdout
+
+
+def test_a_create_confirmed_after_a_lost_answer_counts_as_this_sheets(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    token = sandbox.tokens["device-admin"]
+    rule = sandbox.faults.odd("POST", "/api/devices", "reset", times=1, commit=True)
+    sheet = site(tmp_path, "Haus 4; Keller")
+    created = run_apply(sheet, sandbox, token)
+    assert created.returncode == 0, explain(created)
+    assert rule.hits == 1 and the_device(sandbox)["tags"] == ["Haus 4", "Keller"]
+    site(tmp_path, "Haus 4")
+    updated = run_apply(sheet, sandbox, token, "--update")
+    assert updated.returncode == 0, explain(updated)
+    assert the_device(sandbox)["tags"] == ["Haus 4"]
