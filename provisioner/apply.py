@@ -24,11 +24,12 @@ goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -325,6 +326,9 @@ class UpdateChoice:
 
     fields: frozenset[str] | None = None  # deviceInput fields; None: every one the sheet sets
     tags_mode: str = "add"
+    # By platform id: the tags this sheet's earlier runs put on the device (the journal's
+    # sheet_tags); "add" takes off those the sheet no longer has.
+    sheet_tags: Mapping[int, Set[str]] = field(default_factory=dict)
     # With --plan: (sheet, row) -> how the saved plan saw the device, the reference for
     # the update (None: the saved plan does not say). Without: the fresh plan's view.
     seen: dict[tuple[str, int], Seen | None] | None = None
@@ -342,6 +346,7 @@ def _update_task(
         fields=updates.fields,
         tags_mode=updates.tags_mode,
         defaulted=record.defaulted,
+        ours=updates.sheet_tags.get(row_plan.platform_id, ()),
     )
     if not planned.changes:
         return None
@@ -603,7 +608,12 @@ class Applier:
                     return
             self._journal(
                 lambda: self.journal.intent(
-                    kind, key, row, payload=task.payload, update=request.images()
+                    kind,
+                    key,
+                    row,
+                    payload=task.payload,
+                    update=request.images(),
+                    tags=request.tags(),
                 )
             )
             try:
@@ -623,6 +633,7 @@ class Applier:
                             status="unknown",
                             message=str(exc),
                             update=request.images(),
+                            tags=request.tags(),
                         )
                     )
                     found = self._settle(request.find_after_lost)
@@ -687,6 +698,9 @@ class Applier:
                 payload=task.payload,
                 update=request.images(answer.status),
                 updated_at=answer.updated_at,
+                # The tags a create put on the device are this sheet's (--update may take
+                # them off again once the sheet no longer has them).
+                tags=request.tags() if answer.status == RowAction.CREATED else None,
                 **answer.evidence,
             )
         )
@@ -722,6 +736,10 @@ class _Request:
         row's status, "" for an intent); None for the other requests."""
         return None
 
+    def tags(self) -> list[str] | None:
+        """The tags a device create sends, for the journal; None for the other requests."""
+        return None
+
     def before_resend(self) -> _Answer | None:
         """Before a request is sent again: an outcome that forbids it, else None."""
         return None
@@ -742,6 +760,10 @@ class _Request:
 
 
 class _DeviceRequest(_Request):
+    def tags(self) -> list[str] | None:
+        tags = self.body.get("tags")
+        return [str(t) for t in tags] if isinstance(tags, list) else None
+
     def send(self) -> _Answer:
         device = self.client.create_device(self.body)
         return _made(device, "created")
@@ -869,6 +891,7 @@ class _UpdateRequest(_Request):
             fields=choice.fields,
             tags_mode=choice.tags_mode,
             defaulted=task.record.defaulted,
+            ours=choice.sheet_tags.get(self.device_id, ()),
         )
         if not self.update.changes:
             return _Answer(RowAction.EXISTS, self.device_id, "already as the sheet says")
@@ -1069,7 +1092,11 @@ def apply_sheet(
     with JournalLock(journal_path):
         earlier = read_sheet_journal(journal_path, sheet.name, client.url)
         try:
-            choice = UpdateChoice(update_fields, template.tags_mode) if update else None
+            choice = (
+                UpdateChoice(update_fields, template.tags_mode, earlier.sheet_tags)
+                if update
+                else None
+            )
             plan, work, rows = _prepare(
                 sheet, template, client, lookup, saved_plan, earlier, choice, reading
             )
@@ -1134,7 +1161,7 @@ def _prepare(
     if saved_plan is not None:
         seen = check_saved_plan(saved_plan, plan)
         if updates is not None:
-            updates = UpdateChoice(updates.fields, updates.tags_mode, seen)
+            updates = dataclasses.replace(updates, seen=seen)
     rows = [
         ApplyRow(
             r.sheet,
@@ -1217,6 +1244,7 @@ def _send(
                     status=RowAction.EXISTS,
                     platform_id=row_plan.platform_id,
                     message="found on the platform after a lost answer",
+                    tags=entry.tags,  # a create's that reached the platform: this sheet's
                 )
             )
         device_ids = {

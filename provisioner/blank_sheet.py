@@ -37,7 +37,7 @@ from provisioner.fields import CONFIG_PREFIX as CONFIG_FIELD_PREFIX
 from provisioner.fields import DOWNLINK_TYPES
 from provisioner.templates import ColumnRule, SiteTemplate, TabSpec
 from provisioner.validation import load_schema
-from provisioner.wording import header_in, say, tab_in
+from provisioner.wording import header_in, say, separators_in, tab_in
 
 LAST_ROW = 5000
 """Dropdowns, prompts and the Text format reach down to this row."""
@@ -181,7 +181,7 @@ def _device_columns(template: SiteTemplate, lang: str) -> list[_Column]:
             choices = (say(lang, "true"), say(lang, "false"))
             example = say(lang, "false")
         elif name == "tags":
-            what += " " + say(lang, "separate", sep=spec.list_separator)
+            what += " " + say(lang, "separate", sep=separators_in(spec, lang))
             example = example.format(sep=spec.list_separator)
         elif name in ("lat", "lon") and lang == "de":
             example = example.replace(".", ",")  # German Excel's decimal mark
@@ -205,7 +205,7 @@ def _user_columns(template: SiteTemplate, lang: str) -> list[_Column]:
             what = _password_policy(lang)
         elif name == "roles":
             choices = (*roles, spec.list_separator.join(roles))
-            what = say(lang, "users.roles", roles=", ".join(roles), sep=spec.list_separator)
+            what = say(lang, "users.roles", roles=", ".join(roles), sep=separators_in(spec, lang))
         else:
             what = _what(lang, "users", name)
         needed = name in _REQUIRED["users"] and name not in spec.defaults

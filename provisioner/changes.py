@@ -8,7 +8,9 @@ deviceInput, so that it is right whether the platform merges a PUT into the
 device or replaces the device with it.
 
 Tags follow the template: "add" puts the sheet's tags on the device and keeps
-its others, "exact" makes the sheet's list the whole list. initialConfig keys
+the tags others gave it, and takes off the tags this sheet's earlier runs put on
+it that the sheet no longer has (the journal knows them: ``ours``); "exact" makes
+the sheet's list the whole list. initialConfig keys
 the sheet sets replace the device's, its other keys stay. LoRaWAN keys are
 never shown: a change line says "cfg:AppKey changes".
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,6 +144,12 @@ def fills(name: str, defaulted: frozenset[str], tags_mode: str) -> bool:
     return name not in defaulted or (name == "tags" and tags_mode == "add")
 
 
+def removable_tags(ours: Iterable[str], defaulted: frozenset[str]) -> Iterable[str]:
+    """The tags of ``ours`` (this sheet's earlier runs put them on the device) that the
+    row may take off: none when its tags cell is empty, which leaves the device's tags."""
+    return () if "tags" in defaulted else ours
+
+
 def device_update(
     device: dict[str, Any],
     sheet: dict[str, Any],
@@ -148,11 +157,13 @@ def device_update(
     fields: frozenset[str] | None = None,
     tags_mode: str = "add",
     defaulted: frozenset[str] = frozenset(),
+    ours: Iterable[str] = (),
 ) -> Update:
     """The PUT body that brings ``device`` in line with the sheet's body, and its changes.
 
     ``fields``: the deviceInput fields to change (None: all the sheet sets);
-    ``defaulted``: the body's fields the template filled (see ``fills``).
+    ``defaulted``: the body's fields the template filled (see ``fills``); ``ours``: the
+    tags this sheet's earlier runs put on the device (see ``tags_to_change``).
     """
     body = device_input(device)
     changes: list[Change] = []
@@ -163,9 +174,13 @@ def device_update(
             continue
         held = device.get(name)
         if name == "tags":
-            added, removed = tags_to_change(value, held, tags_mode)
+            added, removed = tags_to_change(value, held, tags_mode, removable_tags(ours, defaulted))
             if added or removed:
-                kept = [t for t in (held if isinstance(held, list) else []) if t not in removed]
+                kept = [
+                    t
+                    for t in (held if isinstance(held, list) else [])
+                    if str(t).strip() not in removed
+                ]
                 body[name] = list(value) if tags_mode == "exact" else kept + added
                 changes.append(Change("tags", held, body[name], added, removed))
             continue

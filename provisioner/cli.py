@@ -630,8 +630,9 @@ def template_command(name: str, out: Path | None, force: bool, lang: str) -> Non
     "--journal",
     "journal_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The journal apply keeps (default: beside the sheet, <sheet>.journal.jsonl): "
-    "a downlink a run queued is not queued again, as apply decides.",
+    help="The journal apply keeps (default: beside the sheet, <sheet>.journal.jsonl), "
+    "read only: a downlink a run queued is not queued again, and the tags this sheet's runs "
+    "put on a device are the sheet's to take off, as apply decides.",
 )
 @report_option
 @click.option(

@@ -401,11 +401,12 @@ class _DeviceSheet:
                 1
                 for d in devices
                 if isinstance(d.get("tags"), list)
-                and any(spec.list_separator in str(t) for t in d["tags"])
+                and any(mark in str(t) for t in d["tags"] for mark in spec.list_separators)
             )
             if split:
+                marks = " or ".join(f"'{mark}'" for mark in spec.list_separators)
                 self.notes.append(
-                    f"{_have(split)} a tag holding the separator '{spec.list_separator}': "
+                    f"{_have(split)} a tag holding the separator {marks}: "
                     "it reads back as several tags"
                 )
         fixed = list(spec.defaults.get("tags") or [])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,10 +82,13 @@ BAD_CONFIG = kind(
 # --- how a cell's text becomes a value (None: it does not convert) ---------------------------
 
 
-def split_list(text: str, separator: str) -> list[str]:
-    """A list cell's items: trimmed, empty ones and repeats dropped, order kept."""
+def split_list(text: str, separators: Iterable[str]) -> list[str]:
+    """A list cell's items, split at any of ``separators`` (each one character: "," or
+    ",;"): trimmed, empty ones and repeats dropped, order kept."""
+    marks = "".join(separators)
+    parts = text.split(marks) if len(marks) == 1 else re.split(f"[{re.escape(marks)}]", text)
     items: list[str] = []
-    for part in text.split(separator):
+    for part in parts:
         part = part.strip()
         if part and part not in items:
             items.append(part)
@@ -456,12 +459,22 @@ NOT_UPDATABLE = frozenset({"addr"})
 TAGS_MODES = ("add", "exact")
 
 
-def tags_to_change(sheet: Any, platform: Any, mode: str) -> tuple[list[str], list[str]]:
-    """(tags to add, tags to remove) to bring the platform's tags in line with the sheet's."""
+def tags_to_change(
+    sheet: Any, platform: Any, mode: str, ours: Iterable[str] = ()
+) -> tuple[list[str], list[str]]:
+    """(tags to add, tags to remove) to bring the platform's tags in line with the sheet's.
+
+    ``ours``: the tags this sheet's earlier runs put on the device (the journal knows):
+    in "add" mode those the sheet no longer has are removed, and the tags others gave
+    the device stay; in "exact" mode every tag the sheet does not have goes.
+    """
     wanted = [str(t).strip() for t in sheet or []]
     held = [str(t).strip() for t in platform or []] if isinstance(platform, list) else []
     add = [t for t in dict.fromkeys(wanted) if t not in held]
-    remove = [t for t in dict.fromkeys(held) if t not in wanted] if mode == "exact" else []
+    removable = None if mode == "exact" else {str(t).strip() for t in ours}
+    remove = [
+        t for t in dict.fromkeys(held) if t not in wanted and (removable is None or t in removable)
+    ]
     return add, remove
 
 

@@ -14,8 +14,10 @@ time may use it: ``JournalLock`` holds an OS lock that a crash releases.
 
 The journal never holds the token or a password: only run ids, rows, keys,
 platform ids, payload fingerprints, statuses and messages (which passed the
-client's redaction point), and for updates (``"op": "update"``) the device's
-deviceInput before and after, LoRaWAN keys hidden. Updates are history (what
+client's redaction point), a device create's tags, and for updates (``"op": "update"``)
+the device's deviceInput before and after, LoRaWAN keys hidden. From the creates' tags
+and the updates' images, ``JournalState.sheet_tags`` knows which tags this sheet put
+on each device: the ones ``apply --update`` may take off again. Updates are history (what
 ``undo`` restores): a PUT can be sent again safely, so the fresh plan settles
 an unanswered one, and they never count as a create of their key.
 """
@@ -23,6 +25,7 @@ an unanswered one, and they never count as a create of their key.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import hashlib
@@ -71,6 +74,7 @@ class Entry:
     updated_at: str = ""  # the device's updatedAt as the answer gave it (creates, updates)
     addr: str = ""  # a create's: the device's addr and createdAt as the platform gave them
     created_at: str = ""
+    tags: tuple[str, ...] = ()  # a device create's: the tags it sent
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,9 @@ class JournalState:
     # What undo runs took back (their done lines, op delete or restore), in order.
     undone: list[Entry] = field(default_factory=list)
     undo_runs: set[str] = field(default_factory=set)  # the runs that were undos
+    # By platform id: the tags this sheet's runs put on the device (by creating it with
+    # them, or adding them with --update) and did not take off again since.
+    sheet_tags: dict[int, set[str]] = field(default_factory=dict)
 
     def last(self, kind: str, key: str) -> Entry | None:
         return self.entries.get((kind, key))
@@ -132,7 +139,11 @@ def _entry(record: dict[str, Any], event: str) -> Entry | None:
     texts = [record.get(name, "") for name in names]
     if not all(isinstance(text, str) for text in texts):
         return None
-    return Entry(kind, key, event, platform_id, *texts)
+    tags = record.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        return None
+    entry = Entry(kind, key, event, platform_id, *texts)
+    return dataclasses.replace(entry, tags=tuple(tags)) if tags else entry
 
 
 def _update_entry(record: dict[str, Any], event: str) -> UpdateEntry | None:
@@ -204,12 +215,16 @@ def read_journal(path: Path, platform: str | None = None) -> JournalState:
                 if record.get("op") == "delete":
                     state.made.pop((entry.kind, entry.key), None)
                     state.entries.pop((entry.kind, entry.key), None)
+                    if entry.platform_id is not None:
+                        state.sheet_tags.pop(entry.platform_id, None)
         elif record.get("op") == "update" and (event == "intent" or event in OUTCOMES):
             update = _update_entry(record, event)
             if update is None:
                 state.skipped_lines.append(number)
             elif counts:
                 state.updates.append(update)
+                if event == "done" and update.status == "updated":
+                    _note_update_tags(state.sheet_tags, update)
         elif event == "intent" or event in OUTCOMES:
             entry = _entry(record, event)
             if entry is None:
@@ -220,6 +235,8 @@ def read_journal(path: Path, platform: str | None = None) -> JournalState:
                     state.made[(entry.kind, entry.key)] = entry
                 if event == "done" and entry.status == "created":
                     state.created.append(entry)
+                if event == "done" and entry.tags and entry.platform_id is not None:
+                    state.sheet_tags.setdefault(entry.platform_id, set()).update(entry.tags)
         else:
             state.skipped_lines.append(number)
     return state
@@ -248,6 +265,21 @@ def read_sheet_journal(path: Path, sheet: str, platform: str) -> JournalState:
             f"{sheet}: give this sheet its own journal with --journal FILE"
         )
     return state
+
+
+def _note_update_tags(sheet_tags: dict[int, set[str]], update: UpdateEntry) -> None:
+    """The tags an update put on its device are this sheet's; those it took off are gone."""
+    if update.platform_id is None:
+        return
+    before, after = _tags_of(update.before), _tags_of(update.after)
+    ours = sheet_tags.setdefault(update.platform_id, set())
+    ours.update(after - before)
+    ours.difference_update(before - after)
+
+
+def _tags_of(image: dict[str, Any]) -> set[str]:
+    tags = image.get("tags")
+    return {str(t).strip() for t in tags} if isinstance(tags, list) else set()
 
 
 def _describe(exc: OSError, path: Path) -> str:
@@ -399,12 +431,16 @@ class Journal:
         update: Images | None = None,
         op: str = "",
         platform_id: int | None = None,
+        tags: list[str] | None = None,
     ) -> None:
         """Before a request. ``update``: the device's (before, after) images of an update;
-        ``op``: "delete" or "restore" for an undo's requests (an update is "update")."""
+        ``op``: "delete" or "restore" for an undo's requests (an update is "update");
+        ``tags``: the tags a device create sends."""
         record: dict[str, Any] = {"event": "intent", "kind": kind, "key": key, "row": row}
         if payload:
             record["payload"] = payload
+        if tags:
+            record["tags"] = tags
         if platform_id is not None:
             record["platform_id"] = platform_id
         if update is not None:
@@ -429,7 +465,10 @@ class Journal:
         updated_at: str = "",
         addr: str = "",
         created_at: str = "",
+        tags: list[str] | tuple[str, ...] | None = None,
     ) -> None:
+        """After a request. ``tags``: on a device create made (or found after a lost
+        answer), the tags it sent: this sheet put them on the device."""
         if event not in OUTCOMES:
             raise ValueError(f"not an outcome: {event}")
         record: dict[str, Any] = {
@@ -449,6 +488,8 @@ class Journal:
             record["addr"] = addr
         if created_at:
             record["created_at"] = created_at
+        if tags:
+            record["tags"] = list(tags)
         if update is not None:
             record.update(op=op or "update", before=update[0], after=update[1])
         elif op:

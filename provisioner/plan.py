@@ -21,7 +21,7 @@ import hashlib
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.actions import LOOKUPS, RowAction, RowKind
-from provisioner.changes import fills
+from provisioner.changes import fills, removable_tags
 from provisioner.changes import fingerprint as device_fingerprint
 from provisioner.errors import ProvisionerError
 from provisioner.fields import (
@@ -406,15 +406,17 @@ def diff(
 
     ``problems`` maps (sheet, row) to that row's validation result (errors, warnings),
     for rows that have any. ``tags_mode`` is the template's: "add" (the sheet's tags
-    must be among the device's) or "exact" (they must be the device's whole list).
+    must be among the device's, and the tags this sheet's earlier runs put on it, by the
+    journal's ``sheet_tags``, no others) or "exact" (they must be the device's whole list).
     ``earlier`` is the journal of the sheet's runs: a downlink a run queued to the same
     device with the same content is not queued again (``queued_before``).
     """
     rows: list[RowPlan] = []
     device_plans: dict[str, RowPlan] = {}
     blocked_tabs = blocked_tabs or {}
+    sheet_tags = earlier.sheet_tags if earlier is not None else {}
     for record in site.devices:
-        plan = _device_plan(record, snapshot, tags_mode)
+        plan = _device_plan(record, snapshot, tags_mode, sheet_tags)
         plan.body = record.body
         _attach(plan, problems, blocked_tabs)
         rows.append(plan)
@@ -445,7 +447,12 @@ def _attach(
         plan.reason = blocked_tabs[plan.sheet]  # the tab's own problem, said above
 
 
-def _device_plan(record: Record, snapshot: Snapshot, tags_mode: str = "add") -> RowPlan:
+def _device_plan(
+    record: Record,
+    snapshot: Snapshot,
+    tags_mode: str = "add",
+    sheet_tags: Mapping[int, Set[str]] | None = None,
+) -> RowPlan:
     plan = RowPlan(record.sheet, record.row, RowKind.DEVICE, record.key, RowAction.CREATE)
     if not record.valid:
         plan.action, plan.reason = RowAction.BLOCKED, "invalid row"
@@ -478,7 +485,10 @@ def _device_plan(record: Record, snapshot: Snapshot, tags_mode: str = "add") -> 
                 continue  # an empty cell (a template default) says nothing about the device
             held = device.get(name)
             if name == "tags":
-                add, remove = tags_to_change(value, held, tags_mode)
+                ours = (sheet_tags or {}).get(plan.platform_id or 0, set())
+                add, remove = tags_to_change(
+                    value, held, tags_mode, removable_tags(ours, record.defaulted)
+                )
                 if add or remove:
                     plan.diff[name] = {
                         "sheet": value,
@@ -677,7 +687,8 @@ def make_plan(
 ) -> Plan:
     """Validate the sheet, look up the platform, and diff the two. Writes nothing.
 
-    ``journal``: what the sheet's earlier runs recorded (the downlinks they queued).
+    ``journal``: what the sheet's earlier runs recorded (the downlinks they queued, the
+    tags they put on devices).
     """
     report = validation or validate_sheet(sheet, template)
     if progress:

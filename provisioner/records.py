@@ -963,7 +963,7 @@ def _read_devices(
             # Tag cells repeat from row to row: each distinct one is split once.
             merged = {}
             for text in set(texts):
-                split = split_list(text, spec.list_separator)
+                split = split_list(text, spec.list_separators)
                 merged[text] = split + [t for t in fixed_tags if t not in split]
             tags = [merged[text] for text in texts]
             own_tags = texts
@@ -1074,12 +1074,12 @@ def _by_row(columns: list[tuple[str, list[Any]]], count: int) -> Iterator[tuple[
 
 def _device_parsers(spec: TabSpec) -> dict[str, Callable[[str], Any]]:
     """Field -> its value from the cell's text (None when it does not convert), by the
-    catalogue; a list splits at the tab's separator."""
-    separator = spec.list_separator
+    catalogue; a list splits at the tab's separators."""
+    separators = spec.list_separators
     parsers: dict[str, Callable[[str], Any]] = {}
     for name, known in FIELDS["devices"].items():
         if known.kind == "list":
-            parsers[name] = lambda text: split_list(text, separator)
+            parsers[name] = lambda text: split_list(text, separators)
         elif known.parse is not None:
             parsers[name] = known.parse
     return parsers
@@ -1107,7 +1107,7 @@ def _read_users(table: Table, spec: TabSpec, site: SiteRecords) -> None:
             if not text or not _check_rule(column, text, row):
                 continue
             if column.field == "roles":
-                body["roles"] = [r.lower() for r in split_list(text, spec.list_separator)]
+                body["roles"] = [r.lower() for r in split_list(text, spec.list_separators)]
             elif column.field == "email":
                 body["email"] = text
             else:

@@ -33,6 +33,9 @@ from provisioner.resources import data_folder
 
 MATCH_KEYS = ("serial", "addr")
 LIST_SEPARATORS = (",", ";", "|")
+# What separates tags (and roles) in one cell when the template does not say: "," and ";"
+# both ("Haus 4; Keller" is two tags, as installers mean it); the first joins lists.
+DEFAULT_LIST_SEPARATORS = (",", ";")
 
 
 class TemplateError(ProvisionerError):
@@ -77,7 +80,9 @@ class TabSpec:
     ``cfg:<key>``) to its rule; ``ignore`` lists headers that are known and
     deliberately not sent. ``config_prefix`` ("" for users and downlinks) marks
     headers whose rest is an initialConfig key. ``tab_aliases`` are other names
-    the tab may have (e.g. "Benutzer" for "Users").
+    the tab may have (e.g. "Benutzer" for "Users"). ``list_separators`` split a list
+    cell (tags, roles): both of ``DEFAULT_LIST_SEPARATORS``, or only the template's own
+    ``list_separator`` when it sets one, which also joins lists (exports, examples).
     """
 
     tab: str
@@ -89,6 +94,7 @@ class TabSpec:
     config_prefix: str
     tab_aliases: tuple[str, ...] = ()
     section: str = "devices"  # which of the catalogue's tabs: devices, users, downlinks
+    list_separators: tuple[str, ...] = ()  # (): list_separator alone
     _by_header: dict[str, str] = dataclasses.field(init=False, repr=False, compare=False)
     _ignored: frozenset[str] = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -96,6 +102,8 @@ class TabSpec:
         by_header = {header_key(a): name for name, aliases in self.columns.items() for a in aliases}
         object.__setattr__(self, "_by_header", by_header)
         object.__setattr__(self, "_ignored", frozenset(header_key(h) for h in self.ignore))
+        if not self.list_separators:
+            object.__setattr__(self, "list_separators", (self.list_separator,))
 
     def field_for(self, header: str) -> str | None:
         """The field a column with this header holds, or None (unknown or ignored).
@@ -332,8 +340,8 @@ class _Parser:
         if tags_mode not in TAGS_MODES:
             raise TemplateError(
                 f"'tags' in {self.place('devices')} must be 'add' (an update adds the sheet's "
-                "tags and keeps the device's others) or 'exact' (the sheet's tags become the "
-                f"whole list), not '{tags_mode}'"
+                "tags and keeps those others gave the device) or 'exact' (the sheet's tags "
+                f"become the whole list), not '{tags_mode}'"
             )
         hex_case = self.text(doc.get("hex_case", "upper"), "hex_case", "")
         if hex_case not in fields.HEX_CASES:
@@ -444,6 +452,8 @@ class _Parser:
         separator = self.text(
             raw.get("list_separator", built_in["list_separator"]), "list_separator", section
         )
+        # A template that names its separator means that one alone.
+        separators = (separator,) if "list_separator" in raw else DEFAULT_LIST_SEPARATORS
         if separator not in LIST_SEPARATORS:
             raise TemplateError(
                 f"'list_separator' in {self.place(section)} must be one of "
@@ -480,6 +490,7 @@ class _Parser:
             config_prefix=prefix,
             tab_aliases=tuple(tab_names[1:]),
             section=section,
+            list_separators=separators,
         )
 
     def field_name(

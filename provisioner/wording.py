@@ -67,9 +67,9 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "Die Anmeldung des Benutzers: eine E-Mail-Adresse.",
     ),
     "users.roles": (
-        "What the user may do on the platform. One of {roles}, or several separated by '{sep}'.",
+        "What the user may do on the platform. One of {roles}, or several separated by {sep}.",
         "Was der Benutzer auf der Plattform darf. Eine von {roles}, oder mehrere durch "
-        "'{sep}' getrennt.",
+        "{sep} getrennt.",
     ),
     "downlinks.key": (
         "The device the downlink is for: its {key} as in the '{header}' column of the {tab} tab.",
@@ -104,7 +104,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "works too.",
         "Aus der Liste wählen (die Zahl vor ' - ' ist der Typ); eine Typnummer allein geht auch.",
     ),
-    "separate": ("Separate several with '{sep}'.", "Mehrere durch '{sep}' trennen."),
+    "separate": ("Separate several with {sep}.", "Mehrere durch {sep} trennen."),
+    "or": ("{a} or {b}", "{a} oder {b}"),
     "needed_in_row": ("Needed in every filled-in row.", "Pflicht in jeder ausgefüllten Zeile."),
     # The match key in words.
     "key.serial": ("serial", "Seriennummer"),
@@ -245,6 +246,12 @@ def say(lang: str, message: str, **values: object) -> str:
     """The text of ``message`` in ``lang`` ("en" or "de"), with ``values`` filled in."""
     english, german = _TEXTS[message]
     return (german if lang == "de" else english).format(**values)
+
+
+def separators_in(spec: TabSpec, lang: str) -> str:
+    """What separates several tags (or roles) in one cell, in words: "',' or ';'"."""
+    marks = [f"'{mark}'" for mark in spec.list_separators]
+    return say(lang, "or", a=", ".join(marks[:-1]), b=marks[-1]) if len(marks) > 1 else marks[0]
 
 
 def header_in(spec: TabSpec, name: str, lang: str) -> str:

@@ -226,6 +226,8 @@ def test_instructions_name_every_column_the_match_key_and_the_commands(
     if "deviceTypeId" in template.devices.defaults:
         assert f"deviceTypeId {template.devices.defaults['deviceTypeId']}" in text
     assert "required" in cells and "optional" in cells
+    if "tags" in template.devices.columns:
+        assert "Separate several with ',' or ';'." in text
 
 
 def test_calamine_reads_it_and_a_blank_workbook_validates_clean(

@@ -52,6 +52,21 @@ def test_exact_tags_replace_the_list_but_only_from_the_rows_own_cell() -> None:
     assert added.body["tags"] == ["alt", "Site"]  # add mode: the site tag goes on
 
 
+def test_add_mode_takes_off_only_the_tags_this_sheet_put_on() -> None:
+    device = {**DEVICE, "tags": ["Haus 4", "Keller", "Wartung", "alt"]}
+    update = device_update(device, {"tags": ["Haus 4", "Dach"]}, ours={"Haus 4", "Keller", "x"})
+    assert update.body["tags"] == ["Haus 4", "Wartung", "alt", "Dach"]
+    assert update.lines() == ["+ tag Dach", "- tag Keller"]
+    assert is_applied({**device, **update.body}, update)
+    # An empty tags cell (only the template's tags) leaves the sheet's earlier tags on.
+    defaulted = device_update(
+        device, {"tags": ["Haus 4"]}, ours={"Keller"}, defaulted=frozenset({"tags"})
+    )
+    assert defaulted.changes == []
+    # Without the journal's word, nothing is taken off.
+    assert device_update(device, {"tags": ["Haus 4"]}).changes == []
+
+
 def test_a_device_without_updated_at_is_known_by_its_values() -> None:
     plain = {k: v for k, v in DEVICE.items() if k != "updatedAt"}
     seen = Seen.of(plain)

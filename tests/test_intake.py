@@ -414,3 +414,17 @@ def test_a_lorawan_key_stored_as_a_number_is_named_without_its_digits(tmp_path: 
     assert problem.code == "id-stored-as-number"
     text = json.dumps(report.to_dict())
     assert "12345678" not in text and "1.23457E+22" not in text
+
+
+def test_commas_and_semicolons_split_tags_and_roles_on_both_paths(tmp_path: Path) -> None:
+    path = xlsx(
+        tmp_path,
+        [["serial", "addr", "tags"], ["S1", "0004A30B001C0001", "Haus 4; Keller, 3.OG;;"]],
+        Users=[["email", "roles"], ["a@example.com", "device-admin; org-admin"]],
+    )
+    template = load_template("default")
+    fast = read_records(open_workbook(path), template)
+    slow = read_records(open_workbook(path), template, cell_by_cell=True)
+    assert [asdict(r) for r in fast.devices] == [asdict(r) for r in slow.devices]
+    assert fast.devices[0].body["tags"] == ["Haus 4", "Keller", "3.OG"]
+    assert fast.users[0].body["roles"] == ["device-admin", "org-admin"]

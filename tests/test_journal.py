@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.journal import Journal, JournalBusy, JournalError, JournalLock, read_journal
+from provisioner.journal import (
+    Journal,
+    JournalBusy,
+    JournalError,
+    JournalLock,
+    read_journal,
+    sheet_tags,
+)
 
 
 def test_the_journal_is_created_private(tmp_path: Path) -> None:
@@ -123,3 +130,33 @@ def test_one_fsync_covers_the_records_of_several_workers(
     state = read_journal(path)
     assert len(state.unresolved()) == 200
     assert len(syncs) < 150, f"{len(syncs)} fsyncs for 200 records"
+
+
+def test_the_tags_this_sheet_put_on_each_device(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    journal = Journal(path, sheet="site.xlsx", platform="u", fingerprint="f")
+    journal.intent("device", "S1", 2, tags=["Haus 4", "Keller"])
+    journal.outcome(
+        "done", "device", "S1", 2, status="created", platform_id=5, tags=["Haus 4", "Keller"]
+    )
+    journal.outcome("failed", "device", "S2", 3, status="failed", tags=["nie"])
+    journal.intent("device", "S3", 4, tags=["verloren"])  # no answer: not known to be on
+    # An update that added Dach and took off Keller; the device's own Wartung is nobody's.
+    images = ({"tags": ["Haus 4", "Keller", "Wartung"]}, {"tags": ["Haus 4", "Wartung", "Dach"]})
+    journal.outcome("done", "device", "S1", 2, status="updated", platform_id=5, update=images)
+    skipped = ({"tags": ["Haus 4"]}, {"tags": ["Haus 4", "x"]})
+    journal.outcome("done", "device", "S1", 2, status="skipped", platform_id=5, update=skipped)
+    journal.outcome("done", "device", "S9", 9, status="created", platform_id=9, tags=["weg"])
+    journal.outcome("done", "device", "S9", 9, status="deleted", platform_id=9, op="delete")
+    journal.close()
+    with path.open("a") as out:
+        out.write('{"run": "r", "event": "done", "kind": "device", "key": "S4", "tags": "a,b"}\n')
+    state = read_journal(path, platform="u")
+    assert state.sheet_tags == {5: {"Haus 4", "Dach"}}
+    lost = state.last("device", "S3")
+    assert lost is not None and lost.tags == ("verloren",)  # for the next run to settle
+    assert len(state.skipped_lines) == 1  # tags that are not a list of texts
+    assert sheet_tags(path, "site.xlsx", "u") == {5: {"Haus 4", "Dach"}}
+    assert sheet_tags(path, "other.xlsx", "u") == {}  # another sheet's journal
+    assert sheet_tags(path, "site.xlsx", "https://real") == {}
+    assert sheet_tags(tmp_path / "none.jsonl", "site.xlsx", "u") == {}

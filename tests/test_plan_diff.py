@@ -101,6 +101,15 @@ def test_tags_the_device_has_besides_the_sheets_differ_only_when_the_template_sa
     }
 
 
+def test_tags_this_sheet_put_on_and_no_longer_has_differ_in_add_mode() -> None:
+    record = device(2, "A1", addr="0000000000000002", tags=["x"])
+    on_platform = platform(7, "A1", "0000000000000002", tags=["x", "y", "z"])
+    site = SiteRecords(devices=[record])
+    [row] = diff(site, snapshot(on_platform), {}, "add", {7: {"x", "y"}, 8: {"z"}})
+    assert row.action == "differs"
+    assert (row.diff["tags"]["add"], row.diff["tags"]["remove"]) == ([], ["y"])  # z: not ours
+
+
 def test_an_addr_that_differs_is_blocked_not_updated() -> None:
     record = device(2, "A1", addr="0000000000000002", description="Keller")
     on_platform = platform(7, "A1", "00000000000000FF", description="Keller")

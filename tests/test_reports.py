@@ -630,11 +630,17 @@ def test_an_updates_changes_are_listed_in_html_and_json(tmp_path: Path) -> None:
 def test_a_plan_says_what_an_update_does_to_the_tags() -> None:
     report = plan_report()
     report["rows"][0]["diff"] = {
-        "tags": {"sheet": ["x"], "platform": ["y"], "mode": "add", "add": ["x"], "remove": []}
+        "tags": {
+            "sheet": ["x"],
+            "platform": ["y", "Keller"],
+            "mode": "add",
+            "add": ["x"],
+            "remove": ["Keller"],
+        }
     }
     report["rows"][0]["action"] = "differs"
     text = render_console(report, limit=20, color=False)
-    assert "an update adds x (the device's other tags are kept)" in text
+    assert "tags: + x - Keller (with --update; the device's other tags are kept)" in text
 
 
 # --- shortened values, tables, links and times keep secrets out and odd input safe

@@ -48,6 +48,8 @@ def test_every_built_in_template_loads(name: str) -> None:
     template = load_template(name)
     assert template.name == name
     assert template.source == "built-in"
+    # "Haus 4; Keller" is two tags, as installers mean it: no built-in narrows that.
+    assert template.devices.list_separators == (",", ";")
     assert template.description and "\n" not in template.description
     assert template.match_key in ("serial", "addr")
     assert "addr" in template.devices.columns
@@ -219,6 +221,8 @@ def test_template_from_a_path(tmp_path: Path) -> None:
     devices = template.devices
     assert devices.tab == "Zähler" and devices.tab_aliases == ()
     assert devices.list_separator == ";"
+    assert devices.list_separators == (";",)  # named: that one alone
+    assert template.users.list_separators == (",", ";")  # not named: both
     assert devices.field_for("Konfig:mFilter") == "cfg:mFilter"
     assert devices.field_for("cfg:mFilter") is None
     assert devices.field_for("typ") == "deviceTypeId"

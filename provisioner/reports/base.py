@@ -385,14 +385,22 @@ def diff_notes(row: Mapping[str, Any]) -> list[str]:
 
 
 def tags_note(sides: Mapping[str, Any]) -> str:
-    """What an update would do to the tags: the device's others are kept unless "exact"."""
+    """What an update would do to the tags, "+ Haus 4 - Keller": in "add" mode it takes
+    off only tags this sheet put on the device, and the device's others are kept."""
     if "add" not in sides:
         return ""
-    parts = [f"adds {', '.join(map(as_text, sides['add']))}"] if sides.get("add") else []
-    if sides.get("remove"):
-        parts.append(f"removes {', '.join(map(as_text, sides['remove']))}")
-    kept = " (the device's other tags are kept)" if sides.get("mode") == "add" else ""
-    return f"an update {' and '.join(parts)}{kept}" if parts else ""
+    moves = tag_moves(sides.get("add"), sides.get("remove"))
+    if not moves:
+        return ""
+    kept = "; the device's other tags are kept" if sides.get("mode") == "add" else ""
+    return f"{moves} (with --update{kept})"
+
+
+def tag_moves(added: Any, removed: Any) -> str:
+    """``+ Haus 4 - Keller``: the tags an update adds and takes off."""
+    moves = [f"+ {as_text(t)}" for t in added or []]
+    moves += [f"- {as_text(t)}" for t in removed or []]
+    return " ".join(moves)
 
 
 def changes_of(row: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -404,9 +412,7 @@ def change_sides(change: Mapping[str, Any], limit: int | None = None) -> tuple[s
     """("description", "'Dach'", "'Keller'") or ("tags", "", "+ Haus3 - alt") for one change."""
     field = as_text(change.get("field"))
     if "add" in change or "remove" in change:
-        moves = [f"+ {as_text(t)}" for t in change.get("add") or []]
-        moves += [f"- {as_text(t)}" for t in change.get("remove") or []]
-        return field, "", " ".join(moves)
+        return field, "", tag_moves(change.get("add"), change.get("remove"))
     return field, quoted(change.get("before"), limit), quoted(change.get("after"), limit)
 
 
