@@ -17,7 +17,6 @@ from provisioner.journal import (
     JournalError,
     JournalLock,
     read_journal,
-    sheet_tags,
 )
 
 
@@ -156,7 +155,5 @@ def test_the_tags_this_sheet_put_on_each_device(tmp_path: Path) -> None:
     lost = state.last("device", "S3")
     assert lost is not None and lost.tags == ("verloren",)  # for the next run to settle
     assert len(state.skipped_lines) == 1  # tags that are not a list of texts
-    assert sheet_tags(path, "site.xlsx", "u") == {5: {"Haus 4", "Dach"}}
-    assert sheet_tags(path, "other.xlsx", "u") == {}  # another sheet's journal
-    assert sheet_tags(path, "site.xlsx", "https://real") == {}
-    assert sheet_tags(tmp_path / "none.jsonl", "site.xlsx", "u") == {}
+    assert read_journal(path, platform="https://real").sheet_tags == {}
+    assert read_journal(tmp_path / "none.jsonl", platform="u").sheet_tags == {}

@@ -105,7 +105,8 @@ def test_tags_this_sheet_put_on_and_no_longer_has_differ_in_add_mode() -> None:
     record = device(2, "A1", addr="0000000000000002", tags=["x"])
     on_platform = platform(7, "A1", "0000000000000002", tags=["x", "y", "z"])
     site = SiteRecords(devices=[record])
-    [row] = diff(site, snapshot(on_platform), {}, "add", {7: {"x", "y"}, 8: {"z"}})
+    earlier = JournalState(sheet_tags={7: {"x", "y"}, 8: {"z"}})
+    [row] = diff(site, snapshot(on_platform), {}, "add", earlier)
     assert row.action == "differs"
     assert (row.diff["tags"]["add"], row.diff["tags"]["remove"]) == ([], ["y"])  # z: not ours
 
