@@ -616,7 +616,7 @@ def make_plan(
     rows = diff(report.records, snapshot, by_row, template.tags_mode)
     return Plan(
         source=sheet.name,
-        template=template.name,
+        template=template.ref,
         platform=client.url,
         device_link=client.device_link,
         fingerprint=fingerprint(sheet, template),

@@ -154,6 +154,14 @@ class SiteTemplate:
     # How an update meets the device's tags: "add" the sheet's, or make them "exact".
     tags_mode: str = "add"
 
+    @property
+    def ref(self) -> str:
+        """What ``--template`` takes to load it again: a built-in's name, a file's path.
+
+        Workbooks, reports and saved plans record this.
+        """
+        return self.name if self.source == "built-in" else self.source
+
 
 _TOP_KEYS = (
     "description",

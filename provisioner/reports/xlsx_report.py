@@ -40,6 +40,7 @@ from provisioner.reports.base import (
     secret_letters,
     state_of,
 )
+from provisioner.sheets import record_template
 
 _ERROR_FILL = PatternFill(fill_type="solid", fgColor="FFC7CE")
 _WARNING_FILL = PatternFill(fill_type="solid", fgColor="FFEB9C")
@@ -118,6 +119,10 @@ def xlsx(
     _add_errors_tab(report, workbook)
     if pattern is not None:
         _scrub_workbook(workbook, pattern)
+    # The copy reads back through the template the run used, without --template.
+    template = report.get("template")
+    if isinstance(template, str) and template:
+        record_template(workbook, template)
 
     buffer = io.BytesIO()
     workbook.save(buffer)
