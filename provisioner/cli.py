@@ -165,7 +165,13 @@ def _reports_beside_sheet(formats: tuple[str, ...]) -> Callable[[], list[Path]]:
 # --- options shared by several commands (one definition each) ---------------------------
 
 
-def template_option(command: F) -> F:
+def template_option(command: F, *, reads_sheet: bool = True) -> F:
+    chosen = (
+        "the one a workbook of this tool records, else the one built-in whose headers fit, "
+        f"else PROVISIONER_TEMPLATE or {FILE_NAME}, else default; the first line says which"
+        if reads_sheet
+        else f"PROVISIONER_TEMPLATE or {FILE_NAME}, else default"
+    )
     return click.option(
         "--template",
         "-t",
@@ -173,10 +179,12 @@ def template_option(command: F) -> F:
         envvar="PROVISIONER_TEMPLATE",
         metavar="NAME|FILE.toml",
         help=f"Site template: how the sheet's columns map to the platform "
-        f"({', '.join(list_templates())}, or a .toml file). Without it: the one a workbook "
-        "of this tool records, else the one built-in whose headers fit, else "
-        f"PROVISIONER_TEMPLATE or {FILE_NAME}, else default; the first line says which.",
+        f"({', '.join(list_templates())}, or a .toml file). Without it: {chosen}.",
     )(command)
+
+
+def export_template_option(command: F) -> F:
+    return template_option(command, reads_sheet=False)
 
 
 def report_option(command: F) -> F:
@@ -1113,7 +1121,7 @@ def verify(
     help="Where to write the sheet: .xlsx (with the platform's users and instructions) or .csv "
     "(the devices, as the platform's own import takes them).",
 )
-@template_option
+@export_template_option
 @click.option(
     "--tag",
     "tags",
