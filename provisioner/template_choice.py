@@ -68,7 +68,12 @@ def choose_template(
         if planned is not None:
             template = _load_recorded(planned, saved_plan)
             return _chose(template, f"the one {saved_plan.name} was made with; {ANOTHER}")
-    set_template = load_template(setting.value) if setting is not None else None
+    set_template = None
+    if setting is not None:
+        try:
+            set_template = load_template(setting.value)
+        except TemplateError as exc:
+            raise TemplateError(f"the template set in {setting.origin}: {exc}") from None
     if sheet is None:
         if set_template is not None and setting is not None:
             return _chose(set_template, f"from {setting.origin}")

@@ -269,7 +269,7 @@ def test_a_recorded_template_file_is_found_beside_the_workbook_or_named(tmp_path
 
 
 def test_a_setting_that_cannot_load_is_an_error() -> None:
-    with pytest.raises(TemplateError, match="unknown template 'nope'"):
+    with pytest.raises(TemplateError, match="set in provisioner.toml: unknown template 'nope'"):
         choose_template(VALID, setting=Setting("nope", "provisioner.toml"))
 
 
