@@ -1017,6 +1017,13 @@ def check_saved_plan(saved_path: Path, fresh: Plan) -> dict[tuple[str, int], See
         raise SavedPlanError(f"{saved_path} is not a saved plan: {exc}") from None
     if not isinstance(saved, dict) or saved.get("command") != "plan" or "fingerprint" not in saved:
         raise SavedPlanError(f"{saved_path} is not a plan saved by `provisioner plan --out`")
+    made_with = saved.get("template")
+    if isinstance(made_with, str) and made_with != fresh.template:
+        raise SavedPlanError(
+            f"{saved_path} was made with the template '{made_with}', and this apply reads the "
+            f"sheet with '{fresh.template}': leave out --template to use '{made_with}', or run "
+            f"plan again with --template {fresh.template}"
+        )
     if saved["fingerprint"] != fresh.fingerprint:
         raise SavedPlanError(
             f"the sheet or template changed since {saved_path} was made: run plan again"

@@ -35,6 +35,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from provisioner.fields import CONFIG_PREFIX as CONFIG_FIELD_PREFIX
 from provisioner.fields import DOWNLINK_TYPES
+from provisioner.sheets import record_template
 from provisioner.templates import ColumnRule, SiteTemplate, TabSpec
 from provisioner.validation import load_schema
 from provisioner.wording import header_in, say, separators_in, tab_in
@@ -135,6 +136,7 @@ def write_blank_workbook(template: SiteTemplate, path: Path, lang: str = "en") -
     _fill_instructions(instructions, template, tabs, path.name, lang)
     lists.sheet.sheet_state = "hidden"
     workbook.active = 0
+    record_template(workbook, template.ref)
     _save(workbook, path)
 
 
@@ -452,7 +454,7 @@ def _fill_instructions(
 ) -> None:
     devices, users, downlinks = (sheet_of_tab.title for sheet_of_tab, _ in tabs)
     key_header = tabs[0][1][0].header
-    template_arg = _argument(template.name if template.source == "built-in" else template.source)
+    template_arg = _argument(template.ref)
     file_arg = _argument(file_name)
     lines = [
         say(lang, "title", name=template.name),
@@ -470,6 +472,7 @@ def _fill_instructions(
         + say(lang, "run_validate"),
         f"2. provisioner plan {file_arg} --template {template_arg}    " + say(lang, "run_plan"),
         f"3. provisioner apply {file_arg} --template {template_arg}    " + say(lang, "run_apply"),
+        say(lang, "recorded", name=template.ref),
         "",
     ]
     for row, text in enumerate(lines, start=1):

@@ -29,6 +29,7 @@ from provisioner.reports import (
 )
 from provisioner.sandbox.store import DEVICE_TYPES, MAX_PAGE_SIZE, ROLES
 from provisioner.sheets import SheetError, read_tables
+from provisioner.template_choice import Setting, TemplateChoice, choose_template
 from provisioner.templates import (
     SiteTemplate,
     TemplateError,
@@ -78,6 +79,7 @@ def main(ctx: click.Context, config_path: Path | None, no_color: bool) -> None:
     global _NO_COLOR
     _NO_COLOR = no_color
     path = find_config(config_path, Path("."))
+    ctx.meta["config_path"] = path  # where a template from the file was set, for its line
     if path is not None:
         try:
             ctx.default_map = _default_map(load_config(path))
@@ -169,17 +171,26 @@ def _reports_beside_sheet(formats: tuple[str, ...]) -> Callable[[], list[Path]]:
 # --- options shared by several commands (one definition each) ---------------------------
 
 
-def template_option(command: F) -> F:
+def template_option(command: F, *, reads_sheet: bool = True) -> F:
+    chosen = (
+        "the one a workbook of this tool records, else the one built-in whose headers fit, "
+        f"else PROVISIONER_TEMPLATE or {FILE_NAME}, else default; the first line says which"
+        if reads_sheet
+        else f"PROVISIONER_TEMPLATE or {FILE_NAME}, else default"
+    )
     return click.option(
         "--template",
         "-t",
         "template_name",
-        default="default",
-        show_default=True,
+        envvar="PROVISIONER_TEMPLATE",
         metavar="NAME|FILE.toml",
         help=f"Site template: how the sheet's columns map to the platform "
-        f"({', '.join(list_templates())}, or a .toml file).",
+        f"({', '.join(list_templates())}, or a .toml file). Without it: {chosen}.",
     )(command)
+
+
+def export_template_option(command: F) -> F:
+    return template_option(command, reads_sheet=False)
 
 
 def report_option(command: F) -> F:
@@ -322,6 +333,31 @@ def _load_template(name: str) -> SiteTemplate:
     try:
         return load_template(name)
     except TemplateError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _choose_template(
+    ctx: click.Context,
+    sheet: Path | None,
+    template_name: str | None,
+    saved_plan: Path | None = None,
+) -> TemplateChoice:
+    """The template for the command: --template, else chosen (see template_choice)."""
+    from click.core import ParameterSource
+
+    source = ctx.get_parameter_source("template_name")
+    given = setting = None
+    if template_name is not None:
+        if source == ParameterSource.ENVIRONMENT:
+            setting = Setting(template_name, "PROVISIONER_TEMPLATE")
+        elif source == ParameterSource.DEFAULT_MAP:
+            config: Path | None = ctx.meta.get("config_path")
+            setting = Setting(template_name, config.name if config else FILE_NAME)
+        else:
+            given = template_name
+    try:
+        return choose_template(sheet, given, setting=setting, saved_plan=saved_plan)
+    except (TemplateError, SheetError) as exc:
         raise InputError(str(exc)) from None
 
 
@@ -523,7 +559,11 @@ def sandbox(
 @show_option("rows with problems")
 @click.pass_context
 def validate(
-    ctx: click.Context, sheet: Path, template_name: str, reports: tuple[Path, ...], limit: int
+    ctx: click.Context,
+    sheet: Path,
+    template_name: str | None,
+    reports: tuple[Path, ...],
+    limit: int,
 ) -> None:
     """Check every row of SHEET, cell by cell, without touching the platform.
 
@@ -532,14 +572,16 @@ def validate(
     """
     import gc
 
-    template = _load_template(template_name)
-    _check_reports(reports, sheet)
     # What the run makes lives until the process ends: the cycle collector stays
     # paused (validate_sheet pauses it while it works) and then gets none of it to
-    # walk again, only what is made after.
+    # walk again, only what is made after. Choosing the template may read the sheet.
     collecting = gc.isenabled()
     gc.disable()
     try:
+        _check_reports(reports, sheet)
+        choice = _choose_template(ctx, sheet, template_name)
+        template = choice.template
+        click.echo(choice.line)
         try:
             report = validate_sheet(sheet, template)
         except SheetError as exc:
@@ -649,7 +691,7 @@ def template_command(name: str, out: Path | None, force: bool, lang: str) -> Non
 def plan(
     ctx: click.Context,
     sheet: Path,
-    template_name: str,
+    template_name: str | None,
     url: str | None,
     token_file: Path | None,
     ca_bundle: str | None,
@@ -671,9 +713,11 @@ def plan(
     from provisioner.plan import make_plan
     from provisioner.platform import PlatformError
 
-    template = _load_template(template_name)
     _check_reports((*reports, *([out] if out else [])), sheet)
     limit, creates = show
+    choice = _choose_template(ctx, sheet, template_name)
+    template = choice.template
+    click.echo(choice.line)
     progress = _progress()
     client = _client(url, token_file, ca_bundle, allow_http, on_unreachable=progress.say)
     try:
@@ -714,14 +758,14 @@ def plan(
 
 def _resume_command(
     sheet: Path,
-    template_name: str,
+    template_ref: str,
     journal: Path,
     url: str,
     token_file: Path | None,
     update: tuple[bool, frozenset[str] | None] = (False, None),
 ) -> str:
     """The same run again (the URL is no secret; the token stays where it came from)."""
-    words = ["provisioner", "apply", str(sheet), "--template", template_name, "--url", url]
+    words = ["provisioner", "apply", str(sheet), "--template", template_ref, "--url", url]
     words += ["--journal", str(journal)]
     if token_file is not None:
         words += ["--token-file", str(token_file)]
@@ -788,7 +832,7 @@ def _resume_command(
 def apply(
     ctx: click.Context,
     sheet: Path,
-    template_name: str,
+    template_name: str | None,
     url: str | None,
     token_file: Path | None,
     ca_bundle: str | None,
@@ -824,9 +868,11 @@ def apply(
     from provisioner.plan import Plan
     from provisioner.platform import PlatformError
 
-    template = _load_template(template_name)
     journal_path = journal_path or default_journal(sheet)
     _check_reports(reports, sheet)
+    choice = _choose_template(ctx, sheet, template_name, saved_plan)
+    template = choice.template
+    click.echo(choice.line)
     stop = threading.Event()
     progress = _progress()
     # Retry waits end at once on Ctrl-C, so that a stop is quick.
@@ -844,7 +890,7 @@ def apply(
     # (a background job of a script).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    resume = _resume_command(sheet, template_name, journal_path, client.url, token_file, update)
+    resume = _resume_command(sheet, template.ref, journal_path, client.url, token_file, update)
 
     notes_shown = 0
     records: SiteRecords | None = None
@@ -1019,7 +1065,7 @@ def _print_headers(template: SiteTemplate, lang: str) -> None:
 def verify(
     ctx: click.Context,
     sheet: Path,
-    template_name: str,
+    template_name: str | None,
     url: str | None,
     token_file: Path | None,
     ca_bundle: str | None,
@@ -1047,7 +1093,6 @@ def verify(
     from provisioner.platform import PlatformError
     from provisioner.verify import VerifyResult, parse_since, verify_sheet
 
-    template = _load_template(template_name)
     _check_reports(reports, sheet)
     results = sheet.with_name(f"{sheet.stem}.verify.xlsx")
     _check_reports((results,), sheet)
@@ -1055,6 +1100,9 @@ def verify(
         since_time = parse_since(since) if since is not None else None
     except ProvisionerError as exc:
         raise InputError(str(exc)) from None
+    choice = _choose_template(ctx, sheet, template_name)
+    template = choice.template
+    click.echo(choice.line)
     progress = _progress("devices")
     stop = threading.Event()
     client = _client(
@@ -1132,7 +1180,7 @@ def verify(
     help="Where to write the sheet: .xlsx (with the platform's users and instructions) or .csv "
     "(the devices, as the platform's own import takes them).",
 )
-@template_option
+@export_template_option
 @click.option(
     "--tag",
     "tags",
@@ -1148,7 +1196,7 @@ def verify(
 def export(
     ctx: click.Context,
     out: Path,
-    template_name: str,
+    template_name: str | None,
     tags: tuple[str, ...],
     all_devices: bool,
     force: bool,
@@ -1168,7 +1216,7 @@ def export(
     from provisioner.export import check_export, export_site
     from provisioner.platform import PlatformError
 
-    template = _load_template(template_name)
+    template = _choose_template(ctx, None, template_name).template
     try:
         check_export(out, template, tags=tags, all_devices=all_devices, force=force)
     except ProvisionerError as exc:

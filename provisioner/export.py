@@ -58,7 +58,9 @@ from provisioner.fields import (
 )
 from provisioner.plan import platform_users
 from provisioner.platform import MAX_PAGE_SIZE, Filter, PlatformClient, fa
+from provisioner.sheets import record_template
 from provisioner.templates import SiteTemplate, TabSpec
+from provisioner.wording import say
 
 EXPORT_SUFFIXES = (".xlsx", ".csv")
 USERS_TAB = "Platform users"
@@ -207,7 +209,7 @@ def export_site(
     notes += sheet.written_notes
     return ExportResult(
         out=out,
-        template=template.name,
+        template=template.ref,
         selection=selection,
         devices=len(devices),
         users=None if users is None else len(users),
@@ -601,6 +603,7 @@ def _write_xlsx(
         if line.startswith("="):
             cell.data_type = "s"
         instructions.append([cell])
+    record_template(workbook, template.ref)
     workbook.save(file)
 
 
@@ -617,7 +620,7 @@ def _user_cell(user: dict[str, Any], name: str, spec: TabSpec) -> str | None:
 
 
 def _instructions(template: SiteTemplate, sheet: _DeviceSheet, context: _Context) -> list[str]:
-    name = template.name if template.source == "built-in" else template.source
+    name = template.ref
     file_name = f'"{context.file_name}"' if " " in context.file_name else context.file_name
     args = f"{file_name} --template {name}"
     lines = [
@@ -631,6 +634,7 @@ def _instructions(template: SiteTemplate, sheet: _DeviceSheet, context: _Context
         "Correct a row and run apply with --update to bring the platform in line; add rows for "
         "new devices and apply creates them:",
         f"  provisioner apply {args} --update",
+        say("en", "recorded", name=template.ref),
         "Identifier columns are formatted as Text: keep them so (paste with Paste Values), "
         "or Excel turns long numbers into 3.52656E+14 and drops leading zeros.",
     ]

@@ -698,7 +698,7 @@ def make_plan(
     rows = diff(report.records, snapshot, by_row, template.tags_mode, journal, report.blocked_tabs)
     return Plan(
         source=sheet.name,
-        template=template.name,
+        template=template.ref,
         platform=client.url,
         device_link=client.device_link,
         fingerprint=fingerprint(sheet, template),

@@ -431,12 +431,12 @@ def read_records(
     ``cell_by_cell`` reads every device row the slow way (tests hold the two ways equal).
     """
     site = SiteRecords()
-    devices_tab = _find_tab(workbook, template.devices) or workbook.tab_names[0]
+    devices_tab = find_devices_tab(workbook, template)
     site.tabs["devices"] = devices_tab
     devices = workbook.table(devices_tab)
     _read_devices(devices, template, site, cell_by_cell)
     if devices_tab in site.missing:
-        site.problems += _guess_template(devices, template)
+        site.problems += _guess_template(workbook, devices, template)
     for part, spec in (("users", template.users), ("downlinks", template.downlinks)):
         tab = _find_tab(workbook, spec)
         if tab is not None and tab != devices_tab:
@@ -452,27 +452,81 @@ def read_records(
     return site
 
 
-def _guess_template(table: Table, template: SiteTemplate) -> list[Problem]:
-    """When the Devices tab lacks a required column: a built-in template whose headers fit."""
-    fits = []
-    # A template another template's headers already named (OTHER_TEMPLATE_HEADER) is
-    # not named twice.
-    others = known_headers("devices")
-    named = {others[key][1] for h in table.headers if h and (key := header_key(h)) in others}
-    for name in list_templates():
-        if name == template.name or name in named:
+def find_devices_tab(workbook: Workbook, template: SiteTemplate) -> str:
+    """The tab the template reads devices from: one of its names, else the first tab."""
+    return _find_tab(workbook, template.devices) or workbook.tab_names[0]
+
+
+@dataclass(frozen=True)
+class HeaderFit:
+    """How a template reads the headers of a workbook's devices tab.
+
+    ``mapped`` counts the fields its headers give; ``unknown`` are the headers the
+    template neither maps nor ignores; ``missing`` the required fields (addr, the
+    match key) without a column or a default.
+    """
+
+    template: SiteTemplate
+    mapped: int
+    unknown: tuple[str, ...]
+    missing: tuple[str, ...]
+
+    @property
+    def whole(self) -> bool:
+        """Every header means something to the template, and nothing it needs is missing."""
+        return not self.unknown and not self.missing
+
+
+def header_fit(workbook: Workbook, template: SiteTemplate) -> HeaderFit:
+    """How ``template`` reads the headers of the workbook's devices tab."""
+    spec = template.devices
+    found: set[str] = set()
+    unknown: list[str] = []
+    for header in workbook.table(find_devices_tab(workbook, template)).headers:
+        if not header:
             continue
+        name = spec.field_for(header)
+        if name is not None:
+            found.add(name)
+        elif not spec.is_ignored(header):
+            unknown.append(header)
+    needed = dict.fromkeys(("addr", template.match_key))
+    missing = tuple(n for n in needed if n not in found and n not in spec.defaults)
+    return HeaderFit(template, len(found), tuple(unknown), missing)
+
+
+def built_in_fits(workbook: Workbook) -> list[HeaderFit]:
+    """How each built-in template reads the workbook's headers (one that cannot load is left
+    out: the command that names it says why)."""
+    fits = []
+    for name in list_templates():
         try:
-            other = load_template(name)
+            fits.append(header_fit(workbook, load_template(name)))
         except TemplateError:
             continue
-        spec = other.devices
-        found = {spec.field_for(h) for h in table.headers if h}
-        if {"addr", other.match_key} <= found:
-            fits.append((len(found - {None}), name))
-    if not fits:
+    return fits
+
+
+def best_guess(fits: Iterable[HeaderFit], besides: str = "") -> str | None:
+    """The built-in template, other than ``besides``, with nothing required missing that
+    maps the most headers; None when there is none."""
+    usable = [(f.mapped, f.template.name) for f in fits if not f.missing]
+    usable = [item for item in usable if item[1] != besides]
+    return max(usable)[1] if usable else None
+
+
+def _guess_template(workbook: Workbook, table: Table, template: SiteTemplate) -> list[Problem]:
+    """When the Devices tab lacks a required column: a built-in template whose headers fit."""
+    best = best_guess(built_in_fits(workbook), besides=template.name)
+    # Said once: another template's headers may have named it already (OTHER_TEMPLATE_HEADER).
+    others = known_headers("devices")
+    named = {
+        others[key][1]
+        for h in table.headers
+        if h and template.devices.field_for(h) is None and (key := header_key(h)) in others
+    }
+    if best is None or best in named:
         return []
-    _, best = max(fits)
     return [
         Problem(
             TEMPLATE_GUESS,
@@ -918,7 +972,8 @@ def _read_devices(
             if not tags:
                 defaulted.add("tags")
         key = str(body.get(match_key, ""))
-        if not key and before == len(site.problems):
+        # Without the match key's column, the tab's one missing-column problem says it all.
+        if not key and before == len(site.problems) and match_key in cells:
             # Rows are matched to platform devices by this key: without it, nothing can be checked.
             site.problems.append(
                 Problem(

@@ -39,13 +39,22 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 from xml.etree import ElementTree
 
 from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook, SheetVisibleEnum
 
 from provisioner.errors import ProvisionerError
 from provisioner.problems import column_letter
+
+if TYPE_CHECKING:  # openpyxl loads only where a workbook is written
+    from openpyxl import Workbook as OpenpyxlWorkbook
+
+# The custom document property (docProps/custom.xml; in an .ods, a user-defined field of
+# meta.xml) in which a workbook this tool writes records its site template. Excel and
+# LibreOffice keep such properties when the file is edited and saved, which the tabs'
+# text and layout are not safe from.
+TEMPLATE_PROPERTY = "provisioner-template"
 
 SUFFIXES = {".xlsx": "xlsx", ".xlsm": "xlsx", ".ods": "ods", ".csv": "csv"}
 ACCEPTED = ".xlsx, .xlsm, .ods or .csv"
@@ -116,6 +125,8 @@ class Workbook:
     ``hidden_tabs`` names the tabs the user does not see (hidden, or very
     hidden: only a macro or the VBA editor can show those), in workbook
     order; ``very_hidden_tabs`` is the very hidden part of them (.xlsx only).
+    ``template`` is the site template a workbook this tool wrote records
+    (``TEMPLATE_PROPERTY``), None for any other file.
     """
 
     path: Path
@@ -125,6 +136,7 @@ class Workbook:
     delimiter: str | None = None
     hidden_tabs: list[str] = field(default_factory=list)
     very_hidden_tabs: list[str] = field(default_factory=list)
+    template: str | None = None
     _calamine: CalamineWorkbook | None = field(default=None, repr=False)
     _csv_text: str | None = field(default=None, repr=False)
     _tables: dict[str, Table] = field(default_factory=dict, repr=False)
@@ -225,13 +237,16 @@ def open_workbook(path: str | Path) -> Workbook:
         raise SheetError(f"{path}: file not found")
     if not path.is_file():
         raise SheetError(f"{path}: is a folder, not a sheet file")
+    kept = _take_kept(path)
+    if kept is not None:
+        return kept
     if fmt == "csv":
         return _open_csv(path)
     with path.open("rb") as file:
         head = file.read(8)
     if head[:4] != ZIP_MAGIC:
         raise SheetError(f"{path.name}: {_not_a_workbook(path, head)}")
-    actual = _zip_kind(path)
+    actual, template = _zip_kind(path)
     if actual != fmt:
         raise SheetError(f"{path.name}: {_wrong_zip(actual, fmt)}")
     try:
@@ -253,8 +268,58 @@ def open_workbook(path: str | Path) -> Workbook:
         very_hidden_tabs=[
             n for n, s in zip(names, states, strict=True) if s == SheetVisibleEnum.VeryHidden
         ],
+        template=template,
         _calamine=workbook,
     )
+
+
+def record_template(workbook: OpenpyxlWorkbook, ref: str) -> None:
+    """Record the site template ``ref`` in a workbook this tool writes (read back as
+    ``Workbook.template``); an earlier record, as in a copy of such a workbook, is replaced."""
+    from openpyxl.packaging.custom import StringProperty
+
+    # openpyxl 3.1 has custom_doc_props; its type stubs do not know it yet.
+    properties = workbook.custom_doc_props  # type: ignore[attr-defined]
+    if TEMPLATE_PROPERTY in properties.names:
+        del properties[TEMPLATE_PROPERTY]
+    properties.append(StringProperty(name=TEMPLATE_PROPERTY, value=ref))
+
+
+# The template chooser reads a sheet's headers before the command reads the sheet: the
+# workbook it opened (with the tables it read) waits here for the next open_workbook of
+# the same, unchanged file, so that a big sheet is parsed once. One slot, taken once.
+_kept: tuple[tuple[Path, int, int], Workbook] | None = None
+
+
+def _identity(path: Path) -> tuple[Path, int, int]:
+    status = path.stat()
+    return path.resolve(), status.st_mtime_ns, status.st_size
+
+
+def keep_for_next_open(workbook: Workbook) -> None:
+    """Hand ``workbook`` to the next ``open_workbook`` of its file, if the file is unchanged."""
+    global _kept
+    try:
+        _kept = (_identity(workbook.path), workbook)
+    except OSError:
+        _kept = None
+
+
+def _take_kept(path: Path) -> Workbook | None:
+    """The kept workbook of ``path`` if the file is unchanged; a kept one of ``path`` goes
+    either way."""
+    global _kept
+    if _kept is None:
+        return None
+    identity, workbook = _kept
+    try:
+        now = _identity(path)
+    except OSError:
+        return None
+    if now[0] != identity[0]:
+        return None
+    _kept = None
+    return workbook if now == identity else None
 
 
 # --- what the file really is -------------------------------------------------
@@ -273,19 +338,42 @@ def _not_a_workbook(path: Path, head: bytes) -> str:
     return f"this file is not a {path.suffix} workbook: save it as {ACCEPTED}"
 
 
-def _zip_kind(path: Path) -> str | None:
-    """``xlsx``, ``ods`` or None (another or a broken zip file)."""
+def _zip_kind(path: Path) -> tuple[str | None, str | None]:
+    """``xlsx``, ``ods`` or None (another or a broken zip file), and the site template
+    the file records (``TEMPLATE_PROPERTY``) or None."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
             if "xl/workbook.xml" in names or "[Content_Types].xml" in names:
-                return "xlsx"
+                return "xlsx", _recorded_template(archive, "docProps/custom.xml", names)
             if "mimetype" in names:
                 mimetype = archive.read("mimetype")
                 if b"opendocument.spreadsheet" in mimetype:
-                    return "ods"
+                    return "ods", _recorded_template(archive, "meta.xml", names)
     except (zipfile.BadZipFile, OSError, KeyError):
+        return None, None
+    return None, None
+
+
+def _recorded_template(archive: zipfile.ZipFile, member: str, names: set[str]) -> str | None:
+    """The value of the ``TEMPLATE_PROPERTY`` custom property, if the file has one.
+
+    In docProps/custom.xml a ``<property name="...">`` holds the value in a child
+    (``<vt:lpwstr>``); in an .ods's meta.xml it is ``<meta:user-defined meta:name="...">``.
+    A small file either way: read only when there is one.
+    """
+    if member not in names:
         return None
+    try:
+        root = ElementTree.fromstring(archive.read(member))
+    except (ElementTree.ParseError, zipfile.BadZipFile, zlib.error, OSError):
+        return None
+    for element in root.iter():
+        attributes = {name.rpartition("}")[2]: value for name, value in element.attrib.items()}
+        if attributes.get("name") != TEMPLATE_PROPERTY:
+            continue
+        text = "".join(element.itertext()).strip()
+        return text or None
     return None
 
 
@@ -304,7 +392,7 @@ def _wrong_zip(actual: str | None, wanted: str) -> str:
 def _open_csv(path: Path) -> Workbook:
     data = path.read_bytes()
     if data.startswith(ZIP_MAGIC):
-        raise SheetError(f"{path.name}: {_wrong_zip(_zip_kind(path), 'csv')}")
+        raise SheetError(f"{path.name}: {_wrong_zip(_zip_kind(path)[0], 'csv')}")
     if data.startswith(OLE_MAGIC):
         raise SheetError(
             f"{path.name}: this file is an old .xls or encrypted workbook, not a CSV: "

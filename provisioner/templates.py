@@ -182,6 +182,14 @@ class SiteTemplate:
     # The letter case hex identifiers (DevEUI, JoinEUI, keys) are sent in.
     hex_case: str = "upper"
 
+    @property
+    def ref(self) -> str:
+        """What ``--template`` takes to load it again: a built-in's name, a file's path.
+
+        Workbooks, reports and saved plans record this.
+        """
+        return self.name if self.source == "built-in" else self.source
+
 
 _TOP_KEYS = (
     "description",

@@ -713,7 +713,7 @@ def validate_records(site: SiteRecords, template: SiteTemplate, *, source: str) 
             for record in records:
                 if record.sheet in site.missing or record.sheet in site.bad_headers:
                     record.valid = False
-    return ValidationReport(source, template.name, loose, site, problem_rows)
+    return ValidationReport(source, template.ref, loose, site, problem_rows)
 
 
 def _by_kind(site: SiteRecords) -> tuple[tuple[str, Sequence[Record]], ...]:

@@ -422,7 +422,7 @@ class Checker:
     def result(self, sheet: Path, template: SiteTemplate) -> VerifyResult:
         return VerifyResult(
             source=sheet.name,
-            template=template.name,
+            template=template.ref,
             platform=self.client.url,
             device_link=self.client.device_link,
             rows=self.rows,

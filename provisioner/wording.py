@@ -210,6 +210,12 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "(after any failure, the same command continues where it stopped)",
         "(nach jedem Fehler macht derselbe Befehl dort weiter, wo er aufgehört hat)",
     ),
+    "recorded": (
+        "The workbook records its site template '{name}' in its document properties, which "
+        "survive editing and saving: the commands find it even without --template.",
+        "Die Arbeitsmappe vermerkt ihre Vorlage '{name}' in den Dokumenteigenschaften, die "
+        "Bearbeiten und Speichern überstehen: die Befehle finden sie auch ohne --template.",
+    ),
     "table_tab": ("Tab", "Blatt"),
     "table_column": ("Column", "Spalte"),
     "table_required": ("Required", "Pflicht"),

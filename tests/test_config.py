@@ -38,6 +38,7 @@ def write(path: Path, text: str) -> Path:
 
 def planned_url(*args: str, env: dict[str, str] | None = None) -> str:
     """The URL plan would use: each test URL lacks http://, so plan names it and stops (exit 2)."""
+    write(Path("site.csv"), "serial,addr\nSN1,70B3D5E700000001\n")
     result = run(*args, "plan", "site.csv", env={"PROVISIONER_TOKEN": "t0ken", **(env or {})})
     assert result.exit_code == 2, result.output
     if "no platform URL" in result.output:

@@ -188,26 +188,43 @@ def test_every_rule_of_every_built_in_template_is_on_a_text_field() -> None:
 # --- the template guess and a missing column said once -------------------------------------------
 
 
-def test_a_lorawan_key_list_without_template_names_the_template_once(tmp_path: Path) -> None:
+def test_a_lorawan_key_list_without_template_is_read_with_the_template_that_fits(
+    tmp_path: Path,
+) -> None:
     lines = ["DevEUI,JoinEUI,AppKey"] + [
         f"70B3D5E75E{i:06X},70B3D57ED0000001,{i:032X}" for i in range(80)
     ]
     path = tmp_path / "keys.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "provisioner", "validate", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+
+    def validate(*options: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "provisioner", "validate", str(path), *options],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    done = validate()
+    assert done.returncode == 0, done.stdout + done.stderr
+    first, second = done.stdout.splitlines()[:2]
+    assert first == "template lorawan-meter: fits the headers; --template to choose another"
+    assert second == "80 rows: 80 valid, 0 invalid"
+
+    # Read with default on purpose: each missing column once, no line per row.
+    done = validate("--template", "default")
     assert done.returncode == 1
+    assert done.stdout.splitlines()[0] == "template default: given with --template"
     assert done.stdout.count("--template lorawan-meter") == 1, done.stdout
     assert "Address is missing" not in done.stdout
     assert done.stdout.count("has no column for addr") == 1, done.stdout
+    assert done.stdout.count("has no column for serial") == 1, done.stdout
+    assert "the row has no" not in done.stdout
     report = validate_sheet(path, load_template("default"))
     assert report.totals == {"valid": 0, "invalid": 80}
     assert all(not r.valid for r in report.records.devices)
     assert [r.status for r in report.rows] == ["invalid"] * 80
+    assert not [p for p in report.errors if p.kind.code == "missing-key"]
 
 
 # --- device types, hidden cells, big CSV cells ---------------------------------------------------

@@ -42,6 +42,7 @@ from provisioner.reports.base import (
     sends_text,
     state_of,
 )
+from provisioner.sheets import record_template
 
 _ERROR_FILL = PatternFill(fill_type="solid", fgColor="FFC7CE")
 _WARNING_FILL = PatternFill(fill_type="solid", fgColor="FFEB9C")
@@ -120,6 +121,10 @@ def xlsx(
     _add_errors_tab(report, workbook)
     if pattern is not None:
         _scrub_workbook(workbook, pattern)
+    # The copy reads back through the template the run used, without --template.
+    template = report.get("template")
+    if isinstance(template, str) and template:
+        record_template(workbook, template)
 
     buffer = io.BytesIO()
     workbook.save(buffer)

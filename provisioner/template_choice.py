@@ -1,0 +1,158 @@
+"""Which site template reads a sheet: the one the installer meant.
+
+Without ``--template``, in this order:
+
+1. ``apply --plan``: the template the saved plan was made with;
+2. the template a workbook this tool wrote records (a blank workbook, an export, a
+   results or report copy: ``sheets.TEMPLATE_PROPERTY``);
+3. the one built-in template that reads every header of the devices tab with nothing
+   required missing (``records.HeaderFit.whole``). When several do and ``default`` is
+   one of them, ``default`` (plain field names mean the plain fields); several others
+   fit no better than one another, so none is picked by the headers. A template set in
+   ``PROVISIONER_TEMPLATE`` or provisioner.toml that reads every header too is kept: a
+   site's own copy of a built-in (with its site tag) must not lose to the built-in;
+4. ``PROVISIONER_TEMPLATE`` / ``template =`` in provisioner.toml;
+5. ``default``, with the built-in template that fits the headers best named first.
+
+``choose_template`` returns the template and the line that names it and says why:
+the first line every command that reads a sheet prints.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from provisioner.records import HeaderFit, best_guess, built_in_fits, header_fit
+from provisioner.sheets import Workbook, keep_for_next_open, open_workbook
+from provisioner.templates import SiteTemplate, TemplateError, load_template
+
+DEFAULT = "default"
+ANOTHER = "--template to choose another"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A template set outside the command line: its name or path, and where it was set
+    (``PROVISIONER_TEMPLATE``, ``provisioner.toml``)."""
+
+    value: str
+    origin: str
+
+
+@dataclass(frozen=True)
+class TemplateChoice:
+    """The template a command uses, and its first console line: the template and why."""
+
+    template: SiteTemplate
+    line: str
+
+
+def choose_template(
+    sheet: Path | None,
+    given: str | None = None,
+    *,
+    setting: Setting | None = None,
+    saved_plan: Path | None = None,
+) -> TemplateChoice:
+    """The template for ``sheet`` (None: a command that reads no sheet, as export).
+
+    Raises TemplateError when the template given, recorded or set cannot be loaded,
+    and SheetError when the sheet cannot be read.
+    """
+    if given is not None:
+        return _chose(load_template(given), "given with --template")
+    if saved_plan is not None:
+        planned = saved_plan_template(saved_plan)
+        if planned is not None:
+            template = _load_recorded(planned, saved_plan)
+            return _chose(template, f"the one {saved_plan.name} was made with; {ANOTHER}")
+    set_template = None
+    if setting is not None:
+        try:
+            set_template = load_template(setting.value)
+        except TemplateError as exc:
+            raise TemplateError(f"the template set in {setting.origin}: {exc}") from None
+    if sheet is None:
+        if set_template is not None and setting is not None:
+            return _chose(set_template, f"from {setting.origin}")
+        return _chose(load_template(DEFAULT), "the default")
+    workbook = open_workbook(sheet)
+    try:
+        return _choose_for(workbook, sheet, setting, set_template)
+    finally:
+        # The command reads the same file next: it gets the tables read here.
+        keep_for_next_open(workbook)
+
+
+def _choose_for(
+    workbook: Workbook,
+    sheet: Path,
+    setting: Setting | None,
+    set_template: SiteTemplate | None,
+) -> TemplateChoice:
+    if workbook.template is not None:
+        template = _load_recorded(workbook.template, sheet)
+        return _chose(template, f"recorded in {sheet.name}, which this tool made; {ANOTHER}")
+    if set_template is not None and setting is not None:
+        if header_fit(workbook, set_template).whole:
+            return _chose(set_template, f"from {setting.origin}; it fits the headers")
+    fits = built_in_fits(workbook)
+    whole = [f.template for f in fits if f.whole]
+    names = [t.name for t in whole]
+    if len(whole) == 1 or DEFAULT in names:
+        fitting = whole[0] if len(whole) == 1 else whole[names.index(DEFAULT)]
+        return _chose(fitting, f"fits the headers; {ANOTHER}")
+    if set_template is not None and setting is not None:
+        return _chose(set_template, f"from {setting.origin}")
+    return _chose(load_template(DEFAULT), _no_fit(fits, names))
+
+
+def _no_fit(fits: list[HeaderFit], whole: list[str]) -> str:
+    """Why no built-in template was picked by the headers, and which to try."""
+    if whole:
+        quoted = " and ".join(f"'{name}'" for name in whole)
+        return f"the headers fit {quoted} alike: add --template NAME to choose"
+    guess = best_guess(fits, besides=DEFAULT)
+    if guess is not None:
+        return (
+            f"these headers fit the template '{guess}' best (not every column): "
+            f"add --template {guess} if the sheet is meant for it"
+        )
+    return "no template fits these headers: `provisioner templates` lists them; --template NAME"
+
+
+def _chose(template: SiteTemplate, why: str) -> TemplateChoice:
+    return TemplateChoice(template, f"template {template.ref}: {why}")
+
+
+def saved_plan_template(path: Path) -> str | None:
+    """The template a plan saved by ``plan --out`` was made with; None when the file does
+    not say (apply's check of the saved plan reports a file that is not a plan)."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    template = saved.get("template") if isinstance(saved, dict) else None
+    return template if isinstance(template, str) and template else None
+
+
+def _load_recorded(ref: str, where: Path) -> SiteTemplate:
+    """A template a workbook or a saved plan records: a built-in by name; a template file
+    by its path, as given then, else beside the file that records it."""
+    is_file = ref.endswith(".toml") or "/" in ref or "\\" in ref
+    if not is_file:
+        try:
+            return load_template(ref)
+        except TemplateError as exc:
+            raise TemplateError(f"{where.name} records the template '{ref}': {exc}") from None
+    recorded = Path(ref)
+    candidates = [recorded, where.parent / recorded, where.parent / recorded.name]
+    for candidate in dict.fromkeys(candidates):
+        if candidate.is_file():
+            return load_template(str(candidate))
+    raise TemplateError(
+        f"{where.name} was made with the template file {ref}, which is not there "
+        f"(nor beside {where.name}): give its path with --template FILE.toml"
+    )
