@@ -29,7 +29,7 @@ from provisioner.fields import (
     split_list,
 )
 from provisioner.problems import Kind, Problem, kind
-from provisioner.sheets import Table, Workbook
+from provisioner.sheets import OUTCOME_HEADERS, Table, Workbook
 from provisioner.templates import (
     ColumnRule,
     SiteTemplate,
@@ -449,6 +449,13 @@ def read_records(
     site.problems += _hidden(
         workbook, [workbook.table(tab) for tab in dict.fromkeys(site.tabs.values())]
     )
+    if workbook.template is not None:
+        # A copy this tool wrote (results, a report) has its outcome columns: known, not sent.
+        site.problems = [
+            p
+            for p in site.problems
+            if not (p.kind is UNKNOWN_COLUMN and p.header in OUTCOME_HEADERS)
+        ]
     return site
 
 
@@ -488,6 +495,10 @@ def header_fit(workbook: Workbook, template: SiteTemplate) -> HeaderFit:
         name = spec.field_for(header)
         if name is not None:
             found.add(name)
+        elif (near := spec.near_header(header)) is not None:
+            # A misspelling of this template's header ("AppKy") is this template's column:
+            # the template is the one meant, and reading it says what to fix.
+            found.add(near[0])
         elif not spec.is_ignored(header):
             unknown.append(header)
     needed = dict.fromkeys(("addr", template.match_key))

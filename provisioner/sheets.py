@@ -55,6 +55,11 @@ if TYPE_CHECKING:  # openpyxl loads only where a workbook is written
 # LibreOffice keep such properties when the file is edited and saved, which the tabs'
 # text and layout are not safe from.
 TEMPLATE_PROPERTY = "provisioner-template"
+# The columns this tool adds to its copies of a sheet (results, xlsx reports): a copy read
+# again knows them, as it knows its template.
+OUTCOME_HEADERS = frozenset(
+    {"Action", "Status", "Online", "Last data", "Records", "Platform id", "Message", "Sends"}
+)
 
 SUFFIXES = {".xlsx": "xlsx", ".xlsm": "xlsx", ".ods": "ods", ".csv": "csv"}
 ACCEPTED = ".xlsx, .xlsm, .ods or .csv"

@@ -272,3 +272,16 @@ def test_export_writes_the_one_form_and_reads_back_as_the_same_devices(
     planned = run("plan", tmp_path / "e.csv", sandbox)
     assert planned.returncode == 0, planned.stdout
     assert "create 0 · exists 1 · differs 0" in planned.stdout  # the AppKey too, without case
+
+
+def test_the_results_copy_read_again_knows_its_own_outcome_columns(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    sheet = csv_sheet(tmp_path, "DevEUI;name;Farbe", f"{EUI};a;rot")
+    assert run("apply", sheet, sandbox).returncode == 0
+    again = run("plan", tmp_path / "site.results.xlsx", sandbox)
+    assert again.returncode == 0, again.stdout
+    assert "exists 1" in again.stdout
+    # The installer's own column is still named; Status, Platform id, Message are the tool's.
+    assert again.stdout.count("is not a field of this template") == 1
+    assert "column 'Farbe'" in again.stdout
