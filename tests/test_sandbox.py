@@ -279,6 +279,25 @@ def test_key_lookups_use_an_index(sandbox: Sandbox) -> None:
         assert "TEMP B-TREE" not in plan, plan
 
 
+def test_an_addr_asked_for_without_case_uses_an_index_and_finds_every_case(
+    sandbox: Sandbox,
+) -> None:
+    """The client asks for a hex addr with ilike (a DevEUI is one device in any case):
+    without a wildcard that is an exact match without case, served by an index."""
+    exact = [Filter("f", "addr", "ilike", ("70B3D5E75E005000",))]
+    plan = " ".join(sandbox.store.device_query_plan(exact))
+    assert "devices_addr_nocase" in plan, plan
+    for addr in ("70b3d5e75e005000", "70b3D5E75e005001", "70B3D5E75E00500A"):
+        sandbox.store.create_device({"addr": addr, "deviceTypeId": 1})
+    assert [d["addr"] for d in sandbox.store.list_devices(exact)] == ["70b3d5e75e005000"]
+    # The same answer over HTTP, and a wildcard still works as LIKE without case.
+    with client(sandbox) as c:
+        found = c.get("/api/devices?f:addr=ilike:70B3D5E75E005000").json()["data"]
+        assert [d["addr"] for d in found] == ["70b3d5e75e005000"]
+        found = c.get("/api/devices?f:addr=ilike:70b3d5e75e00500%25").json()["data"]
+        assert len(found) == 3
+
+
 # --- roles -----------------------------------------------------------------------------------
 
 ENDPOINTS: list[tuple[str, str, set[str]]] = [
