@@ -187,6 +187,10 @@ def hex_digits(text: str, length: int) -> str | None:
 def hex_form(text: str, length: int, case: str = "upper") -> str:
     """The form a hex identifier is sent in (the template's case, no separators);
     any other text unchanged."""
+    if text.isalnum() and (
+        text.isdigit() or (text.islower() if case == "lower" else text.isupper())
+    ):
+        return text  # no separator and no letter of the other case: nothing to change
     digits = hex_digits(text, length)
     if digits is None:
         return text

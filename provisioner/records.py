@@ -617,13 +617,7 @@ class _Notices:
         length = column.hex_length
         if length is None:
             return texts
-        # Most cells are in the one form already: told by str methods, not a regex each.
-        settled = str.isupper if self.case == "upper" else str.islower
-        forms = {
-            t: hex_form(t, length, self.case)
-            for t in set(texts)
-            if t and not (t.isalnum() and (settled(t) or t.isdigit()))
-        }
+        forms = {t: hex_form(t, length, self.case) for t in set(texts) if t}
         changed = {t: form for t, form in forms.items() if form != t}
         if not changed:
             return texts
