@@ -22,7 +22,6 @@ messages repeat, are left out (the rule itself is still said, in German).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from provisioner.fields import CONFIG_PREFIX as CONFIG_FIELD_PREFIX
 from provisioner.fields import DOWNLINK_TYPES
+from provisioner.files import put_text, write_atomically
 from provisioner.sheets import record_template
 from provisioner.templates import ColumnRule, SiteTemplate, TabSpec
 from provisioner.validation import load_schema
@@ -110,13 +110,15 @@ class _Column:
     """Whether the dropdown refuses other values, or only warns."""
 
 
-def write_blank_workbook(template: SiteTemplate, path: Path, lang: str = "en") -> None:
+def write_blank_workbook(
+    template: SiteTemplate, path: Path, lang: str = "en", *, replace: bool = True
+) -> None:
     """Write a blank installer workbook for ``template`` to ``path``, in ``lang`` (en, de).
 
-    The file is written beside ``path`` first and then moved over it, so a
-    crash never leaves half a workbook; an existing file is replaced (the CLI
-    decides whether that is allowed). Raises OSError when the file cannot be
-    written.
+    The file is written by ``files.write_atomically``, so a crash never leaves
+    half a workbook; an existing file is replaced only with ``replace``. Raises
+    OSError when the file cannot be written (FileExistsError for an existing file
+    without ``replace``).
     """
     workbook = Workbook()
     devices = workbook.active
@@ -137,7 +139,7 @@ def write_blank_workbook(template: SiteTemplate, path: Path, lang: str = "en") -
     lists.sheet.sheet_state = "hidden"
     workbook.active = 0
     record_template(workbook, template.ref)
-    _save(workbook, path)
+    _save(workbook, path, replace)
 
 
 # --- columns ---------------------------------------------------------------------------------
@@ -548,21 +550,17 @@ def _argument(text: str) -> str:
 
 
 def _put(sheet: Worksheet, row: int, column: int, value: str | int) -> Any:
-    """Write a value; text starting with '=' stays text, never a formula."""
-    cell = sheet.cell(row, column, value)
-    if isinstance(value, str) and value.startswith("="):
-        cell.data_type = "s"
+    """Write a value; text stays text, never a formula (``files.put_text``)."""
+    cell = sheet.cell(row, column)
+    if isinstance(value, str):
+        put_text(cell, value)
+    else:
+        cell.value = value
     return cell
 
 
 # --- saving ----------------------------------------------------------------------------------
 
 
-def _save(workbook: Workbook, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        workbook.save(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+def _save(workbook: Workbook, path: Path, replace: bool) -> None:
+    write_atomically(path, workbook.save, replace=replace)

@@ -639,14 +639,18 @@ def template_command(name: str, out: Path | None, force: bool, lang: str) -> Non
         return
     if out.suffix.lower() != ".xlsx":
         raise InputError(f"{out}: the blank workbook is an Excel file; name it *.xlsx")
+    exists = f"{out} exists already; choose another name or add --force to replace it"
     if out.exists() and not force:
-        raise InputError(f"{out} exists already; choose another name or add --force to replace it")
+        raise InputError(exists)
     from provisioner.blank_sheet import write_blank_workbook
+    from provisioner.files import reason
 
     try:
-        write_blank_workbook(template, out, lang)
+        write_blank_workbook(template, out, lang, replace=force)
+    except FileExistsError:
+        raise InputError(exists) from None  # it appeared while the workbook was made
     except OSError as exc:
-        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot write {out}: {reason(exc)}") from None
     click.echo(f"blank workbook for template '{template.name}' written: {out}")
 
 

@@ -21,7 +21,8 @@ What a sheet holds, and how:
   named ``Users``: with its empty passwords every row would be invalid there.
 - ``.csv``: the devices only, ``,``-separated UTF-8 without BOM, as the
   platform's own admin Hardware Import takes it; a text that a spreadsheet would
-  run as a formula gets a leading ``'``, as in every CSV the tool writes.
+  run as a formula gets a leading ``'``, as in every CSV the tool writes, and the
+  tool reads it back without it (``files.csv_cell``).
 - LoRaWAN keys (``initialConfig`` AppKey...) are written, as in the installer's
   own sheet; their values never reach the console, and a file holding any is
   readable by its owner only.
@@ -33,12 +34,9 @@ and count, never silently dropped.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-import os
 import re
-import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -56,6 +54,7 @@ from provisioner.fields import (
     is_secret_config_key,
     normal_key,
 )
+from provisioner.files import csv_cell, formula_like, put_text, reason, write_atomically
 from provisioner.plan import platform_users
 from provisioner.platform import MAX_PAGE_SIZE, Filter, PlatformClient, fa
 from provisioner.sheets import record_template
@@ -73,8 +72,6 @@ _IDENTITY = ("addr", "name", "serial")
 # Characters no workbook can hold (and a NUL no CSV reader takes): C0 controls but tab
 # and line breaks, and lone surrogates from JSON escapes.
 _UNHOLDABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
-_FORMULA_STARTS = ("=", "+", "-", "@")
-_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?(?:[eE][+-]?\d+)?")
 
 
 class ExportError(ProvisionerError):
@@ -488,10 +485,9 @@ class _DeviceSheet:
 
         def safe(text: str) -> str:
             nonlocal quoted
-            if text.startswith(_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
-                quoted += 1
-                return "'" + text
-            return text
+            cell = csv_cell(text)
+            quoted += cell != text
+            return cell
 
         text = io.TextIOWrapper(file, encoding="utf-8", newline="")
         writer = csv.writer(text, lineterminator="\r\n")
@@ -503,8 +499,9 @@ class _DeviceSheet:
         if quoted:
             self.written_notes.append(
                 f"{_count(quoted, 'value')} starting with =, +, - or @ {_are(quoted)} written "
-                "with a leading ' so that no spreadsheet runs them as formulas: remove it before "
-                "importing, or export to .xlsx, which keeps them as they are"
+                "with a leading ' so that no spreadsheet runs them as formulas; this tool reads "
+                "them back without it. Remove it before the platform's Hardware Import, or "
+                "export to .xlsx, which keeps them as they are"
             )
 
 
@@ -578,9 +575,16 @@ def _write_xlsx(
             if value is None:
                 row.append(None)
                 continue
-            cell.value = value
-            if isinstance(value, str) and value.startswith("="):
-                cell.data_type = "s"  # text stays text, never a formula
+            if not isinstance(value, str):
+                cell.value = value
+            elif formula_like(value):
+                # A cell of its own: its quotePrefix style must not reach the rows after.
+                own = WriteOnlyCell(ws)
+                own.number_format = cell.number_format
+                put_text(own, value)
+                cell = own
+            else:
+                put_text(cell, value)
             row.append(cell)
         ws.append(row)
 
@@ -599,9 +603,10 @@ def _write_xlsx(
     instructions = workbook.create_sheet(INSTRUCTIONS_TAB)
     instructions.column_dimensions["A"].width = 110
     for line in _instructions(template, sheet, context):
-        cell = WriteOnlyCell(instructions, value=_UNHOLDABLE.sub("", line) or None)
-        if line.startswith("="):
-            cell.data_type = "s"
+        text = _UNHOLDABLE.sub("", line)
+        cell = WriteOnlyCell(instructions)
+        if text:
+            put_text(cell, text)
         instructions.append([cell])
     record_template(workbook, template.ref)
     workbook.save(file)
@@ -664,35 +669,14 @@ def _instructions(template: SiteTemplate, sheet: _DeviceSheet, context: _Context
 def _write_file(
     out: Path, write: Callable[[IO[bytes]], None], *, private: bool, force: bool
 ) -> None:
-    """Write beside ``out`` and move into place: ``out`` is whole or untouched.
-
-    Without ``force`` the move never replaces a file that appeared meanwhile. A
-    ``private`` file (it holds LoRaWAN keys) is readable by its owner only.
-    """
-    temporary = out.with_name(f".{out.name}.{secrets.token_hex(6)}.tmp")
+    """``out`` whole or untouched (files.write_atomically); without ``force`` never
+    over a file, also one that appeared meanwhile. A ``private`` file (it holds
+    LoRaWAN keys) is readable by its owner only."""
     try:
-        handle = os.open(
-            temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666
-        )
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        if force:
-            os.replace(temporary, out)
-        else:
-            try:
-                os.link(temporary, out)  # fails when out exists, however new
-            except FileExistsError:
-                raise ExportError(
-                    f"{out} exists already; choose another name or add --force to replace it"
-                ) from None
-            except OSError:  # a file system without hard links
-                if out.exists():
-                    raise ExportError(f"{out} exists already; add --force to replace it") from None
-                os.replace(temporary, out)
+        write_atomically(out, write, replace=force, private=private)
+    except FileExistsError:
+        raise ExportError(
+            f"{out} exists already; choose another name or add --force to replace it"
+        ) from None
     except OSError as exc:
-        raise ExportError(f"cannot write {out}: {exc.strerror or exc}") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
+        raise ExportError(f"cannot write {out}: {reason(exc)}") from exc

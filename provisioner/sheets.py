@@ -8,7 +8,9 @@ Every cell becomes the text the user sees in Excel (numbers in the General
 format, dates as ISO text). Cells that were not plain text in the file are
 also noted in ``Table.stored`` with the value the file really holds, so the
 record stage can tell an IMEI that Excel turned into ``3.52656E+14`` from one
-typed as text.
+typed as text. In a CSV, the ``'`` before a text a spreadsheet would run as a
+formula (``'=2+3``, as this tool's CSVs write it) is not part of the value
+(``files.csv_value``): a file the tool wrote reads back as the values it holds.
 
 What the user cannot see is found too, for the validator to warn about:
 ``Workbook.hidden_tabs`` (hidden and very hidden tabs), and per tab
@@ -45,6 +47,7 @@ from xml.etree import ElementTree
 from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook, SheetVisibleEnum
 
 from provisioner.errors import ProvisionerError
+from provisioner.files import MARK, csv_value
 from provisioner.problems import column_letter
 
 if TYPE_CHECKING:  # openpyxl loads only where a workbook is written
@@ -174,6 +177,8 @@ class Workbook:
             records = csv.reader(text, delimiter=self.delimiter)
             with _csv_fields_up_to(len(self._csv_text)):
                 table = _build_table(self.path.name, tab, enumerate(records, 1), 0)
+            if MARK in self._csv_text:
+                _unmark(table)
             self._csv_text = None  # the table holds it all now
             return table
         index = self.tab_names.index(tab)
@@ -411,6 +416,16 @@ def _open_csv(path: Path) -> Workbook:
     text, encoding = _decode(path, data)
     delimiter = _sniff_delimiter(text)
     return Workbook(path, "csv", [path.name], encoding, delimiter, _csv_text=text)
+
+
+def _unmark(table: Table) -> None:
+    """Each data cell as the value it stands for: the ``'`` that keeps a spreadsheet from
+    running ``=2+3`` as a formula (written by this tool's CSVs, and by people who know
+    it) is not part of the value (``files.csv_value``)."""
+    for row in table.rows:
+        for j, cell in enumerate(row):
+            if cell[:1] == MARK:
+                row[j] = csv_value(cell)
 
 
 # The csv module's field limit (128 KiB unless raised) is one for the process.

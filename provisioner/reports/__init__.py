@@ -25,10 +25,11 @@ string of the report. The xlsx report also holds the installer's own cells:
 secret columns are emptied there, and the same scrub runs over every cell and
 comment of the workbook written.
 
-Every file is written to a temporary file in the target folder and then
-renamed over the target, so a crash never leaves a half-written report that
-looks complete. Files that hold sheet values are safe to open in a
-spreadsheet program: a value starting with ``= + - @`` never becomes a formula.
+Every file is written by ``files.write_atomically`` (a temporary file in the
+target folder, synced, then renamed over the target), so a crash never leaves a
+half-written report that looks complete. Files that hold sheet values are safe
+to open in a spreadsheet program: a value starting with ``= + - @`` never
+becomes a formula (``files.csv_cell``, ``files.put_text``).
 Writing fails only with ``ReportError``.
 """
 
@@ -36,10 +37,10 @@ from __future__ import annotations
 
 import importlib
 import os
-import secrets
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
+from provisioner.files import reason, write_atomically
 from provisioner.reports.base import Context, Report, ReportError, Table, redacted, secret_pattern
 from provisioner.reports.console import render_console
 
@@ -125,24 +126,8 @@ def write_report(
     report = redacted(report, secret_columns, secrets)
     writer = importlib.import_module(f"provisioner.reports.{FORMATS[suffix]}")
     context = Context(source, tables, secret_columns, secret_pattern(secrets))
-    _replace(path, writer.render(report, context))
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Write beside the target, then rename over it: the target is whole or untouched."""
-    # Not mkstemp: its mode 0600 would make a shared report unreadable to the team;
-    # os.open with 0666 lets the umask decide, as for any file the user writes.
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    data = writer.render(report, context)
     try:
-        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        write_atomically(path, lambda file: file.write(data))
     except OSError as exc:
-        raise ReportError(f"could not write report {path}: {exc.strerror or exc}") from exc
+        raise ReportError(f"could not write report {path}: {reason(exc)}") from exc

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from provisioner.files import csv_cell
 from provisioner.reports.base import (
     Context,
     Report,
@@ -30,9 +31,6 @@ from provisioner.reports.base import (
 
 def render(report: Report, context: Context) -> bytes:
     return _csv(report, _csv_delimiter(context.source)).encode("utf-8-sig")
-
-
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 # What Excel reads as a number, a date, a time or a truth value rather than as text.
@@ -51,14 +49,13 @@ _EXCEL_TEXT_LIMIT = 250  # Excel refuses a formula's text over 255 characters
 
 def _cell_safe(value: Any) -> Any:
     """Text Excel would make a number of stays text; text it would run as a formula
-    gets a leading quote. Numbers (row numbers, platform ids) stay numbers."""
+    gets a leading quote (``files.csv_cell``). Numbers (row numbers, platform ids)
+    stay numbers."""
     if not isinstance(value, str):
         return value
     if len(value) <= _EXCEL_TEXT_LIMIT and _EXCEL_NUMBER.fullmatch(value):
         return '="' + value + '"'  # none of the forms above holds a quote to double
-    if value.startswith(_FORMULA_STARTS) or value.lstrip().startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
+    return csv_cell(value)
 
 
 def _csv_delimiter(source: Path | None) -> str:

@@ -25,6 +25,7 @@ from openpyxl.workbook import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
 from provisioner.actions import RowAction, RowKind
+from provisioner.files import put_text
 from provisioner.reports.base import (
     TONES,
     Context,
@@ -71,15 +72,14 @@ def _clean(text: str) -> str:
 
 
 def _put(cell: Cell | MergedCell, value: Any) -> None:
-    """Store a value; text always stays text (openpyxl makes "=..." a formula).
+    """Store a value; text always stays text (``files.put_text``).
 
     A cell hidden inside a merged range cannot hold a value and is left alone.
     """
     if isinstance(cell, MergedCell):
         return
     if isinstance(value, str):
-        cell.value = _clean(value)
-        cell.data_type = "s"
+        put_text(cell, _clean(value))
     else:
         cell.value = value
 
