@@ -9,6 +9,8 @@ console shows (never a LoRaWAN key).
 from __future__ import annotations
 
 import csv
+import io
+import json
 import os
 import stat
 import subprocess
@@ -25,6 +27,7 @@ from test_apply_e2e import explain
 from provisioner import export as export_module
 from provisioner.actions import RowAction
 from provisioner.export import USERS_TAB, ExportError, check_export, export_site
+from provisioner.files import formula_like
 from provisioner.plan import make_plan
 from provisioner.platform import PlatformClient
 from provisioner.sandbox import Sandbox
@@ -476,3 +479,131 @@ def test_cli_help_names_the_contract() -> None:
     assert done.returncode == 0
     for option in ("--out", "--template", "--tag", "--all", "--url", "--force"):
         assert option in done.stdout
+
+
+# --- cells a spreadsheet would run as formulas -----------------------------------------------
+
+FORMULA_NAMES = [
+    "=2+3",
+    "+49 40 123",
+    "-5",
+    "@home",
+    "\t=2+3",
+    " =1",
+    "'quoted",
+    "'=2+3",  # a quote of the user's own before a formula start
+    "normal",
+]
+
+
+def run_cli(sb: Sandbox, cwd: Path, *words: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIONER_")}
+    env.update(PROVISIONER_TOKEN=sb.tokens["org-admin"], PROVISIONER_URL=sb.url)
+    return subprocess.run(
+        [sys.executable, "-m", "provisioner", *words],
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
+
+
+def formula_site(sb: Sandbox) -> list[dict[str, Any]]:
+    sb.store.insert_devices(
+        [
+            {"addr": f"0004A30B{i:08X}", "serial": f"SN-{i}", "name": name, "tags": ["x"]}
+            for i, name in enumerate(FORMULA_NAMES)
+        ]
+    )
+    return sb.store.list_devices(limit=100)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_an_export_applies_back_with_nothing_to_change(
+    sandbox: Sandbox, tmp_path: Path, suffix: str
+) -> None:
+    before = formula_site(sandbox)
+    out = f"site{suffix}"
+    done = run_cli(sandbox, tmp_path, "export", "--out", out, "--template", "default", "--tag", "x")
+    assert done.returncode == 0, explain(done)
+
+    done = run_cli(sandbox, tmp_path, "plan", out, "--template", "default", "--report", "p.json")
+    assert done.returncode == 0, explain(done)
+    assert "create 0 · exists 9 · differs 0" in done.stdout
+    rows = json.loads((tmp_path / "p.json").read_text(encoding="utf-8"))["rows"]
+    assert [row["action"] for row in rows] == [RowAction.EXISTS] * len(FORMULA_NAMES)
+
+    done = run_cli(sandbox, tmp_path, "apply", out, "--template", "default", "--update", "--yes")
+    assert done.returncode == 0, explain(done)
+    assert "nothing to do" in done.stdout
+    assert sandbox.store.list_devices(limit=100) == before  # not one device touched
+
+
+def test_the_csv_export_marks_what_a_spreadsheet_would_run(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    formula_site(sandbox)
+    done = run_cli(
+        sandbox, tmp_path, "export", "--out", "s.csv", "--template", "default", "--tag", "x"
+    )
+    assert done.returncode == 0, explain(done)
+    with (tmp_path / "s.csv").open(encoding="utf-8", newline="") as file:
+        names = [row["name"] for row in csv.DictReader(file)]
+    # A name's leading blanks are not kept: the tool compares names without them.
+    assert names == [
+        "'=2+3",
+        "'+49 40 123",
+        "-5",
+        "'@home",
+        "'=2+3",
+        "'=1",
+        "'quoted",
+        "''=2+3",
+        "normal",
+    ]
+    assert "6 values starting with =, +, - or @ are written with a leading '" in done.stdout
+    assert "this tool reads them back without it" in done.stdout
+
+
+def test_the_xlsx_export_holds_no_formula(sandbox: Sandbox, tmp_path: Path) -> None:
+    formula_site(sandbox)
+    done = run_cli(
+        sandbox, tmp_path, "export", "--out", "s.xlsx", "--template", "default", "--tag", "x"
+    )
+    assert done.returncode == 0, explain(done)
+    workbook = openpyxl.load_workbook(tmp_path / "s.xlsx")
+    cells = [cell for tab in workbook for row in tab.iter_rows() for cell in row]
+    assert [c.coordinate for c in cells if c.data_type == "f"] == []
+    names = workbook["Devices"]["B"][1:]
+    assert [c.value for c in names] == [n.strip() for n in FORMULA_NAMES]  # no quote added
+    # Excel keeps these text when a cell is edited, and shows no quote.
+    assert [bool(c.quotePrefix) for c in names] == [n.strip()[0] in "=+@" for n in FORMULA_NAMES]
+
+
+def test_the_reports_of_such_a_sheet_are_safe_and_read_back(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    formula_site(sandbox)
+    done = run_cli(
+        sandbox, tmp_path, "export", "--out", "s.csv", "--template", "default", "--tag", "x"
+    )
+    assert done.returncode == 0, explain(done)
+    words = ("plan", "s.csv", "--template", "default", "--report", "r.csv", "--report", "r.xlsx")
+    done = run_cli(sandbox, tmp_path, *words)
+    assert done.returncode == 0, explain(done)
+
+    text = (tmp_path / "r.csv").read_text(encoding="utf-8-sig")
+    for line in csv.reader(io.StringIO(text, newline=""), delimiter=";"):
+        for cell in line:
+            # Marked, a ="..." text the tool made, or nothing a spreadsheet runs.
+            assert cell.startswith(("'", '="')) or not formula_like(cell), line
+
+    workbook = openpyxl.load_workbook(tmp_path / "r.xlsx")
+    cells = [cell for tab in workbook for row in tab.iter_rows() for cell in row]
+    assert [c.coordinate for c in cells if c.data_type == "f"] == []
+    # The xlsx report is a copy of the sheet: it plans as the sheet did.
+    done = run_cli(sandbox, tmp_path, "plan", "r.xlsx", "--template", "default")
+    assert done.returncode == 0, explain(done)
+    assert "create 0 · exists 9 · differs 0" in done.stdout
