@@ -1300,7 +1300,7 @@ def _write_results(
                 path,
                 source=sheet,
                 tables=tables,
-                secrets=records.secret_values(),
+                secrets=[*records.secret_values(), *records.key_values()],
                 secret_columns=records.secret_columns,
             )
         except (report_files.ReportError, OSError) as exc:

@@ -370,10 +370,12 @@ def _check_reports(reports: tuple[Path, ...], sheet: Path) -> None:
 
 
 def _secrets(records: SiteRecords | None) -> dict[str, Any]:
-    """What the reports must mask: the sheet's passwords, and the columns that hold them."""
+    """What the reports must mask: the sheet's passwords and LoRaWAN keys, and the columns
+    that hold them."""
     if records is None:
         return {}
-    return {"secrets": records.secret_values(), "secret_columns": records.secret_columns}
+    secrets = [*records.secret_values(), *records.key_values()]
+    return {"secrets": secrets, "secret_columns": records.secret_columns}
 
 
 def _write_reports(

@@ -530,10 +530,42 @@ def masked_config(config: Any) -> Any:
     }
 
 
+def secret_key_values(value: Any) -> list[str]:
+    """The values of LoRaWAN keys (AppKey...) anywhere in a JSON value: a downlink's
+    config payload can carry them as an initialConfig does."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if is_secret_config_key(key) and isinstance(item, str | int) and item != "":
+                found.append(str(item))
+            else:
+                found += secret_key_values(item)
+    elif isinstance(value, list):
+        for item in value:
+            found += secret_key_values(item)
+    return found
+
+
+def masked_keys(value: Any) -> Any:
+    """A JSON value with every LoRaWAN key's value hidden, at any depth (a copy where
+    something is hidden, the value itself where nothing is)."""
+    if isinstance(value, dict):
+        return {
+            k: MASK if is_secret_config_key(k) and v not in (None, "") else masked_keys(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [masked_keys(item) for item in value]
+    return value
+
+
 def masked_body(tab: str, body: dict[str, Any]) -> dict[str, Any]:
     """A request body as a report may show it: the values of secret fields (a user's
     password) and the LoRaWAN keys of its initialConfig hidden; the body is not changed
     (and is returned as it is when it holds no secret: a plan of 100,000 rows)."""
+    if tab == "downlinks":
+        # A config downlink may set keys ({"d": {"AppKey": ...}}): hidden at any depth.
+        return masked_keys(body) if secret_key_values(body) else body
     secret = _SECRET_FIELDS.get(tab, frozenset()).intersection(body)
     config = body.get("initialConfig")
     keys = isinstance(config, dict) and any(map(is_secret_config_key, config))

@@ -26,6 +26,7 @@ from provisioner.fields import (
     hex_form,
     is_secret_config_key,
     lookalike_letters,
+    secret_key_values,
     split_list,
 )
 from provisioner.problems import Kind, Problem, kind
@@ -249,13 +250,15 @@ class SiteRecords:
         return [str(r.body["password"]) for r in self.users if r.body.get("password")]
 
     def key_values(self) -> list[str]:
-        """The LoRaWAN keys of the devices (``cfg:AppKey``...): never in a platform message."""
-        return [
+        """The LoRaWAN keys of the devices (``cfg:AppKey``...) and of the downlinks' payloads:
+        never in a platform message or a report."""
+        keys = [
             str(value)
             for record in self.devices
             for key, value in (record.body.get("initialConfig") or {}).items()
             if is_secret_config_key(key) and value not in (None, "")
         ]
+        return keys + [v for record in self.downlinks for v in secret_key_values(record.body)]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ leaving its values out; two columns of one field must agree.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -285,3 +286,37 @@ def test_the_results_copy_read_again_knows_its_own_outcome_columns(
     # The installer's own column is still named; Status, Platform id, Message are the tool's.
     assert again.stdout.count("is not a field of this template") == 1
     assert "column 'Farbe'" in again.stdout
+
+
+def test_keys_in_a_downlink_payload_or_config_cell_are_in_no_output(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    keys = ("0A1B2C3D4E5F60718293A4B5C6D7E8F9", "1" * 32, "2" * 32)
+    workbook = openpyxl.Workbook()
+    devices = workbook.active
+    assert devices is not None
+    devices.title = "Devices"
+    devices.append(["DevEUI", "name", "config", "AppKey"])
+    devices.append([EUI, "a", json.dumps({"NwkKey": keys[1]}), keys[2]])
+    downlinks = workbook.create_sheet("Downlinks")
+    downlinks.append(["DevEUI", "type", "payload"])
+    downlinks.append([EUI, "config", json.dumps({"d": {"AppKey": keys[0]}, "q": "config"})])
+    sheet = tmp_path / "site.xlsx"
+    workbook.save(sheet)
+    reports = [str(tmp_path / f"plan.{suffix}") for suffix in ("json", "csv", "html", "xlsx")]
+    planned = run("plan", sheet, sandbox, "--show", "creates", *(f"--report={r}" for r in reports))
+    assert planned.returncode == 0, planned.stdout
+    assert (
+        '"AppKey": "(hidden)"' in planned.stdout
+    )  # the downlink's key, as --show creates shows it
+    applied = run("apply", sheet, sandbox)
+    assert applied.returncode == 0, applied.stdout
+    written = [Path(r).read_bytes() for r in reports[:3]]
+    for name in ("plan.xlsx", "site.results.xlsx"):
+        book = openpyxl.load_workbook(tmp_path / name)
+        written.append(
+            " ".join(str(c.value) for tab in book for row in tab.iter_rows() for c in row).encode()
+        )
+    for text in [planned.stdout.encode(), applied.stdout.encode(), *written]:
+        for key in keys:
+            assert key.encode() not in text
