@@ -113,6 +113,9 @@ class JournalState:
     # By platform id: the tags this sheet's runs put on the device (by creating it with
     # them, or adding them with --update) and did not take off again since.
     sheet_tags: dict[int, set[str]] = field(default_factory=dict)
+    # By platform id: every tag this sheet's runs ever put on the device (what an undo's
+    # restore may give back to the sheet).
+    tags_ever: dict[int, set[str]] = field(default_factory=dict)
 
     def last(self, kind: str, key: str) -> Entry | None:
         return self.entries.get((kind, key))
@@ -212,6 +215,9 @@ def read_journal(path: Path, platform: str | None = None) -> JournalState:
                 state.skipped_lines.append(number)
             elif counts and event == "done":
                 state.undone.append(entry)
+                restore = _update_entry(record, event) if record.get("op") == "restore" else None
+                if restore is not None and restore.status == "restored":
+                    _note_restore_tags(state, restore)
                 if record.get("op") == "delete":
                     state.made.pop((entry.kind, entry.key), None)
                     state.entries.pop((entry.kind, entry.key), None)
@@ -224,7 +230,7 @@ def read_journal(path: Path, platform: str | None = None) -> JournalState:
             elif counts:
                 state.updates.append(update)
                 if event == "done" and update.status == "updated":
-                    _note_update_tags(state.sheet_tags, update)
+                    _note_update_tags(state, update)
         elif event == "intent" or event in OUTCOMES:
             entry = _entry(record, event)
             if entry is None:
@@ -237,6 +243,7 @@ def read_journal(path: Path, platform: str | None = None) -> JournalState:
                     state.created.append(entry)
                 if event == "done" and entry.tags and entry.platform_id is not None:
                     state.sheet_tags.setdefault(entry.platform_id, set()).update(entry.tags)
+                    state.tags_ever.setdefault(entry.platform_id, set()).update(entry.tags)
         else:
             state.skipped_lines.append(number)
     return state
@@ -267,13 +274,25 @@ def read_sheet_journal(path: Path, sheet: str, platform: str) -> JournalState:
     return state
 
 
-def _note_update_tags(sheet_tags: dict[int, set[str]], update: UpdateEntry) -> None:
+def _note_update_tags(state: JournalState, update: UpdateEntry) -> None:
     """The tags an update put on its device are this sheet's; those it took off are gone."""
     if update.platform_id is None:
         return
     before, after = _tags_of(update.before), _tags_of(update.after)
-    ours = sheet_tags.setdefault(update.platform_id, set())
+    ours = state.sheet_tags.setdefault(update.platform_id, set())
     ours.update(after - before)
+    state.tags_ever.setdefault(update.platform_id, set()).update(after - before)
+    ours.difference_update(before - after)
+
+
+def _note_restore_tags(state: JournalState, restore: UpdateEntry) -> None:
+    """An undo's restore takes an update back: the sheet's tags it put back are the sheet's
+    again (never a tag only others gave), those it took off are gone."""
+    if restore.platform_id is None:
+        return
+    before, after = _tags_of(restore.before), _tags_of(restore.after)
+    ours = state.sheet_tags.setdefault(restore.platform_id, set())
+    ours.update((after - before) & state.tags_ever.get(restore.platform_id, set()))
     ours.difference_update(before - after)
 
 

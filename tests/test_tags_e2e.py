@@ -16,6 +16,7 @@ from typing import Any
 import openpyxl
 from test_apply_e2e import RUN_TIMEOUT, environment, explain, journal_of, run_apply
 
+from provisioner.journal import read_journal
 from provisioner.sandbox import Sandbox
 
 HEADER = ["Seriennummer", "Adresse", "Bezeichnung", "Schlagworte"]
@@ -180,3 +181,34 @@ def test_a_create_confirmed_after_a_lost_answer_counts_as_this_sheets(
     updated = run_apply(sheet, sandbox, token, "--update")
     assert updated.returncode == 0, explain(updated)
     assert the_device(sandbox)["tags"] == ["Haus 4"]
+
+
+def test_after_an_undo_of_an_update_the_sheets_tags_are_its_own_again(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    token = sandbox.tokens["device-admin"]
+    sheet = site(tmp_path, "Haus 5")
+    assert run_apply(sheet, sandbox, token).returncode == 0
+    device = the_device(sandbox)
+    sandbox.store.update_device(device["id"], {"tags": ["fremd", "Haus 5"]})
+    site(tmp_path, "Haus 6")
+    assert run_apply(sheet, sandbox, token, "--update").returncode == 0
+    assert sorted(the_device(sandbox)["tags"]) == ["Haus 6", "fremd"]
+    update_run = read_journal(journal_of(sheet)).runs[-1]
+    words = [sys.executable, "-m", "provisioner", "undo", str(sheet), "--url", sandbox.url]
+    undone = subprocess.run(
+        [*words, "--run", update_run, "--yes"],
+        env=environment(token),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
+    assert undone.returncode == 0, explain(undone)
+    assert sorted(the_device(sandbox)["tags"]) == ["Haus 5", "fremd"]
+    # The sheet still says Haus 6: Haus 5 is the sheet's to take off again, fremd is not.
+    planned = run_plan(sheet, sandbox)
+    assert "- Haus 5" in planned.stdout and "- fremd" not in planned.stdout, planned.stdout
+    assert run_apply(sheet, sandbox, token, "--update").returncode == 0
+    assert sorted(the_device(sandbox)["tags"]) == ["Haus 6", "fremd"]
