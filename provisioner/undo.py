@@ -434,10 +434,10 @@ def _changed_since(
 ) -> str:
     """Why the device is not as the run left it, or ""."""
     now = device.get("updatedAt")
-    if key not in (
-        str(device.get("serial") or "").strip(),
-        str(device.get("addr") or "").strip(),
-    ) and (key.casefold() != str(device.get("addr") or "").strip().casefold()):
+    # The journal's key is the row's match key (a serial, or an addr in its one form).
+    if key != str(device.get("serial") or "").strip() and normal_addr(key) != normal_addr(
+        device.get("addr")
+    ):
         return f"the id {device.get('id')} belongs to another device now: kept"
     if left:
         if not _same_time(now, left):

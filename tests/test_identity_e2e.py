@@ -24,9 +24,11 @@ EUI = "70B3D5E75E005000"
 
 
 def run(
-    verb: str, sheet: Path, sb: Sandbox | None, *extra: str, template: str = "lorawan-meter"
+    verb: str, sheet: Path, sb: Sandbox | None, *extra: str, template: str | None = "lorawan-meter"
 ) -> subprocess.CompletedProcess[str]:
-    words = [sys.executable, "-m", "provisioner", verb, str(sheet), "--template", template]
+    words = [sys.executable, "-m", "provisioner", verb, str(sheet)]
+    if template is not None:
+        words += ["--template", template]
     if sb is not None:
         words += ["--url", sb.url]
     if verb == "apply":
@@ -320,3 +322,19 @@ def test_keys_in_a_downlink_payload_or_config_cell_are_in_no_output(
     for text in [planned.stdout.encode(), applied.stdout.encode(), *written]:
         for key in keys:
             assert key.encode() not in text
+
+
+def test_undo_puts_back_a_device_the_platform_holds_in_label_form(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    made = sandbox.store.create_device(
+        {"addr": "70-b3-d5-e7-5e-00-60-00", "name": "a", "deviceTypeId": 4}
+    )
+    sheet = csv_sheet(tmp_path, "DevEUI;name", "70B3D5E75E006000;b")
+    # Found by a scan (a key query cannot ask for every way of writing separators).
+    updated = run("apply", sheet, sandbox, "--update", "--lookup", "scan")
+    assert updated.returncode == 0, updated.stdout
+    assert sandbox.store.get_device(made["id"])["name"] == "b"
+    undone = run("undo", sheet, None, "--url", sandbox.url, "--yes", template=None)
+    assert undone.returncode == 0, undone.stdout + undone.stderr
+    assert sandbox.store.get_device(made["id"])["name"] == "a"
