@@ -21,6 +21,7 @@ from typing import Any
 from provisioner.fields import (
     CONFIG_PREFIX,
     FIELDS,
+    HEX_CONFIG_KEYS,
     LOOKALIKES,
     MASK,
     hex_form,
@@ -32,6 +33,7 @@ from provisioner.fields import (
 from provisioner.problems import Kind, Problem, kind
 from provisioner.sheets import OUTCOME_HEADERS, Table, Workbook
 from provisioner.templates import (
+    HEX_CONFIG_NAMES,
     ColumnRule,
     SiteTemplate,
     TabSpec,
@@ -322,10 +324,16 @@ def map_columns(
             elif other is not None:
                 others.setdefault(other[1], []).append((letter, header, other[0]))
             else:
+                as_config = (
+                    f"; name it {spec.config_prefix}{header.strip()} to send it as that "
+                    "initialConfig key"
+                    if spec.config_prefix and header_key(header) in HEX_CONFIG_NAMES
+                    else ""
+                )
                 at_header(
                     UNKNOWN_COLUMN,
                     f"column '{header}' is not a field of this template: it is not sent "
-                    "to the platform",
+                    f"to the platform{as_config}",
                     letter,
                     header,
                 )
@@ -339,12 +347,12 @@ def map_columns(
             letter,
             header,
             spec.is_identifier(name),
-            spec.rules.get(name),
+            spec.rule(name),
             spec.is_secret(name),
             spec.hex_length(name),
         )
         if name in seen:
-            problems += _double_column(table, seen[name], column)
+            problems += _double_column(table, seen[name], column, spec)
             continue
         seen[name] = column
         columns.append(column)
@@ -381,14 +389,24 @@ def map_columns(
     return columns, problems
 
 
-def _double_column(table: Table, first: Column, second: Column) -> list[Problem]:
+def _double_column(table: Table, first: Column, second: Column, spec: TabSpec) -> list[Problem]:
     """Two columns of one field: a warning when they agree in every row, else an error
-    in each row where they differ (which of the two is meant cannot be known)."""
+    in each row where they differ (which of the two is meant cannot be known). Cells
+    agree when they mean the same value: '53,5' and '53.5', 'a; b' and 'a, b', a DevEUI
+    in two spellings."""
     length = first.hex_length
+    known = spec.field(first.field)
 
-    def same_form(text: str) -> str:
+    def same_form(text: str) -> Any:
         text = text.strip()
-        return hex_form(text, length).upper() if length else text
+        if length:
+            return hex_form(text, length)
+        if known is not None and known.kind == "list":
+            return split_list(text, spec.list_separators)
+        if known is not None and known.parse is not None and text:
+            value = known.parse(text)
+            return text if value is None else value
+        return text
 
     differ: list[Problem] = []
     for i, values in enumerate(table.rows):
@@ -630,6 +648,23 @@ class _Notices:
         self.seen[("hex", column.letter)][5].update(_how_written(t, self.case) for t in changed)
         return [changed.get(t, t) for t in texts]
 
+    def config(self, column: Column, i: int, config: dict[str, Any]) -> dict[str, Any]:
+        """A config cell's JSON with its hex keys (JoinEUI, AppKey) in their one form."""
+        fixed = dict(config)
+        for key, value in config.items():
+            length = HEX_CONFIG_KEYS.get(str(key).strip().casefold())
+            if (
+                length
+                and isinstance(value, str)
+                and (form := hex_form(value, length, self.case)) != value
+            ):
+                fixed[key] = form
+                if is_secret_config_key(key):  # an AppKey is named, never shown
+                    value, form = MASK, MASK
+                self._note("hex", column, i, value, form, 1)
+                self.seen[("hex", column.letter)][5].add(_how_written(value, self.case))
+        return fixed
+
     def problems(self) -> list[Problem]:
         found = []
         for (what, _), (column, count, i, typed, read, flags) in sorted(
@@ -651,7 +686,7 @@ class _Notices:
                 example = "" if column.secret else f" (first: {cell} '{typed}' as '{read}')"
                 message = (
                     f"{cells} written {how} {'are' if several else 'is'} read as "
-                    f"{column.hex_length} hex digits and "
+                    f"{column.hex_length or 'their'} hex digits and "
                     f"sent in {case} case without separators{example}"
                 )
                 kind_of = ID_REWRITTEN
@@ -723,6 +758,7 @@ def _cell_text(table: Table, i: int, column: Column, row: _Row) -> str | None:
     shown = MASK if column.secret and text else text
     if stored is not None:
         how, detail = stored
+        exact = how == "number" and _shown_exactly(text, detail)
         if column.secret:
             detail = MASK  # a LoRaWAN key stored as a number or a formula: not in any message
         if how == "formula":
@@ -736,7 +772,7 @@ def _cell_text(table: Table, i: int, column: Column, row: _Row) -> str | None:
                 DATE_TEXT, f"{column.header} holds the date {detail}, not text", column, shown
             )
             return None
-        if how == "number" and column.identifier and not _shown_exactly(text, detail):
+        if how == "number" and column.identifier and not exact:
             row.problem(
                 NUMBER_ID,
                 f"{column.header} is stored as the number {detail} and Excel shows '{shown}'",
@@ -790,8 +826,11 @@ def _damaged_rows(table: Table, columns: list[Column], notices: _Notices | None 
     rows = table.rows
     for i, j, how, detail in found:
         if how == "number" and _shown_exactly(rows[i][j], detail):
-            if notices is not None:
-                notices.number(by_index[j], i, rows[i][j].strip())
+            column, text = by_index[j], rows[i][j].strip()
+            # Noted when the digits are what the column wants; else its rule says what is wrong.
+            fits = column.rule is None or _rule_breach(column.rule, column.header, text) is None
+            if notices is not None and fits:
+                notices.number(column, i, text)
             continue
         damaged.add(i)
     return damaged
@@ -944,7 +983,7 @@ def _read_devices(
             elif name == "tags":
                 tags = value
             elif name == "config":
-                config = {**value, **config}
+                config = {**notices.config(column, i, value), **config}
             else:
                 body[name] = value
         defaulted = {name for name, _ in defaults if name not in body}

@@ -132,9 +132,26 @@ class TabSpec:
         """The catalogue's entry for a field of this tab."""
         return fields.field(self.section, name)
 
+    def rule(self, name: str) -> ColumnRule | None:
+        """The field's rule: the template's, else for an initialConfig key that holds a hex
+        identifier (cfg:JoinEUI, cfg:AppKey) its length from the catalogue, so that a key
+        list read through any template is checked alike."""
+        rule = self.rules.get(name)
+        if rule is None and is_config_field(name):
+            known = self.field(name)
+            if known is not None and known.hex_length is not None:
+                key = name[len(CONFIG_FIELD_PREFIX) :]
+                rule = ColumnRule(
+                    hex_length=known.hex_length,
+                    identifier=True,
+                    hint=f"{'an' if key[:1] in 'AEIOU' else 'a'} {key} has "
+                    f"{known.hex_length} hex digits (0-9, A-F)",
+                )
+        return rule
+
     def is_identifier(self, name: str) -> bool:
         """addr, serial and key, and every field whose rule makes it an identifier."""
-        rule = self.rules.get(name)
+        rule = self.rule(name)
         known = self.field(name)
         return (known is not None and known.identifier) or (rule is not None and rule.identifier)
 
@@ -153,11 +170,26 @@ class TabSpec:
 
     def near_header(self, header: str) -> tuple[str, str] | None:
         """(field, header as the template writes it) of a header this one is probably a
-        misspelling of ("AppKy" for "AppKey"), or None."""
+        misspelling of ("AppKy" for "AppKey", "Seriennumer"), or None.
+
+        A misspelling is one or two typing slips away (one for headers of up to six
+        letters); a header that holds a template header and more ("Serial old",
+        "DevEUI 2") is another column, and so is a LoRaWAN key's own name (AppSKey).
+        """
         key = header_key(header)
-        aliases = {header_key(a): (name, a) for name, names in self.columns.items() for a in names}
-        close = difflib.get_close_matches(key, list(aliases), n=1, cutoff=0.8)
-        return aliases[close[0]] if close else None
+        if key in HEX_CONFIG_NAMES:
+            return None
+        best: tuple[int, str, str] | None = None
+        for name, names in self.columns.items():
+            for alias in names:
+                other = header_key(alias)
+                if len(other) < 4 or other in key:
+                    continue
+                allowed = 1 if len(other) <= 6 else 2
+                slips = _slips(key, other, allowed)
+                if slips <= allowed and (best is None or slips < best[0]):
+                    best = (slips, name, alias)
+        return (best[1], best[2]) if best else None
 
 
 @dataclass(frozen=True)
@@ -248,6 +280,30 @@ def list_templates() -> list[str]:
     """The names of the built-in templates, sorted."""
     folder = data_folder("templates")
     return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+# The names of initialConfig keys that hold hex identifiers, as headers: a column named so
+# (AppSKey beside AppKey) is that key, not a misspelling of another.
+HEX_CONFIG_NAMES = frozenset(fields.HEX_CONFIG_KEYS)
+
+
+def _slips(a: str, b: str, most: int) -> int:
+    """Typing slips between two headers: letters left out, added, changed or swapped
+    (optimal string alignment distance); ``most + 1`` once it is more than ``most``."""
+    if abs(len(a) - len(b)) > most:
+        return most + 1
+    before: list[int] = []
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, y in enumerate(b, 1):
+            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (x != y))
+            if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                current[j] = min(current[j], before[j - 2] + 1)
+        before, row = row, current
+        if min(row) > most:
+            return most + 1
+    return row[-1]
 
 
 @functools.cache

@@ -127,3 +127,76 @@ def test_fast_and_per_row_intake_read_every_spelling_alike(tmp_path: Path) -> No
     assert (
         "'O' at character 11 and 'O' at character 12 should be the digits 0 and 0" in bad[1].message
     )
+
+
+# --- from a second read: what the first cut missed ---------------------------------------------
+
+
+def sheet_of(tmp_path: Path, *rows: list[object]) -> Path:
+    workbook = openpyxl.Workbook()
+    tab = workbook.active
+    assert tab is not None
+    tab.title = "Devices"
+    for row in rows:
+        tab.append(row)
+    path = tmp_path / "site.xlsx"
+    workbook.save(path)
+    return path
+
+
+def read(path: Path, template: str) -> list[tuple[str | None, str, str]]:
+    site = read_records(open_workbook(path), load_template(template))
+    slow = read_records(open_workbook(path), load_template(template), cell_by_cell=True)
+    assert [r.body for r in site.devices] == [r.body for r in slow.devices]
+    return [(p.cell, p.code, p.message) for p in site.problems]
+
+
+def test_a_key_stored_as_a_number_is_one_error_and_no_notice(tmp_path: Path) -> None:
+    path = sheet_of(tmp_path, ["DevEUI", "AppKey"], ["70B3D5E75E005000", 99999])
+    found = read(path, "lorawan-meter")
+    assert [(cell, code) for cell, code, _ in found] == [("B2", "id-lost-leading-zero")]
+    assert "99999" not in found[0][2]
+
+
+def test_hex_config_keys_are_checked_in_every_template(tmp_path: Path) -> None:
+    path = sheet_of(
+        tmp_path,
+        ["serial", "addr", "cfg:AppKey", "cfg:JoinEUI"],
+        ["1", "352656100123456", "12345", "70B3D57ED00000O2"],
+        ["2", "352656100123457", "00112233445566778899aabbccddeeff", "70B3D57ED0000001"],
+    )
+    found = read(path, "default")
+    errors = [(cell, code) for cell, code, _ in found if code != "id-read-in-one-form"]
+    assert errors == [("C2", "id-lost-leading-zero"), ("D2", "id-format")]
+    assert "an AppKey has 32 hex digits" in found[0][2] and "12345" not in found[0][2]
+
+
+def test_hex_keys_in_a_config_cell_are_read_in_their_one_form(tmp_path: Path) -> None:
+    config = '{"JoinEUI": "70-b3-d5-7e-d0-00-00-01", "listenCron": "0 0/20 * * * *"}'
+    path = sheet_of(tmp_path, ["serial", "addr", "config"], ["1", "352656100123456", config])
+    site = read_records(open_workbook(path), load_template("default"))
+    assert site.devices[0].body["initialConfig"] == {
+        "JoinEUI": "70B3D57ED0000001",
+        "listenCron": "0 0/20 * * * *",
+    }
+    assert [p.code for p in site.problems] == ["id-read-in-one-form"]
+
+
+def test_a_header_with_more_words_is_another_column_not_a_misspelling() -> None:
+    lorawan = load_template("lorawan-meter").devices
+    for header in ("Serial old", "alte Seriennummer", "DevEUI 2", "Name 2", "Tags 2", "Device ID"):
+        assert lorawan.near_header(header) is None, header
+    assert lorawan.near_header("AppSKey") is None  # a key of its own, not AppKey
+    assert lorawan.near_header("AppKy") == ("cfg:AppKey", "AppKey")
+    assert lorawan.near_header("DevEIU") == ("addr", "DevEUI")  # two letters swapped
+    assert lorawan.near_header("Seriennumer") == ("serial", "Seriennummer")
+
+
+def test_two_columns_agree_by_value_not_by_spelling(tmp_path: Path) -> None:
+    path = sheet_of(
+        tmp_path,
+        ["DevEUI", "addr", "tags", "Schlagworte", "lat", "Breitengrad", "lon"],
+        ["70B3D5E75E000001", "70-b3-d5-e7-5e-00-00-01", "a, b", "a; b", "53.5", "53,5", "9.9"],
+    )
+    found = read(path, "lorawan-meter")
+    assert {code for _, code, _ in found} == {"column-twice-agreeing"}
