@@ -758,7 +758,7 @@ def _cell_text(table: Table, i: int, column: Column, row: _Row) -> str | None:
     shown = MASK if column.secret and text else text
     if stored is not None:
         how, detail = stored
-        exact = how == "number" and _shown_exactly(text, detail)
+        exact = how == "number" and _shown_exactly(table, text, detail)
         if column.secret:
             detail = MASK  # a LoRaWAN key stored as a number or a formula: not in any message
         if how == "formula":
@@ -788,10 +788,16 @@ def _cell_text(table: Table, i: int, column: Column, row: _Row) -> str | None:
     return text
 
 
-def _shown_exactly(text: str, detail: str) -> bool:
+def _shown_exactly(table: Table, text: str, detail: str) -> bool:
     """Whether a number stored in an identifier cell is shown with all its digits (a
-    whole number of at most 15 digits, as Excel keeps them), so the digits are safe."""
-    return detail.isdigit() and len(detail) <= 15 and text.strip() == detail
+    whole number of at most 15 digits, as Excel keeps them), so the digits are safe; not
+    in a workbook with a format that pads numbers with zeros (00123456 shows as such)."""
+    return (
+        not table.numbers_padded
+        and detail.isdigit()
+        and len(detail) <= 15
+        and text.strip() == detail
+    )
 
 
 def _stored_problem(column: Column, how: str) -> bool:
@@ -825,7 +831,7 @@ def _damaged_rows(table: Table, columns: list[Column], notices: _Notices | None 
     damaged = set()
     rows = table.rows
     for i, j, how, detail in found:
-        if how == "number" and _shown_exactly(rows[i][j], detail):
+        if how == "number" and _shown_exactly(table, rows[i][j], detail):
             column, text = by_index[j], rows[i][j].strip()
             # Noted when the digits are what the column wants; else its rule says what is wrong.
             fits = column.rule is None or _rule_breach(column.rule, column.header, text) is None

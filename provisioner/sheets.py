@@ -119,6 +119,9 @@ class Table:
     stored: dict[tuple[int, int], Stored] = field(default_factory=dict)
     hidden_rows: list[int] = field(default_factory=list)
     hidden_columns: list[str] = field(default_factory=list)
+    # The workbook has a number format that pads with zeros (00000000): a stored number
+    # may show with leading zeros the plain digits lack, so none is taken as shown whole.
+    numbers_padded: bool = False
 
     def cell(self, i: int, j: int) -> str:
         """``C14`` for data row ``i``, column ``j``."""
@@ -145,6 +148,7 @@ class Workbook:
     hidden_tabs: list[str] = field(default_factory=list)
     very_hidden_tabs: list[str] = field(default_factory=list)
     template: str | None = None
+    numbers_padded: bool = False  # see Table.numbers_padded
     _calamine: CalamineWorkbook | None = field(default=None, repr=False)
     _csv_text: str | None = field(default=None, repr=False)
     _tables: dict[str, Table] = field(default_factory=dict, repr=False)
@@ -160,6 +164,7 @@ class Workbook:
         if tab not in self._tables:
             with _no_cyclic_gc():
                 self._tables[tab] = self._read(tab)
+            self._tables[tab].numbers_padded = self.numbers_padded
         return self._tables[tab]
 
     def find_tab(self, name: str) -> str | None:
@@ -256,7 +261,7 @@ def open_workbook(path: str | Path) -> Workbook:
         head = file.read(8)
     if head[:4] != ZIP_MAGIC:
         raise SheetError(f"{path.name}: {_not_a_workbook(path, head)}")
-    actual, template = _zip_kind(path)
+    actual, template, padded = _zip_kind(path)
     if actual != fmt:
         raise SheetError(f"{path.name}: {_wrong_zip(actual, fmt)}")
     try:
@@ -279,6 +284,7 @@ def open_workbook(path: str | Path) -> Workbook:
             n for n, s in zip(names, states, strict=True) if s == SheetVisibleEnum.VeryHidden
         ],
         template=template,
+        numbers_padded=padded,
         _calamine=workbook,
     )
 
@@ -348,21 +354,44 @@ def _not_a_workbook(path: Path, head: bytes) -> str:
     return f"this file is not a {path.suffix} workbook: save it as {ACCEPTED}"
 
 
-def _zip_kind(path: Path) -> tuple[str | None, str | None]:
-    """``xlsx``, ``ods`` or None (another or a broken zip file), and the site template
-    the file records (``TEMPLATE_PROPERTY``) or None."""
+def _zip_kind(path: Path) -> tuple[str | None, str | None, bool]:
+    """``xlsx``, ``ods`` or None (another or a broken zip file), the site template the
+    file records (``TEMPLATE_PROPERTY``) or None, and whether a number format of the
+    file pads with zeros (an .ods: not looked at, taken as padding)."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
             if "xl/workbook.xml" in names or "[Content_Types].xml" in names:
-                return "xlsx", _recorded_template(archive, "docProps/custom.xml", names)
+                template = _recorded_template(archive, "docProps/custom.xml", names)
+                return "xlsx", template, _pads_zeros(archive, names)
             if "mimetype" in names:
                 mimetype = archive.read("mimetype")
                 if b"opendocument.spreadsheet" in mimetype:
-                    return "ods", _recorded_template(archive, "meta.xml", names)
+                    return "ods", _recorded_template(archive, "meta.xml", names), True
     except (zipfile.BadZipFile, OSError, KeyError):
-        return None, None
-    return None, None
+        return None, None, False
+    return None, None, False
+
+
+# A number format's section that shows a whole number padded to a width: 00000000.
+_PADDED = re.compile(r"0{2,}")
+
+
+def _pads_zeros(archive: zipfile.ZipFile, names: set[str]) -> bool:
+    """Whether xl/styles.xml defines a number format that pads whole numbers with zeros
+    (quoted text and [colour] parts aside); a file that cannot say counts as padding."""
+    if "xl/styles.xml" not in names:
+        return False
+    try:
+        styles = archive.read("xl/styles.xml").decode("utf-8", "replace")
+    except (zipfile.BadZipFile, zlib.error, OSError):
+        return True
+    for code in re.findall(r'formatCode="([^"]*)"', styles):
+        for section in html.unescape(code).split(";"):
+            plain = re.sub(r'"[^"]*"|\[[^\]]*\]|\\.', "", section).strip()
+            if _PADDED.fullmatch(plain):
+                return True
+    return False
 
 
 def _recorded_template(archive: zipfile.ZipFile, member: str, names: set[str]) -> str | None:

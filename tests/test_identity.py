@@ -200,3 +200,17 @@ def test_two_columns_agree_by_value_not_by_spelling(tmp_path: Path) -> None:
     )
     found = read(path, "lorawan-meter")
     assert {code for _, code, _ in found} == {"column-twice-agreeing"}
+
+
+def test_a_number_in_a_zero_padded_format_stays_an_error(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    tab = workbook.active
+    assert tab is not None
+    tab.title = "Devices"
+    tab.append(["serial", "addr"])
+    tab.append([123456, "352656100123456"])
+    tab["A2"].number_format = "00000000"  # Excel shows 00123456
+    path = tmp_path / "site.xlsx"
+    workbook.save(path)
+    found = read(path, "default")
+    assert [(cell, code) for cell, code, _ in found] == [("A2", "id-stored-as-number")]
