@@ -608,6 +608,19 @@ def _find_tab(workbook: Workbook, spec: TabSpec) -> str | None:
     return None
 
 
+@dataclass(slots=True)
+class _Noted:
+    """One column's cells read in another form: how many, the first as an example, and
+    how they were written ("'-'", "in lower case")."""
+
+    column: Column
+    count: int
+    first: int  # row index of the example
+    typed: str
+    read: str
+    ways: set[str] = field(default_factory=set)
+
+
 class _Notices:
     """Cells read in another form than typed: one notice a column, never silent.
 
@@ -618,20 +631,19 @@ class _Notices:
     def __init__(self, table: Table, case: str) -> None:
         self.table = table
         self.case = case
-        # (kind, column letter) -> [column, count, first row index, typed, read, flags]
-        self.seen: dict[tuple[str, str], list[Any]] = {}
+        self.seen: dict[tuple[str, str], _Noted] = {}  # (kind, column letter) -> what
 
-    def _note(self, what: str, column: Column, i: int, typed: str, read: str, n: int) -> None:
-        entry = self.seen.get((what, column.letter))
-        if entry is None:
-            self.seen[(what, column.letter)] = [column, n, i, typed, read, set()]
-        else:
-            entry[1] += n
-            if i < entry[2]:
-                entry[2:5] = [i, typed, read]
+    def _note(self, what: str, column: Column, i: int, typed: str, read: str, n: int = 1) -> _Noted:
+        noted = self.seen.get((what, column.letter))
+        if noted is None:
+            noted = self.seen[(what, column.letter)] = _Noted(column, 0, i, typed, read)
+        elif i < noted.first:
+            noted.first, noted.typed, noted.read = i, typed, read
+        noted.count += n
+        return noted
 
     def number(self, column: Column, i: int, text: str) -> None:
-        self._note("number", column, i, text, text, 1)
+        self._note("number", column, i, text, text)
 
     def hex(self, column: Column, texts: list[str]) -> list[str]:
         """The column's texts with each hex identifier in its one form; changes noted."""
@@ -644,8 +656,9 @@ class _Notices:
             return texts
         rows = [i for i, t in enumerate(texts) if t in changed]
         first = texts[rows[0]]
-        self._note("hex", column, rows[0], first, changed[first], len(rows))
-        self.seen[("hex", column.letter)][5].update(_how_written(t, self.case) for t in changed)
+        noted = self._note("hex", column, rows[0], first, changed[first], len(rows))
+        for text in changed:
+            noted.ways |= _how_written(text, self.case)
         return [changed.get(t, t) for t in texts]
 
     def config(self, column: Column, i: int, config: dict[str, Any]) -> dict[str, Any]:
@@ -659,17 +672,22 @@ class _Notices:
                 and (form := hex_form(value, length, self.case)) != value
             ):
                 fixed[key] = form
+                typed = value
                 if is_secret_config_key(key):  # an AppKey is named, never shown
                     value, form = MASK, MASK
-                self._note("hex", column, i, value, form, 1)
-                self.seen[("hex", column.letter)][5].add(_how_written(value, self.case))
+                self._note("hex", column, i, value, form).ways |= _how_written(typed, self.case)
         return fixed
 
     def problems(self) -> list[Problem]:
         found = []
-        for (what, _), (column, count, i, typed, read, flags) in sorted(
-            self.seen.items(), key=lambda item: item[1][0].index
-        ):
+        for (what, _), noted in sorted(self.seen.items(), key=lambda item: item[1].column.index):
+            column, count, i, typed, read = (
+                noted.column,
+                noted.count,
+                noted.first,
+                noted.typed,
+                noted.read,
+            )
             cell = f"{column.letter}{self.table.row_numbers[i]}"
             several = count > 1
             cells = f"{count} cell{'s' if several else ''} of {column.header}"
@@ -681,7 +699,7 @@ class _Notices:
                 )
                 kind_of = ID_NUMBER_READ
             else:
-                how = _written(set().union(*flags))
+                how = _written(noted.ways)
                 case = "upper" if self.case == "upper" else "lower"
                 example = "" if column.secret else f" (first: {cell} '{typed}' as '{read}')"
                 message = (
