@@ -57,7 +57,9 @@ def count_undo_requests(log: Path, skip: int) -> UndoRequests:
 
 
 def request_lines(log: Path) -> int:
-    return sum(1 for line in log.read_text(errors="replace").splitlines() if REQUEST_LINE.search(line))
+    return sum(
+        1 for line in log.read_text(errors="replace").splitlines() if REQUEST_LINE.search(line)
+    )
 
 
 def timed(command: list[str], token: str) -> tuple[float, subprocess.CompletedProcess[str]]:
@@ -80,15 +82,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.devices < 1:
         parser.error("--devices must be at least 1")
-    with tempfile.TemporaryDirectory() as folder, logged_sandbox(
-        "--latency-ms", str(args.latency_ms)
-    ) as (url, token, log):
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        logged_sandbox("--latency-ms", str(args.latency_ms)) as (url, token, log),
+    ):
         sheet = Path(folder).resolve() / "site.csv"
         journal = sheet.with_name("site.journal.jsonl")
         write_sheet(sheet, args.devices)
         apply_s, applied = timed(apply_command(sheet, journal, url), token)
         if applied.returncode != 0:
-            raise SystemExit(f"apply exited {applied.returncode}:\n{applied.stdout}{applied.stderr}")
+            raise SystemExit(
+                f"apply exited {applied.returncode}:\n{applied.stdout}{applied.stderr}"
+            )
         time.sleep(0.3)  # the log line of the last request
         after_apply = request_lines(log)
         undo = [sys.executable, "-m", "provisioner", "undo", str(sheet), "--url", url]

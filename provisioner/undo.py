@@ -177,7 +177,7 @@ def undo_sheet(
                     row.message = (
                         "interrupted"
                         if result.stopped == "interrupted"
-                        else ("not run: the undo stopped")
+                        else "not run: the undo stopped"
                     )
             journal.close(dict(result.totals))
     return result
