@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from provisioner.actions import RowAction, RowKind
 from provisioner.changes import (
@@ -84,6 +84,10 @@ SAME_FAILURES = 10
 MAX_UNKNOWN = 6
 # How long Ctrl-C waits for requests already sent.
 STOP_GRACE_SECONDS = 30.0
+# Requests in flight at once unless --concurrency says otherwise (undo sends at this too).
+CONCURRENCY = 8
+
+T = TypeVar("T")
 
 
 class Declined(ProvisionerError):
@@ -427,6 +431,62 @@ class _StopRun(Exception):
     """Nothing more may be sent: the reason is on the Applier."""
 
 
+def attempts(stop: threading.Event) -> Iterator[int]:
+    """The tries at one request whose answer got lost (apply's rows, undo's deletes and
+    restores): MAX_UNKNOWN at most, a short, growing pause between them; none after a
+    stop."""
+    for attempt in range(MAX_UNKNOWN):
+        if attempt:
+            stop.wait(min(0.2 * 2**attempt, 5.0))
+        if stop.is_set():
+            return
+        yield attempt
+
+
+def run_bounded(
+    items: Iterable[T],
+    work: Callable[[T], None],
+    *,
+    concurrency: int,
+    stop: threading.Event,
+    interrupted: Callable[[], None],
+    say: Callable[[str], None] | None = None,
+) -> None:
+    """``work(item)`` for each item, at most ``concurrency`` at once, none begun after
+    ``stop`` is set (apply's stages, undo's deletes and restores). ``work`` handles its
+    own errors. Ctrl-C calls ``interrupted()`` (the run records its stop), sets ``stop``
+    and gives the requests in flight up to STOP_GRACE_SECONDS to finish; a second Ctrl-C
+    ends that wait at once (KeyboardInterrupt goes up), and a request still in flight
+    after it is left to the next run, which settles it by its intent in the journal."""
+    pending: set[Future[None]] = set()
+    queue = iter(items)
+    pool = ThreadPoolExecutor(max_workers=concurrency)
+    try:
+        while True:
+            # Keep at most `concurrency` items in flight, so a stop leaves few behind.
+            while len(pending) < concurrency and not stop.is_set():
+                item = next(queue, None)
+                if item is None:
+                    break
+                pending.add(pool.submit(work, item))
+            if not pending:
+                break
+            _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+    except KeyboardInterrupt:
+        interrupted()
+        stop.set()
+        busy = sum(1 for future in pending if not future.done())
+        if busy and say is not None:
+            say(
+                f"stopping: waiting up to {STOP_GRACE_SECONDS:.0f} s for "
+                f"{busy} {'request' if busy == 1 else 'requests'} in flight "
+                "(Ctrl-C again to stop at once; the journal settles them next run)"
+            )
+        wait(pending, timeout=STOP_GRACE_SECONDS)
+    finally:
+        pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
+
+
 @dataclass
 class _Answer:
     """How one request ended for its row."""
@@ -448,7 +508,7 @@ class Applier:
         journal: Journal,
         *,
         match_key: str,
-        concurrency: int = 8,
+        concurrency: int = CONCURRENCY,
         stop: threading.Event | None = None,
         progress: Callable[[int, int, int], None] | None = None,
         keep_going: bool = False,
@@ -490,35 +550,14 @@ class Applier:
     def _run_stage(self, tasks: list[_Task]) -> None:
         if not tasks or self.stop.is_set():
             return
-        pending: set[Future[None]] = set()
-        queue = iter(tasks)
-        pool = ThreadPoolExecutor(max_workers=self.concurrency)
-        try:
-            while True:
-                # Keep at most `concurrency` rows in flight, so a stop leaves few behind.
-                while len(pending) < self.concurrency and not self.stop.is_set():
-                    task = next(queue, None)
-                    if task is None:
-                        break
-                    pending.add(pool.submit(self._guarded, task))
-                if not pending:
-                    break
-                _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-        except KeyboardInterrupt:
-            self._halt(StopKind.INTERRUPTED, "interrupted", raise_=False)
-            # Requests already sent may finish; the wait is bounded (a second Ctrl-C ends
-            # it at once: KeyboardInterrupt goes up), and a row still in flight after it
-            # is left to the next run, which settles it by its intent in the journal.
-            busy = sum(1 for future in pending if not future.done())
-            if busy and self.say is not None:
-                self.say(
-                    f"stopping: waiting up to {STOP_GRACE_SECONDS:.0f} s for "
-                    f"{busy} {'request' if busy == 1 else 'requests'} in flight "
-                    "(Ctrl-C again to stop at once; the journal settles them next run)"
-                )
-            wait(pending, timeout=STOP_GRACE_SECONDS)
-        finally:
-            pool.shutdown(wait=not self.stop.is_set(), cancel_futures=True)
+        run_bounded(
+            tasks,
+            self._guarded,
+            concurrency=self.concurrency,
+            stop=self.stop,
+            interrupted=partial(self._halt, StopKind.INTERRUPTED, "interrupted", raise_=False),
+            say=self.say,
+        )
 
     def _guarded(self, task: _Task) -> None:
         """The one boundary: whatever happens to a row becomes its outcome or a stop."""
@@ -566,15 +605,6 @@ class Applier:
             "anyway)"
         )
 
-    def _attempts(self) -> Iterator[int]:
-        """Tries at one row: a short, growing pause between them; none after a stop."""
-        for attempt in range(MAX_UNKNOWN):
-            if attempt:
-                self.stop.wait(min(0.2 * 2**attempt, 5.0))
-            if self.stop.is_set():
-                return
-            yield attempt
-
     def _halt(self, kind: StopKind, message: str, *, raise_: bool = True) -> None:
         with self._lock:
             if not self.stop_kind:
@@ -596,7 +626,7 @@ class Applier:
             self._finish(task.result, early)
             return
         lost = 0
-        for attempt in self._attempts():
+        for attempt in attempts(self.stop):
             if attempt:
                 try:
                     again = request.before_resend()
@@ -1062,7 +1092,7 @@ def apply_sheet(
     journal_path: Path | None = None,
     lookup: str = "auto",
     saved_plan: Path | None = None,
-    concurrency: int = 8,
+    concurrency: int = CONCURRENCY,
     reports: Sequence[Path] = (),
     on_plan: Callable[[Plan, Work], None] | None = None,
     confirm: Callable[[Work], bool] | None = None,

@@ -1376,12 +1376,7 @@ def undo(
             )
         try:
             if deletes:
-                typed = click.prompt(
-                    f"Type {len(deletes)} (the number of devices to delete) to go on",
-                    default="",
-                    show_default=False,
-                )
-                return typed.strip() == str(len(deletes))
+                return _typed_number(len(deletes))
             return click.confirm(f"Put back {len(restores)} devices?", default=False)
         except click.Abort:
             return False
@@ -1428,6 +1423,21 @@ def undo(
         click.echo(result.stopped, err=True)
         ctx.exit(130 if result.stopped == "interrupted" else 3)
     ctx.exit(0 if result.ok else 1)
+
+
+def _typed_number(count: int, tries: int = 3) -> bool:
+    """Whether the installer typed ``count``: a mistyped number asks again (``tries`` in
+    all, what was read from the platform stands); an empty answer or "n" says no."""
+    question = f"Type {count} (the number of devices to delete) to go on"
+    for left in range(tries - 1, -1, -1):
+        typed = click.prompt(question, default="", show_default=False).strip()
+        if typed == str(count):
+            return True
+        if typed.lower() in ("", "n", "no"):
+            return False
+        if left:
+            click.echo(f"{typed!r} is not {count}: {left} {'try' if left == 1 else 'tries'} left")
+    return False
 
 
 def _show_kept(result: Any) -> None:

@@ -86,9 +86,12 @@ class Snapshot:
     by_addr: dict[str, list[Device]] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] | None = None  # None: the platform does not list users
     users_note: str = ""
+    by_id: dict[int, Device] = field(default_factory=dict)
 
     def add(self, device: Device) -> None:
         """Index a device once, however many lookups found it."""
+        if isinstance(device.get("id"), int):
+            self.by_id[device["id"]] = device
         key = normal_key(self.match_key, device.get(self.match_key))
         known = self.by_key.setdefault(key, [])
         if all(d.get("id") != device.get("id") for d in known):
@@ -167,8 +170,33 @@ def look_up(
             )
         lookups.tag(template.site_tag, match_key, keys, addrs)
     else:
-        _auto(lookups, template, keys, addrs, stats)
+        _auto(lookups, match_key, template.site_tag, keys, addrs, stats)
     snapshot.users, snapshot.users_note = _users(client) if site.users else (None, "")
+    stats.page_cap = client.page_cap_seen
+    stats.requests = client.requests_sent - before
+    stats.seconds = time.perf_counter() - started
+    return snapshot, stats
+
+
+def look_up_devices(
+    client: PlatformClient,
+    addrs: Iterable[str],
+    ids: Iterable[int] = (),
+    *,
+    threads: int = LOOKUP_THREADS,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Snapshot, LookupStats]:
+    """The devices with these addrs, then by id those of ``ids`` the addrs did not find
+    (a journal of an older version holds no addr; an id whose addr changed): undo's
+    lookup of what runs made. The addrs are looked up as plan looks up keys (pages, or
+    per addr several at once, by ``_auto``); the snapshot's ``by_id`` holds every
+    device found, and an id missing from it is not on the platform."""
+    started = time.perf_counter()
+    before = client.requests_sent
+    snapshot, stats = Snapshot("addr"), LookupStats("auto")
+    lookups = _Lookups(client, snapshot, stats, threads, progress)
+    _auto(lookups, "addr", "", sorted({normal_addr(a) for a in addrs if a}), [], stats)
+    lookups.by_id(sorted({i for i in ids if i not in snapshot.by_id}))
     stats.page_cap = client.page_cap_seen
     stats.requests = client.requests_sent - before
     stats.seconds = time.perf_counter() - started
@@ -232,6 +260,17 @@ class _Lookups:
                     self.snapshot.add(device)
                 self._tell(f"{done} of {len(queries)} lookups")
 
+    def by_id(self, ids: list[int]) -> None:
+        """One request per platform id, several at once; a device found is added."""
+        if not ids:
+            return
+        with ThreadPoolExecutor(max_workers=self.threads) as pool:
+            for done, device in enumerate(pool.map(self.client.get_device, ids), 1):
+                if device is not None:
+                    self.stats.devices_read += 1
+                    self.snapshot.add(device)
+                self._tell(f"{done} of {len(ids)} devices by id")
+
     def tagged(self, site_tag: str, keys: list[str], addrs: list[str]) -> None:
         """The devices carrying the site tag that the sheet asks about."""
         for page in self.client.iter_device_pages([fa("tags", "contains", [site_tag])]):
@@ -268,7 +307,8 @@ def key_filter(name: str, value: str) -> list[Filter]:
 
 def _auto(
     lookups: _Lookups,
-    template: SiteTemplate,
+    match_key: str,
+    site_tag: str | None,
     keys: list[str],
     addrs: list[str],
     stats: LookupStats,
@@ -281,16 +321,16 @@ def _auto(
     if wanted <= PAGE_COST:
         stats.strategy = "per-key"
         stats.why = f"{wanted} lookups cost less than one page of {MAX_PAGE_SIZE}"
-        lookups.per_key(template.match_key, keys, addrs)
+        lookups.per_key(match_key, keys, addrs)
         return
-    if template.site_tag:
-        lookups.tagged(template.site_tag, keys, addrs)
+    if site_tag:
+        lookups.tagged(site_tag, keys, addrs)
         rest_keys, rest_addrs = lookups.missing(keys, addrs)
         rest = len(rest_keys) + len(rest_addrs)
         if rest <= PAGE_COST:
             stats.strategy = "tag"
             stats.why = f"the site tag found all but {rest} of {wanted} keys"
-            lookups.per_key(template.match_key, rest_keys, rest_addrs)
+            lookups.per_key(match_key, rest_keys, rest_addrs)
             return
         keys, addrs, wanted = rest_keys, rest_addrs, rest
     pages = lookups.client.iter_device_pages()
@@ -308,7 +348,7 @@ def _auto(
     if lookups.holds_more_than(affordable, page_size):
         stats.strategy = "per-key"
         stats.why = f"{wanted} lookups cost less than scanning more than {affordable} pages"
-        lookups.per_key(template.match_key, keys, addrs)
+        lookups.per_key(match_key, keys, addrs)
     else:
         stats.strategy = "scan"
         stats.why = f"at most {affordable} pages cost less than {wanted} lookups"

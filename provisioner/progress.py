@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -33,9 +34,15 @@ class Progress:
     Thread-safe: the bar and ``say`` are called from the workers that send."""
 
     def __init__(
-        self, *, color: bool = True, stream: TextIO | None = None, unit: str = "rows"
+        self,
+        *,
+        color: bool = True,
+        stream: TextIO | None = None,
+        unit: str = "rows",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stream = stream or sys.stderr
+        self._clock = clock
         self.unit = unit  # what the bar counts: rows sent, devices asked
         self.live = self.stream.isatty()
         self.color = color
@@ -43,8 +50,11 @@ class Progress:
         self._display: RichProgress | None = None
         self._task: TaskID | None = None
         self._total: int | None = None  # the bar's total; None: the spinner shows
-        self._started = time.monotonic()
+        self._started = clock()
         self._last_plain = 0.0  # the bar's first plain line is printed at once
+        # Where the plain bar began (when, how many done): its rate counts from there, not
+        # from the reading before it, which would make the rate small and the ETA huge.
+        self._bar_start: tuple[float, int, int] | None = None  # (time, done, total)
         self._closed = False  # a worker finishing late draws nothing after close()
 
     # --- what the commands and the library call ---------------------------------------------
@@ -57,7 +67,7 @@ class Progress:
         if self.live:
             self._spin(text)
             return
-        now = time.monotonic()
+        now = self._clock()
         if now - max(self._started, self._last_plain) >= PLAIN_EVERY:
             self._last_plain = now
             click.echo(text, err=True)
@@ -152,12 +162,17 @@ class Progress:
         return self._display, self._task
 
     def _plain_bar(self, done: int, total: int, failed: int) -> None:
-        now = time.monotonic()
-        if now - self._last_plain < PLAIN_EVERY and done < total:
-            return
-        self._last_plain = now
-        rate = done / max(now - self._started, 1e-6)
-        eta = (total - done) / rate if rate > 0 else 0
+        now = self._clock()
+        with self._lock:
+            if self._bar_start is None or self._bar_start[2] != total:
+                self._bar_start = (now, done, total)
+            began, done_then, _ = self._bar_start
+            if now - self._last_plain < PLAIN_EVERY and done < total:
+                return
+            self._last_plain = now
+        rate = (done - done_then) / (now - began) if now > began else 0.0
+        # No ETA until a rate is known (a row done since the bar began).
+        eta = (total - done) / rate if rate > 0 else None
         line = f"{done}/{total} {self.unit} · {rate:.1f}/s · ETA {_clock(eta)}"
         if failed:
             line += f" · {failed} failed"

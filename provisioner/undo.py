@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.actions import RowKind, UndoStatus
+from provisioner.apply import CONCURRENCY, attempts, run_bounded
 from provisioner.changes import device_input, masked_input, secret_values
 from provisioner.errors import ProvisionerError
 from provisioner.fields import MASK, normal_addr
@@ -35,6 +36,7 @@ from provisioner.journal import (
     UpdateEntry,
     read_journal,
 )
+from provisioner.plan import look_up_devices
 from provisioner.platform import (
     AuthError,
     BadAnswer,
@@ -47,8 +49,9 @@ from provisioner.platform import (
 )
 from provisioner.verify import instant
 
-# How often a DELETE or PUT without an answer is tried before its row fails.
-TRIES = 3
+Device = dict[str, Any]
+# A row's check of its device as the lookup found it (None: not on the platform).
+_Check = Callable[[Device | None], None]
 
 
 class UndoError(ProvisionerError):
@@ -164,41 +167,79 @@ def undo_sheet(
             for row in settle:  # gone already, the delete's done line lost: written now
                 _deleted(journal, row)
                 row.status, row.message = UndoStatus.DONE_BEFORE, "no longer on the platform"
-            work = [*result.to_delete, *result.to_restore]
-            failed = 0
-            for done, row in enumerate(work, 1):
-                if stop.is_set() or result.stopped:
-                    row.status, row.message = UndoStatus.NOT_RUN, "not run: the undo stopped"
-                    continue
-                if progress is not None:
-                    progress(done - 1, len(work), failed)
-                try:
-                    if row.status == UndoStatus.DELETE:
-                        _delete(client, journal, row, result)
-                    else:
-                        _restore(client, journal, row)
-                except AuthError as exc:
-                    result.stopped = f"stopped: the platform refused the token ({exc})"
-                    row.status, row.message = UndoStatus.FAILED, str(exc)
-                except TransportError as exc:
-                    result.stopped = f"stopped: the platform is unreachable ({exc})"
-                    row.status, row.message = UndoStatus.FAILED, str(exc)
-                except PlatformError as exc:
-                    row.status, row.message = UndoStatus.FAILED, f"the platform refused it: {exc}"
-                except ProvisionerError as exc:  # the journal: without it nothing more is sent
-                    result.stopped = f"stopped: the journal cannot be written ({exc})"
-                    row.status, row.message = UndoStatus.FAILED, result.stopped
-                failed += row.status == UndoStatus.FAILED
-                if progress is not None:
-                    progress(done, len(work), failed)
+            _carry_out(client, journal, result, stop, progress)
         except KeyboardInterrupt:
             result.stopped = "interrupted"
+        finally:
             for row in result.rows:
                 if row.status in (UndoStatus.DELETE, UndoStatus.RESTORE):
-                    row.status, row.message = UndoStatus.NOT_RUN, "interrupted"
-        finally:
+                    row.status = UndoStatus.NOT_RUN
+                    row.message = (
+                        "interrupted"
+                        if result.stopped == "interrupted"
+                        else "not run: the undo stopped"
+                    )
             journal.close(dict(result.totals))
     return result
+
+
+def _carry_out(
+    client: PlatformClient,
+    journal: Journal,
+    result: UndoResult,
+    stop: threading.Event,
+    progress: Callable[[int, int, int], None] | None,
+) -> None:
+    """The deletes and restores, at apply's concurrency; a stop (the token refused, the
+    platform unreachable, the journal unwritable, no DELETE on this platform, Ctrl-C)
+    lets the rows in flight finish and begins no other."""
+    work = [*result.to_delete, *result.to_restore]
+    lock = threading.Lock()
+    counts = {"done": 0, "failed": 0}
+
+    def halt(message: str) -> None:
+        with lock:
+            result.stopped = result.stopped or message
+        stop.set()
+
+    def one(row: UndoRow) -> None:
+        if stop.is_set():
+            return
+        try:
+            if row.status == UndoStatus.DELETE:
+                _delete(client, journal, row, stop, halt)
+            else:
+                _restore(client, journal, row, stop)
+        except AuthError as exc:
+            halt(f"stopped: the platform refused the token ({exc})")
+            row.status, row.message = UndoStatus.FAILED, str(exc)
+        except TransportError as exc:
+            halt(f"stopped: the platform is unreachable ({exc})")
+            row.status, row.message = UndoStatus.FAILED, str(exc)
+        except PlatformError as exc:
+            row.status, row.message = UndoStatus.FAILED, f"the platform refused it: {exc}"
+        except ProvisionerError as exc:  # the journal: without it nothing more is sent
+            halt(f"stopped: the journal cannot be written ({exc})")
+            row.status, row.message = UndoStatus.FAILED, result.stopped
+        except Exception as exc:  # a bug, not the network: the row says so, the undo goes on
+            why = client.redact(f"{type(exc).__name__}: {exc}")
+            row.status, row.message = UndoStatus.FAILED, f"unexpected error ({why})"
+        with lock:
+            counts["done"] += 1
+            counts["failed"] += row.status == UndoStatus.FAILED
+            done, failed = counts["done"], counts["failed"]
+        if progress is not None:
+            progress(done, len(work), failed)
+
+    if progress is not None:
+        progress(0, len(work), 0)
+    run_bounded(
+        work,
+        one,
+        concurrency=CONCURRENCY,
+        stop=stop,
+        interrupted=lambda: halt("interrupted"),
+    )
 
 
 def plan_undo(
@@ -226,9 +267,11 @@ def plan_undo(
     created_ids: set[int] = set()
     created = _created_by(state, chosen)
     updated = _updated_by(state, chosen, restored_at)
-    tell = reading or (lambda text: None)
+    # What the journal alone settles first; the devices left to check are read in one
+    # lookup (plan's: pages, or per addr several at once) before the question.
+    checks: list[tuple[UndoRow, _Check]] = []
+    addrs: list[str] = []  # the devices' addrs, as the journal holds them
     for entry in created:
-        tell(f"reading the platform: {len(rows)} of {len(created) + len(updated)} checked")
         assert entry.platform_id is not None
         created_ids.add(entry.platform_id)
         if entry.kind == RowKind.USER:
@@ -246,12 +289,31 @@ def plan_undo(
             )
             continue
         done = deleted_at.get(entry.platform_id, "") > entry.at
-        rows.append(_device_to_delete(client, entry, chosen, later, done))
+        row, check = _device_to_delete(entry, chosen, later, done)
+        rows.append(row)
+        if check is not None:
+            checks.append((row, check))
+            addrs.append(entry.addr)
     for device_id, updates in updated.items():
         if device_id in created_ids:
             continue  # deleted anyway
-        tell(f"reading the platform: {len(rows)} of {len(created) + len(updated)} checked")
-        rows.append(_device_to_restore(client, device_id, updates, chosen, later))
+        row, check = _device_to_restore(device_id, updates, chosen, later)
+        rows.append(row)
+        if check is not None:
+            checks.append((row, check))
+            addrs.append(str(updates[0].before.get("addr") or ""))
+    if checks:
+        found, _ = look_up_devices(
+            client,
+            addrs,
+            [row.platform_id for row, _ in checks if row.platform_id],
+            progress=reading,
+        )
+        for row, check in checks:
+            device = found.by_id.get(row.platform_id or 0)
+            if device is not None:
+                client.add_secrets(secret_values(device))
+            check(device)
     return UndoResult(
         str(journal_path),
         client.url,
@@ -335,12 +397,13 @@ def _last_change(
 
 
 def _device_to_delete(
-    client: PlatformClient,
     entry: Entry,
     chosen: set[str],
     touched: dict[int, list[_Event]],
     taken_back: bool,
-) -> UndoRow:
+) -> tuple[UndoRow, _Check | None]:
+    """The row of a device a run created, and the check of the device the lookup finds
+    (None: the journal alone decides: taken back already, or updated by a later run)."""
     assert entry.platform_id is not None
     row = UndoRow(
         RowKind.DEVICE, entry.key, None, entry.platform_id, UndoStatus.DELETE, run=entry.run
@@ -348,25 +411,26 @@ def _device_to_delete(
     row.evidence = entry
     if taken_back:
         row.status, row.message = UndoStatus.DONE_BEFORE, "taken back by an earlier undo"
-        return row
+        return row, None
     left, later_run = _last_change(entry.platform_id, chosen, touched)
     if later_run:
         row.status = UndoStatus.KEPT
         row.message = f"updated later by run {later_run}: undo that run first"
-        return row
-    device = client.get_device(entry.platform_id)
-    if device is None:
-        row.status, row.message = UndoStatus.DONE_BEFORE, "no longer on the platform"
-        row.settle = True  # a delete whose answer or done line was lost: written down now
-        return row
-    client.add_secrets(secret_values(device))
-    reason = _not_ours(device, entry) or _changed_since(device, left, entry.key)
-    if reason:
-        row.status, row.message = UndoStatus.KEPT, reason
-        return row
-    row.expected = left
-    row.message = f"created by run {entry.run}: delete it (with its queued downlinks)"
-    return row
+        return row, None
+
+    def check(device: Device | None) -> None:
+        if device is None:
+            row.status, row.message = UndoStatus.DONE_BEFORE, "no longer on the platform"
+            row.settle = True  # a delete whose answer or done line was lost: written down now
+            return
+        reason = _not_ours(device, entry) or _changed_since(device, left, entry.key)
+        if reason:
+            row.status, row.message = UndoStatus.KEPT, reason
+            return
+        row.expected = left
+        row.message = f"created by run {entry.run}: delete it (with its queued downlinks)"
+
+    return row, check
 
 
 def _not_ours(device: dict[str, Any], entry: Entry) -> str:
@@ -391,12 +455,13 @@ def _not_ours(device: dict[str, Any], entry: Entry) -> str:
 
 
 def _device_to_restore(
-    client: PlatformClient,
     device_id: int,
     updates: list[UpdateEntry],
     chosen: set[str],
     touched: dict[int, list[_Event]],
-) -> UndoRow:
+) -> tuple[UndoRow, _Check | None]:
+    """The row of a device a run updated, and the check of the device the lookup finds
+    (None: updated again by a later run)."""
     first, last = updates[0], updates[-1]
     row = UndoRow(
         RowKind.DEVICE, first.key, first.row, device_id, UndoStatus.RESTORE, run=first.run
@@ -405,28 +470,31 @@ def _device_to_restore(
     if later_run:
         row.status = UndoStatus.KEPT
         row.message = f"updated again later by run {later_run}: undo that run first"
-        return row
-    device = client.get_device(device_id)
-    if device is None:
-        row.status, row.message = UndoStatus.KEPT, "no longer on the platform"
-        return row
-    client.add_secrets(secret_values(device))
-    reason = _changed_since(device, left or last.updated_at, first.key, after=last.after)
-    if reason:
-        row.status, row.message = UndoStatus.KEPT, reason
-        return row
-    if not isinstance(device.get("initialConfig"), dict | None):
-        row.status, row.message = UndoStatus.KEPT, "its initialConfig is not an object: kept"
-        return row
-    row.body, row.restored, hidden = _restored_body(device, first.before, last.after)
-    row.expected = str(device.get("updatedAt") or "")
-    if not row.restored:
-        row.status, row.message = UndoStatus.KEPT, "nothing the journal holds can be put back"
-    else:
-        row.message = f"updated by run {first.run}: put back {', '.join(row.restored)}"
-    if hidden:
-        row.message += f" ({', '.join(hidden)} cannot be put back: the journal never holds keys)"
-    return row
+        return row, None
+
+    def check(device: Device | None) -> None:
+        if device is None:
+            row.status, row.message = UndoStatus.KEPT, "no longer on the platform"
+            return
+        reason = _changed_since(device, left or last.updated_at, first.key, after=last.after)
+        if reason:
+            row.status, row.message = UndoStatus.KEPT, reason
+            return
+        if not isinstance(device.get("initialConfig"), dict | None):
+            row.status, row.message = UndoStatus.KEPT, "its initialConfig is not an object: kept"
+            return
+        row.body, row.restored, hidden = _restored_body(device, first.before, last.after)
+        row.expected = str(device.get("updatedAt") or "")
+        if not row.restored:
+            row.status, row.message = UndoStatus.KEPT, "nothing the journal holds can be put back"
+        else:
+            row.message = f"updated by run {first.run}: put back {', '.join(row.restored)}"
+        if hidden:
+            row.message += (
+                f" ({', '.join(hidden)} cannot be put back: the journal never holds keys)"
+            )
+
+    return row, check
 
 
 def _changed_since(
@@ -494,7 +562,13 @@ def _restored_body(
     return body, restored, hidden
 
 
-def _delete(client: PlatformClient, journal: Journal, row: UndoRow, result: UndoResult) -> None:
+def _delete(
+    client: PlatformClient,
+    journal: Journal,
+    row: UndoRow,
+    stop: threading.Event,
+    halt: Callable[[str], None],
+) -> None:
     assert row.platform_id is not None and row.evidence is not None
     # Read again right before: the question may have stood open while somebody edited it.
     device = client.get_device(row.platform_id)
@@ -505,8 +579,12 @@ def _delete(client: PlatformClient, journal: Journal, row: UndoRow, result: Undo
     if reason:
         row.status, row.message = UndoStatus.KEPT, reason.replace("since the run", "meanwhile")
         return
+    if stop.is_set():
+        return  # not sent: the row is not run
     journal.intent(row.kind, row.key, row.row or 0, op="delete", platform_id=row.platform_id)
-    for _ in range(TRIES):
+    tried = False
+    for _ in attempts(stop):  # apply's tries and pauses
+        tried = True
         try:
             client.delete_device(row.platform_id)
             break
@@ -517,7 +595,7 @@ def _delete(client: PlatformClient, journal: Journal, row: UndoRow, result: Undo
             if isinstance(exc, NotFound) and client.get_device(row.platform_id) is None:
                 break  # gone meanwhile
             if isinstance(exc, NotFound) or exc.status in (405, 501):
-                result.stopped = (
+                halt(
                     "stopped: this platform does not offer device deletion through its REST "
                     f"API (DELETE answered HTTP {exc.status}); nothing else was changed"
                 )
@@ -528,6 +606,8 @@ def _delete(client: PlatformClient, journal: Journal, row: UndoRow, result: Undo
                 return
             raise
     else:
+        if not tried:
+            return  # stopped before the first try: nothing was sent, the row is not run
         row.status, row.message = UndoStatus.FAILED, "no clear answer: run undo again"
         journal.outcome("unknown", row.kind, row.key, row.row or 0, status="unknown", op="delete")
         return
@@ -547,19 +627,23 @@ def _deleted(journal: Journal, row: UndoRow) -> None:
     )
 
 
-def _restore(client: PlatformClient, journal: Journal, row: UndoRow) -> None:
+def _restore(client: PlatformClient, journal: Journal, row: UndoRow, stop: threading.Event) -> None:
     assert row.platform_id is not None
     device = client.get_device(row.platform_id)
     if device is None or not _same_time(device.get("updatedAt") or "", row.expected):
         row.status = UndoStatus.KEPT
         row.message = "changed on the platform while the undo ran: kept"
         return
+    if stop.is_set():
+        return  # not sent: the row is not run
     images = (masked_input(device), masked_input(row.body))
     journal.intent(
         row.kind, row.key, row.row or 0, op="restore", update=images, platform_id=row.platform_id
     )
     answer: dict[str, Any] | None = None
-    for _ in range(TRIES):
+    tried = False
+    for _ in attempts(stop):  # apply's tries and pauses
+        tried = True
         try:
             answer = client.update_device(row.platform_id, row.body)
             break
@@ -568,6 +652,8 @@ def _restore(client: PlatformClient, journal: Journal, row: UndoRow) -> None:
             if answer is not None and masked_input(answer) == masked_input({**answer, **row.body}):
                 break  # it was put back; the answer got lost
     else:
+        if not tried:
+            return  # stopped before the first try: nothing was sent, the row is not run
         row.status, row.message = UndoStatus.FAILED, "no clear answer: run undo again"
         journal.outcome("unknown", row.kind, row.key, row.row or 0, status="unknown", op="restore")
         return

@@ -234,4 +234,25 @@ def test_without_a_terminal_there_are_plain_lines_and_no_escape_codes(
 def test_the_bar_counts_what_the_command_counts(capsys: pytest.CaptureFixture[str]) -> None:
     # verify and undo count devices, apply counts rows (a plain line without a terminal).
     Progress(unit="devices")(3, 10, 1)
-    assert re.match(r"3/10 devices · [\d.]+/s · ETA \d+:\d\d · 1 failed$", capsys.readouterr().err)
+    assert re.match(r"3/10 devices · [\d.]+/s · ETA -:-- · 1 failed$", capsys.readouterr().err)
+
+
+def test_the_eta_counts_from_the_bar_not_from_the_reading_before_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # undo read 1,500 devices for 4.5 minutes, then deleted at 2.5/s: its ETA read "1977:11"
+    # (the rate was taken over the reading too). Without a terminal, on a clock of our own.
+    now = [1000.0]
+    progress = Progress(unit="devices", clock=lambda: now[0])
+    for _ in range(54):
+        now[0] += 5.0
+        progress.reading("reading the platform: some of 1500 checked")
+    now[0] += 5.0
+    progress(0, 1500, 0)
+    now[0] += 6.0
+    progress(15, 1500, 0)  # 2.5/s since the bar began
+    now[0] += 6.0
+    progress(30, 1500, 0)
+    lines = [line for line in capsys.readouterr().err.splitlines() if "/1500 devices" in line]
+    assert lines[0] == "0/1500 devices · 0.0/s · ETA -:--"  # no rate yet: no ETA
+    assert lines[1:] == ["15/1500 devices · 2.5/s · ETA 9:54", "30/1500 devices · 2.5/s · ETA 9:48"]

@@ -8,11 +8,13 @@ a fresh platform.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_apply_e2e import RUN_TIMEOUT, environment, explain, journal_lines, journal_of, run_apply
 from test_apply_terminal import finish, read_until, spawn
 
@@ -20,6 +22,8 @@ from provisioner.journal import read_journal
 from provisioner.sandbox import Sandbox
 
 HEADER = "serial;addr;name;description"
+# A request as the sandbox logs it with verbose: "GET /api/devices?limit=1 HTTP/1.1" 200 -
+REQUEST = re.compile(r'"([A-Z]+) (/api/[^ "]*) HTTP/[\d.]+" \d{3}')
 
 
 def addr(i: int) -> str:
@@ -197,25 +201,73 @@ def test_without_a_terminal_and_without_yes_nothing_is_deleted(
     assert "--yes" in done.stderr and serials(sandbox) == {"SN0"}
 
 
-def test_on_a_terminal_the_installer_types_the_number_of_devices(
-    sandbox: Sandbox, tmp_path: Path
+def requests_logged(log: str) -> list[tuple[str, str]]:
+    """(method, path and query) of each request a verbose sandbox logged."""
+    return REQUEST.findall(log)
+
+
+def test_on_a_terminal_a_mistyped_number_asks_again_without_reading_again(
+    sandbox_factory: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    sb = sandbox_factory(verbose=True)  # its request log goes to this test's stderr
+    sheet = write_sheet(tmp_path, {0: "a", 1: "b"})
+    applied(sb, sheet)
+    env = {**environment(sb.tokens["org-admin"]), "PYTHONFAULTHANDLER": "1"}
+    pid, fd = spawn(["undo", str(sheet), "--url", sb.url], env, tmp_path)
+    screen = read_until(fd, b"Type 2 (the number of devices to delete)").decode()
+    asked = len(requests_logged(capsys.readouterr().err))
+    os.write(fd, b"3\r")  # the wrong number: asked again, nothing read again
+    screen += read_until(fd, b"2 tries left\r\nType 2 (the number").decode()
+    assert requests_logged(capsys.readouterr().err) == [], screen
+    assert asked > 0 and serials(sb) == {"SN0", "SN1"}
+    os.write(fd, b"2\r")
+    code, rest = finish(pid, fd)
+    assert code == 0, screen + rest
+    assert serials(sb) == set()
+    # The ETA on the bar is a time this undo can take, never a year-like number of minutes.
+    etas = re.findall(r"ETA (\d+):\d\d", screen + rest)
+    assert all(int(minutes) < 10 for minutes in etas), screen + rest
+
+
+def test_on_a_terminal_three_wrong_numbers_change_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
     sheet = write_sheet(tmp_path, {0: "a", 1: "b"})
     applied(sandbox, sheet)
     env = {**environment(sandbox.tokens["org-admin"]), "PYTHONFAULTHANDLER": "1"}
-    words = ["undo", str(sheet), "--url", sandbox.url]
-    pid, fd = spawn(words, env, tmp_path)
+    pid, fd = spawn(["undo", str(sheet), "--url", sandbox.url], env, tmp_path)
     screen = read_until(fd, b"Type 2 (the number of devices to delete)").decode()
-    os.write(fd, b"3\r")  # the wrong number: nothing happens
+    for wrong, left in ((b"3", b"2 tries left"), (b"20", b"1 try left")):
+        os.write(fd, wrong + b"\r")
+        screen += read_until(fd, left + b"\r\nType 2 (the number").decode()
+    os.write(fd, b"1\r")
     code, rest = finish(pid, fd)
     assert code == 2, screen + rest
+    assert "nothing was changed" in rest and "Traceback" not in rest
     assert serials(sandbox) == {"SN0", "SN1"}
-    pid, fd = spawn(words, env, tmp_path)
-    read_until(fd, b"Type 2 (the number")
-    os.write(fd, b"2\r")
-    code, rest = finish(pid, fd)
-    assert code == 0, rest
-    assert serials(sandbox) == set()
+    lines, _ = journal_lines(journal_of(sheet))
+    assert not any(line.get("op") == "delete" for line in lines)
+
+
+def test_undo_of_many_devices_reads_them_in_a_few_requests_before_it_deletes(
+    sandbox_factory: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sb = sandbox_factory(verbose=True)
+    sheet = write_sheet(tmp_path, dict.fromkeys(range(250), "x"))
+    applied(sb, sheet)
+    capsys.readouterr()  # apply's requests
+    done = run_undo(sheet, sb)
+    assert done.returncode == 0, explain(done)
+    assert serials(sb) == set()
+    requests = requests_logged(capsys.readouterr().err)
+    methods = [method for method, _ in requests]
+    before = methods[: methods.index("DELETE")]
+    # One lookup for the run's 250 devices (pages of the platform), not a request each;
+    # then each device is read again right before its DELETE.
+    assert len(before) <= 5, requests[:10]
+    assert methods.count("DELETE") == 250
+    assert methods.count("GET") <= 250 + 5
+    # Without a terminal the bar's plain lines hold no ETA before a rate is known.
+    etas = re.findall(r"ETA (\S+)", done.stderr)
+    assert all(eta == "-:--" or int(eta.split(":")[0]) < 10 for eta in etas), done.stderr
 
 
 def test_undo_never_deletes_a_device_the_journal_cannot_prove_it_made(
