@@ -273,7 +273,6 @@ def plan_undo(
     addrs: list[str] = []  # the devices' addrs, as the journal holds them
     for entry in created:
         assert entry.platform_id is not None
-        created_ids.add(entry.platform_id)
         if entry.kind == RowKind.USER:
             rows.append(
                 UndoRow(
@@ -288,6 +287,7 @@ def plan_undo(
                 )
             )
             continue
+        created_ids.add(entry.platform_id)  # device ids only: a user's id is another count
         done = deleted_at.get(entry.platform_id, "") > entry.at
         row, check = _device_to_delete(entry, chosen, later, done)
         rows.append(row)

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 from test_apply_e2e import RUN_TIMEOUT, environment, explain, journal_lines, journal_of, run_apply
 from test_apply_terminal import finish, read_until, spawn
@@ -348,3 +349,39 @@ def test_ctrl_c_stops_an_undo_cleanly_and_running_it_again_finishes(
     again = run_undo(sheet, sb)
     assert again.returncode == 0, explain(again)
     assert sb.store.count_devices() == 0
+
+
+def test_a_user_and_a_device_with_the_same_id_are_told_apart(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The run creates user 1 and updates device 1: undo keeps the user (no REST delete)
+    and still puts the device back."""
+    device = sandbox.store.create_device(
+        {"serial": "SN1", "addr": "70B3D5E700000001", "name": "alt", "deviceTypeId": 1}
+    )
+    book = openpyxl.Workbook()
+    devices = book.active
+    assert devices is not None
+    devices.title = "Devices"
+    devices.append(["serial", "addr", "name"])
+    devices.append(["SN1", "70B3D5E700000001", "neu"])
+    users = book.create_sheet("Users")
+    users.append(["name", "email", "password", "roles"])
+    users.append(["Erika M", "erika@example.com", "Geheim12345", "device-admin"])
+    sheet = tmp_path / "site.xlsx"
+    book.save(sheet)
+    token = sandbox.tokens["org-admin"]
+    applied = run_apply(sheet, sandbox, token, "--update")
+    assert applied.returncode == 0, explain(applied)
+    assert sandbox.store.list_users()[0]["id"] == device["id"]  # the same number
+    assert sandbox.store.get_device(device["id"])["name"] == "neu"
+    undone = subprocess.run(
+        [sys.executable, "-m", "provisioner", "undo", str(sheet), "--url", sandbox.url, "--yes"],
+        env=environment(token),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
+    assert sandbox.store.get_device(device["id"])["name"] == "alt", explain(undone)
