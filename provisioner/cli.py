@@ -715,8 +715,7 @@ def plan(
     nothing is blocked, 1 when something is, 2 for unreadable input, 3 when the
     platform is unreachable or refuses the token.
     """
-    from provisioner.journal import default_journal, read_sheet_journal
-    from provisioner.plan import make_plan
+    from provisioner.plan import plan_sheet
     from provisioner.platform import PlatformError
 
     _check_reports((*reports, *([out] if out else [])), sheet)
@@ -727,12 +726,15 @@ def plan(
     progress = _progress()
     client = _client(url, token_file, ca_bundle, allow_http, on_unreachable=progress.say)
     try:
-        # Read, never locked: plan writes nothing, and a torn last line is skipped.
-        earlier = read_sheet_journal(journal_path or default_journal(sheet), sheet.name, client.url)
         with client, progress:
             progress.reading(f"reading {sheet.name}")
-            result = make_plan(
-                sheet, template, client, lookup, progress=progress.reading, journal=earlier
+            result = plan_sheet(
+                sheet,
+                template,
+                client,
+                lookup,
+                journal_path=journal_path,
+                progress=progress.reading,
             )
     except KeyboardInterrupt:
         click.echo("interrupted: nothing was written", err=True)
@@ -752,9 +754,8 @@ def plan(
         )
     )
     click.echo(result.lookup.summary())
-    sending = sum(1 for row in data["rows"] if row.get("sends") is not None)
-    if sending and not creates:
-        rows = "1 row is" if sending == 1 else f"{sending} rows are"
+    if result.sending and not creates:
+        rows = "1 row is" if result.sending == 1 else f"{result.sending} rows are"
         click.echo(f"{rows} created or queued: --show creates lists what apply sends for each")
     if out is not None:
         _write_reports(data, (out,), sheet, None)

@@ -43,7 +43,14 @@ from provisioner.fields import (
     same,
     tags_to_change,
 )
-from provisioner.journal import Entry, JournalState, day_of, payload_fingerprint
+from provisioner.journal import (
+    Entry,
+    JournalState,
+    day_of,
+    default_journal,
+    payload_fingerprint,
+    read_sheet_journal,
+)
 from provisioner.platform import (
     MAX_PAGE_SIZE,
     MIN_PLAUSIBLE_PAGE_CAP,
@@ -695,6 +702,11 @@ class Plan:
         return totals
 
     @property
+    def sending(self) -> int:
+        """The rows apply would send (creates and queued downlinks)."""
+        return sum(1 for row in self.rows if row.sends is not None)
+
+    @property
     def ok(self) -> bool:
         return not any(r.action == RowAction.BLOCKED for r in self.rows) and self.validation.ok
 
@@ -746,3 +758,18 @@ def make_plan(
         lookup=stats,
         validation=report,
     )
+
+
+def plan_sheet(
+    sheet: Path,
+    template: SiteTemplate,
+    client: PlatformClient,
+    lookup: str = "auto",
+    *,
+    journal_path: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Plan:
+    """``provisioner plan``: the sheet's journal read (never locked: plan writes nothing,
+    and a torn last line is skipped; another sheet's journal is refused), then the plan."""
+    earlier = read_sheet_journal(journal_path or default_journal(sheet), sheet.name, client.url)
+    return make_plan(sheet, template, client, lookup, progress=progress, journal=earlier)
