@@ -20,9 +20,10 @@ secret registered with ``add_secrets``::
     │                        gzip, nested too deep, too big, too slow, or a listing that never
     │                        ends; ``maybe_done`` is True for a write, which may have been
     │                        carried out all the same
-    ├── TransportError       the request never got an answer and was safe to retry: DNS,
-    │                        refused connection, TLS, connect timeout (retried for
-    │                        ``outage_seconds`` first)
+    ├── TransportError       no answer, and the request was safe to retry: a failure to
+    │                        connect (DNS, refused, connect timeout) for any request, or
+    │                        any transport failure (reset, closed unanswered, timeout) of a
+    │                        read; retried for ``outage_seconds`` first (not TLS failures)
     └── UnknownOutcome       a write that may have reached the server, but no answer
                              came back: look the object up before sending it again
 
@@ -33,9 +34,12 @@ one that is not a positive integer.
 
 Retries: exponential backoff with full jitter on 429 (at least ``Retry-After``)
 and 502/503/504, up to ``RetryPolicy.attempts``. Reads (GET) are also retried on
-500 and on answers lost in transit. Failures to connect (nothing reached the
-server) are retried, POSTs included, for up to ``outage_seconds`` in total. A
-write that may have been received is never resent. A bad answer is not retried.
+500. Transport failures follow one policy, the outage window: a request that is
+safe to repeat (any request that failed to connect, so nothing reached the
+server; a read whatever happened: reset, closed unanswered, timed out) is
+retried for up to ``outage_seconds`` in total, with ``on_unreachable`` told
+every few seconds. A write that may have been received is never resent: it is
+an UnknownOutcome. A bad answer is not retried.
 When the injected ``sleep`` returns True (``threading.Event.wait`` of an event
 that is set), the client stops retrying and raises what it would raise after
 the last try.
@@ -95,8 +99,10 @@ MESSAGE_LIMIT = 300
 # Between two calls of ``on_unreachable``, and between two connect attempts.
 UNREACHABLE_REPORT_EVERY = 5.0
 MIN_OUTAGE_WAIT = 0.5
-# How long failures to connect are retried before the platform has answered once.
+# How long transport failures are retried before the platform has answered once.
 FIRST_CONTACT_SECONDS = 5.0
+# Failures that happen before any byte of the request left: safe to retry for any method.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Shorter registered secrets are ignored: masking them would garble messages.
 MIN_SECRET_LENGTH = 4
 
@@ -168,7 +174,8 @@ class BadAnswer(PlatformError):
 
 
 class TransportError(PlatformError):
-    """No answer, and the request is known not to have been processed."""
+    """No answer within the outage window, and nothing was left half done: the request
+    never reached the platform, or it was a read."""
 
 
 class UnknownOutcome(PlatformError):
@@ -322,7 +329,7 @@ class _Answer:
 
 @dataclass
 class _Outage:
-    """Connect failures of one request: since when, and how long it waited."""
+    """Transport failures of one request: since when, and how long it waited."""
 
     start: float
     slept: float = 0.0
@@ -446,8 +453,9 @@ class PlatformClient:
     private CA; TLS verification cannot be switched off. Plain ``http://`` is
     refused (``InsecureURL``) unless the host is loopback or ``allow_http``.
 
-    ``outage_seconds`` bounds how long failures to connect are retried, in total
-    per request; ``on_unreachable`` then hears about it every few seconds.
+    ``outage_seconds`` bounds how long transport failures of a request that is safe
+    to repeat are retried, in total per request; ``on_unreachable`` then hears about
+    it every few seconds.
     ``max_body_bytes`` and ``answer_deadline`` (seconds from sending) bound one
     answer. ``max_pages`` bounds one listing. ``sleep`` and ``clock`` are for
     waiting and telling time (tests inject fakes; the CLI an ``Event.wait``).
@@ -514,7 +522,7 @@ class PlatformClient:
         self.requests_sent = 0
         self._page_cap_seen: int | None = None
         self._largest_page = 0  # the most rows one page of this server has held
-        self._answered = False  # an answer came once: a connect failure now is an outage
+        self._answered = False  # an answer came once: a transport failure now is an outage
         self._masker = _Masker(_secret_forms(token))
         verify: ssl.SSLContext | bool = True
         if ca_bundle:
@@ -808,10 +816,19 @@ class PlatformClient:
                 with self._count_lock:
                     self.requests_sent += 1
                 answer = self._exchange(method, path, content, headers, what, want_body)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                # Nothing reached the server: safe to retry, even a POST, for a while.
-                if _is_tls_failure(exc):
+            except httpx.TransportError as exc:
+                sent = not isinstance(exc, NOT_SENT)
+                # A write that may have been received is not resent: the caller settles it.
+                if sent and not idempotent:
+                    raise UnknownOutcome(
+                        self.redact(
+                            f"{what}: no answer after the request was sent ({_describe(exc)}); "
+                            "it may or may not have been carried out"
+                        ),
+                    ) from exc
+                if not sent and _is_tls_failure(exc):  # retrying cannot make it trusted
                     raise self._transport_error(what, exc) from exc
+                # Refused, reset, closed unanswered or timed out: one outage window.
                 if outage is None:
                     outage = _Outage(self._clock())
                 wait = self._outage_wait(outage, exc)
@@ -819,20 +836,7 @@ class PlatformClient:
                     raise self._transport_error(what, exc, outage) from exc
                 outage.slept += wait
                 continue
-            except httpx.TransportError as exc:
-                # The request may have been received; only reads are resent.
-                if not idempotent:
-                    raise UnknownOutcome(
-                        self.redact(
-                            f"{what}: no answer after the request was sent ({_describe(exc)}); "
-                            "it may or may not have been carried out"
-                        ),
-                    ) from exc
-                if retry_number >= retries or self._pause(self.retry.delay(retry_number)):
-                    raise self._transport_error(what, exc) from exc
-                retry_number += 1
-                continue
-            outage = None  # the platform answered: a later connect failure is a new outage
+            outage = None  # the platform answered: a later transport failure is a new outage
             self._answered = True
 
             status = answer.status
@@ -855,8 +859,9 @@ class PlatformClient:
         """How long to wait before connecting again, or None when the outage bound is hit."""
         outage.failures += 1
         elapsed = max(self._clock() - outage.start, outage.slept)
-        # Before the platform ever answered, a failure to connect is more likely a wrong
-        # URL or a closed port than an outage: the installer hears of it soon.
+        # Before the platform ever answered, a failure is more likely a wrong URL or a
+        # closed port (or one that speaks another protocol) than an outage: the installer
+        # hears of it soon.
         bound = (
             self.outage_seconds
             if self._answered

@@ -10,6 +10,7 @@ import gzip
 import json
 import math
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -607,6 +608,101 @@ def test_an_answer_starts_a_new_outage() -> None:
     client = make_client(rec, sleep=fake.sleep, clock=fake.clock)
     assert client.list_devices_page() == []
     assert len(rec.requests) == 5
+
+
+CLOSED_UNANSWERED = httpx.RemoteProtocolError("Server disconnected without sending a response.")
+# Every way a request can end without an answer: refused, closed unanswered, reset, timed out.
+TRANSPORT_FAILURES = [
+    httpx.ConnectError("connection refused"),
+    CLOSED_UNANSWERED,
+    httpx.ReadError("connection reset by peer"),
+    httpx.WriteError("broken pipe"),
+    httpx.ReadTimeout("timed out"),
+    httpx.ConnectTimeout("timed out"),
+]
+
+
+@pytest.mark.parametrize("failure", TRANSPORT_FAILURES, ids=lambda e: type(e).__name__)
+def test_every_transport_failure_of_a_read_is_ridden_out_as_an_outage(
+    failure: Exception,
+) -> None:
+    fake = FakeTime()
+    said: list[str] = []
+    rec = Recorder(ok([]), *[failure] * 12, ok([DEVICE]))
+    client = make_client(
+        rec,
+        sleep=fake.sleep,
+        clock=fake.clock,
+        on_unreachable=said.append,
+        retry=RetryPolicy(attempts=3, base_delay=1.0, max_delay=4.0),
+    )
+    client.list_devices_page()
+    # Far more tries than RetryPolicy.attempts: the outage window bounds them, not a count.
+    assert client.list_devices_page() == [DEVICE]
+    assert len(rec.requests) == 14
+    assert 0 < fake.now - 1000.0 <= 60
+    assert said and said[0] == (
+        f"platform unreachable, retrying (0 s of 60 s): {type(failure).__name__}: {failure}"
+    )
+
+
+def test_connections_closed_unanswered_past_the_bound_are_a_transport_error() -> None:
+    fake = FakeTime()
+    said: list[str] = []
+    rec = Recorder(ok([]), CLOSED_UNANSWERED)
+    client = make_client(
+        rec, sleep=fake.sleep, clock=fake.clock, outage_seconds=30, on_unreachable=said.append
+    )
+    client.list_devices_page()
+    with pytest.raises(TransportError, match=r"RemoteProtocolError.*tries in 30 s"):
+        client.get_device(7)
+    assert fake.now - 1000.0 == pytest.approx(30)
+    assert all("of 30 s" in line for line in said) and len(said) >= 2
+
+
+def test_refused_then_closed_unanswered_is_one_outage_with_one_bound() -> None:
+    fake = FakeTime()
+    refused = httpx.ConnectError("connection refused")
+    rec = Recorder(ok([]), *[refused, CLOSED_UNANSWERED] * 100)
+    client = make_client(rec, sleep=fake.sleep, clock=fake.clock, outage_seconds=30)
+    client.list_devices_page()
+    with pytest.raises(TransportError):
+        client.list_devices_page()
+    assert fake.now - 1000.0 == pytest.approx(30)  # not 30 s for each kind of failure
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        e
+        for e in TRANSPORT_FAILURES
+        if not isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout))
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_write_that_may_have_been_received_is_an_unknown_outcome_not_resent(
+    failure: Exception,
+) -> None:
+    fake = FakeTime()
+    said: list[str] = []
+    rec = Recorder(ok([]), failure, ok(DEVICE))
+    client = make_client(rec, sleep=fake.sleep, clock=fake.clock, on_unreachable=said.append)
+    client.list_devices_page()
+    with pytest.raises(UnknownOutcome, match="may or may not have been carried out"):
+        client.create_device({"addr": "0011223344556677"})
+    assert [r.method for r in rec.requests] == ["GET", "POST"]
+    assert fake.sleeps == [] and said == []
+
+
+def test_a_write_whose_answer_broke_off_with_a_tls_error_stays_an_unknown_outcome() -> None:
+    # Only a failure to connect can be a certificate not trusted: after sending, the
+    # write may have been carried out whatever the error says.
+    error = httpx.ReadError("[SSL: DECRYPTION_FAILED_OR_BAD_RECORD_MAC]")
+    error.__cause__ = ssl.SSLError("bad record mac")
+    rec = Recorder(error, ok(DEVICE))
+    with pytest.raises(UnknownOutcome):
+        make_client(rec).create_device({"addr": "x"})
+    assert len(rec.requests) == 1
 
 
 def test_a_stop_cuts_retries_short() -> None:

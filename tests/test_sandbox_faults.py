@@ -141,6 +141,26 @@ def test_reset_is_a_tcp_reset(sandbox: Sandbox) -> None:
                 pass
 
 
+def test_hang_up_closes_every_connection_unanswered_until_it_ends(sandbox: Sandbox) -> None:
+    sandbox.faults.hang_up(600)
+    with client(sandbox) as c:
+        with pytest.raises(httpx.RemoteProtocolError):
+            c.post(DEVICES, json=device(1))
+        with pytest.raises(httpx.RemoteProtocolError):
+            c.get(DEVICES)
+        with pytest.raises(httpx.RemoteProtocolError):
+            c.get("/api/no-such-route")  # before routing and auth
+        port = int(sandbox.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"GET /api/devices HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(1024) == b""  # a FIN, not a reset, and not one byte of answer
+        sandbox.faults.hang_up(0)
+        assert c.get(DEVICES).json()["data"] == []
+    assert sandbox.store.count_devices() == 0  # the POST was read, not carried out
+    with pytest.raises(ValueError):
+        sandbox.faults.hang_up(-1)
+
+
 def test_deep_json(sandbox: Sandbox) -> None:
     sandbox.faults.odd("GET", DEVICES, ODD_DEEP_JSON)
     with client(sandbox, headers={"Accept-Encoding": "identity"}) as c:

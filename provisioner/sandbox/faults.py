@@ -35,6 +35,15 @@ Kinds (the constants below, or their string values):
 ``id-null``               the same with ``null``
 ========================  ===========================================================
 
+Hanging up
+----------
+``faults.hang_up(seconds)`` closes every connection, for the next ``seconds``,
+right after reading its request and before anything else (no auth check, nothing
+written): a FIN without a single byte of answer, as a platform behind a proxy
+whose backend is down does. Clients see the connection closed unanswered
+(httpx's ``RemoteProtocolError``). A later call sets a new end; ``hang_up(0)``
+ends it at once.
+
 When an odd answer is given, in the order a request goes through:
 
 - ``commit=False`` (the default for all kinds but ``stall`` and ``id-*``): the
@@ -142,6 +151,7 @@ class Faults:
     _bucket_rate: float | None = field(init=False, repr=False, default=None)
     _bucket_time: float = field(init=False, repr=False, default=0.0)
     _odd: list[OddRule] = field(init=False, repr=False, default_factory=list)
+    _hang_up_end: float = field(init=False, repr=False, default=0.0)  # time.monotonic()
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -209,6 +219,18 @@ class Faults:
         with self._lock:
             self._odd.append(rule)
         return rule
+
+    def hang_up(self, seconds: float) -> None:
+        """Close connections unanswered for the next ``seconds`` (0: stop now)."""
+        if not seconds >= 0:
+            raise ValueError("seconds must be 0 or more")
+        with self._lock:
+            self._hang_up_end = time.monotonic() + seconds
+
+    def hanging_up(self) -> bool:
+        """Whether a request arriving now is closed unanswered; for the server."""
+        with self._lock:
+            return time.monotonic() < self._hang_up_end
 
     def clear_odd(self) -> None:
         """Answer every request normally again."""

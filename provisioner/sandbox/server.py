@@ -351,6 +351,8 @@ class _Handler(BaseHTTPRequestHandler):
         faults = self.server.faults
         try:
             body = self._read_body()
+            if faults.hanging_up():
+                raise _Drop  # a FIN, no byte of answer: closed unanswered
             if faults.latency_ms > 0:
                 time.sleep(faults.latency_ms / 1000)
             path = urlsplit(self.path).path
