@@ -1418,6 +1418,8 @@ def undo(
         for row in failed[:SHOWN_UPDATES]:
             click.echo(f"  failed: device {row.platform_id} ({row.key}): {row.message}")
         _show_kept(result)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"journal: {journal_path}")
     if result.stopped:
         click.echo(result.stopped, err=True)
@@ -1441,9 +1443,10 @@ def _typed_number(count: int, tries: int = 3) -> bool:
 
 
 def _show_kept(result: Any) -> None:
-    kept = [r for r in result.rows if r.status == "kept"]
+    kept = [r for r in result.rows if r.status in ("kept", "no answer on record")]
     for row in kept[:SHOWN_UPDATES]:
-        click.echo(f"  kept {row.kind} {row.platform_id} ({row.key}): {row.message}")
+        what = f"{row.kind} {row.platform_id}" if row.platform_id else row.kind
+        click.echo(f"  {row.status} {what} ({row.key}): {row.message}")
     if len(kept) > SHOWN_UPDATES:
         click.echo(f"  and {len(kept) - SHOWN_UPDATES} more kept")
 
