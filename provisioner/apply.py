@@ -1375,6 +1375,7 @@ def _record_settled(applier: Applier, journal: Journal, row_plan: RowPlan, entry
             tags=entry.tags,  # a create's that reached the platform: this sheet's
             addr=answer.evidence.get("addr", ""),
             created_at=answer.evidence.get("created_at", ""),
+            origin=entry.run,  # undo of that run takes it back
         )
     )
 
@@ -1405,6 +1406,7 @@ def _record_settled_update(
             message=message,
             update=images,
             updated_at=_text(device.get("updatedAt")) if event == "done" else "",
+            origin=update.run,
         )
     )
 

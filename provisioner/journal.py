@@ -72,6 +72,8 @@ class Entry:
     platform_id: int | None = None
     status: str = ""
     message: str = ""
+    # The run whose request it was: the line's own run, or for an outcome a later run
+    # settled (a lost answer), the run that sent the request (the line's "origin").
     run: str = ""
     at: str = ""  # when the line was written (UTC, ISO 8601)
     payload: str = ""  # fingerprint of what was sent (downlinks)
@@ -168,6 +170,8 @@ def _entry(record: dict[str, Any], event: str) -> Entry | None:
         return None
     names = ("status", "message", "run", "at", "payload", "updated_at", "addr", "created_at")
     texts = [record.get(name, "") for name in names]
+    if isinstance(record.get("origin"), str) and record["origin"]:
+        texts[2] = record["origin"]
     if not all(isinstance(text, str) for text in texts):
         return None
     tags = record.get("tags", [])
@@ -548,9 +552,11 @@ class Journal:
         addr: str = "",
         created_at: str = "",
         tags: list[str] | tuple[str, ...] | None = None,
+        origin: str = "",
     ) -> None:
         """After a request. ``tags``: on a device create made (or found after a lost
-        answer), the tags it sent: this sheet put them on the device."""
+        answer), the tags it sent: this sheet put them on the device. ``origin``: the
+        earlier run whose request this run settles (undo takes it back with that run)."""
         if event not in OUTCOMES:
             raise ValueError(f"not an outcome: {event}")
         record: dict[str, Any] = {
@@ -572,6 +578,8 @@ class Journal:
             record["created_at"] = created_at
         if tags:
             record["tags"] = list(tags)
+        if origin:
+            record["origin"] = origin
         if update is not None:
             record.update(op=op or "update", before=update[0], after=update[1])
         elif op:

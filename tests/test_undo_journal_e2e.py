@@ -64,10 +64,15 @@ def test_a_create_whose_answer_was_lost_is_settled_by_the_next_run_and_undone(
     assert settled["status"] == "created" and settled["platform_id"] == made["id"]
     assert settled["addr"] == made["addr"] and settled["created_at"] == made["createdAt"]
     assert settled["updated_at"] == made["updatedAt"]
+    killed = lines_of(sheet)[0]["run"]
+    assert settled["origin"] == killed and settled["run"] != killed
 
+    # It belongs to the killed run: undo of that run alone takes it back.
+    one = run_undo(sheet, sandbox, "--run", killed)
+    assert one.returncode == 0, explain(one)
+    assert serials(sandbox) == {"SN1"}
     done = run_undo(sheet, sandbox)
     assert done.returncode == 0, explain(done)
-    assert "deleted 2" in done.stdout
     assert sandbox.store.count_devices() == 0
 
 
@@ -99,7 +104,7 @@ def test_an_update_whose_answer_was_lost_is_settled_by_the_next_run_and_put_back
     assert updates[-1]["before"]["description"] == "Dach"
     assert updates[-1]["after"]["description"] == "Keller"
 
-    done = run_undo(sheet, sandbox)
+    done = run_undo(sheet, sandbox, "--run", updates[0]["run"])  # the killed run's
     assert done.returncode == 0, explain(done)
     now = by_serial(sandbox, "SN0")
     assert now["description"] == "Dach" and now["id"] == seeded["id"]
