@@ -265,7 +265,15 @@ def read_journal(path: Path, platform: str | None = None) -> JournalState:
                         f"{platforms[segment] or 'an unknown platform'} stands among the lines "
                         f"of run {run}: each line counts for its own run"
                     )
-                    stray = 0
+                    # The interrupted run goes on: a damaged line since the stray start
+                    # line stands among its lines, not the stray run's.
+                    state.damaged = [
+                        dataclasses.replace(d, run=run, platform=platforms[run])
+                        if d.number > stray and d.run == segment
+                        else d
+                        for d in state.damaged
+                    ]
+                    segment, stray = run, 0
             else:
                 state.orphans.append((number, run))
         # Lines before any start line count (a journal of an older version).

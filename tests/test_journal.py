@@ -221,3 +221,25 @@ def test_an_update_without_an_outcome_is_unsettled_until_a_later_line_settles_it
     later.outcome("failed", "device", "S1", 2, status="failed", platform_id=5, update=images)
     later.close()
     assert read_journal(path).unsettled_updates() == []
+
+
+def test_a_damaged_line_after_a_stray_start_line_stands_among_the_interrupted_run(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j.jsonl"
+    journal = Journal(path, sheet="s", platform="u", fingerprint="f")
+    journal.intent("device", "S1", 2)
+    stray = {"run": "z", "event": "start", "sheet": "s", "platform": "elsewhere"}
+    with path.open("ab") as out:
+        out.write(json.dumps(stray).encode() + b"\n" + b"\0" * 30 + b"\n")
+    journal.outcome("done", "device", "S2", 3, status="created", platform_id=6)
+    journal.outcome("done", "device", "S3", 4, status="created", platform_id=7)
+    with path.open("ab") as out:
+        out.write(b"\0" * 30 + b"\n")
+    journal.close()
+    state = read_journal(path, platform="u")
+    assert [(d.number, d.run, d.platform) for d in state.damaged] == [
+        (4, journal.run, "u"),
+        (7, journal.run, "u"),
+    ]
+    assert [e.key for e in state.created] == ["S2", "S3"]
