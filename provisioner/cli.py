@@ -1338,8 +1338,9 @@ def undo(
     it updated are put back to their values before the update. A device changed
     since the run is kept and listed; nothing the journal did not create is deleted;
     users are listed (the API cannot delete them). On a terminal you type the number
-    of devices to delete. Exit 0 all taken back, 1 some kept, 2 unusable input, 3 the
-    platform refused, is unreachable or cannot delete.
+    of devices to delete. Exit 0 all taken back, 1 some kept or without an answer on
+    record, 2 unusable input (a journal line that cannot be read), 3 the platform
+    refused, is unreachable or cannot delete.
     """
     from provisioner.apply import default_journal
     from provisioner.platform import PlatformError
