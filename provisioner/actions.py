@@ -72,6 +72,9 @@ class UndoStatus(StrEnum):
     DELETED = "deleted"
     RESTORED = "restored"
     DONE_BEFORE = "already done"  # taken back by an earlier undo, or gone already
+    # A create or update of the run without an outcome on record: it may be on the
+    # platform, and undo cannot prove it made it (the next apply settles it).
+    UNSETTLED = "no answer on record"
     FAILED = "failed"
     NOT_RUN = "not run"
 

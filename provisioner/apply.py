@@ -56,6 +56,7 @@ from provisioner.journal import (
     Journal,
     JournalLock,
     JournalState,
+    UpdateEntry,
     day_of,
     payload_fingerprint,
     read_sheet_journal,
@@ -224,6 +225,9 @@ class Work:
     tasks: list[_Task]
     settled: list[tuple[RowPlan, Entry]]  # unanswered requests the plan found done
     notes: list[str]
+    # Updates of an earlier run without an answer on record, and the device as the plan
+    # read it: the journal gets their outcome (undo restores only an update done).
+    settled_updates: list[tuple[UpdateEntry, dict[str, Any]]] = field(default_factory=list)
 
     @property
     def pending(self) -> int:
@@ -275,12 +279,15 @@ def reconcile(
     settled: list[tuple[RowPlan, Entry]] = []
     gone_checks: list[_Task] = []
     differing = 0  # devices that differ and stay as they are
+    read: dict[str, dict[str, Any]] = {}  # journal key -> the device as the plan read it
     for row_plan, result in zip(plan.rows, rows, strict=True):
         kind = RowKind(row_plan.kind)
         record = by_row.get((row_plan.sheet, row_plan.row))
         if record is None or not record.key:
             continue
         key = journal_key(match_key, record, kind)
+        if kind == RowKind.DEVICE and row_plan.device is not None:
+            read[key] = row_plan.device
         if row_plan.action in (RowAction.EXISTS, RowAction.DIFFERS):
             if (kind, key) in unanswered:
                 settled.append((row_plan, unanswered[(kind, key)]))
@@ -321,7 +328,29 @@ def reconcile(
             )
         )
     tasks = [t for t in tasks if t.result.status.sends]
-    return Work(tasks, settled, notes)
+    open_updates = [(u, read.get(u.key)) for u in earlier.unsettled_updates()]
+    open_updates = [(u, d) for u, d in open_updates if d is not None]
+    if open_updates:
+        notes.append(
+            f"{len(open_updates)} updates of an earlier run got no answer: each device was "
+            "read to record whether it holds the update"
+        )
+    return Work(tasks, settled, notes, [(u, d) for u, d in open_updates if d is not None])
+
+
+def update_done(update: UpdateEntry, device: dict[str, Any]) -> bool:
+    """Whether the device holds what an update without an answer sent (its after-image in
+    every field the update changed; tags in any order)."""
+    now = masked_input(device)
+    for name, value in update.after.items():
+        if update.before.get(name) == value:
+            continue
+        if name == "tags" and isinstance(value, list) and isinstance(now.get(name), list):
+            if {str(t).strip() for t in value} != {str(t).strip() for t in now[name]}:
+                return False
+        elif now.get(name) != value:
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -497,6 +526,9 @@ class _Answer:
     changes: list[Change] = field(default_factory=list)  # an update's
     updated_at: str = ""  # the device's updatedAt in the answer: what undo checks it against
     evidence: dict[str, str] = field(default_factory=dict)  # a create's: addr, created_at
+    # No clear answer and no lookup to settle it: the request may have been carried out,
+    # so the journal keeps it "unknown" for the next run to settle (the row fails).
+    open: bool = False
 
 
 class Applier:
@@ -644,6 +676,7 @@ class Applier:
                     payload=task.payload,
                     update=request.images(),
                     tags=request.tags(),
+                    platform_id=request.target(),
                 )
             )
             try:
@@ -664,16 +697,17 @@ class Applier:
                             message=str(exc),
                             update=request.images(),
                             tags=request.tags(),
+                            platform_id=request.target(),
                         )
                     )
-                    found = self._settle(request.find_after_lost)
+                    found = self._settle(request.find_after_lost, lost=True)
                     if found is None:
                         continue  # not there: it is safe to send it again
                     answer = found
             except Conflict as exc:
-                answer = self._settle(partial(request.after_conflict, exc, lost)) or _Answer(
-                    RowAction.FAILED, None, f"the platform refused it: {exc}"
-                )
+                answer = self._settle(
+                    partial(request.after_conflict, exc, lost), lost=lost > 0
+                ) or _Answer(RowAction.FAILED, None, f"the platform refused it: {exc}")
             except PlatformError as exc:
                 self._stop_for(exc)
                 answer = request.after_refusal(exc) or _Answer(RowAction.FAILED, None, _why(exc))
@@ -691,14 +725,19 @@ class Applier:
             request,
         )
 
-    def _settle(self, look: Callable[[], _Answer | None]) -> _Answer | None:
-        """A lookup after a lost answer or a 409; its own failure fails the row."""
+    def _settle(self, look: Callable[[], _Answer | None], *, lost: bool) -> _Answer | None:
+        """A lookup after a lost answer or a 409; its own failure fails the row (and after
+        a lost answer, leaves it open in the journal: the request may have been carried
+        out, a 409 without one says the device was there before)."""
         try:
             return look()
         except PlatformError as exc:
             self._stop_for(exc)
             return _Answer(
-                RowAction.FAILED, None, f"no clear answer, and the lookup failed ({exc}): run again"
+                RowAction.FAILED,
+                None,
+                f"no clear answer, and the lookup failed ({exc}): run again",
+                open=lost,
             )
 
     def _stop_for(self, exc: PlatformError) -> None:
@@ -716,6 +755,8 @@ class Applier:
 
     def _record(self, task: _Task, answer: _Answer, request: _Request) -> None:
         event = "failed" if answer.status == RowAction.FAILED else "done"
+        if answer.open:
+            event = "unknown"
         self._journal(
             lambda: self.journal.outcome(
                 event,
@@ -768,6 +809,10 @@ class _Request:
 
     def tags(self) -> list[str] | None:
         """The tags a device create sends, for the journal; None for the other requests."""
+        return None
+
+    def target(self) -> int | None:
+        """The platform id the request writes to, known before it is sent (an update's)."""
         return None
 
     def before_resend(self) -> _Answer | None:
@@ -843,6 +888,11 @@ def _made(device: dict[str, Any], message: str) -> _Answer:
         updated_at=_text(device.get("updatedAt")),
         evidence={"addr": _text(device.get("addr")), "created_at": _text(device.get("createdAt"))},
     )
+
+
+def _id_of(device: dict[str, Any]) -> int | None:
+    value = device.get("id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _text(value: Any) -> str:
@@ -926,6 +976,9 @@ class _UpdateRequest(_Request):
         if not self.update.changes:
             return _Answer(RowAction.EXISTS, self.device_id, "already as the sheet says")
         return None
+
+    def target(self) -> int | None:
+        return self.device_id
 
     def images(self, outcome: str = "") -> Images:
         """(before, after) of the device: for an intent (and an unknown outcome) the body
@@ -1155,7 +1208,7 @@ def apply_sheet(
             sent=work.pending,
         )
         try:
-            if work.pending or work.settled:
+            if work.pending or work.settled or work.settled_updates:
                 _send(
                     plan,
                     work,
@@ -1271,19 +1324,9 @@ def _send(
     )
     try:
         for row_plan, entry in work.settled:
-            applier._journal(
-                partial(
-                    journal.outcome,
-                    "done",
-                    entry.kind,
-                    entry.key,
-                    row_plan.row,
-                    status=RowAction.EXISTS,
-                    platform_id=row_plan.platform_id,
-                    message="found on the platform after a lost answer",
-                    tags=entry.tags,  # a create's that reached the platform: this sheet's
-                )
-            )
+            _record_settled(applier, journal, row_plan, entry)
+        for update, device in work.settled_updates:
+            _record_settled_update(applier, journal, update, device)
         device_ids = {
             normal_key(template.match_key, r.key): r.platform_id
             for r in plan.rows
@@ -1305,6 +1348,67 @@ def _send(
                 row.message = applier.stopped or "not run"
         result.stop, result.stopped = applier.stop_kind, applier.stopped
         journal.close({**result.totals, "seconds": int(time.perf_counter() - started)})
+
+
+def _record_settled(applier: Applier, journal: Journal, row_plan: RowPlan, entry: Entry) -> None:
+    """A create of an earlier run without an answer, found by the plan: journaled as a
+    create answered directly is (addr, createdAt, updatedAt, tags), so undo can take it
+    back; a downlink found queued is ``exists``."""
+    found = f"found on the platform after a lost answer of run {entry.run or 'an earlier run'}"
+    if entry.kind == RowKind.DEVICE and row_plan.device is not None:
+        answer = _made(row_plan.device, f"created ({found})")
+    elif entry.kind == RowKind.USER and row_plan.platform_id is not None:
+        answer = _Answer(RowAction.CREATED, row_plan.platform_id, f"created ({found})")
+    else:
+        answer = _Answer(RowAction.EXISTS, row_plan.platform_id, found)
+    applier._journal(
+        partial(
+            journal.outcome,
+            "done",
+            entry.kind,
+            entry.key,
+            row_plan.row,
+            status=answer.status,
+            platform_id=answer.platform_id,
+            message=answer.message,
+            updated_at=answer.updated_at,
+            tags=entry.tags,  # a create's that reached the platform: this sheet's
+            addr=answer.evidence.get("addr", ""),
+            created_at=answer.evidence.get("created_at", ""),
+            origin=entry.run,  # undo of that run takes it back
+        )
+    )
+
+
+def _record_settled_update(
+    applier: Applier, journal: Journal, update: UpdateEntry, device: dict[str, Any]
+) -> None:
+    """An update of an earlier run without an answer, settled by the device as the plan
+    read it: done with its images (undo restores it) or not carried out."""
+    of = f"run {update.run or 'an earlier run'}"
+    if update_done(update, device):
+        event, status = "done", RowAction.UPDATED
+        message = f"updated (found on the platform after a lost answer of {of})"
+        images = (update.before, masked_input(device))
+    else:
+        event, status = "failed", RowAction.FAILED
+        message = f"not carried out: the device does not hold the update of {of}"
+        images = (update.before, update.before)
+    applier._journal(
+        partial(
+            journal.outcome,
+            event,
+            RowKind.DEVICE,
+            update.key,
+            update.row or 0,
+            status=status,
+            platform_id=update.platform_id or _id_of(device),
+            message=message,
+            update=images,
+            updated_at=_text(device.get("updatedAt")) if event == "done" else "",
+            origin=update.run,
+        )
+    )
 
 
 def _write_results(

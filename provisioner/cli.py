@@ -1339,8 +1339,9 @@ def undo(
     it updated are put back to their values before the update. A device changed
     since the run is kept and listed; nothing the journal did not create is deleted;
     users are listed (the API cannot delete them). On a terminal you type the number
-    of devices to delete. Exit 0 all taken back, 1 some kept, 2 unusable input, 3 the
-    platform refused, is unreachable or cannot delete.
+    of devices to delete. Exit 0 all taken back, 1 some kept or without an answer on
+    record, 2 unusable input (a journal line that cannot be read), 3 the platform
+    refused, is unreachable or cannot delete.
     """
     from provisioner.apply import default_journal
     from provisioner.platform import PlatformError
@@ -1419,6 +1420,8 @@ def undo(
         for row in failed[:SHOWN_UPDATES]:
             click.echo(f"  failed: device {row.platform_id} ({row.key}): {row.message}")
         _show_kept(result)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"journal: {journal_path}")
     if result.stopped:
         click.echo(result.stopped, err=True)
@@ -1442,9 +1445,10 @@ def _typed_number(count: int, tries: int = 3) -> bool:
 
 
 def _show_kept(result: Any) -> None:
-    kept = [r for r in result.rows if r.status == "kept"]
+    kept = [r for r in result.rows if r.status in ("kept", "no answer on record")]
     for row in kept[:SHOWN_UPDATES]:
-        click.echo(f"  kept {row.kind} {row.platform_id} ({row.key}): {row.message}")
+        what = f"{row.kind} {row.platform_id}" if row.platform_id else row.kind
+        click.echo(f"  {row.status} {what} ({row.key}): {row.message}")
     if len(kept) > SHOWN_UPDATES:
         click.echo(f"  and {len(kept) - SHOWN_UPDATES} more kept")
 

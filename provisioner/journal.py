@@ -6,7 +6,11 @@ written and flushed to disk; after the answer, an outcome line (``done``,
 without an outcome: the next run settles it by what the platform holds. The
 journal is evidence, never the truth: what the fresh plan finds on the platform
 decides what is done (see apply.py). A torn line (the process died while
-writing it) and lines that are not the journal's own (hand edits) are skipped.
+writing it, or a power loss left NUL bytes) and lines that are not the journal's own
+(hand edits) are skipped, and noted with the run they stand among: undo decides
+whether the rest of the journal proves them harmless (see undo.py). Each line
+counts for the run its own ``run`` names (a stray start line of another run in
+the middle of a run changes nothing for the lines around it).
 
 A journal belongs to one sheet; runs against other platforms are kept apart
 (a rehearsal on the sandbox never counts for the real platform). One apply at a
@@ -68,6 +72,8 @@ class Entry:
     platform_id: int | None = None
     status: str = ""
     message: str = ""
+    # The run whose request it was: the line's own run, or for an outcome a later run
+    # settled (a lost answer), the run that sent the request (the line's "origin").
     run: str = ""
     at: str = ""  # when the line was written (UTC, ISO 8601)
     payload: str = ""  # fingerprint of what was sent (downlinks)
@@ -93,6 +99,16 @@ class UpdateEntry:
     row: int | None = None
 
 
+@dataclass(frozen=True)
+class DamagedLine:
+    """A line that could not be read, and the run whose lines it stands among."""
+
+    number: int
+    run: str  # the run of the start line before it ("" before any start line)
+    platform: str  # that run's platform ("" when not known)
+    why: str
+
+
 @dataclass
 class JournalState:
     """What earlier runs recorded against one platform, by (kind, key)."""
@@ -104,6 +120,12 @@ class JournalState:
     sheets: set[str] = field(default_factory=set)
     torn_lines: int = 0
     skipped_lines: list[int] = field(default_factory=list)  # line numbers, not the journal's
+    # Every line skipped (torn or not the journal's), with the run it stands among.
+    damaged: list[DamagedLine] = field(default_factory=list)
+    # Lines naming a run no start line opened (its start line damaged?): (line, run).
+    orphans: list[tuple[int, str]] = field(default_factory=list)
+    # Start lines that stand among another run's lines, in words (with the line number).
+    strays: list[str] = field(default_factory=list)
     updates: list[UpdateEntry] = field(default_factory=list)  # every update line, in order
     # Every create some run recorded as done (a device or user made), in order: undo's list.
     created: list[Entry] = field(default_factory=list)
@@ -128,6 +150,14 @@ class JournalState:
         """Requests that may have reached the platform without an answer on record."""
         return [e for e in self.entries.values() if e.event in ("intent", "unknown")]
 
+    def unsettled_updates(self) -> list[UpdateEntry]:
+        """Updates whose last line is an intent or an unknown: the PUT may have been
+        carried out, no run has said so yet (the next apply settles them)."""
+        last: dict[str, UpdateEntry] = {}  # by key: an older version's intent holds no id
+        for update in self.updates:
+            last[update.key] = update
+        return [u for u in last.values() if u.event in ("intent", "unknown")]
+
 
 def _entry(record: dict[str, Any], event: str) -> Entry | None:
     """An entry from a line, or None when the line is not the journal's own."""
@@ -140,6 +170,8 @@ def _entry(record: dict[str, Any], event: str) -> Entry | None:
         return None
     names = ("status", "message", "run", "at", "payload", "updated_at", "addr", "created_at")
     texts = [record.get(name, "") for name in names]
+    if isinstance(record.get("origin"), str) and record["origin"]:
+        texts[2] = record["origin"]
     if not all(isinstance(text, str) for text in texts):
         return None
     tags = record.get("tags", [])
@@ -176,43 +208,86 @@ def read_journal(path: Path, platform: str | None = None) -> JournalState:
     when the file cannot be read.
     """
     state = JournalState()
-    counts = True
+    stray_of = ""  # the run the last start line interrupted, if any
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return state
     except OSError as exc:
         raise JournalError(f"cannot read the journal {path}: {exc.strerror or exc}") from None
+    platforms: dict[str, str] = {}  # run -> platform, from the start lines
+    segment = ""  # the run of the last start line: the run a line without its own stands in
+    stray = 0  # the line number of the last start line, while it may stand among another run
+
+    def skip(number: int, why: str) -> None:
+        state.skipped_lines.append(number)
+        state.damaged.append(DamagedLine(number, segment, platforms.get(segment, ""), why))
+
     for number, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except (ValueError, RecursionError):
+            why = "NUL bytes" if b"\0" in line else "not JSON"
             if line.startswith(_OWN_LINE) or _OWN_LINE.startswith(line):
                 state.torn_lines += 1  # one of ours, cut short by a crash
+                state.damaged.append(
+                    DamagedLine(number, segment, platforms.get(segment, ""), why + ", cut short")
+                )
             else:
-                state.skipped_lines.append(number)
+                skip(number, why)
             continue
         if not isinstance(record, dict) or not isinstance(record.get("event"), str):
-            state.skipped_lines.append(number)
+            skip(number, "not a journal record")
             continue
         event = record["event"]
+        run = record.get("run")
         if event == "start":
+            run = str(run or "")
+            platforms[run] = str(record.get("platform", ""))
+            stray = number if segment else 0
+            previous, segment = segment, run
             counts = platform is None or record.get("platform") == platform
             if counts and record.get("fingerprint") == "undo":
-                state.undo_runs.add(str(record.get("run", "")))
+                state.undo_runs.add(run)
             if isinstance(record.get("sheet"), str):
                 state.sheets.add(record["sheet"])
             if counts:
-                state.runs.append(str(record.get("run", "")))
-        elif event == "end":
+                state.runs.append(run)
+            stray_of = previous
+            continue
+        if isinstance(run, str) and run != segment:
+            if run in platforms:
+                if stray and run == stray_of:
+                    state.strays.append(
+                        f"line {stray}: a start line of run {segment} against "
+                        f"{platforms[segment] or 'an unknown platform'} stands among the lines "
+                        f"of run {run}: each line counts for its own run"
+                    )
+                    # The interrupted run goes on: a damaged line since the stray start
+                    # line stands among its lines, not the stray run's.
+                    state.damaged = [
+                        dataclasses.replace(d, run=run, platform=platforms[run])
+                        if d.number > stray and d.run == segment
+                        else d
+                        for d in state.damaged
+                    ]
+                    segment, stray = run, 0
+            else:
+                state.orphans.append((number, run))
+        # Lines before any start line count (a journal of an older version).
+        run_platform = platforms[run] if isinstance(run, str) and run in platforms else None
+        if run_platform is None:
+            run_platform = platforms.get(segment, platform)
+        counts = platform is None or run_platform == platform
+        if event == "end":
             continue
         elif record.get("op") in ("delete", "restore") and (event == "intent" or event in OUTCOMES):
             # An undo's own lines: a device it deleted is no create of any run any more.
             entry = _entry(record, event)
             if entry is None:
-                state.skipped_lines.append(number)
+                skip(number, "not a journal record")
             elif counts and event == "done":
                 state.undone.append(entry)
                 restore = _update_entry(record, event) if record.get("op") == "restore" else None
@@ -226,7 +301,7 @@ def read_journal(path: Path, platform: str | None = None) -> JournalState:
         elif record.get("op") == "update" and (event == "intent" or event in OUTCOMES):
             update = _update_entry(record, event)
             if update is None:
-                state.skipped_lines.append(number)
+                skip(number, "not a journal record")
             elif counts:
                 state.updates.append(update)
                 if event == "done" and update.status == "updated":
@@ -234,7 +309,7 @@ def read_journal(path: Path, platform: str | None = None) -> JournalState:
         elif event == "intent" or event in OUTCOMES:
             entry = _entry(record, event)
             if entry is None:
-                state.skipped_lines.append(number)
+                skip(number, "not a journal record")
             elif counts:
                 state.entries[(entry.kind, entry.key)] = entry
                 if event == "done" and entry.platform_id is not None:
@@ -245,7 +320,7 @@ def read_journal(path: Path, platform: str | None = None) -> JournalState:
                     state.sheet_tags.setdefault(entry.platform_id, set()).update(entry.tags)
                     state.tags_ever.setdefault(entry.platform_id, set()).update(entry.tags)
         else:
-            state.skipped_lines.append(number)
+            skip(number, "not a journal record")
     return state
 
 
@@ -485,9 +560,11 @@ class Journal:
         addr: str = "",
         created_at: str = "",
         tags: list[str] | tuple[str, ...] | None = None,
+        origin: str = "",
     ) -> None:
         """After a request. ``tags``: on a device create made (or found after a lost
-        answer), the tags it sent: this sheet put them on the device."""
+        answer), the tags it sent: this sheet put them on the device. ``origin``: the
+        earlier run whose request this run settles (undo takes it back with that run)."""
         if event not in OUTCOMES:
             raise ValueError(f"not an outcome: {event}")
         record: dict[str, Any] = {
@@ -509,6 +586,8 @@ class Journal:
             record["created_at"] = created_at
         if tags:
             record["tags"] = list(tags)
+        if origin:
+            record["origin"] = origin
         if update is not None:
             record.update(op=op or "update", before=update[0], after=update[1])
         elif op:

@@ -12,6 +12,14 @@ The undo is journalled like a run (``"op": "delete"`` and ``"op": "restore"``
 lines): a DELETE without an answer is settled by looking the id up, a second
 undo skips what the first took back, and a device an undo deleted no longer
 counts as created, so apply afterwards works as on a fresh platform.
+
+Undo never ends "all taken back" while something a run made may still be on the
+platform: a create or update without an outcome on record is listed (exit 1); a
+journal line that cannot be read stops the undo before anything is changed when it
+stands among the lines of a run taken back that has such requests (what it held
+cannot be known), and is skipped with a warning when the rest of the journal proves
+it harmless (another platform's run, a run not taken back, or a run whose every
+request has its outcome on record).
 """
 
 from __future__ import annotations
@@ -98,6 +106,7 @@ class UndoResult:
     rows: list[UndoRow]
     stopped: str = ""
     device_link: str = ""  # a device's page on the platform, {id} for its id (restored ones)
+    warnings: list[str] = field(default_factory=list)  # journal lines skipped, and why
 
     @property
     def totals(self) -> dict[str, int]:
@@ -127,6 +136,7 @@ class UndoResult:
             "runs": self.runs,
             "ok": self.ok,
             "stopped": self.stopped,
+            "warnings": self.warnings,
             "totals": self.totals,
             "rows": [r.to_dict() for r in self.rows],
         }
@@ -258,6 +268,14 @@ def plan_undo(
             f"no run {run!r} against {client.url} in {journal_path}; its runs: " + ", ".join(runs)
         )
     chosen = {run} if run is not None else set(runs)
+    open_creates = [
+        e
+        for e in state.unresolved()
+        if e.run in chosen and e.kind in (RowKind.DEVICE, RowKind.USER)
+    ]
+    open_updates = [u for u in state.unsettled_updates() if u.run in chosen]
+    open_runs = {e.run for e in open_creates} | {u.run for u in open_updates}
+    warnings = _check_lines(state, chosen, open_runs, journal_path, client.url, run is not None)
     later = _order(state)
     # What an undo took back: a device's delete, an update's restore, each after the
     # event it answers (by time: a later update of the same device is not taken back).
@@ -302,6 +320,33 @@ def plan_undo(
         if check is not None:
             checks.append((row, check))
             addrs.append(str(updates[0].before.get("addr") or ""))
+    for entry in open_creates:
+        rows.append(
+            UndoRow(
+                entry.kind,
+                entry.key,
+                None,
+                entry.platform_id,
+                UndoStatus.UNSETTLED,
+                f"its create (run {entry.run}) got no answer on record: it may be on the "
+                "platform, and undo cannot prove it made it; apply on this sheet records it "
+                "(plan shows whether it is there), then undo takes it back",
+                entry.run,
+            )
+        )
+    for update in open_updates:
+        rows.append(
+            UndoRow(
+                RowKind.DEVICE,
+                update.key,
+                update.row,
+                update.platform_id,
+                UndoStatus.UNSETTLED,
+                f"its update (run {update.run}) got no answer on record: the device may hold "
+                "it; apply on this sheet records whether it does, then undo puts it back",
+                update.run,
+            )
+        )
     if checks:
         found, _ = look_up_devices(
             client,
@@ -320,7 +365,50 @@ def plan_undo(
         sorted(chosen, key=runs.index),
         rows,
         device_link=client.device_link,
+        warnings=warnings,
     )
+
+
+def _check_lines(
+    state: JournalState,
+    chosen: set[str],
+    open_runs: set[str],
+    path: Path,
+    url: str,
+    one_run: bool,
+) -> list[str]:
+    """The warnings for journal lines that cannot be read but are proven harmless; raises
+    UndoError (nothing changed) for one that may have held what a run taken back did."""
+    warnings = list(state.strays)
+    for line in state.damaged:
+        where = f"line {line.number} of the journal cannot be read ({line.why}): skipped"
+        if line.platform and line.platform != url:
+            warnings.append(f"{where}, it stands among a run against {line.platform}")
+        elif line.run and line.run not in chosen:
+            warnings.append(f"{where}, it stands among run {line.run}, not taken back now")
+        elif line.run not in open_runs:
+            warnings.append(
+                f"{where}, every request of run {line.run or '(no run)'} has its outcome on record"
+            )
+        else:
+            raise UndoError(
+                f"the journal {path} cannot be read at line {line.number} ({line.why}): it "
+                f"stands among the lines of run {line.run}, which has requests without an "
+                "outcome on record, so what the line held cannot be known; nothing was "
+                f"changed. Put line {line.number} back from a copy of the journal, or delete "
+                "it: undo then lists what it cannot prove it made"
+            )
+    for number, run in state.orphans:
+        if one_run and run not in chosen:
+            warnings.append(f"line {number} names run {run}, which no start line opens: skipped")
+            continue
+        raise UndoError(
+            f"the journal {path} names run {run} at line {number}, but no start line opens "
+            "that run (a damaged or deleted start line?), so its platform cannot be known; "
+            "nothing was changed. Put its start line back from a copy of the journal, or "
+            "take back one run with --run"
+        )
+    return warnings
 
 
 def _created_by(state: JournalState, chosen: set[str]) -> list[Entry]:

@@ -312,6 +312,19 @@ def test_sigkill_at_random_moments_then_one_run_to_the_end(
     # At most one torn line per killed run; every other line is a whole record.
     assert state.torn_lines <= 10
     assert_journal_consistent(journal_of(sheet), sb)
+    # Undo takes every device back, those whose answers a kill cut off too (the last run
+    # settled them): nothing of the runs is left, and it says so with exit 0.
+    undo = subprocess.run(
+        [sys.executable, "-m", "provisioner", "undo", str(sheet), "--url", sb.url, "--yes"],
+        env=environment(sb.tokens["org-admin"]),
+        cwd=sheet.parent,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
+    assert undo.returncode == 0, explain(undo)
+    assert sb.store.count_devices() == 0
 
 
 @pytest.mark.parametrize(("revoked", "other"), [("device-admin", "org-admin")])

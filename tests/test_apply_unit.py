@@ -15,8 +15,15 @@ import httpx
 import pytest
 
 from provisioner.actions import RowAction, RowKind
-from provisioner.apply import ApplyResult, ApplyRow, StopKind, apply_sheet, nothing_sent
-from provisioner.journal import Journal, read_journal
+from provisioner.apply import (
+    ApplyResult,
+    ApplyRow,
+    StopKind,
+    apply_sheet,
+    nothing_sent,
+    update_done,
+)
+from provisioner.journal import Journal, UpdateEntry, read_journal
 from provisioner.platform import PlatformClient, RetryPolicy
 from provisioner.reports import write_report
 from provisioner.templates import load_template
@@ -395,3 +402,38 @@ def test_nothing_to_do_only_when_no_row_is_blocked() -> None:
     )
     assert nothing_sent(idle(), listed=False) == "nothing to do: the sheet has no rows"
     assert done.ok and differs.ok  # exit 0
+
+
+def test_a_lost_answer_whose_lookup_fails_stays_open_for_the_next_run(tmp_path: Path) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            raise httpx.ReadTimeout("timed out")
+        return httpx.Response(400, json={"error": "no filter today"})
+
+    result, _ = run(tmp_path, handler)
+    assert result.rows[0].status == "failed" and "the lookup failed" in result.rows[0].message
+    state = read_journal(tmp_path / "j.jsonl")
+    assert [e.event for e in state.unresolved()] == ["unknown"]  # may have been made
+    # The next run's plan finds it: recorded as a create, with what undo needs.
+    made = {**DEVICE, "createdAt": "2026-12-01T09:30:00Z", "updatedAt": "2026-12-01T09:30:00Z"}
+    run(tmp_path, lambda request: page(request, [made]), plan_finds=[made])
+    [created] = read_journal(tmp_path / "j.jsonl").created
+    assert (created.platform_id, created.addr, created.created_at, created.updated_at) == (
+        41,
+        "0000000000000001",
+        "2026-12-01T09:30:00Z",
+        "2026-12-01T09:30:00Z",
+    )
+    assert "lost answer" in created.message
+
+
+def test_an_update_is_done_when_the_device_holds_what_it_changed() -> None:
+    images = (
+        {"name": "a", "description": "Dach", "tags": ["x"]},
+        {"name": "a", "description": "Keller", "tags": ["x", "y"]},
+    )
+    update = UpdateEntry("S1", "intent", 5, *images)
+    holds = {"id": 5, "name": "b", "description": "Keller", "tags": ["y", "x"]}
+    assert update_done(update, holds)  # name: not the update's; tags in any order
+    assert not update_done(update, {**holds, "description": "Dach"})
+    assert not update_done(update, {**holds, "tags": ["x"]})

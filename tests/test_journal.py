@@ -157,3 +157,89 @@ def test_the_tags_this_sheet_put_on_each_device(tmp_path: Path) -> None:
     assert len(state.skipped_lines) == 1  # tags that are not a list of texts
     assert read_journal(path, platform="https://real").sheet_tags == {}
     assert read_journal(tmp_path / "none.jsonl", platform="u").sheet_tags == {}
+
+
+def test_damaged_lines_are_noted_with_the_run_they_stand_among(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    journal = Journal(path, sheet="s", platform="u", fingerprint="f")
+    journal.intent("device", "S1", 2)
+    journal.outcome("done", "device", "S1", 2, status="created", platform_id=5)
+    journal.close()
+    with path.open("ab") as out:
+        out.write(b"\0" * 40 + b"\n")  # a power loss's zeros
+        out.write(b'{"run": "x", "event": "done", "kind": "dev\n')  # cut short
+    other = Journal(path, sheet="s", platform="https://real", fingerprint="f")
+    other.close()
+    with path.open("ab") as out:
+        out.write(b"# a note\n")
+    state = read_journal(path, platform="u")
+    assert [(d.number, d.run, d.platform, d.why) for d in state.damaged] == [
+        (5, journal.run, "u", "NUL bytes"),
+        (6, journal.run, "u", "not JSON, cut short"),
+        (9, other.run, "https://real", "not JSON"),
+    ]
+    assert state.torn_lines == 1 and state.skipped_lines == [5, 9]
+    assert state.orphans == [] and state.strays == []
+
+
+def test_each_line_counts_for_its_own_run_whatever_start_line_stands_before_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j.jsonl"
+    journal = Journal(path, sheet="s", platform="u", fingerprint="f")
+    journal.outcome("done", "device", "S1", 2, status="created", platform_id=5)
+    stray = {"run": "z", "event": "start", "sheet": "s", "platform": "elsewhere"}
+    with path.open("a") as out:  # another platform's start line in the middle of the run
+        out.write(json.dumps(stray) + "\n")
+    journal.outcome("done", "device", "S2", 3, status="created", platform_id=6)
+    journal.close()
+    with path.open("a") as out:  # a run whose start line is missing
+        out.write('{"run": "y", "event": "done", "kind": "device", "key": "S3"}\n')
+    state = read_journal(path, platform="u")
+    assert [e.key for e in state.created] == ["S1", "S2"]
+    assert state.strays == [
+        f"line 3: a start line of run z against elsewhere stands among the lines of run "
+        f"{journal.run}: each line counts for its own run"
+    ]
+    assert state.orphans == [(6, "y")]
+    assert read_journal(path, platform="elsewhere").created == []
+
+
+def test_an_update_without_an_outcome_is_unsettled_until_a_later_line_settles_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j.jsonl"
+    images = ({"description": "Dach"}, {"description": "Keller"})
+    journal = Journal(path, sheet="s", platform="u", fingerprint="f")
+    journal.intent("device", "S1", 2, update=images, platform_id=5)
+    journal.intent("device", "S2", 3, update=images, platform_id=6)
+    journal.outcome("done", "device", "S2", 3, status="updated", platform_id=6, update=images)
+    journal.close()
+    [open_update] = read_journal(path).unsettled_updates()
+    assert (open_update.key, open_update.platform_id, open_update.event) == ("S1", 5, "intent")
+    later = Journal(path, sheet="s", platform="u", fingerprint="f")
+    later.outcome("failed", "device", "S1", 2, status="failed", platform_id=5, update=images)
+    later.close()
+    assert read_journal(path).unsettled_updates() == []
+
+
+def test_a_damaged_line_after_a_stray_start_line_stands_among_the_interrupted_run(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j.jsonl"
+    journal = Journal(path, sheet="s", platform="u", fingerprint="f")
+    journal.intent("device", "S1", 2)
+    stray = {"run": "z", "event": "start", "sheet": "s", "platform": "elsewhere"}
+    with path.open("ab") as out:
+        out.write(json.dumps(stray).encode() + b"\n" + b"\0" * 30 + b"\n")
+    journal.outcome("done", "device", "S2", 3, status="created", platform_id=6)
+    journal.outcome("done", "device", "S3", 4, status="created", platform_id=7)
+    with path.open("ab") as out:
+        out.write(b"\0" * 30 + b"\n")
+    journal.close()
+    state = read_journal(path, platform="u")
+    assert [(d.number, d.run, d.platform) for d in state.damaged] == [
+        (4, journal.run, "u"),
+        (7, journal.run, "u"),
+    ]
+    assert [e.key for e in state.created] == ["S2", "S3"]
