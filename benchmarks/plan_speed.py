@@ -34,7 +34,8 @@ from typing import Any
 import httpx
 from _sandbox import running_sandbox
 
-from provisioner.plan import PAGE_COST, make_plan
+from provisioner.lookup import PAGE_COST
+from provisioner.plan import make_plan
 from provisioner.platform import PlatformClient
 from provisioner.resources import data_folder
 from provisioner.templates import SiteTemplate, load_template
@@ -197,7 +198,7 @@ def main() -> None:
     page_cost = (scan["seconds"] / scan["requests"]) / (per_key["seconds"] / per_key["requests"])
     print(
         f"one page of 10000 cost as much as {page_cost:.0f} concurrent per-key lookups "
-        f"(plan.PAGE_COST assumes {PAGE_COST})"
+        f"(lookup.PAGE_COST assumes {PAGE_COST})"
     )
     print(
         f"target auto >= {AUTO_TARGET:g}x naive: {auto_ratio:.1f}x "

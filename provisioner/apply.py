@@ -63,7 +63,8 @@ from provisioner.journal import (
 )
 from provisioner.journal import default_journal as default_journal
 from provisioner.journal import read_journal as read_journal
-from provisioner.plan import LOOKUP_THREADS, Plan, RowPlan, journal_key, key_filter, make_plan
+from provisioner.lookup import LOOKUP_THREADS, key_filter
+from provisioner.plan import Plan, RowPlan, journal_key, make_plan
 from provisioner.platform import (
     AuthError,
     BadAnswer,

@@ -55,7 +55,7 @@ from provisioner.fields import (
     normal_key,
 )
 from provisioner.files import csv_cell, formula_like, put_text, reason, write_atomically
-from provisioner.plan import platform_users
+from provisioner.lookup import platform_users
 from provisioner.platform import MAX_PAGE_SIZE, Filter, PlatformClient, fa
 from provisioner.sheets import record_template
 from provisioner.templates import SiteTemplate, TabSpec

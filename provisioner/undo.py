@@ -44,7 +44,7 @@ from provisioner.journal import (
     UpdateEntry,
     read_journal,
 )
-from provisioner.plan import look_up_devices
+from provisioner.lookup import look_up_devices
 from provisioner.platform import (
     AuthError,
     BadAnswer,

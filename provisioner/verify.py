@@ -36,7 +36,7 @@ from provisioner.actions import CommissionStatus, RowKind
 from provisioner.errors import ProvisionerError
 from provisioner.fields import normal_key, same
 from provisioner.journal import read_journal
-from provisioner.plan import LOOKUP_THREADS, LookupStats, Snapshot, look_up
+from provisioner.lookup import LOOKUP_THREADS, LookupStats, Snapshot, look_up
 from provisioner.platform import (
     MAX_PAGE_SIZE,
     AuthError,

@@ -14,7 +14,8 @@ import pytest
 
 from provisioner import records as records_module
 from provisioner.fields import FIELDS, SECRET_CONFIG_KEYS, field
-from provisioner.plan import Snapshot, diff
+from provisioner.lookup import Snapshot
+from provisioner.plan import diff
 from provisioner.records import read_records
 from provisioner.reports import render_console, write_report
 from provisioner.sheets import open_workbook

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from provisioner.journal import Entry, JournalState, payload_fingerprint
-from provisioner.plan import RowPlan, Snapshot, diff
+from provisioner.lookup import Snapshot
+from provisioner.plan import RowPlan, diff
 from provisioner.records import DownlinkRecord, Record, SiteRecords
 
 

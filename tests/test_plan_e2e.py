@@ -21,7 +21,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from provisioner.plan import PAGE_COST
+from provisioner.lookup import PAGE_COST
 from provisioner.resources import data_folder
 from provisioner.sandbox import MAX_PAGE_SIZE, Sandbox
 
