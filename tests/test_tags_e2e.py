@@ -15,6 +15,7 @@ from typing import Any
 
 import openpyxl
 from test_apply_e2e import RUN_TIMEOUT, environment, explain, journal_of, run_apply
+from test_undo_e2e import run_undo
 
 from provisioner.journal import read_journal
 from provisioner.sandbox import Sandbox
@@ -195,16 +196,7 @@ def test_after_an_undo_of_an_update_the_sheets_tags_are_its_own_again(
     assert run_apply(sheet, sandbox, token, "--update").returncode == 0
     assert sorted(the_device(sandbox)["tags"]) == ["Haus 6", "fremd"]
     update_run = read_journal(journal_of(sheet)).runs[-1]
-    words = [sys.executable, "-m", "provisioner", "undo", str(sheet), "--url", sandbox.url]
-    undone = subprocess.run(
-        [*words, "--run", update_run, "--yes"],
-        env=environment(token),
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-    )
+    undone = run_undo(sheet, sandbox, "--run", update_run)
     assert undone.returncode == 0, explain(undone)
     assert sorted(the_device(sandbox)["tags"]) == ["Haus 5", "fremd"]
     # The sheet still says Haus 6: Haus 5 is the sheet's to take off again, fremd is not.

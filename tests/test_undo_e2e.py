@@ -379,13 +379,5 @@ def test_a_user_and_a_device_with_the_same_id_are_told_apart(
     assert applied.returncode == 0, explain(applied)
     assert sandbox.store.list_users()[0]["id"] == device["id"]  # the same number
     assert sandbox.store.get_device(device["id"])["name"] == "neu"
-    undone = subprocess.run(
-        [sys.executable, "-m", "provisioner", "undo", str(sheet), "--url", sandbox.url, "--yes"],
-        env=environment(token),
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-    )
+    undone = run_undo(sheet, sandbox)
     assert sandbox.store.get_device(device["id"])["name"] == "alt", explain(undone)
