@@ -79,6 +79,19 @@ class UndoStatus(StrEnum):
     NOT_RUN = "not run"
 
 
+class StopKind(StrEnum):
+    """Why a run ended before its last request."""
+
+    NONE = ""
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM
+    REFUSED = "refused"  # 401/403: the token was refused or lacks a role
+    UNREACHABLE = "unreachable"  # no connection for longer than the client waits
+    JOURNAL = "journal"  # the journal could not be written: nothing more may be sent
+    NO_UPDATES = "no updates"  # the platform answered 404/405 to a device update (PUT)
+    NO_DELETES = "no deletes"  # the platform answered 404/405/501 to a DELETE
+    SAME_FAILURE = "same failure"  # the first rows all failed with one answer (not --keep-going)
+
+
 # How plan may find the devices already on the platform (plan's and apply's --lookup).
 LOOKUPS = ("auto", "per-key", "scan", "tag")
 

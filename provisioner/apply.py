@@ -29,18 +29,15 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from provisioner.actions import RowAction, RowKind
+from provisioner.actions import RowAction, RowKind, StopKind
 from provisioner.changes import (
-    Change,
     Seen,
     Update,
     device_update,
@@ -48,7 +45,8 @@ from provisioner.changes import (
     masked_input,
     secret_values,
 )
-from provisioner.errors import ProvisionerError
+from provisioner.errors import Declined, Interrupted, ProvisionerError
+from provisioner.events import Events
 from provisioner.fields import normal_addr, normal_key
 from provisioner.journal import (
     Entry,
@@ -63,61 +61,33 @@ from provisioner.journal import (
 )
 from provisioner.journal import default_journal as default_journal
 from provisioner.journal import read_journal as read_journal
-from provisioner.lookup import LOOKUP_THREADS, key_filter
+from provisioner.lookup import key_filter, look_up_devices
 from provisioner.plan import Plan, RowPlan, journal_key, make_plan
 from provisioner.platform import (
-    AuthError,
-    BadAnswer,
     Conflict,
     NotFound,
     PlatformClient,
     PlatformError,
-    RateLimited,
-    ServerError,
-    TransportError,
-    UnknownOutcome,
 )
 from provisioner.records import Record
+from provisioner.results import Result, Row
+from provisioner.runner import (
+    CONCURRENCY,
+    SAME_FAILURES,
+    Outcome,
+    Request,
+    Runner,
+    StopRun,
+)
 from provisioner.templates import SiteTemplate
-
-# The first this many creates failing with one answer, none through: the run stops.
-SAME_FAILURES = 10
-# How often one row's request may end without an answer before the row fails.
-MAX_UNKNOWN = 6
-# How long Ctrl-C waits for requests already sent.
-STOP_GRACE_SECONDS = 30.0
-# Requests in flight at once unless --concurrency says otherwise (undo sends at this too).
-CONCURRENCY = 8
-
-T = TypeVar("T")
-
-
-class Declined(ProvisionerError):
-    """The installer said no at the confirmation: nothing was written."""
-
-
-class Interrupted(ProvisionerError):
-    """Ctrl-C before anything was written to the platform."""
 
 
 class SavedPlanError(ProvisionerError):
     """``--plan`` names a file that is no plan, or one that no longer holds."""
 
 
-class StopKind(StrEnum):
-    """Why a run ended before its last row."""
-
-    NONE = ""
-    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM
-    REFUSED = "refused"  # 401/403: the token was refused or lacks a role
-    UNREACHABLE = "unreachable"  # no connection for longer than the client waits
-    JOURNAL = "journal"  # the journal could not be written: nothing more may be sent
-    NO_UPDATES = "no updates"  # the platform answered 404/405 to a device update (PUT)
-    SAME_FAILURE = "same failure"  # the first rows all failed with one answer (not --keep-going)
-
-
 @dataclass
-class ApplyRow:
+class ApplyRow(Row):
     """What happened to one sheet row."""
 
     sheet: str
@@ -129,23 +99,12 @@ class ApplyRow:
     message: str = ""
     changes: list[dict[str, Any]] = field(default_factory=list)  # an update's, field by field
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "sheet": self.sheet,
-            "row": self.row,
-            "kind": self.kind,
-            "key": self.key,
-            "status": self.status,
-            "platform_id": self.platform_id,
-            "message": self.message,
-            "changes": self.changes,
-            "errors": [],
-            "warnings": [],
-        }
+    def columns(self) -> dict[str, Any]:
+        return {"changes": self.changes}
 
 
 @dataclass
-class ApplyResult:
+class ApplyResult(Result):
     """The outcome of one apply run; ``to_dict()`` is its --report .json."""
 
     source: str
@@ -165,10 +124,6 @@ class ApplyResult:
     device_link: str = ""  # a device's page on the platform, {id} for its id
 
     @property
-    def totals(self) -> dict[str, int]:
-        return dict(Counter(row.status for row in self.rows))  # in the order first seen
-
-    @property
     def changed(self) -> int:
         return sum(1 for r in self.rows if r.status.changed)
 
@@ -176,23 +131,17 @@ class ApplyResult:
     def ok(self) -> bool:
         return not self.stop and not any(r.status.needs_attention for r in self.rows)
 
-    def to_dict(self) -> dict[str, Any]:
+    def header(self) -> dict[str, Any]:
         return {
-            "command": self.command,
             "source": self.source,
             "template": self.template,
             "platform": self.platform,
             "device_link": self.device_link,
             "run": self.run,
             "journal": self.journal,
-            "made_at": self.made_at,
-            "ok": self.ok,
             "stopped": self.stopped,
             "stop": self.stop,
             "notes": self.notes,
-            "totals": self.totals,
-            "problems": [],
-            "rows": [r.to_dict() for r in self.rows],
         }
 
 
@@ -418,37 +367,33 @@ def _check_gone(
     """Devices an earlier run made that the plan cannot find: one lookup by id each."""
     if not tasks:
         return []
-
-    def look(task: _Task) -> tuple[_Task, dict[str, Any] | None]:
-        made = earlier.made[(RowKind.DEVICE, task.journal_key)]
-        assert made.platform_id is not None
-        device = client.get_device(made.platform_id)
-        # The id may be another device's now (a platform reset, another organisation at the
-        # same URL): only one with this row's addr is the device that run made.
+    # The ids in one lookup (several at once); an id that is another device's now (a
+    # platform reset, another organisation at the same URL) is not the device that run
+    # made: only one with this row's addr is.
+    made = {id(t): earlier.made[(RowKind.DEVICE, t.journal_key)] for t in tasks}
+    found, _ = look_up_devices(client, [], [m.platform_id for m in made.values() if m.platform_id])
+    gone = 0
+    for task in tasks:
+        entry = made[id(task)]
+        device = found.by_id.get(entry.platform_id or 0)
         if device is not None and normal_addr(device.get("addr")) != normal_addr(
             task.record.body.get("addr")
         ):
             device = None
-        return task, device
-
-    gone = 0
-    with ThreadPoolExecutor(max_workers=LOOKUP_THREADS) as pool:
-        for task, device in pool.map(look, tasks):
-            made = earlier.made[(RowKind.DEVICE, task.journal_key)]
-            if device is None:
-                gone += 1
-                task.note = (
-                    f"created again: the device made on {day_of(made)} as id {made.platform_id} "
-                    "is no longer on the platform"
-                )
-                _decide(task.plan, task.result, RowAction.CREATE, task.note)
-                continue
-            message = (
-                f"the device made on {day_of(made)} as id {made.platform_id} is on the platform "
-                f"with {match_key} {device.get(match_key)!r} now: correct the sheet or the "
-                "platform first"
+        if device is None:
+            gone += 1
+            task.note = (
+                f"created again: the device made on {day_of(entry)} as id {entry.platform_id} "
+                "is no longer on the platform"
             )
-            _decide(task.plan, task.result, RowAction.BLOCKED, message, made.platform_id)
+            _decide(task.plan, task.result, RowAction.CREATE, task.note)
+            continue
+        message = (
+            f"the device made on {day_of(entry)} as id {entry.platform_id} is on the platform "
+            f"with {match_key} {device.get(match_key)!r} now: correct the sheet or the "
+            "platform first"
+        )
+        _decide(task.plan, task.result, RowAction.BLOCKED, message, entry.platform_id)
     if not gone:
         return []
     return [f"{gone} devices made by an earlier run are no longer on the platform: created again"]
@@ -457,351 +402,15 @@ def _check_gone(
 # --- carrying the work out -----------------------------------------------------------------------
 
 
-class _StopRun(Exception):
-    """Nothing more may be sent: the reason is on the Applier."""
+class _RowRequest(Request):
+    """One sheet row's request, and how a lost answer or a 409 is settled for its kind."""
 
-
-def attempts(stop: threading.Event) -> Iterator[int]:
-    """The tries at one request whose answer got lost (apply's rows, undo's deletes and
-    restores): MAX_UNKNOWN at most, a short, growing pause between them; none after a
-    stop."""
-    for attempt in range(MAX_UNKNOWN):
-        if attempt:
-            stop.wait(min(0.2 * 2**attempt, 5.0))
-        if stop.is_set():
-            return
-        yield attempt
-
-
-def run_bounded(
-    items: Iterable[T],
-    work: Callable[[T], None],
-    *,
-    concurrency: int,
-    stop: threading.Event,
-    interrupted: Callable[[], None],
-    say: Callable[[str], None] | None = None,
-) -> None:
-    """``work(item)`` for each item, at most ``concurrency`` at once, none begun after
-    ``stop`` is set (apply's stages, undo's deletes and restores). ``work`` handles its
-    own errors. Ctrl-C calls ``interrupted()`` (the run records its stop), sets ``stop``
-    and gives the requests in flight up to STOP_GRACE_SECONDS to finish; a second Ctrl-C
-    ends that wait at once (KeyboardInterrupt goes up), and a request still in flight
-    after it is left to the next run, which settles it by its intent in the journal."""
-    pending: set[Future[None]] = set()
-    queue = iter(items)
-    pool = ThreadPoolExecutor(max_workers=concurrency)
-    try:
-        while True:
-            # Keep at most `concurrency` items in flight, so a stop leaves few behind.
-            while len(pending) < concurrency and not stop.is_set():
-                item = next(queue, None)
-                if item is None:
-                    break
-                pending.add(pool.submit(work, item))
-            if not pending:
-                break
-            _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-    except KeyboardInterrupt:
-        interrupted()
-        stop.set()
-        busy = sum(1 for future in pending if not future.done())
-        if busy and say is not None:
-            say(
-                f"stopping: waiting up to {STOP_GRACE_SECONDS:.0f} s for "
-                f"{busy} {'request' if busy == 1 else 'requests'} in flight "
-                "(Ctrl-C again to stop at once; the journal settles them next run)"
-            )
-        wait(pending, timeout=STOP_GRACE_SECONDS)
-    finally:
-        pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
-
-
-@dataclass
-class _Answer:
-    """How one request ended for its row."""
-
-    status: RowAction
-    platform_id: int | None
-    message: str
-    changes: list[Change] = field(default_factory=list)  # an update's
-    updated_at: str = ""  # the device's updatedAt in the answer: what undo checks it against
-    evidence: dict[str, str] = field(default_factory=dict)  # a create's: addr, created_at
-    # No clear answer and no lookup to settle it: the request may have been carried out,
-    # so the journal keeps it "unknown" for the next run to settle (the row fails).
-    open: bool = False
-
-
-class Applier:
-    """Runs one reconciled plan. Thread-safe where workers meet: the journal and the results."""
-
-    def __init__(
-        self,
-        client: PlatformClient,
-        journal: Journal,
-        *,
-        match_key: str,
-        concurrency: int = CONCURRENCY,
-        stop: threading.Event | None = None,
-        progress: Callable[[int, int, int], None] | None = None,
-        keep_going: bool = False,
-        say: Callable[[str], None] | None = None,
-    ) -> None:
+    def __init__(self, client: PlatformClient, task: _Task, match_key: str) -> None:
         self.client = client
-        self.say = say  # a line for the installer while sending (the first Ctrl-C's wait)
-        self.journal = journal
         self.match_key = match_key
-        self.concurrency = concurrency
-        self.stop = stop or threading.Event()
-        self.progress = progress
-        self.stop_kind = StopKind.NONE
-        self.stopped = ""
-        self.keep_going = keep_going
-        self._succeeded = 0  # -1 once a row went through (or failed another way)
-        self._first_failures: list[str] = []
-        self._done = 0
-        self._failed = 0
-        self._total = 0
-        self._lock = threading.Lock()
-
-    def run(self, tasks: list[_Task], device_ids: dict[str, int]) -> None:
-        """Devices, then users, then downlinks to the devices found or created."""
-        self._total = len(tasks)
-        stages: dict[RowKind, list[_Task]] = {kind: [] for kind in RowKind}
-        for task in tasks:
-            stages[task.result.kind].append(task)
-        self._run_stage(stages[RowKind.DEVICE])
-        for task in stages[RowKind.DEVICE]:
-            if task.result.status == RowAction.CREATED and task.result.platform_id is not None:
-                device_ids[normal_key(self.match_key, task.record.key)] = task.result.platform_id
-        self._run_stage(stages[RowKind.USER])
-        for task in stages[RowKind.DOWNLINK]:
-            key = normal_key(self.match_key, task.record.key)
-            task.result.platform_id = device_ids.get(key) or task.plan.platform_id
-        self._run_stage(stages[RowKind.DOWNLINK])
-
-    def _run_stage(self, tasks: list[_Task]) -> None:
-        if not tasks or self.stop.is_set():
-            return
-        run_bounded(
-            tasks,
-            self._guarded,
-            concurrency=self.concurrency,
-            stop=self.stop,
-            interrupted=partial(self._halt, StopKind.INTERRUPTED, "interrupted", raise_=False),
-            say=self.say,
-        )
-
-    def _guarded(self, task: _Task) -> None:
-        """The one boundary: whatever happens to a row becomes its outcome or a stop."""
-        if self.stop.is_set():
-            return
-        try:
-            self._carry_out(task)
-        except _StopRun:
-            pass
-        except Exception as exc:  # a bug, not the network: the row says so, the run goes on
-            why = self.client.redact(f"{type(exc).__name__}: {exc}")
-            self._finish(task.result, _Answer(RowAction.FAILED, None, f"unexpected error ({why})"))
-        finally:
-            with self._lock:
-                self._done += 1
-                self._failed += task.result.status == RowAction.FAILED
-                done, failed = self._done, self._failed
-                alike = self._note_outcome(task.result)
-            if alike:
-                self._halt(StopKind.SAME_FAILURE, alike, raise_=False)
-            if self.progress:
-                self.progress(done, self._total, failed)
-
-    def _note_outcome(self, result: ApplyRow) -> str:
-        """The stop's words when the run's first creates all failed with one answer, else "".
-
-        A platform that refuses the first SAME_FAILURES creates alike (an unknown
-        deviceTypeId in every row) would refuse the rest too: sending them all only
-        repeats the answer. --keep-going sends them anyway. Called under the lock.
-        """
-        if self.keep_going or result.kind == RowKind.DOWNLINK or self._succeeded < 0:
-            return ""
-        if result.status != RowAction.FAILED:
-            if result.status.changed:
-                self._succeeded = -1  # one went through: no early stop in this run
-            return ""
-        self._first_failures.append(result.message)
-        if len(self._first_failures) < SAME_FAILURES or len(set(self._first_failures)) > 1:
-            if len(set(self._first_failures)) > 1:
-                self._succeeded = -1
-            return ""
-        return (
-            f"stopped: the first {SAME_FAILURES} rows all failed alike, so the rest were not "
-            f"sent: {result.message}. Fix the sheet and run again (--keep-going sends every row "
-            "anyway)"
-        )
-
-    def _halt(self, kind: StopKind, message: str, *, raise_: bool = True) -> None:
-        with self._lock:
-            if not self.stop_kind:
-                self.stop_kind, self.stopped = kind, message
-        self.stop.set()
-        if raise_:
-            raise _StopRun
-
-    def _carry_out(self, task: _Task) -> None:
-        """Intent, request, outcome; a lost answer is settled before anything is sent again."""
-        kind, key, row = task.result.kind, task.journal_key, task.record.row
-        request = _request_for(self, task)
-        try:
-            early = request.prepare()
-        except PlatformError as exc:
-            self._stop_for(exc)
-            early = _Answer(RowAction.FAILED, None, _why(exc))
-        if early is not None:
-            self._finish(task.result, early)
-            return
-        lost = 0
-        for attempt in attempts(self.stop):
-            if attempt:
-                try:
-                    again = request.before_resend()
-                except PlatformError as exc:
-                    self._stop_for(exc)
-                    again = _Answer(RowAction.FAILED, None, _why(exc))
-                if again is not None:
-                    self._record(task, again, request)
-                    return
-            self._journal(
-                lambda: self.journal.intent(
-                    kind,
-                    key,
-                    row,
-                    payload=task.payload,
-                    update=request.images(),
-                    tags=request.tags(),
-                    platform_id=request.target(),
-                )
-            )
-            try:
-                answer = request.send()
-            except (UnknownOutcome, ServerError, BadAnswer) as exc:
-                if isinstance(exc, BadAnswer) and not exc.maybe_done:
-                    answer = _Answer(RowAction.FAILED, None, _why(exc))
-                else:
-                    lost += 1
-                    self._journal(
-                        partial(
-                            self.journal.outcome,
-                            "unknown",
-                            kind,
-                            key,
-                            row,
-                            status="unknown",
-                            message=str(exc),
-                            update=request.images(),
-                            tags=request.tags(),
-                            platform_id=request.target(),
-                        )
-                    )
-                    found = self._settle(request.find_after_lost, lost=True)
-                    if found is None:
-                        continue  # not there: it is safe to send it again
-                    answer = found
-            except Conflict as exc:
-                answer = self._settle(
-                    partial(request.after_conflict, exc, lost), lost=lost > 0
-                ) or _Answer(RowAction.FAILED, None, f"the platform refused it: {exc}")
-            except PlatformError as exc:
-                self._stop_for(exc)
-                answer = request.after_refusal(exc) or _Answer(RowAction.FAILED, None, _why(exc))
-            self._record(task, answer, request)
-            return
-        if self.stop.is_set():
-            return  # stopped between tries: the row is left for the next run
-        self._record(
-            task,
-            _Answer(
-                RowAction.FAILED,
-                None,
-                f"no answer {MAX_UNKNOWN} times and not found on the platform: run again",
-            ),
-            request,
-        )
-
-    def _settle(self, look: Callable[[], _Answer | None], *, lost: bool) -> _Answer | None:
-        """A lookup after a lost answer or a 409; its own failure fails the row (and after
-        a lost answer, leaves it open in the journal: the request may have been carried
-        out, a 409 without one says the device was there before)."""
-        try:
-            return look()
-        except PlatformError as exc:
-            self._stop_for(exc)
-            return _Answer(
-                RowAction.FAILED,
-                None,
-                f"no clear answer, and the lookup failed ({exc}): run again",
-                open=lost,
-            )
-
-    def _stop_for(self, exc: PlatformError) -> None:
-        """The errors after which nothing more may be sent; others fail one row."""
-        if isinstance(exc, AuthError):
-            self._halt(StopKind.REFUSED, f"stopped: the platform refused the token ({exc})")
-        if isinstance(exc, TransportError):
-            self._halt(StopKind.UNREACHABLE, f"stopped: the platform is unreachable ({exc})")
-
-    def _journal(self, write: Callable[[], None]) -> None:
-        try:
-            write()
-        except ProvisionerError as exc:  # JournalError: without evidence nothing may be sent
-            self._halt(StopKind.JOURNAL, f"stopped: the journal cannot be written ({exc})")
-
-    def _record(self, task: _Task, answer: _Answer, request: _Request) -> None:
-        event = "failed" if answer.status == RowAction.FAILED else "done"
-        if answer.open:
-            event = "unknown"
-        self._journal(
-            lambda: self.journal.outcome(
-                event,
-                task.result.kind,
-                task.journal_key,
-                task.record.row,
-                status=answer.status,
-                platform_id=answer.platform_id,
-                message=answer.message,
-                payload=task.payload,
-                update=request.images(answer.status),
-                updated_at=answer.updated_at,
-                # The tags a create put on the device are this sheet's (--update may take
-                # them off again once the sheet no longer has them).
-                tags=request.tags() if answer.status == RowAction.CREATED else None,
-                **answer.evidence,
-            )
-        )
-        if answer.changes:
-            task.result.changes = [c.to_dict() for c in answer.changes]
-        if answer.status == RowAction.CREATED and task.note:
-            answer.message = task.note  # the row says why it was created a second time
-        self._finish(task.result, answer)
-
-    @staticmethod
-    def _finish(result: ApplyRow, answer: _Answer) -> None:
-        result.status = answer.status
-        if answer.platform_id is not None:
-            result.platform_id = answer.platform_id
-        result.message = answer.message
-
-
-class _Request:
-    """One row's request, and how a lost answer or a 409 is settled for its kind."""
-
-    def __init__(self, applier: Applier, task: _Task) -> None:
-        self.client = applier.client
-        self.match_key = applier.match_key
         self.task = task
         self.body = task.record.body
-
-    def prepare(self) -> _Answer | None:
-        """Before the first intent: an outcome that makes sending needless, else None."""
-        return None
+        self.kind, self.key, self.row = task.result.kind, task.journal_key, task.record.row
 
     def images(self, outcome: str = "") -> Images | None:
         """The (before, after) images the journal keeps of an update (``outcome``: the
@@ -816,49 +425,59 @@ class _Request:
         """The platform id the request writes to, known before it is sent (an update's)."""
         return None
 
-    def before_resend(self) -> _Answer | None:
-        """Before a request is sent again: an outcome that forbids it, else None."""
-        return None
+    def intent(self) -> dict[str, Any]:
+        return {
+            "payload": self.task.payload,
+            "update": self.images(),
+            "tags": self.tags(),
+            "platform_id": self.target(),
+        }
 
-    def send(self) -> _Answer:
-        raise NotImplementedError
+    def recorded(self, outcome: Outcome) -> dict[str, Any]:
+        return {
+            "payload": self.task.payload,
+            "update": self.images(outcome.status),
+            # The tags a create put on the device are this sheet's (--update may take
+            # them off again once the sheet no longer has them).
+            "tags": self.tags() if outcome.status == RowAction.CREATED else None,
+        }
 
-    def find_after_lost(self) -> _Answer | None:
-        """After a lost answer: the outcome if the platform shows one; None: send again."""
-        return None
+    def finish(self, outcome: Outcome) -> None:
+        result = self.task.result
+        if outcome.changes:
+            result.changes = [c.to_dict() for c in outcome.changes]
+        if outcome.status == RowAction.CREATED and self.task.note:
+            outcome.message = self.task.note  # the row says why it was created a second time
+        result.status = RowAction(outcome.status)
+        if outcome.platform_id is not None:
+            result.platform_id = outcome.platform_id
+        result.message = outcome.message
 
-    def after_conflict(self, exc: Conflict, lost: int) -> _Answer | None:
-        return None
 
-    def after_refusal(self, exc: PlatformError) -> _Answer | None:
-        """The row's outcome after another refusal; None: the refusal's own words."""
-        return None
-
-
-class _DeviceRequest(_Request):
+class _DeviceRequest(_RowRequest):
     def tags(self) -> list[str] | None:
         tags = self.body.get("tags")
         return [str(t) for t in tags] if isinstance(tags, list) else None
 
-    def send(self) -> _Answer:
+    def send(self) -> Outcome:
         device = self.client.create_device(self.body)
         return _made(device, "created")
 
-    def find_after_lost(self) -> _Answer | None:
+    def find_after_lost(self) -> Outcome | None:
         found = self._ours_by_addr()
         if found is None:
             return None
         return _made(found, "created (confirmed by looking it up after a lost answer)")
 
-    def after_conflict(self, exc: Conflict, lost: int) -> _Answer | None:
+    def after_conflict(self, exc: Conflict, lost: int) -> Outcome | None:
         found = self._ours_by_addr()
         if found is None:
-            return _Answer(
+            return Outcome(
                 RowAction.FAILED, None, f"the addr is taken by another device: {exc.message}"
             )
         if lost:
             return _made(found, "created (confirmed by a 409 after a lost answer)")
-        return _Answer(
+        return Outcome(
             RowAction.EXISTS, int(found["id"]), "already on the platform (found after a 409)"
         )
 
@@ -879,10 +498,10 @@ class _DeviceRequest(_Request):
         return device
 
 
-def _made(device: dict[str, Any], message: str) -> _Answer:
+def _made(device: dict[str, Any], message: str) -> Outcome:
     """A create's outcome, with what undo needs to know the device again: its addr and
     createdAt, and the updatedAt it was left with."""
-    return _Answer(
+    return Outcome(
         RowAction.CREATED,
         int(device["id"]),
         message,
@@ -900,51 +519,52 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-class _UserRequest(_Request):
+class _UserRequest(_RowRequest):
     # A lost answer is settled by sending again: the email is unique, so a resend that
     # finds the user made gets a 409.
-    def send(self) -> _Answer:
+    def send(self) -> Outcome:
         user = self.client.create_user(self.body)
-        return _Answer(RowAction.CREATED, user["id"], "created")
+        return Outcome(RowAction.CREATED, user["id"], "created")
 
-    def after_conflict(self, exc: Conflict, lost: int) -> _Answer | None:
+    def after_conflict(self, exc: Conflict, lost: int) -> Outcome | None:
         if lost:
-            return _Answer(
+            return Outcome(
                 RowAction.CREATED, None, "created (confirmed by a 409 after a lost answer)"
             )
-        return _Answer(RowAction.EXISTS, None, "a user with this email exists")
+        return Outcome(RowAction.EXISTS, None, "a user with this email exists")
 
 
-class _DownlinkRequest(_Request):
+class _DownlinkRequest(_RowRequest):
     # A lost answer is settled by sending again: a new downlink replaces the queued one.
-    def send(self) -> _Answer:
+    counts_alike = False  # one to a device that failed to be made fails for that reason
+
+    def send(self) -> Outcome:
         device_id = self.task.result.platform_id
         kind = getattr(self.task.record, "type", "")
         if device_id is None:
-            return _Answer(RowAction.FAILED, None, "its device was not created")
+            return Outcome(RowAction.FAILED, None, "its device was not created")
         self.client.queue_downlink(device_id, kind, self.body)
-        return _Answer(RowAction.QUEUED, device_id, f"{kind} downlink queued")
+        return Outcome(RowAction.QUEUED, device_id, f"{kind} downlink queued")
 
 
-class _UpdateRequest(_Request):
+class _UpdateRequest(_RowRequest):
     """PUT of a device that differs: read it again first, and skip it if it changed since.
 
     A PUT can be sent again safely, but somebody may edit the device meanwhile: a lost
     answer is settled by reading the device (updated, not yet, or changed by another).
     """
 
-    def __init__(self, applier: Applier, task: _Task) -> None:
-        super().__init__(applier, task)
-        self.applier = applier
+    def __init__(self, client: PlatformClient, task: _Task, match_key: str) -> None:
+        super().__init__(client, task, match_key)
         self.device_id = int(task.plan.platform_id or 0)
         self.before: dict[str, Any] = {}
         self.after: dict[str, Any] | None = None
         self.update = Update({}, [])
 
-    def prepare(self) -> _Answer | None:
+    def prepare(self) -> Outcome | None:
         task, choice = self.task, self.task.choice or UpdateChoice()
         if task.expected is None:
-            return _Answer(
+            return Outcome(
                 RowAction.SKIPPED,
                 self.device_id,
                 "the saved plan does not say how the device looked (a plan of an older "
@@ -952,13 +572,13 @@ class _UpdateRequest(_Request):
             )
         device = self._read()
         if device is None:
-            return _Answer(
+            return Outcome(
                 RowAction.FAILED,
                 self.device_id,
                 "the device is no longer on the platform: run plan again",
             )
         if task.expected.changed(device):
-            return _Answer(
+            return Outcome(
                 RowAction.SKIPPED,
                 self.device_id,
                 f"changed on the platform since the plan (at "
@@ -975,7 +595,7 @@ class _UpdateRequest(_Request):
             ours=choice.sheet_tags.get(self.device_id, ()),
         )
         if not self.update.changes:
-            return _Answer(RowAction.EXISTS, self.device_id, "already as the sheet says")
+            return Outcome(RowAction.EXISTS, self.device_id, "already as the sheet says")
         return None
 
     def target(self) -> int | None:
@@ -992,23 +612,23 @@ class _UpdateRequest(_Request):
             return before, before
         return before, masked_input(self.update.body)
 
-    def before_resend(self) -> _Answer | None:
+    def before_resend(self) -> Outcome | None:
         """Just before a PUT goes again (after a lost answer and the pause): still unchanged?"""
         device = self._read()
         if device is None:
-            return _Answer(RowAction.FAILED, self.device_id, "the device is gone from the platform")
+            return Outcome(RowAction.FAILED, self.device_id, "the device is gone from the platform")
         if Seen.of(self.before).changed(device):
             return self._changed_meanwhile(device)
         return None
 
-    def send(self) -> _Answer:
+    def send(self) -> Outcome:
         self.after = self.client.update_device(self.device_id, self.update.body)
         return self._updated("updated")
 
-    def find_after_lost(self) -> _Answer | None:
+    def find_after_lost(self) -> Outcome | None:
         device = self._read()
         if device is None:
-            return _Answer(RowAction.FAILED, self.device_id, "the device is gone from the platform")
+            return Outcome(RowAction.FAILED, self.device_id, "the device is gone from the platform")
         choice = self.task.choice or UpdateChoice()
         if is_applied(device, self.update, choice.tags_mode):
             self.after = device
@@ -1024,31 +644,31 @@ class _UpdateRequest(_Request):
             self.client.add_secrets(secret_values(device))
         return device
 
-    def _changed_meanwhile(self, device: dict[str, Any]) -> _Answer:
-        return _Answer(
+    def _changed_meanwhile(self, device: dict[str, Any]) -> Outcome:
+        return Outcome(
             RowAction.SKIPPED,
             self.device_id,
             "changed on the platform while the update was being sent (at "
             f"{device.get('updatedAt') or 'an unknown time'}): run plan again",
         )
 
-    def after_refusal(self, exc: PlatformError) -> _Answer | None:
+    def after_refusal(self, exc: PlatformError, runner: Runner) -> Outcome | None:
         """A 404 for a device just read, or a 405: this platform does not offer updates."""
         if not (isinstance(exc, NotFound) or exc.status == 405):
             return None
         if isinstance(exc, NotFound) and self.client.get_device(self.device_id) is None:
-            return _Answer(RowAction.FAILED, self.device_id, "the device is gone from the platform")
+            return Outcome(RowAction.FAILED, self.device_id, "the device is gone from the platform")
         message = (
             f"this platform does not offer device updates through its REST API (PUT answered "
             f"HTTP {exc.status}); the run stopped before the next update, what was created stays"
         )
-        self.applier._halt(StopKind.NO_UPDATES, f"stopped: {message}", raise_=False)
-        return _Answer(RowAction.FAILED, self.device_id, message)
+        runner.halt(StopKind.NO_UPDATES, f"stopped: {message}")
+        return Outcome(RowAction.FAILED, self.device_id, message)
 
-    def _updated(self, how: str) -> _Answer:
+    def _updated(self, how: str) -> Outcome:
         rest = self.task.untouched
         stamp = (self.after or {}).get("updatedAt")
-        return _Answer(
+        return Outcome(
             RowAction.UPDATED,
             self.device_id,
             f"{how}: {', '.join(self.update.fields)}"
@@ -1058,27 +678,36 @@ class _UpdateRequest(_Request):
         )
 
 
-_REQUESTS: dict[RowKind, type[_Request]] = {
+_REQUESTS: dict[RowKind, type[_RowRequest]] = {
     RowKind.DEVICE: _DeviceRequest,
     RowKind.USER: _UserRequest,
     RowKind.DOWNLINK: _DownlinkRequest,
 }
 
 
-def _request_for(applier: Applier, task: _Task) -> _Request:
+def _request_for(client: PlatformClient, task: _Task, match_key: str) -> _RowRequest:
     if task.plan.action == RowAction.UPDATE:
-        return _UpdateRequest(applier, task)
-    return _REQUESTS[task.result.kind](applier, task)
+        return _UpdateRequest(client, task, match_key)
+    return _REQUESTS[task.result.kind](client, task, match_key)
 
 
-def _why(exc: PlatformError) -> str:
-    if isinstance(exc, TransportError):
-        return f"could not reach the platform ({exc}): run again"
-    if isinstance(exc, RateLimited):
-        return f"the platform kept limiting the request rate ({exc}): run again, or use --max-rps"
-    if isinstance(exc, BadAnswer):
-        return f"the platform's answer was not usable ({exc}): run again"
-    return f"the platform refused it: {exc}"
+def _carry_out(
+    runner: Runner, tasks: list[_Task], device_ids: dict[str, int], match_key: str
+) -> None:
+    """Devices, then users, then downlinks to the devices found or created."""
+    runner.expect(len(tasks))
+    stages: dict[RowKind, list[_Task]] = {kind: [] for kind in RowKind}
+    for task in tasks:
+        stages[task.result.kind].append(task)
+    runner.run(_request_for(runner.client, t, match_key) for t in stages[RowKind.DEVICE])
+    for task in stages[RowKind.DEVICE]:
+        if task.result.status == RowAction.CREATED and task.result.platform_id is not None:
+            device_ids[normal_key(match_key, task.record.key)] = task.result.platform_id
+    runner.run(_request_for(runner.client, t, match_key) for t in stages[RowKind.USER])
+    for task in stages[RowKind.DOWNLINK]:
+        key = normal_key(match_key, task.record.key)
+        task.result.platform_id = device_ids.get(key) or task.plan.platform_id
+    runner.run(_request_for(runner.client, t, match_key) for t in stages[RowKind.DOWNLINK])
 
 
 # --- the whole command ---------------------------------------------------------------------------
@@ -1148,23 +777,18 @@ def apply_sheet(
     saved_plan: Path | None = None,
     concurrency: int = CONCURRENCY,
     reports: Sequence[Path] = (),
-    on_plan: Callable[[Plan, Work], None] | None = None,
-    confirm: Callable[[Work], bool] | None = None,
-    progress: Callable[[int, int, int], None] | None = None,
-    reading: Callable[[str], None] | None = None,
+    events: Events | None = None,
     stop: threading.Event | None = None,
     update: bool = False,
     update_fields: frozenset[str] | None = None,
     keep_going: bool = False,
-    say: Callable[[str], None] | None = None,
 ) -> ApplyResult:
     """The whole apply: plan, settle, confirm, send, and always write the results.
 
     ``update``: also update the devices that differ (``update_fields``: only these
-    deviceInput fields; None: every field the sheet sets). ``reading`` hears how far
-    the platform is read for the plan, ``progress(done, total, failed)`` how far the
-    sending is (the console's spinner and bar), ``say`` a line for the installer while
-    sending (that a stop waits for requests in flight).
+    deviceInput fields; None: every field the sheet sets). ``events`` hears how far
+    the platform is read and the requests are, is shown the plan (``planned``) and
+    asked before anything is sent (``confirm(work)``).
 
     Raises before anything is written to the platform: a ProvisionerError for
     unusable input (sheet, journal, saved plan, report paths, Declined,
@@ -1174,6 +798,7 @@ def apply_sheet(
     """
     from provisioner import reports as report_files
 
+    events = events or Events()
     journal_path = journal_path or default_journal(sheet)
     results = _results_target(sheet)
     try:
@@ -1189,13 +814,12 @@ def apply_sheet(
                 else None
             )
             plan, work, rows = _prepare(
-                sheet, template, client, lookup, saved_plan, earlier, choice, reading
+                sheet, template, client, lookup, saved_plan, earlier, choice, events.reading
             )
         except KeyboardInterrupt:
             raise Interrupted("interrupted before anything was written") from None
-        if on_plan is not None:
-            on_plan(plan, work)
-        if work.pending and confirm is not None and not confirm(work):
+        events.planned(plan, work)
+        if work.pending and not events.confirm(work):
             raise Declined("nothing was written to the platform")
         result = ApplyResult(
             source=plan.source,
@@ -1218,10 +842,9 @@ def apply_sheet(
                     result,
                     template,
                     concurrency,
-                    progress,
+                    events,
                     stop,
                     keep_going,
-                    say,
                 )
         finally:
             # Also when a second Ctrl-C ends the wait for requests in flight: the results
@@ -1299,10 +922,9 @@ def _send(
     result: ApplyResult,
     template: SiteTemplate,
     concurrency: int,
-    progress: Callable[[int, int, int], None] | None,
+    events: Events,
     stop: threading.Event | None,
     keep_going: bool = False,
-    say: Callable[[str], None] | None = None,
 ) -> None:
     """Open the journal, record what the plan settled, and carry out the work."""
     started = time.perf_counter()
@@ -1313,21 +935,19 @@ def _send(
         fingerprint=plan.fingerprint,
     )
     result.run = journal.run
-    applier = Applier(
+    runner = Runner(
         client,
         journal,
-        match_key=template.match_key,
         concurrency=concurrency,
         stop=stop,
-        progress=progress,
-        keep_going=keep_going,
-        say=say,
+        events=events,
+        same_failures=None if keep_going else SAME_FAILURES,
     )
     try:
         for row_plan, entry in work.settled:
-            _record_settled(applier, journal, row_plan, entry)
+            _record_settled(runner, row_plan, entry)
         for update, device in work.settled_updates:
-            _record_settled_update(applier, journal, update, device)
+            _record_settled_update(runner, update, device)
         device_ids = {
             normal_key(template.match_key, r.key): r.platform_id
             for r in plan.rows
@@ -1335,23 +955,23 @@ def _send(
             and r.platform_id is not None
             and r.action in (RowAction.EXISTS, RowAction.DIFFERS, RowAction.UPDATE)
         }
-        applier.run(work.tasks, device_ids)
-    except _StopRun:
+        _carry_out(runner, work.tasks, device_ids, template.match_key)
+    except StopRun:
         pass  # the journal failed while recording what the plan settled
     except KeyboardInterrupt:
-        if applier.stop_kind == StopKind.INTERRUPTED:
+        if runner.stop_kind == StopKind.INTERRUPTED:
             raise  # the second Ctrl-C: stop at once, the journal is on disk
-        applier._halt(StopKind.INTERRUPTED, "interrupted", raise_=False)
+        runner.halt(StopKind.INTERRUPTED, "interrupted")
     finally:
         for row in result.rows:
             if row.status.sends:
                 row.status = RowAction.NOT_RUN
-                row.message = applier.stopped or "not run"
-        result.stop, result.stopped = applier.stop_kind, applier.stopped
+                row.message = runner.stopped or "not run"
+        result.stop, result.stopped = runner.stop_kind, runner.stopped
         journal.close({**result.totals, "seconds": int(time.perf_counter() - started)})
 
 
-def _record_settled(applier: Applier, journal: Journal, row_plan: RowPlan, entry: Entry) -> None:
+def _record_settled(runner: Runner, row_plan: RowPlan, entry: Entry) -> None:
     """A create of an earlier run without an answer, found by the plan: journaled as a
     create answered directly is (addr, createdAt, updatedAt, tags), so undo can take it
     back; a downlink found queued is ``exists``."""
@@ -1359,12 +979,12 @@ def _record_settled(applier: Applier, journal: Journal, row_plan: RowPlan, entry
     if entry.kind == RowKind.DEVICE and row_plan.device is not None:
         answer = _made(row_plan.device, f"created ({found})")
     elif entry.kind == RowKind.USER and row_plan.platform_id is not None:
-        answer = _Answer(RowAction.CREATED, row_plan.platform_id, f"created ({found})")
+        answer = Outcome(RowAction.CREATED, row_plan.platform_id, f"created ({found})")
     else:
-        answer = _Answer(RowAction.EXISTS, row_plan.platform_id, found)
-    applier._journal(
+        answer = Outcome(RowAction.EXISTS, row_plan.platform_id, found)
+    runner.write_journal(
         partial(
-            journal.outcome,
+            runner.journal.outcome,
             "done",
             entry.kind,
             entry.key,
@@ -1381,9 +1001,7 @@ def _record_settled(applier: Applier, journal: Journal, row_plan: RowPlan, entry
     )
 
 
-def _record_settled_update(
-    applier: Applier, journal: Journal, update: UpdateEntry, device: dict[str, Any]
-) -> None:
+def _record_settled_update(runner: Runner, update: UpdateEntry, device: dict[str, Any]) -> None:
     """An update of an earlier run without an answer, settled by the device as the plan
     read it: done with its images (undo restores it) or not carried out."""
     of = f"run {update.run or 'an earlier run'}"
@@ -1395,9 +1013,9 @@ def _record_settled_update(
         event, status = "failed", RowAction.FAILED
         message = f"not carried out: the device does not hold the update of {of}"
         images = (update.before, update.before)
-    applier._journal(
+    runner.write_journal(
         partial(
-            journal.outcome,
+            runner.journal.outcome,
             event,
             RowKind.DEVICE,
             update.key,

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import shlex
 import signal
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
 
 from provisioner import __version__
-from provisioner.actions import LOOKUPS
+from provisioner.actions import LOOKUPS, StopKind
 from provisioner.config import FILE_NAME, Config, ConfigError, find_config, load_config
-from provisioner.errors import ProvisionerError
+from provisioner.errors import Declined, Interrupted, ProvisionerError
+from provisioner.events import Events
+from provisioner.journal import default_journal
 from provisioner.reports import (
     REPORT_SUFFIXES,
     ReportError,
@@ -27,6 +32,7 @@ from provisioner.reports import (
     render_console,
     write_report,
 )
+from provisioner.results import EXIT_INPUT, EXIT_INTERRUPTED
 from provisioner.sandbox.store import DEVICE_TYPES, MAX_PAGE_SIZE, ROLES
 from provisioner.sheets import SheetError, read_tables
 from provisioner.template_choice import Setting, TemplateChoice, choose_template
@@ -45,6 +51,8 @@ if TYPE_CHECKING:  # the platform's modules load with the commands that talk to 
     from provisioner.platform import PlatformClient
     from provisioner.progress import Progress
     from provisioner.records import SiteRecords
+    from provisioner.undo import UndoResult
+    from provisioner.verify import VerifyResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 # How verify may ask for the data (provisioner.verify.WAYS; kept here so the help loads fast).
@@ -216,10 +224,34 @@ def _keep_device_link(ctx: click.Context, _param: click.Parameter, value: str | 
     ctx.meta["device_link"] = value
 
 
+@dataclass(frozen=True)
+class PlatformOptions:
+    """--url, --token-file, --ca-bundle, --allow-http: which platform, and how to reach it."""
+
+    url: str | None
+    token_file: Path | None
+    ca_bundle: str | None
+    allow_http: bool
+
+
 def platform_options(command: F) -> F:
     """--url, --token-file, --ca-bundle, --allow-http, --device-link: the platform and
-    how to reach it."""
-    command = click.option(
+    how to reach it; the command gets them as one ``platform: PlatformOptions``."""
+
+    @functools.wraps(command)
+    def with_platform(
+        *args: Any,
+        url: str | None,
+        token_file: Path | None,
+        ca_bundle: str | None,
+        allow_http: bool,
+        **kwargs: Any,
+    ) -> Any:
+        platform = PlatformOptions(url, token_file, ca_bundle, allow_http)
+        return command(*args, platform=platform, **kwargs)
+
+    wrapped: Any = with_platform
+    wrapped = click.option(
         "--device-link",
         envvar="PROVISIONER_DEVICE_LINK",
         metavar="URL",
@@ -228,29 +260,33 @@ def platform_options(command: F) -> F:
         help="A device's page on the platform, with {id} for its id, e.g. "
         "https://platform.example/devices/{id}: the reports of plan, apply, verify and "
         "undo link platform ids to it [env: PROVISIONER_DEVICE_LINK].",
-    )(command)
-    command = click.option(
+    )(wrapped)
+    wrapped = click.option(
         "--allow-http",
         is_flag=True,
         help="Allow plain http:// to a host that is not this machine (a private network "
         "you trust): the token then travels unencrypted.",
-    )(command)
-    command = click.option(
+    )(wrapped)
+    wrapped = click.option(
         "--ca-bundle",
         type=click.Path(exists=True, dir_okay=False),
         help="Trust this CA bundle (PEM) too, for a platform behind a private CA.",
-    )(command)
-    command = click.option(
+    )(wrapped)
+    wrapped = click.option(
         "--token-file",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="Read the API token from this file (else PROVISIONER_TOKEN, else a hidden prompt).",
-    )(command)
-    return click.option(
-        "--url",
-        envvar="PROVISIONER_URL",
-        metavar="URL",
-        help="The platform's base URL, e.g. https://platform.lobaro.com [env: PROVISIONER_URL].",
-    )(command)
+    )(wrapped)
+    return cast(
+        F,
+        click.option(
+            "--url",
+            envvar="PROVISIONER_URL",
+            metavar="URL",
+            help="The platform's base URL, e.g. https://platform.lobaro.com "
+            "[env: PROVISIONER_URL].",
+        )(wrapped),
+    )
 
 
 def _token(token_file: Path | None) -> str:
@@ -273,29 +309,99 @@ def _token(token_file: Path | None) -> str:
     )
 
 
-def _client(
-    url: str | None,
-    token_file: Path | None,
-    ca_bundle: str | None,
-    allow_http: bool,
-    **options: Any,
-) -> PlatformClient:
+def _client(platform: PlatformOptions, **options: Any) -> PlatformClient:
     from provisioner.platform import PlatformClient, SetupError
 
-    if not url:
+    if not platform.url:
         raise InputError("no platform URL: use --url URL or set PROVISIONER_URL")
     try:
         device_link = click.get_current_context().meta.get("device_link")
         return PlatformClient(
-            url,
-            _token(token_file),
-            ca_bundle=ca_bundle,
-            allow_http=allow_http,
+            platform.url,
+            _token(platform.token_file),
+            ca_bundle=platform.ca_bundle,
+            allow_http=platform.allow_http,
             device_link=device_link,
             **options,
         )
     except SetupError as exc:
         raise InputError(str(exc)) from None
+
+
+class Console(Events):
+    """The console's side of a run: the live line on stderr (``provisioner.progress``);
+    a command's subclass adds what it shows and asks."""
+
+    def __init__(self, live: Progress) -> None:
+        self.live = live
+
+    def reading(self, text: str) -> None:
+        self.live.reading(text)
+
+    def progress(self, done: int, total: int, failed: int) -> None:
+        self.live(done, total, failed)
+
+    def say(self, line: str) -> None:
+        self.live.say(line)
+
+
+@dataclass
+class PlatformRun:
+    """What a platform command works with: the client, the live line, the stop event."""
+
+    ctx: click.Context
+    client: PlatformClient
+    live: Progress
+    stop: threading.Event
+    # What Ctrl-C outside the library's own handling prints (exit 130).
+    interrupted: str = "interrupted: nothing was written"
+    # Exit without waiting for threads (a request still in flight after Ctrl-C's grace).
+    at_once: bool = False
+
+    def exit(self, code: int) -> NoReturn:
+        if self.at_once and code == EXIT_INTERRUPTED:
+            # The journal is on disk and the next run settles what was in flight.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        self.ctx.exit(code)
+
+
+@contextmanager
+def platform_run(
+    ctx: click.Context, platform: PlatformOptions, *, unit: str = "rows", **client_options: Any
+) -> Iterator[PlatformRun]:
+    """One context for every command that talks to the platform (alembic's ``run_cmd``):
+    the client (its retry waits end at once on a stop), the live line, Ctrl-C and SIGTERM
+    as a clean stop, and each expected error as its words and exit code: unusable input
+    2, a declined question 2, an interrupt 130, the platform refused or unreachable 3.
+    The live line is closed before anything is printed."""
+    from provisioner.platform import PlatformError
+
+    stop = threading.Event()
+    live = _progress(unit)
+    client = _client(platform, sleep=stop.wait, on_unreachable=live.say, **client_options)
+    # Ctrl-C and SIGTERM stop cleanly, even when a parent started us with SIGINT ignored
+    # (a background job of a script).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    run = PlatformRun(ctx, client, live, stop)
+    try:
+        with client, live:
+            yield run
+    except Declined as exc:
+        click.echo(str(exc), err=True)
+        ctx.exit(EXIT_INPUT)
+    except Interrupted as exc:
+        click.echo(f"{exc}: nothing was written to the platform", err=True)
+        ctx.exit(EXIT_INTERRUPTED)
+    except ProvisionerError as exc:
+        raise InputError(str(exc)) from None
+    except PlatformError as exc:
+        raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None
+    except KeyboardInterrupt:
+        click.echo(run.interrupted, err=True)
+        run.exit(EXIT_INTERRUPTED)
 
 
 def _show_plan(
@@ -698,10 +804,7 @@ def plan(
     ctx: click.Context,
     sheet: Path,
     template_name: str | None,
-    url: str | None,
-    token_file: Path | None,
-    ca_bundle: str | None,
-    allow_http: bool,
+    platform: PlatformOptions,
     lookup: str,
     out: Path | None,
     journal_path: Path | None,
@@ -716,33 +819,21 @@ def plan(
     platform is unreachable or refuses the token.
     """
     from provisioner.plan import plan_sheet
-    from provisioner.platform import PlatformError
 
     _check_reports((*reports, *([out] if out else [])), sheet)
     limit, creates = show
     choice = _choose_template(ctx, sheet, template_name)
-    template = choice.template
     click.echo(choice.line)
-    progress = _progress()
-    client = _client(url, token_file, ca_bundle, allow_http, on_unreachable=progress.say)
-    try:
-        with client, progress:
-            progress.reading(f"reading {sheet.name}")
-            result = plan_sheet(
-                sheet,
-                template,
-                client,
-                lookup,
-                journal_path=journal_path,
-                progress=progress.reading,
-            )
-    except KeyboardInterrupt:
-        click.echo("interrupted: nothing was written", err=True)
-        ctx.exit(130)
-    except ProvisionerError as exc:
-        raise InputError(str(exc)) from None
-    except PlatformError as exc:
-        raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None
+    with platform_run(ctx, platform) as run:
+        run.live.reading(f"reading {sheet.name}")
+        result = plan_sheet(
+            sheet,
+            choice.template,
+            run.client,
+            lookup,
+            journal_path=journal_path,
+            progress=run.live.reading,
+        )
     data = result.to_dict()
     click.echo(
         render_console(
@@ -760,7 +851,7 @@ def plan(
     if out is not None:
         _write_reports(data, (out,), sheet, None)
     _write_reports(data, reports, sheet, result.validation.records)
-    ctx.exit(0 if result.ok else 1)
+    ctx.exit(result.exit_code)
 
 
 def _resume_command(
@@ -840,10 +931,7 @@ def apply(
     ctx: click.Context,
     sheet: Path,
     template_name: str | None,
-    url: str | None,
-    token_file: Path | None,
-    ca_bundle: str | None,
-    allow_http: bool,
+    platform: PlatformOptions,
     journal_path: Path | None,
     concurrency: int,
     max_rps: float | None,
@@ -864,59 +952,85 @@ def apply(
     all done, 1 some rows failed, blocked or skipped, 2 unusable input, 3 the
     platform refused or is unreachable, 130 interrupted.
     """
-    from provisioner.apply import (
-        Declined,
-        Interrupted,
-        StopKind,
-        apply_sheet,
-        default_journal,
-        nothing_sent,
-    )
-    from provisioner.plan import Plan
-    from provisioner.platform import PlatformError
+    from provisioner.apply import apply_sheet, nothing_sent
 
     journal_path = journal_path or default_journal(sheet)
     _check_reports(reports, sheet)
     choice = _choose_template(ctx, sheet, template_name, saved_plan)
     template = choice.template
     click.echo(choice.line)
-    stop = threading.Event()
-    progress = _progress()
-    # Retry waits end at once on Ctrl-C, so that a stop is quick.
-    client = _client(
-        url,
-        token_file,
-        ca_bundle,
-        allow_http,
-        max_rps=max_rps,
-        max_connections=concurrency + 4,
-        sleep=stop.wait,
-        on_unreachable=progress.say,
-    )
-    # Ctrl-C and SIGTERM stop cleanly, even when a parent started us with SIGINT ignored
-    # (a background job of a script).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    resume = _resume_command(sheet, template.ref, journal_path, client.url, token_file, update)
+    with platform_run(ctx, platform, max_rps=max_rps, max_connections=concurrency + 4) as run:
+        resume = _resume_command(
+            sheet, template.ref, journal_path, run.client.url, platform.token_file, update
+        )
+        # The second Ctrl-C while waiting for requests in flight: stop at once.
+        run.interrupted = f"stopped at once; the journal is intact. Resume with:\n  {resume}"
+        run.at_once = True
+        console = _ApplyConsole(run, yes)
+        run.live.reading(f"reading {sheet.name}")
+        result = apply_sheet(
+            sheet,
+            template,
+            run.client,
+            journal_path=journal_path,
+            lookup=lookup,
+            saved_plan=saved_plan,
+            concurrency=concurrency,
+            reports=reports,
+            events=console,
+            stop=run.stop,
+            update=update[0],
+            update_fields=update[1],
+            keep_going=keep_going,
+        )
+    data = result.to_dict()
+    records = console.records
+    if result.sent:
+        click.echo(render_console(data, limit=20, color=_color(), **_secrets(records)))
+    else:
+        # The plan shown before lists the rows that are blocked or differ.
+        click.echo(nothing_sent(result, listed=records is not None))
+    for note in result.notes[console.notes_shown :]:
+        click.echo(note)
+    for path in ([result.results] if result.results else []) + result.reports:
+        click.echo(f"report written: {path}")
+    if result.run:
+        click.echo(f"journal: {journal_path}")
+    if result.stop:
+        # What the installer does next, by why the run stopped.
+        then = {
+            StopKind.INTERRUPTED: "interrupted cleanly; resume with:\n  {resume}",
+            StopKind.SAME_FAILURE: "{stopped}",
+            StopKind.NO_UPDATES: "{stopped}\nrun apply without --update to do the rest",
+            StopKind.REFUSED: "{stopped}\nfix the token, then resume with:\n  {resume}",
+        }.get(result.stop, "{stopped}\nresume with:\n  {resume}")
+        click.echo(then.format(stopped=result.stopped, resume=resume), err=True)
+    run.exit(result.exit_code)
 
-    notes_shown = 0
-    records: SiteRecords | None = None
 
-    def show_plan(plan: Plan, work: Work) -> None:
-        nonlocal notes_shown, records
-        records = plan.validation.records
-        progress.end()  # the spinner of the lookup: the plan is printed in its place
+class _ApplyConsole(Console):
+    """apply on the console: the fresh plan in place of the spinner, then the question."""
+
+    def __init__(self, run: PlatformRun, yes: bool) -> None:
+        super().__init__(run.live)
+        self.url = run.client.url
+        self.yes = yes
+        self.notes_shown = 0  # the notes printed with the plan, not again after the run
+        self.records: SiteRecords | None = None
+
+    def planned(self, plan: Any, work: Any) -> None:
+        self.records = plan.validation.records
+        self.live.end()  # the spinner of the lookup: the plan is printed in its place
         click.echo(
-            render_console(
-                plan.to_dict(), limit=10, color=_color(), **_secrets(plan.validation.records)
-            )
+            render_console(plan.to_dict(), limit=10, color=_color(), **_secrets(self.records))
         )
         for note in work.notes:
             click.echo(note)
-        notes_shown = len(work.notes)
+        self.notes_shown = len(work.notes)
 
-    def confirm(work: Work) -> bool:
-        if yes:
+    def confirm(self, what: Any) -> bool:
+        work: Work = what
+        if self.yes:
             return True
         if not sys.stdin.isatty():
             raise InputError(
@@ -926,81 +1040,9 @@ def apply(
         _show_updates(work)
         try:
             rows = "1 row" if work.pending == 1 else f"{work.pending} rows"
-            return click.confirm(f"Send {rows} to {client.url}?", default=False)
+            return click.confirm(f"Send {rows} to {self.url}?", default=False)
         except click.Abort:  # Ctrl-C or end of input at the question
             raise Interrupted("interrupted at the question") from None
-
-    try:
-        with client, progress:
-            progress.reading(f"reading {sheet.name}")
-            result = apply_sheet(
-                sheet,
-                template,
-                client,
-                journal_path=journal_path,
-                lookup=lookup,
-                saved_plan=saved_plan,
-                concurrency=concurrency,
-                reports=reports,
-                on_plan=show_plan,
-                confirm=confirm,
-                progress=progress,
-                reading=progress.reading,
-                say=progress.say,
-                stop=stop,
-                update=update[0],
-                update_fields=update[1],
-                keep_going=keep_going,
-            )
-    except Declined as exc:
-        click.echo(str(exc), err=True)
-        ctx.exit(2)
-    except Interrupted as exc:
-        click.echo(f"{exc}: nothing was written to the platform", err=True)
-        ctx.exit(130)
-    except ProvisionerError as exc:
-        raise InputError(str(exc)) from None
-    except PlatformError as exc:
-        raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None
-    except KeyboardInterrupt:
-        # The second Ctrl-C while waiting for requests in flight: stop at once (the live
-        # line is ended: leaving the with block closed it).
-        click.echo(f"stopped at once; the journal is intact. Resume with:\n  {resume}", err=True)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)
-    data = result.to_dict()
-    if result.sent:
-        click.echo(render_console(data, limit=20, color=_color(), **_secrets(records)))
-    else:
-        # The plan shown before lists the rows that are blocked or differ.
-        click.echo(nothing_sent(result, listed=records is not None))
-    for note in result.notes[notes_shown:]:
-        click.echo(note)
-    for path in ([result.results] if result.results else []) + result.reports:
-        click.echo(f"report written: {path}")
-    if result.run:
-        click.echo(f"journal: {journal_path}")
-    if result.stop == StopKind.INTERRUPTED:
-        click.echo(f"interrupted cleanly; resume with:\n  {resume}", err=True)
-        # A request still in flight after the grace period must not hold the exit up;
-        # the journal is on disk and the next run looks such rows up first.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)
-    if result.stop == StopKind.SAME_FAILURE:
-        click.echo(result.stopped, err=True)
-        ctx.exit(1)
-    if result.stop == StopKind.NO_UPDATES:
-        click.echo(f"{result.stopped}\nrun apply without --update to do the rest", err=True)
-        ctx.exit(1)
-    if result.stop == StopKind.REFUSED:
-        click.echo(f"{result.stopped}\nfix the token, then resume with:\n  {resume}", err=True)
-        ctx.exit(3)
-    if result.stop:
-        click.echo(f"{result.stopped}\nresume with:\n  {resume}", err=True)
-        ctx.exit(3)
-    ctx.exit(0 if result.ok else 1)
 
 
 def _print_headers(template: SiteTemplate, lang: str) -> None:
@@ -1073,10 +1115,7 @@ def verify(
     ctx: click.Context,
     sheet: Path,
     template_name: str | None,
-    url: str | None,
-    token_file: Path | None,
-    ca_bundle: str | None,
-    allow_http: bool,
+    platform: PlatformOptions,
     since: str | None,
     watch: bool,
     interval: float,
@@ -1096,9 +1135,7 @@ def verify(
     all online, 1 some silent, missing or invalid, 2 unusable input, 3 the
     platform refused or is unreachable, 130 interrupted.
     """
-    from provisioner.apply import default_journal
-    from provisioner.platform import PlatformError
-    from provisioner.verify import VerifyResult, parse_since, verify_sheet
+    from provisioner.verify import parse_since, verify_sheet
 
     _check_reports(reports, sheet)
     results = sheet.with_name(f"{sheet.stem}.verify.xlsx")
@@ -1108,56 +1145,31 @@ def verify(
     except ProvisionerError as exc:
         raise InputError(str(exc)) from None
     choice = _choose_template(ctx, sheet, template_name)
-    template = choice.template
     click.echo(choice.line)
-    progress = _progress("devices")
-    stop = threading.Event()
-    client = _client(
-        url, token_file, ca_bundle, allow_http, sleep=stop.wait, on_unreachable=progress.say
-    )
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    latest: list[VerifyResult] = []
-
-    def on_round(result: VerifyResult, left: float) -> None:
-        latest[:] = [result]
-        if watch:
-            totals = result.totals
-            line = (
-                f"{totals['online']}/{len(result.rows)} online · {totals['silent']} silent"
-                f" · {int(left) // 60}:{int(left) % 60:02d} left"
-            )
-            progress.line(line)
-
-    interrupted = False
-    try:
-        with client, progress:
-            progress.reading(f"reading {sheet.name}")
+    with platform_run(ctx, platform, unit="devices") as run:
+        run.interrupted = "interrupted before the first check: nothing was written"
+        console = _VerifyConsole(run.live, watch)
+        run.live.reading(f"reading {sheet.name}")
+        try:
             result = verify_sheet(
                 sheet,
-                template,
-                client,
+                choice.template,
+                run.client,
                 journal_path=journal_path or default_journal(sheet),
                 since=since_time,
                 way=way,
                 watch=watch,
                 interval=interval,
                 timeout=timeout,
-                on_round=on_round,
-                stop=stop,
-                reading=progress.reading,
-                progress=progress,
+                events=console,
+                stop=run.stop,
             )
-    except KeyboardInterrupt:
-        stop.set()
-        if not latest:
-            click.echo("interrupted before the first check: nothing was written", err=True)
-            ctx.exit(130)
-        interrupted, result = True, latest[0]
-    except ProvisionerError as exc:
-        raise InputError(str(exc)) from None
-    except PlatformError as exc:
-        raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None
+        except KeyboardInterrupt:
+            run.stop.set()
+            if console.latest is None:
+                raise
+            result = console.latest  # the state of the last check is written
+            result.stop = StopKind.INTERRUPTED
     data = result.to_dict()
     records = result.records
     click.echo(render_console(data, limit=limit, color=_color(), **_secrets(records)))
@@ -1165,17 +1177,33 @@ def verify(
     lookup = f"; finding the devices: {found}" if found else ""
     click.echo(f"data asked for: {result.way}, {result.data_requests} requests{lookup}")
     _write_reports(data, (results, *reports), sheet, records)
-    if interrupted:
+    if result.stop == StopKind.INTERRUPTED:
         click.echo("interrupted: the state of the last check is written", err=True)
-        ctx.exit(130)
-    if result.stopped:
+    elif result.stopped:
         click.echo(result.stopped, err=True)
-        ctx.exit(3)
-    if watch and result.waiting:
+    elif watch and result.waiting:
         from provisioner.verify import sheet_rows
 
         click.echo(f"still silent after {int(timeout)} s: {sheet_rows(result.waiting)}", err=True)
-    ctx.exit(0 if result.ok else 1)
+    ctx.exit(result.exit_code)
+
+
+class _VerifyConsole(Console):
+    """verify on the console: with --watch, a live line after each round."""
+
+    def __init__(self, live: Progress, watch: bool) -> None:
+        super().__init__(live)
+        self.watch = watch
+        self.latest: VerifyResult | None = None  # what an interrupt writes
+
+    def checked(self, result: Any, left: float) -> None:
+        self.latest = result
+        if self.watch:
+            totals = result.totals
+            self.live.line(
+                f"{totals['online']}/{len(result.rows)} online · {totals['silent']} silent"
+                f" · {int(left) // 60}:{int(left) % 60:02d} left"
+            )
 
 
 @main.command()
@@ -1207,10 +1235,7 @@ def export(
     tags: tuple[str, ...],
     all_devices: bool,
     force: bool,
-    url: str | None,
-    token_file: Path | None,
-    ca_bundle: str | None,
-    allow_http: bool,
+    platform: PlatformOptions,
 ) -> None:
     """Write the platform's devices (and users) as a sheet in a site template's layout.
 
@@ -1221,36 +1246,24 @@ def export(
     3 the platform refused or is unreachable.
     """
     from provisioner.export import check_export, export_site
-    from provisioner.platform import PlatformError
 
     template = _choose_template(ctx, None, template_name).template
     try:
         check_export(out, template, tags=tags, all_devices=all_devices, force=force)
     except ProvisionerError as exc:
         raise InputError(str(exc)) from None
-    progress = _progress()
-    client = _client(url, token_file, ca_bundle, allow_http, on_unreachable=progress.say)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    try:
-        with client, progress:
-            progress.reading("reading the platform")
-            result = export_site(
-                client,
-                template,
-                out,
-                tags=tags,
-                all_devices=all_devices,
-                force=force,
-                progress=progress.line,
-            )
-    except KeyboardInterrupt:
-        click.echo(f"interrupted: {out} was not written", err=True)
-        ctx.exit(130)
-    except ProvisionerError as exc:
-        raise InputError(str(exc)) from None
-    except PlatformError as exc:
-        raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None
+    with platform_run(ctx, platform) as run:
+        run.interrupted = f"interrupted: {out} was not written"
+        run.live.reading("reading the platform")
+        result = export_site(
+            run.client,
+            template,
+            out,
+            tags=tags,
+            all_devices=all_devices,
+            force=force,
+            progress=run.live.line,
+        )
     for line in result.lines():
         click.echo(line)
 
@@ -1325,10 +1338,7 @@ def _show_updates(work: Work) -> None:
 def undo(
     ctx: click.Context,
     sheet: Path,
-    url: str | None,
-    token_file: Path | None,
-    ca_bundle: str | None,
-    allow_http: bool,
+    platform: PlatformOptions,
     journal_path: Path | None,
     run_id: str | None,
     yes: bool,
@@ -1343,66 +1353,22 @@ def undo(
     record, 2 unusable input (a journal line that cannot be read), 3 the platform
     refused, is unreachable or cannot delete.
     """
-    from provisioner.apply import default_journal
-    from provisioner.platform import PlatformError
-    from provisioner.undo import UndoResult, undo_sheet
+    from provisioner.undo import undo_sheet
 
     journal_path = journal_path or default_journal(sheet)
     if not journal_path.exists():
         raise InputError(f"{journal_path}: no journal, so nothing to take back (see --journal)")
-    stop = threading.Event()
-    progress = _progress("devices")
-    client = _client(
-        url, token_file, ca_bundle, allow_http, sleep=stop.wait, on_unreachable=progress.say
-    )
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-
-    def confirm(plan: UndoResult) -> bool:
-        progress.end()  # the spinner of the reading: the question is asked in its place
-        deletes, restores = plan.to_delete, plan.to_restore
-        click.echo(
-            f"undo on {client.url}: {len(deletes)} devices to delete, {len(restores)} to put back"
+    with platform_run(ctx, platform, unit="devices") as run:
+        run.interrupted = "interrupted before anything was changed"
+        run.live.reading("reading the platform")
+        result = undo_sheet(
+            sheet,
+            run.client,
+            journal_path=journal_path,
+            run=run_id,
+            events=_UndoConsole(run, yes),
+            stop=run.stop,
         )
-        for row in [*deletes, *restores][:SHOWN_UPDATES]:
-            click.echo(f"  {row.status} device {row.platform_id} ({row.key}): {row.message}")
-        if len(deletes) + len(restores) > SHOWN_UPDATES:
-            click.echo(f"  and {len(deletes) + len(restores) - SHOWN_UPDATES} more")
-        _show_kept(plan)
-        if yes:
-            return True
-        if not sys.stdin.isatty():
-            raise InputError(
-                "undo deletes devices: add --yes to confirm when not running on a terminal; "
-                "nothing was changed"
-            )
-        try:
-            if deletes:
-                return _typed_number(len(deletes))
-            return click.confirm(f"Put back {len(restores)} devices?", default=False)
-        except click.Abort:
-            return False
-
-    try:
-        with client, progress:
-            progress.reading("reading the platform")
-            result = undo_sheet(
-                sheet,
-                client,
-                journal_path=journal_path,
-                run=run_id,
-                confirm=confirm,
-                stop=stop,
-                reading=progress.reading,
-                progress=progress,
-            )
-    except ProvisionerError as exc:
-        raise InputError(str(exc)) from None
-    except PlatformError as exc:
-        raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None
-    except KeyboardInterrupt:
-        click.echo("interrupted before anything was changed", err=True)
-        ctx.exit(130)
     if not (result.to_delete or result.to_restore) and not any(
         r.status in ("deleted", "restored", "failed", "not run") for r in result.rows
     ):
@@ -1425,8 +1391,42 @@ def undo(
     click.echo(f"journal: {journal_path}")
     if result.stopped:
         click.echo(result.stopped, err=True)
-        ctx.exit(130 if result.stopped == "interrupted" else 3)
-    ctx.exit(0 if result.ok else 1)
+    ctx.exit(result.exit_code)
+
+
+class _UndoConsole(Console):
+    """undo on the console: what it will delete and put back, then the question."""
+
+    def __init__(self, run: PlatformRun, yes: bool) -> None:
+        super().__init__(run.live)
+        self.url = run.client.url
+        self.yes = yes
+
+    def confirm(self, what: Any) -> bool:
+        plan: UndoResult = what
+        self.live.end()  # the spinner of the reading: the question is asked in its place
+        deletes, restores = plan.to_delete, plan.to_restore
+        click.echo(
+            f"undo on {self.url}: {len(deletes)} devices to delete, {len(restores)} to put back"
+        )
+        for row in [*deletes, *restores][:SHOWN_UPDATES]:
+            click.echo(f"  {row.status} device {row.platform_id} ({row.key}): {row.message}")
+        if len(deletes) + len(restores) > SHOWN_UPDATES:
+            click.echo(f"  and {len(deletes) + len(restores) - SHOWN_UPDATES} more")
+        _show_kept(plan)
+        if self.yes:
+            return True
+        if not sys.stdin.isatty():
+            raise InputError(
+                "undo deletes devices: add --yes to confirm when not running on a terminal; "
+                "nothing was changed"
+            )
+        try:
+            if deletes:
+                return _typed_number(len(deletes))
+            return click.confirm(f"Put back {len(restores)} devices?", default=False)
+        except click.Abort:
+            return False
 
 
 def _typed_number(count: int, tries: int = 3) -> bool:

@@ -55,7 +55,7 @@ from provisioner.fields import (
     normal_key,
 )
 from provisioner.files import csv_cell, formula_like, put_text, reason, write_atomically
-from provisioner.lookup import platform_users
+from provisioner.lookup import device_pages, platform_users
 from provisioner.platform import MAX_PAGE_SIZE, Filter, PlatformClient, fa
 from provisioner.sheets import record_template
 from provisioner.templates import SiteTemplate, TabSpec
@@ -165,7 +165,7 @@ def export_site(
     say = progress or (lambda text: None)
     started, before = time.perf_counter(), client.requests_sent
     devices: list[dict[str, Any]] = []
-    for page in client.iter_device_pages(filters, page_size=MAX_PAGE_SIZE):
+    for page in device_pages(client, filters, page_size=MAX_PAGE_SIZE):
         devices += page
         say(f"reading devices: {len(devices)}")
     sheet = _DeviceSheet(template, devices, say)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,6 +172,15 @@ def look_up_devices(
     return snapshot, stats
 
 
+def device_pages(
+    client: PlatformClient, filters: Sequence[Filter] = (), *, page_size: int | None = None
+) -> Iterator[list[Device]]:
+    """Every device matching ``filters``, a page at a time, by the client's paging rule
+    (which copes with a server that caps pages): the one way the tool reads devices in
+    bulk (plan's scan and tag, export)."""
+    yield from client.iter_device_pages(filters, page_size=page_size or MAX_PAGE_SIZE)
+
+
 class _Lookups:
     """The lookup moves, each filling the snapshot."""
 
@@ -208,7 +217,7 @@ class _Lookups:
         """Every device on the platform, a page at a time, by the client's paging rule
         (which copes with a server that caps pages); ``pages`` continues a scan begun."""
         wanted, wanted_addrs = set(keys), set(addrs)
-        for page in self.client.iter_device_pages() if pages is None else pages:
+        for page in device_pages(self.client) if pages is None else pages:
             self._keep(page, wanted, wanted_addrs)
             self._tell(f"{self.stats.devices_read} devices read")
 
@@ -242,7 +251,7 @@ class _Lookups:
 
     def tagged(self, site_tag: str, keys: list[str], addrs: list[str]) -> None:
         """The devices carrying the site tag that the sheet asks about."""
-        for page in self.client.iter_device_pages([fa("tags", "contains", [site_tag])]):
+        for page in device_pages(self.client, [fa("tags", "contains", [site_tag])]):
             self._keep(page, set(keys), set(addrs))
             self._tell(f"{self.stats.devices_read} tagged devices read")
 
@@ -302,7 +311,7 @@ def _auto(
             lookups.per_key(match_key, rest_keys, rest_addrs)
             return
         keys, addrs, wanted = rest_keys, rest_addrs, rest
-    pages = lookups.client.iter_device_pages()
+    pages = device_pages(lookups.client)
     read = list(itertools.islice(pages, 2))  # the second page tells a small platform from a cap
     page_size = len(read[0]) if read else MAX_PAGE_SIZE
     if len(read) < 2 or len(read[1]) < page_size:

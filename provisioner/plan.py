@@ -56,6 +56,7 @@ from provisioner.platform import (
 )
 from provisioner.problems import Problem
 from provisioner.records import Record, SiteRecords
+from provisioner.results import Result, Row
 from provisioner.templates import SiteTemplate
 from provisioner.validation import ValidationReport, validate_sheet
 
@@ -65,7 +66,7 @@ CREATES = frozenset({RowAction.CREATE, RowAction.UNKNOWN, RowAction.QUEUE})
 
 
 @dataclass
-class RowPlan:
+class RowPlan(Row):
     """The action for one sheet row."""
 
     sheet: str
@@ -97,16 +98,21 @@ class RowPlan:
         value = self.device.get("updatedAt") if self.device is not None else None
         return value if isinstance(value, str) and value else None
 
-    def to_dict(self) -> dict[str, Any]:
+    @property
+    def outcome(self) -> str:
+        return str(self.action)
+
+    @property
+    def message(self) -> str:  # type: ignore[override]
+        return self.reason
+
+    def problems(self) -> tuple[list[Problem], list[Problem]]:
+        return self.errors, self.warnings
+
+    def columns(self) -> dict[str, Any]:
         return {
-            "sheet": self.sheet,
-            "row": self.row,
-            "kind": self.kind,
-            "key": self.key,
             "action": self.action,
-            "message": self.reason,
             "reason": self.reason,
-            "platform_id": self.platform_id,
             "platform_updated_at": self.updated_at,
             # How the device looked, for an apply --update --plan of a platform without
             # updatedAt: a fingerprint, from which no value can be read.
@@ -115,8 +121,6 @@ class RowPlan:
             ),
             "diff": self.diff,
             "sends": self.sends,
-            "errors": [p.to_dict() for p in self.errors],
-            "warnings": [p.to_dict() for p in self.warnings],
         }
 
 
@@ -357,7 +361,7 @@ def fingerprint(sheet: Path, template: SiteTemplate) -> str:
 
 
 @dataclass
-class Plan:
+class Plan(Result):
     """What apply would do. ``to_dict()`` is the saved plan and the --report .json."""
 
     source: str
@@ -389,21 +393,18 @@ class Plan:
     def ok(self) -> bool:
         return not any(r.action == RowAction.BLOCKED for r in self.rows) and self.validation.ok
 
-    def to_dict(self) -> dict[str, Any]:
+    def header(self) -> dict[str, Any]:
         return {
-            "command": self.command,
             "source": self.source,
             "template": self.template,
             "platform": self.platform,
             "device_link": self.device_link,
             "fingerprint": self.fingerprint,
-            "made_at": self.made_at,
-            "ok": self.ok,
-            "totals": self.totals,
             "lookup": self.lookup.to_dict(),
-            "problems": [p.to_dict() for p in self.validation.problems],
-            "rows": [r.to_dict() for r in self.rows],
         }
+
+    def sheet_problems(self) -> list[Problem]:
+        return self.validation.problems
 
 
 def make_plan(

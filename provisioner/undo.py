@@ -25,19 +25,21 @@ request has its outcome on record).
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from provisioner.actions import RowKind, UndoStatus
-from provisioner.apply import CONCURRENCY, attempts, run_bounded
+from provisioner.actions import RowKind, StopKind, UndoStatus
 from provisioner.changes import device_input, masked_input, secret_values
 from provisioner.errors import ProvisionerError
+from provisioner.events import Events
 from provisioner.fields import MASK, normal_addr
 from provisioner.journal import (
     Entry,
+    Images,
     Journal,
     JournalLock,
     JournalState,
@@ -46,15 +48,12 @@ from provisioner.journal import (
 )
 from provisioner.lookup import look_up_devices
 from provisioner.platform import (
-    AuthError,
-    BadAnswer,
     NotFound,
     PlatformClient,
     PlatformError,
-    ServerError,
-    TransportError,
-    UnknownOutcome,
 )
+from provisioner.results import Result, Row
+from provisioner.runner import MAX_UNKNOWN, Outcome, Request, Runner, StopRun
 from provisioner.verify import instant
 
 Device = dict[str, Any]
@@ -67,7 +66,7 @@ class UndoError(ProvisionerError):
 
 
 @dataclass
-class UndoRow:
+class UndoRow(Row):
     """One thing a run did, and what undo does about it."""
 
     kind: str  # device | user
@@ -84,33 +83,24 @@ class UndoRow:
     restored: list[str] = field(default_factory=list)  # the fields put back
     evidence: Entry | None = field(default=None, repr=False)  # a delete: the create's record
     settle: bool = False  # gone already: the journal gets the delete's done line
+    sheet: str = ""  # the sheet whose runs made it (the journal's)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "key": self.key,
-            "row": self.row,
-            "platform_id": self.platform_id,
-            "status": self.status,
-            "message": self.message,
-            "run": self.run,
-            "restored": self.restored,
-        }
+    def columns(self) -> dict[str, Any]:
+        return {"run": self.run, "restored": self.restored}
 
 
 @dataclass
-class UndoResult:
+class UndoResult(Result):
     journal: str
     platform: str
     runs: list[str]
     rows: list[UndoRow]
-    stopped: str = ""
+    stop: StopKind = StopKind.NONE
+    stopped: str = ""  # the stop, in words
     device_link: str = ""  # a device's page on the platform, {id} for its id (restored ones)
     warnings: list[str] = field(default_factory=list)  # journal lines skipped, and why
-
-    @property
-    def totals(self) -> dict[str, int]:
-        return dict(Counter(row.status for row in self.rows))  # in the order first seen
+    made_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    command: str = "undo"
 
     @property
     def to_delete(self) -> list[UndoRow]:
@@ -127,18 +117,14 @@ class UndoResult:
             for r in self.rows
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def header(self) -> dict[str, Any]:
         return {
-            "command": "undo",
             "journal": self.journal,
             "platform": self.platform,
             "device_link": self.device_link,
             "runs": self.runs,
-            "ok": self.ok,
             "stopped": self.stopped,
             "warnings": self.warnings,
-            "totals": self.totals,
-            "rows": [r.to_dict() for r in self.rows],
         }
 
 
@@ -148,16 +134,14 @@ def undo_sheet(
     *,
     journal_path: Path,
     run: str | None = None,
-    confirm: Callable[[UndoResult], bool] | None = None,
+    events: Events | None = None,
     stop: threading.Event | None = None,
-    reading: Callable[[str], None] | None = None,
-    progress: Callable[[int, int, int], None] | None = None,
 ) -> UndoResult:
-    """Plan the undo from the journal, ask, then delete and restore. Raises UndoError (and
-    ProvisionerError for a declined question) before anything is written. ``reading``
-    hears how far the devices are read, ``progress(done, total, failed)`` how far the
-    deletes and restores are (the console's spinner and bar)."""
-    stop = stop or threading.Event()
+    """Plan the undo from the journal, ask (``events.confirm(result)``), then delete and
+    restore on the runner, at apply's concurrency. Raises UndoError (and ProvisionerError
+    for a declined question) before anything is written; ``events`` also hears how far
+    the devices are read and the requests are."""
+    events = events or Events()
     with JournalLock(journal_path):
         state = read_journal(journal_path, platform=client.url)
         foreign = state.sheets - {sheet.name}
@@ -166,90 +150,42 @@ def undo_sheet(
                 f"the journal {journal_path} belongs to the sheet {sorted(foreign)[0]}, not "
                 f"{sheet.name}"
             )
-        result = plan_undo(state, client, journal_path, run, reading)
+        result = plan_undo(state, client, journal_path, run, events.reading)
+        for row in result.rows:
+            row.sheet = sheet.name
         settle = [r for r in result.rows if r.settle]
         if not (result.to_delete or result.to_restore or settle):
             return result
-        if (result.to_delete or result.to_restore) and confirm is not None and not confirm(result):
+        if (result.to_delete or result.to_restore) and not events.confirm(result):
             raise ProvisionerError("nothing was changed on the platform")
         journal = Journal(journal_path, sheet=sheet.name, platform=client.url, fingerprint="undo")
+        runner = Runner(client, journal, stop=stop, events=events, same_failures=None)
         try:
             for row in settle:  # gone already, the delete's done line lost: written now
-                _deleted(journal, row)
+                runner.write_journal(partial(_deleted, journal, row))
                 row.status, row.message = UndoStatus.DONE_BEFORE, "no longer on the platform"
-            _carry_out(client, journal, result, stop, progress)
-        except KeyboardInterrupt:
-            result.stopped = "interrupted"
+            work: list[Request] = [
+                *(_Delete(client, row) for row in result.to_delete),
+                *(_Restore(client, row) for row in result.to_restore),
+            ]
+            runner.expect(len(work))
+            runner.run(work)
+        except StopRun:
+            pass  # the journal failed while recording what the lookup settled
+        except KeyboardInterrupt:  # the second Ctrl-C: stop at once, the journal is on disk
+            runner.halt(StopKind.INTERRUPTED, "interrupted")
         finally:
+            result.stop, result.stopped = runner.stop_kind, runner.stopped
             for row in result.rows:
                 if row.status in (UndoStatus.DELETE, UndoStatus.RESTORE):
                     row.status = UndoStatus.NOT_RUN
                     row.message = (
                         "interrupted"
-                        if result.stopped == "interrupted"
+                        if result.stop == StopKind.INTERRUPTED
                         else "not run: the undo stopped"
                     )
             journal.close(dict(result.totals))
     return result
-
-
-def _carry_out(
-    client: PlatformClient,
-    journal: Journal,
-    result: UndoResult,
-    stop: threading.Event,
-    progress: Callable[[int, int, int], None] | None,
-) -> None:
-    """The deletes and restores, at apply's concurrency; a stop (the token refused, the
-    platform unreachable, the journal unwritable, no DELETE on this platform, Ctrl-C)
-    lets the rows in flight finish and begins no other."""
-    work = [*result.to_delete, *result.to_restore]
-    lock = threading.Lock()
-    counts = {"done": 0, "failed": 0}
-
-    def halt(message: str) -> None:
-        with lock:
-            result.stopped = result.stopped or message
-        stop.set()
-
-    def one(row: UndoRow) -> None:
-        if stop.is_set():
-            return
-        try:
-            if row.status == UndoStatus.DELETE:
-                _delete(client, journal, row, stop, halt)
-            else:
-                _restore(client, journal, row, stop)
-        except AuthError as exc:
-            halt(f"stopped: the platform refused the token ({exc})")
-            row.status, row.message = UndoStatus.FAILED, str(exc)
-        except TransportError as exc:
-            halt(f"stopped: the platform is unreachable ({exc})")
-            row.status, row.message = UndoStatus.FAILED, str(exc)
-        except PlatformError as exc:
-            row.status, row.message = UndoStatus.FAILED, f"the platform refused it: {exc}"
-        except ProvisionerError as exc:  # the journal: without it nothing more is sent
-            halt(f"stopped: the journal cannot be written ({exc})")
-            row.status, row.message = UndoStatus.FAILED, result.stopped
-        except Exception as exc:  # a bug, not the network: the row says so, the undo goes on
-            why = client.redact(f"{type(exc).__name__}: {exc}")
-            row.status, row.message = UndoStatus.FAILED, f"unexpected error ({why})"
-        with lock:
-            counts["done"] += 1
-            counts["failed"] += row.status == UndoStatus.FAILED
-            done, failed = counts["done"], counts["failed"]
-        if progress is not None:
-            progress(done, len(work), failed)
-
-    if progress is not None:
-        progress(0, len(work), 0)
-    run_bounded(
-        work,
-        one,
-        concurrency=CONCURRENCY,
-        stop=stop,
-        interrupted=lambda: halt("interrupted"),
-    )
 
 
 def plan_undo(
@@ -650,60 +586,73 @@ def _restored_body(
     return body, restored, hidden
 
 
-def _delete(
-    client: PlatformClient,
-    journal: Journal,
-    row: UndoRow,
-    stop: threading.Event,
-    halt: Callable[[str], None],
-) -> None:
-    assert row.platform_id is not None and row.evidence is not None
-    # Read again right before: the question may have stood open while somebody edited it.
-    device = client.get_device(row.platform_id)
-    if device is None:
-        row.status, row.message = UndoStatus.DONE_BEFORE, "no longer on the platform"
-        return
-    reason = _not_ours(device, row.evidence) or _changed_since(device, row.expected, row.key)
-    if reason:
-        row.status, row.message = UndoStatus.KEPT, reason.replace("since the run", "meanwhile")
-        return
-    if stop.is_set():
-        return  # not sent: the row is not run
-    journal.intent(row.kind, row.key, row.row or 0, op="delete", platform_id=row.platform_id)
-    tried = False
-    for _ in attempts(stop):  # apply's tries and pauses
-        tried = True
-        try:
-            client.delete_device(row.platform_id)
-            break
-        except (UnknownOutcome, ServerError, BadAnswer):
-            if client.get_device(row.platform_id) is None:
-                break  # it was deleted; the answer got lost
-        except PlatformError as exc:
-            if isinstance(exc, NotFound) and client.get_device(row.platform_id) is None:
-                break  # gone meanwhile
-            if isinstance(exc, NotFound) or exc.status in (405, 501):
-                halt(
-                    "stopped: this platform does not offer device deletion through its REST "
-                    f"API (DELETE answered HTTP {exc.status}); nothing else was changed"
-                )
-                row.status, row.message = UndoStatus.FAILED, "not deleted: see above"
-                journal.outcome(
-                    "failed", row.kind, row.key, row.row or 0, status="failed", op="delete"
-                )
-                return
-            raise
-    else:
-        if not tried:
-            return  # stopped before the first try: nothing was sent, the row is not run
-        row.status, row.message = UndoStatus.FAILED, "no clear answer: run undo again"
-        journal.outcome("unknown", row.kind, row.key, row.row or 0, status="unknown", op="delete")
-        return
-    _deleted(journal, row)
+class _UndoRequest(Request):
+    """A delete or restore of one device, carried out by the runner as apply's rows are."""
+
+    op = ""
+
+    def __init__(self, client: PlatformClient, row: UndoRow) -> None:
+        assert row.platform_id is not None
+        self.client = client
+        self.undo = row
+        self.device_id = row.platform_id
+        self.kind, self.key, self.row = row.kind, row.key, row.row or 0
+
+    def intent(self) -> dict[str, Any]:
+        return {"op": self.op, "platform_id": self.device_id}
+
+    def recorded(self, outcome: Outcome) -> dict[str, Any]:
+        return {"op": self.op}
+
+    def finish(self, outcome: Outcome) -> None:
+        self.undo.status, self.undo.message = UndoStatus(outcome.status), outcome.message
+
+
+class _Delete(_UndoRequest):
+    op = "delete"
+
+    def prepare(self) -> Outcome | None:
+        # Read again right before: the question may have stood open while somebody edited it.
+        device = self.client.get_device(self.device_id)
+        if device is None:
+            return Outcome(UndoStatus.DONE_BEFORE, self.device_id, "no longer on the platform")
+        assert self.undo.evidence is not None
+        reason = _not_ours(device, self.undo.evidence) or _changed_since(
+            device, self.undo.expected, self.key
+        )
+        if reason:
+            return Outcome(
+                UndoStatus.KEPT, self.device_id, reason.replace("since the run", "meanwhile")
+            )
+        return None
+
+    def send(self) -> Outcome:
+        self.client.delete_device(self.device_id)
+        return Outcome(UndoStatus.DELETED, self.device_id, "deleted")
+
+    def find_after_lost(self) -> Outcome | None:
+        if self.client.get_device(self.device_id) is None:
+            return Outcome(UndoStatus.DELETED, self.device_id, "deleted")  # the answer got lost
+        return None
+
+    def after_refusal(self, exc: PlatformError, runner: Runner) -> Outcome | None:
+        if isinstance(exc, NotFound) and self.client.get_device(self.device_id) is None:
+            return Outcome(UndoStatus.DELETED, self.device_id, "deleted")  # gone meanwhile
+        if isinstance(exc, NotFound) or exc.status in (405, 501):
+            runner.halt(
+                StopKind.NO_DELETES,
+                "stopped: this platform does not offer device deletion through its REST "
+                f"API (DELETE answered HTTP {exc.status}); nothing else was changed",
+            )
+            return Outcome(UndoStatus.FAILED, self.device_id, "not deleted: see above")
+        return None
+
+    def unanswered(self) -> str:
+        return f"no answer {MAX_UNKNOWN} times and still on the platform: run undo again"
 
 
 def _deleted(journal: Journal, row: UndoRow) -> None:
-    row.status, row.message = UndoStatus.DELETED, "deleted"
+    """The done line of a delete found made (its own answer lost in an earlier undo)."""
     journal.outcome(
         "done",
         row.kind,
@@ -715,45 +664,46 @@ def _deleted(journal: Journal, row: UndoRow) -> None:
     )
 
 
-def _restore(client: PlatformClient, journal: Journal, row: UndoRow, stop: threading.Event) -> None:
-    assert row.platform_id is not None
-    device = client.get_device(row.platform_id)
-    if device is None or not _same_time(device.get("updatedAt") or "", row.expected):
-        row.status = UndoStatus.KEPT
-        row.message = "changed on the platform while the undo ran: kept"
-        return
-    if stop.is_set():
-        return  # not sent: the row is not run
-    images = (masked_input(device), masked_input(row.body))
-    journal.intent(
-        row.kind, row.key, row.row or 0, op="restore", update=images, platform_id=row.platform_id
-    )
-    answer: dict[str, Any] | None = None
-    tried = False
-    for _ in attempts(stop):  # apply's tries and pauses
-        tried = True
-        try:
-            answer = client.update_device(row.platform_id, row.body)
-            break
-        except (UnknownOutcome, ServerError, BadAnswer):
-            answer = client.get_device(row.platform_id)
-            if answer is not None and masked_input(answer) == masked_input({**answer, **row.body}):
-                break  # it was put back; the answer got lost
-    else:
-        if not tried:
-            return  # stopped before the first try: nothing was sent, the row is not run
-        row.status, row.message = UndoStatus.FAILED, "no clear answer: run undo again"
-        journal.outcome("unknown", row.kind, row.key, row.row or 0, status="unknown", op="restore")
-        return
-    row.status, row.message = UndoStatus.RESTORED, f"put back: {', '.join(row.restored)}"
-    journal.outcome(
-        "done",
-        row.kind,
-        row.key,
-        row.row or 0,
-        status=UndoStatus.RESTORED,
-        platform_id=row.platform_id,
-        op="restore",
-        update=images,
-        updated_at=str((answer or {}).get("updatedAt") or ""),
-    )
+class _Restore(_UndoRequest):
+    op = "restore"
+
+    def __init__(self, client: PlatformClient, row: UndoRow) -> None:
+        super().__init__(client, row)
+        self.images: Images | None = None
+
+    def prepare(self) -> Outcome | None:
+        device = self.client.get_device(self.device_id)
+        if device is None or not _same_time(device.get("updatedAt") or "", self.undo.expected):
+            return Outcome(
+                UndoStatus.KEPT, self.device_id, "changed on the platform while the undo ran: kept"
+            )
+        self.images = (masked_input(device), masked_input(self.undo.body))
+        return None
+
+    def intent(self) -> dict[str, Any]:
+        return {**super().intent(), "update": self.images}
+
+    def recorded(self, outcome: Outcome) -> dict[str, Any]:
+        return {"op": self.op, "update": self.images}
+
+    def send(self) -> Outcome:
+        return self._restored(self.client.update_device(self.device_id, self.undo.body))
+
+    def find_after_lost(self) -> Outcome | None:
+        device = self.client.get_device(self.device_id)
+        if device is not None and masked_input(device) == masked_input(
+            {**device, **self.undo.body}
+        ):
+            return self._restored(device)  # it was put back; the answer got lost
+        return None
+
+    def _restored(self, device: dict[str, Any]) -> Outcome:
+        return Outcome(
+            UndoStatus.RESTORED,
+            self.device_id,
+            f"put back: {', '.join(self.undo.restored)}",
+            updated_at=str(device.get("updatedAt") or ""),
+        )
+
+    def unanswered(self) -> str:
+        return f"no answer {MAX_UNKNOWN} times and not put back: run undo again"

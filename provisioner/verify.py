@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from provisioner.actions import CommissionStatus, RowKind
+from provisioner.actions import CommissionStatus, RowKind, StopKind
 from provisioner.errors import ProvisionerError
+from provisioner.events import Events
 from provisioner.fields import normal_key, same
 from provisioner.journal import read_journal
 from provisioner.lookup import LOOKUP_THREADS, LookupStats, Snapshot, look_up
@@ -48,6 +48,8 @@ from provisioner.platform import (
     is_id,
 )
 from provisioner.records import Record, SiteRecords
+from provisioner.results import Result, Row
+from provisioner.runner import run_bounded
 from provisioner.templates import SiteTemplate
 from provisioner.validation import ValidationReport, validate_sheet
 
@@ -75,7 +77,7 @@ class VerifyError(ProvisionerError):
 
 
 @dataclass
-class VerifyRow:
+class VerifyRow(Row):
     """One device row and what the platform shows of it."""
 
     sheet: str
@@ -89,25 +91,17 @@ class VerifyRow:
     message: str = ""
     errors: list[Any] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "sheet": self.sheet,
-            "row": self.row,
-            "kind": RowKind.DEVICE,
-            "key": self.key,
-            "status": self.status,
-            "platform_id": self.platform_id,
-            "installed": self.installed,
-            "last_data": self.last_data,
-            "records": self.records,
-            "message": self.message,
-            "errors": [p.to_dict() for p in self.errors],
-            "warnings": [],
-        }
+    kind: str = RowKind.DEVICE
+
+    def columns(self) -> dict[str, Any]:
+        return {"installed": self.installed, "last_data": self.last_data, "records": self.records}
+
+    def problems(self) -> tuple[list[Any], list[Any]]:
+        return self.errors, []
 
 
 @dataclass
-class VerifyResult:
+class VerifyResult(Result):
     """One check of a sheet; ``to_dict()`` is its --report .json."""
 
     source: str
@@ -118,6 +112,7 @@ class VerifyResult:
     data_requests: int = 0
     lookup: LookupStats | None = None
     problems: list[Any] = field(default_factory=list)  # the sheet's own: a missing column
+    stop: StopKind = StopKind.NONE  # a --watch ended on a platform error, or Ctrl-C
     stopped: str = ""  # a --watch that ended on a platform error: the last good state
     records: SiteRecords | None = field(default=None, repr=False)  # for the results' sheet copy
     made_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -140,23 +135,20 @@ class VerifyResult:
         """The rows a watch waits for: on the platform and silent."""
         return [r for r in self.rows if r.status == CommissionStatus.SILENT]
 
-    def to_dict(self) -> dict[str, Any]:
+    def header(self) -> dict[str, Any]:
         return {
-            "command": self.command,
             "source": self.source,
             "template": self.template,
             "platform": self.platform,
             "device_link": self.device_link,
-            "made_at": self.made_at,
-            "ok": self.ok,
             "way": self.way,
             "data_requests": self.data_requests,
             "lookup": self.lookup.to_dict() if self.lookup else None,
-            "totals": self.totals,
             "stopped": self.stopped,
-            "problems": [p.to_dict() for p in self.problems],
-            "rows": [r.to_dict() for r in self.rows],
         }
+
+    def sheet_problems(self) -> list[Any]:
+        return self.problems
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
@@ -226,15 +218,14 @@ class Checker:
         way: str = "auto",
         lookup: str = "auto",
         stop: threading.Event | None = None,
-        reading: Callable[[str], None] | None = None,
-        progress: Callable[[int, int, int], None] | None = None,
+        events: Events | None = None,
     ) -> None:
         if way not in WAYS:
             raise ValueError(f"way must be one of {', '.join(WAYS)}")
         self.client = client
         self.stop = stop or threading.Event()
-        self.reading = reading or (lambda text: None)
-        self.progress = progress
+        self.events = events or Events()
+        self.reading = self.events.reading
         self.problems = list(report.problems)  # sheet-level: a missing column, a hidden tab
         self.way = way
         self.rows: list[VerifyRow] = []
@@ -243,7 +234,7 @@ class Checker:
         self.way_used = ""
         self._organisation = way != "per-device"
         records = self.records = report.records
-        snapshot, self.lookup = look_up(client, records, template, lookup, progress=reading)
+        snapshot, self.lookup = look_up(client, records, template, lookup, progress=self.reading)
         created = _created_times(journal_path, client.url, template.match_key)
         problems = {(r.sheet, r.row): r for r in report.problem_rows.values()}
         for record in records.devices:
@@ -394,24 +385,46 @@ class Checker:
                 return device, None, asked  # deleted since the lookup
             return device, page, asked
 
-        pool = ThreadPoolExecutor(max_workers=LOOKUP_THREADS)
-        try:
-            for done, (device, page, asked) in enumerate(pool.map(ask, pending), 1):
-                if self.progress is not None:
-                    self.progress(done, len(pending), 0)
+        # On the runner's bounded pool, as apply's requests: a stop (Ctrl-C, or a read that
+        # failed for good) begins no other read, and the reads in flight finish.
+        lock = threading.Lock()
+        failures: list[Exception] = []
+        interrupted: list[bool] = []
+        done = 0
+
+        def one(device: _Device) -> None:
+            nonlocal done
+            try:
+                _, page, asked = ask(device)
+            except Exception as exc:  # the first failure ends the round: it goes up below
+                with lock:
+                    failures.append(exc)
+                self.stop.set()  # retries end at once (the client waits on this event)
+                return
+            with lock:
+                done += 1
                 self.data_requests += asked
                 if page is None:
                     self._gone(device)
-                    continue
-                for item in page:
-                    _count(device, item)
-                if page:
-                    device.counted = False  # one record asked for: "1+"
-        except BaseException:
-            self.stop.set()  # retries end at once (the client waits on this event)
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
+                else:
+                    for item in page:
+                        _count(device, item)
+                    if page:
+                        device.counted = False  # one record asked for: "1+"
+                count = done
+            self.events.progress(count, len(pending), 0)
+
+        run_bounded(
+            pending,
+            one,
+            concurrency=LOOKUP_THREADS,
+            stop=self.stop,
+            interrupted=lambda: interrupted.append(True),
+        )
+        if interrupted:
+            raise KeyboardInterrupt
+        if failures:
+            raise failures[0]
         self.way_used = self.way_used or "per device, one request each"
 
     def _gone(self, device: _Device) -> None:
@@ -509,18 +522,17 @@ def verify_sheet(
     watch: bool = False,
     interval: float = 15.0,
     timeout: float = 1800.0,
-    on_round: Callable[[VerifyResult, float], None] | None = None,
+    events: Events | None = None,
     stop: threading.Event | None = None,
-    reading: Callable[[str], None] | None = None,
-    progress: Callable[[int, int, int], None] | None = None,
 ) -> VerifyResult:
     """Check the sheet once, or with ``watch`` again every ``interval`` seconds for the
     silent devices until every device is online, ``timeout`` passes or ``stop`` is set.
 
-    ``on_round(result, seconds_left)`` after each check (the live line of --watch);
-    ``reading`` hears how far the platform is read, ``progress(done, total, failed)``
-    how many devices have been asked for their data (the console's spinner and bar).
+    ``events.checked(result, seconds_left)`` after each check (the live line of
+    --watch); ``events`` also hears how far the platform is read and how many devices
+    have been asked for their data (the console's spinner and bar).
     """
+    events = events or Events()
     report = validate_sheet(sheet, template)
     if not report.records.devices:
         raise VerifyError(f"{sheet.name} has no device rows to check")
@@ -534,8 +546,7 @@ def verify_sheet(
         way=way,
         lookup=lookup,
         stop=stop,
-        reading=reading,
-        progress=progress,
+        events=events,
     )
     started = time.monotonic()
     result: VerifyResult | None = None
@@ -546,11 +557,11 @@ def verify_sheet(
             if result is None:
                 raise  # the first check: nothing to show yet
             result.stopped = f"stopped watching: {exc}; the state of the last check is written"
+            result.stop = StopKind.REFUSED if isinstance(exc, AuthError) else StopKind.UNREACHABLE
             return result
         result = checker.result(sheet, template)
         left = max(0.0, timeout - (time.monotonic() - started))
-        if on_round is not None:
-            on_round(result, left)
+        events.checked(result, left)
         if not watch or not result.waiting or left <= 0:
             return result
         if stop.wait(min(interval, left)):

@@ -14,15 +14,15 @@ from typing import Any
 import httpx
 import pytest
 
-from provisioner.actions import RowAction, RowKind
+from provisioner.actions import RowAction, RowKind, StopKind
 from provisioner.apply import (
     ApplyResult,
     ApplyRow,
-    StopKind,
     apply_sheet,
     nothing_sent,
     update_done,
 )
+from provisioner.events import Events
 from provisioner.journal import Journal, UpdateEntry, read_journal
 from provisioner.platform import PlatformClient, RetryPolicy
 from provisioner.reports import write_report
@@ -45,6 +45,16 @@ def one_device_sheet(folder: Path) -> Path:
     sheet = folder / "site.csv"
     sheet.write_text("serial,addr,name\nS1,0000000000000001,Zähler\n", encoding="utf-8")
     return sheet
+
+
+class _Planned(Events):
+    """Hears when the plan is made: the requests after it are the run's own."""
+
+    def __init__(self, planned: Callable[..., None]) -> None:
+        self.planned_at = planned
+
+    def planned(self, plan: Any, work: Any) -> None:
+        self.planned_at(plan, work)
 
 
 def run(
@@ -85,7 +95,7 @@ def run(
         client,
         journal_path=tmp_path / "j.jsonl",
         concurrency=2,
-        on_plan=planned,
+        events=_Planned(planned),
     )
     return result, seen
 

@@ -19,8 +19,8 @@ import pytest
 from test_apply_e2e import RUN_TIMEOUT, environment, explain, journal_lines, journal_of, run_apply
 from test_apply_terminal import finish, read_until, spawn
 
-from provisioner.apply import CONCURRENCY
 from provisioner.journal import read_journal
+from provisioner.runner import CONCURRENCY
 from provisioner.sandbox import Sandbox
 
 HEADER = "serial;addr;name;description"

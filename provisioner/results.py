@@ -1,0 +1,126 @@
+"""One shape for every command's result, and the exit code each result ends with.
+
+A command's JSON report (design.md, "Machine-readable output") is its result's
+``to_dict()``: ``command``, the command's own header (source, template,
+platform...), ``made_at``, ``ok``, ``totals``, ``problems`` (the sheet's own, not
+tied to a row) and ``rows``. Every row has ``sheet``, ``row``, ``kind``, ``key``,
+``status``, ``platform_id`` and ``message``, then its command's own columns, then
+``errors`` and ``warnings``. The console, CSV, HTML and xlsx reports read that one
+shape. ``exit_code`` is the design's contract: 0 all done, 1 rows that need
+attention, 2 unusable input, 3 the platform refused or is unreachable, 130
+interrupted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from provisioner.actions import StopKind
+
+EXIT_OK = 0
+EXIT_ATTENTION = 1  # rows that need the installer: blocked, failed, silent, kept
+EXIT_INPUT = 2  # unusable input: nothing was written
+EXIT_PLATFORM = 3  # the platform refused the token, is unreachable, or cannot do it
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM
+
+# A run that stopped early ends with this code (whatever its rows say).
+STOP_EXIT = {
+    StopKind.NONE: EXIT_OK,
+    StopKind.INTERRUPTED: EXIT_INTERRUPTED,
+    StopKind.SAME_FAILURE: EXIT_ATTENTION,  # the sheet is wrong, not the platform
+    StopKind.NO_UPDATES: EXIT_ATTENTION,  # what was created stays; apply without --update
+    StopKind.REFUSED: EXIT_PLATFORM,
+    StopKind.UNREACHABLE: EXIT_PLATFORM,
+    StopKind.JOURNAL: EXIT_PLATFORM,
+    StopKind.NO_DELETES: EXIT_PLATFORM,
+}
+
+
+class _Problem(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class Row:
+    """A result's row: the shared columns come from these attributes, its own from
+    ``columns()``."""
+
+    sheet: str
+    row: int | None
+    kind: str
+    key: str
+    platform_id: int | None
+    message: str
+
+    @property
+    def outcome(self) -> str:
+        """The row's status (plan: its action)."""
+        return str(getattr(self, "status"))  # noqa: B009 (a dataclass field or a property)
+
+    def columns(self) -> dict[str, Any]:
+        return {}
+
+    def problems(self) -> tuple[Iterable[_Problem], Iterable[_Problem]]:
+        """The row's (errors, warnings)."""
+        return (), ()
+
+    def to_dict(self) -> dict[str, Any]:
+        errors, warnings = self.problems()
+        return {
+            "sheet": self.sheet,
+            "row": self.row,
+            "kind": self.kind,
+            "key": self.key,
+            "status": self.outcome,
+            "platform_id": self.platform_id,
+            "message": self.message,
+            **self.columns(),
+            "errors": [p.to_dict() for p in errors],
+            "warnings": [p.to_dict() for p in warnings],
+        }
+
+
+class Result:
+    """A command's result: ``to_dict()`` (its JSON report) and ``exit_code``."""
+
+    command: str
+    made_at: str
+    rows: Sequence[Row]
+    stop: StopKind = StopKind.NONE
+
+    @property
+    def ok(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def totals(self) -> dict[str, int]:
+        """How many rows have each status, in the order first seen."""
+        return dict(Counter(row.outcome for row in self.rows))
+
+    def header(self) -> dict[str, Any]:
+        """The command's own keys, between ``command`` and ``made_at``."""
+        return {}
+
+    def sheet_problems(self) -> Iterable[_Problem]:
+        return ()
+
+    def head(self) -> dict[str, Any]:
+        """``to_dict()`` without its rows."""
+        return {
+            "command": self.command,
+            **self.header(),
+            "made_at": self.made_at,
+            "ok": self.ok,
+            "totals": self.totals,
+            "problems": [p.to_dict() for p in self.sheet_problems()],
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.head(), "rows": [row.to_dict() for row in self.rows]}
+
+    @property
+    def exit_code(self) -> int:
+        if self.stop:
+            return STOP_EXIT[self.stop]
+        return EXIT_OK if self.ok else EXIT_ATTENTION
