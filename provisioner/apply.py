@@ -32,7 +32,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +98,7 @@ class ApplyRow(Row):
     message: str = ""
     changes: list[dict[str, Any]] = field(default_factory=list)  # an update's, field by field
 
-    def columns(self) -> dict[str, Any]:
-        return {"changes": self.changes}
+    COLUMNS = ("changes",)
 
 
 @dataclass
@@ -131,18 +129,7 @@ class ApplyResult(Result):
     def ok(self) -> bool:
         return not self.stop and not any(r.status.needs_attention for r in self.rows)
 
-    def header(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "template": self.template,
-            "platform": self.platform,
-            "device_link": self.device_link,
-            "run": self.run,
-            "journal": self.journal,
-            "stopped": self.stopped,
-            "stop": self.stop,
-            "notes": self.notes,
-        }
+    HEADER = (*Result.HEADER, "run", "journal", "stopped", "stop", "notes")
 
 
 def nothing_sent(result: ApplyResult, listed: bool) -> str:
@@ -982,52 +969,28 @@ def _record_settled(runner: Runner, row_plan: RowPlan, entry: Entry) -> None:
         answer = Outcome(RowAction.CREATED, row_plan.platform_id, f"created ({found})")
     else:
         answer = Outcome(RowAction.EXISTS, row_plan.platform_id, found)
-    runner.write_journal(
-        partial(
-            runner.journal.outcome,
-            "done",
-            entry.kind,
-            entry.key,
-            row_plan.row,
-            status=answer.status,
-            platform_id=answer.platform_id,
-            message=answer.message,
-            updated_at=answer.updated_at,
-            tags=entry.tags,  # a create's that reached the platform: this sheet's
-            addr=answer.evidence.get("addr", ""),
-            created_at=answer.evidence.get("created_at", ""),
-            origin=entry.run,  # undo of that run takes it back
-        )
-    )
+    # The tags a create that reached the platform sent are this sheet's; undo of that
+    # run takes it back.
+    runner.record(entry.kind, entry.key, row_plan.row, answer, tags=entry.tags, origin=entry.run)
 
 
 def _record_settled_update(runner: Runner, update: UpdateEntry, device: dict[str, Any]) -> None:
     """An update of an earlier run without an answer, settled by the device as the plan
     read it: done with its images (undo restores it) or not carried out."""
     of = f"run {update.run or 'an earlier run'}"
+    device_id = update.platform_id or _id_of(device)
     if update_done(update, device):
-        event, status = "done", RowAction.UPDATED
         message = f"updated (found on the platform after a lost answer of {of})"
+        outcome = Outcome(
+            RowAction.UPDATED, device_id, message, updated_at=_text(device.get("updatedAt"))
+        )
         images = (update.before, masked_input(device))
     else:
-        event, status = "failed", RowAction.FAILED
         message = f"not carried out: the device does not hold the update of {of}"
+        outcome = Outcome(RowAction.FAILED, device_id, message)
         images = (update.before, update.before)
-    runner.write_journal(
-        partial(
-            runner.journal.outcome,
-            event,
-            RowKind.DEVICE,
-            update.key,
-            update.row or 0,
-            status=status,
-            platform_id=update.platform_id or _id_of(device),
-            message=message,
-            update=images,
-            updated_at=_text(device.get("updatedAt")) if event == "done" else "",
-            origin=update.run,
-        )
-    )
+    row = update.row or 0
+    runner.record(RowKind.DEVICE, update.key, row, outcome, update=images, origin=update.run)
 
 
 def _write_results(

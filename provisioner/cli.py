@@ -520,20 +520,82 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # the same clean stop as Ctrl-C
 
 
+# The sandbox's settings as options: (option, type, default, show the default, help); each
+# is the SandboxConfig field of the same name.
+_SANDBOX_SETTINGS: tuple[tuple[str, Any, Any, bool, str], ...] = (
+    ("--host", str, "127.0.0.1", True, "Address to listen on."),
+    ("--port", click.IntRange(0, 65535), 8080, True, "Port to listen on; 0 picks a free one."),
+    (
+        "--db",
+        click.Path(dir_okay=False, path_type=Path),
+        None,
+        False,
+        "SQLite file to keep data and tokens in across restarts (default: memory only).",
+    ),
+    (
+        "--seed-devices",
+        click.IntRange(min=0),
+        0,
+        False,
+        "Add this many realistic devices (the same ones every time).",
+    ),
+    (
+        "--latency-ms",
+        click.IntRange(min=0),
+        0,
+        False,
+        "Delay every request by this many milliseconds.",
+    ),
+    (
+        "--fail-rate",
+        click.FloatRange(0, 1),
+        0.0,
+        False,
+        "Share of requests (0..1) answered 500 without doing anything.",
+    ),
+    (
+        "--rate-limit",
+        click.FloatRange(min=0, min_open=True),
+        None,
+        False,
+        "Requests per second; above it the answer is 429 with Retry-After.",
+    ),
+    (
+        "--drop-after-commit-rate",
+        click.FloatRange(0, 1),
+        0.0,
+        False,
+        "Share of creates (0..1) that are committed and then get no answer at all.",
+    ),
+    (
+        "--max-page-size",
+        click.IntRange(1, MAX_PAGE_SIZE),
+        MAX_PAGE_SIZE,
+        True,
+        "Clamp limit to this many rows per page.",
+    ),
+    ("--fault-seed", int, None, False, "Seed for the random faults, for reproducible runs."),
+    (
+        "--silent-share",
+        click.FloatRange(0, 1),
+        0.05,
+        True,
+        "Share of devices (0..1; the same ones, by addr, every run) that send no uplinks.",
+    ),
+)
+
+
+def sandbox_settings(command: F) -> F:
+    """The options of _SANDBOX_SETTINGS, in their order on --help."""
+    for name, kind, default, show, text in reversed(_SANDBOX_SETTINGS):
+        command = click.option(name, type=kind, default=default, show_default=show, help=text)(
+            command
+        )
+    return command
+
+
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8080,
-    show_default=True,
-    help="Port to listen on; 0 picks a free one.",
-)
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="SQLite file to keep data and tokens in across restarts (default: memory only).",
-)
+@sandbox_settings
 @click.option(
     "--token",
     "tokens",
@@ -543,97 +605,23 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     help=f"Fix the token of a role ({', '.join(ROLES)}); repeatable. Other roles get random ones.",
 )
 @click.option(
-    "--seed-devices",
-    type=click.IntRange(min=0),
-    default=0,
-    help="Add this many realistic devices (the same ones every time).",
-)
-@click.option(
     "--ready-file",
     type=click.Path(dir_okay=False, path_type=Path),
     help='Write {"url": ..., "tokens": {role: token}} here once listening (for scripts).',
 )
-@click.option(
-    "--latency-ms",
-    type=click.IntRange(min=0),
-    default=0,
-    help="Delay every request by this many milliseconds.",
-)
-@click.option(
-    "--fail-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    help="Share of requests (0..1) answered 500 without doing anything.",
-)
-@click.option(
-    "--rate-limit",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Requests per second; above it the answer is 429 with Retry-After.",
-)
-@click.option(
-    "--drop-after-commit-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    help="Share of creates (0..1) that are committed and then get no answer at all.",
-)
-@click.option(
-    "--max-page-size",
-    type=click.IntRange(1, MAX_PAGE_SIZE),
-    default=MAX_PAGE_SIZE,
-    show_default=True,
-    help="Clamp limit to this many rows per page.",
-)
-@click.option("--fault-seed", type=int, help="Seed for the random faults, for reproducible runs.")
 @click.option(
     "--simulate-uplinks",
     type=click.FloatRange(min=0, min_open=True),
     metavar="SECONDS",
     help="Every device that is not silent sends an uplink (parsed data) every SECONDS.",
 )
-@click.option(
-    "--silent-share",
-    type=click.FloatRange(0, 1),
-    default=0.05,
-    show_default=True,
-    help="Share of devices (0..1; the same ones, by addr, every run) that send no uplinks.",
-)
 @click.option("--verbose", is_flag=True, help="Log every request to stderr.")
-def sandbox(
-    host: str,
-    port: int,
-    db: Path | None,
-    tokens: dict[str, str],
-    seed_devices: int,
-    ready_file: Path | None,
-    latency_ms: int,
-    fail_rate: float,
-    rate_limit: float | None,
-    drop_after_commit_rate: float,
-    max_page_size: int,
-    fault_seed: int | None,
-    simulate_uplinks: float | None,
-    silent_share: float,
-    verbose: bool,
-) -> None:
+def sandbox(ready_file: Path | None, **settings: Any) -> None:
     """Serve a local stand-in for the platform's REST API, to rehearse a sheet or to test."""
     from provisioner.sandbox import Sandbox, SandboxConfig
 
-    config = SandboxConfig(
-        host=host,
-        port=port,
-        db=db,
-        tokens=tokens,
-        latency_ms=latency_ms,
-        fail_rate=fail_rate,
-        rate_limit=rate_limit,
-        drop_after_commit_rate=drop_after_commit_rate,
-        max_page_size=max_page_size,
-        seed_devices=seed_devices,
-        fault_seed=fault_seed,
-        simulate_uplinks=simulate_uplinks,
-        silent_share=silent_share,
-        verbose=verbose,
-    )
+    config = SandboxConfig(**settings)
+    host, port, db = config.host, config.port, config.db
     try:
         server = Sandbox(config)
     except sqlite3.Error as exc:

@@ -20,7 +20,7 @@ from typing import Any
 
 from provisioner.actions import LOOKUPS
 from provisioner.errors import ProvisionerError
-from provisioner.fields import HEX, normal_addr, normal_key
+from provisioner.fields import HEX, normal_addr, normal_key, same
 from provisioner.platform import (
     MAX_PAGE_SIZE,
     MIN_PLAUSIBLE_PAGE_CAP,
@@ -70,6 +70,48 @@ class Snapshot:
             same = self.by_addr.setdefault(addr, [])
             if all(d.get("id") != device.get("id") for d in same):
                 same.append(device)
+
+
+@dataclass(frozen=True)
+class Match:
+    """What the platform holds for one sheet row (plan's rule, verify's, undo's by addr).
+
+    ``device`` is the row's device when exactly one carries its key and its addr (if the
+    sheet gives one) is the same; otherwise ``problem`` says why there is none to use:
+    "" when no device carries the key (missing), else the words for the installer.
+    """
+
+    device: Device | None
+    problem: str = ""
+    found: Device | None = None  # the one device with the key, whatever its addr
+
+    @property
+    def missing(self) -> bool:
+        return self.device is None and not self.problem
+
+
+def match_row(key: str, addr: Any, snapshot: Snapshot) -> Match:
+    """The one rule that matches a row to the platform's devices: by its key; two devices
+    with the key are ambiguous; one whose addr differs from the sheet's is another device
+    (an addr can only be changed by a platform admin)."""
+    matches = snapshot.by_key.get(normal_key(snapshot.match_key, key), [])
+    if not matches:
+        return Match(None)
+    if len(matches) > 1:
+        ids = ", ".join(str(d.get("id")) for d in matches)
+        return Match(
+            None,
+            f"{len(matches)} platform devices share the {snapshot.match_key} {key} "
+            f"(ids {ids}); resolve this on the platform first",
+        )
+    device = matches[0]
+    if addr is not None and not same("addr", addr, device.get("addr")):
+        return Match(
+            None,
+            f"the device's addr is {device.get('addr')} on the platform, {addr} in the sheet",
+            found=device,
+        )
+    return Match(device, found=device)
 
 
 @dataclass

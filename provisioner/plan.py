@@ -50,6 +50,7 @@ from provisioner.lookup import (
     LookupStats,
     Snapshot,
     look_up,
+    match_row,
 )
 from provisioner.platform import (
     PlatformClient,
@@ -94,7 +95,7 @@ class RowPlan(Row):
         return masked_body(f"{self.kind}s", self.body)
 
     @property
-    def updated_at(self) -> str | None:
+    def platform_updated_at(self) -> str | None:
         value = self.device.get("updatedAt") if self.device is not None else None
         return value if isinstance(value, str) and value else None
 
@@ -109,19 +110,20 @@ class RowPlan(Row):
     def problems(self) -> tuple[list[Problem], list[Problem]]:
         return self.errors, self.warnings
 
-    def columns(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "reason": self.reason,
-            "platform_updated_at": self.updated_at,
-            # How the device looked, for an apply --update --plan of a platform without
-            # updatedAt: a fingerprint, from which no value can be read.
-            "platform_fingerprint": (
-                device_fingerprint(self.device) if self.device is not None else None
-            ),
-            "diff": self.diff,
-            "sends": self.sends,
-        }
+    COLUMNS = (
+        "action",
+        "reason",
+        "platform_updated_at",
+        "platform_fingerprint",
+        "diff",
+        "sends",
+    )
+
+    @property
+    def platform_fingerprint(self) -> str | None:
+        """How the device looked, for an apply --update --plan of a platform without
+        updatedAt: a fingerprint, from which no value can be read."""
+        return device_fingerprint(self.device) if self.device is not None else None
 
 
 def diff(
@@ -187,28 +189,20 @@ def _device_plan(
     if not record.valid:
         plan.action, plan.reason = RowAction.BLOCKED, "invalid row"
         return plan
-    key = normal_key(snapshot.match_key, record.key)
-    found = snapshot.by_key.get(key, [])
-    if len(found) > 1:
-        ids = ", ".join(str(d.get("id")) for d in found)
+    match = match_row(record.key, record.body.get("addr"), snapshot)
+    if match.found is not None:
+        plan.platform_id = match.found.get("id")
+        plan.device = match.found
+    if match.problem:
         plan.action = RowAction.BLOCKED
-        plan.reason = (
-            f"{len(found)} platform devices share the {snapshot.match_key} {record.key} "
-            f"(ids {ids}); resolve this on the platform first"
-        )
-        return plan
-    if found:
-        device = found[0]
-        plan.platform_id = device.get("id")
-        plan.device = device
-        if not same("addr", record.body.get("addr"), device.get("addr")):
-            plan.action = RowAction.BLOCKED
-            plan.reason = (
-                f"the device's addr is {device.get('addr')} on the platform, "
-                f"{record.body.get('addr')} in the sheet; an addr can only be changed by a "
-                "platform admin: correct the sheet, or ask one"
+        plan.reason = match.problem
+        if match.found is not None:
+            plan.reason += (
+                "; an addr can only be changed by a platform admin: correct the sheet, or ask one"
             )
-            return plan
+        return plan
+    if match.device is not None:
+        device = match.device
         differing: list[str] = []
         for name, value in record.body.items():
             if not fills(name, record.defaulted, tags_mode):
@@ -393,15 +387,7 @@ class Plan(Result):
     def ok(self) -> bool:
         return not any(r.action == RowAction.BLOCKED for r in self.rows) and self.validation.ok
 
-    def header(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "template": self.template,
-            "platform": self.platform,
-            "device_link": self.device_link,
-            "fingerprint": self.fingerprint,
-            "lookup": self.lookup.to_dict(),
-        }
+    HEADER = (*Result.HEADER, "fingerprint", "lookup")
 
     def sheet_problems(self) -> list[Problem]:
         return self.validation.problems

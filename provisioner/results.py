@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from provisioner.actions import StopKind
 
@@ -43,8 +43,10 @@ class _Problem(Protocol):
 
 
 class Row:
-    """A result's row: the shared columns come from these attributes, its own from
-    ``columns()``."""
+    """A result's row: the shared columns come from these attributes, its own are the
+    attributes ``COLUMNS`` names."""
+
+    COLUMNS: ClassVar[tuple[str, ...]] = ()
 
     sheet: str
     row: int | None
@@ -59,7 +61,7 @@ class Row:
         return str(getattr(self, "status"))  # noqa: B009 (a dataclass field or a property)
 
     def columns(self) -> dict[str, Any]:
-        return {}
+        return {name: getattr(self, name) for name in self.COLUMNS}
 
     def problems(self) -> tuple[Iterable[_Problem], Iterable[_Problem]]:
         """The row's (errors, warnings)."""
@@ -88,6 +90,8 @@ class Result:
     made_at: str
     rows: Sequence[Row]
     stop: StopKind = StopKind.NONE
+    # The attributes of the command's own header, in order (one with ``to_dict`` as that).
+    HEADER: ClassVar[tuple[str, ...]] = ("source", "template", "platform", "device_link")
 
     @property
     def ok(self) -> bool:
@@ -100,7 +104,7 @@ class Result:
 
     def header(self) -> dict[str, Any]:
         """The command's own keys, between ``command`` and ``made_at``."""
-        return {}
+        return {name: _plain(getattr(self, name)) for name in self.HEADER}
 
     def sheet_problems(self) -> Iterable[_Problem]:
         return ()
@@ -124,3 +128,9 @@ class Result:
         if self.stop:
             return STOP_EXIT[self.stop]
         return EXIT_OK if self.ok else EXIT_ATTENTION
+
+
+def _plain(value: Any) -> Any:
+    """A header value as JSON holds it (lookup statistics as their dict)."""
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else value

@@ -378,25 +378,31 @@ class Runner:
             )
 
     def _record(self, request: Request, outcome: Outcome) -> Outcome:
+        self.record(request.kind, request.key, request.row, outcome, **request.recorded(outcome))
+        request.finish(outcome)
+        return outcome
+
+    def record(self, kind: str, key: str, row: int, outcome: Outcome, **extra: Any) -> None:
+        """An outcome's journal line, with what undo needs (the evidence of a create, the
+        images of an update): a request's, or one that the fresh plan settled (``origin``:
+        the earlier run whose request it was)."""
         event = "unknown" if outcome.open else "failed" if outcome.failed else "done"
         self.write_journal(
             partial(
                 self.journal.outcome,
                 event,
-                request.kind,
-                request.key,
-                request.row,
+                kind,
+                key,
+                row,
                 status=outcome.status,
                 platform_id=outcome.platform_id,
                 message=outcome.message,
                 updated_at=outcome.updated_at,
                 addr=outcome.evidence.get("addr", ""),
                 created_at=outcome.evidence.get("created_at", ""),
-                **request.recorded(outcome),
+                **extra,
             )
         )
-        request.finish(outcome)
-        return outcome
 
     def _alike(self, request: Request, outcome: Outcome | None) -> str:
         """The stop's words when the run's first requests all failed with one answer.

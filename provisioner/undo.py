@@ -85,8 +85,7 @@ class UndoRow(Row):
     settle: bool = False  # gone already: the journal gets the delete's done line
     sheet: str = ""  # the sheet whose runs made it (the journal's)
 
-    def columns(self) -> dict[str, Any]:
-        return {"run": self.run, "restored": self.restored}
+    COLUMNS = ("run", "restored")
 
 
 @dataclass
@@ -117,15 +116,7 @@ class UndoResult(Result):
             for r in self.rows
         )
 
-    def header(self) -> dict[str, Any]:
-        return {
-            "journal": self.journal,
-            "platform": self.platform,
-            "device_link": self.device_link,
-            "runs": self.runs,
-            "stopped": self.stopped,
-            "warnings": self.warnings,
-        }
+    HEADER = ("journal", "platform", "device_link", "runs", "stopped", "warnings")
 
 
 def undo_sheet(

@@ -34,9 +34,9 @@ from typing import Any
 from provisioner.actions import CommissionStatus, RowKind, StopKind
 from provisioner.errors import ProvisionerError
 from provisioner.events import Events
-from provisioner.fields import normal_key, same
+from provisioner.fields import normal_key
 from provisioner.journal import read_journal
-from provisioner.lookup import LOOKUP_THREADS, LookupStats, Snapshot, look_up
+from provisioner.lookup import LOOKUP_THREADS, LookupStats, Snapshot, look_up, match_row
 from provisioner.platform import (
     MAX_PAGE_SIZE,
     AuthError,
@@ -93,8 +93,7 @@ class VerifyRow(Row):
 
     kind: str = RowKind.DEVICE
 
-    def columns(self) -> dict[str, Any]:
-        return {"installed": self.installed, "last_data": self.last_data, "records": self.records}
+    COLUMNS = ("installed", "last_data", "records")
 
     def problems(self) -> tuple[list[Any], list[Any]]:
         return self.errors, []
@@ -135,17 +134,7 @@ class VerifyResult(Result):
         """The rows a watch waits for: on the platform and silent."""
         return [r for r in self.rows if r.status == CommissionStatus.SILENT]
 
-    def header(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "template": self.template,
-            "platform": self.platform,
-            "device_link": self.device_link,
-            "way": self.way,
-            "data_requests": self.data_requests,
-            "lookup": self.lookup.to_dict() if self.lookup else None,
-            "stopped": self.stopped,
-        }
+    HEADER = (*Result.HEADER, "way", "data_requests", "lookup", "stopped")
 
     def sheet_problems(self) -> list[Any]:
         return self.problems
@@ -258,27 +247,19 @@ class Checker:
             row.message = f"invalid row: {first}"
             return
         key = normal_key(match_key, record.key)
-        matches = snapshot.by_key.get(key, [])
-        if len(matches) != 1:
+        match = match_row(record.key, record.body.get("addr"), snapshot)
+        if match.device is None:
             row.status = CommissionStatus.MISSING
-            row.message = (
-                "not on the platform: run apply for it"
-                if not matches
-                else f"{len(matches)} platform devices share the {match_key} {record.key} "
-                f"(ids {', '.join(str(d.get('id')) for d in matches)}): resolve this on the "
-                "platform first"
-            )
+            row.message = match.problem or "not on the platform: run apply for it"
+            if match.found is not None:
+                row.platform_id = int(match.found["id"])
+                row.message += (
+                    ": the device of this row is not on the platform (plan shows this row as "
+                    "blocked)"
+                )
             return
-        device = matches[0]
+        device = match.device
         row.platform_id = int(device["id"])
-        if not same("addr", record.body.get("addr"), device.get("addr")):
-            row.status = CommissionStatus.MISSING
-            row.message = (
-                f"the platform's device with {match_key} {record.key} has the addr "
-                f"{device.get('addr')}, the sheet {record.body.get('addr')}: the device of this "
-                "row is not on the platform (plan shows this row as blocked)"
-            )
-            return
         installed = since or created.get(key) or instant(device.get("createdAt"))
         # No time known: any data counts, and the row says no install time.
         row.installed = None if installed is None else stamp(installed)
