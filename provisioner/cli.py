@@ -332,8 +332,10 @@ class Console(Events):
     """The console's side of a run: the live line on stderr (``provisioner.progress``);
     a command's subclass adds what it shows and asks."""
 
-    def __init__(self, live: Progress) -> None:
-        self.live = live
+    def __init__(self, run: PlatformRun, yes: bool = False) -> None:
+        self.live = run.live
+        self.url = run.client.url
+        self.yes = yes  # --yes: every question is answered yes
 
     def reading(self, text: str) -> None:
         self.live.reading(text)
@@ -806,7 +808,7 @@ def plan(
     nothing is blocked, 1 when something is, 2 for unreadable input, 3 when the
     platform is unreachable or refuses the token.
     """
-    from provisioner.plan import plan_sheet
+    from provisioner.plan import make_plan
 
     _check_reports((*reports, *([out] if out else [])), sheet)
     limit, creates = show
@@ -814,12 +816,12 @@ def plan(
     click.echo(choice.line)
     with platform_run(ctx, platform) as run:
         run.live.reading(f"reading {sheet.name}")
-        result = plan_sheet(
+        result = make_plan(
             sheet,
             choice.template,
             run.client,
             lookup,
-            journal_path=journal_path,
+            journal=journal_path or default_journal(sheet),
             progress=run.live.reading,
         )
     data = result.to_dict()
@@ -1000,9 +1002,7 @@ class _ApplyConsole(Console):
     """apply on the console: the fresh plan in place of the spinner, then the question."""
 
     def __init__(self, run: PlatformRun, yes: bool) -> None:
-        super().__init__(run.live)
-        self.url = run.client.url
-        self.yes = yes
+        super().__init__(run, yes)
         self.notes_shown = 0  # the notes printed with the plan, not again after the run
         self.records: SiteRecords | None = None
 
@@ -1136,7 +1136,7 @@ def verify(
     click.echo(choice.line)
     with platform_run(ctx, platform, unit="devices") as run:
         run.interrupted = "interrupted before the first check: nothing was written"
-        console = _VerifyConsole(run.live, watch)
+        console = _VerifyConsole(run, watch)
         run.live.reading(f"reading {sheet.name}")
         try:
             result = verify_sheet(
@@ -1179,8 +1179,8 @@ def verify(
 class _VerifyConsole(Console):
     """verify on the console: with --watch, a live line after each round."""
 
-    def __init__(self, live: Progress, watch: bool) -> None:
-        super().__init__(live)
+    def __init__(self, run: PlatformRun, watch: bool) -> None:
+        super().__init__(run)
         self.watch = watch
         self.latest: VerifyResult | None = None  # what an interrupt writes
 
@@ -1384,11 +1384,6 @@ def undo(
 
 class _UndoConsole(Console):
     """undo on the console: what it will delete and put back, then the question."""
-
-    def __init__(self, run: PlatformRun, yes: bool) -> None:
-        super().__init__(run.live)
-        self.url = run.client.url
-        self.yes = yes
 
     def confirm(self, what: Any) -> bool:
         plan: UndoResult = what

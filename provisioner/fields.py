@@ -20,6 +20,7 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from provisioner.problems import Kind, kind
@@ -585,3 +586,16 @@ _SECRET_FIELDS = {
     tab: frozenset(name for name, known in fields.items() if known.secret)
     for tab, fields in FIELDS.items()
 }
+
+
+def instant(value: Any) -> datetime | None:
+    """An RFC 3339 time from the platform as an aware datetime; None when it is not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time, or one at the end of the calendar
+        return None

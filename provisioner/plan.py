@@ -41,7 +41,6 @@ from provisioner.journal import (
     Entry,
     JournalState,
     day_of,
-    default_journal,
     payload_fingerprint,
     read_sheet_journal,
 )
@@ -401,13 +400,17 @@ def make_plan(
     *,
     validation: ValidationReport | None = None,
     progress: Callable[[str], None] | None = None,
-    journal: JournalState | None = None,
+    journal: JournalState | Path | None = None,
 ) -> Plan:
     """Validate the sheet, look up the platform, and diff the two. Writes nothing.
 
     ``journal``: what the sheet's earlier runs recorded (the downlinks they queued, the
-    tags they put on devices).
+    tags they put on devices), or the path of its journal (``provisioner plan``: read,
+    never locked, since plan writes nothing; a torn last line is skipped, another
+    sheet's journal refused).
     """
+    if isinstance(journal, Path):
+        journal = read_sheet_journal(journal, sheet.name, client.url)
     report = validation or validate_sheet(sheet, template)
     if progress:
         progress(f"reading the platform: looking up {len(report.records.devices)} devices")
@@ -424,18 +427,3 @@ def make_plan(
         lookup=stats,
         validation=report,
     )
-
-
-def plan_sheet(
-    sheet: Path,
-    template: SiteTemplate,
-    client: PlatformClient,
-    lookup: str = "auto",
-    *,
-    journal_path: Path | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> Plan:
-    """``provisioner plan``: the sheet's journal read (never locked: plan writes nothing,
-    and a torn last line is skipped; another sheet's journal is refused), then the plan."""
-    earlier = read_sheet_journal(journal_path or default_journal(sheet), sheet.name, client.url)
-    return make_plan(sheet, template, client, lookup, progress=progress, journal=earlier)

@@ -36,7 +36,7 @@ from provisioner.actions import RowKind, StopKind, UndoStatus
 from provisioner.changes import device_input, masked_input, secret_values
 from provisioner.errors import ProvisionerError
 from provisioner.events import Events
-from provisioner.fields import MASK, normal_addr
+from provisioner.fields import MASK, instant, normal_addr
 from provisioner.journal import (
     Entry,
     Images,
@@ -54,7 +54,6 @@ from provisioner.platform import (
 )
 from provisioner.results import Result, Row
 from provisioner.runner import MAX_UNKNOWN, Outcome, Request, Runner, StopRun
-from provisioner.verify import instant
 
 Device = dict[str, Any]
 # A row's check of its device as the lookup found it (None: not on the platform).

@@ -34,7 +34,7 @@ from typing import Any
 from provisioner.actions import CommissionStatus, RowKind, StopKind
 from provisioner.errors import ProvisionerError
 from provisioner.events import Events
-from provisioner.fields import normal_key
+from provisioner.fields import instant, normal_key
 from provisioner.journal import read_journal
 from provisioner.lookup import LOOKUP_THREADS, LookupStats, Snapshot, look_up, match_row
 from provisioner.platform import (
@@ -162,19 +162,6 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     if moment.tzinfo is None:
         moment = moment.astimezone()  # the machine's own zone, as the installer means it
     return moment.astimezone(UTC)
-
-
-def instant(value: Any) -> datetime | None:
-    """An RFC 3339 time from the platform as an aware datetime; None when it is not one."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC)
-    except (ValueError, OverflowError):  # not a time, or one at the end of the calendar
-        return None
 
 
 def stamp(moment: datetime) -> str:
