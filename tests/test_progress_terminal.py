@@ -122,7 +122,9 @@ def test_ctrl_c_while_sending_ends_the_bar_before_the_resume_command(
     sheet, _ = device_sheet(tmp_path, 300)
     words = apply_words(sb, sheet, "--yes", "--concurrency", "2")
     pid, fd = spawn(words, tmp_path, PROVISIONER_TOKEN=sb.tokens[TOKEN])
+    # The bar shows 0/300 before the first answer; an ETA only once rows are done.
     seen = read_until(fd, b"/300 rows")
+    seen += read_until(fd, b"ETA 0:")
     os.kill(pid, signal.SIGINT)
     code, rest = finish(pid, fd)
     screen = seen.decode(errors="replace") + rest
