@@ -45,6 +45,7 @@ from provisioner.changes import (
     secret_values,
 )
 from provisioner.errors import Declined, Interrupted, ProvisionerError
+from provisioner.errors import SavedPlanError as SavedPlanError
 from provisioner.events import Events
 from provisioner.fields import normal_addr, normal_key
 from provisioner.journal import (
@@ -79,10 +80,6 @@ from provisioner.runner import (
     StopRun,
 )
 from provisioner.templates import SiteTemplate
-
-
-class SavedPlanError(ProvisionerError):
-    """``--plan`` names a file that is no plan, or one that no longer holds."""
 
 
 @dataclass

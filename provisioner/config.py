@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provisioner.errors import ProvisionerError
+from provisioner.errors import ConfigError as ConfigError
 
 FILE_NAME = "provisioner.toml"
 
@@ -30,10 +30,6 @@ KEYS = {
     "reports": 'report formats written beside the sheet, e.g. ["html", "json"]',
 }
 REPORT_FORMATS = ("json", "html", "xlsx", "csv")
-
-
-class ConfigError(ProvisionerError):
-    """The settings file cannot be used; the message names the file and the fix."""
 
 
 @dataclass(frozen=True)

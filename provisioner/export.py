@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from provisioner.errors import ProvisionerError
+from provisioner.errors import ExportError as ExportError
 from provisioner.fields import (
     CONFIG_PREFIX,
     as_text,
@@ -72,10 +72,6 @@ _IDENTITY = ("addr", "name", "serial")
 # Characters no workbook can hold (and a NUL no CSV reader takes): C0 controls but tab
 # and line breaks, and lone surrogates from JSON escapes.
 _UNHOLDABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
-
-
-class ExportError(ProvisionerError):
-    """The export cannot be made as asked: no devices chosen, the file exists, cannot be written."""
 
 
 @dataclass

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provisioner.actions import LOOKUPS
-from provisioner.errors import ProvisionerError
+from provisioner.errors import PlanError as PlanError
 from provisioner.fields import HEX, normal_addr, normal_key, same
 from provisioner.platform import (
     MAX_PAGE_SIZE,
@@ -33,11 +33,6 @@ from provisioner.platform import (
 )
 from provisioner.records import SiteRecords
 from provisioner.templates import SiteTemplate
-
-
-class PlanError(ProvisionerError):
-    """The plan cannot be made as asked (a lookup the template does not allow)."""
-
 
 # A page of 10000 devices costs about as much as this many single-device lookups
 # (benchmarks/plan_speed.py measured 170 to 240 against the sandbox).

@@ -3,32 +3,14 @@
 Everything the client needs is passed to its constructor: base URL, token,
 timeouts, retry policy, limits, clock, transport. It never reads the environment.
 
-Every failure reaches the caller as one of these exceptions. Each carries
-``status`` (the HTTP status, or None when no answer came) and ``message`` (the
-server's words, shortened), and none of them ever contains the token or a
-secret registered with ``add_secrets``::
-
-    PlatformError            base class
-    ├── AuthError            401/403: token missing, unknown, revoked, or without the role needed
-    ├── NotFound             404
-    ├── Conflict             409: e.g. a device with this addr already exists
-    ├── InvalidRequest       400/422 (and any other 4xx): the platform rejected the query or body
-    ├── RateLimited          429, still after all retries
-    ├── ServerError          5xx, still after all retries where retrying is safe
-    ├── BadAnswer            the platform answered, but not as platform-api.md documents: not
-    │                        JSON, the wrong shape, an id that is not a positive integer, broken
-    │                        gzip, nested too deep, too big, too slow, or a listing that never
-    │                        ends; ``maybe_done`` is True for a write, which may have been
-    │                        carried out all the same
-    ├── TransportError       no answer, and the request was safe to retry: a failure to
-    │                        connect (DNS, refused, connect timeout) for any request, or
-    │                        any transport failure (reset, closed unanswered, timeout) of a
-    │                        read; retried for ``outage_seconds`` first (not TLS failures)
-    └── UnknownOutcome       a write that may have reached the server, but no answer
-                             came back: look the object up before sending it again
+Every failure reaches the caller as a ``PlatformError`` of the tree drawn in
+``provisioner.errors`` (AuthError, NotFound, Conflict, InvalidRequest, RateLimited,
+ServerError, BadAnswer, TransportError, UnknownOutcome); each carries ``status`` and
+``message``, and none of them ever contains the token or a secret registered with
+``add_secrets``.
 
 The constructor raises ``ValueError`` for unusable arguments, and ``InsecureURL``
-(a ValueError) for an ``http://`` URL to a host that is not loopback, unless
+(a SetupError) for an ``http://`` URL to a host that is not loopback, unless
 ``allow_http`` is given. Methods that take a device id raise ``ValueError`` for
 one that is not a positive integer.
 
@@ -62,7 +44,19 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from provisioner.errors import ProvisionerError
+# The exceptions the client raises, named here too (defined in provisioner.errors).
+from provisioner.errors import AuthError as AuthError
+from provisioner.errors import BadAnswer as BadAnswer
+from provisioner.errors import Conflict as Conflict
+from provisioner.errors import InsecureURL as InsecureURL
+from provisioner.errors import InvalidRequest as InvalidRequest
+from provisioner.errors import NotFound as NotFound
+from provisioner.errors import PlatformError as PlatformError
+from provisioner.errors import RateLimited as RateLimited
+from provisioner.errors import ServerError as ServerError
+from provisioner.errors import SetupError as SetupError
+from provisioner.errors import TransportError as TransportError
+from provisioner.errors import UnknownOutcome as UnknownOutcome
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -111,83 +105,6 @@ ARRAY_OPERATORS = ("contains", "containedby", "overlap", "isnull")
 
 ROLES_TO_WRITE_DEVICES = "org-admin or device-admin"
 ROLES_TO_MANAGE_USERS = "org-admin"
-
-
-class PlatformError(Exception):
-    """Something went wrong talking to the platform."""
-
-    def __init__(self, message: str, *, status: int | None = None, hint: str = "") -> None:
-        self.status = status
-        self.message = message
-        self.hint = hint
-        super().__init__(self.__str__())
-
-    def __str__(self) -> str:
-        head = f"HTTP {self.status}: " if self.status is not None else ""
-        tail = f" ({self.hint})" if self.hint else ""
-        return f"{head}{self.message}{tail}"
-
-
-class AuthError(PlatformError):
-    """401 or 403: the token is not accepted or lacks a role."""
-
-
-class NotFound(PlatformError):
-    """404: no such object or endpoint."""
-
-
-class Conflict(PlatformError):
-    """409: the object clashes with an existing one (e.g. the same addr)."""
-
-
-class InvalidRequest(PlatformError):
-    """400 or 422 (or another 4xx): the platform rejected the request."""
-
-
-class RateLimited(PlatformError):
-    """429 that persisted through all retries."""
-
-
-class ServerError(PlatformError):
-    """5xx that persisted through all retries (where retrying is safe)."""
-
-
-class BadAnswer(PlatformError):
-    """The platform answered, but not as the API documents.
-
-    ``body`` holds the start of the answer, shortened and redacted. ``maybe_done``
-    is True when the request was a write: it may have been carried out anyway.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        hint: str = "",
-        body: str = "",
-        maybe_done: bool = False,
-    ) -> None:
-        self.body = body
-        self.maybe_done = maybe_done
-        super().__init__(message, status=status, hint=hint)
-
-
-class TransportError(PlatformError):
-    """No answer within the outage window, and nothing was left half done: the request
-    never reached the platform, or it was a read."""
-
-
-class UnknownOutcome(PlatformError):
-    """A write may have been processed, but its answer was lost."""
-
-
-class SetupError(ProvisionerError):
-    """The client cannot be made: the URL or the token is not usable (nothing was sent)."""
-
-
-class InsecureURL(SetupError):
-    """An ``http://`` URL to a host that is not loopback: the token would travel unencrypted."""
 
 
 # --- filters -------------------------------------------------------------------------------

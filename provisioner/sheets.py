@@ -46,7 +46,7 @@ from xml.etree import ElementTree
 
 from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook, SheetVisibleEnum
 
-from provisioner.errors import ProvisionerError
+from provisioner.errors import SheetError as SheetError
 from provisioner.files import MARK, csv_value
 from provisioner.problems import column_letter
 
@@ -79,15 +79,6 @@ _Marks = dict[int, dict[int, _Mark]]
 # Inclusive (first, last) ranges: Excel row numbers, or 0-based column indexes.
 _Ranges = list[tuple[int, int]]
 _T = TypeVar("_T")
-
-
-class SheetError(ProvisionerError):
-    """The file cannot be read as a sheet.
-
-    Not found, not what its suffix says, encrypted, an empty tab, duplicate or
-    merged headers. The message says what is wrong, where (file, tab, cell)
-    and how to fix it; the CLI turns it into exit code 2.
-    """
 
 
 @dataclass

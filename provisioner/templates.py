@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner import fields
-from provisioner.errors import ProvisionerError
+from provisioner.errors import TemplateError as TemplateError
 from provisioner.fields import CONFIG_PREFIX as CONFIG_FIELD_PREFIX
 from provisioner.fields import DOWNLINK_TYPES, TAGS_MODES, Field, is_config_field
 from provisioner.resources import data_folder
@@ -36,10 +36,6 @@ LIST_SEPARATORS = (",", ";", "|")
 # What separates tags (and roles) in one cell when the template does not say: "," and ";"
 # both ("Haus 4; Keller" is two tags, as installers mean it); the first joins lists.
 DEFAULT_LIST_SEPARATORS = (",", ";")
-
-
-class TemplateError(ProvisionerError):
-    """A site template cannot be found, read or used; the message says what to fix."""
 
 
 @dataclass(frozen=True)

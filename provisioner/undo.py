@@ -35,6 +35,7 @@ from typing import Any
 from provisioner.actions import RowKind, StopKind, UndoStatus
 from provisioner.changes import device_input, masked_input, secret_values
 from provisioner.errors import ProvisionerError
+from provisioner.errors import UndoError as UndoError
 from provisioner.events import Events
 from provisioner.fields import MASK, instant, normal_addr
 from provisioner.journal import (
@@ -58,10 +59,6 @@ from provisioner.runner import MAX_UNKNOWN, Outcome, Request, Runner, StopRun
 Device = dict[str, Any]
 # A row's check of its device as the lookup found it (None: not on the platform).
 _Check = Callable[[Device | None], None]
-
-
-class UndoError(ProvisionerError):
-    """The undo cannot be made: no journal, an unknown run, a journal of another sheet."""
 
 
 @dataclass

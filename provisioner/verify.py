@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.actions import CommissionStatus, RowKind, StopKind
-from provisioner.errors import ProvisionerError
+from provisioner.errors import VerifyError as VerifyError
 from provisioner.events import Events
 from provisioner.fields import instant, normal_key
 from provisioner.journal import read_journal
@@ -70,10 +70,6 @@ SILENT_HINT = (
     "antenna and coverage (a status uplink may give no parsed data, so this is not proof "
     "that it is off)"
 )
-
-
-class VerifyError(ProvisionerError):
-    """The check cannot be made (e.g. an unreadable --since)."""
 
 
 @dataclass

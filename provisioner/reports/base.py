@@ -18,12 +18,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from provisioner.actions import CommissionStatus, RowAction
-from provisioner.errors import ProvisionerError
+from provisioner.errors import ReportError as ReportError
 from provisioner.records import PASSWORD_MASK
-
-
-class ReportError(ProvisionerError):
-    """A report file cannot be written (format, folder, or the disk said no)."""
 
 
 class Table(Protocol):
