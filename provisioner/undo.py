@@ -407,6 +407,19 @@ def _last_change(
     return left, later
 
 
+def _left_by(
+    row: UndoRow, chosen: set[str], touched: dict[int, list[_Event]], what: str
+) -> str | None:
+    """The updatedAt the chosen runs left the row's device with; None (and the row kept)
+    when a later run changed it since: that run is undone first."""
+    left, later_run = _last_change(row.platform_id or 0, chosen, touched)
+    if later_run:
+        row.status = UndoStatus.KEPT
+        row.message = f"{what} later by run {later_run}: undo that run first"
+        return None
+    return left
+
+
 def _device_to_delete(
     entry: Entry,
     chosen: set[str],
@@ -423,10 +436,8 @@ def _device_to_delete(
     if taken_back:
         row.status, row.message = UndoStatus.DONE_BEFORE, "taken back by an earlier undo"
         return row, None
-    left, later_run = _last_change(entry.platform_id, chosen, touched)
-    if later_run:
-        row.status = UndoStatus.KEPT
-        row.message = f"updated later by run {later_run}: undo that run first"
+    left = _left_by(row, chosen, touched, "updated")
+    if left is None:
         return row, None
 
     def check(device: Device | None) -> None:
@@ -477,10 +488,8 @@ def _device_to_restore(
     row = UndoRow(
         RowKind.DEVICE, first.key, first.row, device_id, UndoStatus.RESTORE, run=first.run
     )
-    left, later_run = _last_change(device_id, chosen, touched)
-    if later_run:
-        row.status = UndoStatus.KEPT
-        row.message = f"updated again later by run {later_run}: undo that run first"
+    left = _left_by(row, chosen, touched, "updated again")
+    if left is None:
         return row, None
 
     def check(device: Device | None) -> None:
