@@ -22,8 +22,10 @@ from provisioner.fields import (
     CONFIG_PREFIX,
     FIELDS,
     HEX_CONFIG_KEYS,
+    LOCATION_FIELDS,
     LOOKALIKES,
     MASK,
+    NEEDED,
     hex_form,
     is_secret_config_key,
     lookalike_letters,
@@ -522,7 +524,7 @@ def header_fit(workbook: Workbook, template: SiteTemplate) -> HeaderFit:
             found.add(near[0])
         elif not spec.is_ignored(header):
             unknown.append(header)
-    needed = dict.fromkeys(("addr", template.match_key))
+    needed = dict.fromkeys((*NEEDED["devices"], template.match_key))
     missing = tuple(n for n in needed if n not in found and n not in spec.defaults)
     return HeaderFit(template, len(found), tuple(unknown), missing)
 
@@ -785,7 +787,7 @@ def _cell_text(table: Table, i: int, column: Column, row: _Row) -> str | None:
         if how == "error":
             row.problem(CELL_ERROR, f"the cell shows the error {detail}", column, shown)
             return None
-        if how == "date" and column.field != "lat" and column.field != "lon":
+        if how == "date" and column.field not in LOCATION_FIELDS:
             row.problem(
                 DATE_TEXT, f"{column.header} holds the date {detail}, not text", column, shown
             )
@@ -825,7 +827,7 @@ def _stored_problem(column: Column, how: str) -> bool:
     if how in ("formula", "error"):
         return True
     if how == "date":
-        return column.field not in ("lat", "lon")
+        return column.field not in LOCATION_FIELDS
     return how == "number" and column.identifier
 
 
@@ -932,7 +934,9 @@ def _read_devices(
 ) -> None:
     spec = template.devices
     match_key = template.match_key
-    columns, problems = map_columns(table, spec, tuple(dict.fromkeys(("addr", match_key))), site)
+    columns, problems = map_columns(
+        table, spec, tuple(dict.fromkeys((*NEEDED["devices"], match_key))), site
+    )
     site.problems += problems
     # LoRaWAN key columns (cfg:AppKey...) are masked in messages and blanked in the
     # report copies of the sheet, as the users' passwords are.
@@ -1212,7 +1216,7 @@ def _device_parsers(spec: TabSpec) -> dict[str, Callable[[str], Any]]:
 
 
 def _read_users(table: Table, spec: TabSpec, site: SiteRecords) -> None:
-    columns, problems = map_columns(table, spec, ("name", "email", "password", "roles"), site)
+    columns, problems = map_columns(table, spec, NEEDED["users"], site)
     site.problems += problems
     secret = [
         letter
@@ -1254,7 +1258,7 @@ def _read_users(table: Table, spec: TabSpec, site: SiteRecords) -> None:
 
 def _read_downlinks(table: Table, template: SiteTemplate, site: SiteRecords) -> None:
     spec = template.downlinks
-    columns, problems = map_columns(table, spec, ("key", "type", "payload"), site)
+    columns, problems = map_columns(table, spec, NEEDED["downlinks"], site)
     site.problems += problems
     # The key names a device as the Devices tab does: a DevEUI in any form is one device.
     key_digits = template.devices.hex_length(template.match_key)

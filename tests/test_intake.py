@@ -417,7 +417,8 @@ def test_validate_imports_neither_the_http_client_nor_openpyxl(tmp_path: Path) -
 def test_a_failing_user_is_explained_as_a_full_jsonschema_pass_would(
     body: dict[str, Any],
 ) -> None:
-    from provisioner.validation import SECRET_NAMES, checker, describe
+    from provisioner.fields import SECRET_NAMES
+    from provisioner.validation import checker, describe
 
     check = checker("userInput")
     words = sorted(describe(e, check.schema, SECRET_NAMES) for e in check.errors(body))
