@@ -33,7 +33,8 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from provisioner.fields import CONFIG_PREFIX as CONFIG_FIELD_PREFIX
-from provisioner.fields import DOWNLINK_TYPES
+from provisioner.fields import DOWNLINK_TYPES, NEEDED, is_number
+from provisioner.fields import example as example_of
 from provisioner.files import put_text, write_atomically
 from provisioner.sheets import record_template
 from provisioner.templates import ColumnRule, SiteTemplate, TabSpec
@@ -47,9 +48,6 @@ STYLED_ROWS = 1000
 rest in Excel; cell formats also hold in programs that ignore column formats."""
 
 TEXT = "@"
-# Numbers stay numbers: lat/lon are read as such, and so is a deviceTypeId without a
-# dropdown (with one, the column holds labels like "3 - Lobaro LoRaWAN wMBus Bridge").
-_NUMBER_FIELDS = frozenset({"deviceTypeId", "lat", "lon"})
 _REQUIRED_FILL = PatternFill("solid", fgColor="FFF2CC")
 _OPTIONAL_FILL = PatternFill("solid", fgColor="EDEDED")
 _BOLD = Font(bold=True)
@@ -60,35 +58,6 @@ _PROMPT_LIMIT = 255
 
 _HEX_EXAMPLE = "0004A30B001C05302B7E151628AED2A6ABF7158809CF4F3C"
 _DIGITS_EXAMPLE = "3526561001234567890123456789"
-
-# An example for each column; what the column is comes from provisioner.wording.
-_EXAMPLES = {
-    "devices": {
-        "addr": "352656100123456",
-        "name": "Haus 4 Keller",
-        "serial": "GW-2024-00417",
-        "description": "Keller, Hausanschlussraum",
-        "deviceTypeId": "1",
-        "tags": "Keller{sep} Haus 4",
-        "lat": "53.5511",
-        "lon": "9.9937",
-        "config": "listenCron=0 0/20 * * * *",
-    },
-    "users": {
-        "name": "Erika Mustermann",
-        "email": "erika.mustermann@example.com",
-        "roles": "device-admin",
-    },
-    "downlinks": {
-        "type": "config",
-        "payload": '{"d": {"listenCron": "0 0/20 * * * *"}, "q": "config"}',
-    },
-}
-# What a row of each tab needs; the Devices tab's needs are its match key and addr.
-_REQUIRED = {
-    "users": ("name", "email", "password", "roles"),
-    "downlinks": ("key", "type", "payload"),
-}
 
 
 @dataclass(frozen=True)
@@ -162,10 +131,9 @@ def _device_columns(template: SiteTemplate, lang: str) -> list[_Column]:
     for name in spec.rules:
         if _config_key(name) and name not in headers:
             headers[name] = spec.config_prefix + _config_key(name)
-    examples = _EXAMPLES["devices"]
     columns = []
     for name, header in headers.items():
-        example = examples.get(name, "")
+        example = example_of("devices", name)
         if _config_key(name):
             what = say(lang, "devices.cfg", key=_config_key(name))
         else:
@@ -189,7 +157,7 @@ def _device_columns(template: SiteTemplate, lang: str) -> list[_Column]:
             example = example.format(sep=spec.list_separator)
         elif name in ("lat", "lon") and lang == "de":
             example = example.replace(".", ",")  # German Excel's decimal mark
-        required = name in ("addr", template.match_key)
+        required = name in NEEDED["devices"] or name == template.match_key
         columns.append(
             _column(
                 spec, name, header, required, False, what, example, choices, strict, template, lang
@@ -203,7 +171,7 @@ def _user_columns(template: SiteTemplate, lang: str) -> list[_Column]:
     roles = tuple(load_schema("userInput")["properties"]["roles"]["items"]["enum"])
     columns = []
     for name in spec.columns:
-        example = _EXAMPLES["users"].get(name, "")
+        example = example_of("users", name)
         choices: tuple[str, ...] = ()
         if name == "password":
             what = _password_policy(lang)
@@ -212,7 +180,7 @@ def _user_columns(template: SiteTemplate, lang: str) -> list[_Column]:
             what = say(lang, "users.roles", roles=", ".join(roles), sep=separators_in(spec, lang))
         else:
             what = _what(lang, "users", name)
-        needed = name in _REQUIRED["users"] and name not in spec.defaults
+        needed = name in NEEDED["users"] and name not in spec.defaults
         header = header_in(spec, name, lang)
         columns.append(
             _column(
@@ -229,7 +197,7 @@ def _downlink_columns(
     key_column = device_columns[0]
     columns = []
     for name in spec.columns:
-        example = _EXAMPLES["downlinks"].get(name, "")
+        example = example_of("downlinks", name)
         choices: tuple[str, ...] = ()
         if name == "key":
             what = say(
@@ -245,7 +213,7 @@ def _downlink_columns(
             what = say(lang, "downlinks.type", types=", ".join(DOWNLINK_TYPES))
         else:
             what = _what(lang, "downlinks", name)
-        needed = name in _REQUIRED["downlinks"] and name not in spec.defaults
+        needed = name in NEEDED["downlinks"] and name not in spec.defaults
         header = header_in(spec, name, lang)
         columns.append(
             _column(spec, name, header, False, needed, what, example, choices, True, template, lang)
@@ -298,7 +266,9 @@ def _column(
         description=_joined(what, needed, rule_text, default),
         prompt=_clip(_joined(*prompt), _PROMPT_LIMIT),
         example=example,
-        text=spec.is_identifier(name) or name not in _NUMBER_FIELDS or bool(choices),
+        # Numbers stay numbers (fields.is_number): lat/lon are read as such, and so is a
+        # deviceTypeId without a dropdown (with one, it holds labels like "3 - Lobaro ...").
+        text=spec.is_identifier(name) or not is_number(spec.section, name) or bool(choices),
         choices=choices,
         strict=strict,
     )

@@ -25,6 +25,7 @@ from typing import Any
 
 from provisioner.fields import (
     DEVICE_INPUT_FIELDS,
+    FIELDS,
     MASK,
     NOT_UPDATABLE,
     config_differences,
@@ -34,12 +35,11 @@ from provisioner.fields import (
     tags_to_change,
 )
 
-# What --update accepts, and the field each name stands for.
+# What --update accepts, and the field each name stands for: the deviceInput's own names,
+# and the sheet's that fill another (lat and lon the location, config the initialConfig).
 UPDATE_NAMES: dict[str, str] = {
     **{name: name for name in DEVICE_INPUT_FIELDS if name not in NOT_UPDATABLE},
-    "lat": "location",
-    "lon": "location",
-    "config": "initialConfig",
+    **{name: known.body for name, known in FIELDS["devices"].items() if known.body},
 }
 
 

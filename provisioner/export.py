@@ -51,6 +51,7 @@ from provisioner.fields import (
     as_text,
     hex_form,
     is_config_field,
+    is_number,
     is_secret_config_key,
     normal_key,
 )
@@ -66,8 +67,6 @@ USERS_TAB = "Platform users"
 INSTRUCTIONS_TAB = "Instructions"
 TEXT = "@"
 PROGRESS_ROWS = 10000  # a progress line per this many rows written
-# Numbers stay numbers, as users type them (the blank workbook does the same).
-_NUMBER_FIELDS = frozenset({"deviceTypeId", "lat", "lon"})
 _IDENTITY = ("addr", "name", "serial")
 # Characters no workbook can hold (and a NUL no CSV reader takes): C0 controls but tab
 # and line breaks, and lone surrogates from JSON escapes.
@@ -247,7 +246,8 @@ class _Column:
 
     @property
     def number(self) -> bool:
-        return self.field in _NUMBER_FIELDS
+        # Numbers stay numbers, as users type them (the blank workbook asks the same).
+        return is_number("devices", self.field)
 
 
 # What a device field is in a note, and the template's column(s) it lacks.

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -304,6 +304,7 @@ class Field:
     hex_length: int | None = None
     secret: bool = False  # never shown: masked in every report and the console
     defaultable: bool = True  # False: each row needs its own (unique or secret)
+    needed: bool = False  # every row must have it (its own cell or the template's default)
     body: str = ""  # the deviceInput field it fills, when not its own name
     # How a cell's text becomes the value (None when it does not convert); lists get
     # the tab's separator.
@@ -317,6 +318,12 @@ class Field:
         """A text field: a template rule (pattern, digits, hex_length) can check its cell."""
         return self.kind == "text"
 
+    @property
+    def number(self) -> bool:
+        """A number (deviceTypeId, lat, lon): workbooks the tool writes keep it a number
+        where every other column is Text, as people type them."""
+        return self.kind in ("integer", "latitude", "longitude")
+
 
 _DEVICES = (
     Field(
@@ -328,6 +335,7 @@ _DEVICES = (
         identifier=True,
         hex_length=EUI_DIGITS,
         defaultable=False,
+        needed=True,
         same=_same_addr,
     ),
     Field(
@@ -409,13 +417,21 @@ _DEVICES = (
     ),
 )
 _USERS = (
-    Field("name", "text", "The person's full name.", "Erika Mustermann", defaultable=False),
+    Field(
+        "name",
+        "text",
+        "The person's full name.",
+        "Erika Mustermann",
+        defaultable=False,
+        needed=True,
+    ),
     Field(
         "email",
         "text",
         "The user's login: an email address.",
         "erika.mustermann@example.com",
         defaultable=False,
+        needed=True,
     ),
     Field(
         "password",
@@ -423,8 +439,9 @@ _USERS = (
         "The user's first password; it is sent to the platform and shown nowhere.",
         secret=True,
         defaultable=False,
+        needed=True,
     ),
-    Field("roles", "list", "What the user may do on the platform.", "device-admin"),
+    Field("roles", "list", "What the user may do on the platform.", "device-admin", needed=True),
 )
 _DOWNLINKS = (
     Field(
@@ -433,8 +450,9 @@ _DOWNLINKS = (
         "The device the downlink is for, by the key the Devices tab matches devices by.",
         identifier=True,
         defaultable=False,
+        needed=True,
     ),
-    Field("type", "type", "The kind of downlink.", "config"),
+    Field("type", "type", "The kind of downlink.", "config", needed=True),
     Field(
         "payload",
         "payload",
@@ -442,12 +460,21 @@ _DOWNLINKS = (
         '{"d": {...}, "q": "config"}, lorawan {"data": ..., "type": ..., "fPort": ...}, '
         'raw {"format": ..., "data": ...}.',
         '{"d": {"listenCron": "0 0/20 * * * *"}, "q": "config"}',
+        needed=True,
     ),
 )
 FIELDS: dict[str, dict[str, Field]] = {
     tab: {f.name: f for f in fields}
     for tab, fields in (("devices", _DEVICES), ("users", _USERS), ("downlinks", _DOWNLINKS))
 }
+# What each row of a tab must have (its own cell or the template's default); a device
+# also needs the template's match key.
+NEEDED: dict[str, tuple[str, ...]] = {
+    tab: tuple(name for name, known in fields.items() if known.needed)
+    for tab, fields in FIELDS.items()
+}
+# The sheet fields that make the deviceInput's location together.
+LOCATION_FIELDS = tuple(f.name for f in _DEVICES if f.body == "location")
 # The deviceInput fields a sheet sets, by how plan compares them with the platform's.
 _BODY_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "location": _same_location,
@@ -510,6 +537,29 @@ def field(tab: str, name: str) -> Field | None:
 def is_secret(tab: str, name: str) -> bool:
     found = field(tab, name)
     return found is not None and found.secret
+
+
+def is_number(tab: str, name: str) -> bool:
+    """Whether the field ``name`` of a tab is a number (see ``Field.number``)."""
+    found = field(tab, name)
+    return found is not None and found.number
+
+
+def example(tab: str, name: str) -> str:
+    """An example value of the field ``name`` of a tab ("" for none: a password, a key)."""
+    found = field(tab, name)
+    return found.example if found is not None else ""
+
+
+class _SecretNames(Container[str]):
+    """The record fields whose values are secret on any tab: a user's password and every
+    LoRaWAN key (``cfg:AppKey``, any case). ``name in SECRET_NAMES``."""
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and any(is_secret(tab, name) for tab in TABS)
+
+
+SECRET_NAMES = _SecretNames()
 
 
 def same(name: str, sheet: Any, platform: Any) -> bool:

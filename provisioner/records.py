@@ -22,8 +22,10 @@ from provisioner.fields import (
     CONFIG_PREFIX,
     FIELDS,
     HEX_CONFIG_KEYS,
+    LOCATION_FIELDS,
     LOOKALIKES,
     MASK,
+    NEEDED,
     hex_form,
     is_secret_config_key,
     lookalike_letters,
@@ -522,7 +524,7 @@ def header_fit(workbook: Workbook, template: SiteTemplate) -> HeaderFit:
             found.add(near[0])
         elif not spec.is_ignored(header):
             unknown.append(header)
-    needed = dict.fromkeys(("addr", template.match_key))
+    needed = dict.fromkeys((*NEEDED["devices"], template.match_key))
     missing = tuple(n for n in needed if n not in found and n not in spec.defaults)
     return HeaderFit(template, len(found), tuple(unknown), missing)
 
@@ -785,7 +787,7 @@ def _cell_text(table: Table, i: int, column: Column, row: _Row) -> str | None:
         if how == "error":
             row.problem(CELL_ERROR, f"the cell shows the error {detail}", column, shown)
             return None
-        if how == "date" and column.field != "lat" and column.field != "lon":
+        if how == "date" and column.field not in LOCATION_FIELDS:
             row.problem(
                 DATE_TEXT, f"{column.header} holds the date {detail}, not text", column, shown
             )
@@ -825,7 +827,7 @@ def _stored_problem(column: Column, how: str) -> bool:
     if how in ("formula", "error"):
         return True
     if how == "date":
-        return column.field not in ("lat", "lon")
+        return column.field not in LOCATION_FIELDS
     return how == "number" and column.identifier
 
 
@@ -932,26 +934,16 @@ def _read_devices(
 ) -> None:
     spec = template.devices
     match_key = template.match_key
-    columns, problems = map_columns(table, spec, tuple(dict.fromkeys(("addr", match_key))), site)
+    columns, problems = map_columns(
+        table, spec, tuple(dict.fromkeys((*NEEDED["devices"], match_key))), site
+    )
     site.problems += problems
     # LoRaWAN key columns (cfg:AppKey...) are masked in messages and blanked in the
     # report copies of the sheet, as the users' passwords are.
     secret = [column.letter for column in columns if column.secret]
     if secret:
         site.secret_columns[table.sheet] = secret
-    fixed_tags = list(spec.defaults.get("tags") or [])
-    if template.site_tag and template.site_tag not in fixed_tags:
-        fixed_tags.append(template.site_tag)
-    defaults = [
-        (k, v) for k, v in spec.defaults.items() if k not in ("tags", "lat", "lon", "config")
-    ]
-    # Template defaults for the location and initialConfig apply under the row's own cells.
-    default_location = (
-        {"lat": spec.defaults["lat"], "lon": spec.defaults["lon"]}
-        if "lat" in spec.defaults
-        else None
-    )
-    default_config = dict(spec.defaults.get("config") or {})
+    bodies = _DeviceBodies(spec, template.site_tag)
     parsers = _device_parsers(spec)
     not_converted = {
         name: found.not_converted
@@ -963,11 +955,6 @@ def _read_devices(
     notices = _Notices(table, template.hex_case)
     damaged = _damaged_rows(table, columns, notices)
     row = _Row(table, site.problems)
-    # One frozenset per combination of defaulted fields, shared by the records that have it.
-    combinations: dict[frozenset[str], frozenset[str]] = {}
-
-    def shared(names: frozenset[str]) -> frozenset[str]:
-        return combinations.setdefault(names, names)
 
     def read_row(i: int) -> Record:
         """One row cell by cell, with a problem for each cell that is not right."""
@@ -1002,7 +989,7 @@ def _read_devices(
                 what, message = not_converted[name]
                 row.problem(what, message.format(header=column.header, text=text), column, text)
                 continue
-            if name in ("lat", "lon"):
+            if name in LOCATION_FIELDS:
                 location[name] = value
             elif name == "tags":
                 tags = value
@@ -1010,15 +997,10 @@ def _read_devices(
                 config = {**notices.config(column, i, value), **config}
             else:
                 body[name] = value
-        defaulted = {name for name, _ in defaults if name not in body}
-        for name, value in defaults:
-            body.setdefault(name, value)
-        if len(location) == 2:
-            body["location"] = location
-        elif location:
-            given = "lat" if "lat" in location else "lon"
+        if len(location) == 1:
+            given = next(iter(location))
             other = next(
-                (c for c in columns if c.field in ("lat", "lon") and c.field != given), None
+                (c for c in columns if c.field in LOCATION_FIELDS and c.field != given), None
             )
             # Only when the other cell is empty: a cell that did not convert is reported already.
             if other is None or not values[other.index].strip():
@@ -1029,19 +1011,7 @@ def _read_devices(
                     column,
                     values[column.index].strip(),
                 )
-        elif default_location is not None:
-            body["location"] = dict(default_location)
-            defaulted.add("location")
-        if default_config and not config:
-            defaulted.add("initialConfig")
-        config = {**default_config, **config}
-        if config:
-            body["initialConfig"] = config
-        all_tags = tags + [t for t in fixed_tags if t not in tags]
-        if all_tags:
-            body["tags"] = all_tags
-            if not tags:
-                defaulted.add("tags")
+        body, defaulted = bodies.body(body, location or None, config, bodies.tags(tags), bool(tags))
         key = str(body.get(match_key, ""))
         # Without the match key's column, the tab's one missing-column problem says it all.
         if not key and before == len(site.problems) and match_key in cells:
@@ -1059,7 +1029,7 @@ def _read_devices(
             )
         record = Record(table.sheet, table.row_numbers[i], key, body, cells, headers)
         record.valid = len(site.problems) == before
-        record.defaulted = shared(frozenset(defaulted))
+        record.defaulted = defaulted
         return record
 
     # A sheet has thousands of rows and nearly all are clean, so the cells are read a
@@ -1073,8 +1043,8 @@ def _read_devices(
     plain: list[tuple[str, list[Any]]] = []
     location: list[tuple[str, list[Any]]] = []
     config: list[tuple[str, list[Any]]] = []
-    tags: Iterable[list[str]] = repeat(fixed_tags, count)
-    own_tags: Iterable[str] = repeat("", count)  # the tags cell's text, "" when empty
+    tags: Iterable[list[str]] = repeat(bodies.fixed_tags, count)
+    own_tags: Iterable[bool] = repeat(False, count)  # whether the row has tags of its own
     for column in columns:
         name = column.field
         texts = list(map(str.strip, map(operator.itemgetter(column.index), table.rows)))
@@ -1087,12 +1057,10 @@ def _read_devices(
             )
         if name == "tags":
             # Tag cells repeat from row to row: each distinct one is split once.
-            merged = {}
-            for text in set(texts):
-                split = split_list(text, spec.list_separators)
-                merged[text] = split + [t for t in fixed_tags if t not in split]
+            split = {text: split_list(text, spec.list_separators) for text in set(texts)}
+            merged = {text: bodies.tags(own) for text, own in split.items()}
             tags = [merged[text] for text in texts]
-            own_tags = texts
+            own_tags = [bool(split[text]) for text in texts]
             continue
         if name == "config":  # rare, and its JSON can fail in many ways
             slow.update(i for i, text in enumerate(texts) if text)
@@ -1117,7 +1085,7 @@ def _read_devices(
             failed = {text for text, value in parsed.items() if text and value is None}
             if failed:
                 slow.update(compress(range(count), map(failed.__contains__, texts)))
-        if name in ("lat", "lon"):
+        if name in LOCATION_FIELDS:
             location.append((name, values))
         elif name.startswith(CONFIG_PREFIX):
             config.append((name[len(CONFIG_PREFIX) :], values))
@@ -1137,11 +1105,7 @@ def _read_devices(
 
     names = [name for name, _ in plain]
     config_keys = [key for key, _ in config]
-    # A default applies to a row whose cell is empty: most rows fill them, so the row's
-    # values are a dict at once and only the empty ones are looked at.
-    absent = {name: value for name, value in defaults if name not in names}
-    append, sheet = site.devices.append, table.sheet  # the loop runs once per row
-    absent_names = frozenset(absent)
+    append, sheet, make = site.devices.append, table.sheet, bodies.body  # once per row
     for i, number, given, where, settings, row_tags, own in zip(
         range(count),
         table.row_numbers,
@@ -1155,40 +1119,91 @@ def _read_devices(
         if i in slow:
             append(read_row(i))
             continue
+        # Most rows fill every cell: their values are a dict at once.
         if None in given:
             body = {n: value for n, value in zip(names, given, strict=True) if value is not None}
-            defaulted: frozenset[str] = frozenset(n for n, _ in defaults if n not in body)
-            for name, value in defaults:  # after the row's own, as read_row has them
-                body.setdefault(name, value)
         else:
             body = dict(zip(names, given, strict=True))
-            defaulted = absent_names
-            if absent:
-                body.update(absent)
-        if where is not None:
-            body["location"] = where
-        elif default_location is not None:
-            body["location"] = dict(default_location)
-            defaulted = defaulted | {"location"}
-        if settings or default_config:
-            initial = dict(default_config)
-            own_config = [
-                (k, v) for k, v in zip(config_keys, settings, strict=True) if v is not None
-            ]
-            initial.update(own_config)
-            if initial:
-                body["initialConfig"] = initial
-                if not own_config:
-                    defaulted = defaulted | {"initialConfig"}
-        if row_tags:
-            body["tags"] = list(row_tags)  # each body its own list: the merged ones are shared
-            if not own:
-                defaulted = defaulted | {"tags"}
+        own_config = (
+            {k: v for k, v in zip(config_keys, settings, strict=True) if v is not None}
+            if settings
+            else {}
+        )
+        body, defaulted = make(body, where, own_config, row_tags, own)
         record = Record(sheet, number, str(body.get(match_key, "")), body, cells, headers)
-        if defaulted:
-            record.defaulted = shared(frozenset(defaulted))
+        record.defaulted = defaulted
         append(record)
     site.problems += notices.problems()
+
+
+# Device fields the template's defaults fill only through _DeviceBodies' own steps.
+_MADE_FIELDS = frozenset({"tags", "config", *LOCATION_FIELDS})
+
+
+class _DeviceBodies:
+    """A device's body from its row's values with the template's defaults under them: the
+    one place the two ways of reading a row (cell by cell, and a column at a time) meet."""
+
+    def __init__(self, spec: TabSpec, site_tag: str | None) -> None:
+        fixed = list(spec.defaults.get("tags") or [])
+        if site_tag and site_tag not in fixed:
+            fixed.append(site_tag)
+        self.fixed_tags = fixed  # added to every device: the template's tags, the site tag
+        self.defaults = [(k, v) for k, v in spec.defaults.items() if k not in _MADE_FIELDS]
+        self.location: dict[str, Any] | None = (
+            {name: spec.defaults[name] for name in LOCATION_FIELDS}
+            if all(name in spec.defaults for name in LOCATION_FIELDS)
+            else None
+        )
+        self.config = dict(spec.defaults.get("config") or {})
+        # One frozenset per combination of defaulted fields, shared by the records with it.
+        self._defaulted: dict[tuple[str, ...], frozenset[str]] = {}
+
+    def tags(self, own: list[str]) -> list[str]:
+        """The row's own tags, then the fixed ones it does not have."""
+        return own + [t for t in self.fixed_tags if t not in own]
+
+    def body(
+        self,
+        body: dict[str, Any],
+        location: dict[str, float] | None,
+        config: dict[str, Any],
+        tags: list[str],
+        own_tags: bool,
+    ) -> tuple[dict[str, Any], frozenset[str]]:
+        """``body`` (the row's own plain values, no None) completed, and the names of the
+        fields the template filled (what ``apply --update`` leaves alone).
+
+        ``location``: the row's lat and lon; None when it has neither (the template's
+        applies), only one when it has half (reported already: no location is sent).
+        ``config``: the row's initialConfig keys, over the template's. ``tags``: from
+        ``tags()`` (the list is copied: shared ones stay shared); ``own_tags``: whether
+        the row has tags of its own.
+        """
+        defaulted: list[str] = []
+        for name, value in self.defaults:  # after the row's own values, in the template's order
+            if name not in body:
+                body[name] = value
+                defaulted.append(name)
+        if location is None:
+            if self.location is not None:
+                body["location"] = dict(self.location)
+                defaulted.append("location")
+        elif len(location) == len(LOCATION_FIELDS):
+            body["location"] = location
+        if config or self.config:
+            body["initialConfig"] = {**self.config, **config}
+            if not config:
+                defaulted.append("initialConfig")
+        if tags:
+            body["tags"] = list(tags)
+            if not own_tags:
+                defaulted.append("tags")
+        names = tuple(defaulted)
+        shared = self._defaulted.get(names)
+        if shared is None:
+            shared = self._defaulted[names] = frozenset(names)
+        return body, shared
 
 
 def _by_row(columns: list[tuple[str, list[Any]]], count: int) -> Iterator[tuple[Any, ...]]:
@@ -1212,7 +1227,7 @@ def _device_parsers(spec: TabSpec) -> dict[str, Callable[[str], Any]]:
 
 
 def _read_users(table: Table, spec: TabSpec, site: SiteRecords) -> None:
-    columns, problems = map_columns(table, spec, ("name", "email", "password", "roles"), site)
+    columns, problems = map_columns(table, spec, NEEDED["users"], site)
     site.problems += problems
     secret = [
         letter
@@ -1254,7 +1269,7 @@ def _read_users(table: Table, spec: TabSpec, site: SiteRecords) -> None:
 
 def _read_downlinks(table: Table, template: SiteTemplate, site: SiteRecords) -> None:
     spec = template.downlinks
-    columns, problems = map_columns(table, spec, ("key", "type", "payload"), site)
+    columns, problems = map_columns(table, spec, NEEDED["downlinks"], site)
     site.problems += problems
     # The key names a device as the Devices tab does: a DevEUI in any form is one device.
     key_digits = template.devices.hex_length(template.match_key)

@@ -28,7 +28,13 @@ from typing import Any
 from provisioner import fields
 from provisioner.errors import TemplateError as TemplateError
 from provisioner.fields import CONFIG_PREFIX as CONFIG_FIELD_PREFIX
-from provisioner.fields import DOWNLINK_TYPES, TAGS_MODES, Field, is_config_field
+from provisioner.fields import (
+    DOWNLINK_TYPES,
+    NEEDED,
+    TAGS_MODES,
+    Field,
+    is_config_field,
+)
 from provisioner.resources import data_folder
 
 MATCH_KEYS = ("serial", "addr")
@@ -377,7 +383,7 @@ class _Parser:
             )
         site_tag = self.site_tag(doc.get("site_tag"))
         devices = self.tab_spec("devices", doc.get("devices", {}))
-        for needed in ("addr", match_key):
+        for needed in (*NEEDED["devices"], match_key):
             if needed not in devices.columns:
                 raise TemplateError(
                     f"[devices.columns] of {self.where} has no '{needed}': every device needs "

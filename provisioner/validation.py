@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import fastjsonschema
 
-from provisioner.fields import CONFIG_PREFIX, DOWNLINK_TYPES, MASK, is_secret_config_key
+from provisioner.fields import CONFIG_PREFIX, DOWNLINK_TYPES, MASK, SECRET_NAMES
 from provisioner.problems import Problem, kind
 from provisioner.records import (
     UNKNOWN_DEVICE_TYPE,
@@ -79,21 +79,6 @@ UNKNOWN_DOWNLINK_TYPE = kind(
     "Unknown downlink type",
     "Use one of config, fw, lorawan or raw.",
 )
-
-
-# Fields whose values never go into a message: by their record field name.
-class _SecretNames(Container[str]):
-    """The password and every LoRaWAN key (``cfg:AppKey``, any case): ``name in SECRET_NAMES``."""
-
-    def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
-            return False
-        return name == "password" or (
-            name.startswith(CONFIG_PREFIX) and is_secret_config_key(name[len(CONFIG_PREFIX) :])
-        )
-
-
-SECRET_NAMES = _SecretNames()
 
 
 # --- schemas ---------------------------------------------------------------------------------
@@ -466,7 +451,7 @@ def _field(path: list[Any]) -> str:
     if head == "location" and len(path) > 1:
         return str(path[1])
     if head == "initialConfig" and len(path) > 1:
-        return f"cfg:{path[1]}"
+        return CONFIG_PREFIX + str(path[1])
     return head
 
 

@@ -363,6 +363,44 @@ def test_the_fast_and_the_cell_by_cell_path_give_the_same_records(
     assert sorted(map(str, fast.problems)) == sorted(map(str, slow.problems))
 
 
+def test_both_paths_put_the_template_defaults_under_a_row_and_say_which_they_filled(
+    tmp_path: Path,
+) -> None:
+    """The template's location, config, tags and plain defaults go under the row's own
+    values the same way on both paths, and ``defaulted`` names what the template filled
+    (apply --update leaves those alone): a tags cell of separators only has no tags."""
+    template_path = tmp_path / "site.toml"
+    template_path.write_text(
+        'match_key = "addr"\nsite_tag = "Site-HH-04"\n'
+        "[devices.columns]\n"
+        'addr = "addr"\nname = "name"\ntags = "tags"\nlat = "lat"\nlon = "lon"\n'
+        'deviceTypeId = "type"\n'
+        "[devices.defaults]\n"
+        'deviceTypeId = 4\ntags = ["Haus4"]\nlat = 53.55\nlon = 10\n'
+        'config = { listenCron = "0 0/20 * * * *" }\n',
+        encoding="utf-8",
+    )
+    template = load_template(str(template_path))
+    header = ["addr", "name", "tags", "lat", "lon", "type", "cfg:cmodeDurSec"]
+    rows = [
+        ["0004A30B001C0001", "own", "Keller", 53.1, 9.9, 2, "600"],
+        ["0004A30B001C0002", "none", None, None, None, None, None],
+        ["0004A30B001C0003", "commas", ",;", None, None, None, None],
+    ]
+    path = xlsx(tmp_path, [header, *rows])
+    fast = read_records(open_workbook(path), template)
+    slow = read_records(open_workbook(path), template, cell_by_cell=True)
+    assert [asdict(r) for r in fast.devices] == [asdict(r) for r in slow.devices]
+    own, none, commas = fast.devices
+    assert own.defaulted == frozenset()
+    assert own.body["tags"] == ["Keller", "Haus4", "Site-HH-04"]
+    assert own.body["initialConfig"] == {"listenCron": "0 0/20 * * * *", "cmodeDurSec": "600"}
+    everything = {"deviceTypeId", "location", "initialConfig", "tags"}
+    assert none.defaulted == commas.defaulted == everything
+    assert none.body["location"] == {"lat": 53.55, "lon": 10}
+    assert commas.body["tags"] == ["Haus4", "Site-HH-04"]
+
+
 BAD_BODIES = [
     {"serial": "S1"},
     {"addr": "a b", "serial": 12, "deviceTypeId": "x", "name": None},
@@ -417,7 +455,8 @@ def test_validate_imports_neither_the_http_client_nor_openpyxl(tmp_path: Path) -
 def test_a_failing_user_is_explained_as_a_full_jsonschema_pass_would(
     body: dict[str, Any],
 ) -> None:
-    from provisioner.validation import SECRET_NAMES, checker, describe
+    from provisioner.fields import SECRET_NAMES
+    from provisioner.validation import checker, describe
 
     check = checker("userInput")
     words = sorted(describe(e, check.schema, SECRET_NAMES) for e in check.errors(body))
