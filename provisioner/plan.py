@@ -103,7 +103,7 @@ class RowPlan(Row):
         return str(self.action)
 
     @property
-    def message(self) -> str:  # type: ignore[override]
+    def message(self) -> str:
         return self.reason
 
     def problems(self) -> tuple[list[Problem], list[Problem]]:

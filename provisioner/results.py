@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from provisioner.actions import StopKind
 
@@ -52,8 +52,13 @@ class Row:
     row: int | None
     kind: str
     key: str
-    platform_id: int | None
-    message: str
+    if TYPE_CHECKING:  # a field of the row's dataclass, or a property of its own
+
+        @property
+        def platform_id(self) -> int | None: ...
+
+        @property
+        def message(self) -> str: ...
 
     @property
     def outcome(self) -> str:
@@ -88,8 +93,12 @@ class Result:
 
     command: str
     made_at: str
-    rows: Sequence[Row]
     stop: StopKind = StopKind.NONE
+    if TYPE_CHECKING:  # a field of the result's dataclass, or a property of its own
+
+        @property
+        def rows(self) -> Sequence[Row]: ...
+
     # The attributes of the command's own header, in order (one with ``to_dict`` as that).
     HEADER: ClassVar[tuple[str, ...]] = ("source", "template", "platform", "device_link")
 

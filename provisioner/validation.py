@@ -34,6 +34,7 @@ from provisioner.records import (
     read_records,
 )
 from provisioner.resources import data_folder
+from provisioner.results import Result, Row
 from provisioner.sheets import _no_cyclic_gc, open_workbook
 from provisioner.templates import SiteTemplate
 
@@ -459,8 +460,10 @@ def _field(path: list[Any]) -> str:
 
 
 @dataclass(slots=True)
-class RowResult:
+class RowResult(Row):
     """The verdict on one sheet row."""
+
+    platform_id = None  # validation does not ask the platform
 
     sheet: str
     row: int
@@ -484,21 +487,12 @@ class RowResult:
             return self.blocked
         return self.warnings[0].message if self.warnings else ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "sheet": self.sheet,
-            "row": self.row,
-            "kind": self.kind,
-            "key": self.key,
-            "status": self.status,
-            "message": self.message,
-            "errors": [p.to_dict() for p in self.errors],
-            "warnings": [p.to_dict() for p in self.warnings],
-        }
+    def problems(self) -> tuple[list[Problem], list[Problem]]:
+        return self.errors, self.warnings
 
 
 @dataclass
-class ValidationReport:
+class ValidationReport(Result):
     """What `provisioner validate` found. ``records`` carries the rows on to plan.
 
     ``rows`` holds the verdict on every row of ``records``. A big sheet has many
@@ -573,8 +567,13 @@ class ValidationReport:
             not r.errors for r in self.problem_rows.values()
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.to_dict_head(), "rows": [r.to_dict() for r in self.rows]}
+    HEADER = ("source", "template")
+
+    def header(self) -> dict[str, Any]:
+        return {**super().header(), "warnings": len(self.warnings)}
+
+    def sheet_problems(self) -> list[Problem]:
+        return self.problems
 
     def console_dict(self, limit: int | None = None) -> dict[str, Any]:
         """What the console shows of ``to_dict()``, without a dict for every row.
@@ -585,7 +584,7 @@ class ValidationReport:
         console only counts: a row with problems as lists of one shared
         ``{"severity": ...}`` per problem, a clean row as one shared empty mapping.
         """
-        data = self.to_dict_head()
+        data = self.head()
         blocked_tabs = self.blocked_tabs
         shown: list[dict[str, Any]] = []
         counted: list[dict[str, Any]] = []
@@ -606,19 +605,6 @@ class ValidationReport:
         rest = count - len(shown) - len(counted)
         data["rows"] = shown + counted + [_NO_PROBLEMS] * rest
         return data
-
-    def to_dict_head(self) -> dict[str, Any]:
-        """``to_dict()`` without its ``rows``."""
-        return {
-            "command": self.command,
-            "source": self.source,
-            "template": self.template,
-            "made_at": self.made_at,
-            "ok": self.ok,
-            "totals": self.totals,
-            "warnings": len(self.warnings),
-            "problems": [p.to_dict() for p in self.problems],
-        }
 
 
 # A clean row in ``console_dict``: the console needs nothing of it (read only, shared).
