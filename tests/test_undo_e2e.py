@@ -381,3 +381,28 @@ def test_a_user_and_a_device_with_the_same_id_are_told_apart(
     assert sandbox.store.get_device(device["id"])["name"] == "neu"
     undone = run_undo(sheet, sandbox)
     assert sandbox.store.get_device(device["id"])["name"] == "alt", explain(undone)
+
+
+def test_undo_settles_lost_delete_answers_on_the_runner_as_apply_does(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """DELETEs carried out and answered with a reset or a 500 are settled by reading the
+    device (gone: deleted), never sent blind; the journal keeps each lost answer as
+    unknown, then its outcome, as apply's requests do."""
+    sheet = write_sheet(tmp_path, {i: f"d{i}" for i in range(8)})
+    applied(sandbox, sheet)
+    sandbox.faults.odd("DELETE", "/api/devices/{id}", "reset", times=3, commit=True)
+    sandbox.faults.odd("DELETE", "/api/devices/{id}", "error-500", times=2, commit=True)
+    done = run_undo(sheet, sandbox)
+    assert done.returncode == 0, explain(done)
+    assert "deleted 8" in done.stdout and "Traceback" not in done.stderr
+    assert serials(sandbox) == set()
+    records, _ = journal_lines(journal_of(sheet))
+    deletes = [r for r in records if r.get("op") == "delete"]
+    events = [r["event"] for r in deletes]
+    assert events.count("unknown") == 5 and events.count("done") == 8, events
+    # Each lost answer is followed by that device's done line, not by a second DELETE.
+    assert events.count("intent") == 8
+    assert not read_journal(journal_of(sheet), platform=sandbox.url).made
+    again = run_undo(sheet, sandbox)
+    assert "nothing to take back" in again.stdout, explain(again)
