@@ -1348,6 +1348,7 @@ def undo(
         raise InputError(f"{journal_path}: no journal, so nothing to take back (see --journal)")
     with platform_run(ctx, platform, unit="devices") as run:
         run.interrupted = "interrupted before anything was changed"
+        run.at_once = True  # a second Ctrl-C while deleting: the journal holds what was done
         run.live.reading("reading the platform")
         result = undo_sheet(
             sheet,
