@@ -24,7 +24,6 @@ from provisioner.actions import LOOKUPS, StopKind
 from provisioner.config import FILE_NAME, Config, ConfigError, find_config, load_config
 from provisioner.errors import Declined, Interrupted, ProvisionerError
 from provisioner.events import Events
-from provisioner.journal import default_journal
 from provisioner.reports import (
     REPORT_SUFFIXES,
     ReportError,
@@ -808,6 +807,7 @@ def plan(
     nothing is blocked, 1 when something is, 2 for unreadable input, 3 when the
     platform is unreachable or refuses the token.
     """
+    from provisioner.journal import default_journal
     from provisioner.plan import make_plan
 
     _check_reports((*reports, *([out] if out else [])), sheet)
@@ -943,6 +943,7 @@ def apply(
     platform refused or is unreachable, 130 interrupted.
     """
     from provisioner.apply import apply_sheet, nothing_sent
+    from provisioner.journal import default_journal
 
     journal_path = journal_path or default_journal(sheet)
     _check_reports(reports, sheet)
@@ -1123,6 +1124,7 @@ def verify(
     all online, 1 some silent, missing or invalid, 2 unusable input, 3 the
     platform refused or is unreachable, 130 interrupted.
     """
+    from provisioner.journal import default_journal
     from provisioner.verify import parse_since, verify_sheet
 
     _check_reports(reports, sheet)
@@ -1341,6 +1343,7 @@ def undo(
     record, 2 unusable input (a journal line that cannot be read), 3 the platform
     refused, is unreachable or cannot delete.
     """
+    from provisioner.journal import default_journal
     from provisioner.undo import undo_sheet
 
     journal_path = journal_path or default_journal(sheet)
