@@ -33,7 +33,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from provisioner.fields import CONFIG_PREFIX as CONFIG_FIELD_PREFIX
-from provisioner.fields import DOWNLINK_TYPES, NEEDED, is_number
+from provisioner.fields import DOWNLINK_TYPES, LOCATION_FIELDS, NEEDED, is_number
 from provisioner.fields import example as example_of
 from provisioner.files import put_text, write_atomically
 from provisioner.sheets import record_template
@@ -155,7 +155,7 @@ def _device_columns(template: SiteTemplate, lang: str) -> list[_Column]:
         elif name == "tags":
             what += " " + say(lang, "separate", sep=separators_in(spec, lang))
             example = example.format(sep=spec.list_separator)
-        elif name in ("lat", "lon") and lang == "de":
+        elif name in LOCATION_FIELDS and lang == "de":
             example = example.replace(".", ",")  # German Excel's decimal mark
         required = name in NEEDED["devices"] or name == template.match_key
         columns.append(

@@ -531,17 +531,9 @@ class Journal:
         ``op``: "delete" or "restore" for an undo's requests (an update is "update");
         ``tags``: the tags a device create sends."""
         record: dict[str, Any] = {"event": "intent", "kind": kind, "key": key, "row": row}
-        if payload:
-            record["payload"] = payload
-        if tags:
-            record["tags"] = tags
-        if platform_id is not None:
-            record["platform_id"] = platform_id
-        if update is not None:
-            record.update(op=op or "update", before=update[0], after=update[1])
-        elif op:
-            record["op"] = op
-        self._write(record)
+        self._write(
+            _details(record, update, op, payload=payload, tags=tags, platform_id=platform_id)
+        )
 
     def outcome(
         self,
@@ -576,23 +568,19 @@ class Journal:
             "platform_id": platform_id,
             "message": message,
         }
-        if payload:
-            record["payload"] = payload
-        if updated_at:
-            record["updated_at"] = updated_at
-        if addr:  # a create's: the device is known again by its addr and createdAt
-            record["addr"] = addr
-        if created_at:
-            record["created_at"] = created_at
-        if tags:
-            record["tags"] = list(tags)
-        if origin:
-            record["origin"] = origin
-        if update is not None:
-            record.update(op=op or "update", before=update[0], after=update[1])
-        elif op:
-            record["op"] = op
-        self._write(record)
+        self._write(
+            _details(
+                record,
+                update,
+                op,
+                payload=payload,
+                updated_at=updated_at,
+                addr=addr,  # a create's: the device is known again by its addr and createdAt
+                created_at=created_at,
+                tags=list(tags or ()),
+                origin=origin,
+            )
+        )
 
     def close(self, totals: dict[str, int] | None = None) -> None:
         """The end record, then the file closed: a worker still in flight (after a
@@ -612,6 +600,23 @@ class Journal:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+# What a record leaves out (a reader takes a missing field for one of these); 0 is an id.
+_EMPTY: tuple[Any, ...] = (None, "", [], ())
+
+
+def _details(
+    record: dict[str, Any], update: Images | None, op: str, **fields: Any
+) -> dict[str, Any]:
+    """``record`` with the ``fields`` that are given, then an update's op and its
+    (before, after) images, or an undo's op ("delete", "restore")."""
+    record.update((name, value) for name, value in fields.items() if value not in _EMPTY)
+    if update is not None:
+        record.update(op=op or "update", before=update[0], after=update[1])
+    elif op:
+        record["op"] = op
+    return record
 
 
 def _sync_folder(folder: Path) -> None:

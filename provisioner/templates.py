@@ -28,13 +28,7 @@ from typing import Any
 from provisioner import fields
 from provisioner.errors import TemplateError as TemplateError
 from provisioner.fields import CONFIG_PREFIX as CONFIG_FIELD_PREFIX
-from provisioner.fields import (
-    DOWNLINK_TYPES,
-    NEEDED,
-    TAGS_MODES,
-    Field,
-    is_config_field,
-)
+from provisioner.fields import DOWNLINK_TYPES, NEEDED, TAGS_MODES, Field, is_config_field
 from provisioner.resources import data_folder
 
 MATCH_KEYS = ("serial", "addr")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 from python_calamine import CalamineWorkbook
 
+from provisioner import export as export_module
 from provisioner.blank_sheet import LAST_ROW, STYLED_ROWS, write_blank_workbook
+from provisioner.fields import FIELDS
 from provisioner.templates import SiteTemplate, list_templates, load_template
 from provisioner.validation import validate_sheet
 
@@ -166,6 +169,31 @@ def test_identifier_columns_are_text(built_in: tuple[SiteTemplate, Path, Workboo
             for row in (2, 3, STYLED_ROWS + 1):
                 assert sheet[f"{letter}{row}"].number_format == "@", (header, row)
     assert identifiers >= 3  # addr, serial and the downlink key at least
+
+
+def test_the_blank_sheet_and_the_export_ask_the_catalogue_which_columns_are_numbers(
+    tmp_path: Path,
+) -> None:
+    """Numbers stay numbers (Field.number) and every column shows the catalogue's example:
+    the blank workbook and an export ask fields.py, so they agree on every device field."""
+    # Without a device type list, deviceTypeId is a number column, not a dropdown.
+    template = dataclasses.replace(load_template("default"), device_types={})
+    path = tmp_path / "blank.xlsx"
+    write_blank_workbook(template, path)
+    devices = openpyxl.load_workbook(path)[template.devices.tab]
+    numbers = set()
+    for j, header in enumerate(headers(devices), start=1):
+        name = template.devices.field_for(header)
+        assert name is not None
+        known = FIELDS["devices"][name]
+        text = devices.column_dimensions[get_column_letter(j)].number_format == "@"
+        assert text is not known.number, header
+        assert export_module._Column(name, header).number is known.number, header
+        if known.number:
+            numbers.add(name)
+        if name not in ("tags", "certEnforcesDtls"):  # a list's and a yes/no's are reworded
+            assert f"Example: {known.example}." in validation_for(devices, header).prompt
+    assert numbers == {"deviceTypeId", "lat", "lon"}
 
 
 def test_dropdowns_come_from_the_lists_tab(built_in: tuple[SiteTemplate, Path, Workbook]) -> None:

@@ -285,6 +285,16 @@ def test_lorawan_keys_and_passwords_are_secret_in_the_catalogue() -> None:
     assert found is not None and not found.secret
 
 
+def test_the_names_validation_hides_are_the_catalogues_secret_fields() -> None:
+    from provisioner.fields import SECRET_NAMES
+
+    for tab, fields in FIELDS.items():
+        for name, known in fields.items():
+            assert (name in SECRET_NAMES) is known.secret, (tab, name)
+    assert "cfg:AppKey" in SECRET_NAMES and "cfg:nwkskey" in SECRET_NAMES
+    assert "cfg:JoinEUI" not in SECRET_NAMES and "AppKey" not in SECRET_NAMES
+
+
 def test_a_bad_appkey_is_reported_without_its_value(tmp_path: Path) -> None:
     secret = "00112233445566778899AABBCCDDEEF"  # 31 digits: one short
     rows = [["DevEUI", "JoinEUI", "AppKey"], ["0004A30B001C0001", "70B3D57ED0000001", secret]]
