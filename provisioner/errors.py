@@ -12,7 +12,7 @@ turns each into its exit code without a traceback::
     ├── TemplateError            a site template cannot be found, read or used
     ├── ConfigError              the settings file cannot be used
     ├── JournalError             the journal cannot be read, written or locked
-    │   └── JournalBusy          another run holds the journal   (provisioner.journal)
+    │   └── JournalBusy          another run holds the journal
     ├── ReportError              a report file cannot be written
     ├── SetupError               the client cannot be made: the URL or the token
     │   └── InsecureURL          http:// to a host that is not this machine
@@ -101,6 +101,14 @@ class UndoError(ProvisionerError):
 
 class ExportError(ProvisionerError):
     """The export cannot be made as asked: no devices chosen, the file exists, cannot be written."""
+
+
+class JournalError(ProvisionerError):
+    """The journal cannot be read, written or locked."""
+
+
+class JournalBusy(JournalError):
+    """Another apply holds the journal."""
 
 
 class ReportError(ProvisionerError):

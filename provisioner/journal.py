@@ -43,7 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.actions import RowKind
-from provisioner.errors import ProvisionerError
+from provisioner.errors import JournalBusy as JournalBusy
+from provisioner.errors import JournalError as JournalError
 
 # An update's images: the device's deviceInput before and after (LoRaWAN keys hidden).
 Images = tuple[dict[str, Any], dict[str, Any]]
@@ -52,14 +53,6 @@ OUTCOMES = ("done", "failed", "unknown")
 KINDS = frozenset(RowKind)
 # Every line this module writes starts so; a broken line that does not is someone else's.
 _OWN_LINE = b'{"run": '
-
-
-class JournalError(ProvisionerError):
-    """The journal cannot be read, written or locked."""
-
-
-class JournalBusy(JournalError):
-    """Another apply holds the journal."""
 
 
 @dataclass(frozen=True)
