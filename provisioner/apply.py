@@ -12,14 +12,14 @@ downlinks were queued with which payload. It never makes apply skip a row whose
 device the platform does not hold.
 
 Devices go first, then users, then downlinks (to the id of the device found or
-created). Every request is one step (``Applier._carry_out``): an intent in the
-journal, the request, its outcome. A lost answer is settled before anything is
-sent again: a device by looking up its addr (the platform keeps it unique), a
-user by the 409 a resend gets, a downlink by resending (a new one replaces the
-queued one of its type). A 401/403, an outage past the client's bound or a
-journal that cannot be written stops the whole run; Ctrl-C stops it after the
-requests in flight. Anything else fails the row with the reason and the run
-goes on.
+created). Each row is a request on the one executor (``provisioner.runner``): an
+intent in the journal, the request, its outcome. What a lost answer means is the
+request's own: a device is looked up by its addr (the platform keeps it unique),
+a user settled by the 409 a resend gets, a downlink by resending (a new one
+replaces the queued one of its type), an update by reading the device. A 401/403,
+an outage past the client's bound or a journal that cannot be written stops the
+whole run; Ctrl-C stops it after the requests in flight. Anything else fails the
+row with the reason and the run goes on.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ is kept and listed with the reason, and nothing the journal did not create is
 ever deleted. Users cannot be deleted through the documented API: they are
 listed.
 
-The undo is journalled like a run (``"op": "delete"`` and ``"op": "restore"``
-lines): a DELETE without an answer is settled by looking the id up, a second
+The deletes and restores are requests on apply's executor (``provisioner.runner``)
+at apply's concurrency, journalled like a run (``"op": "delete"`` and ``"op":
+"restore"`` lines): a DELETE without an answer is settled by looking the id up, a second
 undo skips what the first took back, and a device an undo deleted no longer
 counts as created, so apply afterwards works as on a fresh platform.
 
