@@ -1125,7 +1125,7 @@ def verify(
     platform refused or is unreachable, 130 interrupted.
     """
     from provisioner.journal import default_journal
-    from provisioner.verify import parse_since, verify_sheet
+    from provisioner.verify import Finding, parse_since, verify_sheet
 
     _check_reports(reports, sheet)
     results = sheet.with_name(f"{sheet.stem}.verify.xlsx")
@@ -1141,13 +1141,12 @@ def verify(
         console = _VerifyConsole(run, watch)
         run.live.reading(f"reading {sheet.name}")
         try:
+            finding = Finding(journal_path or default_journal(sheet), since_time, way)
             result = verify_sheet(
                 sheet,
                 choice.template,
                 run.client,
-                journal_path=journal_path or default_journal(sheet),
-                since=since_time,
-                way=way,
+                finding,
                 watch=watch,
                 interval=interval,
                 timeout=timeout,

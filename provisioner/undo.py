@@ -446,14 +446,19 @@ def _device_to_delete(
             row.status, row.message = UndoStatus.DONE_BEFORE, "no longer on the platform"
             row.settle = True  # a delete whose answer or done line was lost: written down now
             return
-        reason = _not_ours(device, entry) or _changed_since(device, left, entry.key)
-        if reason:
-            row.status, row.message = UndoStatus.KEPT, reason
+        if _kept(row, _not_ours(device, entry) or _changed_since(device, left, entry.key)):
             return
         row.expected = left
         row.message = f"created by run {entry.run}: delete it (with its queued downlinks)"
 
     return row, check
+
+
+def _kept(row: UndoRow, reason: str) -> bool:
+    """Whether the row's device is kept for ``reason`` ("": it is not), said on the row."""
+    if reason:
+        row.status, row.message = UndoStatus.KEPT, reason
+    return bool(reason)
 
 
 def _not_ours(device: dict[str, Any], entry: Entry) -> str:
@@ -495,20 +500,16 @@ def _device_to_restore(
 
     def check(device: Device | None) -> None:
         if device is None:
-            row.status, row.message = UndoStatus.KEPT, "no longer on the platform"
+            _kept(row, "no longer on the platform")
             return
         reason = _changed_since(device, left or last.updated_at, first.key, after=last.after)
-        if reason:
-            row.status, row.message = UndoStatus.KEPT, reason
-            return
-        if not isinstance(device.get("initialConfig"), dict | None):
-            row.status, row.message = UndoStatus.KEPT, "its initialConfig is not an object: kept"
+        if not reason and not isinstance(device.get("initialConfig"), dict | None):
+            reason = "its initialConfig is not an object: kept"
+        if _kept(row, reason):
             return
         row.body, row.restored, hidden = _restored_body(device, first.before, last.after)
         row.expected = str(device.get("updatedAt") or "")
-        if not row.restored:
-            row.status, row.message = UndoStatus.KEPT, "nothing the journal holds can be put back"
-        else:
+        if not _kept(row, "" if row.restored else "nothing the journal holds can be put back"):
             row.message = f"updated by run {first.run}: put back {', '.join(row.restored)}"
         if hidden:
             row.message += (

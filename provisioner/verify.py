@@ -176,6 +176,26 @@ class _Device:
     counted: bool = True  # False: only "at least one" is known
 
 
+@dataclass(frozen=True)
+class Finding:
+    """How verify finds the devices and their data.
+
+    ``journal_path``: apply's journal, for the time each device was created;
+    ``since``: count data from this time on instead (None: each install time);
+    ``way``: how the data is asked for (WAYS); ``lookup``: how the devices are found
+    (plan's strategies).
+    """
+
+    journal_path: Path | None = None
+    since: datetime | None = None
+    way: str = "auto"
+    lookup: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.way not in WAYS:
+            raise ValueError(f"way must be one of {', '.join(WAYS)}")
+
+
 class Checker:
     """Finds the sheet's devices once; ``check()`` asks for data (again) for the silent ones."""
 
@@ -184,21 +204,16 @@ class Checker:
         client: PlatformClient,
         report: ValidationReport,
         template: SiteTemplate,
-        *,
-        journal_path: Path | None = None,
-        since: datetime | None = None,
-        way: str = "auto",
-        lookup: str = "auto",
-        stop: threading.Event | None = None,
-        events: Events | None = None,
+        finding: Finding,
+        events: Events,
+        stop: threading.Event,
     ) -> None:
-        if way not in WAYS:
-            raise ValueError(f"way must be one of {', '.join(WAYS)}")
         self.client = client
-        self.stop = stop or threading.Event()
-        self.events = events or Events()
-        self.reading = self.events.reading
+        self.stop = stop
+        self.events = events
+        self.reading = events.reading
         self.problems = list(report.problems)  # sheet-level: a missing column, a hidden tab
+        way, since = finding.way, finding.since
         self.way = way
         self.rows: list[VerifyRow] = []
         self.devices: list[_Device] = []
@@ -206,8 +221,10 @@ class Checker:
         self.way_used = ""
         self._organisation = way != "per-device"
         records = self.records = report.records
-        snapshot, self.lookup = look_up(client, records, template, lookup, progress=self.reading)
-        created = _created_times(journal_path, client.url, template.match_key)
+        snapshot, self.lookup = look_up(
+            client, records, template, finding.lookup, progress=self.reading
+        )
+        created = _created_times(finding.journal_path, client.url, template.match_key)
         problems = {(r.sheet, r.row): r for r in report.problem_rows.values()}
         for record in records.devices:
             self._add(record, snapshot, problems, created, since, template.match_key)
@@ -478,11 +495,8 @@ def verify_sheet(
     sheet: Path,
     template: SiteTemplate,
     client: PlatformClient,
+    finding: Finding = Finding(),
     *,
-    journal_path: Path | None = None,
-    since: datetime | None = None,
-    way: str = "auto",
-    lookup: str = "auto",
     watch: bool = False,
     interval: float = 15.0,
     timeout: float = 1800.0,
@@ -490,7 +504,8 @@ def verify_sheet(
     stop: threading.Event | None = None,
 ) -> VerifyResult:
     """Check the sheet once, or with ``watch`` again every ``interval`` seconds for the
-    silent devices until every device is online, ``timeout`` passes or ``stop`` is set.
+    silent devices until every device is online, ``timeout`` passes or ``stop`` is set;
+    ``finding`` says how the devices and their data are found.
 
     ``events.checked(result, seconds_left)`` after each check (the live line of
     --watch); ``events`` also hears how far the platform is read and how many devices
@@ -501,17 +516,7 @@ def verify_sheet(
     if not report.records.devices:
         raise VerifyError(f"{sheet.name} has no device rows to check")
     stop = stop or threading.Event()
-    checker = Checker(
-        client,
-        report,
-        template,
-        journal_path=journal_path,
-        since=since,
-        way=way,
-        lookup=lookup,
-        stop=stop,
-        events=events,
-    )
+    checker = Checker(client, report, template, finding, events, stop)
     started = time.monotonic()
     result: VerifyResult | None = None
     while True:

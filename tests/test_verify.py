@@ -12,7 +12,7 @@ import provisioner.verify as verify
 from provisioner.platform import PlatformClient
 from provisioner.sandbox import Sandbox
 from provisioner.templates import load_template
-from provisioner.verify import VerifyError, parse_since, verify_sheet
+from provisioner.verify import Finding, VerifyError, parse_since, verify_sheet
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -46,8 +46,8 @@ def test_too_much_organisation_data_switches_to_per_device(
     since = NOW.replace(year=2020)
     monkeypatch.setattr(verify, "ORGANISATION_RECORDS", 2)  # 8 records: more than the bound
     with PlatformClient(sb.url, sb.tokens["device-admin"]) as client:
-        mixed = verify_sheet(sheet, template, client, since=since)
-        per_device = verify_sheet(sheet, template, client, since=since, way="per-device")
+        mixed = verify_sheet(sheet, template, client, Finding(since=since))
+        per_device = verify_sheet(sheet, template, client, Finding(since=since, way="per-device"))
     statuses = {r.key: r.status for r in mixed.rows}
     assert statuses == {r.key: r.status for r in per_device.rows}
     assert [statuses[f"SN{i}"] for i in range(6)] == ["online"] * 4 + ["silent"] * 2
