@@ -926,6 +926,7 @@ def _send(
         stop=stop,
         events=events,
         same_failures=None if keep_going else SAME_FAILURES,
+        slower="--max-rps",
     )
     try:
         for row_plan, entry in work.settled:

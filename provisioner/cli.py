@@ -1382,7 +1382,7 @@ def undo(
     click.echo(f"journal: {journal_path}")
     if result.stopped:
         click.echo(result.stopped, err=True)
-    ctx.exit(result.exit_code)
+    run.exit(result.exit_code)  # a second Ctrl-C: at once, without waiting for threads
 
 
 class _UndoConsole(Console):

@@ -206,6 +206,7 @@ class Runner:
         stop: threading.Event | None = None,
         events: Events | None = None,
         same_failures: int | None = SAME_FAILURES,
+        slower: str = "",
     ) -> None:
         self.client = client
         self.journal = journal
@@ -213,6 +214,7 @@ class Runner:
         self.stop = stop or threading.Event()
         self.events = events or Events()
         self.same_failures = same_failures  # None: every request is sent (--keep-going)
+        self.slower = slower  # how to send more slowly, for a rate limit's words ("--max-rps")
         self.stop_kind = StopKind.NONE
         self.stopped = ""  # the stop's words for the installer
         self._through = False  # a request went through: no early stop in this run
@@ -223,9 +225,22 @@ class Runner:
         self._lock = threading.Lock()
 
     def expect(self, total: int) -> None:
-        """How many requests the whole run has (over all its ``run`` calls): the bar's total."""
+        """How many requests the whole run has (over all its ``run`` calls): the bar's total,
+        shown from the start (none for a run that sends nothing)."""
         self._total = total
-        self.events.progress(0, total, 0)
+        if total:
+            self.events.progress(0, total, 0)
+
+    def why(self, exc: PlatformError) -> str:
+        """A refusal's words for the row."""
+        if isinstance(exc, TransportError):
+            return f"could not reach the platform ({exc}): run again"
+        if isinstance(exc, RateLimited):
+            how = f", or use {self.slower}" if self.slower else ""
+            return f"the platform kept limiting the request rate ({exc}): run again{how}"
+        if isinstance(exc, BadAnswer):
+            return f"the platform's answer was not usable ({exc}): run again"
+        return f"the platform refused it: {exc}"
 
     def run(self, requests: Iterable[Request]) -> None:
         """Each request, at most ``concurrency`` at once; none begun after a stop."""
@@ -263,7 +278,7 @@ class Runner:
         """A refusal's outcome; a refused token or an unreachable platform stops the run
         (StopRun)."""
         self._stop_for(exc)
-        return Outcome(FAILED, None, why(exc))
+        return Outcome(FAILED, None, self.why(exc))
 
     # --- one request ----------------------------------------------------------------------
 
@@ -284,11 +299,11 @@ class Runner:
             with self._lock:
                 self._done += 1
                 self._failed += outcome is not None and outcome.failed
-                done, failed = self._done, self._failed
                 alike = self._alike(request, outcome)
+                # Under the lock, so that the bar never steps back.
+                self.events.progress(self._done, self._total, self._failed)
             if alike:
                 self.halt(StopKind.SAME_FAILURE, alike)
-            self.events.progress(done, self._total, failed)
 
     def _carry_out(self, request: Request) -> Outcome | None:
         """Intent, request, outcome; a lost answer is settled before anything is sent
@@ -314,7 +329,7 @@ class Runner:
                 outcome = request.send()
             except (UnknownOutcome, ServerError, BadAnswer) as exc:
                 if isinstance(exc, BadAnswer) and not exc.maybe_done:
-                    outcome = Outcome(FAILED, None, why(exc))
+                    outcome = Outcome(FAILED, None, self.why(exc))
                 else:
                     lost += 1
                     self.write_journal(
@@ -339,7 +354,7 @@ class Runner:
                 ) or Outcome(FAILED, None, f"the platform refused it: {exc}")
             except PlatformError as exc:
                 self._stop_for(exc)
-                outcome = request.after_refusal(exc, self) or Outcome(FAILED, None, why(exc))
+                outcome = request.after_refusal(exc, self) or Outcome(FAILED, None, self.why(exc))
             return self._record(request, outcome)
         if self.stop.is_set():
             return None  # stopped between tries: the request is left for the next run
@@ -433,14 +448,3 @@ class Runner:
 
 # The outcomes that show the platform takes this run's requests (RowAction.changed).
 _WENT_THROUGH = frozenset({"created", "queued", "updated", "deleted", "restored"})
-
-
-def why(exc: PlatformError) -> str:
-    """A refusal's words for the row."""
-    if isinstance(exc, TransportError):
-        return f"could not reach the platform ({exc}): run again"
-    if isinstance(exc, RateLimited):
-        return f"the platform kept limiting the request rate ({exc}): run again, or use --max-rps"
-    if isinstance(exc, BadAnswer):
-        return f"the platform's answer was not usable ({exc}): run again"
-    return f"the platform refused it: {exc}"

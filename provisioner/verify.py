@@ -392,8 +392,7 @@ class Checker:
                         _count(device, item)
                     if page:
                         device.counted = False  # one record asked for: "1+"
-                count = done
-            self.events.progress(count, len(pending), 0)
+                self.events.progress(done, len(pending), 0)  # under the lock: in order
 
         run_bounded(
             pending,
@@ -401,6 +400,7 @@ class Checker:
             concurrency=LOOKUP_THREADS,
             stop=self.stop,
             interrupted=lambda: interrupted.append(True),
+            say=self.events.say,
         )
         if interrupted:
             raise KeyboardInterrupt

@@ -18,6 +18,7 @@ from provisioner.platform import (
     Conflict,
     PlatformClient,
     PlatformError,
+    RateLimited,
     ServerError,
     UnknownOutcome,
 )
@@ -170,3 +171,19 @@ def test_a_bug_in_a_request_fails_its_row_without_the_token(tmp_path: Path) -> N
     assert request.outcome is not None and request.outcome.failed
     assert "unexpected error" in request.outcome.message
     assert "tok-secret" not in request.outcome.message
+
+
+def test_a_run_that_sends_nothing_shows_no_bar(tmp_path: Path) -> None:
+    heard = Heard()
+    run, _ = runner(tmp_path, events=heard)
+    run.expect(0)
+    run.run([])
+    assert heard.progress_seen == []
+
+
+def test_a_rate_limit_names_the_option_only_where_the_command_has_it(tmp_path: Path) -> None:
+    limited = RateLimited("429 after every retry", status=429)
+    apply_like, _ = runner(tmp_path, "apply", slower="--max-rps")
+    undo_like, _ = runner(tmp_path, "undo")
+    assert apply_like.why(limited).endswith("run again, or use --max-rps")
+    assert undo_like.why(limited).endswith("run again")
