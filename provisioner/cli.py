@@ -42,6 +42,7 @@ from provisioner.templates import (
     list_templates,
     load_template,
 )
+from provisioner.text import visible
 from provisioner.validation import validate_sheet
 from provisioner.wording import LANGUAGES, header_in, tab_in
 
@@ -58,7 +59,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 VERIFY_WAYS = ("auto", "organisation", "per-device")
 
 
-class InputError(click.ClickException):
+def echo(text: str = "", *, err: bool = False) -> None:
+    """Every line the command line prints, but a rendered report (``render_console``
+    escapes its own text; its colours are codes): control characters from the platform
+    or a sheet are shown as escapes (``text.visible``); the lines stay lines."""
+    click.echo(visible(text, keep="\n"), err=err)
+
+
+class Failure(click.ClickException):
+    """An expected error's words as ``Error: ...``, control characters shown as escapes:
+    a platform's answer may be quoted in them."""
+
+    def format_message(self) -> str:
+        return visible(self.message, keep="\n")
+
+
+class InputError(Failure):
     """Unreadable input, unknown template, unusable report path: exit 2, no traceback."""
 
     exit_code = 2
@@ -212,7 +228,7 @@ def report_option(command: F) -> F:
     )(command)
 
 
-class PlatformUnavailable(click.ClickException):
+class PlatformUnavailable(Failure):
     """The platform is unreachable or refuses the token before any change: exit 3."""
 
     exit_code = 3
@@ -391,17 +407,17 @@ def platform_run(
         with client, live:
             yield run
     except Declined as exc:
-        click.echo(str(exc), err=True)
+        echo(str(exc), err=True)
         ctx.exit(EXIT_INPUT)
     except Interrupted as exc:
-        click.echo(f"{exc}: nothing was written to the platform", err=True)
+        echo(f"{exc}: nothing was written to the platform", err=True)
         ctx.exit(EXIT_INTERRUPTED)
     except ProvisionerError as exc:
         raise InputError(str(exc)) from None
     except PlatformError as exc:
         raise PlatformUnavailable(f"the platform at {client.url} cannot be used: {exc}") from None
     except KeyboardInterrupt:
-        click.echo(run.interrupted, err=True)
+        echo(run.interrupted, err=True)
         run.exit(EXIT_INTERRUPTED)
 
 
@@ -497,7 +513,7 @@ def _write_reports(
             write_report(data, path, source=sheet, tables=tables, **_secrets(records))
         except ReportError as exc:
             raise InputError(str(exc)) from None
-        click.echo(f"report written: {path}")
+        echo(f"report written: {path}")
 
 
 def _parse_tokens(
@@ -626,25 +642,25 @@ def sandbox(ready_file: Path | None, **settings: Any) -> None:
     try:
         server = Sandbox(config)
     except sqlite3.Error as exc:
-        raise click.ClickException(f"cannot use the database {db}: {exc}") from None
+        raise Failure(f"cannot use the database {db}: {exc}") from None
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise Failure(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     # A parent may have started us with SIGINT ignored (background jobs); Ctrl-C must stop us.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
-        click.echo(f"Platform sandbox at {server.url}/api")
+        echo(f"Platform sandbox at {server.url}/api")
         for role, token in server.tokens.items():
-            click.echo(f"  token {role:<15} {token}")
-        click.echo("Device types:")
+            echo(f"  token {role:<15} {token}")
+        echo("Device types:")
         for type_id, name in DEVICE_TYPES.items():
-            click.echo(f"  {type_id}  {name}")
+            echo(f"  {type_id}  {name}")
         if ready_file is not None:
             server.write_ready_file(ready_file)
-        click.echo("Ctrl-C to stop")
+        echo("Ctrl-C to stop")
         server.serve_forever()
     except KeyboardInterrupt:
-        click.echo("stopped")
+        echo("stopped")
     finally:
         server.stop()
 
@@ -678,7 +694,7 @@ def validate(
         _check_reports(reports, sheet)
         choice = _choose_template(ctx, sheet, template_name)
         template = choice.template
-        click.echo(choice.line)
+        echo(choice.line)
         try:
             report = validate_sheet(sheet, template)
         except SheetError as exc:
@@ -704,8 +720,8 @@ def templates_command(files: tuple[str, ...]) -> None:
     loaded = [_load_template(name) for name in names]
     width = max(len(name) for name in names)
     for name, template in zip(names, loaded, strict=True):
-        click.echo(f"{name:<{width}}  {template.description}")
-    click.echo("\nits headers: provisioner template NAME; a blank workbook: --out FILE.xlsx")
+        echo(f"{name:<{width}}  {template.description}")
+    echo("\nits headers: provisioner template NAME; a blank workbook: --out FILE.xlsx")
 
 
 @main.command(name="template")
@@ -748,7 +764,7 @@ def template_command(name: str, out: Path | None, force: bool, lang: str) -> Non
         raise InputError(exists) from None  # it appeared while the workbook was made
     except OSError as exc:
         raise InputError(f"cannot write {out}: {reason(exc)}") from None
-    click.echo(f"blank workbook for template '{template.name}' written: {out}")
+    echo(f"blank workbook for template '{template.name}' written: {out}")
 
 
 @main.command()
@@ -813,7 +829,7 @@ def plan(
     _check_reports((*reports, *([out] if out else [])), sheet)
     limit, creates = show
     choice = _choose_template(ctx, sheet, template_name)
-    click.echo(choice.line)
+    echo(choice.line)
     with platform_run(ctx, platform) as run:
         run.live.reading(f"reading {sheet.name}")
         result = make_plan(
@@ -834,10 +850,10 @@ def plan(
             **_secrets(result.validation.records),
         )
     )
-    click.echo(result.lookup.summary())
+    echo(result.lookup.summary())
     if result.sending and not creates:
         rows = "1 row is" if result.sending == 1 else f"{result.sending} rows are"
-        click.echo(f"{rows} created or queued: --show creates lists what apply sends for each")
+        echo(f"{rows} created or queued: --show creates lists what apply sends for each")
     if out is not None:
         _write_reports(data, (out,), sheet, None)
     _write_reports(data, reports, sheet, result.validation.records)
@@ -949,7 +965,7 @@ def apply(
     _check_reports(reports, sheet)
     choice = _choose_template(ctx, sheet, template_name, saved_plan)
     template = choice.template
-    click.echo(choice.line)
+    echo(choice.line)
     with platform_run(ctx, platform, max_rps=max_rps, max_connections=concurrency + 4) as run:
         resume = _resume_command(
             sheet, template.ref, journal_path, run.client.url, platform.token_file, update
@@ -980,13 +996,13 @@ def apply(
         click.echo(render_console(data, limit=20, color=_color(), **_secrets(records)))
     else:
         # The plan shown before lists the rows that are blocked or differ.
-        click.echo(nothing_sent(result, listed=records is not None))
+        echo(nothing_sent(result, listed=records is not None))
     for note in result.notes[console.notes_shown :]:
-        click.echo(note)
+        echo(note)
     for path in ([result.results] if result.results else []) + result.reports:
-        click.echo(f"report written: {path}")
+        echo(f"report written: {path}")
     if result.run:
-        click.echo(f"journal: {journal_path}")
+        echo(f"journal: {journal_path}")
     if result.stop:
         # What the installer does next, by why the run stopped.
         then = {
@@ -995,7 +1011,7 @@ def apply(
             StopKind.NO_UPDATES: "{stopped}\nrun apply without --update to do the rest",
             StopKind.REFUSED: "{stopped}\nfix the token, then resume with:\n  {resume}",
         }.get(result.stop, "{stopped}\nresume with:\n  {resume}")
-        click.echo(then.format(stopped=result.stopped, resume=resume), err=True)
+        echo(then.format(stopped=result.stopped, resume=resume), err=True)
     run.exit(result.exit_code)
 
 
@@ -1014,7 +1030,7 @@ class _ApplyConsole(Console):
             render_console(plan.to_dict(), limit=10, color=_color(), **_secrets(self.records))
         )
         for note in work.notes:
-            click.echo(note)
+            echo(note)
         self.notes_shown = len(work.notes)
 
     def confirm(self, what: Any) -> bool:
@@ -1037,7 +1053,7 @@ class _ApplyConsole(Console):
 def _print_headers(template: SiteTemplate, lang: str) -> None:
     """Each tab's headers as the template reads them: the one a blank workbook in ``lang``
     has, then the others it accepts."""
-    click.echo(f"{template.name}: {template.description}")
+    echo(f"{template.name}: {template.description}")
     for part, spec in (
         ("devices", template.devices),
         ("users", template.users),
@@ -1045,16 +1061,16 @@ def _print_headers(template: SiteTemplate, lang: str) -> None:
     ):
         tab = tab_in(spec, lang)
         tabs = ", ".join(dict.fromkeys([tab, spec.tab, *spec.tab_aliases]))
-        click.echo(f"\n{part} (tab {tabs}):")
+        echo(f"\n{part} (tab {tabs}):")
         for field_name, aliases in spec.columns.items():
             header = header_in(spec, field_name, lang)
             others = [a for a in aliases if header_key(a) != header_key(header)]
             also = f"  (also: {', '.join(others)})" if others else ""
             mark = " *" if part == "devices" and field_name in ("addr", template.match_key) else ""
-            click.echo(f"  {header}{mark}{also}")
+            echo(f"  {header}{mark}{also}")
         if spec.config_prefix:
-            click.echo(f"  {spec.config_prefix}<key>  (a key of the initial configuration)")
-    click.echo("\n* required; match key: " + template.match_key)
+            echo(f"  {spec.config_prefix}<key>  (a key of the initial configuration)")
+    echo("\n* required; match key: " + template.match_key)
 
 
 @main.command()
@@ -1135,7 +1151,7 @@ def verify(
     except ProvisionerError as exc:
         raise InputError(str(exc)) from None
     choice = _choose_template(ctx, sheet, template_name)
-    click.echo(choice.line)
+    echo(choice.line)
     with platform_run(ctx, platform, unit="devices") as run:
         run.interrupted = "interrupted before the first check: nothing was written"
         console = _VerifyConsole(run, watch)
@@ -1164,16 +1180,16 @@ def verify(
     click.echo(render_console(data, limit=limit, color=_color(), **_secrets(records)))
     found = result.lookup.summary().removeprefix("lookup: ") if result.lookup else ""
     lookup = f"; finding the devices: {found}" if found else ""
-    click.echo(f"data asked for: {result.way}, {result.data_requests} requests{lookup}")
+    echo(f"data asked for: {result.way}, {result.data_requests} requests{lookup}")
     _write_reports(data, (results, *reports), sheet, records)
     if result.stop == StopKind.INTERRUPTED:
-        click.echo("interrupted: the state of the last check is written", err=True)
+        echo("interrupted: the state of the last check is written", err=True)
     elif result.stopped:
-        click.echo(result.stopped, err=True)
+        echo(result.stopped, err=True)
     elif watch and result.waiting:
         from provisioner.verify import sheet_rows
 
-        click.echo(f"still silent after {int(timeout)} s: {sheet_rows(result.waiting)}", err=True)
+        echo(f"still silent after {int(timeout)} s: {sheet_rows(result.waiting)}", err=True)
     ctx.exit(result.exit_code)
 
 
@@ -1254,7 +1270,7 @@ def export(
             progress=run.live.line,
         )
     for line in result.lines():
-        click.echo(line)
+        echo(line)
 
 
 def _update_fields(value: str | None) -> tuple[bool, frozenset[str] | None]:
@@ -1297,14 +1313,14 @@ def _show_updates(work: Work) -> None:
     tasks = [t for t in work.tasks if t.update is not None]
     if not tasks:
         return
-    click.echo(f"{'1 device' if len(tasks) == 1 else f'{len(tasks)} devices'} will be updated:")
+    echo(f"{'1 device' if len(tasks) == 1 else f'{len(tasks)} devices'} will be updated:")
     for task in tasks[:SHOWN_UPDATES]:
         assert task.update is not None
-        click.echo(f"  row {task.record.row} ({task.record.key}):")
+        echo(f"  row {task.record.row} ({task.record.key}):")
         for line in task.update.lines():
-            click.echo(f"    {line}")
+            echo(f"    {line}")
     if len(tasks) > SHOWN_UPDATES:
-        click.echo(
+        echo(
             f"  and {len(tasks) - SHOWN_UPDATES} more: every change is in the plan's reports "
             "(provisioner plan SHEET --report plan.html)"
         )
@@ -1363,7 +1379,7 @@ def undo(
     if not (result.to_delete or result.to_restore) and not any(
         r.status in ("deleted", "restored", "failed", "not run") for r in result.rows
     ):
-        click.echo(
+        echo(
             "nothing to take back: "
             + (
                 ", ".join(f"{v} {k}" for k, v in result.totals.items())
@@ -1372,16 +1388,16 @@ def undo(
         )
         _show_kept(result)
     else:
-        click.echo(" · ".join(f"{k} {v}" for k, v in result.totals.items()))
+        echo(" · ".join(f"{k} {v}" for k, v in result.totals.items()))
         failed = [r for r in result.rows if r.status == "failed"]
         for row in failed[:SHOWN_UPDATES]:
-            click.echo(f"  failed: device {row.platform_id} ({row.key}): {row.message}")
+            echo(f"  failed: device {row.platform_id} ({row.key}): {row.message}")
         _show_kept(result)
     for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    click.echo(f"journal: {journal_path}")
+        echo(f"warning: {warning}", err=True)
+    echo(f"journal: {journal_path}")
     if result.stopped:
-        click.echo(result.stopped, err=True)
+        echo(result.stopped, err=True)
     run.exit(result.exit_code)  # a second Ctrl-C: at once, without waiting for threads
 
 
@@ -1392,13 +1408,11 @@ class _UndoConsole(Console):
         plan: UndoResult = what
         self.live.end()  # the spinner of the reading: the question is asked in its place
         deletes, restores = plan.to_delete, plan.to_restore
-        click.echo(
-            f"undo on {self.url}: {len(deletes)} devices to delete, {len(restores)} to put back"
-        )
+        echo(f"undo on {self.url}: {len(deletes)} devices to delete, {len(restores)} to put back")
         for row in [*deletes, *restores][:SHOWN_UPDATES]:
-            click.echo(f"  {row.status} device {row.platform_id} ({row.key}): {row.message}")
+            echo(f"  {row.status} device {row.platform_id} ({row.key}): {row.message}")
         if len(deletes) + len(restores) > SHOWN_UPDATES:
-            click.echo(f"  and {len(deletes) + len(restores) - SHOWN_UPDATES} more")
+            echo(f"  and {len(deletes) + len(restores) - SHOWN_UPDATES} more")
         _show_kept(plan)
         if self.yes:
             return True
@@ -1426,7 +1440,7 @@ def _typed_number(count: int, tries: int = 3) -> bool:
         if typed.lower() in ("", "n", "no"):
             return False
         if left:
-            click.echo(f"{typed!r} is not {count}: {left} {'try' if left == 1 else 'tries'} left")
+            echo(f"{typed!r} is not {count}: {left} {'try' if left == 1 else 'tries'} left")
     return False
 
 
@@ -1434,9 +1448,9 @@ def _show_kept(result: Any) -> None:
     kept = [r for r in result.rows if r.status in ("kept", "no answer on record")]
     for row in kept[:SHOWN_UPDATES]:
         what = f"{row.kind} {row.platform_id}" if row.platform_id else row.kind
-        click.echo(f"  {row.status} {what} ({row.key}): {row.message}")
+        echo(f"  {row.status} {what} ({row.key}): {row.message}")
     if len(kept) > SHOWN_UPDATES:
-        click.echo(f"  and {len(kept) - SHOWN_UPDATES} more kept")
+        echo(f"  and {len(kept) - SHOWN_UPDATES} more kept")
 
 
 @main.command()
@@ -1454,9 +1468,9 @@ def demo(folder: Path) -> None:
     """
     from provisioner.demo import fresh_folder, run_demo
 
-    ok, files = run_demo(fresh_folder(folder), click.echo)
-    click.echo("\nFiles left for you to open:")
+    ok, files = run_demo(fresh_folder(folder), echo)
+    echo("\nFiles left for you to open:")
     for path in files:
-        click.echo(f"  {path}")
+        echo(f"  {path}")
     if not ok:
-        raise click.ClickException("the demo did not end as it should: see the steps above")
+        raise Failure("the demo did not end as it should: see the steps above")

@@ -6,7 +6,8 @@ Messages (``say``) go above it. ``end()`` finishes the line with a newline and
 shows the cursor again; every command calls it on every way out, also before a
 question is asked. Without a terminal there is no live line: plain lines every
 few seconds, with no escape codes. rich is imported only when a live line is
-shown, so that commands that never show one start as fast as before.
+shown, so that commands that never show one start as fast as before. Every text
+passes ``text.visible``: what the platform says must not drive the terminal.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
 import click
+
+from provisioner.text import visible
 
 if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
@@ -64,6 +67,7 @@ class Progress:
         line only when it takes a while (every few seconds)."""
         if self._closed:
             return
+        text = visible(text)
         if self.live:
             self._spin(text)
             return
@@ -76,6 +80,7 @@ class Progress:
         """A status that replaces the live line (a plain line each time without a terminal)."""
         if self._closed:
             return
+        text = visible(text)
         if self.live:
             self._spin(text)
         else:
@@ -100,6 +105,7 @@ class Progress:
 
     def say(self, message: str) -> None:
         """A line of its own above the live line, also while it shows."""
+        message = visible(message, keep="\n")
         with self._lock:
             if self._display is not None:
                 self._display.console.print(

@@ -1,6 +1,6 @@
 """The report as text for a terminal: summary, file problems, the rows that need a look.
 
-Every text from the report passes ``printable``; only the colours are codes.
+Every text from the report passes ``text.visible``; only the colours are codes.
 """
 
 from __future__ import annotations
@@ -30,23 +30,11 @@ from provisioner.reports.base import (
     state_of,
     summary,
 )
+from provisioner.text import visible
 
 # This many rows failing with the same words are listed as one line.
 _GROUP_AT = 3
 _RED, _YELLOW, _RESET = "\x1b[31m", "\x1b[33m", "\x1b[0m"
-
-
-def printable(text: str) -> str:
-    """Show control characters from a sheet or the platform as escapes.
-
-    A cell or a platform message must not drive the terminal: ESC (so every ANSI
-    sequence), CR, newline, DEL, C1 controls and the other characters Python does
-    not call printable (bidi overrides, zero-width marks) are shown as ``\\x1b``,
-    ``\\r``, ``\\n``, ``\\u202e``.
-    """
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def render_console(
@@ -62,14 +50,14 @@ def render_console(
     with ``creates``, then every row a plan creates or queues with what apply sends for it.
 
     ``secrets`` and ``secret_columns`` as for ``write_report``. Every text from the
-    report is shown through ``printable``; only the colours (``color``) are codes.
+    report is shown through ``text.visible``; only the colours (``color``) are codes.
     """
     # Cells masked by field here; the secrets scrubbed from the rows shown (not from every
     # row of a report that may have 100,000), before values are shortened or folded into
     # a table, where a secret cut in two would no longer be found; and from the finished
     # text once more.
     report = redacted(report, secret_columns, ())
-    pattern = secret_pattern([*secrets, *(printable(secret) for secret in secrets)])
+    pattern = secret_pattern([*secrets, *(visible(secret) for secret in secrets)])
 
     def clean(item: Mapping[str, Any]) -> Mapping[str, Any]:
         return item if pattern is None else scrub_all(item, pattern)
@@ -82,13 +70,13 @@ def render_console(
     def problem_lines(problem: Mapping[str, Any], indent: str, *, in_row: bool) -> list[str]:
         severity = problem.get("severity")
         label = "warning: " if severity == "warning" else ""
-        text = printable(label + problem_text(problem, in_row=in_row, limit=SHORT))
+        text = visible(label + problem_text(problem, in_row=in_row, limit=SHORT))
         lines = [indent + paint(text, severity)]
         if problem.get("fix"):
-            lines.append(f"{indent}  fix: {printable(as_text(problem['fix']))}")
+            lines.append(f"{indent}  fix: {visible(as_text(problem['fix']))}")
         return lines
 
-    lines = [printable(summary(report))]
+    lines = [visible(summary(report))]
     for problem in report.get("problems") or []:
         lines.extend(problem_lines(clean(problem), "", in_row=False))
 
@@ -107,11 +95,11 @@ def render_console(
         numbers = ", ".join(as_text(r.get("row")) for r in rows[:8])
         more = ", ..." if len(rows) > 8 else ""
         lines.append(
-            printable(
+            visible(
                 f"{len(rows)} rows ({as_text(rows[0].get('sheet'))} rows {numbers}{more}): {state}"
             )
         )
-        lines.append(f"  {printable(note)}")
+        lines.append(f"  {visible(note)}")
     in_groups = {id(r) for rows in grouped.values() for r in rows}
     shown = [row for row in shown if id(row) not in in_groups]
     for row in map(clean, shown[: max(limit, 0)]):
@@ -119,14 +107,14 @@ def render_console(
         title = row_title(row)
         if report.get("command") != "validate" and state:
             title += f": {state}"
-        lines.append(printable(title))
+        lines.append(visible(title))
         for problem in problems_of(row):
             lines.extend(problem_lines(problem, "  ", in_row=True))
         if state == RowAction.DIFFERS:
             lines.extend(f"  {line}" for line in _diff_table(row, color))
-            lines.extend(f"  {printable(note)}" for note in diff_notes(row))
+            lines.extend(f"  {visible(note)}" for note in diff_notes(row))
         elif state in NOTABLE and not row.get("errors") and row_note(row):
-            lines.append(f"  {printable(row_note(row))}")
+            lines.append(f"  {visible(row_note(row))}")
     hidden = len(shown) - max(limit, 0)
     if hidden > 0:
         lines.append(
@@ -146,8 +134,8 @@ def _creates(report: Report, clean: Callable[[Mapping[str, Any]], Mapping[str, A
     lines = [f"what each create sends ({plural(len(rows), 'row')}):"]
     for row in rows:
         note = f": {row_note(row)}" if row_note(row) else ""  # a downlink's says its type
-        lines.append(printable(f"{row_title(row)}: {state_of(row)}{note}"))
-        lines.append(f"  {printable(sends_text(row))}")
+        lines.append(visible(f"{row_title(row)}: {state_of(row)}{note}"))
+        lines.append(f"  {visible(sends_text(row))}")
     return lines
 
 
@@ -173,7 +161,7 @@ def _diff_table(row: Mapping[str, Any], color: bool) -> list[str]:
         if number == diff_count and diff_count:
             table.add_section()
         # Text, never markup: a cell's "[red]" is shown as written.
-        table.add_row(*(Text(printable(part)) for part in entry))
+        table.add_row(*(Text(visible(part)) for part in entry))
     if not diff_count:  # an update's changes only
         table.columns[1].header, table.columns[2].header = "before", "after"
     width = shutil.get_terminal_size((100, 24)).columns

@@ -27,6 +27,7 @@ from provisioner.reports.base import (
     state_name,
     state_of,
 )
+from provisioner.text import visible
 
 
 def render(report: Report, context: Context) -> bytes:
@@ -49,10 +50,11 @@ _EXCEL_TEXT_LIMIT = 250  # Excel refuses a formula's text over 255 characters
 
 def _cell_safe(value: Any) -> Any:
     """Text Excel would make a number of stays text; text it would run as a formula
-    gets a leading quote (``files.csv_cell``). Numbers (row numbers, platform ids)
-    stay numbers."""
+    gets a leading quote (``files.csv_cell``); control characters are shown as escapes
+    (``text.visible``). Numbers (row numbers, platform ids) stay numbers."""
     if not isinstance(value, str):
         return value
+    value = visible(value, keep="\t\n")
     if len(value) <= _EXCEL_TEXT_LIMIT and _EXCEL_NUMBER.fullmatch(value):
         return '="' + value + '"'  # none of the forms above holds a quote to double
     return csv_cell(value)

@@ -31,24 +31,20 @@ from provisioner.reports.base import (
     state_of,
     summary,
 )
+from provisioner.text import visible
 
 
 def render(report: Report, context: Context) -> bytes:
     return _html(report).encode("utf-8")
 
 
-# Marks that turn text around or hide it (bidi overrides, zero-width) are shown as
-# \u202e, as on the console: a cell must not make the page read other than it is.
-_HIDDEN_MARKS = {
-    code: f"\\u{code:04x}"
-    for code in (*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF)
-}
-
-
 def _esc(value: Any) -> str:
-    # The colon as an entity keeps every address in the data from reading as a
-    # link to copy or follow in the file's source; the browser shows it unchanged.
-    text = as_text(value).translate(_HIDDEN_MARKS)
+    # Control characters and marks that turn text around or hide it are shown as
+    # escapes (``text.visible``), as on the console: a cell must not make the page
+    # read other than it is. The colon as an entity keeps every address in the data
+    # from reading as a link to copy or follow in the file's source; the browser
+    # shows it unchanged.
+    text = visible(as_text(value), keep="\t\n")
     return html.escape(text, quote=True).replace("://", "&#58;//")
 
 

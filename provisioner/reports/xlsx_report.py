@@ -44,6 +44,7 @@ from provisioner.reports.base import (
     state_of,
 )
 from provisioner.sheets import record_template
+from provisioner.text import visible
 
 _ERROR_FILL = PatternFill(fill_type="solid", fgColor="FFC7CE")
 _WARNING_FILL = PatternFill(fill_type="solid", fgColor="FFEB9C")
@@ -54,8 +55,6 @@ _TONE_FILLS = {
     "bad": _ERROR_FILL,
 }
 _BOLD = Font(bold=True)
-# Characters XML 1.0 cannot hold; openpyxl refuses them.
-_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _PASSWORD_WORDS = ("password", "passwort", "kennwort")
 _USER_TABS = ("users", "benutzer")
 _AUTHOR = "provisioner"
@@ -68,7 +67,9 @@ _SECRET_LEFT_OUT = (
 
 
 def _clean(text: str) -> str:
-    return _ILLEGAL.sub(lambda match: repr(match.group())[1:-1], text)
+    # Control characters as escapes (``text.visible``): XML 1.0 cannot hold most of
+    # them (openpyxl refuses them), and none may reach a terminal the cell is pasted to.
+    return visible(text, keep="\t\n")
 
 
 def _put(cell: Cell | MergedCell, value: Any) -> None:

@@ -17,7 +17,9 @@ Kinds (the constants below, or their string values):
 
 ========================  ===========================================================
 ``error-400``             400 ``{"error": ...}``; also ``error-404``, ``error-500``
-                          and any ``error-<status>`` from 400 to 599
+                          and any ``error-<status>`` from 400 to 599; ``message``
+                          sets the words of ``error`` (a proxy's, say, with
+                          terminal escapes in them)
 ``echo-400``              400 ``{"error": "bad request: <the request body as text>"}``
 ``html``                  200, ``Content-Type: text/html``, a proxy's login page
 ``data-string``           200 ``{"data": "x"}``
@@ -119,6 +121,7 @@ class OddRule:
     times: int | None  # None: every matching request
     seconds: float | None  # for stall
     commit: bool
+    message: str | None = None  # an error-<status>'s words; None: the sandbox's own
     hits: int = 0
     _pattern: re.Pattern[str] = field(init=False, repr=False)
 
@@ -194,12 +197,14 @@ class Faults:
         *,
         seconds: float | None = None,
         commit: bool | None = None,
+        message: str | None = None,
     ) -> OddRule:
         """Answer ``method path`` oddly (see the module's docstring for the kinds).
 
         ``times``: the next that many matching requests, None: all of them.
         ``seconds``: how long a ``stall`` waits (required for it, refused otherwise).
         ``commit``: carry the request out before answering oddly; None: the kind's default.
+        ``message``: the ``error`` text of an ``error-<status>`` answer (only for those).
         """
         if kind not in ODD_KINDS and error_status(kind) is None:
             raise ValueError(f"unknown odd answer {kind!r} (known: {', '.join(ODD_KINDS)})")
@@ -211,11 +216,13 @@ class Faults:
             raise ValueError("seconds is required for a stall and only for a stall")
         if seconds is not None and not seconds > 0:
             raise ValueError("seconds must be above 0")
+        if message is not None and error_status(kind) is None:
+            raise ValueError("message is only for an error-<status> answer")
         if commit is None:
             commit = kind in _ALWAYS_COMMIT
         elif not commit and kind in _ALWAYS_COMMIT:
             raise ValueError(f"{kind} always carries the request out: commit cannot be False")
-        rule = OddRule(method.upper(), path, kind, times, seconds, commit)
+        rule = OddRule(method.upper(), path, kind, times, seconds, commit, message)
         with self._lock:
             self._odd.append(rule)
         return rule

@@ -256,7 +256,7 @@ def odd_reply(rule: OddRule, body: bytes, real: Reply | None) -> Reply:
     kind = rule.kind
     status = error_status(kind)
     if status is not None:
-        return error_reply(status, f"odd answer {kind}, injected by the sandbox")
+        return error_reply(status, rule.message or f"odd answer {kind}, injected by the sandbox")
     if kind == ODD_ECHO_400:
         return error_reply(400, "bad request: " + body.decode("utf-8", "replace"))
     if kind == ODD_HTML:
