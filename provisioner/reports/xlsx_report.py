@@ -120,8 +120,7 @@ def xlsx(
         # The devices to visit again, under the sheet's own headers.
         _add_failed_tab(report, workbook, tables, secret_columns, status="silent", title="Silent")
     _add_errors_tab(report, workbook)
-    if pattern is not None:
-        _scrub_workbook(workbook, pattern)
+    _finish_text(workbook, pattern)
     # The copy reads back through the template the run used, without --template.
     template = report.get("template")
     if isinstance(template, str) and template:
@@ -230,20 +229,26 @@ def _blank_column(tab: Worksheet, first_row: int, column: int) -> None:
             below.comment = None
 
 
-def _scrub_workbook(workbook: Workbook, pattern: re.Pattern[str]) -> None:
-    """Every secret out of every text cell and comment of the workbook."""
+def _finish_text(workbook: Workbook, pattern: re.Pattern[str] | None) -> None:
+    """Every text cell and comment of the workbook, the installer's copied cells too:
+    each secret out, and control characters shown as escapes (``_clean``), so that no
+    part of a report holds what the console would not show."""
+
+    def finished(text: str) -> str:
+        return _clean(text if pattern is None else scrub(text, pattern))
+
     for tab in workbook.worksheets:
         for line in tab.iter_rows():
             for cell in line:
                 if isinstance(cell, MergedCell):
                     continue
                 if isinstance(cell.value, str):
-                    scrubbed = scrub(cell.value, pattern)
-                    if scrubbed != cell.value:
-                        _put(cell, scrubbed)
+                    text = finished(cell.value)
+                    if text != cell.value:
+                        _put(cell, text)
                 comment = cell.comment
                 if comment is not None:
-                    text = scrub(comment.text, pattern)
+                    text = finished(comment.text)
                     if text != comment.text:
                         cell.comment = Comment(text, comment.author, comment.height, comment.width)
 
