@@ -1247,8 +1247,10 @@ def export(
     The sheet reads back through the same template: validate finds nothing and
     plan says every row exists, so it can be corrected and applied with
     --update. What the template has no column for is named in the summary. Exit
-    0 written, 2 unusable input (no --tag or --all, FILE exists without --force),
-    3 the platform refused or is unreachable.
+    0 written, 1 written but devices may be missing (the platform's device list
+    changed while it was read, on a platform that cannot be read by id), 2
+    unusable input (no --tag or --all, FILE exists without --force), 3 the
+    platform refused or is unreachable.
     """
     from provisioner.export import check_export, export_site
 
@@ -1271,6 +1273,7 @@ def export(
         )
     for line in result.lines():
         echo(line)
+    ctx.exit(result.exit_code)
 
 
 def _update_fields(value: str | None) -> tuple[bool, frozenset[str] | None]:

@@ -85,15 +85,29 @@ class ExportResult:
     notes: list[str] = field(default_factory=list)
     requests: int = 0
     seconds: float = 0.0
+    # "" or why the file may lack devices: the listing moved while it was read.
+    incomplete: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        """0 written whole; 1 written, but devices may be missing from it."""
+        return 1 if self.incomplete else 0
 
     def lines(self) -> list[str]:
         users = "" if self.users is None else f" and {_count(self.users, 'user')}"
-        return [
-            f"{_count(self.devices, 'device')} ({self.selection}){users} written to "
-            f"{self.out} in the layout of the template '{self.template}'",
+        what = self.selection
+        if self.incomplete:
+            # Never the selection's words alone: the file may not hold all of them.
+            what = f"asked: {self.selection}; INCOMPLETE, see the last line"
+        head = f"{_count(self.devices, 'device')} ({what})"
+        lines = [
+            f"{head}{users} written to {self.out} in the layout of the template '{self.template}'",
             *self.notes,
             f"platform: {_count(self.requests, 'request')}, {self.seconds:.1f} s",
         ]
+        if self.incomplete:
+            lines.append(f"incomplete: {self.incomplete}")
+        return lines
 
 
 def check_export(
@@ -160,9 +174,17 @@ def export_site(
     say = progress or (lambda text: None)
     started, before = time.perf_counter(), client.requests_sent
     devices: list[dict[str, Any]] = []
-    for page in device_pages(client, filters, page_size=MAX_PAGE_SIZE):
+    # By id where the platform pages so: devices deleted meanwhile cannot shift the pages.
+    pages = device_pages(client, filters, page_size=MAX_PAGE_SIZE)
+    for page in pages:
         devices += page
         say(f"reading devices: {len(devices)}")
+    incomplete = ""
+    if pages.moved:
+        incomplete = (
+            f"{pages.moved}. The file holds the {_count(len(devices), 'device')} read; "
+            "run the export again when no one is adding or deleting devices"
+        )
     sheet = _DeviceSheet(template, devices, say)
     notes = list(sheet.notes)
     if not devices:
@@ -192,7 +214,9 @@ def export_site(
         writer: Callable[[IO[bytes]], None] = sheet.write_csv
     else:
         made_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        context = _Context(client.url, made_at, selection, out.name, users, notes, bool(keys))
+        context = _Context(
+            client.url, made_at, selection, out.name, users, notes, bool(keys), incomplete
+        )
 
         def writer(file: IO[bytes]) -> None:
             _write_xlsx(file, template, sheet, context)
@@ -208,6 +232,7 @@ def export_site(
         notes=notes,
         requests=client.requests_sent - before,
         seconds=time.perf_counter() - started,
+        incomplete=incomplete,
     )
 
 
@@ -528,6 +553,7 @@ class _Context:
     users: list[dict[str, Any]] | None  # None: no users tab
     notes: list[str]  # what the sheet does not hold, said on the console too
     keys: bool  # the sheet holds LoRaWAN keys
+    incomplete: str  # "" or why devices may be missing from the file
 
 
 def _write_xlsx(
@@ -624,9 +650,13 @@ def _instructions(template: SiteTemplate, sheet: _DeviceSheet, context: _Context
     name = template.ref
     file_name = f'"{context.file_name}"' if " " in context.file_name else context.file_name
     args = f"{file_name} --template {name}"
+    what = f"the devices {context.selection}"
+    if context.incomplete:
+        what = f"INCOMPLETE: some of the devices {context.selection}"
     lines = [
-        f"Exported from {context.url} on {context.made_at}: the devices {context.selection}, "
+        f"Exported from {context.url} on {context.made_at}: {what}, "
         f"in the layout of the site template '{template.name}'.",
+        *([f"Devices may be missing: {context.incomplete}."] if context.incomplete else []),
         "",
         f"The '{template.devices.tab}' tab holds one row per device as the platform holds it, "
         "and reads back through the same template:",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +25,7 @@ from provisioner.platform import (
     MAX_PAGE_SIZE,
     MIN_PLAUSIBLE_PAGE_CAP,
     AuthError,
+    DevicePages,
     Filter,
     NotFound,
     PlatformClient,
@@ -211,11 +212,14 @@ def look_up_devices(
 
 def device_pages(
     client: PlatformClient, filters: Sequence[Filter] = (), *, page_size: int | None = None
-) -> Iterator[list[Device]]:
-    """Every device matching ``filters``, a page at a time, by the client's paging rule
-    (which copes with a server that caps pages): the one way the tool reads devices in
-    bulk (plan's scan and tag, export)."""
-    yield from client.iter_device_pages(filters, page_size=page_size or MAX_PAGE_SIZE)
+) -> DevicePages:
+    """Every device matching ``filters``, a page at a time: the one way the tool reads
+    devices in bulk (plan's scan and tag, export). Pages after the first are asked by
+    id (``f:id=gt:``), so devices deleted during the read cannot shift the pages;
+    where the platform does not page by id, by offset, and ``moved`` says whether the
+    listing moved meanwhile. Either way the client's paging rule copes with a server
+    that caps pages. Costs as many requests as reading by offset."""
+    return client.iter_device_pages(filters, page_size=page_size or MAX_PAGE_SIZE, by_id=True)
 
 
 class _Lookups:

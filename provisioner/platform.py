@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import html
 import ipaddress
+import itertools
 import json
 import random
 import re
@@ -63,6 +64,7 @@ __all__ = [
     "MIN_PLAUSIBLE_PAGE_CAP",
     "AuthError",
     "BadAnswer",
+    "DevicePages",
     "Conflict",
     "Filter",
     "InsecureURL",
@@ -553,15 +555,23 @@ class PlatformClient:
         *,
         page_size: int = MAX_PAGE_SIZE,
         few: bool = False,
-    ) -> Iterator[list[dict[str, Any]]]:
+        by_id: bool = False,
+    ) -> DevicePages:
         """Every matching device once, page by page, until a page comes back empty.
 
         A non-empty page shorter than asked may be the last or the server's cap:
-        the next offset is asked all the same, with the short page's size as the
+        the next page is asked all the same, with the short page's size as the
         page size from then on; when more rows come, that size is a cap
         (``page_cap_seen``). Rows are deduplicated by id. A page holding no new
         device (a server that ignores ``offset``), or more than ``max_pages``
         pages, is a BadAnswer.
+
+        ``by_id``: pages after the first ask for the devices after the last id read
+        (``f:id=gt:N``), so that devices deleted meanwhile cannot shift the pages
+        (an offset read then skips as many live devices). Where the platform refuses
+        that filter, ignores it or does not list by id, the read goes on by offset,
+        each page starting at the last row read, which shows when the listing moved
+        (``DevicePages.moved``).
 
         ``few``: the filter matches a handful of devices at most (a key lookup). A
         short page smaller than the largest page this server has ever answered
@@ -571,37 +581,7 @@ class PlatformClient:
         """
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
-        limit = min(page_size, MAX_PAGE_SIZE)
-        offset = 0
-        seen: set[int] = set()
-        short: int | None = None  # the size of the last page if it was shorter than asked
-        for _ in range(self.max_pages):
-            # This server has answered pages this large: a shorter page cannot be a cap.
-            floor = self._largest_page
-            page = self.list_devices_page(filters, limit=limit, offset=offset)
-            if not page:
-                return
-            fresh = []
-            for device in page:
-                if device["id"] not in seen:
-                    seen.add(device["id"])
-                    fresh.append(device)
-            if not fresh:
-                raise self._bad_listing(
-                    f"the page at offset {offset} holds only devices read already "
-                    "(the platform seems to ignore offset)"
-                )
-            if short is not None:
-                self._saw_page_cap(short)  # more came after a short page: it was a cap
-            yield fresh
-            if few and len(page) < min(limit, floor):
-                return
-            offset += len(page)
-            short = len(page) if len(page) < limit else None
-            limit = min(limit, len(page))
-        raise self._bad_listing(
-            f"it still had more devices after {self.max_pages} pages (up to offset {offset})"
-        )
+        return DevicePages(self, filters, min(page_size, MAX_PAGE_SIZE), few=few, by_id=by_id)
 
     def list_devices(
         self, filters: Sequence[Filter] = (), *, page_size: int = MAX_PAGE_SIZE
@@ -1034,6 +1014,109 @@ class PlatformClient:
             elapsed = max(self._clock() - outage.start, outage.slept)
             message += f", {outage.failures} tries in {elapsed:.0f} s"
         return TransportError(self.redact(message), hint=hint)
+
+
+class DevicePages(Iterator[list[dict[str, Any]]]):
+    """One bulk read of devices, a page at a time (``PlatformClient.iter_device_pages``).
+
+    After the read: ``way`` is "id" when every page after the first was asked by id,
+    "offset" otherwise, and ``offset_why`` says why; ``moved`` is "" or the words for
+    a listing that moved under an offset read, so that devices may be missing.
+    """
+
+    def __init__(
+        self,
+        client: PlatformClient,
+        filters: Sequence[Filter],
+        limit: int,
+        *,
+        few: bool,
+        by_id: bool,
+    ) -> None:
+        self.way = "id" if by_id else "offset"
+        self.offset_why = "" if by_id else "asked by offset"
+        self.moved = ""
+        self._pages = self._read(client, list(filters), limit, few)
+
+    def __next__(self) -> list[dict[str, Any]]:
+        return next(self._pages)
+
+    def _read(
+        self, client: PlatformClient, filters: list[Filter], limit: int, few: bool
+    ) -> Iterator[list[dict[str, Any]]]:
+        offset = 0
+        seen: set[int] = set()
+        short: int | None = None  # the size of the last page if it was shorter than asked
+        after: int | None = None  # by id: the last id read
+        listed = 0  # by id: the rows the pages held, the offset of the next one
+        overlap: int | None = None  # by offset after by id: the id expected first on a page
+        for _ in range(client.max_pages):
+            # This server has answered pages this large: a shorter page cannot be a cap.
+            floor = client.largest_page
+            asked = limit
+            if self.way == "id" and after is not None:
+                try:
+                    page = client.list_devices_page([*filters, f("id", "gt", after)], limit=asked)
+                except InvalidRequest as exc:
+                    self._by_offset(f"it refused f:id=gt: ({exc.message})")
+                    overlap, offset = after, listed - 1
+                    continue
+                if any(d["id"] <= after for d in page):
+                    self._by_offset("it ignores f:id=gt:")
+                    overlap, offset = after, listed - 1
+                    continue
+            else:
+                if overlap is not None:
+                    asked = min(limit + 1, MAX_PAGE_SIZE)  # the row read last, then new ones
+                page = client.list_devices_page(filters, limit=asked, offset=offset)
+            if overlap is not None and (not page or page[0]["id"] != overlap):
+                if not page or page[0]["id"] not in seen:
+                    # The row read last is not where it was: rows before it went, so the
+                    # rows after it moved up, some of them past this page's start.
+                    self.moved = (
+                        "the platform's device list changed while it was read: this "
+                        f"platform is read by offset ({self.offset_why}), and devices "
+                        "deleted meanwhile shift the pages, so devices may be missing"
+                    )
+            if not page:
+                return
+            fresh = []
+            for device in page:
+                if device["id"] not in seen:
+                    seen.add(device["id"])
+                    fresh.append(device)
+            if not fresh:
+                if overlap is not None and len(page) == 1 and page[0]["id"] == overlap:
+                    return  # only the row read last: nothing after it
+                raise client._bad_listing(
+                    f"the page at offset {offset} holds only devices read already "
+                    "(the platform seems to ignore offset)"
+                )
+            if self.way == "id" and any(a["id"] > b["id"] for a, b in itertools.pairwise(page)):
+                # Not listed by id: the next page is asked by offset, from this one's last row.
+                self._by_offset("it does not list devices by id")
+                overlap, offset = page[-1]["id"], listed + len(page) - 1
+            elif self.way == "id":
+                after, listed = page[-1]["id"], listed + len(page)
+            elif overlap is not None:
+                overlap, offset = page[-1]["id"], offset + len(page) - 1
+            else:
+                offset += len(page)
+            if short is not None:
+                client._saw_page_cap(short)  # more came after a short page: it was a cap
+            yield fresh
+            if few and len(page) < min(asked, floor):
+                return
+            short = len(page) if len(page) < asked else None
+            # The next page's size: this one's when it was short (a cap), less the row
+            # read again when pages start at the last row.
+            limit = max(1, min(limit, len(page) - (asked > limit)))
+        raise client._bad_listing(
+            f"it still had more devices after {client.max_pages} pages (up to offset {offset})"
+        )
+
+    def _by_offset(self, why: str) -> None:
+        self.way, self.offset_why = "offset", why
 
 
 def _refuse_plain_http(url: str) -> None:

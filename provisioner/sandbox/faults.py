@@ -56,6 +56,20 @@ When an odd answer is given, in the order a request goes through:
   requests whose real answer is a success (2xx) count; others are answered as
   usual. E.g. ``odd("POST", "/api/devices", "error-500", commit=True)``: the
   device is created and the client is told 500.
+
+A platform that moves while it is read
+--------------------------------------
+``faults.churn_while_paging(delete=200, add=0, after=1)`` changes the devices once,
+in the middle of a listing: after ``after`` more device listing pages (``GET
+/api/devices``) have been answered, the next one first deletes the ``delete``
+devices with the lowest ids (rows an offset read has passed, so every row after
+them moves up) and adds ``add`` new ones (at the highest ids). ``churned`` lists
+the ids it deleted.
+
+``faults.id_paging`` is how the device listing takes a range on ``id``
+(``f:id=gt:N``, ``lt``, ``gte``, ``lte``): ``"honour"`` (the default, as the
+platform's filter documentation says), ``"refuse"`` (400 naming the filter) or
+``"ignore"`` (the filter is dropped, as a platform that does not know it might).
 """
 
 from __future__ import annotations
@@ -147,6 +161,8 @@ class Faults:
     rate_limit: float | None = None  # requests per second, over it: 429 + Retry-After
     drop_after_commit_rate: float = 0.0  # creates that commit, then close without an answer
     max_page_size: int = MAX_PAGE_SIZE  # a lower clamp for ``limit``
+    id_paging: str = "honour"  # or "refuse", "ignore": ranges on id (see the docstring)
+    churned: list[int] = field(default_factory=list)  # ids churn_while_paging deleted
     seed: int | None = None  # makes the random choices reproducible; read once, at creation
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
@@ -155,6 +171,7 @@ class Faults:
     _bucket_time: float = field(init=False, repr=False, default=0.0)
     _odd: list[OddRule] = field(init=False, repr=False, default_factory=list)
     _hang_up_end: float = field(init=False, repr=False, default=0.0)  # time.monotonic()
+    _churn: list[tuple[int, int, int]] = field(init=False, repr=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -238,6 +255,23 @@ class Faults:
         """Whether a request arriving now is closed unanswered; for the server."""
         with self._lock:
             return time.monotonic() < self._hang_up_end
+
+    def churn_while_paging(self, *, delete: int = 0, add: int = 0, after: int = 1) -> None:
+        """Once ``after`` more device listing pages have been answered, the next deletes
+        the ``delete`` devices with the lowest ids and adds ``add`` new ones first."""
+        if delete < 0 or add < 0 or after < 0:
+            raise ValueError("delete, add and after must be 0 or more")
+        with self._lock:
+            self._churn.append((after, delete, add))
+
+    def take_churn(self) -> tuple[int, int] | None:
+        """(delete, add) when this device listing page is the one to churn; for the server."""
+        with self._lock:
+            due = [c for c in self._churn if c[0] == 0]
+            self._churn = [(after - 1, d, a) for after, d, a in self._churn if after > 0]
+        if not due:
+            return None
+        return sum(d for _, d, _ in due), sum(a for _, _, a in due)
 
     def clear_odd(self) -> None:
         """Answer every request normally again."""

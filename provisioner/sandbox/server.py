@@ -149,7 +149,33 @@ def _page(call: Call, fields: FilterFields) -> tuple[list[Filter], int, int]:
 
 def list_devices(call: Call) -> Reply:
     filters, limit, offset = _page(call, DEVICE_FILTERS)
+    filters = _id_paging(call.faults, filters)
+    churn = call.faults.take_churn()
+    if churn is not None:
+        _churn(call, *churn)
     return Reply(200, json_body=call.store.list_devices_json(filters, limit, offset))
+
+
+_ID_RANGES = ("gt", "gte", "lt", "lte")
+
+
+def _id_paging(faults: Faults, filters: list[Filter]) -> list[Filter]:
+    """The filters as ``faults.id_paging`` takes a range on id: honoured, refused, dropped."""
+    ranges = [flt for flt in filters if flt.field == "id" and flt.op in _ID_RANGES]
+    if not ranges or faults.id_paging == "honour":
+        return filters
+    if faults.id_paging == "refuse":
+        raise BadRequest(f"unknown operator {ranges[0].op!r} for f:id (known: eq)")
+    return [flt for flt in filters if flt not in ranges]
+
+
+def _churn(call: Call, delete: int, add: int) -> None:
+    """Delete the devices with the lowest ids and add new ones (faults.churn_while_paging)."""
+    for device in call.store.list_devices(limit=max(delete, 1))[:delete]:
+        call.store.delete_device(device["id"])
+        call.faults.churned.append(device["id"])
+    if add:
+        call.store.seed_devices(add, seed=call.store.max_device_id())
 
 
 def list_device_data(call: Call) -> Reply:
