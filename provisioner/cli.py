@@ -593,6 +593,14 @@ _SANDBOX_SETTINGS: tuple[tuple[str, Any, Any, bool, str], ...] = (
     ),
     ("--fault-seed", int, None, False, "Seed for the random faults, for reproducible runs."),
     (
+        "--clock-offset-seconds",
+        click.FloatRange(-366 * 86400, 366 * 86400),
+        0.0,
+        False,
+        "Run the sandbox's clock this many seconds ahead of this machine's (negative: "
+        "behind): createdAt, updatedAt, receivedAt and the Date header.",
+    ),
+    (
         "--silent-share",
         click.FloatRange(0, 1),
         0.05,
@@ -1134,8 +1142,9 @@ def verify(
 
     Each row is online (data since its install: the last time and how many
     records), silent (on the platform, no data yet), missing (not on the
-    platform) or invalid. The install time is when apply created the device
-    (its journal), else the device's createdAt; --since overrides both. Results
+    platform) or invalid. The install time is the device's createdAt, else when
+    apply created it (its journal); --since overrides both; times are judged on
+    the platform's clock. Results
     go to <sheet>.verify.xlsx with a Silent tab of the devices to visit. Exit 0
     all online, 1 some silent, missing or invalid, 2 unusable input, 3 the
     platform refused or is unreachable, 130 interrupted.
@@ -1181,6 +1190,8 @@ def verify(
     found = result.lookup.summary().removeprefix("lookup: ") if result.lookup else ""
     lookup = f"; finding the devices: {found}" if found else ""
     echo(f"data asked for: {result.way}, {result.data_requests} requests{lookup}")
+    if result.clock:
+        echo(result.clock)
     _write_reports(data, (results, *reports), sheet, records)
     if result.stop == StopKind.INTERRUPTED:
         echo("interrupted: the state of the last check is written", err=True)

@@ -29,6 +29,7 @@ the last try.
 
 from __future__ import annotations
 
+import email.utils
 import html
 import ipaddress
 import itertools
@@ -40,6 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -89,6 +91,9 @@ MIN_PLAUSIBLE_PAGE_CAP = 100
 MAX_PAGES = 100_000
 MAX_JSON_DEPTH = 64
 DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
+# A page of device data is read whole and parsed (about 5 times its size in memory): a
+# larger answer is a BadAnswer, never a process of gigabytes. 10,000 records of 3 KB fit.
+DATA_ANSWER_BYTES = 32 * 1024 * 1024
 # Bodies read only to show a message (error statuses, bad answers).
 EXCERPT_BYTES = 64 * 1024
 MESSAGE_LIMIT = 300
@@ -348,6 +353,11 @@ def _content_length(headers: httpx.Headers) -> int | None:
         return None
 
 
+def _size(count: int) -> str:
+    """A byte count for a message: 5000 bytes, 32 MiB."""
+    return f"{count / 2**20:g} MiB" if count >= 2**20 else f"{count} bytes"
+
+
 def _kind(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
@@ -442,6 +452,9 @@ class PlatformClient:
         self._page_cap_seen: int | None = None
         self._largest_page = 0  # the most rows one page of this server has held
         self._answered = False  # an answer came once: a transport failure now is an outage
+        # The platform's clock against this machine's, from the Date header of its answers:
+        # the offset lies within [low, high] (seconds the platform is ahead).
+        self._offset_bounds: tuple[float, float] | None = None
         self._masker = _Masker(_secret_forms(token))
         verify: ssl.SSLContext | bool = True
         if ca_bundle:
@@ -483,6 +496,34 @@ class PlatformClient:
     def page_cap_seen(self) -> int | None:
         """The smallest page size the platform was seen to cap a device listing at."""
         return self._page_cap_seen
+
+    @property
+    def clock_offset(self) -> float | None:
+        """How many seconds the platform's clock is ahead of this machine's (negative:
+        behind), from the ``Date`` header of its answers, to about a second; None before
+        an answer carried one."""
+        with self._lock:
+            if self._offset_bounds is None:
+                return None
+            low, high = self._offset_bounds
+        return (low + high) / 2
+
+    def _saw_date(self, header: str | None, sent: float, received: float) -> None:
+        """One answer's ``Date`` (whole seconds, written between ``sent`` and ``received``
+        on this machine's clock) narrows the offset; one that contradicts the others (a
+        clock that was set meanwhile) starts afresh."""
+        try:
+            moment = email.utils.parsedate_to_datetime(header or "")
+            stamp = moment.replace(tzinfo=moment.tzinfo or UTC).timestamp()  # "-0000": UTC
+        except (TypeError, ValueError, OverflowError):
+            return
+        low, high = stamp - received, stamp + 1 - sent
+        with self._lock:
+            if self._offset_bounds is not None:
+                was_low, was_high = self._offset_bounds
+                if max(low, was_low) <= min(high, was_high):
+                    low, high = max(low, was_low), min(high, was_high)
+            self._offset_bounds = (low, high)
 
     def _saw_page_cap(self, cap: int) -> None:
         with self._lock:
@@ -648,29 +689,32 @@ class PlatformClient:
 
     def device_data_page(
         self, device_id: int, filters: Sequence[Filter] = (), *, limit: int = 1, offset: int = 0
-    ) -> list[dict[str, Any]]:
+    ) -> list[Any]:
         """One page of a device's parsed data (``GET /api/devices/{id}/parsed-data``).
 
-        Raises NotFound for an unknown device. Items are objects; their order is the
+        Raises NotFound for an unknown device. The items are as the platform gave them
+        (a record that is not an object is the caller's to count); their order is the
         platform's (newest first, assumed): callers look at ``receivedAt`` themselves.
+        An answer over ``DATA_ANSWER_BYTES`` is a BadAnswer.
         """
         device_id = _check_id(device_id)
         path = f"/api/devices/{device_id}/parsed-data?" + query_string(
             filters, limit=limit, offset=offset
         )
-        answer = self._request("GET", path, idempotent=True)
-        return self._as_list(answer, "device data", items_key="data")
+        answer = self._request("GET", path, idempotent=True, max_bytes=DATA_ANSWER_BYTES)
+        return self._as_list(answer, "device data", items_key="data", objects=False)
 
     def organisation_data_page(
         self, filters: Sequence[Filter] = (), *, limit: int = 1000, offset: int = 0
-    ) -> list[dict[str, Any]]:
-        """One page of the organisation's parsed data (``GET /api/devices/parsed-data``).
+    ) -> list[Any]:
+        """One page of the organisation's parsed data (``GET /api/devices/parsed-data``),
+        its items as in ``device_data_page``.
 
         Raises NotFound where the platform has no such endpoint (it is assumed).
         """
         path = "/api/devices/parsed-data?" + query_string(filters, limit=limit, offset=offset)
-        answer = self._request("GET", path, idempotent=True)
-        return self._as_list(answer, "organisation data", items_key="data")
+        answer = self._request("GET", path, idempotent=True, max_bytes=DATA_ANSWER_BYTES)
+        return self._as_list(answer, "organisation data", items_key="data", objects=False)
 
     # --- users
 
@@ -699,7 +743,10 @@ class PlatformClient:
         idempotent: bool = False,
         roles: str = "",
         want_body: bool = True,
+        max_bytes: int | None = None,
     ) -> _Answer:
+        """Send until answered as the retry policy says; ``max_bytes`` bounds this answer's
+        body below ``max_body_bytes``."""
         what = f"{method} {path.split('?')[0]}"
         content = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if content is not None else {}
@@ -712,7 +759,7 @@ class PlatformClient:
             try:
                 with self._count_lock:
                     self.requests_sent += 1
-                answer = self._exchange(method, path, content, headers, what, want_body)
+                answer = self._exchange(method, path, content, headers, what, want_body, max_bytes)
             except httpx.TransportError as exc:
                 sent = not isinstance(exc, NOT_SENT)
                 # A write that may have been received is not resent: the caller settles it.
@@ -795,11 +842,14 @@ class PlatformClient:
         headers: dict[str, str],
         what: str,
         want_body: bool,
+        max_bytes: int | None = None,
     ) -> _Answer:
         """Send once; read the body as a stream, within the size cap and the deadline."""
         started = self._clock()
         request = self._http.build_request(method, path, content=content, headers=headers)
+        sent = time.time()
         response = self._http.send(request, stream=True)
+        self._saw_date(response.headers.get("Date"), sent, time.time())
         try:
             answer = _Answer(
                 method=method,
@@ -810,7 +860,8 @@ class PlatformClient:
                 encoding=response.charset_encoding or "utf-8",
             )
             if 200 <= answer.status < 300 and want_body:
-                self._read(response, answer, self.max_body_bytes, started, strict=True)
+                limit = min(self.max_body_bytes, max_bytes or self.max_body_bytes)
+                self._read(response, answer, limit, started, strict=True)
             else:
                 # Only for a message, or not needed at all (a 2xx without a wanted body:
                 # the status says it was done).
@@ -827,7 +878,7 @@ class PlatformClient:
         length = _content_length(response.headers)
         if strict and length is not None and length > limit:
             answer.cut = True
-            answer.fault = f"it announces {length} bytes, more than the {limit} accepted"
+            answer.fault = f"it announces {length} bytes, more than the {_size(limit)} accepted"
             return
         chunks: list[bytes] = []
         size = 0
@@ -838,7 +889,7 @@ class PlatformClient:
                     chunks.append(chunk[: max(0, EXCERPT_BYTES - (size - len(chunk)))])
                     answer.cut = True
                     if strict:
-                        answer.fault = f"it is larger than the {limit} bytes accepted"
+                        answer.fault = f"it is larger than the {_size(limit)} accepted"
                     break
                 chunks.append(chunk)
                 if self._clock() - started > self.answer_deadline:
@@ -960,11 +1011,17 @@ class PlatformClient:
         return self._shorten(text, cut=answer.partial) or answer.reason or "no message"
 
     def _as_list(
-        self, answer: _Answer, what: str, *, items_key: str = "", ids: bool = False
-    ) -> list[dict[str, Any]]:
+        self,
+        answer: _Answer,
+        what: str,
+        *,
+        items_key: str = "",
+        ids: bool = False,
+        objects: bool = True,
+    ) -> list[Any]:
         """Accept ``{"data": [...]}``, ``{"data": null}`` (none), a bare list, and with
-        ``items_key`` also ``{"data": {items_key: [...], ...}}``. Items must be objects;
-        with ``ids`` each must have a positive integer ``id``."""
+        ``items_key`` also ``{"data": {items_key: [...], ...}}``. Items must be objects
+        (unless not ``objects``); with ``ids`` each must have a positive integer ``id``."""
         value = answer.value
         data = value
         if isinstance(value, dict):
@@ -977,6 +1034,8 @@ class PlatformClient:
             return []
         if not isinstance(data, list):
             raise self._bad(answer, f"the {what} is {_kind(data)}, not a list")
+        if not objects:
+            return data
         for number, item in enumerate(data, 1):
             if not isinstance(item, dict):
                 raise self._bad(

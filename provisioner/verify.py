@@ -2,9 +2,14 @@
 
 ``verify_sheet`` validates the sheet, finds its devices on the platform as plan
 does, and asks the platform for each device's parsed data since its install
-time: the create time this tool's journal recorded, else the device's
-``createdAt``; ``since`` overrides both. Data from before the install (a meter
+time: the device's ``createdAt``, else the create time this tool's journal
+recorded; ``since`` overrides both. Data from before the install (a meter
 tested in the workshop) does not count.
+
+Every time is judged on the platform's clock, since ``receivedAt`` is the
+platform's: the journal's time and ``since`` come from this machine's clock and
+are moved by the offset between the two clocks, measured from the ``Date`` header
+of the platform's answers (a field laptop is often minutes off).
 
 Two ways to ask, chosen by ``way``:
 - "organisation": ``GET /api/devices/parsed-data`` with
@@ -18,13 +23,16 @@ Two ways to ask, chosen by ``way``:
 
 No parsed data is "no data", not proof that a device is off: the platform's
 parser gives no data for some uplinks (status messages), so a silent row says
-what to check.
+what to check. Records that cannot be read (not an object, no readable time, a
+time more than a day ahead) are counted per device and named in its row, never
+dropped without a word. A device deleted since it was looked up is missing.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,10 +44,18 @@ from provisioner.errors import VerifyError as VerifyError
 from provisioner.events import Events
 from provisioner.fields import instant, normal_key
 from provisioner.journal import read_journal
-from provisioner.lookup import LOOKUP_THREADS, LookupStats, Snapshot, look_up, match_row
+from provisioner.lookup import (
+    LOOKUP_THREADS,
+    LookupStats,
+    Snapshot,
+    device_pages,
+    look_up,
+    match_row,
+)
 from provisioner.platform import (
     MAX_PAGE_SIZE,
     AuthError,
+    BadAnswer,
     InvalidRequest,
     NotFound,
     PlatformClient,
@@ -65,6 +81,16 @@ DEVICE_PAGE = 100
 DEVICE_PAGES = 3
 # Data "received" this far in the future is a clock or a platform error, not a sign of life.
 FUTURE_TOLERANCE = timedelta(days=1)
+# A journal time moved onto the platform's clock is known to about a second, and was
+# written when the create's answer came, after the platform stamped createdAt: data this
+# much before it still counts.
+CLOCK_TOLERANCE = timedelta(seconds=5)
+# The two clocks further apart than this are named in the result.
+CLOCK_NOTE_SECONDS = 3.0
+# Why a data record could not be read, in the words of a row's message.
+NOT_A_RECORD = "not a record"
+NO_TIME = "without a readable time"
+AHEAD = "dated more than a day ahead of the platform's clock"
 SILENT_HINT = (
     "no data since it was installed: check that it has power and was activated, and its "
     "antenna and coverage (a status uplink may give no parsed data, so this is not proof "
@@ -84,12 +110,13 @@ class VerifyRow(Row):
     installed: str | None = None  # the install time used (RFC 3339, UTC)
     last_data: str | None = None  # the newest receivedAt seen since the install
     records: int | None = None  # records since install; None: at least one, count unknown
+    unreadable: int = 0  # records of the last read that could not be read (see _describe)
     message: str = ""
     errors: list[Any] = field(default_factory=list)
 
     kind: str = RowKind.DEVICE
 
-    COLUMNS = ("installed", "last_data", "records")
+    COLUMNS = ("installed", "last_data", "records", "unreadable")
 
     def problems(self) -> tuple[list[Any], list[Any]]:
         return self.errors, []
@@ -109,6 +136,8 @@ class VerifyResult(Result):
     problems: list[Any] = field(default_factory=list)  # the sheet's own: a missing column
     stop: StopKind = StopKind.NONE  # a --watch ended on a platform error, or Ctrl-C
     stopped: str = ""  # a --watch that ended on a platform error: the last good state
+    clock_offset: float | None = None  # seconds the platform's clock is ahead of this machine's
+    clock: str = ""  # the two clocks in words, when they are more than a few seconds apart
     records: SiteRecords | None = field(default=None, repr=False)  # for the results' sheet copy
     made_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     command: str = "verify"
@@ -130,7 +159,15 @@ class VerifyResult(Result):
         """The rows a watch waits for: on the platform and silent."""
         return [r for r in self.rows if r.status == CommissionStatus.SILENT]
 
-    HEADER = (*Result.HEADER, "way", "data_requests", "lookup", "stopped")
+    HEADER = (
+        *Result.HEADER,
+        "way",
+        "data_requests",
+        "lookup",
+        "stopped",
+        "clock_offset",
+        "clock",
+    )
 
     def sheet_problems(self) -> list[Any]:
         return self.problems
@@ -174,6 +211,7 @@ class _Device:
     last: datetime | None = None
     count: int = 0
     counted: bool = True  # False: only "at least one" is known
+    unreadable: Counter[str] = field(default_factory=Counter)  # why -> records, this read
 
 
 @dataclass(frozen=True)
@@ -219,11 +257,18 @@ class Checker:
         self.devices: list[_Device] = []
         self.data_requests = 0
         self.way_used = ""
+        self.rounds = 0
+        self._future = datetime.now(UTC) + FUTURE_TOLERANCE  # set anew by each check
         self._organisation = way != "per-device"
         records = self.records = report.records
         snapshot, self.lookup = look_up(
             client, records, template, finding.lookup, progress=self.reading
         )
+        # The lookup's answers told the platform's clock: this machine's times move onto it.
+        self.clock_offset = client.clock_offset
+        self._skew = timedelta(seconds=self.clock_offset or 0.0)
+        if since is not None:
+            since += self._skew
         created = _created_times(finding.journal_path, client.url, template.match_key)
         problems = {(r.sheet, r.row): r for r in report.problem_rows.values()}
         for record in records.devices:
@@ -260,7 +305,12 @@ class Checker:
             return
         device = match.device
         row.platform_id = int(device["id"])
-        installed = since or created.get(key) or instant(device.get("createdAt"))
+        # createdAt is the install on the platform's own clock; the journal's time (this
+        # machine's clock) only where the platform gives none, moved onto the platform's.
+        journal = created.get(key)
+        if journal is not None:
+            journal += self._skew - CLOCK_TOLERANCE
+        installed = since or instant(device.get("createdAt")) or journal
         # No time known: any data counts, and the row says no install time.
         row.installed = None if installed is None else stamp(installed)
         if installed is None:
@@ -271,14 +321,37 @@ class Checker:
     def check(self) -> None:
         """Ask for the data of every device not yet online, then say what each row shows."""
         pending = [d for d in self.devices if d.last is None]
+        self.rounds += 1
         if not pending:
             return
+        for device in pending:
+            device.unreadable.clear()  # each read counts its own
+        self._future = datetime.now(UTC) + self._skew + FUTURE_TOLERANCE
         if self._organisation:
-            pending = self._by_organisation(pending)
+            left = self._by_organisation(pending)
+            if self.rounds > 1:
+                # The organisation's data says nothing of a device deleted since the
+                # lookup: in a watch, the silent ones are looked for again.
+                self._still_there([d for d in pending if d.last is None and d not in left])
+            pending = left
         if pending:
             self._by_device(pending)
         for device in self.devices:
             _describe(device)
+
+    def _still_there(self, silent: list[_Device]) -> None:
+        """Mark missing the devices of ``silent`` that the platform no longer has: one
+        listing of the id range they span."""
+        if not silent:
+            return
+        ids = [d.device_id for d in silent]
+        span = [f("id", "gte", min(ids)), f("id", "lte", max(ids))]
+        before = self.client.requests_sent
+        found = {device["id"] for page in device_pages(self.client, span) for device in page}
+        self.data_requests += self.client.requests_sent - before
+        for device in silent:
+            if device.device_id not in found:
+                self._gone(device)
 
     def _switch(self, pending: list[_Device], why: str) -> list[_Device]:
         """From now on per device, for the devices not seen online yet."""
@@ -309,11 +382,17 @@ class Checker:
                 if exc.status != 403:
                     raise
                 return self._switch(pending, "the token may not read the organisation's data")
+            except BadAnswer as exc:  # too large, not JSON...: each device's is smaller
+                return self._switch(pending, f"the organisation's data: {exc.message}")
             finally:
                 self.data_requests += 1
             if not page:
                 self.way_used = self.way_used or "organisation data, grouped by device"
                 return []
+            if not all(isinstance(item, dict) for item in page):
+                return self._switch(
+                    pending, "the organisation's data holds items that are not records"
+                )
             owners = [item.get("deviceId") for item in page]
             if not all(is_id(owner) for owner in owners):
                 return self._switch(pending, "the organisation's data names no device ids")
@@ -325,7 +404,7 @@ class Checker:
                 seen.add(key)
                 fresh += 1
                 device = by_id.get(owner) if isinstance(owner, int) else None
-                if device is not None and _count(device, item):
+                if device is not None and self._count(device, item):
                     counted.add(device.device_id)
             if not fresh:
                 # A full page of records seen already: the platform ignores offset.
@@ -342,14 +421,15 @@ class Checker:
         return [d for d in pending if d.last is None]
 
     def _by_device(self, pending: list[_Device]) -> None:
-        def ask(device: _Device) -> tuple[_Device, list[dict[str, Any]] | None, int]:
+        def ask(device: _Device) -> tuple[_Device, list[Any] | None, int]:
+            """The device's records of this read (None: deleted since the lookup)."""
             filters = [f("receivedAt", "gt", stamp(device.installed))]
             asked = 1
             try:
                 page = self.client.device_data_page(device.device_id, filters, limit=1)
-                if page and not any(_after(device, item) for item in page):
-                    # The filter was not applied (or the order is oldest first): a few
-                    # pages of its data decide.
+                if page and not any(self._after(device, item) for item in page):
+                    # The filter was not applied (or the order is oldest first), or the
+                    # record cannot be read: a few pages of its data decide.
                     page = []
                     for number in range(DEVICE_PAGES):
                         asked += 1
@@ -359,8 +439,10 @@ class Checker:
                             limit=DEVICE_PAGE,
                             offset=number * DEVICE_PAGE,
                         )
-                        page += [item for item in more if _after(device, item)]
-                        if page or len(more) < DEVICE_PAGE:
+                        page += more
+                        if any(self._after(device, item) for item in more):
+                            break
+                        if len(more) < DEVICE_PAGE:
                             break
             except NotFound:
                 return device, None, asked  # deleted since the lookup
@@ -389,8 +471,8 @@ class Checker:
                     self._gone(device)
                 else:
                     for item in page:
-                        _count(device, item)
-                    if page:
+                        self._count(device, item)
+                    if device.last is not None:
                         device.counted = False  # one record asked for: "1+"
                 self.events.progress(done, len(pending), 0)  # under the lock: in order
 
@@ -412,9 +494,35 @@ class Checker:
         self.devices.remove(device)
         device.row.status = CommissionStatus.MISSING
         device.row.message = "deleted from the platform since it was looked up"
+        device.row.unreadable = 0
+
+    def _after(self, device: _Device, item: Any) -> bool:
+        """Whether a record came after the device's install (and not from the future)."""
+        received = _received(item)
+        return received is not None and device.installed < received <= self._future
+
+    def _count(self, device: _Device, item: Any) -> bool:
+        """One data record for a device, if it came after the device's install; one that
+        cannot be read is counted as such."""
+        received = _received(item)
+        if received is None:
+            device.unreadable[NO_TIME if isinstance(item, dict) else NOT_A_RECORD] += 1
+            return False
+        if received > self._future:
+            device.unreadable[AHEAD] += 1
+            return False
+        if received <= device.installed:
+            return False
+        device.count += 1
+        if device.last is None or received > device.last:
+            device.last = received
+        return True
 
     def result(self, sheet: Path, template: SiteTemplate) -> VerifyResult:
+        offset = self.client.clock_offset
         return VerifyResult(
+            clock_offset=None if offset is None else round(offset, 1),
+            clock=_clocks(offset),
             source=sheet.name,
             template=template.ref,
             platform=self.client.url,
@@ -428,28 +536,42 @@ class Checker:
         )
 
 
-def _received(item: dict[str, Any]) -> datetime | None:
+def _received(item: Any) -> datetime | None:
+    """When the platform received a record (its own clock); None: no readable time."""
+    if not isinstance(item, dict):
+        return None
     return instant(item.get("receivedAt")) or instant(item.get("createdAt"))
 
 
-def _after(device: _Device, item: dict[str, Any]) -> bool:
-    """Whether a record came after the device's install (and not from the future)."""
-    received = _received(item)
+def _clocks(offset: float | None) -> str:
+    """The two clocks in words, when they are more than a few seconds apart."""
+    if offset is None or abs(offset) <= CLOCK_NOTE_SECONDS:
+        return ""
+    way = "behind" if offset > 0 else "ahead of"
     return (
-        received is not None and device.installed < received <= datetime.now(UTC) + FUTURE_TOLERANCE
+        f"this machine's clock is {_duration(abs(offset))} {way} the platform's: "
+        "install times are judged on the platform's clock"
     )
 
 
-def _count(device: _Device, item: dict[str, Any]) -> bool:
-    """One data record for a device, if it came after the device's install."""
-    if not _after(device, item):
-        return False
-    received = _received(item)
-    assert received is not None
-    device.count += 1
-    if device.last is None or received > device.last:
-        device.last = received
-    return True
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _unreadable(device: _Device) -> str:
+    """The records of the last read that could not be read, in words ("" for none)."""
+    parts = []
+    for why in (NO_TIME, AHEAD, NOT_A_RECORD):
+        count = device.unreadable[why]
+        if count:
+            noun = "item" if why == NOT_A_RECORD else "record"
+            verb = "" if why != NOT_A_RECORD else (" that is" if count == 1 else " that are")
+            parts.append(f"{count} {noun}{'' if count == 1 else 's'}{verb} {why}")
+    return ", ".join(parts)
 
 
 def _item_key(item: dict[str, Any]) -> Any:
@@ -467,15 +589,25 @@ def _item_key(item: dict[str, Any]) -> Any:
 
 def _describe(device: _Device) -> None:
     row = device.row
+    row.unreadable = sum(device.unreadable.values())
+    odd = _unreadable(device)
     if device.last is None:
         row.status = CommissionStatus.SILENT
         row.message = SILENT_HINT
+        if odd:
+            # The device may well be sending: what the platform holds cannot be read.
+            row.message = (
+                f"no readable data since it was installed: the platform gave {odd}; "
+                "look at the device's data on the platform"
+            )
         return
     row.status = CommissionStatus.ONLINE
     row.last_data = stamp(device.last)
     row.records = device.count if device.counted else None
     records = f"{device.count} records" if device.counted else "1+ records"
     row.message = f"data since it was installed ({records}), the last at {row.last_data}"
+    if odd:
+        row.message += f"; also {odd}"
 
 
 def _created_times(journal: Path | None, platform: str, match_key: str) -> dict[str, datetime]:

@@ -35,6 +35,8 @@ Kinds (the constants below, or their string values):
                           each list item's) replaced by ``"abc"``
 ``id-float``              the same with ``1.5``
 ``id-null``               the same with ``null``
+``no-created-at``         the real answer without ``createdAt`` in its ``data`` object
+                          or items (a platform that does not give it)
 ========================  ===========================================================
 
 Hanging up
@@ -80,6 +82,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from provisioner.sandbox.store import MAX_PAGE_SIZE
 
@@ -97,6 +100,7 @@ ODD_STALL = "stall"
 ODD_ID_STRING = "id-string"
 ODD_ID_FLOAT = "id-float"
 ODD_ID_NULL = "id-null"
+ODD_NO_CREATED_AT = "no-created-at"
 ODD_KINDS = (
     ODD_ERROR_400,
     ODD_ERROR_404,
@@ -112,10 +116,11 @@ ODD_KINDS = (
     ODD_ID_STRING,
     ODD_ID_FLOAT,
     ODD_ID_NULL,
+    ODD_NO_CREATED_AT,
 )
 ODD_IDS: dict[str, object] = {ODD_ID_STRING: "abc", ODD_ID_FLOAT: 1.5, ODD_ID_NULL: None}
 DEEP_JSON_LEVELS = 100_000
-_ALWAYS_COMMIT = (ODD_STALL, *ODD_IDS)
+_ALWAYS_COMMIT = (ODD_STALL, *ODD_IDS, ODD_NO_CREATED_AT)
 _ERROR_KIND = re.compile(r"error-([45][0-9][0-9])")
 
 
@@ -164,6 +169,7 @@ class Faults:
     id_paging: str = "honour"  # or "refuse", "ignore": ranges on id (see the docstring)
     churned: list[int] = field(default_factory=list)  # ids churn_while_paging deleted
     seed: int | None = None  # makes the random choices reproducible; read once, at creation
+    clock_offset_seconds: float = 0.0  # the sandbox's clock ahead of this machine's (-: behind)
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
     _bucket: float = field(init=False, repr=False, default=0.0)
@@ -172,9 +178,30 @@ class Faults:
     _odd: list[OddRule] = field(init=False, repr=False, default_factory=list)
     _hang_up_end: float = field(init=False, repr=False, default=0.0)  # time.monotonic()
     _churn: list[tuple[int, int, int]] = field(init=False, repr=False, default_factory=list)
+    _odd_records: dict[int, list[object]] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+
+    def now(self) -> datetime:
+        """The sandbox's clock: this machine's, shifted by ``clock_offset_seconds``."""
+        return datetime.now(UTC) + timedelta(seconds=self.clock_offset_seconds)
+
+    def add_odd_records(self, device_id: int, *items: object) -> None:
+        """Serve ``items`` as the device's newest parsed data (see the module's docstring)."""
+        with self._lock:
+            self._odd_records.setdefault(device_id, []).extend(items)
+
+    def clear_odd_records(self) -> None:
+        with self._lock:
+            self._odd_records.clear()
+
+    def odd_records(self, device_id: int | None) -> list[object]:
+        """The odd records of a device (None: of every device, by device id); for the server."""
+        with self._lock:
+            if device_id is not None:
+                return list(self._odd_records.get(device_id, ()))
+            return [item for _, items in sorted(self._odd_records.items()) for item in items]
 
     def chance(self, rate: float) -> bool:
         """True for a share ``rate`` of the calls."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import email.utils
 import json
 import os
 import re
@@ -36,6 +37,7 @@ from provisioner.sandbox.faults import (
     ODD_ECHO_400,
     ODD_HTML,
     ODD_IDS,
+    ODD_NO_CREATED_AT,
     ODD_NUMBER_LIST,
     ODD_RESET,
     ODD_STALL,
@@ -63,6 +65,8 @@ USER_ADMINS = ("org-admin",)
 NETWORK_SERVERS = ("network-server",)
 # SQLite's largest integer: a path id above it names no device (and would not bind).
 MAX_ID = 2**63 - 1
+# A year either way: far beyond any real clock error, and never past the calendar's end.
+MAX_CLOCK_OFFSET = 366 * 86400
 JSON_TYPE = "application/json; charset=utf-8"
 HTML_PAGE = (
     b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head>\n"
@@ -180,13 +184,29 @@ def _churn(call: Call, delete: int, add: int) -> None:
 
 def list_device_data(call: Call) -> Reply:
     filters, limit, offset = _page(call, DATA_FILTERS)
-    data = call.store.list_parsed_data(call.device_id(), filters, limit, offset)
-    return Reply(200, {"data": data})
+    device_id = call.device_id()
+    call.store.get_device(device_id)  # an unknown device: 404, odd records or not
+    return Reply(200, {"data": _data_page(call, device_id, filters, limit, offset)})
+
+
+def _data_page(
+    call: Call, device_id: int | None, filters: list[Filter], limit: int, offset: int
+) -> list[Any]:
+    """A page of parsed data: the odd records injected (faults.py) first, then the stored."""
+    odd = call.faults.odd_records(device_id)
+    head = odd[offset : offset + limit]
+    rest = limit - len(head)
+    stored = (
+        call.store.list_parsed_data(device_id, filters, rest, max(0, offset - len(odd)))
+        if rest > 0
+        else []
+    )
+    return [*head, *stored]
 
 
 def list_organisation_data(call: Call) -> Reply:
     filters, limit, offset = _page(call, ORGANISATION_DATA_FILTERS)
-    return Reply(200, {"data": call.store.list_parsed_data(None, filters, limit, offset)})
+    return Reply(200, {"data": _data_page(call, None, filters, limit, offset)})
 
 
 def add_uplink(call: Call) -> Reply:
@@ -302,6 +322,8 @@ def odd_reply(rule: OddRule, body: bytes, real: Reply | None) -> Reply:
     if kind == ODD_STALL:
         assert rule.seconds is not None
         return dataclasses.replace(real, stall=rule.seconds)
+    if kind == ODD_NO_CREATED_AT:
+        return _without_created_at(real)
     return _with_ids(real, ODD_IDS[kind])
 
 
@@ -312,6 +334,16 @@ def _with_ids(real: Reply, value: object) -> Reply:
     for item in data if isinstance(data, list) else [data]:
         if isinstance(item, dict) and "id" in item:
             item["id"] = value
+    return Reply(real.status, payload, real.headers)
+
+
+def _without_created_at(real: Reply) -> Reply:
+    """``real`` without ``createdAt`` in its ``data`` object, or in each of its items."""
+    payload = real.payload if real.json_body is None else json.loads(real.json_body)
+    data = payload.get("data") if isinstance(payload, dict) else None
+    for item in data if isinstance(data, list) else [data]:
+        if isinstance(item, dict):
+            item.pop("createdAt", None)
     return Reply(real.status, payload, real.headers)
 
 
@@ -333,6 +365,12 @@ class _Handler(BaseHTTPRequestHandler):
             super().finish()
         finally:
             self.server.untrack(self.connection)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header, on the sandbox's clock (faults.clock_offset_seconds)."""
+        if timestamp is None:
+            timestamp = self.server.faults.now().timestamp()
+        return email.utils.formatdate(timestamp, usegmt=True)
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
@@ -610,6 +648,7 @@ class SandboxConfig:
     max_page_size: int = MAX_PAGE_SIZE
     seed_devices: int = 0
     fault_seed: int | None = None
+    clock_offset_seconds: float = 0.0  # the sandbox's clock ahead of this machine's (-: behind)
     verbose: bool = False
     simulate_uplinks: float | None = None  # seconds between a device's uplinks; None: none
     silent_share: float = 0.05  # share of devices (by addr) that never send simulated uplinks
@@ -630,6 +669,8 @@ class SandboxConfig:
             raise ValueError("simulate_uplinks must be above 0 seconds")
         if self.latency_ms < 0 or self.seed_devices < 0:
             raise ValueError("latency_ms and seed_devices must not be negative")
+        if not abs(self.clock_offset_seconds) <= MAX_CLOCK_OFFSET:  # also refuses NaN
+            raise ValueError(f"clock_offset_seconds must be within ±{MAX_CLOCK_OFFSET} s")
 
 
 class Sandbox:
@@ -657,7 +698,9 @@ class Sandbox:
                 drop_after_commit_rate=self.config.drop_after_commit_rate,
                 max_page_size=self.config.max_page_size,
                 seed=self.config.fault_seed,
+                clock_offset_seconds=self.config.clock_offset_seconds,
             )
+            self.store.clock = self.faults.now
             self._server = SandboxHTTPServer(
                 (self.config.host, self.config.port), self.store, self.faults, self.config.verbose
             )

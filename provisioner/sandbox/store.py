@@ -15,7 +15,7 @@ import re
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -147,15 +147,14 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
-def now() -> str:
-    return format_instant(datetime.now(UTC))
-
-
 class SandboxStore:
     """The sandbox's data in SQLite: a file (kept across restarts) or memory (``path=None``)."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self._lock = threading.RLock()
+        # The sandbox's clock for every time it writes; a Sandbox sets its faults' clock,
+        # which may run ahead of or behind this machine's.
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self._db = sqlite3.connect(
             ":memory:" if path is None else str(path),
             check_same_thread=False,
@@ -176,6 +175,9 @@ class SandboxStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def _now(self) -> str:
+        return format_instant(self.clock())
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -225,7 +227,7 @@ class SandboxStore:
 
     def create_device(self, device_input: object) -> dict[str, Any]:
         """Validate a deviceInput body, store it and return the Device."""
-        row = _device_row(device_input, now())
+        row = _device_row(device_input, self._now())
         try:
             with self._write() as db:
                 cursor = db.execute(
@@ -238,7 +240,7 @@ class SandboxStore:
 
     def insert_devices(self, device_inputs: Iterable[Mapping[str, Any]]) -> int:
         """Bulk insert (validated like creates, defaults filled); returns the number inserted."""
-        stamp = now()
+        stamp = self._now()
         rows = [_device_row(dict(item), stamp) for item in device_inputs]
         try:
             with self._write() as db:
@@ -276,7 +278,7 @@ class SandboxStore:
             if "addr" in device_input and device_input["addr"] != current["addr"]:
                 raise Forbidden("changing a device's addr is for platform admins only")
             merged = {name: current[name] for name in _DEVICE_FIELDS} | device_input
-            stamp = max(now(), _after(current["updatedAt"]))
+            stamp = max(self._now(), _after(current["updatedAt"]))
             row = _device_row(merged, stamp)
             db.execute(
                 "UPDATE devices SET name = ?, serial = ?, description = ?, device_type_id = ?,"
@@ -366,7 +368,7 @@ class SandboxStore:
         with self._write() as db:
             if not db.execute("SELECT 1 FROM devices WHERE id = ?", (device_id,)).fetchone():
                 raise NotFound(f"no device with id {device_id}")
-            return _insert_parsed_data(db, device_id, text, received)
+            return _insert_parsed_data(db, device_id, text, received, self._now())
 
     def add_uplink(self, uplink: object) -> dict[str, Any]:
         """POST /sandbox/uplink: ``{"addr", "data", "receivedAt"?}`` as the device's parsed data.
@@ -387,14 +389,15 @@ class SandboxStore:
             raise BadRequest("data is required: an object")
         text, received = _parsed_data_values(uplink["data"], uplink.get("receivedAt"))
         with self._write() as db:
-            return _insert_parsed_data(db, _device_id_by_addr(db, addr), text, received)
+            device_id = _device_id_by_addr(db, addr)
+            return _insert_parsed_data(db, device_id, text, received, self._now())
 
     def add_parsed_data_many(self, items: Iterable[tuple[int, object]]) -> set[int]:
         """(device id, data) pairs received now, in one transaction.
 
         Returns the ids of the devices that are gone: nothing is stored for them.
         """
-        stamp = now()
+        stamp = self._now()
         gone: set[int] = set()
         with self._write() as db:
             for device_id, data in items:
@@ -439,7 +442,7 @@ class SandboxStore:
                 "INSERT INTO downlinks (device_id, type, content, queued_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (device_id, type)"
                 " DO UPDATE SET content = excluded.content, queued_at = excluded.queued_at",
-                (device_id, downlink_type, json.dumps(content), now()),
+                (device_id, downlink_type, json.dumps(content), self._now()),
             )
 
     def list_downlinks(
@@ -463,7 +466,7 @@ class SandboxStore:
     def create_user(self, user_input: object) -> dict[str, Any]:
         """Validate a userInput body, store it (password only as a salted hash), return the User."""
         name, email, password, roles = _user_fields(user_input)
-        stamp = now()
+        stamp = self._now()
         try:
             with self._write() as db:
                 cursor = db.execute(
@@ -523,9 +526,8 @@ def _parsed_data_values(data: object, received_at: object) -> tuple[str, str | N
 
 
 def _insert_parsed_data(
-    db: sqlite3.Connection, device_id: int, text: str, received: str | None
+    db: sqlite3.Connection, device_id: int, text: str, received: str | None, stamp: str
 ) -> dict[str, Any]:
-    stamp = now()
     cursor = db.execute(
         "INSERT INTO parsed_data (device_id, received_at, created_at, data) VALUES (?, ?, ?, ?)",
         (device_id, received or stamp, stamp, text),

@@ -92,7 +92,9 @@ class UplinkSimulator:
         for device_id, addr, created in self._store.new_devices(self._last_device_id):
             self._last_device_id = device_id
             if not is_silent(addr, self._silent_share):
-                first = datetime.fromisoformat(created).timestamp() + self._interval
+                # createdAt is on the sandbox's clock, which may differ from this machine's.
+                skew = self._store.clock().timestamp() - time.time()
+                first = datetime.fromisoformat(created).timestamp() - skew + self._interval
                 self._schedule(first, now, device_id, addr, created)
 
     def _send_due(self, now: float) -> None:
