@@ -304,13 +304,14 @@ def platform_options(command: F) -> F:
     )
 
 
+# A platform token is a few hundred characters at most; a file far larger is another file.
+TOKEN_FILE_BYTES = 16 * 1024
+
+
 def _token(token_file: Path | None) -> str:
     """The token, from the environment, a file or a hidden prompt: never an option value."""
     if token_file is not None:
-        token = token_file.read_text(encoding="utf-8").strip()
-        if not token:
-            raise InputError(f"{token_file} is empty: put the API token in it")
-        return token
+        return _token_from_file(token_file)
     token = os.environ.get("PROVISIONER_TOKEN", "").strip()
     if token:
         return token
@@ -322,6 +323,49 @@ def _token(token_file: Path | None) -> str:
         "no API token: set PROVISIONER_TOKEN or use --token-file FILE "
         "(create a token in the platform UI under Integrations -> REST)"
     )
+
+
+def _token_from_file(path: Path) -> str:
+    """The token alone in ``path`` (one line, surrounding blanks dropped), read within a
+    bound; a message that names the file and never shows the token otherwise."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(TOKEN_FILE_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read the token file {path}: {exc.strerror or exc}") from None
+    fix = "put the API token alone in it, on one line, as the platform shows it"
+    if len(data) > TOKEN_FILE_BYTES:
+        raise InputError(
+            f"{path} is larger than {TOKEN_FILE_BYTES // 1024} KB, far more than a token: "
+            f"is it the right file? {fix}"
+        )
+    try:
+        text = data.decode("utf-8-sig")  # with or without the BOM Windows editors write
+    except UnicodeDecodeError:
+        raise InputError(
+            f"{path} is not UTF-8 text (Windows PowerShell's > writes UTF-16): {fix}, "
+            "saved as UTF-8"
+        ) from None
+    lines = [line for line in text.split("\n") if line.strip()]
+    if not lines:
+        raise InputError(f"{path} is empty: put the API token in it")
+    if len(lines) > 1:
+        raise InputError(f"{path} holds {len(lines)} lines: {fix}")
+    token = lines[0].strip()
+    for at, char in enumerate(token, 1):
+        if not "!" <= char <= "~":
+            kind = (
+                "a space"
+                if char.isspace()
+                else "a control character"
+                if not char.isprintable()
+                else "not an ASCII letter, digit or sign"
+            )
+            # The character's code only, never the token: it is a secret.
+            raise InputError(
+                f"{path}: character {at} of the token is {kind} (U+{ord(char):04X}): {fix}"
+            )
+    return token
 
 
 def _client(platform: PlatformOptions, **options: Any) -> PlatformClient:

@@ -9,12 +9,12 @@ committed far more easily than an environment variable.
 from __future__ import annotations
 
 import difflib
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from provisioner.errors import ConfigError as ConfigError
+from provisioner.toml_files import read_toml
 
 FILE_NAME = "provisioner.toml"
 
@@ -59,14 +59,7 @@ def find_config(given: Path | None, folder: Path) -> Path | None:
 
 
 def load_config(path: Path) -> Config:
-    try:
-        with path.open("rb") as file:
-            data = tomllib.load(file)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        # The message ends with "(at line N, column M)".
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    data = read_toml(path, str(path), ConfigError)
     for key in data:
         if key == "token":
             raise ConfigError(

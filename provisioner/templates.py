@@ -18,7 +18,6 @@ import dataclasses
 import difflib
 import functools
 import re
-import tomllib
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,12 +29,71 @@ from provisioner.errors import TemplateError as TemplateError
 from provisioner.fields import CONFIG_PREFIX as CONFIG_FIELD_PREFIX
 from provisioner.fields import DOWNLINK_TYPES, NEEDED, TAGS_MODES, Field, is_config_field
 from provisioner.resources import data_folder
+from provisioner.toml_files import parse_toml, read_toml
 
 MATCH_KEYS = ("serial", "addr")
 LIST_SEPARATORS = (",", ";", "|")
 # What separates tags (and roles) in one cell when the template does not say: "," and ";"
 # both ("Haus 4; Keller" is two tags, as installers mean it); the first joins lists.
 DEFAULT_LIST_SEPARATORS = (",", ";")
+
+
+@dataclass(frozen=True)
+class RulePattern:
+    """A rule's pattern, matched by RE2: in time that grows with the cell's length
+    alone, whatever the pattern, so that no template can hang a run on one cell
+    (Python's ``re`` takes minutes for ``(a+)+b`` on 35 characters).
+
+    ``pattern`` is the text as the template writes it.
+    """
+
+    pattern: str
+    compiled: Any = dataclasses.field(repr=False, compare=False)
+
+    def fullmatch(self, text: str) -> bool:
+        """Whether the pattern matches the whole text."""
+        # Bytes in and out: RE2's own str wrapper costs ten times the match.
+        return self.compiled.fullmatch(text.encode("utf-8", "surrogatepass")) is not None
+
+
+# What RE2 refuses that Python's re takes, by how RE2's message quotes it, named so that
+# the installer knows what to change (README: "What a rule pattern may use").
+_NOT_IN_RE2 = (
+    (re.compile(r"\\[1-9]|\\k|\(\?P(=|$)"), "a backreference"),
+    (re.compile(r"\(\?<?[=!]"), "a lookahead or lookbehind"),
+    (re.compile(r"\(\?>|[*+?}]\+"), "an atomic group or a possessive repeat"),
+    (re.compile(r"\(\?\("), "a conditional group"),
+)
+
+
+def compile_pattern(text: str) -> RulePattern:
+    """``text`` as a rule pattern; ValueError saying why it cannot be one."""
+    import re2  # only templates with patterns need it
+
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print its own line to stderr
+    options.never_capture = True  # only whether it matches counts
+    try:
+        return RulePattern(text, re2.compile(text.encode("utf-8", "surrogatepass"), options))
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else ""
+        reason = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+    refused = reason.rpartition(": ")[2]
+    for form, name in _NOT_IN_RE2:
+        if form.match(refused):
+            raise ValueError(
+                f"it uses {name} ('{refused}'), which a rule pattern cannot: rules are matched "
+                "without backtracking, so that no pattern can hang a run; write the pattern "
+                "without it"
+            )
+    if reason.startswith("invalid repetition size"):
+        raise ValueError(
+            f"it repeats more than 1000 times in all ('{refused}'), more than rule patterns "
+            "may: use + or * for 'any number'"
+        )
+    if refused == "\\Z":
+        raise ValueError("\\Z is not known here: leave it out, a pattern matches the whole cell")
+    raise ValueError(f"it is not a valid regular expression: {reason}")
 
 
 @dataclass(frozen=True)
@@ -48,7 +106,7 @@ class ColumnRule:
     serial, key). ``hint`` is added to the message of a cell that breaks the rule.
     """
 
-    pattern: re.Pattern[str] | None = None
+    pattern: RulePattern | None = None
     hex_length: int | None = None
     digits: int | None = None
     identifier: bool = False
@@ -322,13 +380,10 @@ def load_template(name_or_path: str) -> SiteTemplate:
     """A built-in template by name ("default") or a template file by path (``site.toml``)."""
     if name_or_path.endswith(".toml") or "/" in name_or_path or "\\" in name_or_path:
         path = Path(name_or_path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise TemplateError(f"template file {name_or_path} does not exist") from None
-        except OSError as exc:
-            raise TemplateError(f"cannot read template {name_or_path}: {exc.strerror}") from exc
-        return _Parser(name_or_path).template(data, path.stem, name_or_path)
+        if not path.exists():
+            raise TemplateError(f"template file {name_or_path} does not exist")
+        doc = read_toml(path, name_or_path, TemplateError)
+        return _Parser(name_or_path).template(doc, path.stem, name_or_path)
     names = list_templates()
     if name_or_path not in names:
         close = difflib.get_close_matches(name_or_path, names, n=1)
@@ -337,8 +392,10 @@ def load_template(name_or_path: str) -> SiteTemplate:
             f"unknown template '{name_or_path}'{mean} Built-in templates: {', '.join(names)}; "
             "or give the path of a .toml file"
         )
+    where = f"templates/{name_or_path}.toml"
     data = data_folder("templates").joinpath(f"{name_or_path}.toml").read_bytes()
-    return _Parser(f"templates/{name_or_path}.toml").template(data, name_or_path, "built-in")
+    doc = parse_toml(data, where, TemplateError)
+    return _Parser(where).template(doc, name_or_path, "built-in")
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -359,13 +416,7 @@ class _Parser:
     def place(self, section: str) -> str:
         return f"[{section}] of {self.where}" if section else self.where
 
-    def template(self, data: bytes, name: str, source: str) -> SiteTemplate:
-        try:
-            doc = tomllib.loads(data.decode("utf-8-sig"))
-        except UnicodeDecodeError:
-            raise TemplateError(f"{self.where} is not UTF-8 text") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise TemplateError(f"{self.where} is not valid TOML: {exc}") from None
+    def template(self, doc: dict[str, Any], name: str, source: str) -> SiteTemplate:
         self.known_keys(doc, _TOP_KEYS, "")
         description = self.text(doc.get("description", ""), "description", "")
         if "\n" in description:
@@ -683,12 +734,11 @@ class _Parser:
         place = self.place(where)
         pattern = None
         if "pattern" in spec:
+            text = self.text(spec["pattern"], "pattern", where)
             try:
-                pattern = re.compile(self.text(spec["pattern"], "pattern", where))
-            except re.error as exc:
-                raise TemplateError(
-                    f"'pattern' in {place} is not a valid regular expression: {exc}"
-                ) from None
+                pattern = compile_pattern(text)
+            except ValueError as exc:
+                raise TemplateError(f"'pattern' '{text}' in {place}: {exc}") from None
         hex_length = digits = None
         if "hex_length" in spec:
             hex_length = self.positive(spec["hex_length"], "hex_length", where)
