@@ -46,6 +46,29 @@ ARRAY_OPERATORS = ("contains", "containedby", "overlap", "isnull")
 _COMPARISONS = {"eq": "=", "lte": "<=", "lt": "<", "gte": ">=", "gt": ">"}
 _TRUE = ("true", "t", "1")
 _FALSE = ("false", "f", "0")
+# SQLite's integers: a whole number outside them is beyond every stored one.
+MIN_INTEGER, MAX_INTEGER = -(2**63), 2**63 - 1
+
+# What a filter value may be, as regular expressions that mean the same in Python and in the
+# ECMA 262 dialect of the OpenAPI document (no \s, \d or \w, whose meanings differ): the
+# sandbox checks values with them and the document's patterns are built from them.
+WHOLE_NUMBER = r"-?[0-9]+"
+_LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
+_MONTH_DAY = (
+    r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+)
+# Years 1000 to 9998: a time in them, whatever its offset, is a time in UTC too.
+_YEAR = r"(?!0|9999)[0-9]{4}"
+# RFC 3339 with an offset, dates that exist; seconds up to 59 (no leap second).
+TIMESTAMP = (
+    rf"(?:{_YEAR}-{_MONTH_DAY}|(?!0){_LEAP_YEAR}-02-29)"
+    r"[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+_TRUTH = r"[Tt](?:[Rr][Uu][Ee])?|[Ff](?:[Aa][Ll][Ss][Ee])?|[01]"
+_ANY = r"[\s\S]*"  # any text, line breaks too ("." stops at them)
+_OPERANDS = {"int": WHOLE_NUMBER, "instant": TIMESTAMP}
 
 
 @dataclass(frozen=True)
@@ -89,7 +112,7 @@ def parse_filter(name: str, raw_value: str, fields: FilterFields = DEVICE_FILTER
     if field not in known_fields:
         known = ", ".join(known_fields) or "none"
         raise BadRequest(f"unknown field {field!r} for filter type {kind!r} (known: {known})")
-    head, colon, rest = raw_value.partition(":")
+    head, colon, rest = _operator_split(raw_value)
     if colon and re.fullmatch(r"[a-z]+", head):
         if head not in operators:
             known = ", ".join(operators)
@@ -102,6 +125,38 @@ def parse_filter(name: str, raw_value: str, fields: FilterFields = DEVICE_FILTER
     else:
         values = (unquote_plus(raw_operand),)
     return Filter(kind, field, op, values)
+
+
+def _operator_split(raw_value: str) -> tuple[str, str, str]:
+    """(decoded operator, ":" or "", raw rest): the operator ends at the first colon, sent as
+    it is or encoded as %3A (a client encodes it where the document does not say otherwise)."""
+    found = re.search(r":|%3[Aa]", raw_value)
+    if found is None:
+        return raw_value, "", ""
+    return unquote_plus(raw_value[: found.start()]), ":", raw_value[found.end() :]
+
+
+def value_pattern(kind: str, fields: FilterFields, field: str) -> str:
+    """The filter values ``parse_filter`` and ``filter_sql`` accept for ``kind:field``, as an
+    ECMA 262 pattern on the decoded value (for the OpenAPI document)."""
+    truth = f"isnull:(?:{_TRUTH})"
+    # Without an operator, a value must not look like one ("abc:..." is an unknown operator).
+    plain = rf"(?![a-z]+:){_ANY}"
+    if kind == "fa":
+        listed = "|".join(op for op in ARRAY_OPERATORS if op != "isnull")
+        alternatives = [f"(?:{listed}):{_ANY}", truth, plain]
+    else:
+        comparisons = "|".join(_COMPARISONS)
+        operand = _OPERANDS.get(fields.scalar[field][1])
+        if operand is None:  # text: any value
+            alternatives = [f"(?:{comparisons}|like|ilike):{_ANY}", truth, plain]
+        else:  # like and ilike compare the stored text: any pattern
+            alternatives = [
+                f"(?:(?:{comparisons}):)?(?:{operand})",
+                f"(?:like|ilike):{_ANY}",
+                truth,
+            ]
+    return "^(?:" + "|".join(alternatives) + ")$"
 
 
 def filter_sql(flt: Filter, fields: FilterFields = DEVICE_FILTERS) -> tuple[str, list[object]]:
@@ -123,10 +178,15 @@ def filter_sql(flt: Filter, fields: FilterFields = DEVICE_FILTERS) -> tuple[str,
         return f"sandbox_ilike({column}, ?)", [value]
     operand: object = value
     if kind == "int":
-        try:
-            operand = int(value)
-        except ValueError:
-            raise BadRequest(f"{flt.field} compares whole numbers, not {value!r}") from None
+        if not re.fullmatch(WHOLE_NUMBER, value):
+            raise BadRequest(f"{flt.field} compares whole numbers, not {value!r}")
+        number = _whole_number(value)
+        if number is None:
+            # Beyond SQLite's integers (which would not bind): beyond every stored number.
+            above = not value.startswith("-")
+            holds = flt.op in (("lt", "lte") if above else ("gt", "gte"))
+            return (f"{column} IS NOT NULL" if holds else "0"), []
+        operand = number
     elif kind == "instant":
         operand = normalise_instant(value, flt.field)
     return f"{column} {_COMPARISONS[flt.op]} ?", [operand]
@@ -165,15 +225,23 @@ def _array_sql(column: str, flt: Filter) -> tuple[str, list[object]]:
 
 def normalise_instant(value: str, field: str = "timestamp") -> str:
     """RFC 3339 text with an offset -> fixed-width UTC text, which sorts like the instant."""
-    try:
-        instant = datetime.fromisoformat(value)
-    except ValueError:
+    if not re.fullmatch(TIMESTAMP, value):
         # An unencoded "+01:00" arrives as " 01:00": say so, it is the usual mistake.
         hint = " (send a + in a URL as %2B)" if " " in value else ""
-        raise BadRequest(f"{field} needs an RFC 3339 timestamp, not {value!r}{hint}") from None
-    if instant.tzinfo is None:
-        raise BadRequest(f"{field} needs a timestamp with an offset, not {value!r}")
-    return format_instant(instant)
+        raise BadRequest(
+            f"{field} needs an RFC 3339 timestamp with an offset, like"
+            f" 2024-06-01T08:00:00+02:00, of a year from 1000 to 9998, not {value!r}{hint}"
+        )
+    # Python reads only the capital T and Z; RFC 3339 allows either case.
+    return format_instant(datetime.fromisoformat(value.upper()))
+
+
+def _whole_number(text: str) -> int | None:
+    """``text`` (a WHOLE_NUMBER) as an int, or None beyond SQLite's integers."""
+    if len(text.lstrip("-").lstrip("0")) > 19:  # int() refuses very long digit strings
+        return None
+    number = int(text)
+    return number if MIN_INTEGER <= number <= MAX_INTEGER else None
 
 
 def format_instant(instant: datetime) -> str:

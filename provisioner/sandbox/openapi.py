@@ -8,14 +8,19 @@ from provisioner.sandbox.filters import (
     ARRAY_OPERATORS,
     DATA_FILTERS,
     DEVICE_FILTERS,
+    MAX_INTEGER,
     ORGANISATION_DATA_FILTERS,
     SCALAR_OPERATORS,
+    TIMESTAMP,
     FilterFields,
+    value_pattern,
 )
 from provisioner.sandbox.store import (
+    ADDR_PATTERN,
     DEFAULT_PAGE_SIZE,
     DEVICE_TYPES,
     DOWNLINK_TYPES,
+    EMAIL_PATTERN,
     MAX_PAGE_SIZE,
     ROLES,
 )
@@ -50,12 +55,22 @@ def _errors(*statuses: int) -> dict[str, Any]:
 _NULLABLE_TEXT = {"type": ["string", "null"]}
 _TIMESTAMP = {"type": "string", "format": "date-time"}
 
+
+def _whole(pattern: str) -> str:
+    """A pattern the whole value must match (JSON Schema patterns match anywhere)."""
+    return f"^(?:{pattern})$"
+
+
 _DEVICE_INPUT: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["addr"],
     "properties": {
-        "addr": {"type": "string", "pattern": r"^\S+$", "description": "Unique address"},
+        "addr": {
+            "type": "string",
+            "pattern": _whole(ADDR_PATTERN),
+            "description": "Unique address: no spaces, no control characters",
+        },
         "name": {**_NULLABLE_TEXT, "description": "Defaults to addr"},
         "serial": _NULLABLE_TEXT,
         "description": _NULLABLE_TEXT,
@@ -93,7 +108,7 @@ _USER_INPUT: dict[str, Any] = {
     "required": ["name", "email", "password", "roles"],
     "properties": {
         "name": {"type": "string", "minLength": 1},
-        "email": {"type": "string", "format": "email"},
+        "email": {"type": "string", "pattern": _whole(EMAIL_PATTERN)},
         "password": {"type": "string", "minLength": 1, "writeOnly": True},
         "roles": {
             "type": "array",
@@ -144,12 +159,18 @@ _UPLINK: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["addr", "data"],
     "properties": {
-        "addr": {"type": "string", "description": "A device's addr; hex digits in any case"},
+        "addr": {
+            "type": "string",
+            "minLength": 1,
+            "description": "A device's addr; hex digits in any case",
+        },
         "data": {"type": "object", "description": "The parsed data to store"},
         "receivedAt": {
-            **_TIMESTAMP,
             "type": ["string", "null"],
-            "description": "RFC 3339 with an offset, stored in UTC (default: now)",
+            "pattern": _whole(TIMESTAMP),
+            "description": (
+                "RFC 3339 with an offset, a year from 1000 to 9998; stored in UTC (default: now)"
+            ),
         },
     },
 }
@@ -162,7 +183,7 @@ def _filter_parameters(fields: FilterFields) -> list[dict[str, Any]]:
         {
             "name": f"f:{field}",
             "in": "query",
-            "schema": {"type": "string"},
+            "schema": {"type": "string", "pattern": value_pattern("f", fields, field)},
             "description": f"<op>:<value>, op one of {scalar} (default eq); may repeat",
         }
         for field in fields.scalar
@@ -171,7 +192,7 @@ def _filter_parameters(fields: FilterFields) -> list[dict[str, Any]]:
         {
             "name": f"fa:{field}",
             "in": "query",
-            "schema": {"type": "string"},
+            "schema": {"type": "string", "pattern": value_pattern("fa", fields, field)},
             "description": f"<op>:<v1>,<v2>,..., op one of {array} (default contains)",
         }
         for field in fields.array
@@ -189,13 +210,18 @@ def openapi_document() -> dict[str, Any]:
         {
             "name": "limit",
             "in": "query",
-            "schema": {"type": "integer", "minimum": 0, "default": DEFAULT_PAGE_SIZE},
+            "schema": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": MAX_INTEGER,
+                "default": DEFAULT_PAGE_SIZE,
+            },
             "description": f"Rows per page; above {MAX_PAGE_SIZE} it is clamped",
         },
         {
             "name": "offset",
             "in": "query",
-            "schema": {"type": "integer", "minimum": 0, "default": 0},
+            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER, "default": 0},
         },
     ]
     downlink_type = {

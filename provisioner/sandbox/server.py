@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import email.utils
 import json
+import math
 import os
 import re
 import socket
@@ -23,6 +24,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -105,15 +107,22 @@ class Call:
 
     def json_body(self) -> Any:
         try:
-            return json.loads(self.body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            value = json.loads(
+                self.body.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite
+            )
+            # A lone surrogate ("\ud800") is valid JSON text but no Unicode: SQLite and
+            # every answer's UTF-8 would fail on it later.
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except (UnicodeError, json.JSONDecodeError) as exc:
             raise BadRequest(f"the body is not valid JSON: {exc}") from None
+        return value
 
     def device_id(self) -> int:
-        device_id = int(self.path_match["dev_id"])
-        if device_id > MAX_ID:
-            raise NotFound(f"no device with id {device_id}")
-        return device_id
+        text = self.path_match["dev_id"]
+        # int() refuses very long digit strings; such an id names no device either.
+        if len(text.lstrip("0")) > len(str(MAX_ID)) or int(text) > MAX_ID:
+            raise NotFound(f"no device with id {text}")
+        return int(text)
 
     def params(self, *allowed: str) -> dict[str, str]:
         """Decoded plain query parameters; any other parameter is an error."""
@@ -125,13 +134,25 @@ class Call:
         return values
 
 
+def _no_constant(name: str) -> Any:
+    raise BadRequest(f"the body is not valid JSON: {name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise BadRequest(f"the body holds the number {text}, too large for a JSON number")
+    return number
+
+
 def _whole_number(name: str, text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
+    """A limit or offset: digits only, up to SQLite's largest integer (as the document says)."""
+    if not re.fullmatch(r"[0-9]+", text) or len(text.lstrip("0")) > len(str(MAX_ID)):
         number = -1
-    if number < 0:
-        raise BadRequest(f"{name} must be a whole number of 0 or more, not {text!r}")
+    else:
+        number = int(text)
+    if not 0 <= number <= MAX_ID:
+        raise BadRequest(f"{name} must be a whole number from 0 to {MAX_ID}, not {text!r}")
     return number
 
 
@@ -391,6 +412,22 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._serve()
 
+    def __getattr__(self, name: str) -> Callable[[], None]:
+        # Any other method (TRACE, OPTIONS, HEAD, QUERY, ...) is routed too, so that it gets
+        # a JSON 405 with Allow (or a 404), not the standard library's HTML 501 page.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own refusals (a request line or header it cannot read)
+        answered in JSON like every other error, and the connection closed."""
+        self.close_connection = True
+        text = message or HTTPStatus(code).phrase
+        body = json.dumps({"error": text}, ensure_ascii=False).encode("utf-8")
+        headers = {"Content-Type": JSON_TYPE, "Connection": "close"}
+        self._send(Reply(code, headers=headers, raw_body=body))
+
     def _serve(self) -> None:
         try:
             reply = self._reply()
@@ -504,6 +541,8 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
+        if self.command == "HEAD":  # the headers only: a body would be read as the next answer
+            data = b""
         if self.request_version == "HTTP/0.9":  # no headers at all, as in end_headers()
             self.wfile.write(data)
             return

@@ -142,7 +142,14 @@ _DEVICE_JSON_SQL = (
 )
 _UPLINK_FIELDS = frozenset(("addr", "data", "receivedAt"))
 _USER_FIELDS = ("name", "email", "password", "roles")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# Whitespace and control characters, spelled out: \s means different things in Python and in
+# the ECMA 262 patterns of the OpenAPI document, which are built from these.
+_BLANK_OR_CONTROL = (
+    r"\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+ADDR_PATTERN = rf"[^{_BLANK_OR_CONTROL}]+"
+EMAIL_PATTERN = rf"[^@{_BLANK_OR_CONTROL}]+@[^@{_BLANK_OR_CONTROL}]+\.[^@{_BLANK_OR_CONTROL}]+"
+_EMAIL = re.compile(EMAIL_PATTERN)
 # scrypt cost: strong enough to be an honest example, cheap enough for tests.
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
@@ -596,8 +603,10 @@ def _device_row(device_input: object, stamp: str) -> tuple[object, ...]:
     if unknown:
         raise BadRequest(f"unknown field {unknown[0]!r} in deviceInput")
     addr = device_input.get("addr")
-    if not isinstance(addr, str) or not addr or re.search(r"\s", addr):
-        raise BadRequest("addr is required: a non-empty string without spaces")
+    if not isinstance(addr, str) or not re.fullmatch(ADDR_PATTERN, addr):
+        raise BadRequest(
+            "addr is required: a non-empty string without spaces or control characters"
+        )
     name = _optional_text(device_input, "name")
     serial = _optional_text(device_input, "serial")
     description = _optional_text(device_input, "description")
@@ -692,8 +701,8 @@ def _user_fields(user_input: object) -> tuple[str, str, str, list[str]]:
     if (
         not isinstance(roles, list)
         or not roles
-        or len(set(roles)) != len(roles)
-        or not all(role in ROLES for role in roles)
+        or not all(isinstance(role, str) and role in ROLES for role in roles)
+        or len(set(roles)) != len(roles)  # after the check above: a dict is not hashable
     ):
         raise BadRequest(
             f"roles must be a non-empty list of distinct roles from {', '.join(ROLES)}"
