@@ -423,6 +423,7 @@ _ANY_TAG = re.compile(rb"<(/?)(?:[\w.-]+:)?(c|row)(?=[\s/>])([^>]*)>")
 _R_ATTRIBUTE = re.compile(rb"""(?:^|\s)r\s*=\s*["']\s*([A-Za-z]*)(\d*)\s*["']""")
 _DIMENSION = re.compile(rb"""<(?:[\w.-]+:)?dimension\s[^>]*?ref\s*=\s*["']([^"']*)["']""")
 _PREFIXED = re.compile(rb":(?:c|row)[\s/>]")
+_CELL_TAG = re.compile(rb"<c(?=[\s/>])")
 _SHEET_DATA_END = re.compile(rb"</(?:[\w.-]+:)?sheetData\s*>")
 
 
@@ -468,7 +469,7 @@ def _extent(path: Path, archive: zipfile.ZipFile, member: str, tab: str, exact: 
             end = _sheet_data_end(part)
             if end >= 0:
                 part = part[:end]
-            plain = part.count(b"<c") == part.count(_PLAIN_CELL) and not _PREFIXED.search(part)
+            plain = not _PREFIXED.search(part)
             if not (plain and _plain_extent(part, extent, exact)):
                 _tag_extent(part, extent)
             if end >= 0:
@@ -542,35 +543,58 @@ def _check_declared(path: Path, tab: str, ref: bytes) -> None:
 def _plain_extent(part: bytes, extent: _Extent, exact: bool) -> bool:
     """The extent of a part whose cells all start <c r="LETTERS DIGITS".
 
-    The part's last cell is taken for the farthest, and one search looks for a
-    cell beyond it; each one found becomes the farthest and the search goes on
-    from it (a wider row now and then). Not ``exact``, beyond means beyond its
-    first letter and first digit (row 100001 counts as up to 199999, column AD
-    as up to AZ): a search with fewer branches. False for a part out of order
-    (many found): it must be read tag by tag.
+    The part's last cell is taken for the farthest, and one regex looks for a
+    cell tag that is not <c r= followed by a cell up to it: it stops at each
+    cell, but only a farther cell (or one spelled otherwise) ends the search.
+    A farther one becomes the farthest and the search goes on from it. Not
+    ``exact``, up to means up to its first letter and first digit (row 100001
+    counts as up to 199999, column AD as up to AZ): a regex of fewer
+    branches. False for a part spelled otherwise or out of order (many
+    found): it must be read tag by tag.
     """
     last = _LAST_REF.match(part, max(part.rfind(_PLAIN_CELL), 0))
     if last is None:
-        return part.find(_PLAIN_CELL) < 0
+        return _CELL_TAG.search(part) is None
     letters, digits = last.groups()
     if not exact:
         letters, digits = _round_up(letters, b"Z"), _round_up(digits, b"9")
     at = 0
     for _ in range(64):
-        found = _beyond(letters, digits, exact).search(part, at)
+        found = _not_within(letters, digits, exact).search(part, at)
         if found is None:
             extent.reach(int(digits), _column_index(letters) + 1)
-            return True
+            return _carry_row(part, extent)
         ref = _LAST_REF.match(part, found.start())
         if ref is None:
-            return False
+            return False  # a cell spelled otherwise
         more_letters, more_digits = ref.groups()
         if not exact:
             more_letters, more_digits = _round_up(more_letters, b"Z"), _round_up(more_digits, b"9")
-        letters = max(letters, more_letters, key=lambda t: (len(t), t))
-        digits = max(digits, more_digits, key=int)
+        wider = (len(more_letters), more_letters) > (len(letters), letters)
+        lower = int(more_digits) > int(digits)
+        if not (wider or lower):
+            return False  # within after all (a row number with leading zeros)
+        letters = more_letters if wider else letters
+        digits = more_digits if lower else digits
         at = ref.end()
     return False
+
+
+def _carry_row(part: bytes, extent: _Extent) -> bool:
+    """Where the reader is at the end of a part read as plain: the row of its last <row>
+    and the column of the last cell after it (a cell without r= in the next part goes
+    on from there). False when that <row> has no r=: it must be read tag by tag."""
+    at = part.rfind(b"<row")
+    if at >= 0:
+        tag = _ANY_TAG.match(part, at)
+        ref = _R_ATTRIBUTE.search(tag.group(3)) if tag else None
+        if ref is None or not ref.group(2):
+            return False
+        extent.row, extent.column = int(ref.group(2)), 0
+    cell = _LAST_REF.match(part, max(part.rfind(_PLAIN_CELL), 0))
+    if cell is not None and cell.start() > at:
+        extent.column = _column_index(cell.group(1)) + 1
+    return True
 
 
 def _round_up(text: bytes, top: bytes) -> bytes:
@@ -579,26 +603,35 @@ def _round_up(text: bytes, top: bytes) -> bytes:
 
 
 @functools.lru_cache(maxsize=256)
-def _beyond(letters: bytes, digits: bytes, exact: bool) -> re.Pattern[bytes]:
-    """A cell tag <c r="..." right of column ``letters`` or below row ``digits`` (not
-    ``exact``: both rounded up, and only their first characters compared)."""
-    columns = _greater(letters, b"A-Z", b"Z", exact)
-    rows = [rb"[A-Z]{1,3}" + branch for branch in _greater(digits, b"0-9", b"9", exact)]
-    return re.compile(rb'<c r="(?:%s)' % b"|".join(columns + rows))
+def _not_within(letters: bytes, digits: bytes, exact: bool) -> re.Pattern[bytes]:
+    """A cell tag that is not <c r="..." up to column ``letters`` and row ``digits`` (not
+    ``exact``: only their first characters compared, the rest is the highest anyway).
+
+    Its literal start <c finds each cell at the speed of a substring search; the
+    lookahead takes its first branch for nearly every cell. <color> and the like
+    are no cell: after the lookahead, [\\s/>] leaves them.
+    """
+    columns = _at_most(letters, b"A-Z", b"A", exact)
+    rows = _at_most(digits, b"0-9", b"0", exact)
+    within = rb'r="(?:%s)(?:%s)"' % (b"|".join(columns), b"|".join(rows))
+    return re.compile(rb"<c(?! %s)[\s/>]" % within)
 
 
-def _greater(text: bytes, span: bytes, top: bytes, exact: bool) -> list[bytes]:
-    """Regex branches for the strings of ``span`` characters (A-Z or 0-9) above ``text``:
-    longer, or as long and greater (not ``exact``: greater in the first character), each
-    followed by what ends it."""
-    end = rb"\d" if span == b"A-Z" else b'"'
-    branches = [rb"[%s]{%d,}%s" % (span, len(text) + 1, end)]
-    for i in range(len(text) if exact else 1):
-        if text[i : i + 1] != top:
-            low = bytes([text[i] + 1])
-            rest = len(text) - i - 1
-            branches.append(rb"%s[%s-%s][%s]{%d}%s" % (text[:i], low, top, span, rest, end))
-    return branches
+def _at_most(text: bytes, span: bytes, low: bytes, exact: bool) -> list[bytes]:
+    """Regex branches for the strings of ``span`` characters (A-Z or 0-9) up to ``text``:
+    as long and not greater (not ``exact``: not greater in the first character), or
+    shorter. In that order, the shorter possessive: most cells of a big sheet are as
+    long, and a branch that backtracks digit by digit costs a third of the search."""
+    size = len(text)
+    shorter = [rb"[%s]{1,%d}+" % (span, size - 1)] if size > 1 else []
+    if not exact:
+        return [rb"[%s-%s][%s]{%d}" % (low, text[:1], span, size - 1), *shorter]
+    branches = [text]
+    for i in range(size):
+        if text[i] > low[0]:
+            below = bytes([text[i] - 1])
+            branches.append(rb"%s[%s-%s][%s]{%d}" % (text[:i], low, below, span, size - i - 1))
+    return [*branches, *shorter]
 
 
 def _tag_extent(part: bytes, extent: _Extent) -> None:
