@@ -33,7 +33,7 @@ from provisioner.reports import (
 )
 from provisioner.results import EXIT_INPUT, EXIT_INTERRUPTED
 from provisioner.sandbox.store import DEVICE_TYPES, MAX_PAGE_SIZE, ROLES
-from provisioner.sheets import SheetError, read_tables
+from provisioner.sheets import MAX_CELLS, Bounds, SheetError, read_tables, set_bounds
 from provisioner.template_choice import Setting, TemplateChoice, choose_template
 from provisioner.templates import (
     SiteTemplate,
@@ -96,11 +96,25 @@ class InputError(Failure):
     is_flag=True,
     help="No colours on the console (also when the NO_COLOR environment variable is set).",
 )
+@click.option(
+    "--max-cells",
+    type=click.IntRange(min=1),
+    envvar="PROVISIONER_MAX_CELLS",
+    metavar="N",
+    help=f"Read a tab that spans up to N cells (rows x columns from A1; default "
+    f"{MAX_CELLS:,}): a sheet that spans more is refused before it is read, as a stray "
+    "value far off the table would make the reader hold billions [env: "
+    "PROVISIONER_MAX_CELLS].",
+)
 @click.pass_context
-def main(ctx: click.Context, config_path: Path | None, no_color: bool) -> None:
+def main(
+    ctx: click.Context, config_path: Path | None, no_color: bool, max_cells: int | None
+) -> None:
     """Put whole sites of IoT devices onto the Lobaro IoT Platform from a spreadsheet."""
     global _NO_COLOR
     _NO_COLOR = no_color
+    if max_cells is not None:
+        set_bounds(Bounds(cells=max_cells))
     path = find_config(config_path, Path("."))
     ctx.meta["config_path"] = path  # where a template from the file was set, for its line
     if path is not None:

@@ -28,6 +28,7 @@ import codecs
 import contextlib
 import csv
 import datetime
+import functools
 import gc
 import html
 import io
@@ -189,6 +190,7 @@ class Workbook:
         # "", and calamine does not say which rows and columns are hidden:
         # both are found in the sheet's XML, scanned in a thread while
         # calamine (which releases the GIL) parses the same sheet.
+        self._damaged(tab, lambda: _check_tab(self.path, index, tab))
         with ThreadPoolExecutor(max_workers=1) as pool:
             scan = pool.submit(_xlsx_scan, self.path, index)
             sheet = self._sheet(tab)
@@ -252,6 +254,9 @@ def open_workbook(path: str | Path) -> Workbook:
         head = file.read(8)
     if head[:4] != ZIP_MAGIC:
         raise SheetError(f"{path.name}: {_not_a_workbook(path, head)}")
+    with contextlib.suppress(zipfile.BadZipFile, OSError):  # a broken zip is told below
+        with zipfile.ZipFile(path) as archive:
+            _check_zip(path, archive)
     actual, template, padded = _zip_kind(path)
     if actual != fmt:
         raise SheetError(f"{path.name}: {_wrong_zip(actual, fmt)}")
@@ -327,6 +332,371 @@ def _take_kept(path: Path) -> Workbook | None:
         return None
     _kept = None
     return workbook if now == identity else None
+
+
+# --- bounds: what a file may ask of the reader -----------------------------------
+
+
+# Excel's own sheet size: no workbook Excel or LibreOffice saves refers beyond it.
+EXCEL_ROWS = 1_048_576
+EXCEL_COLUMNS = 16_384
+# How many cells (rows x columns, counted from A1) one tab may span. The reader holds
+# every cell of that span, 32 bytes each (python-calamine), so 20 million is about
+# 640 MB: Excel's full 1,048,576 rows of 19 columns. --max-cells raises it.
+MAX_CELLS = 20_000_000
+# A zip member (a sheet's XML, the shared strings) may unpack to this many bytes per
+# cell of the bound (1 GB for the default): a real sheet's XML is 30-40 bytes a cell.
+BYTES_PER_CELL = 50
+# Unpacked/packed above which a member over RATIO_FROM bytes is a zip bomb: a real
+# sheet's XML packs 5 to 20 times (Apache POI refuses above 100 too).
+MAX_RATIO = 100
+RATIO_FROM = 8 << 20
+MAX_MEMBERS = 10_000
+# A CSV line longer than this is no site's row (Excel keeps at most 32,767 characters
+# in a cell); its cells are counted against the same MAX_CELLS.
+MAX_CSV_LINE = 1 << 20
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What one sheet file may ask of the reader (see the README, "How the tool reads
+    your sheet"); ``cells`` is --max-cells."""
+
+    cells: int = MAX_CELLS
+
+    @property
+    def member_bytes(self) -> int:
+        return max(256 << 20, BYTES_PER_CELL * self.cells)
+
+
+_bounds = Bounds()
+
+
+def set_bounds(bounds: Bounds) -> None:
+    """The bounds for every sheet this process reads from now on (--max-cells)."""
+    global _bounds
+    _bounds = bounds
+
+
+def _refuse(path: Path, what: str) -> SheetError:
+    return SheetError(f"{path.name}: {what}")
+
+
+def _check_zip(path: Path, archive: zipfile.ZipFile) -> None:
+    """Refuse a zip whose members would unpack to more than a sheet can need.
+
+    Sizes are the ones the zip's directory declares; a member that unpacks to
+    more than it declares fails its checksum where this tool unpacks it.
+    """
+    members = archive.infolist()
+    if len(members) > MAX_MEMBERS:
+        raise _refuse(
+            path,
+            f"the file holds {len(members):,} parts, more than the {MAX_MEMBERS:,} a workbook "
+            "has: it is not a workbook saved by Excel or LibreOffice; open it and save it again",
+        )
+    limit = _bounds.member_bytes
+    for member in members:
+        size, packed = member.file_size, member.compress_size
+        if size > limit:
+            raise _refuse(
+                path,
+                f"the part {member.filename} unpacks to {size:,} bytes, more than the "
+                f"{limit:,} a sheet of {_bounds.cells:,} cells needs (--max-cells): save a copy "
+                "with only the site's rows, or raise --max-cells if the sheet is that big",
+            )
+        if size > RATIO_FROM and size > MAX_RATIO * max(packed, 1):
+            raise _refuse(
+                path,
+                f"the part {member.filename} unpacks from {packed:,} to {size:,} bytes, "
+                f"{size // max(packed, 1):,} times (a sheet packs at most {MAX_RATIO} times): "
+                "it is a zip bomb, not a sheet saved by Excel or LibreOffice; do not open it, "
+                "ask for the site's sheet again",
+            )
+
+
+# A cell tag as Excel, LibreOffice and openpyxl write it: <c r="B7" ...>.
+_PLAIN_CELL = b'<c r="'
+_LAST_REF = re.compile(rb'<c r="([A-Z]{1,3})(\d{1,7})"')
+# Any spelling of a cell or row tag: <c>, <x:c ...>, <row/>, with r= anywhere or nowhere.
+_ANY_TAG = re.compile(rb"<(/?)(?:[\w.-]+:)?(c|row)(?=[\s/>])([^>]*)>")
+_R_ATTRIBUTE = re.compile(rb"""(?:^|\s)r\s*=\s*["']\s*([A-Za-z]*)(\d*)\s*["']""")
+_DIMENSION = re.compile(rb"""<(?:[\w.-]+:)?dimension\s[^>]*?ref\s*=\s*["']([^"']*)["']""")
+_PREFIXED = re.compile(rb":(?:c|row)[\s/>]")
+_CELL_TAG = re.compile(rb"<c(?=[\s/>])")
+_SHEET_DATA_END = re.compile(rb"</(?:[\w.-]+:)?sheetData\s*>")
+
+
+@dataclass
+class _Extent:
+    """The largest row and column (1-based) a sheet's cells reach, as the reader counts."""
+
+    rows: int = 0
+    columns: int = 0
+    # Where the reader is when a tag gives no r="": the row, and the last column in it.
+    row: int = 0
+    column: int = 0
+
+    def reach(self, row: int, column: int) -> None:
+        self.rows = max(self.rows, row)
+        self.columns = max(self.columns, column)
+
+
+def _check_tab(path: Path, tab_index: int, tab: str) -> None:
+    with zipfile.ZipFile(path) as archive:
+        member = _sheet_member(archive, tab_index)
+        if member is not None:
+            _check_extent(path, archive, member, tab)
+
+
+def _extent(path: Path, archive: zipfile.ZipFile, member: str, tab: str, exact: bool) -> _Extent:
+    """The extent of a sheet's cells (see _check_extent)."""
+    extent = _Extent()
+    declared: bytes | None = None
+    inside = False  # in <sheetData>, where the cells are
+    with archive.open(member) as stream:
+        for part in _parts(stream, b">"):
+            if declared is None:
+                found = _DIMENSION.search(part)
+                declared = found.group(1) if found else b""
+                if declared:
+                    _check_declared(path, tab, declared)
+            if not inside:
+                start = part.find(b"sheetData")
+                if start < 0:
+                    continue
+                part, inside = part[start:], True
+            end = _sheet_data_end(part)
+            if end >= 0:
+                part = part[:end]
+            plain = not _PREFIXED.search(part)
+            if not (plain and _plain_extent(part, extent, exact)):
+                _tag_extent(part, extent)
+            if end >= 0:
+                break
+    return extent
+
+
+def _sheet_data_end(part: bytes) -> int:
+    """Where </sheetData> starts in ``part`` (-1: not in it); a substring search, as a
+    regex would stop at every </v> and </c>."""
+    at = part.find(b"sheetData", 1)
+    while at >= 0:
+        start = part.rfind(b"<", 0, at)
+        if start >= 0 and _SHEET_DATA_END.match(part, start):
+            return start
+        at = part.find(b"sheetData", at + 1)
+    return -1
+
+
+def _check_extent(path: Path, archive: zipfile.ZipFile, member: str, tab: str) -> None:
+    """Refuse a tab whose cells span more than the bound, before the reader holds them.
+
+    The reader keeps a block of every cell from A1 to the last row and column any
+    cell reaches, so one stray value in AMJ1048576 asks for a billion cells. The
+    sheet's XML is streamed: a part where every cell is written <c r="..." (as
+    Excel, LibreOffice and openpyxl write it) costs a few substring searches; any
+    other part is read tag by tag as the reader does (a cell or row without r=
+    is the next one). A rough extent first (see _plain_extent), the exact one
+    only when the rough one is over the bound.
+    """
+    extent = _extent(path, archive, member, tab, exact=False)
+    rows, columns = extent.rows, extent.columns
+    if rows * columns > _bounds.cells or rows > EXCEL_ROWS or columns > EXCEL_COLUMNS:
+        extent = _extent(path, archive, member, tab, exact=True)
+    rows, columns = extent.rows, extent.columns
+    if rows > EXCEL_ROWS or columns > EXCEL_COLUMNS:
+        raise _refuse(
+            path,
+            f"the tab {tab!r} has a cell in {column_letter(columns - 1)}{rows}, beyond Excel's "
+            f"last cell XFD{EXCEL_ROWS}: it was not saved by Excel or LibreOffice; open it and "
+            "save only the site's rows in a new workbook",
+        )
+    if rows * columns > _bounds.cells:
+        raise _refuse(
+            path,
+            f"the tab {tab!r} has cells up to {column_letter(columns - 1)}{rows} "
+            f"({rows:,} rows x {columns:,} columns = {rows * columns:,} cells, more than the "
+            f"{_bounds.cells:,} this tool reads): a stray value far below or right of the "
+            "table? Delete it (Ctrl+End in Excel goes to it) or save a copy with only the "
+            "site's rows; a sheet really that big needs --max-cells",
+        )
+
+
+def _check_declared(path: Path, tab: str, ref: bytes) -> None:
+    """Refuse a <dimension ref=...> beyond Excel's last cell."""
+    last = ref.rpartition(b":")[2].replace(b"$", b"")
+    match = re.fullmatch(rb"([A-Za-z]{1,7})(\d{1,12})", last)
+    if match is None:
+        return  # the reader does not go by it
+    columns, rows = _column_index(match.group(1).upper()) + 1, int(match.group(2))
+    if rows > EXCEL_ROWS or columns > EXCEL_COLUMNS:
+        raise _refuse(
+            path,
+            f"the tab {tab!r} declares cells up to {last.decode()} ({rows:,} rows x "
+            f"{columns:,} columns), beyond Excel's last cell XFD{EXCEL_ROWS}: it was not "
+            "saved by Excel or LibreOffice; open it and save only the site's rows in a new "
+            "workbook",
+        )
+
+
+def _plain_extent(part: bytes, extent: _Extent, exact: bool) -> bool:
+    """The extent of a part whose cells all start <c r="LETTERS DIGITS".
+
+    The part's last cell is taken for the farthest, and one regex looks for a
+    cell tag that is not <c r= followed by a cell up to it: it stops at each
+    cell, but only a farther cell (or one spelled otherwise) ends the search.
+    A farther one becomes the farthest and the search goes on from it. Not
+    ``exact``, up to means up to its first letter and first digit (row 100001
+    counts as up to 199999, column AD as up to AZ): a regex of fewer
+    branches. False for a part spelled otherwise or out of order (many
+    found): it must be read tag by tag.
+    """
+    last = _LAST_REF.match(part, max(part.rfind(_PLAIN_CELL), 0))
+    if last is None:
+        return _CELL_TAG.search(part) is None
+    letters, digits = last.groups()
+    if not exact:
+        letters, digits = _round_up(letters, b"Z"), _round_up(digits, b"9")
+    at = 0
+    for _ in range(64):
+        found = _not_within(letters, digits, exact).search(part, at)
+        if found is None:
+            extent.reach(int(digits), _column_index(letters) + 1)
+            return _carry_row(part, extent)
+        ref = _LAST_REF.match(part, found.start())
+        if ref is None:
+            return False  # a cell spelled otherwise
+        more_letters, more_digits = ref.groups()
+        if not exact:
+            more_letters, more_digits = _round_up(more_letters, b"Z"), _round_up(more_digits, b"9")
+        wider = (len(more_letters), more_letters) > (len(letters), letters)
+        lower = int(more_digits) > int(digits)
+        if not (wider or lower):
+            return False  # within after all (a row number with leading zeros)
+        letters = more_letters if wider else letters
+        digits = more_digits if lower else digits
+        at = ref.end()
+    return False
+
+
+def _carry_row(part: bytes, extent: _Extent) -> bool:
+    """Where the reader is at the end of a part read as plain: the row of its last <row>
+    and the column of the last cell after it (a cell without r= in the next part goes
+    on from there). False when that <row> has no r=: it must be read tag by tag."""
+    at = part.rfind(b"<row")
+    if at >= 0:
+        tag = _ANY_TAG.match(part, at)
+        ref = _R_ATTRIBUTE.search(tag.group(3)) if tag else None
+        if ref is None or not ref.group(2):
+            return False
+        extent.row, extent.column = int(ref.group(2)), 0
+    cell = _LAST_REF.match(part, max(part.rfind(_PLAIN_CELL), 0))
+    if cell is not None and cell.start() > at:
+        extent.column = _column_index(cell.group(1)) + 1
+    return True
+
+
+def _round_up(text: bytes, top: bytes) -> bytes:
+    """The first character kept, the rest the highest: AD -> AZ, 100001 -> 199999."""
+    return text[:1] + top * (len(text) - 1)
+
+
+@functools.lru_cache(maxsize=256)
+def _not_within(letters: bytes, digits: bytes, exact: bool) -> re.Pattern[bytes]:
+    """A cell tag that is not <c r="..." up to column ``letters`` and row ``digits`` (not
+    ``exact``: only their first characters compared, the rest is the highest anyway).
+
+    Its literal start <c finds each cell at the speed of a substring search; the
+    lookahead takes its first branch for nearly every cell. <color> and the like
+    are no cell: after the lookahead, [\\s/>] leaves them.
+    """
+    columns = _at_most(letters, b"A-Z", b"A", exact)
+    rows = _at_most(digits, b"0-9", b"0", exact)
+    within = rb'r="(?:%s)(?:%s)"' % (b"|".join(columns), b"|".join(rows))
+    return re.compile(rb"<c(?! %s)[\s/>]" % within)
+
+
+def _at_most(text: bytes, span: bytes, low: bytes, exact: bool) -> list[bytes]:
+    """Regex branches for the strings of ``span`` characters (A-Z or 0-9) up to ``text``:
+    as long and not greater (not ``exact``: not greater in the first character), or
+    shorter. In that order, the shorter possessive: most cells of a big sheet are as
+    long, and a branch that backtracks digit by digit costs a third of the search."""
+    size = len(text)
+    shorter = [rb"[%s]{1,%d}+" % (span, size - 1)] if size > 1 else []
+    if not exact:
+        return [rb"[%s-%s][%s]{%d}" % (low, text[:1], span, size - 1), *shorter]
+    branches = [text]
+    for i in range(size):
+        if text[i] > low[0]:
+            below = bytes([text[i] - 1])
+            branches.append(rb"%s[%s-%s][%s]{%d}" % (text[:i], low, below, span, size - i - 1))
+    return [*branches, *shorter]
+
+
+def _tag_extent(part: bytes, extent: _Extent) -> None:
+    """The extent of a part read tag by tag, as the reader counts a tag without r=."""
+    for tag in _ANY_TAG.finditer(part):
+        closing, name, raw = tag.groups()
+        if closing:
+            continue
+        ref = _R_ATTRIBUTE.search(raw)
+        letters, digits = (ref.group(1).upper(), ref.group(2)) if ref else (b"", b"")
+        if name == b"row":
+            extent.row = int(digits) if digits else extent.row + 1
+            extent.column = 0
+            continue
+        row = int(digits) if digits else max(extent.row, 1)
+        column = _column_index(letters) + 1 if letters else extent.column + 1
+        extent.column = column
+        extent.reach(row, column)
+
+
+def _check_csv(path: Path, delimiter: str) -> None:
+    """Refuse a CSV with a line longer than MAX_CSV_LINE or more cells than the bound,
+    read in blocks before the file is read whole."""
+    lines = cells = 0  # line breaks and delimiters before this block
+    since = 0  # bytes of the current line before this block
+    sep = delimiter.encode()
+    with path.open("rb") as file:
+        while block := file.read(_CHUNK):
+            at = _long_line(block, since)
+            if at >= 0:
+                line = lines + block.count(b"\n", 0, at) + 1
+                raise _refuse(
+                    path,
+                    f"line {line:,} is longer than "
+                    f"{MAX_CSV_LINE:,} characters, which no site's row is: is this the sheet? "
+                    "Save the site's rows again as CSV UTF-8, or as .xlsx",
+                )
+            last = block.rfind(b"\n")
+            since = since + len(block) if last < 0 else len(block) - last - 1
+            lines += block.count(b"\n")
+            cells += block.count(sep)
+            if cells + lines > _bounds.cells:
+                raise _refuse(
+                    path,
+                    f"by line {lines:,} the file has more than {_bounds.cells:,} cells, more "
+                    "than this tool reads (--max-cells): save a copy with only the site's rows, "
+                    "or raise --max-cells if the sheet is that big",
+                )
+
+
+def _long_line(block: bytes, since: int) -> int:
+    """Where in ``block`` a line longer than MAX_CSV_LINE starts (-1: none), ``since``
+    bytes of the first line having come before it. Jumps a window at a time: every
+    line inside a window that holds a line break is shorter than the window."""
+    pos, room = 0, MAX_CSV_LINE - since
+    while pos < len(block):
+        end = block.find(b"\n", pos, pos + room + 1)
+        if end < 0:
+            return pos if len(block) - pos > room else -1
+        pos = end + 1
+        last = block.rfind(b"\n", pos, pos + MAX_CSV_LINE + 1)
+        if last >= 0:
+            pos = last + 1
+        room = MAX_CSV_LINE
+    return -1
 
 
 # --- what the file really is -------------------------------------------------
@@ -420,14 +790,17 @@ def _wrong_zip(actual: str | None, wanted: str) -> str:
 
 
 def _open_csv(path: Path) -> Workbook:
-    data = path.read_bytes()
-    if data.startswith(ZIP_MAGIC):
+    with path.open("rb") as file:
+        head = file.read(8)
+    if head.startswith(ZIP_MAGIC):
         raise SheetError(f"{path.name}: {_wrong_zip(_zip_kind(path)[0], 'csv')}")
-    if data.startswith(OLE_MAGIC):
+    if head.startswith(OLE_MAGIC):
         raise SheetError(
             f"{path.name}: this file is an old .xls or encrypted workbook, not a CSV: "
             "open it and save it as .xlsx (without a password) or as CSV UTF-8"
         )
+    _check_csv(path, csv_delimiter(path) or ",")
+    data = path.read_bytes()
     if b"\x00" in data:
         raise SheetError(
             f"{path.name}: contains NUL bytes, so it is not a plain text CSV "
