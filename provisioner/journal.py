@@ -16,6 +16,12 @@ A journal belongs to one sheet; runs against other platforms are kept apart
 (a rehearsal on the sandbox never counts for the real platform). One apply at a
 time may use it: ``JournalLock`` holds an OS lock that a crash releases.
 
+Files are opened the same way on Linux, macOS and Windows, with what each OS offers:
+on POSIX never through a symbolic link (O_NOFOLLOW) and mode 0600; Windows has no
+O_NOFOLLOW, so there the opened file is compared with the name's own entry (a link is
+refused before anything is written) and the 0600 mode is the folder's ACL's business.
+``PROVISIONER_TEST_PORTABLE_JOURNAL=1`` takes the Windows way on POSIX too, for the tests.
+
 The journal never holds the token or a password: only run ids, rows, keys,
 platform ids, payload fingerprints, statuses and messages (which passed the
 client's redaction point), a device create's tags, and for updates (``"op": "update"``)
@@ -31,11 +37,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import fcntl
 import hashlib
 import json
 import os
 import secrets
+import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +59,8 @@ OUTCOMES = ("done", "failed", "unknown")
 KINDS = frozenset(RowKind)
 # Every line this module writes starts so; a broken line that does not is someone else's.
 _OWN_LINE = b'{"run": '
+# Windows' way (no O_NOFOLLOW, no pread) on any OS: the tests set it to run that path here.
+PORTABLE = sys.platform == "win32" or os.environ.get("PROVISIONER_TEST_PORTABLE_JOURNAL") == "1"
 
 
 @dataclass(frozen=True)
@@ -379,32 +387,78 @@ def _describe(exc: OSError, path: Path) -> str:
     return f"cannot write the journal {path}: {exc.strerror or exc}"
 
 
+def _open(path: Path, flags: int) -> int:
+    """``os.open`` never through a symbolic link, binary (Windows would write CRLF for
+    LF otherwise), mode 0600 where the OS has modes. Raises OSError (ELOOP for a link)."""
+    flags |= getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not PORTABLE:
+        return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    # No O_NOFOLLOW: open, then refuse unless the file opened is the name's own entry
+    # (a link's entry is the link, not its target). Nothing is written before this check.
+    fd = os.open(path, flags, 0o600)
+    try:
+        own = os.path.samestat(os.fstat(fd), os.lstat(path))
+    except OSError:
+        own = False  # the name is gone or changed since the open: not the file we opened
+    if not own:
+        os.close(fd)
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path))
+    return fd
+
+
+def _last_byte(fd: int, size: int) -> bytes:
+    if sys.platform != "win32" and not PORTABLE:
+        return os.pread(fd, 1, size - 1)  # the file position stays where it is
+    os.lseek(fd, size - 1, os.SEEK_SET)  # Windows has no pread; the caller appends after
+    return os.read(fd, 1)
+
+
 class JournalLock:
-    """One apply per journal: an OS lock on ``<journal>.lock``, released by a crash too."""
+    """One apply per journal: an OS lock on ``<journal>.lock``, released by a crash too.
+
+    The lock is portalocker's (flock on POSIX, a byte-range lock on Windows) on a file
+    this class opens itself: never through a link, the holder named inside, and removed
+    at release so that no lock file is left beside the sheet after a run that ended.
+    """
 
     def __init__(self, journal: Path) -> None:
         self.path = journal.with_name(journal.name + ".lock")
         self._fd = -1
 
     def acquire(self) -> None:
+        # Imported here: plan and verify read journals without a lock, and portalocker
+        # loads the OS's locking module (fcntl or msvcrt) when imported.
+        import portalocker
+
         while True:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+                fd = _open(self.path, os.O_RDWR | os.O_CREAT)
             except OSError as exc:
                 raise JournalError(_describe(exc, self.path)) from None
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.read(fd, 200).decode("utf-8", "replace").strip()
+                portalocker.lock(fd, portalocker.LOCK_EX | portalocker.LOCK_NB)
+            except portalocker.AlreadyLocked:
+                holder = ""
+                with contextlib.suppress(OSError):  # Windows: the holder's lock covers it
+                    holder = os.read(fd, 200).decode("utf-8", "replace").strip()
                 os.close(fd)
                 raise JournalBusy(
                     f"another apply is using the journal {self.path.with_suffix('')} "
                     f"({holder or 'a running process'}): wait for it to finish, "
                     "or stop it first"
                 ) from None
+            except portalocker.LockException as exc:  # e.g. ENOLCK: an NFS mount without locks
+                os.close(fd)
+                why = getattr(exc.__cause__, "strerror", None) or exc
+                raise JournalError(
+                    f"cannot lock {self.path} ({why}): the folder's file system takes no "
+                    "locks; choose a folder on a local disk with --journal"
+                ) from None
+            if os.name == "nt":
+                break  # Windows removes no file that is open: the one we hold is current
             # The holder before us may have removed the file after we opened it.
             try:
-                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+                same = os.path.samestat(os.stat(self.path), os.fstat(fd))
             except FileNotFoundError:
                 same = False
             if same:
@@ -413,6 +467,7 @@ class JournalLock:
         started = datetime.now().astimezone().isoformat(timespec="seconds")
         try:
             os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
             os.write(fd, f"process {os.getpid()}, started {started}\n".encode())
         except OSError as exc:  # a full disk: say so, with nothing held
             os.close(fd)
@@ -422,10 +477,14 @@ class JournalLock:
     def release(self) -> None:
         if self._fd < 0:
             return
+        # POSIX: removed while still held, so that the next apply makes a new file.
         with contextlib.suppress(OSError):
             os.unlink(self.path)
         os.close(self._fd)
         self._fd = -1
+        if os.name == "nt":  # Windows removes no open file: now it is closed
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
 
     def __enter__(self) -> JournalLock:
         self.acquire()
@@ -459,9 +518,7 @@ class Journal:
         existed = path.exists() or path.is_symlink()
         try:
             self._repair_torn_tail(path)
-            self._fd = os.open(
-                path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-            )
+            self._fd = _open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         except OSError as exc:
             raise JournalError(_describe(exc, path)) from None
         if not existed:
@@ -474,12 +531,13 @@ class Journal:
     def _repair_torn_tail(path: Path) -> None:
         """End a torn last line so that this run's first record starts on its own line."""
         try:
-            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+            fd = _open(path, os.O_RDWR)
         except FileNotFoundError:
             return
         try:
             size = os.lseek(fd, 0, os.SEEK_END)
-            if size and os.pread(fd, 1, size - 1) != b"\n":
+            if size and _last_byte(fd, size) != b"\n":
+                os.lseek(fd, 0, os.SEEK_END)
                 os.write(fd, b"\n")
         finally:
             os.close(fd)
