@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import difflib
 import functools
 import os
+import re
 import shlex
 import signal
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +77,19 @@ class Failure(click.ClickException):
         return visible(self.message, keep="\n")
 
 
+class PathAsGiven(click.Path):
+    """click's Path, its messages with the path as typed: click shows it as Python's repr,
+    which doubles every backslash of a Windows path (C:\\\\Users\\\\Anna)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as exc:
+            shown = click.format_filename(value)
+            message = exc.message.replace(repr(shown), f"'{shown}'")
+            raise click.BadParameter(message, exc.ctx, exc.param, exc.param_hint) from None
+
+
 class InputError(Failure):
     """Unreadable input, unknown template, unusable report path: exit 2, no traceback."""
 
@@ -86,7 +102,7 @@ class InputError(Failure):
     "--config",
     "config_path",
     envvar="PROVISIONER_CONFIG",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=PathAsGiven(exists=True, dir_okay=False, path_type=Path),
     metavar="FILE",
     help=f"Settings file (default: {FILE_NAME} in the working folder, if there is one) "
     "[env: PROVISIONER_CONFIG].",
@@ -112,6 +128,7 @@ def main(
 ) -> None:
     """Put whole sites of IoT devices onto the Lobaro IoT Platform from a spreadsheet."""
     global _NO_COLOR
+    _console_safe()
     _NO_COLOR = no_color
     if max_cells is not None:
         set_bounds(Bounds(cells=max_cells))
@@ -125,6 +142,45 @@ def main(
 
 
 _NO_COLOR = False  # --no-color
+
+# What a console without the character shows for the tool's own signs (a Windows
+# console in cp850 or cp1252 has no arrow, an ASCII one not even the middle dot).
+_STAND_INS = {
+    "\u2192": "->",  # →
+    "\u2190": "<-",  # ←
+    "\u2026": "...",  # …
+    "\u00b7": "|",  # ·
+    "\u2013": "-",  # –
+    "\u2014": "-",  # —
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u00d7": "x",  # ×
+}
+
+
+def _stand_in(error: UnicodeError) -> tuple[str, int]:
+    """A character the console's encoding lacks: its stand-in, else Python's escape
+    (a name in another script stays recognisable: \\u4e2d), never a traceback."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    part = error.object[error.start : error.end]
+    shown = (_STAND_INS.get(c) or c.encode("ascii", "backslashreplace").decode() for c in part)
+    return "".join(shown), error.end
+
+
+codecs.register_error("provisioner.console", _stand_in)
+
+
+def _console_safe() -> None:
+    """stdout and stderr print every text in any console encoding (cp850, cp1252, ascii):
+    what it cannot show is replaced (``_stand_in``), not raised as UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:  # a stream a caller put in place may not have it
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="provisioner.console")
 
 
 def _color() -> bool:
@@ -235,7 +291,7 @@ def report_option(command: F) -> F:
         "--report",
         "reports",
         multiple=True,
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=PathAsGiven(dir_okay=False, path_type=Path),
         metavar="FILE",
         help=f"Also write the result to FILE; the format follows the suffix "
         f"({', '.join(REPORT_SUFFIXES)}). Repeatable.",
@@ -298,12 +354,12 @@ def platform_options(command: F) -> F:
     )(wrapped)
     wrapped = click.option(
         "--ca-bundle",
-        type=click.Path(exists=True, dir_okay=False),
+        type=PathAsGiven(exists=True, dir_okay=False),
         help="Trust this CA bundle (PEM) too, for a platform behind a private CA.",
     )(wrapped)
     wrapped = click.option(
         "--token-file",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        type=PathAsGiven(exists=True, dir_okay=False, path_type=Path),
         help="Read the API token from this file (else PROVISIONER_TOKEN, else a hidden prompt).",
     )(wrapped)
     return cast(
@@ -456,10 +512,7 @@ def platform_run(
     stop = threading.Event()
     live = _progress(unit)
     client = _client(platform, sleep=stop.wait, on_unreachable=live.say, **client_options)
-    # Ctrl-C and SIGTERM stop cleanly, even when a parent started us with SIGINT ignored
-    # (a background job of a script).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    _stop_cleanly_on_signals()
     run = PlatformRun(ctx, client, live, stop)
     try:
         with client, live:
@@ -560,18 +613,32 @@ def _secrets(records: SiteRecords | None) -> dict[str, Any]:
 
 
 def _write_reports(
-    data: dict[str, Any], reports: tuple[Path, ...], sheet: Path, records: SiteRecords | None
+    data: dict[str, Any],
+    reports: tuple[Path, ...],
+    sheet: Path,
+    records: SiteRecords | None,
+    *,
+    beside: bool = True,
 ) -> None:
-    """Each report file; an .xlsx report copies the sheet's tabs, read again only then."""
+    """Each report file; an .xlsx report copies the sheet's tabs, read again only then.
+    A report open in Excel (Windows will not replace it) is written beside it, named."""
     tables = None
     if records is not None and any(path.suffix.lower() == ".xlsx" for path in reports):
         tables = read_tables(sheet, records.tabs.values())
     for path in reports:
         try:
-            write_report(data, path, source=sheet, tables=tables, **_secrets(records))
+            written = write_report(
+                data, path, source=sheet, tables=tables, beside=beside, **_secrets(records)
+            )
         except ReportError as exc:
             raise InputError(str(exc)) from None
-        echo(f"report written: {path}")
+        if written == path:
+            echo(f"report written: {path}")
+        else:
+            echo(
+                f"report written: {written} ({path.name} could not be replaced: it is probably "
+                "open in Excel or another program)"
+            )
 
 
 def _parse_tokens(
@@ -595,6 +662,16 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # the same clean stop as Ctrl-C
 
 
+def _stop_cleanly_on_signals() -> None:
+    """Ctrl-C, SIGTERM and Windows' Ctrl-Break stop cleanly, even when a parent started us
+    with SIGINT ignored (a background job of a script)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    ctrl_break = getattr(signal, "SIGBREAK", None)  # Windows only
+    if ctrl_break is not None:
+        signal.signal(ctrl_break, _stop_on_sigterm)
+
+
 # The sandbox's settings as options: (option, type, default, show the default, help); each
 # is the SandboxConfig field of the same name.
 _SANDBOX_SETTINGS: tuple[tuple[str, Any, Any, bool, str], ...] = (
@@ -602,7 +679,7 @@ _SANDBOX_SETTINGS: tuple[tuple[str, Any, Any, bool, str], ...] = (
     ("--port", click.IntRange(0, 65535), 8080, True, "Port to listen on; 0 picks a free one."),
     (
         "--db",
-        click.Path(dir_okay=False, path_type=Path),
+        PathAsGiven(dir_okay=False, path_type=Path),
         None,
         False,
         "SQLite file to keep data and tokens in across restarts (default: memory only).",
@@ -689,7 +766,7 @@ def sandbox_settings(command: F) -> F:
 )
 @click.option(
     "--ready-file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=PathAsGiven(dir_okay=False, path_type=Path),
     help='Write {"url": ..., "tokens": {role: token}} here once listening (for scripts).',
 )
 @click.option(
@@ -712,8 +789,7 @@ def sandbox(ready_file: Path | None, **settings: Any) -> None:
     except OSError as exc:
         raise Failure(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     # A parent may have started us with SIGINT ignored (background jobs); Ctrl-C must stop us.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    _stop_cleanly_on_signals()
     try:
         echo(f"Platform sandbox at {server.url}/api")
         for role, token in server.tokens.items():
@@ -732,7 +808,7 @@ def sandbox(ready_file: Path | None, **settings: Any) -> None:
 
 
 @main.command()
-@click.argument("sheet", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("sheet", type=PathAsGiven(dir_okay=False, path_type=Path))
 @template_option
 @report_option
 @show_option("rows with problems")
@@ -794,7 +870,7 @@ def templates_command(files: tuple[str, ...]) -> None:
 @click.argument("name", metavar="NAME|FILE.toml")
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=PathAsGiven(dir_okay=False, path_type=Path),
     metavar="FILE.xlsx",
     help="Write a blank workbook there (without it: print the template's headers).",
 )
@@ -834,7 +910,7 @@ def template_command(name: str, out: Path | None, force: bool, lang: str) -> Non
 
 
 @main.command()
-@click.argument("sheet", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("sheet", type=PathAsGiven(dir_okay=False, path_type=Path))
 @template_option
 @platform_options
 @click.option(
@@ -847,14 +923,14 @@ def template_command(name: str, out: Path | None, force: bool, lang: str) -> Non
 )
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=PathAsGiven(dir_okay=False, path_type=Path),
     metavar="PLAN.json",
     help="Save the plan, for `apply --plan`.",
 )
 @click.option(
     "--journal",
     "journal_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=PathAsGiven(dir_okay=False, path_type=Path),
     help="The journal apply keeps (default: beside the sheet, <sheet>.journal.jsonl), "
     "read only: a downlink a run queued is not queued again, and the tags this sheet's runs "
     "put on a device are the sheet's to take off, as apply decides.",
@@ -921,7 +997,8 @@ def plan(
         rows = "1 row is" if result.sending == 1 else f"{result.sending} rows are"
         echo(f"{rows} created or queued: --show creates lists what apply sends for each")
     if out is not None:
-        _write_reports(data, (out,), sheet, None)
+        # Not beside: `apply --plan` would read the old plan under the name given.
+        _write_reports(data, (out,), sheet, None, beside=False)
     _write_reports(data, reports, sheet, result.validation.records)
     ctx.exit(result.exit_code)
 
@@ -933,25 +1010,71 @@ def _resume_command(
     url: str,
     token_file: Path | None,
     update: tuple[bool, frozenset[str] | None] = (False, None),
+    shell: str | None = None,
 ) -> str:
-    """The same run again (the URL is no secret; the token stays where it came from)."""
+    """The same run again (the URL is no secret; the token stays where it came from),
+    quoted for ``shell`` (``user_shell()``'s words; by default the user's)."""
     words = ["provisioner", "apply", str(sheet), "--template", template_ref, "--url", url]
     words += ["--journal", str(journal)]
     if token_file is not None:
         words += ["--token-file", str(token_file)]
     if update[0]:
         words += [f"--update={','.join(sorted(update[1]))}" if update[1] else "--update"]
-    return " ".join(shlex.quote(w) for w in [*words, "--yes"])
+    return shell_words([*words, "--yes"], shell or user_shell())
+
+
+def user_shell(platform: str = sys.platform, environ: Mapping[str, str] = os.environ) -> str:
+    """The shell a printed command is pasted into: "posix", "cmd" or "powershell".
+
+    On Windows PSModulePath is set for cmd.exe too (the system's module folders), but only
+    PowerShell puts the user's own modules folder (Documents\\WindowsPowerShell\\Modules,
+    Documents\\PowerShell\\Modules) in it."""
+    if platform != "win32":
+        return "posix"
+    folders = [f.rstrip("\\").lower() for f in environ.get("PSModulePath", "").split(";")]
+    own = ("\\windowspowershell\\modules", "\\powershell\\modules")
+    profile = environ.get("USERPROFILE", "").rstrip("\\").lower()
+    for folder in folders:
+        if folder.endswith(own) and (
+            "\\documents\\" in folder or (profile and folder.startswith(profile + "\\"))
+        ):
+            return "powershell"
+    return "cmd"
+
+
+_PLAIN_WORD = re.compile(r"[\w\-./:\\=]+")  # needs no quotes in cmd.exe nor in PowerShell
+
+
+def shell_words(words: Sequence[str], shell: str) -> str:
+    """``words`` as one command line for ``shell`` ("posix", "cmd", "powershell")."""
+    if shell == "posix":
+        return " ".join(shlex.quote(w) for w in words)
+    quote = _powershell_quote if shell == "powershell" else _cmd_quote
+    return " ".join(w if _PLAIN_WORD.fullmatch(w) else quote(w) for w in words)
+
+
+def _cmd_quote(word: str) -> str:
+    """In double quotes, as Windows programs split their command line (subprocess's
+    list2cmdline): a quote as \\", the backslashes before it and at the end doubled.
+    Inside the quotes cmd.exe takes & | < > ^ ( ) as they are."""
+    word = re.sub(r'(\\*)"', lambda m: m.group(1) * 2 + '\\"', word)
+    return '"' + re.sub(r"(\\+)$", r"\1\1", word) + '"'
+
+
+def _powershell_quote(word: str) -> str:
+    """In single quotes, where PowerShell expands nothing; a quote inside doubled, also
+    the typographic ones PowerShell takes for quotes too (’ ‘ ‚ ‛)."""
+    return "'" + re.sub("(['\u2018\u2019\u201a\u201b])", r"\1\1", word) + "'"
 
 
 @main.command()
-@click.argument("sheet", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("sheet", type=PathAsGiven(dir_okay=False, path_type=Path))
 @template_option
 @platform_options
 @click.option(
     "--journal",
     "journal_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=PathAsGiven(dir_okay=False, path_type=Path),
     help="The journal file (default: beside the sheet, <sheet>.journal.jsonl).",
 )
 @click.option(
@@ -970,7 +1093,7 @@ def _resume_command(
 @click.option(
     "--plan",
     "saved_plan",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=PathAsGiven(exists=True, dir_okay=False, path_type=Path),
     metavar="PLAN.json",
     help="Apply a plan saved by `plan --out`, after checking that it still holds.",
 )
@@ -1140,7 +1263,7 @@ def _print_headers(template: SiteTemplate, lang: str) -> None:
 
 
 @main.command()
-@click.argument("sheet", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("sheet", type=PathAsGiven(dir_okay=False, path_type=Path))
 @template_option
 @platform_options
 @click.option(
@@ -1167,7 +1290,7 @@ def _print_headers(template: SiteTemplate, lang: str) -> None:
 @click.option(
     "--journal",
     "journal_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=PathAsGiven(dir_okay=False, path_type=Path),
     help="apply's journal, for the time each device was created "
     "(default: beside the sheet, <sheet>.journal.jsonl).",
 )
@@ -1284,7 +1407,7 @@ class _VerifyConsole(Console):
 @click.option(
     "--out",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=PathAsGiven(dir_okay=False, path_type=Path),
     metavar="FILE",
     help="Where to write the sheet: .xlsx (with the platform's users and instructions) or .csv "
     "(the devices, as the platform's own import takes them).",
@@ -1399,12 +1522,12 @@ def _show_updates(work: Work) -> None:
 
 
 @main.command()
-@click.argument("sheet", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("sheet", type=PathAsGiven(dir_okay=False, path_type=Path))
 @platform_options
 @click.option(
     "--journal",
     "journal_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=PathAsGiven(dir_okay=False, path_type=Path),
     help="The journal of the runs (default: beside the sheet, <sheet>.journal.jsonl).",
 )
 @click.option(
@@ -1528,7 +1651,7 @@ def _show_kept(result: Any) -> None:
 @main.command()
 @click.option(
     "--folder",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=PathAsGiven(file_okay=False, path_type=Path),
     default=Path("provisioner-demo"),
     show_default=True,
     help="Where to leave the demo's files (a new folder; -2, -3... is added if it exists).",

@@ -5,8 +5,9 @@ results workbook, the blank workbook, a saved plan): into a temporary file in
 the target's folder, flushed to the disk, then moved into place, so a crash or a
 full disk never leaves a half-written file that looks complete. Without
 ``replace`` the move refuses a file that exists, however new. It raises
-``OSError`` (``FileExistsError`` for that refusal); each command words it with
-``reason``.
+``OSError`` (``FileExistsError`` for that refusal; ``FileHeld`` when the
+target cannot be replaced, on Windows most often because Excel has it open);
+each command words it with ``reason``, which names the file.
 
 Text cells are kept from running as formulas when a spreadsheet program opens
 the file, in a form the tool reads back as the same value:
@@ -44,6 +45,12 @@ _PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?(?:[eE][+-]?\d+)?")
 # --- the one atomic write ---------------------------------------------------------------------
 
 
+class FileHeld(PermissionError):
+    """The finished file could not be put in place of ``filename``: Windows refuses to
+    replace a file another program has open (Excel holds every workbook it shows), or
+    the file is read-only. Its words name the file; a command that can writes beside it."""
+
+
 def write_atomically(
     path: Path,
     write: Callable[[IO[bytes]], object],
@@ -59,14 +66,24 @@ def write_atomically(
     as a file the user saves (a report is for the team, so not mkstemp's 0600).
     """
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
+    try:
+        handle = os.open(
+            temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666
+        )
+    except PermissionError as exc:
+        raise PermissionError(
+            exc.errno, f"{exc.strerror}: {_cannot_write_in(path)}", str(path)
+        ) from None
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
             file.flush()
             os.fsync(file.fileno())  # on the disk before the name points at it
         if replace:
-            os.replace(temporary, path)
+            try:
+                os.replace(temporary, path)
+            except PermissionError as exc:
+                raise FileHeld(exc.errno, f"{exc.strerror}: {_held(path)}", str(path)) from None
         else:
             try:
                 os.link(temporary, path)  # fails when path exists, however new
@@ -84,6 +101,21 @@ def write_atomically(
             temporary.unlink()
 
 
+def _held(path: Path) -> str:
+    return (
+        f"{path} is probably open in Excel or another program (close it there and run "
+        "again), or it is read-only"
+    )
+
+
+def _cannot_write_in(path: Path) -> str:
+    # Excel holding the file does not stop a new file in its folder: the folder is the cause.
+    return (
+        f"{path} cannot be written: no new file may be made in its folder {path.parent} "
+        "(read-only, or not yours); choose another folder"
+    )
+
+
 def _sync_folder(folder: Path) -> None:
     """The rename itself on the disk (POSIX; Windows has no folder handles to sync)."""
     with contextlib.suppress(OSError, AttributeError):
@@ -95,13 +127,16 @@ def _sync_folder(folder: Path) -> None:
 
 
 def reason(exc: OSError) -> str:
-    """Why a file could not be written, in words; the file itself is untouched."""
+    """Why a file could not be written, in words; the file itself is untouched.
+
+    ``write_atomically``'s permission errors say it themselves, with the file's name;
+    any other names the file here (as given: ``str(exc)`` would double a Windows
+    path's backslashes)."""
     text = str(exc.strerror or exc)
     if exc.errno == errno.ENOSPC:
         return f"{text}: the disk is full and nothing was written; free some space and run again"
-    if isinstance(exc, PermissionError) and os.name == "nt":
-        # Excel locks a workbook it has open: replacing it fails.
-        return f"{text}: close the file if it is open in Excel, and run again"
+    if isinstance(exc, PermissionError) and exc.filename and str(exc.filename) not in text:
+        return f"{text}: {_held(Path(os.fsdecode(exc.filename)))}"
     return text
 
 

@@ -234,8 +234,11 @@ def _rich_display(stream: TextIO, color: bool, unit: str = "rows") -> RichProgre
         emoji=False,  # a platform's ":x:" in a message is shown as written
         markup=False,
     )
+    # A console without UTF-8 (cp850, cp1252) has no braille dots: an ASCII spinner there;
+    # rich draws its bar in ASCII by itself.
+    utf = (getattr(stream, "encoding", None) or "").lower().startswith("utf")
     return Progress(
-        SpinnerColumn(),
+        SpinnerColumn("dots" if utf else "line"),
         Bar(),
         Counts(),
         console=console,

@@ -30,7 +30,9 @@ target folder, synced, then renamed over the target), so a crash never leaves a
 half-written report that looks complete. Files that hold sheet values are safe
 to open in a spreadsheet program: a value starting with ``= + - @`` never
 becomes a formula (``files.csv_cell``, ``files.put_text``).
-Writing fails only with ``ReportError``.
+Writing fails only with ``ReportError``. A report Excel holds open on Windows
+cannot be replaced: with ``beside`` it is written next to it instead
+(``r.xlsx`` -> ``r-2.xlsx``, as apply's results go to ``<sheet>.results-2.xlsx``).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import os
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
-from provisioner.files import reason, write_atomically
+from provisioner.files import FileHeld, reason, write_atomically
 from provisioner.reports.base import Context, Report, ReportError, Table, redacted, secret_pattern
 from provisioner.reports.console import render_console
 
@@ -106,8 +108,12 @@ def write_report(
     tables: Mapping[str, Table] | None = None,
     secret_columns: Mapping[str, Collection[str]] | None = None,
     secrets: Collection[str] = (),
-) -> None:
-    """Write the report in the format its suffix names.
+    beside: bool = False,
+) -> Path:
+    """Write the report in the format its suffix names; returns the file written.
+
+    ``beside``: when ``path`` cannot be replaced (``files.FileHeld``: open in Excel),
+    the first of ``<name>-2`` .. ``<name>-9`` that can be is written instead.
 
     ``source`` (the input sheet) and ``tables`` (the tabs as read) serve the
     xlsx report only: an .xlsx/.xlsm source is copied with the findings on it,
@@ -127,7 +133,20 @@ def write_report(
     writer = importlib.import_module(f"provisioner.reports.{FORMATS[suffix]}")
     context = Context(source, tables, secret_columns, secret_pattern(secrets))
     data = writer.render(report, context)
-    try:
-        write_atomically(path, lambda file: file.write(data))
-    except OSError as exc:
-        raise ReportError(f"could not write report {path}: {reason(exc)}") from exc
+    held: FileHeld | None = None
+    for target in [path, *(beside_of(path, n) for n in range(2, 10))] if beside else [path]:
+        try:
+            write_atomically(target, lambda file: file.write(data))
+        except FileHeld as exc:
+            held = held or exc
+            continue
+        except OSError as exc:
+            raise ReportError(f"could not write report {target}: {reason(exc)}") from exc
+        return target
+    assert held is not None  # every target was tried and held
+    raise ReportError(f"could not write report {path}: {reason(held)}") from held
+
+
+def beside_of(path: Path, number: int) -> Path:
+    """The ``number``-th file beside ``path``: ``r.xlsx`` -> ``r-2.xlsx``."""
+    return path.with_name(f"{path.stem}-{number}{path.suffix}")
