@@ -710,7 +710,9 @@ def check_saved_plan(saved_path: Path, fresh: Plan) -> dict[tuple[str, int], See
     """
     try:
         saved = json.loads(saved_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:
+    except OSError as exc:  # the path as given: str(exc) doubles a Windows path's backslashes
+        raise SavedPlanError(f"{saved_path} cannot be read: {exc.strerror or exc}") from None
+    except (ValueError, RecursionError) as exc:
         raise SavedPlanError(f"{saved_path} is not a saved plan: {exc}") from None
     if not isinstance(saved, dict) or saved.get("command") != "plan" or "fingerprint" not in saved:
         raise SavedPlanError(f"{saved_path} is not a plan saved by `provisioner plan --out`")
@@ -1006,24 +1008,26 @@ def _write_results(
     records = plan.validation.records
     data = result.to_dict()
 
-    def write(path: Path) -> str:
-        """The reason the file could not be written, or "" when it was."""
+    def write(path: Path, beside: bool = False) -> tuple[Path, str]:
+        """The file written (``beside``: maybe <name>-2.. when Excel holds ``path``), and
+        the reason it could not be written, or "" when it was."""
         try:
-            report_files.write_report(
+            written = report_files.write_report(
                 data,
                 path,
                 source=sheet,
                 tables=tables,
                 secrets=[*records.secret_values(), *records.key_values()],
                 secret_columns=records.secret_columns,
+                beside=beside,
             )
         except (report_files.ReportError, OSError) as exc:
-            return str(exc)
-        return ""
+            return path, str(exc)
+        return written, ""
 
     later = [results_path(sheet, n) for n in range(2, 10)]
     for path in dict.fromkeys([target, *later]):
-        failed = write(path)
+        _, failed = write(path)
         if failed:
             result.notes.append(f"could not write the results {path.name} ({failed})")
             continue
@@ -1034,8 +1038,13 @@ def _write_results(
     else:
         result.notes.append("the results could not be written anywhere: the journal holds them")
     for path in reports:
-        failed = write(path)
+        written, failed = write(path, beside=True)
         if failed:
             result.notes.append(f"could not write the report {path} ({failed})")
-        else:
-            result.reports.append(str(path))
+            continue
+        result.reports.append(str(written))
+        if written != path:
+            result.notes.append(
+                f"report written to {written.name} instead: {path.name} could not be replaced "
+                "(it is probably open in Excel)"
+            )

@@ -174,6 +174,29 @@ def test_apply_writes_the_results_beside_a_workbook_excel_holds(
     assert sandbox.store.count_devices() == 2
 
 
+def test_apply_writes_a_report_excel_holds_beside_it(
+    tmp_path: Path, sandbox: Sandbox, excel_holds: Callable[[Path], None], signal_handlers: None
+) -> None:
+    folder = folder_with_spaces(tmp_path)
+    sheet = crlf_sheet(folder)
+    report = folder / "apply report.csv"
+    report.write_bytes(b"yesterday's report")
+    excel_holds(report)
+
+    done = CliRunner().invoke(
+        main,
+        ["apply", str(sheet), "--template", "default", "--url", sandbox.url, "--yes"]
+        + ["--report", str(report)],
+        env={"PROVISIONER_TOKEN": sandbox.tokens["device-admin"]},
+    )
+
+    assert done.exit_code == 0, done.output
+    assert "report written to apply report-2.csv instead" in done.output
+    assert f"report written: {folder / 'apply report-2.csv'}" in done.output
+    assert report.read_bytes() == b"yesterday's report"
+    assert "created" in (folder / "apply report-2.csv").read_text(encoding="utf-8")
+
+
 def test_the_command_line_names_a_file_it_cannot_write(tmp_path: Path) -> None:
     """The real command in its own process, the target's replace refused as Windows
     refuses a workbook Excel shows (a chmod stops no one who runs as root)."""
