@@ -19,7 +19,9 @@ a user settled by the 409 a resend gets, a downlink by resending (a new one
 replaces the queued one of its type), an update by reading the device. A 401/403,
 an outage past the client's bound or a journal that cannot be written stops the
 whole run; Ctrl-C stops it after the requests in flight. Anything else fails the
-row with the reason and the run goes on.
+row with the reason and the run goes on. Rows the plan already knows this token may
+not write (users, when the user listing got a 403) are not sent: they are "not run"
+with the plan's reason, and the rest goes.
 """
 
 from __future__ import annotations
@@ -131,16 +133,24 @@ class ApplyResult(Result):
 
 def nothing_sent(result: ApplyResult, listed: bool) -> str:
     """What a run that sent nothing says: "nothing to do" only when no row is blocked
-    (that run exits 0); "listed above" only when ``listed``, the console showed the
-    rows that are blocked or differ."""
+    or needs a token with another role (that run exits 0); "listed above" only when
+    ``listed``, the console showed the rows that are blocked or differ."""
     counts = Counter(row.status for row in result.rows)
     blocked, differ = counts[RowAction.BLOCKED], counts[RowAction.DIFFERS]
+    # Before anything is sent, a row is "not run" only because the token lacks a role.
+    not_run = counts[RowAction.NOT_RUN]
     above = " (listed above)" if listed else ""
-    if blocked:
-        rows = "1 row is" if blocked == 1 else f"{blocked} rows are"
-        verb = "differs" if differ == 1 else "differ"
-        also = f" and {differ} {verb} from the platform" if differ else ""
-        return f"nothing sent: {rows} blocked{also}{above}"
+    if blocked or not_run:
+        parts = []
+        if blocked:
+            parts.append(f"{'1 row is' if blocked == 1 else f'{blocked} rows are'} blocked")
+        if not_run:
+            rows = "1 row needs" if not_run == 1 else f"{not_run} rows need"
+            parts.append(f"{rows} a token with another role")
+        if differ:
+            parts.append(f"{differ} {'differs' if differ == 1 else 'differ'} from the platform")
+        listing = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+        return f"nothing sent: {listing}{above}"
     if not result.rows:
         return "nothing to do: the sheet has no rows"
     if differ:
@@ -862,13 +872,15 @@ def _prepare(
         seen = check_saved_plan(saved_plan, plan)
         if updates is not None:
             updates = dataclasses.replace(updates, seen=seen)
+    # A row the plan found this token may not write (users without org-admin) is not
+    # run, with the plan's reason; the rest is sent.
     rows = [
         ApplyRow(
             r.sheet,
             r.row,
             RowKind(r.kind),
             r.key,
-            RowAction(r.action),
+            RowAction.NOT_RUN if r.needs_role else RowAction(r.action),
             r.platform_id,
             r.reason,
         )

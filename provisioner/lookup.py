@@ -51,6 +51,10 @@ class Snapshot:
     by_addr: dict[str, list[Device]] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] | None = None  # None: the platform does not list users
     users_note: str = ""
+    # The role that creating users needs and this token lacks, learnt from the 403 its
+    # user listing got (the platform has no call that names a token's roles); "" when
+    # the token was not refused.
+    users_role_missing: str = ""
     by_id: dict[int, Device] = field(default_factory=dict)
 
     def add(self, device: Device) -> None:
@@ -178,7 +182,10 @@ def look_up(
         lookups.tag(template.site_tag, match_key, keys, addrs)
     else:
         _auto(lookups, match_key, template.site_tag, keys, addrs, stats)
-    snapshot.users, snapshot.users_note = _users(client) if site.users else (None, "")
+    if site.users:
+        listing = read_users(client)
+        snapshot.users, snapshot.users_note = _by_login(listing.users), listing.why
+        snapshot.users_role_missing = listing.role_missing
     stats.page_cap = client.page_cap_seen
     stats.requests = client.requests_sent - before
     stats.seconds = time.perf_counter() - started
@@ -374,21 +381,41 @@ def _auto(
         lookups.scan(keys, addrs, itertools.chain(read, pages))
 
 
-def platform_users(client: PlatformClient) -> tuple[list[dict[str, Any]] | None, str]:
-    """The organisation's users, or None and why they cannot be listed (plan, export)."""
+# Listing and creating users both need this role (platform-api.md, "Endpoints").
+USERS_ROLE = "org-admin"
+
+
+@dataclass(frozen=True)
+class UserListing:
+    """The organisation's users, or None and why they cannot be listed."""
+
+    users: list[dict[str, Any]] | None
+    why: str = ""
+    role_missing: str = ""  # the listing's 403: the token lacks this role
+
+
+def read_users(client: PlatformClient) -> UserListing:
+    """The organisation's users; a 404 (the platform does not list them) or a 403 (the
+    token lacks the role, which creating users needs too) is said, not raised."""
     try:
-        return client.list_users(), ""
+        return UserListing(client.list_users())
     except NotFound:
-        return None, "the platform does not list users"
+        return UserListing(None, "the platform does not list users")
     except AuthError as exc:
         if exc.status == 403:
-            return None, "the token may not list users (that needs the role org-admin)"
+            why = f"the token may not list users (that needs the role {USERS_ROLE})"
+            return UserListing(None, why, USERS_ROLE)
         raise
 
 
-def _users(client: PlatformClient) -> tuple[dict[str, dict[str, Any]] | None, str]:
-    """The users by their login (lower case), or None and why not."""
-    users, why = platform_users(client)
+def platform_users(client: PlatformClient) -> tuple[list[dict[str, Any]] | None, str]:
+    """The organisation's users, or None and why they cannot be listed (plan, export)."""
+    listing = read_users(client)
+    return listing.users, listing.why
+
+
+def _by_login(users: list[dict[str, Any]] | None) -> dict[str, dict[str, Any]] | None:
+    """The users by their login (lower case)."""
     if users is None:
-        return None, why
-    return {str(u.get("email") or u.get("login") or "").strip().lower(): u for u in users}, ""
+        return None
+    return {str(u.get("email") or u.get("login") or "").strip().lower(): u for u in users}

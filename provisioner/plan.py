@@ -76,6 +76,9 @@ class RowPlan(Row):
     action: RowAction
     reason: str = ""
     platform_id: int | None = None
+    # Blocked because this token lacks the role the row's request needs (the reason says
+    # which): apply sends the rest and reports this row as not run.
+    needs_role: str = ""
     diff: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
@@ -261,6 +264,13 @@ def _user_plan(record: Record, snapshot: Snapshot) -> RowPlan:
     plan = RowPlan(record.sheet, record.row, RowKind.USER, record.key, RowAction.CREATE)
     if not record.valid:
         plan.action, plan.reason = RowAction.BLOCKED, "invalid row"
+    elif snapshot.users_role_missing:
+        role = snapshot.users_role_missing
+        plan.action, plan.needs_role = RowAction.BLOCKED, role
+        plan.reason = (
+            f"users need an {role} token: this token was refused the list of users (HTTP "
+            f"403); apply again with an {role} token to create them"
+        )
     elif snapshot.users is None:
         plan.action = RowAction.UNKNOWN
         plan.reason = f"{snapshot.users_note or 'users not looked up'}; apply will try to create it"

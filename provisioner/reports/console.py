@@ -92,13 +92,7 @@ def render_console(
             alike.setdefault((state_of(row), row_note(row)), []).append(row)
     grouped = {key: rows for key, rows in alike.items() if len(rows) >= _GROUP_AT}
     for (state, note), rows in grouped.items():
-        numbers = ", ".join(as_text(r.get("row")) for r in rows[:8])
-        more = ", ..." if len(rows) > 8 else ""
-        lines.append(
-            visible(
-                f"{len(rows)} rows ({as_text(rows[0].get('sheet'))} rows {numbers}{more}): {state}"
-            )
-        )
+        lines.append(visible(f"{len(rows)} rows ({_rows_by_tab(rows)}): {state}"))
         lines.append(f"  {visible(note)}")
     in_groups = {id(r) for rows in grouped.values() for r in rows}
     shown = [row for row in shown if id(row) not in in_groups]
@@ -124,6 +118,19 @@ def render_console(
         lines.extend(_creates(report, clean))
     text = "\n".join(lines)
     return text if pattern is None else scrub(text, pattern)
+
+
+def _rows_by_tab(rows: list[Mapping[str, Any]], shown: int = 8) -> str:
+    """The first ``shown`` rows' numbers, each under its own tab ("Users rows 2, 3;
+    Downlinks row 5, ..."): a group may hold rows of several tabs."""
+    tabs: dict[str, list[str]] = {}
+    for row in rows[:shown]:
+        tabs.setdefault(as_text(row.get("sheet")), []).append(as_text(row.get("row")))
+    text = "; ".join(
+        f"{tab} {'row' if len(numbers) == 1 else 'rows'} {', '.join(numbers)}"
+        for tab, numbers in tabs.items()
+    )
+    return text + (", ..." if len(rows) > shown else "")
 
 
 def _creates(report: Report, clean: Callable[[Mapping[str, Any]], Mapping[str, Any]]) -> list[str]:
