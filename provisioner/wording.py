@@ -7,7 +7,7 @@ with names the template reads, so that a filled-in German workbook validates.
 
 from __future__ import annotations
 
-from provisioner.templates import TabSpec, header_key
+from provisioner.templates import SiteTemplate, TabSpec, header_key
 
 LANGUAGES = ("en", "de")
 
@@ -227,6 +227,28 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "format_dropdown": (", dropdown", ", Auswahlliste"),
     "device_types": ("Device types (column '{header}')", "Gerätetypen (Spalte '{header}')"),
 }
+
+# The built-in templates' descriptions in German (a template file's own description is
+# shown as its author wrote it).
+_GERMAN_DESCRIPTIONS = {
+    "default": "Die Felder von deviceInput als Spalten: addr, name, serial, description, "
+    "deviceTypeId, tags, lat/lon, certEnforcesDtls, config, cfg:<key>",
+    "lobaro-hardware-import": "Das CSV des Hardware-Imports von Lobaro, wie es ist: address, "
+    "name, serial, firmware, config, cfg:<key>",
+    "lorawan-meter": "LoRaWAN-Zähler: addr ist die DevEUI (16 Hex-Ziffern), JoinEUI/AppKey "
+    "gehen in die Anfangskonfiguration, Typ 4",
+    "wmbus-gateway-nbiot": "NB-IoT-wMBus-Gateways: addr ist die IMEI des Modems (15 Ziffern), "
+    "Typ 2, Schlagwort MbusGw",
+}
+
+
+def description_in(template: SiteTemplate, lang: str) -> str:
+    """The template's description in ``lang``: a built-in's in German too, a template
+    file's in its author's words."""
+    if lang == "de" and template.source == "built-in":
+        return _GERMAN_DESCRIPTIONS.get(template.name, template.description)
+    return template.description
+
 
 # German headers for the fields. Used only where the template reads them (see header_in).
 _GERMAN_HEADERS = {
