@@ -1424,6 +1424,14 @@ class _VerifyConsole(Console):
 )
 @click.option("--all", "all_devices", is_flag=True, help="Export every device on the platform.")
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.option(
+    "--lang",
+    type=click.Choice(LANGUAGES),
+    default="en",
+    show_default=True,
+    help="The language of the sheet's headers, tabs and instructions (headers the template "
+    "reads, so the sheet reads back).",
+)
 @platform_options
 @click.pass_context
 def export(
@@ -1433,6 +1441,7 @@ def export(
     tags: tuple[str, ...],
     all_devices: bool,
     force: bool,
+    lang: str,
     platform: PlatformOptions,
 ) -> None:
     """Write the platform's devices (and users) as a sheet in a site template's layout.
@@ -1463,6 +1472,7 @@ def export(
             all_devices=all_devices,
             force=force,
             progress=run.live.line,
+            lang=lang,
         )
     for line in result.lines():
         echo(line)
