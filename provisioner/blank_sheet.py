@@ -14,9 +14,10 @@ rows stay empty; the template's defaults are explained on the Instructions tab
 instead of being copied into cells.
 
 In German (``lang="de"``) every text of the workbook is German (the words are in
-``provisioner.wording``), except what the template says in its own words: its
+``provisioner.wording``), except what a template file says in its own words: its
 description is shown as written, and its rule hints, which the console's English
-messages repeat, are left out (the rule itself is still said, in German).
+messages repeat, are left out (the rule itself is still said, in German). A built-in
+template's description is German too (``wording.description_in``).
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ from provisioner.fields import DOWNLINK_TYPES, LOCATION_FIELDS, NEEDED, is_numbe
 from provisioner.fields import example as example_of
 from provisioner.files import put_text, write_atomically
 from provisioner.sheets import record_template
-from provisioner.templates import ColumnRule, SiteTemplate, TabSpec
+from provisioner.templates import ColumnRule, SiteTemplate, TabSpec, header_key
 from provisioner.validation import load_schema
-from provisioner.wording import header_in, say, separators_in, tab_in
+from provisioner.wording import description_in, header_in, say, separators_in, tab_in
 
 LAST_ROW = 5000
 """Dropdowns, prompts and the Text format reach down to this row."""
@@ -128,9 +129,13 @@ def _device_columns(template: SiteTemplate, lang: str) -> list[_Column]:
     # The match key and addr come first: they are what every row must have.
     fields = list(dict.fromkeys([template.match_key, "addr", *spec.columns]))
     headers = {name: header_in(spec, name, lang) for name in fields if name in spec.columns}
+    # A config key with a rule gets a column of its own, unless another column is already
+    # headed so (a LoRaWAN sheet's DevEUI is its address): one value, typed once.
+    taken = {header_key(header) for header in headers.values()}
     for name in spec.rules:
-        if _config_key(name) and name not in headers:
-            headers[name] = spec.config_prefix + _config_key(name)
+        key = _config_key(name)
+        if key and name not in headers and header_key(key) not in taken:
+            headers[name] = spec.config_prefix + key
     columns = []
     for name, header in headers.items():
         example = example_of("devices", name)
@@ -430,7 +435,7 @@ def _fill_instructions(
     file_arg = _argument(file_name)
     lines = [
         say(lang, "title", name=template.name),
-        template.description,
+        description_in(template, lang),
         "",
         say(lang, "rows", devices=devices, users=users, downlinks=downlinks),
         say(lang, "matched_by", key=say(lang, f"key.{template.match_key}"), header=key_header),

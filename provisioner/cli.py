@@ -1234,7 +1234,7 @@ class _ApplyConsole(Console):
         _show_updates(work)
         try:
             rows = "1 row" if work.pending == 1 else f"{work.pending} rows"
-            return click.confirm(f"Send {rows} to {self.url}?", default=False)
+            return yes_or_no(f"Send {rows} to {self.url}?")
         except click.Abort:  # Ctrl-C or end of input at the question
             raise Interrupted("interrupted at the question") from None
 
@@ -1269,7 +1269,8 @@ def _print_headers(template: SiteTemplate, lang: str) -> None:
 @click.option(
     "--since",
     metavar="TIME",
-    help="Count data from this time on (2026-12-01T08:00, or back from now: 2h, 90m), "
+    help="Count data from this time on (06.12.2026 08:00, 6.12. 8:00, 2026-12-06T08:00, or "
+    "back from now: 2h, 90m), "
     "instead of each device's install time.",
 )
 @click.option("--watch", is_flag=True, help="Ask again for the silent devices until all speak.")
@@ -1423,6 +1424,14 @@ class _VerifyConsole(Console):
 )
 @click.option("--all", "all_devices", is_flag=True, help="Export every device on the platform.")
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.option(
+    "--lang",
+    type=click.Choice(LANGUAGES),
+    default="en",
+    show_default=True,
+    help="The language of the sheet's headers, tabs and instructions (headers the template "
+    "reads, so the sheet reads back).",
+)
 @platform_options
 @click.pass_context
 def export(
@@ -1432,6 +1441,7 @@ def export(
     tags: tuple[str, ...],
     all_devices: bool,
     force: bool,
+    lang: str,
     platform: PlatformOptions,
 ) -> None:
     """Write the platform's devices (and users) as a sheet in a site template's layout.
@@ -1462,6 +1472,7 @@ def export(
             all_devices=all_devices,
             force=force,
             progress=run.live.line,
+            lang=lang,
         )
     for line in result.lines():
         echo(line)
@@ -1619,9 +1630,26 @@ class _UndoConsole(Console):
         try:
             if deletes:
                 return _typed_number(len(deletes))
-            return click.confirm(f"Put back {len(restores)} devices?", default=False)
+            return yes_or_no(f"Put back {len(restores)} devices?")
         except click.Abort:
             return False
+
+
+# The answers to a yes/no question: English and German, in any case; Enter says no.
+YES_ANSWERS = ("y", "yes", "j", "ja")
+NO_ANSWERS = ("n", "no", "nein")
+
+
+def yes_or_no(question: str) -> bool:
+    """The installer's answer to ``question``: y/yes/j/ja or n/no/nein (Enter: no); any
+    other answer asks again. click.confirm knows only y and n."""
+    while True:
+        answer = click.prompt(f"{question} [y/N]", default="", show_default=False)
+        if answer.strip().casefold() in YES_ANSWERS:
+            return True
+        if answer.strip().casefold() in ("", *NO_ANSWERS):
+            return False
+        echo(f"{answer.strip()!r} is neither yes nor no: answer y or n (j/ja, n/nein as well)")
 
 
 def _typed_number(count: int, tries: int = 3) -> bool:
@@ -1632,7 +1660,7 @@ def _typed_number(count: int, tries: int = 3) -> bool:
         typed = click.prompt(question, default="", show_default=False).strip()
         if typed == str(count):
             return True
-        if typed.lower() in ("", "n", "no"):
+        if typed.casefold() in ("", *NO_ANSWERS):
             return False
         if left:
             echo(f"{typed!r} is not {count}: {left} {'try' if left == 1 else 'tries'} left")

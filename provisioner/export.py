@@ -60,11 +60,13 @@ from provisioner.lookup import device_pages, platform_users
 from provisioner.platform import MAX_PAGE_SIZE, Filter, PlatformClient, fa
 from provisioner.sheets import record_template
 from provisioner.templates import SiteTemplate, TabSpec
-from provisioner.wording import say
+from provisioner.wording import header_in, say, tab_in
 
 EXPORT_SUFFIXES = (".xlsx", ".csv")
 USERS_TAB = "Platform users"
 INSTRUCTIONS_TAB = "Instructions"
+# In German (--lang de); neither is a tab the tool reads.
+_TABS_DE = {USERS_TAB: "Plattform-Benutzer", INSTRUCTIONS_TAB: "Anleitung"}
 TEXT = "@"
 PROGRESS_ROWS = 10000  # a progress line per this many rows written
 _IDENTITY = ("addr", "name", "serial")
@@ -159,8 +161,10 @@ def export_site(
     all_devices: bool = False,
     force: bool = False,
     progress: Callable[[str], None] | None = None,
+    lang: str = "en",
 ) -> ExportResult:
-    """Write the platform's devices (and users, to .xlsx) to ``out`` in ``template``'s layout.
+    """Write the platform's devices (and users, to .xlsx) to ``out`` in ``template``'s layout,
+    its headers, tabs and instructions in ``lang`` (en, de: ``wording``).
 
     The devices are those carrying all ``tags``; without tags, those carrying the
     template's site tag; every device only with ``all_devices``. ``out`` is written
@@ -185,7 +189,7 @@ def export_site(
             f"{pages.moved}. The file holds the {_count(len(devices), 'device')} read; "
             "run the export again when no one is adding or deleting devices"
         )
-    sheet = _DeviceSheet(template, devices, say)
+    sheet = _DeviceSheet(template, devices, say, lang)
     notes = list(sheet.notes)
     if not devices:
         notes.insert(
@@ -215,7 +219,7 @@ def export_site(
     else:
         made_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         context = _Context(
-            client.url, made_at, selection, out.name, users, notes, bool(keys), incomplete
+            client.url, made_at, selection, out.name, users, notes, bool(keys), incomplete, lang
         )
 
         def writer(file: IO[bytes]) -> None:
@@ -291,9 +295,14 @@ class _DeviceSheet:
     """The devices as rows of the template's devices tab, and what did not fit."""
 
     def __init__(
-        self, template: SiteTemplate, devices: list[dict[str, Any]], say: Callable[[str], None]
+        self,
+        template: SiteTemplate,
+        devices: list[dict[str, Any]],
+        say: Callable[[str], None],
+        lang: str = "en",
     ) -> None:
         self.template = template
+        self.lang = lang
         self.say = say
         self.spec = template.devices
         self.notes: list[str] = []
@@ -311,12 +320,14 @@ class _DeviceSheet:
         columns: list[_Column] = []
         block: list[_Column] = []
         block_at: int | None = None
-        for name, aliases in spec.columns.items():
+        for name in spec.columns:
+            # The header a blank workbook in this language has: one the template reads.
+            header = header_in(spec, name, self.lang)
             if name == "config" or is_config_field(name):
                 block_at = len(columns) if block_at is None else block_at
-                block.append(_Column(name, aliases[0]))
+                block.append(_Column(name, header))
             else:
-                columns.append(_Column(name, aliases[0]))
+                columns.append(_Column(name, header))
         identity = [i for i, c in enumerate(columns) if c.field in _IDENTITY]
         at = identity[-1] + 1 if identity else len(columns)
         columns[at:at] = [_Column("", header) for header in spec.ignore]
@@ -554,6 +565,7 @@ class _Context:
     notes: list[str]  # what the sheet does not hold, said on the console too
     keys: bool  # the sheet holds LoRaWAN keys
     incomplete: str  # "" or why devices may be missing from the file
+    lang: str = "en"  # the language of the tabs, headers and instructions
 
 
 def _write_xlsx(
@@ -611,18 +623,20 @@ def _write_xlsx(
         ws.append(row)
 
     columns = sheet.columns
+    lang = context.lang
     devices, cells = tab(
-        template.devices.tab, [c.header for c in columns], [not c.number for c in columns]
+        tab_in(template.devices, lang), [c.header for c in columns], [not c.number for c in columns]
     )
     for values in sheet.cells(lambda text: text):
         append(devices, cells, values)
     if context.users is not None:
         spec = template.users
         names = list(spec.columns)
-        users, cells = tab(USERS_TAB, [spec.columns[n][0] for n in names], [True] * len(names))
+        headers = [header_in(spec, n, lang) for n in names]
+        users, cells = tab(_tab(USERS_TAB, lang), headers, [True] * len(names))
         for user in context.users:
             append(users, cells, [_user_cell(user, n, spec) for n in names])
-    instructions = workbook.create_sheet(INSTRUCTIONS_TAB)
+    instructions = workbook.create_sheet(_tab(INSTRUCTIONS_TAB, lang))
     instructions.column_dimensions["A"].width = 110
     for line in _instructions(template, sheet, context):
         text = _UNHOLDABLE.sub("", line)
@@ -646,46 +660,49 @@ def _user_cell(user: dict[str, Any], name: str, spec: TabSpec) -> str | None:
     return text or None
 
 
+def _tab(name: str, lang: str) -> str:
+    return _TABS_DE[name] if lang == "de" else name
+
+
 def _instructions(template: SiteTemplate, sheet: _DeviceSheet, context: _Context) -> list[str]:
     name = template.ref
+    lang = context.lang
     file_name = f'"{context.file_name}"' if " " in context.file_name else context.file_name
     args = f"{file_name} --template {name}"
-    what = f"the devices {context.selection}"
-    if context.incomplete:
-        what = f"INCOMPLETE: some of the devices {context.selection}"
+    devices_tab = tab_in(template.devices, lang)
+    users_tab = _tab(USERS_TAB, lang)
+    # The selection and the notes are the console's words, in English.
     lines = [
-        f"Exported from {context.url} on {context.made_at}: {what}, "
-        f"in the layout of the site template '{template.name}'.",
-        *([f"Devices may be missing: {context.incomplete}."] if context.incomplete else []),
+        say(
+            lang,
+            "export.incomplete" if context.incomplete else "export.made",
+            url=context.url,
+            made_at=context.made_at,
+            selection=context.selection,
+            name=template.name,
+        ),
+        *([say(lang, "export.missing", why=context.incomplete)] if context.incomplete else []),
         "",
-        f"The '{template.devices.tab}' tab holds one row per device as the platform holds it, "
-        "and reads back through the same template:",
-        f"  provisioner validate {args}    (every row is valid)",
-        f"  provisioner plan {args}    (every row exists on the platform)",
-        "Correct a row and run apply with --update to bring the platform in line; add rows for "
-        "new devices and apply creates them:",
+        say(lang, "export.reads_back", tab=devices_tab),
+        f"  provisioner validate {args}    " + say(lang, "export.valid"),
+        f"  provisioner plan {args}    " + say(lang, "export.exists"),
+        say(lang, "export.update"),
         f"  provisioner apply {args} --update",
-        say("en", "recorded", name=template.ref),
-        "Identifier columns are formatted as Text: keep them so (paste with Paste Values), "
-        "or Excel turns long numbers into 3.52656E+14 and drops leading zeros.",
+        say(lang, "recorded", name=template.ref),
+        say(lang, "export.text"),
     ]
     if context.keys:
-        lines.append(
-            "This workbook holds LoRaWAN keys as the platform gave them: share it only with "
-            "people who may see them."
-        )
+        lines.append(say(lang, "export.keys"))
     if context.users is not None:
+        users = template.users
         lines += [
             "",
-            f"The '{USERS_TAB}' tab lists the platform's users: name, email and roles. Passwords "
-            "are never exported (the platform gives none out): the password column is empty.",
-            "The tool does not read that tab. To create these users on another platform, fill "
-            "in a password for each (at least 10 characters with a letter and a digit) and "
-            "rename the tab to 'Users'.",
+            say(lang, "export.users", tab=users_tab),
+            say(lang, "export.users_apply", users=tab_in(users, lang)),
         ]
     notes = [*context.notes, *sheet.written_notes]
     if notes:
-        lines += ["", "Notes of the export:", *(f"- {note}" for note in notes)]
+        lines += ["", say(lang, "export.notes"), *(f"- {note}" for note in notes)]
     return lines
 
 

@@ -50,6 +50,7 @@ from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook, Shee
 from provisioner.errors import SheetError as SheetError
 from provisioner.files import MARK, csv_value
 from provisioner.problems import column_letter
+from provisioner.wording import GERMAN_OUTCOME_HEADERS
 
 if TYPE_CHECKING:  # openpyxl loads only where a workbook is written
     from openpyxl import Workbook as OpenpyxlWorkbook
@@ -61,9 +62,12 @@ if TYPE_CHECKING:  # openpyxl loads only where a workbook is written
 TEMPLATE_PROPERTY = "provisioner-template"
 # The columns this tool adds to its copies of a sheet (results, xlsx reports): a copy read
 # again knows them, as it knows its template.
-OUTCOME_HEADERS = frozenset(
-    {"Action", "Status", "Online", "Last data", "Records", "Platform id", "Message", "Sends"}
-)
+OUTCOME_HEADERS = (
+    frozenset(
+        {"Action", "Status", "Online", "Last data", "Records", "Platform id", "Message", "Sends"}
+    )
+    | GERMAN_OUTCOME_HEADERS
+)  # a German workbook's copy
 
 SUFFIXES = {".xlsx": "xlsx", ".xlsm": "xlsx", ".ods": "ods", ".csv": "csv"}
 ACCEPTED = ".xlsx, .xlsm, .ods or .csv"

@@ -30,6 +30,7 @@ dropped without a word. A device deleted since it was looked up is missing.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter
@@ -173,28 +174,64 @@ class VerifyResult(Result):
         return self.problems
 
 
+# A German date, time optional: 06.12.2026 08:00, 6.12. 8:00 (this year), 06.12.2026,
+# 6.12.2026 8:00:30, 06.12.2026, 08:00 Uhr; the dot after the month may be missing
+# when no year follows.
+_GERMAN_TIME = re.compile(
+    r"(?P<day>\d{1,2})\.(?P<month>\d{1,2})(?:\.(?P<year>\d{4})?|(?=\s|$))"
+    r"(?:,?\s+(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}))?(?:\s*Uhr)?)?",
+    re.IGNORECASE,
+)
+_A_TIME = "a time (06.12.2026 08:00, 6.12. 8:00, 2026-12-06T08:00)"
+_A_DURATION = "a duration back from now (2h, 90m)"
+
+
 def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """``--since``: a time (``2026-12-01T08:00``, ``2026-12-01 08:00+01:00``; without an
-    offset the machine's zone) or a duration back from now (``90m``, ``2h``, ``1d``)."""
+    """``--since``: a time, in German (``06.12.2026 08:00``, ``6.12. 8:00`` this year,
+    ``06.12.2026`` at midnight) or ISO (``2026-12-01T08:00``, ``2026-12-01 08:00+01:00``),
+    without an offset in the machine's zone; or a duration back from now (``90m``, ``2h``,
+    ``1d``)."""
     now = now or datetime.now(UTC)
     value = text.strip()
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if not value:
-        raise VerifyError("--since is empty: give a time (2026-12-01T08:00) or a duration (2h)")
+        raise VerifyError(f"--since is empty: give {_A_TIME} or {_A_DURATION}")
     if value[-1:].lower() in units and value[:-1].strip().replace(".", "", 1).isdigit():
         try:
             return now - timedelta(seconds=float(value[:-1]) * units[value[-1].lower()])
         except (OverflowError, ValueError):
             raise VerifyError(f"--since {text!r} reaches before the calendar begins") from None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise VerifyError(
-            f"--since {text!r} is neither a time (2026-12-01T08:00) nor a duration (2h, 90m)"
-        ) from None
+    german = _GERMAN_TIME.fullmatch(value)
+    if german is not None:
+        moment = _german_time(german, text, now)
+    else:
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise VerifyError(f"--since {text!r} is neither {_A_TIME} nor {_A_DURATION}") from None
     if moment.tzinfo is None:
         moment = moment.astimezone()  # the machine's own zone, as the installer means it
     return moment.astimezone(UTC)
+
+
+def _german_time(found: re.Match[str], text: str, now: datetime) -> datetime:
+    """The local time a German date (and time) means; without a year, this year's."""
+    numbers = {name: int(value) for name, value in found.groupdict().items() if value}
+    year = numbers.get("year", now.astimezone().year)
+    try:
+        return datetime(
+            year,
+            numbers["month"],
+            numbers["day"],
+            numbers.get("hour", 0),
+            numbers.get("minute", 0),
+            numbers.get("second", 0),
+        )
+    except ValueError:
+        raise VerifyError(
+            f"--since {text!r} is not a day and time of the calendar (day.month.year "
+            "hours:minutes, e.g. 06.12.2026 08:00)"
+        ) from None
 
 
 def stamp(moment: datetime) -> str:

@@ -7,7 +7,9 @@ with names the template reads, so that a filled-in German workbook validates.
 
 from __future__ import annotations
 
-from provisioner.templates import TabSpec, header_key
+from collections.abc import Iterable
+
+from provisioner.templates import SiteTemplate, TabSpec, header_key
 
 LANGUAGES = ("en", "de")
 
@@ -226,7 +228,92 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "format_number": ("Number", "Zahl"),
     "format_dropdown": (", dropdown", ", Auswahlliste"),
     "device_types": ("Device types (column '{header}')", "Gerätetypen (Spalte '{header}')"),
+    # --- the Instructions tab of an export ---
+    "export.made": (
+        "Exported from {url} on {made_at}: the devices {selection}, in the layout of the site "
+        "template '{name}'.",
+        "Exportiert aus {url} am {made_at}: die Geräte {selection}, im Aufbau der Vorlage "
+        "'{name}'.",
+    ),
+    "export.incomplete": (
+        "Exported from {url} on {made_at}: INCOMPLETE: some of the devices {selection}, in the "
+        "layout of the site template '{name}'.",
+        "Exportiert aus {url} am {made_at}: UNVOLLSTÄNDIG: ein Teil der Geräte {selection}, im "
+        "Aufbau der Vorlage '{name}'.",
+    ),
+    "export.missing": ("Devices may be missing: {why}.", "Es können Geräte fehlen: {why}."),
+    "export.reads_back": (
+        "The '{tab}' tab holds one row per device as the platform holds it, and reads back "
+        "through the same template:",
+        "Das Blatt '{tab}' enthält eine Zeile je Gerät, wie die Plattform es führt, und lässt "
+        "sich mit derselben Vorlage wieder einlesen:",
+    ),
+    "export.valid": ("(every row is valid)", "(jede Zeile ist gültig)"),
+    "export.exists": (
+        "(every row exists on the platform)",
+        "(jede Zeile gibt es auf der Plattform)",
+    ),
+    "export.update": (
+        "Correct a row and run apply with --update to bring the platform in line; add rows for "
+        "new devices and apply creates them:",
+        "Berichtigen Sie eine Zeile und führen Sie apply mit --update aus, um die Plattform "
+        "anzugleichen; für neue Geräte fügen Sie Zeilen hinzu, apply legt sie an:",
+    ),
+    "export.text": (
+        "Identifier columns are formatted as Text: keep them so (paste with Paste Values), "
+        "or Excel turns long numbers into 3.52656E+14 and drops leading zeros.",
+        "Spalten mit Kennungen sind als Text formatiert: lassen Sie sie so (einfügen mit "
+        "'Werte einfügen'), sonst macht Excel aus langen Zahlen 3,52656E+14 und lässt "
+        "führende Nullen weg.",
+    ),
+    "export.keys": (
+        "This workbook holds LoRaWAN keys as the platform gave them: share it only with "
+        "people who may see them.",
+        "Diese Arbeitsmappe enthält LoRaWAN-Schlüssel, wie die Plattform sie ausgab: geben Sie "
+        "sie nur an Personen weiter, die sie sehen dürfen.",
+    ),
+    "export.users": (
+        "The '{tab}' tab lists the platform's users: name, email and roles. Passwords are "
+        "never exported (the platform gives none out): the password column is empty.",
+        "Das Blatt '{tab}' listet die Benutzer der Plattform: Name, E-Mail und Rollen. "
+        "Passwörter werden nie exportiert (die Plattform gibt keine heraus): die Spalte "
+        "Passwort ist leer.",
+    ),
+    "export.users_apply": (
+        "The tool does not read that tab. To create these users on another platform, fill in "
+        "a password for each (at least 10 characters with a letter and a digit) and rename the "
+        "tab to '{users}'.",
+        "Das Werkzeug liest dieses Blatt nicht. Um diese Benutzer auf einer anderen Plattform "
+        "anzulegen, tragen Sie für jeden ein Passwort ein (mindestens 10 Zeichen mit einem "
+        "Buchstaben und einer Ziffer) und benennen Sie das Blatt in '{users}' um.",
+    ),
+    "export.notes": (
+        "Notes of the export:",
+        "Hinweise des Exports (in den Worten der Konsole):",
+    ),
 }
+
+# The built-in templates' descriptions in German (a template file's own description is
+# shown as its author wrote it).
+_GERMAN_DESCRIPTIONS = {
+    "default": "Die Felder von deviceInput als Spalten: addr, name, serial, description, "
+    "deviceTypeId, tags, lat/lon, certEnforcesDtls, config, cfg:<key>",
+    "lobaro-hardware-import": "Das CSV des Hardware-Imports von Lobaro, wie es ist: address, "
+    "name, serial, firmware, config, cfg:<key>",
+    "lorawan-meter": "LoRaWAN-Zähler: addr ist die DevEUI (16 Hex-Ziffern), JoinEUI/AppKey "
+    "gehen in die Anfangskonfiguration, Typ 4",
+    "wmbus-gateway-nbiot": "NB-IoT-wMBus-Gateways: addr ist die IMEI des Modems (15 Ziffern), "
+    "Typ 2, Schlagwort MbusGw",
+}
+
+
+def description_in(template: SiteTemplate, lang: str) -> str:
+    """The template's description in ``lang``: a built-in's in German too, a template
+    file's in its author's words."""
+    if lang == "de" and template.source == "built-in":
+        return _GERMAN_DESCRIPTIONS.get(template.name, template.description)
+    return template.description
+
 
 # German headers for the fields. Used only where the template reads them (see header_in).
 _GERMAN_HEADERS = {
@@ -246,6 +333,65 @@ _GERMAN_HEADERS = {
     "downlinks": {"key": "Gerät", "type": "Typ", "payload": "Inhalt"},
 }
 _GERMAN_TABS = {"devices": "Geräte", "users": "Benutzer", "downlinks": "Downlinks"}
+
+
+# The words the reports add to a copy of a workbook (columns, tabs, the Errors tab's
+# columns, the labels of a cell's comment) -> German. JSON keys stay English: a contract.
+_REPORT_WORDS = {
+    "Action": "Aktion",
+    "Status": "Status",
+    "Platform id": "Plattform-ID",
+    "Message": "Meldung",
+    "Online": "Online",
+    "Last data": "Letzte Daten",
+    "Records": "Datensätze",
+    "Sends": "Sendet",
+    "Errors": "Fehler",
+    "Failed": "Fehlgeschlagen",
+    "Silent": "Ohne Daten",
+    "Sheet": "Blatt",
+    "Row": "Zeile",
+    "Key": "Schlüssel",
+    "Cell": "Zelle",
+    "Column": "Spalte",
+    "Severity": "Schweregrad",
+    "Value": "Wert",
+    "Fix": "Behebung",
+    "error": "Fehler",
+    "warning": "Warnung",
+    "fix": "Behebung",
+}
+# The outcome columns a German report adds: a copy read again knows them.
+GERMAN_OUTCOME_HEADERS = frozenset(
+    _REPORT_WORDS[name]
+    for name in ("Action", "Status", "Online", "Last data", "Records", "Platform id", "Message")
+) | {_REPORT_WORDS["Sends"]}
+
+
+def report_word(lang: str, english: str) -> str:
+    """A column, tab or label a report adds, in ``lang``."""
+    return _REPORT_WORDS.get(english, english) if lang == "de" else english
+
+
+def language_of(names: Iterable[str]) -> str:
+    """The language of a workbook by its tab names and headers: "de" when more of them
+    are the German words a blank workbook has (Geräte, Seriennummer, Anleitung...) than
+    the English ones (Devices, serial, Instructions...); "en" otherwise."""
+    german_words = {
+        header_key(word)
+        for words in (*_GERMAN_HEADERS.values(), _GERMAN_TABS)
+        for word in words.values()
+    } | {header_key(_TEXTS["instructions_tab"][1])}
+    english_words = {header_key(word) for words in _GERMAN_HEADERS.values() for word in words} | {
+        header_key(word) for word in ("Devices", "Users", _TEXTS["instructions_tab"][0])
+    }
+    both = german_words & english_words  # Name, Downlinks
+    german = english = 0
+    for name in names:
+        key = header_key(name)
+        german += key in german_words - both
+        english += key in english_words - both
+    return "de" if german > english else "en"
 
 
 def say(lang: str, message: str, **values: object) -> str:

@@ -17,7 +17,7 @@ from python_calamine import CalamineWorkbook
 from provisioner import export as export_module
 from provisioner.blank_sheet import LAST_ROW, STYLED_ROWS, write_blank_workbook
 from provisioner.fields import FIELDS
-from provisioner.templates import SiteTemplate, list_templates, load_template
+from provisioner.templates import SiteTemplate, header_key, list_templates, load_template
 from provisioner.validation import validate_sheet
 
 LORAWAN_STYLE = """\
@@ -42,6 +42,10 @@ hint = "16 hex digits (LoRaWAN DevEUI)"
 [devices.rules."cfg:DevEUI"]
 hex_length = 16
 hint = "16 hex digits (LoRaWAN DevEUI)"
+
+[devices.rules."cfg:JoinEUI"]
+hex_length = 16
+hint = "16 hex digits (LoRaWAN JoinEUI)"
 
 [devices.rules."cfg:AppKey"]
 hex_length = 32
@@ -100,12 +104,16 @@ def dropdown(workbook: Workbook, sheet: Worksheet, header: str) -> list[object]:
 
 def expected_device_headers(template: SiteTemplate) -> set[str]:
     spec = template.devices
+    headers = {aliases[0] for aliases in spec.columns.values()}
+    # A config rule's own column, unless a column is headed by its key already (DevEUI).
     config_rules = {
         spec.config_prefix + name[len("cfg:") :]
         for name in spec.rules
-        if name.startswith("cfg:") and name not in spec.columns
+        if name.startswith("cfg:")
+        and name not in spec.columns
+        and header_key(name[len("cfg:") :]) not in {header_key(h) for h in headers}
     }
-    return {aliases[0] for aliases in spec.columns.values()} | config_rules
+    return headers | config_rules
 
 
 # --- every built-in template --------------------------------------------------------------
@@ -281,13 +289,15 @@ def test_a_config_rule_gets_its_own_text_column(
     devices = workbook["Devices"]
     found = headers(devices)
     assert found[0] == "DevEUI"
-    assert "cfg:DevEUI" in found and "AppKey" in found and "cfg:AppKey" not in found
-    for header in ("DevEUI", "cfg:DevEUI", "AppKey", "serial"):
+    assert "cfg:JoinEUI" in found and "AppKey" in found and "cfg:AppKey" not in found
+    # The DevEUI is the address: its config rule adds no second DevEUI column.
+    assert "cfg:DevEUI" not in found
+    for header in ("DevEUI", "cfg:JoinEUI", "AppKey", "serial"):
         letter = column_of(devices, header)
         assert devices.column_dimensions[letter].number_format == "@"
         assert devices[f"{letter}2"].number_format == "@"
-    prompt = validation_for(devices, "cfg:DevEUI").prompt
-    assert "16 hex digits (LoRaWAN DevEUI)" in prompt
+    prompt = validation_for(devices, "cfg:JoinEUI").prompt
+    assert "16 hex digits (LoRaWAN JoinEUI)" in prompt
     assert "0004A30B001C0530" in prompt
     assert "32 hex digits" in validation_for(devices, "AppKey").prompt
     assert dropdown(workbook, devices, "deviceTypeId") == ["4 - LoRaWAN Meter", "7 - Water Meter"]

@@ -45,6 +45,7 @@ from provisioner.reports.base import (
 )
 from provisioner.sheets import record_template
 from provisioner.text import visible
+from provisioner.wording import language_of, report_word
 
 _ERROR_FILL = PatternFill(fill_type="solid", fgColor="FFC7CE")
 _WARNING_FILL = PatternFill(fill_type="solid", fgColor="FFEB9C")
@@ -100,6 +101,10 @@ def xlsx(
 ) -> bytes:
     """The xlsx report of an already redacted report; the sheet's own cells are redacted here."""
     workbook, tabs = _workbook(source, tables)
+    # A German workbook gets German columns, tabs and labels (its headers say which).
+    lang = language_of(
+        [name for table in (tables or {}).values() for name in (table.sheet, *table.headers)]
+    )
     rows = rows_of(report)
     header_rows = {name: _header_row(tab, name, rows, tables) for name, tab in tabs.items()}
 
@@ -111,15 +116,17 @@ def xlsx(
         if name in user_tabs or name.casefold() in _USER_TABS:
             _blank_passwords(tab, header_rows[name])
 
-    _mark_problems(report, tabs)
+    _mark_problems(report, tabs, lang)
     if report.get("command") in ("plan", "apply", "verify"):
-        _add_outcome_columns(report, tabs, header_rows)
+        _add_outcome_columns(report, tabs, header_rows, lang)
     if report.get("command") == "apply":
-        _add_failed_tab(report, workbook, tables, secret_columns)
+        failed = report_word(lang, "Failed")
+        _add_failed_tab(report, workbook, tables, secret_columns, title=failed)
     if report.get("command") == "verify":
         # The devices to visit again, under the sheet's own headers.
-        _add_failed_tab(report, workbook, tables, secret_columns, status="silent", title="Silent")
-    _add_errors_tab(report, workbook)
+        silent = report_word(lang, "Silent")
+        _add_failed_tab(report, workbook, tables, secret_columns, status="silent", title=silent)
+    _add_errors_tab(report, workbook, lang)
     _finish_text(workbook, pattern)
     # The copy reads back through the template the run used, without --template.
     template = report.get("template")
@@ -289,7 +296,7 @@ def _clear_old_marks(tab: Worksheet) -> None:
                 cell.fill = PatternFill()
 
 
-def _mark_problems(report: Report, tabs: Mapping[str, Worksheet]) -> None:
+def _mark_problems(report: Report, tabs: Mapping[str, Worksheet], lang: str = "en") -> None:
     """Fill each cell with a problem (red error, yellow warning) and comment on it."""
     for tab in set(tabs.values()):
         _clear_old_marks(tab)
@@ -309,8 +316,9 @@ def _mark_problems(report: Report, tabs: Mapping[str, Worksheet]) -> None:
         cell.fill = _ERROR_FILL if errors else _WARNING_FILL
         text = _clean(
             "\n\n".join(
-                f"{problem.get('severity') or 'error'}: {as_text(problem.get('message'))}"
-                + (f"\nfix: {problem['fix']}" if problem.get("fix") else "")
+                f"{report_word(lang, as_text(problem.get('severity') or 'error'))}: "
+                + as_text(problem.get("message"))
+                + (f"\n{report_word(lang, 'fix')}: {problem['fix']}" if problem.get("fix") else "")
                 for problem in found
             )
         )
@@ -323,12 +331,15 @@ def _mark_problems(report: Report, tabs: Mapping[str, Worksheet]) -> None:
 
 
 def _add_outcome_columns(
-    report: Report, tabs: Mapping[str, Worksheet], header_rows: Mapping[str, int | None]
+    report: Report,
+    tabs: Mapping[str, Worksheet],
+    header_rows: Mapping[str, int | None],
+    lang: str = "en",
 ) -> None:
     """After the header's last column: Action + Platform id (plan), Status + Platform id
     (apply) or Online + Last data (local time) + Records (verify), then Message; a plan
     that creates or queues rows then Sends, what apply sends for each (one line of JSON,
-    secrets hidden)."""
+    secrets hidden). The headers are in ``lang``."""
     command = report.get("command")
     names = {
         "plan": ["Action", "Platform id", "Message"],
@@ -344,7 +355,7 @@ def _add_outcome_columns(
             continue
         tab = tabs[sheet]
         if sheet not in columns:
-            columns[sheet] = _outcome_columns(tab, header_row, names)
+            columns[sheet] = _outcome_columns(tab, header_row, names, lang)
         at = columns[sheet]
         number = int(row["row"])
         state = state_of(row)
@@ -368,8 +379,11 @@ def _add_outcome_columns(
             _put(tab.cell(number, at["Sends"]), sends_text(row) or None)
 
 
-def _outcome_columns(tab: Worksheet, header_row: int, names: Sequence[str]) -> dict[str, int]:
-    """Column of each added header; a sheet fed back in keeps its columns from last time."""
+def _outcome_columns(
+    tab: Worksheet, header_row: int, names: Sequence[str], lang: str = "en"
+) -> dict[str, int]:
+    """Column of each added header (``names`` in English, the header in ``lang``); a sheet
+    fed back in keeps its columns from last time."""
     existing: dict[str, int] = {}
     last = 0
     for cell in tab[header_row]:
@@ -378,13 +392,14 @@ def _outcome_columns(tab: Worksheet, header_row: int, names: Sequence[str]) -> d
             last = cell.column
     at: dict[str, int] = {}
     for name in names:
-        if name.casefold() in existing:
-            at[name] = existing[name.casefold()]
+        shown = report_word(lang, name)
+        if shown.casefold() in existing or name.casefold() in existing:
+            at[name] = existing.get(shown.casefold()) or existing[name.casefold()]
         else:
             last += 1
             at[name] = last
             header = tab.cell(header_row, last)
-            _put(header, name)
+            _put(header, shown)
             header.font = _BOLD
             wide = name in ("Message", "Sends")
             tab.column_dimensions[get_column_letter(last)].width = 50 if wide else 14
@@ -453,17 +468,18 @@ _ERROR_COLUMNS = (
 )
 
 
-def _add_errors_tab(report: Report, workbook: Workbook) -> None:
-    """A tab listing every problem, header frozen, with an auto-filter."""
+def _add_errors_tab(report: Report, workbook: Workbook, lang: str = "en") -> None:
+    """A tab listing every problem, header frozen, with an auto-filter; named in ``lang``."""
+    title = report_word(lang, "Errors")
     # A tab of that name in the source is the Errors tab of an earlier report,
     # unless the report's rows come from it.
     read = {row.get("sheet") for row in rows_of(report)}
     read |= {problem.get("sheet") for problem in report.get("problems") or []}
-    if "Errors" in workbook.sheetnames and "Errors" not in read:
-        workbook.remove(workbook["Errors"])
-    tab = workbook.create_sheet(_tab_title("Errors", workbook))
+    if title in workbook.sheetnames and title not in read:
+        workbook.remove(workbook[title])
+    tab = workbook.create_sheet(_tab_title(title, workbook))
     for column, (name, width) in enumerate(_ERROR_COLUMNS, start=1):
-        _put(tab.cell(1, column), name)
+        _put(tab.cell(1, column), report_word(lang, name))
         tab.cell(1, column).font = _BOLD
         tab.column_dimensions[get_column_letter(column)].width = width
 
