@@ -1816,7 +1816,7 @@ def undo(
     \b
     Examples:
       provisioner undo site.xlsx --url https://platform.lobaro.com
-      provisioner undo site.xlsx --run 20261206T080000-1a2b --yes
+      provisioner undo site.xlsx --run 20261206T080000Z-1a2b3c --yes
       provisioner undo site.xlsx --yes --report undo.html --json > undo.json
     """
     from provisioner.journal import default_journal
