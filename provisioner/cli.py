@@ -50,6 +50,8 @@ from provisioner.validation import validate_sheet
 from provisioner.wording import LANGUAGES, header_in, tab_in
 
 if TYPE_CHECKING:  # the platform's modules load with the commands that talk to it
+    from click.shell_completion import CompletionItem
+
     from provisioner.apply import Work
     from provisioner.platform import PlatformClient
     from provisioner.progress import Progress
@@ -96,7 +98,77 @@ class InputError(Failure):
     exit_code = 2
 
 
-@click.group()
+# The commands in the order of the work, then the tools around it: --help lists them so.
+COMMAND_ORDER = (
+    "validate",
+    "plan",
+    "apply",
+    "verify",
+    "export",
+    "undo",
+    "template",
+    "templates",
+    "sandbox",
+    "demo",
+    "help",
+)
+# The group's options that are also taken after the command (flags, then those with a value).
+GLOBAL_FLAGS = ("--no-color", "--verbose")
+GLOBAL_VALUED = ("--config", "--max-cells")
+
+
+class Provisioner(click.Group):
+    """The group: commands in the order of the work with their whole first sentence, and
+    the global options also after the command (``validate x.xlsx --no-color``)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        known = [name for name in COMMAND_ORDER if name in self.commands]
+        return known + sorted(set(self.commands) - set(known))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                # click cuts the text to the terminal's width with "..."; the first sentence
+                # whole is short enough to wrap instead.
+                rows.append((name, command.get_short_help_str(limit=500)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, self.globals_first(args))
+
+    def globals_first(self, args: list[str]) -> list[str]:
+        """``args`` with the global options given after the command moved before it; an
+        option the command has itself (sandbox's --verbose) stays the command's."""
+        at = 0
+        while at < len(args) and args[at].startswith("-") and args[at] != "--":
+            at += 2 if args[at] in GLOBAL_VALUED else 1
+        if at >= len(args):
+            return args
+        command = self.commands.get(args[at])
+        own = {o for p in command.params for o in p.opts} if command else set()
+        moved: list[str] = []
+        kept: list[str] = []
+        rest = iter(args[at + 1 :])
+        for arg in rest:
+            name = arg.split("=", 1)[0]
+            if arg == "--":
+                kept += [arg, *rest]
+            elif name in own or not name.startswith("--"):
+                kept.append(arg)
+            elif arg in GLOBAL_FLAGS:
+                moved.append(arg)
+            elif name in GLOBAL_VALUED:
+                moved += [arg] if "=" in arg else [arg, next(rest, "")]
+            else:
+                kept.append(arg)
+        return [*args[:at], *moved, args[at], *kept]
+
+
+@click.group(cls=Provisioner, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="provisioner")
 @click.option(
     "--config",
@@ -122,14 +194,37 @@ class InputError(Failure):
     "value far off the table would make the reader hold billions [env: "
     "PROVISIONER_MAX_CELLS].",
 )
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Log each request to the platform on stderr: method, path, status and time "
+    "(the token and the sheet's secrets masked).",
+)
 @click.pass_context
 def main(
-    ctx: click.Context, config_path: Path | None, no_color: bool, max_cells: int | None
+    ctx: click.Context,
+    config_path: Path | None,
+    no_color: bool,
+    max_cells: int | None,
+    verbose: bool,
 ) -> None:
-    """Put whole sites of IoT devices onto the Lobaro IoT Platform from a spreadsheet."""
+    """Put whole sites of IoT devices onto the Lobaro IoT Platform from a spreadsheet.
+
+    The work: validate the sheet, plan, apply, verify the devices speak; export a
+    site as a sheet, undo a run. The options below are also taken after the
+    command (provisioner validate site.xlsx --no-color).
+
+    \b
+    Examples:
+      provisioner template default --out site.xlsx
+      provisioner validate site.xlsx
+      provisioner plan site.xlsx --url https://platform.lobaro.com
+      provisioner help apply
+    """
     global _NO_COLOR
     _console_safe()
     _NO_COLOR = no_color
+    ctx.meta["verbose"] = verbose
     if max_cells is not None:
         set_bounds(Bounds(cells=max_cells))
     path = find_config(config_path, Path("."))
@@ -277,13 +372,36 @@ def template_option(command: F, *, reads_sheet: bool = True) -> F:
         "template_name",
         envvar="PROVISIONER_TEMPLATE",
         metavar="NAME|FILE.toml",
+        shell_complete=_complete_template,
         help=f"Site template: how the sheet's columns map to the platform "
         f"({', '.join(list_templates())}, or a .toml file). Without it: {chosen}.",
     )(command)
 
 
+def _complete_template(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of --template: the built-in names that start so, else the files
+    (a template of one's own is a .toml file)."""
+    from click.shell_completion import CompletionItem
+
+    names = [name for name in list_templates() if name.startswith(incomplete)]
+    if names:
+        return [CompletionItem(name) for name in names]
+    return [CompletionItem(incomplete, type="file")]
+
+
 def export_template_option(command: F) -> F:
     return template_option(command, reads_sheet=False)
+
+
+def _reports_and_dash(
+    ctx: click.Context, param: click.Parameter, values: tuple[Path, ...]
+) -> tuple[Path, ...]:
+    """--report's files; ``-`` (stdout) is --json."""
+    if any(str(path) == "-" for path in values):
+        ctx.meta["json"] = True
+    return tuple(path for path in values if str(path) != "-")
 
 
 def report_option(command: F) -> F:
@@ -293,9 +411,58 @@ def report_option(command: F) -> F:
         multiple=True,
         type=PathAsGiven(dir_okay=False, path_type=Path),
         metavar="FILE",
+        callback=_reports_and_dash,
         help=f"Also write the result to FILE; the format follows the suffix "
-        f"({', '.join(REPORT_SUFFIXES)}). Repeatable.",
+        f"({', '.join(REPORT_SUFFIXES)}); - prints the JSON report on stdout, as --json. "
+        "Repeatable.",
     )(command)
+
+
+def _keep_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta["json"] = True
+
+
+def json_option(command: F) -> F:
+    """--json: the report on stdout, for scripts; see ``machine_output``."""
+    return click.option(
+        "--json",
+        is_flag=True,
+        expose_value=False,
+        callback=_keep_json,
+        help="Print the result as JSON on stdout (what --report FILE.json writes) and "
+        "everything else on stderr; the exit code is the same.",
+    )(command)
+
+
+@dataclass
+class MachineOutput:
+    """--json: where the report goes (stdout as it was); until then stdout is stderr, so
+    that nothing else the command prints (the plan before the question, notes, report
+    lines) mixes into the JSON."""
+
+    stdout: Any
+
+    def emit(self, data: dict[str, Any], records: SiteRecords | None = None) -> None:
+        from provisioner.reports import render_report
+
+        text = render_report(data, ".json", **_secrets(records)).decode("utf-8")
+        click.echo(text, file=self.stdout, nl=False)
+
+
+def machine_output(ctx: click.Context) -> MachineOutput | None:
+    """With --json (or --report -): stdout is stderr until the command ends; the report
+    is printed on the stdout saved here."""
+    if not ctx.meta.get("json"):
+        return None
+    saved = sys.stdout
+    sys.stdout = sys.stderr
+
+    def restore() -> None:
+        sys.stdout = saved
+
+    ctx.call_on_close(restore)
+    return MachineOutput(saved)
 
 
 class PlatformUnavailable(Failure):
@@ -322,6 +489,15 @@ class PlatformOptions:
 def platform_options(command: F) -> F:
     """--url, --token-file, --ca-bundle, --allow-http, --device-link: the platform and
     how to reach it; the command gets them as one ``platform: PlatformOptions``."""
+    return _platform_options(command, device_link=True)
+
+
+def platform_options_without_reports(command: F) -> F:
+    """platform_options without --device-link: for export, whose sheet links nothing."""
+    return _platform_options(command, device_link=False)
+
+
+def _platform_options(command: F, *, device_link: bool) -> F:
 
     @functools.wraps(command)
     def with_platform(
@@ -336,16 +512,17 @@ def platform_options(command: F) -> F:
         return command(*args, platform=platform, **kwargs)
 
     wrapped: Any = with_platform
-    wrapped = click.option(
-        "--device-link",
-        envvar="PROVISIONER_DEVICE_LINK",
-        metavar="URL",
-        expose_value=False,
-        callback=_keep_device_link,
-        help="A device's page on the platform, with {id} for its id, e.g. "
-        "https://platform.example/devices/{id}: the reports of plan, apply, verify and "
-        "undo link platform ids to it [env: PROVISIONER_DEVICE_LINK].",
-    )(wrapped)
+    if device_link:
+        wrapped = click.option(
+            "--device-link",
+            envvar="PROVISIONER_DEVICE_LINK",
+            metavar="URL",
+            expose_value=False,
+            callback=_keep_device_link,
+            help="A device's page on the platform, with {id} for its id, e.g. "
+            "https://platform.example/devices/{id}: the reports of plan, apply, verify and "
+            "undo link platform ids to it [env: PROVISIONER_DEVICE_LINK].",
+        )(wrapped)
     wrapped = click.option(
         "--allow-http",
         is_flag=True,
@@ -511,6 +688,8 @@ def platform_run(
 
     stop = threading.Event()
     live = _progress(unit)
+    if ctx.meta.get("verbose"):
+        client_options["log_request"] = live.say
     client = _client(platform, sleep=stop.wait, on_unreachable=live.say, **client_options)
     _stop_cleanly_on_signals()
     run = PlatformRun(ctx, client, live, stop)
@@ -777,7 +956,14 @@ def sandbox_settings(command: F) -> F:
 )
 @click.option("--verbose", is_flag=True, help="Log every request to stderr.")
 def sandbox(ready_file: Path | None, **settings: Any) -> None:
-    """Serve a local stand-in for the platform's REST API, to rehearse a sheet or to test."""
+    """Serve a local stand-in for the platform's REST API, to rehearse a sheet or to test.
+
+    \b
+    Examples:
+      provisioner sandbox
+      provisioner sandbox --port 0 --seed-devices 50 --ready-file sandbox.json
+      provisioner sandbox --token org-admin=demo-org --simulate-uplinks 30
+    """
     from provisioner.sandbox import Sandbox, SandboxConfig
 
     config = SandboxConfig(**settings)
@@ -811,6 +997,7 @@ def sandbox(ready_file: Path | None, **settings: Any) -> None:
 @click.argument("sheet", type=PathAsGiven(dir_okay=False, path_type=Path))
 @template_option
 @report_option
+@json_option
 @show_option("rows with problems")
 @click.pass_context
 def validate(
@@ -824,8 +1011,16 @@ def validate(
 
     Exit 0 when every row is valid, 1 when some are not, 2 when the sheet or the
     template cannot be read.
+
+    \b
+    Examples:
+      provisioner validate site.xlsx
+      provisioner validate site.xlsx --template lorawan-meter --report problems.html
+      provisioner validate site.csv --json > problems.json
     """
     import gc
+
+    machine = machine_output(ctx)
 
     # What the run makes lives until the process ends: the cycle collector stays
     # paused (validate_sheet pauses it while it works) and then gets none of it to
@@ -845,8 +1040,11 @@ def validate(
         # only for a report file.
         shown = report.console_dict(limit)
         click.echo(render_console(shown, limit=limit, color=_color(), **_secrets(report.records)))
-        if reports:
-            _write_reports(report.to_dict(), reports, sheet, report.records)
+        if reports or machine:
+            data = report.to_dict()
+            _write_reports(data, reports, sheet, report.records)
+            if machine:
+                machine.emit(data, report.records)
     finally:
         gc.freeze()
         if collecting:
@@ -857,7 +1055,13 @@ def validate(
 @main.command(name="templates")
 @click.argument("files", nargs=-1, metavar="[FILE.toml]...")
 def templates_command(files: tuple[str, ...]) -> None:
-    """List the built-in site templates with their descriptions (and any FILE.toml given)."""
+    """List the built-in site templates with their descriptions (and any FILE.toml given).
+
+    \b
+    Examples:
+      provisioner templates
+      provisioner templates my-site.toml
+    """
     names = [*list_templates(), *files]
     loaded = [_load_template(name) for name in names]
     width = max(len(name) for name in names)
@@ -887,6 +1091,12 @@ def template_command(name: str, out: Path | None, force: bool, lang: str) -> Non
 
     The workbook has the headers, identifier columns formatted as Text, dropdowns
     and an Instructions tab. The built-in templates: provisioner templates.
+
+    \b
+    Examples:
+      provisioner template default
+      provisioner template lorawan-meter --out site.xlsx
+      provisioner template default --out baustelle.xlsx --lang de
     """
     template = _load_template(name)
     if out is None:
@@ -936,6 +1146,7 @@ def template_command(name: str, out: Path | None, force: bool, lang: str) -> Non
     "put on a device are the sheet's to take off, as apply decides.",
 )
 @report_option
+@json_option
 @click.option(
     "--show",
     "show",
@@ -964,9 +1175,18 @@ def plan(
     (with the reason); --show creates lists what each create sends. Exit 0 when
     nothing is blocked, 1 when something is, 2 for unreadable input, 3 when the
     platform is unreachable or refuses the token.
+
+    \b
+    Examples:
+      provisioner plan site.xlsx --url https://platform.lobaro.com
+      provisioner plan site.xlsx --show creates --report plan.html
+      provisioner plan site.xlsx --out plan.json
+      provisioner plan site.xlsx --json > plan-report.json
     """
     from provisioner.journal import default_journal
     from provisioner.plan import make_plan
+
+    machine = machine_output(ctx)
 
     _check_reports((*reports, *([out] if out else [])), sheet)
     limit, creates = show
@@ -1000,6 +1220,8 @@ def plan(
         # Not beside: `apply --plan` would read the old plan under the name given.
         _write_reports(data, (out,), sheet, None, beside=False)
     _write_reports(data, reports, sheet, result.validation.records)
+    if machine:
+        machine.emit(data, result.validation.records)
     ctx.exit(result.exit_code)
 
 
@@ -1098,6 +1320,7 @@ def _powershell_quote(word: str) -> str:
     help="Apply a plan saved by `plan --out`, after checking that it still holds.",
 )
 @report_option
+@json_option
 @click.option(
     "--lookup",
     type=click.Choice(LOOKUPS),
@@ -1146,9 +1369,18 @@ def apply(
     the platform since the plan). Results go to <sheet>.results.xlsx. Exit 0
     all done, 1 some rows failed, blocked or skipped, 2 unusable input, 3 the
     platform refused or is unreachable, 130 interrupted.
+
+    \b
+    Examples:
+      provisioner apply site.xlsx --url https://platform.lobaro.com
+      provisioner apply site.xlsx --yes --report results.html
+      provisioner apply site.xlsx --update description,tags
+      provisioner apply site.xlsx --plan plan.json --yes --json > results.json
     """
     from provisioner.apply import apply_sheet, nothing_sent
     from provisioner.journal import default_journal
+
+    machine = machine_output(ctx)
 
     journal_path = journal_path or default_journal(sheet)
     _check_reports(reports, sheet)
@@ -1201,6 +1433,8 @@ def apply(
             StopKind.REFUSED: "{stopped}\nfix the token, then resume with:\n  {resume}",
         }.get(result.stop, "{stopped}\nresume with:\n  {resume}")
         echo(then.format(stopped=result.stopped, resume=resume), err=True)
+    if machine:
+        machine.emit(data, records)
     run.exit(result.exit_code)
 
 
@@ -1304,6 +1538,7 @@ def _print_headers(template: SiteTemplate, lang: str) -> None:
     help="How to ask for the data: the organisation's at once, or per device.",
 )
 @report_option
+@json_option
 @show_option("rows that need a visit")
 @click.pass_context
 def verify(
@@ -1330,9 +1565,18 @@ def verify(
     go to <sheet>.verify.xlsx with a Silent tab of the devices to visit. Exit 0
     all online, 1 some silent, missing or invalid, 2 unusable input, 3 the
     platform refused or is unreachable, 130 interrupted.
+
+    \b
+    Examples:
+      provisioner verify site.xlsx --url https://platform.lobaro.com
+      provisioner verify site.xlsx --watch --timeout 3600
+      provisioner verify site.xlsx --since 2h --report visits.html
+      provisioner verify site.xlsx --json > verify.json
     """
     from provisioner.journal import default_journal
     from provisioner.verify import Finding, parse_since, verify_sheet
+
+    machine = machine_output(ctx)
 
     _check_reports(reports, sheet)
     results = sheet.with_name(f"{sheet.stem}.verify.xlsx")
@@ -1383,6 +1627,8 @@ def verify(
         from provisioner.verify import sheet_rows
 
         echo(f"still silent after {int(timeout)} s: {sheet_rows(result.waiting)}", err=True)
+    if machine:
+        machine.emit(data, records)
     ctx.exit(result.exit_code)
 
 
@@ -1432,7 +1678,8 @@ class _VerifyConsole(Console):
     help="The language of the sheet's headers, tabs and instructions (headers the template "
     "reads, so the sheet reads back).",
 )
-@platform_options
+@platform_options_without_reports
+@json_option
 @click.pass_context
 def export(
     ctx: click.Context,
@@ -1453,8 +1700,16 @@ def export(
     changed while it was read, on a platform that cannot be read by id), 2
     unusable input (no --tag or --all, FILE exists without --force), 3 the
     platform refused or is unreachable.
+
+    \b
+    Examples:
+      provisioner export --out site.xlsx --url https://platform.lobaro.com
+      provisioner export --out site.xlsx --tag Site-HH-04 --template lorawan-meter
+      provisioner export --out all.csv --all --json > export.json
     """
     from provisioner.export import check_export, export_site
+
+    machine = machine_output(ctx)
 
     template = _choose_template(ctx, None, template_name).template
     try:
@@ -1476,6 +1731,8 @@ def export(
         )
     for line in result.lines():
         echo(line)
+    if machine:
+        machine.emit(result.to_dict())
     ctx.exit(result.exit_code)
 
 
@@ -1545,6 +1802,8 @@ def _show_updates(work: Work) -> None:
     "--run", "run_id", metavar="RUN_ID", help="Take back this run only (see the journal)."
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before deleting and restoring.")
+@report_option
+@json_option
 @click.pass_context
 def undo(
     ctx: click.Context,
@@ -1553,6 +1812,7 @@ def undo(
     journal_path: Path | None,
     run_id: str | None,
     yes: bool,
+    reports: tuple[Path, ...],
 ) -> None:
     """Take back what apply's runs of SHEET did on the platform (all runs, or --run).
 
@@ -1563,10 +1823,25 @@ def undo(
     of devices to delete. Exit 0 all taken back, 1 some kept or without an answer on
     record, 2 unusable input (a journal line that cannot be read), 3 the platform
     refused, is unreachable or cannot delete.
+
+    \b
+    Examples:
+      provisioner undo site.xlsx --url https://platform.lobaro.com
+      provisioner undo site.xlsx --run 20261206T080000Z-1a2b3c --yes
+      provisioner undo site.xlsx --yes --report undo.html --json > undo.json
     """
     from provisioner.journal import default_journal
     from provisioner.undo import undo_sheet
 
+    machine = machine_output(ctx)
+    _check_reports(reports, sheet)
+    for path in reports:
+        if path.suffix.lower() == ".xlsx":
+            # The xlsx report marks the sheet's rows; undo's rows are the platform's devices.
+            raise InputError(
+                f"report {path}: undo's report is .json, .csv or .html (its rows are devices "
+                "on the platform, not rows of the sheet to mark)"
+            )
     journal_path = journal_path or default_journal(sheet)
     if not journal_path.exists():
         raise InputError(f"{journal_path}: no journal, so nothing to take back (see --journal)")
@@ -1602,8 +1877,12 @@ def undo(
     for warning in result.warnings:
         echo(f"warning: {warning}", err=True)
     echo(f"journal: {journal_path}")
+    data = result.to_dict()
+    _write_reports(data, reports, sheet, None)
     if result.stopped:
         echo(result.stopped, err=True)
+    if machine:
+        machine.emit(data)
     run.exit(result.exit_code)  # a second Ctrl-C: at once, without waiting for threads
 
 
@@ -1688,6 +1967,11 @@ def demo(folder: Path) -> None:
     """The whole story on a local sandbox: validate, plan, apply with faults and a crash, resume.
 
     Takes under a minute and touches nothing but a new folder and a sandbox in memory.
+
+    \b
+    Examples:
+      provisioner demo
+      provisioner demo --folder demo-files
     """
     from provisioner.demo import fresh_folder, run_demo
 
@@ -1697,3 +1981,28 @@ def demo(folder: Path) -> None:
         echo(f"  {path}")
     if not ok:
         raise Failure("the demo did not end as it should: see the steps above")
+
+
+@main.command(name="help")
+@click.argument("command", required=False, metavar="[COMMAND]")
+@click.pass_context
+def help_command(ctx: click.Context, command: str | None) -> None:
+    """Show a command's help, as COMMAND --help does (without COMMAND: this tool's).
+
+    \b
+    Examples:
+      provisioner help
+      provisioner help apply
+    """
+    assert ctx.parent is not None  # the group's context
+    if command is None:
+        click.echo(main.get_help(ctx.parent))
+        return
+    found = main.get_command(ctx.parent, command)
+    if found is None:
+        names = main.list_commands(ctx.parent)
+        hint = difflib.get_close_matches(command, names, n=1)
+        also = f" (did you mean {hint[0]}?)" if hint else ""
+        raise InputError(f"no command {command!r}{also}; the commands: {', '.join(names)}")
+    with click.Context(found, info_name=command, parent=ctx.parent) as sub:
+        click.echo(found.get_help(sub))

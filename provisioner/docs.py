@@ -24,15 +24,18 @@ WIDTH = 100  # a fixed terminal width, so the help text is the same on every mac
 
 
 def help_text(command: click.Command, name: str, parent: click.Context | None = None) -> str:
-    ctx = click.Context(
-        command, info_name=name, parent=parent, terminal_width=WIDTH, max_content_width=WIDTH
-    )
+    # The command's own settings (-h beside --help), as click's make_context applies them:
+    # click keeps the help option made for the first context it sees.
+    settings = {"terminal_width": WIDTH, "max_content_width": WIDTH, **command.context_settings}
+    ctx = click.Context(command, info_name=name, parent=parent, **settings)
     return command.get_help(ctx)
 
 
 def cli_reference() -> str:
     """Markdown: the ``--help`` of the group and of every command."""
-    root = click.Context(main, info_name="provisioner", terminal_width=WIDTH)
+    root = click.Context(
+        main, info_name="provisioner", terminal_width=WIDTH, **main.context_settings
+    )
     parts = [f"### `provisioner`\n\n```text\n{help_text(main, 'provisioner')}\n```"]
     for name in main.list_commands(root):
         command = main.commands[name]

@@ -89,11 +89,31 @@ class ExportResult:
     seconds: float = 0.0
     # "" or why the file may lack devices: the listing moved while it was read.
     incomplete: str = ""
+    made_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
     def exit_code(self) -> int:
         """0 written whole; 1 written, but devices may be missing from it."""
         return 1 if self.incomplete else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``export --json`` prints, in the shape of the other commands' reports."""
+        return {
+            "command": "export",
+            "out": str(self.out),
+            "template": self.template,
+            "selection": self.selection,
+            "made_at": self.made_at,
+            "ok": not self.incomplete,
+            "totals": {
+                "devices": self.devices,
+                **({} if self.users is None else {"users": self.users}),
+            },
+            "notes": list(self.notes),
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+            "incomplete": self.incomplete,
+        }
 
     def lines(self) -> list[str]:
         users = "" if self.users is None else f" and {_count(self.users, 'user')}"

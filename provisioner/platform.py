@@ -410,6 +410,7 @@ class PlatformClient:
         answer_deadline: float = 120.0,
         max_pages: int = MAX_PAGES,
         device_link: str | None = None,
+        log_request: Callable[[str], object] | None = None,
     ) -> None:
         # The sandbox's banner and the platform's docs show the API under /api: a URL given
         # with it is the same platform (requests add /api themselves).
@@ -444,6 +445,8 @@ class PlatformClient:
         self._sleep = sleep
         self._clock = clock
         self._on_unreachable = on_unreachable
+        # --verbose: one line per request sent (method, path, status, time), redacted.
+        self._log_request = log_request
         self._unreachable_said: float | None = None
         self._rate_cap = RateCap(max_rps, clock=clock) if max_rps else None
         self._lock = threading.Lock()
@@ -848,7 +851,12 @@ class PlatformClient:
         started = self._clock()
         request = self._http.build_request(method, path, content=content, headers=headers)
         sent = time.time()
-        response = self._http.send(request, stream=True)
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            self._logged(method, path, f"no answer ({_describe(exc)})", started)
+            raise
+        self._logged(method, path, str(response.status_code), started)
         self._saw_date(response.headers.get("Date"), sent, time.time())
         try:
             answer = _Answer(
@@ -869,6 +877,12 @@ class PlatformClient:
         finally:
             response.close()
         return answer
+
+    def _logged(self, method: str, path: str, outcome: str, started: float) -> None:
+        """The request's line for --verbose: the time is until the answer's head came."""
+        if self._log_request is not None:
+            took = (self._clock() - started) * 1000
+            self._log_request(self.redact(f"{method} {path} {outcome} {took:.0f} ms"))
 
     def _read(
         self, response: httpx.Response, answer: _Answer, limit: int, started: float, *, strict: bool

@@ -53,6 +53,7 @@ __all__ = [
     "Table",
     "check_report_paths",
     "render_console",
+    "render_report",
     "write_report",
 ]
 
@@ -126,13 +127,14 @@ def write_report(
     each one of 4 characters or more is replaced by ``***`` wherever it occurs,
     also JSON-escaped: in messages, values, comments and copied cells alike.
     """
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise ReportError(f"report format {suffix or '(none)'} is not supported: {_SUFFIX_HINT}")
-    report = redacted(report, secret_columns, secrets)
-    writer = importlib.import_module(f"provisioner.reports.{FORMATS[suffix]}")
-    context = Context(source, tables, secret_columns, secret_pattern(secrets))
-    data = writer.render(report, context)
+    data = render_report(
+        report,
+        path.suffix,
+        source=source,
+        tables=tables,
+        secret_columns=secret_columns,
+        secrets=secrets,
+    )
     held: FileHeld | None = None
     for target in [path, *(beside_of(path, n) for n in range(2, 10))] if beside else [path]:
         try:
@@ -145,6 +147,27 @@ def write_report(
         return target
     assert held is not None  # every target was tried and held
     raise ReportError(f"could not write report {path}: {reason(held)}") from held
+
+
+def render_report(
+    report: Report,
+    suffix: str,
+    *,
+    source: Path | None = None,
+    tables: Mapping[str, Table] | None = None,
+    secret_columns: Mapping[str, Collection[str]] | None = None,
+    secrets: Collection[str] = (),
+) -> bytes:
+    """The bytes ``write_report`` writes for a file with this suffix (``--json`` prints
+    the .json ones): secrets masked as there."""
+    suffix = suffix.lower()
+    if suffix not in FORMATS:
+        raise ReportError(f"report format {suffix or '(none)'} is not supported: {_SUFFIX_HINT}")
+    report = redacted(report, secret_columns, secrets)
+    writer = importlib.import_module(f"provisioner.reports.{FORMATS[suffix]}")
+    context = Context(source, tables, secret_columns, secret_pattern(secrets))
+    data: bytes = writer.render(report, context)
+    return data
 
 
 def beside_of(path: Path, number: int) -> Path:
