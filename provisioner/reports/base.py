@@ -480,11 +480,22 @@ class Listing:
 
     entries: tuple[Alike, ...]
     _by_id: Mapping[int, Alike]
+    _numbers: Mapping[int, int]
+    several_tabs: bool = False  # the rows come from more than one tab: entries name theirs
 
     def of(self, item: Mapping[str, Any]) -> Alike | None:
         """The entry a problem of a row, or a row by its outcome, is listed in; None
         when it is listed on its own."""
         return self._by_id.get(id(item))
+
+    def number(self, entry: Alike) -> int:
+        """The entry's place in ``entries``, from 1."""
+        return self._numbers[id(entry)]
+
+    def title(self, entry: Alike, limit: int | None = None) -> str:
+        """``600 rows (C2:C601)``; the tab first where the rows come from several, and
+        always for rows alike by their outcome (``site.csv rows 18–601``)."""
+        return entry.title(sheet=self.several_tabs or entry.problem is None, limit=limit)
 
 
 _KEY_PARTS = ("sheet", "code", "severity", "column_letter", "column", "value", "fix")
@@ -514,8 +525,8 @@ def alike_listing(report: Report, at_least: int = ALIKE_AT) -> Listing:
     share it. The JSON report stays row by row."""
     groups: dict[tuple[Any, ...], list[tuple[Mapping[str, Any], Mapping[str, Any]]]] = {}
     for row in rows_of(report):
-        for key in ("errors", "warnings"):
-            for problem in row.get(key) or ():
+        for listed in ("errors", "warnings"):
+            for problem in row.get(listed) or ():
                 groups.setdefault(_problem_key(problem), []).append((row, problem))
         state = row.get("status")
         if state in _OUTCOMES_ALIKE and not row.get("errors"):
@@ -534,7 +545,9 @@ def alike_listing(report: Report, at_least: int = ALIKE_AT) -> Listing:
     first = {id(entry.rows[0]) for entry in entries}
     order = {id(row): n for n, row in enumerate(rows_of(report)) if id(row) in first}
     entries.sort(key=lambda entry: order[id(entry.rows[0])])
-    return Listing(tuple(entries), by_id)
+    several_tabs = len({row.get("sheet") for row in rows_of(report) if row}) > 1
+    numbers = {id(entry): n for n, entry in enumerate(entries, start=1)}
+    return Listing(tuple(entries), by_id, numbers, several_tabs)
 
 
 def row_ranges(numbers: Sequence[int], *, letter: str = "", limit: int | None = None) -> str:

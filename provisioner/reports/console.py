@@ -80,11 +80,11 @@ def render_console(
 
     def alike_lines(entry: Alike) -> list[str]:
         if entry.problem is None:  # failed or not run with the same words
-            title = f"{entry.title(limit=_RANGES)}: {entry.state}"
+            title = f"{listing.title(entry, _RANGES)}: {entry.state}"
             return [visible(title), f"  {visible(entry.note)}"]
         problem = clean({**entry.problem, "cell": None})
         lines = problem_lines(problem, "", in_row=True)
-        lines[0] = f"{visible(entry.title(sheet=several_tabs, limit=_RANGES))}: {lines[0]}"
+        lines[0] = f"{visible(listing.title(entry, _RANGES))}: {lines[0]}"
         return lines
 
     def row_lines(row: Mapping[str, Any]) -> list[str]:
@@ -111,7 +111,6 @@ def render_console(
     # Problems and outcomes alike are one entry each, at the place of their first row;
     # the other rows with something to say one entry each, all within ``limit``.
     listing = alike_listing(report)
-    several_tabs = len({row.get("sheet") for row in report.get("rows") or ()}) > 1
     entries: list[Alike | Mapping[str, Any]] = []
     listed: set[int] = set()
     needs: list[list[int]] = []  # per row with something to say, the entries that say it
@@ -122,7 +121,7 @@ def render_console(
         if not (problems or state in NOTABLE):
             continue
         outcome = of(row)
-        mine = [entry for entry in map(of, problems) if entry is not None]
+        mine: list[Alike | Mapping[str, Any]] = [e for e in map(of, problems) if e is not None]
         if outcome is not None:
             mine.append(outcome)
         elif len(mine) < len(problems) or state in NOTABLE:
