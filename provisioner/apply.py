@@ -81,9 +81,6 @@ from provisioner.runner import (
 )
 from provisioner.templates import SiteTemplate
 
-# A row the run stopped before: its own words, short; the stop's are the run's.
-NOT_SENT = "not sent: the run stopped first"
-
 
 @dataclass
 class ApplyRow(Row):
@@ -956,8 +953,7 @@ def _send(
         for row in result.rows:
             if row.status.sends:
                 row.status = RowAction.NOT_RUN
-                # Why the run stopped is said once, by the run (``stopped``), not on each row.
-                row.message = NOT_SENT if runner.stopped else "not run"
+                row.message = runner.stopped or "not run"
         result.stop, result.stopped = runner.stop_kind, runner.stopped
         journal.close({**result.totals, "seconds": int(time.perf_counter() - started)})
 

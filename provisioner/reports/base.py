@@ -417,6 +417,18 @@ def row_note(row: Mapping[str, Any]) -> str:
     return as_text(row.get("reason") or row.get("message"))
 
 
+# What a listing says for a row the run stopped before: the stop itself is said once, by
+# the run (the command's last line, the top of the HTML report); each row of a report
+# file keeps it in its own words.
+STOPPED_FIRST = "not sent: the run stopped first"
+
+
+def listed_note(report: Report, row: Mapping[str, Any]) -> str:
+    """``row_note``, but for the words of the run's stop, which a listing says once."""
+    note = row_note(row)
+    return STOPPED_FIRST if note and note == report.get("stopped") else note
+
+
 def sends_of(row: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """What apply sends for a plan's create or queue row (secrets hidden by the plan)."""
     sends = row.get("sends")

@@ -18,6 +18,7 @@ from provisioner.reports.base import (
     as_text,
     diff_notes,
     diff_table,
+    listed_note,
     plural,
     problem_text,
     problems_of,
@@ -81,7 +82,7 @@ def render_console(
     def alike_lines(entry: Alike) -> list[str]:
         if entry.problem is None:  # failed or not run with the same words
             title = f"{listing.title(entry, _RANGES)}: {entry.state}"
-            return [visible(title), f"  {visible(entry.note)}"]
+            return [visible(title), f"  {visible(listed_note(report, entry.rows[0]))}"]
         problem = clean({**entry.problem, "cell": None})
         lines = problem_lines(problem, "", in_row=True)
         lines[0] = f"{visible(listing.title(entry, _RANGES))}: {lines[0]}"
@@ -101,7 +102,7 @@ def render_console(
             lines.extend(f"  {line}" for line in _diff_table(row, color))
             lines.extend(f"  {visible(note)}" for note in diff_notes(row))
         elif state in NOTABLE and outcome is None and not row.get("errors") and row_note(row):
-            lines.append(f"  {visible(row_note(row))}")
+            lines.append(f"  {visible(listed_note(report, row))}")
         return lines
 
     lines = [visible(summary(report))]

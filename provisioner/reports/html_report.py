@@ -23,6 +23,7 @@ from provisioner.reports.base import (
     changes_of,
     device_address,
     diff_notes,
+    listed_note,
     local_time,
     plural,
     problem_message,
@@ -160,15 +161,29 @@ def _html_problem(problem: Mapping[str, Any], *, in_row: bool) -> str:
     return item + "</li>"
 
 
-def _alike_item(listing: Listing, entry: Alike) -> str:
+def _alike_item(report: Report, listing: Listing, entry: Alike) -> str:
     """One entry of problems (or outcomes) alike: its rows as ranges, then the words once."""
     title, number = _esc(listing.title(entry, _RANGES)), listing.number(entry)
     if entry.problem is None:  # failed or not run with the same words
         severity = "error" if entry.state == RowAction.FAILED else "warning"
-        text = f"{title}: {_esc(entry.state)}: {_esc(entry.note)}"
+        note = listed_note(report, entry.rows[0])
+        text = f"{title}: {_esc(entry.state)}: {_esc(note)}"
         return f'<li id="alike-{number}" class="{severity}">{text}</li>'
     item = _html_problem({**entry.problem, "cell": None}, in_row=True)
     return item.replace("<li ", f'<li id="alike-{number}" ', 1).replace('">', f'">{title}: ', 1)
+
+
+def _row_message(row: Mapping[str, Any], message: str, listing: Listing) -> str:
+    """The row's words; where they are an entry's above (a failure alike on several rows),
+    a link to it; where they are a problem's listed alike, nothing (Details names it)."""
+    outcome = listing.of(row)
+    if outcome is not None and message == outcome.note:
+        alike = f"as {plural(len(outcome.rows), 'row')}, see above"
+        return f'<a href="#alike-{listing.number(outcome)}">{_esc(alike)}</a>'
+    for problem in problems_of(row):
+        if listing.of(problem) is not None and as_text(problem.get("message")) == message:
+            return ""
+    return _esc(message)
 
 
 def _row_problem(problem: Mapping[str, Any], listing: Listing) -> str:
@@ -247,7 +262,7 @@ def _cells(report: Report, row: Mapping[str, Any], listing: Listing) -> dict[str
         details += f'<p class="reason">{_esc(reason)}</p>'
     records = row.get("records")
     return {
-        "Message": _esc(message),
+        "Message": _row_message(row, message, listing),
         "Platform id": _device_link(report, row),
         "Sends": _sends_html(row),
         "Installed": _esc(local_time(row.get("installed"))),
@@ -320,7 +335,7 @@ def _html(report: Report) -> str:
 
     listing = alike_listing(report)
     if listing.entries:
-        items = "".join(_alike_item(listing, entry) for entry in listing.entries)
+        items = "".join(_alike_item(report, listing, entry) for entry in listing.entries)
         parts.append(f'<h2>The same on several rows</h2><ul class="problems alike">{items}</ul>')
 
     totals: Mapping[str, Any] = report.get("totals") or {}
