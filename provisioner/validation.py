@@ -578,43 +578,28 @@ class ValidationReport(Result):
     def console_dict(self, limit: int | None = None) -> dict[str, Any]:
         """What the console shows of ``to_dict()``, without a dict for every row.
 
-        The same keys and values, but in ``rows`` only the first ``limit`` rows with
-        errors or warnings (all without a limit) are whole, in their order; the
-        console lists those. The other rows come after them as stand-ins the
-        console only counts: a row with problems as lists of one shared
-        ``{"severity": ...}`` per problem, a clean row as one shared empty mapping.
+        The same keys and values, but in ``rows`` the rows with errors or warnings
+        come first, whole, in their order (all of them, whatever ``limit``: the
+        console lists problems alike on many rows as one entry, and finds them among
+        all); each clean row after them is one shared empty mapping the console only
+        counts. ``limit`` is the console's and kept for its callers.
         """
+        del limit  # every row with problems is needed to group them
         data = self.head()
         blocked_tabs = self.blocked_tabs
         shown: list[dict[str, Any]] = []
-        counted: list[dict[str, Any]] = []
         for result in self.problem_rows.values():
             if not result.errors and not result.warnings:
                 continue
-            if limit is None or len(shown) < limit:
-                result.blocked = blocked_tabs.get(result.sheet, "")
-                shown.append(result.to_dict())
-                continue
-            counted.append(
-                {
-                    "errors": [_severity(p.severity) for p in result.errors],
-                    "warnings": [_severity(p.severity) for p in result.warnings],
-                }
-            )
+            result.blocked = blocked_tabs.get(result.sheet, "")
+            shown.append(result.to_dict())
         count = sum(len(records) for _, records in _by_kind(self.records))
-        rest = count - len(shown) - len(counted)
-        data["rows"] = shown + counted + [_NO_PROBLEMS] * rest
+        data["rows"] = shown + [_NO_PROBLEMS] * (count - len(shown))
         return data
 
 
 # A clean row in ``console_dict``: the console needs nothing of it (read only, shared).
 _NO_PROBLEMS: dict[str, Any] = {}
-
-
-@cache
-def _severity(severity: str) -> dict[str, Any]:
-    """A problem in ``console_dict`` the console only counts (read only, shared)."""
-    return {"severity": severity}
 
 
 # --- validation ----------------------------------------------------------------------------

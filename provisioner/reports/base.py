@@ -417,6 +417,18 @@ def row_note(row: Mapping[str, Any]) -> str:
     return as_text(row.get("reason") or row.get("message"))
 
 
+# What a listing says for a row the run stopped before: the stop itself is said once, by
+# the run (the command's last line, the top of the HTML report); each row of a report
+# file keeps it in its own words.
+STOPPED_FIRST = "not sent: the run stopped first"
+
+
+def listed_note(report: Report, row: Mapping[str, Any]) -> str:
+    """``row_note``, but for the words of the run's stop, which a listing says once."""
+    note = row_note(row)
+    return STOPPED_FIRST if note and note == report.get("stopped") else note
+
+
 def sends_of(row: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """What apply sends for a plan's create or queue row (secrets hidden by the plan)."""
     sends = row.get("sends")
@@ -428,3 +440,144 @@ def sends_text(row: Mapping[str, Any]) -> str:
     it is there to show); "" for a row that sends nothing."""
     sends = sends_of(row)
     return "" if sends is None else json.dumps(sends, ensure_ascii=False)
+
+
+# --- problems alike: one entry for every row they are the same on
+
+
+# Two rows with the same problem are listed as one entry with their rows as ranges.
+ALIKE_AT = 2
+
+
+@dataclass(frozen=True)
+class Alike:
+    """One entry of a listing: a problem (or, with ``problem`` None, a row outcome: the
+    state and its note) that is the same on every row of ``rows`` but for the row."""
+
+    rows: tuple[Mapping[str, Any], ...]
+    problem: Mapping[str, Any] | None = None
+
+    @property
+    def state(self) -> str:
+        return state_of(self.rows[0])
+
+    @property
+    def note(self) -> str:
+        return row_note(self.rows[0])
+
+    def where(self, *, sheet: bool = True, limit: int | None = None) -> str:
+        """``C2:C601`` (the problem's cells) or ``site.csv rows 18–601`` (rows), the runs
+        after the first ``limit`` counted, not named; the tab first when ``sheet``."""
+        tab = as_text(self.rows[0].get("sheet"))
+        numbers = [int(r["row"]) for r in self.rows if isinstance(r.get("row"), int)]
+        letter = as_text((self.problem or {}).get("column_letter"))
+        if self.problem is not None and self.problem.get("cell") and letter:
+            text = row_ranges(numbers, letter=letter, limit=limit)
+            return f"{tab} {text}" if sheet and tab else text
+        text = "rows " + row_ranges(numbers, limit=limit)
+        return f"{tab} {text}" if sheet and tab else text
+
+    def title(self, *, sheet: bool = True, limit: int | None = None) -> str:
+        """``600 rows (C2:C601)``."""
+        return f"{plural(len(self.rows), 'row')} ({self.where(sheet=sheet, limit=limit)})"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The report's problems and row outcomes, the ones alike as one entry each.
+
+    ``entries`` are the entries of ALIKE_AT rows or more, in the order of their first
+    row; ``of`` tells which entry a row's problem (or a row's outcome) is part of.
+    """
+
+    entries: tuple[Alike, ...]
+    _by_id: Mapping[int, Alike]
+    _numbers: Mapping[int, int]
+    several_tabs: bool = False  # the rows come from more than one tab: entries name theirs
+
+    def of(self, item: Mapping[str, Any]) -> Alike | None:
+        """The entry a problem of a row, or a row by its outcome, is listed in; None
+        when it is listed on its own."""
+        return self._by_id.get(id(item))
+
+    def number(self, entry: Alike) -> int:
+        """The entry's place in ``entries``, from 1."""
+        return self._numbers[id(entry)]
+
+    def title(self, entry: Alike, limit: int | None = None) -> str:
+        """``600 rows (C2:C601)``; the tab first where the rows come from several, and
+        always for rows alike by their outcome (``site.csv rows 18–601``)."""
+        return entry.title(sheet=self.several_tabs or entry.problem is None, limit=limit)
+
+
+_KEY_PARTS = ("sheet", "code", "severity", "column_letter", "column", "value", "fix")
+
+
+def _problem_key(problem: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What makes two rows' problems the same: all but the row and the cell, also where
+    the words name them. (Called once for each problem of 100,000 rows: kept lean.)"""
+    message = problem.get("message") or ""
+    cell, row = problem.get("cell"), problem.get("row")
+    if cell and cell in message:
+        message = message.replace(cell, "\0")
+    if row is not None and "row " in message:
+        message = message.replace(f"row {row}", "\0")
+    return (*map(problem.get, _KEY_PARTS), message)
+
+
+# Rows whose outcome (not a problem of their own) is listed as one entry when alike.
+_OUTCOMES_ALIKE = (RowAction.FAILED, RowAction.NOT_RUN)
+_OUTCOME = object()  # marks an outcome's key apart from any problem's
+
+
+def alike_listing(report: Report, at_least: int = ALIKE_AT) -> Listing:
+    """The one grouping of the console, the HTML report and the xlsx Errors tab:
+    problems the same but for the row (code, cell's column, value, words, fix), and
+    failed or not-run rows with the same words, each one entry once ``at_least`` rows
+    share it. The JSON report stays row by row."""
+    groups: dict[tuple[Any, ...], list[tuple[Mapping[str, Any], Mapping[str, Any]]]] = {}
+    for row in rows_of(report):
+        for listed in ("errors", "warnings"):
+            for problem in row.get(listed) or ():
+                groups.setdefault(_problem_key(problem), []).append((row, problem))
+        state = row.get("status")
+        if state in _OUTCOMES_ALIKE and not row.get("errors"):
+            outcome = (_OUTCOME, row.get("sheet"), state, row_note(row))
+            groups.setdefault(outcome, []).append((row, row))
+    entries: list[Alike] = []
+    by_id: dict[int, Alike] = {}
+    for key, members in groups.items():
+        rows = {id(row): row for row, _ in members}  # a row with the problem twice: once
+        if len(rows) < at_least:
+            continue
+        entry = Alike(tuple(rows.values()), None if key[0] is _OUTCOME else members[0][1])
+        entries.append(entry)
+        by_id.update((id(item), entry) for _, item in members)
+    # In the order of their first rows (the groups were made in the order of first problems).
+    first = {id(entry.rows[0]) for entry in entries}
+    order = {id(row): n for n, row in enumerate(rows_of(report)) if id(row) in first}
+    entries.sort(key=lambda entry: order[id(entry.rows[0])])
+    several_tabs = len({row.get("sheet") for row in rows_of(report) if row}) > 1
+    numbers = {id(entry): n for n, entry in enumerate(entries, start=1)}
+    return Listing(tuple(entries), by_id, numbers, several_tabs)
+
+
+def row_ranges(numbers: Sequence[int], *, letter: str = "", limit: int | None = None) -> str:
+    """``18–601, 640`` (rows) or ``C2:C601, C640`` (cells of column ``letter``): runs of
+    following numbers as one range; after ``limit`` runs, how many more rows."""
+    runs: list[tuple[int, int]] = []
+    for number in sorted(set(numbers)):
+        if runs and number == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], number)
+        else:
+            runs.append((number, number))
+    shown = runs if limit is None else runs[: max(limit, 1)]
+
+    def run_text(start: int, end: int) -> str:
+        if start == end:
+            return f"{letter}{start}"
+        return f"{letter}{start}:{letter}{end}" if letter else f"{start}\u2013{end}"
+
+    text = ", ".join(run_text(start, end) for start, end in shown)
+    left = sum(end - start + 1 for start, end in runs[len(shown) :])
+    return text + (f", \u2026 and {plural(left, 'row')} more" if left else "")

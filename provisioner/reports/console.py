@@ -12,10 +12,13 @@ from provisioner.actions import RowAction
 from provisioner.reports.base import (
     NOTABLE,
     SHORT,
+    Alike,
     Report,
+    alike_listing,
     as_text,
     diff_notes,
     diff_table,
+    listed_note,
     plural,
     problem_text,
     problems_of,
@@ -32,8 +35,8 @@ from provisioner.reports.base import (
 )
 from provisioner.text import visible
 
-# This many rows failing with the same words are listed as one line.
-_GROUP_AT = 3
+# An entry of rows alike names this many runs of rows (``C2:C9, C12``), then counts.
+_RANGES = 8
 _RED, _YELLOW, _RESET = "\x1b[31m", "\x1b[33m", "\x1b[0m"
 
 
@@ -76,40 +79,64 @@ def render_console(
             lines.append(f"{indent}  fix: {visible(as_text(problem['fix']))}")
         return lines
 
+    def alike_lines(entry: Alike) -> list[str]:
+        if entry.problem is None:  # failed or not run with the same words
+            title = f"{listing.title(entry, _RANGES)}: {entry.state}"
+            return [visible(title), f"  {visible(listed_note(report, entry.rows[0]))}"]
+        problem = clean({**entry.problem, "cell": None})
+        lines = problem_lines(problem, "", in_row=True)
+        lines[0] = f"{visible(listing.title(entry, _RANGES))}: {lines[0]}"
+        return lines
+
+    def row_lines(row: Mapping[str, Any]) -> list[str]:
+        state, outcome = state_of(row), listing.of(row)
+        title = row_title(clean(row))
+        if report.get("command") != "validate" and state:
+            title += f": {state}"
+        lines = [visible(title)]
+        for problem in problems_of(row):
+            if listing.of(problem) is None:
+                lines.extend(problem_lines(clean(problem), "  ", in_row=True))
+        row = clean(row)
+        if state == RowAction.DIFFERS:
+            lines.extend(f"  {line}" for line in _diff_table(row, color))
+            lines.extend(f"  {visible(note)}" for note in diff_notes(row))
+        elif state in NOTABLE and outcome is None and not row.get("errors") and row_note(row):
+            lines.append(f"  {visible(listed_note(report, row))}")
+        return lines
+
     lines = [visible(summary(report))]
     for problem in report.get("problems") or []:
         lines.extend(problem_lines(clean(problem), "", in_row=False))
 
-    shown = [
-        row
-        for row in report.get("rows") or ()
-        if row.get("errors") or row.get("warnings") or state_of(row) in NOTABLE
-    ]
-    # Rows that failed (or were not run) with one and the same answer: one line for all.
-    alike: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-    for row in shown:
-        if state_of(row) in (RowAction.FAILED, RowAction.NOT_RUN) and not row.get("errors"):
-            alike.setdefault((state_of(row), row_note(row)), []).append(row)
-    grouped = {key: rows for key, rows in alike.items() if len(rows) >= _GROUP_AT}
-    for (state, note), rows in grouped.items():
-        lines.append(visible(f"{len(rows)} rows ({_rows_by_tab(rows)}): {state}"))
-        lines.append(f"  {visible(note)}")
-    in_groups = {id(r) for rows in grouped.values() for r in rows}
-    shown = [row for row in shown if id(row) not in in_groups]
-    for row in map(clean, shown[: max(limit, 0)]):
+    # Problems and outcomes alike are one entry each, at the place of their first row;
+    # the other rows with something to say one entry each, all within ``limit``.
+    listing = alike_listing(report)
+    entries: list[Alike | Mapping[str, Any]] = []
+    listed: set[int] = set()
+    needs: list[list[int]] = []  # per row with something to say, the entries that say it
+    of = listing.of
+    for row in report.get("rows") or ():
+        problems = problems_of(row) if row.get("errors") or row.get("warnings") else []
         state = state_of(row)
-        title = row_title(row)
-        if report.get("command") != "validate" and state:
-            title += f": {state}"
-        lines.append(visible(title))
-        for problem in problems_of(row):
-            lines.extend(problem_lines(problem, "  ", in_row=True))
-        if state == RowAction.DIFFERS:
-            lines.extend(f"  {line}" for line in _diff_table(row, color))
-            lines.extend(f"  {visible(note)}" for note in diff_notes(row))
-        elif state in NOTABLE and not row.get("errors") and row_note(row):
-            lines.append(f"  {visible(row_note(row))}")
-    hidden = len(shown) - max(limit, 0)
+        if not (problems or state in NOTABLE):
+            continue
+        outcome = of(row)
+        mine: list[Alike | Mapping[str, Any]] = [e for e in map(of, problems) if e is not None]
+        if outcome is not None:
+            mine.append(outcome)
+        elif len(mine) < len(problems) or state in NOTABLE:
+            mine.append(row)  # what is the row's own: its line
+        for entry in mine:
+            if id(entry) not in listed:
+                listed.add(id(entry))
+                entries.append(entry)
+        needs.append([id(entry) for entry in mine])
+    shown = entries[: max(limit, 0)]
+    for entry in shown:
+        lines.extend(alike_lines(entry) if isinstance(entry, Alike) else row_lines(entry))
+    in_view = {id(entry) for entry in shown}
+    hidden = sum(1 for ids in needs if not in_view.issuperset(ids))
     if hidden > 0:
         lines.append(
             f"... and {hidden} more {'row' if hidden == 1 else 'rows'} with problems: see --report"

@@ -8,18 +8,24 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from provisioner.actions import RowAction
 from provisioner.reports.base import (
     NOTABLE,
     SHORT,
     TONES,
+    Alike,
     Context,
+    Listing,
     Report,
+    alike_listing,
     as_text,
     change_sides,
     changes_of,
     device_address,
     diff_notes,
+    listed_note,
     local_time,
+    plural,
     problem_message,
     problem_where,
     problems_of,
@@ -32,6 +38,9 @@ from provisioner.reports.base import (
     summary,
 )
 from provisioner.text import visible
+
+# An entry of rows alike names this many runs of rows (``C2:C9, C12``), then counts.
+_RANGES = 50
 
 
 def render(report: Report, context: Context) -> bytes:
@@ -152,6 +161,43 @@ def _html_problem(problem: Mapping[str, Any], *, in_row: bool) -> str:
     return item + "</li>"
 
 
+def _alike_item(report: Report, listing: Listing, entry: Alike) -> str:
+    """One entry of problems (or outcomes) alike: its rows as ranges, then the words once."""
+    title, number = _esc(listing.title(entry, _RANGES)), listing.number(entry)
+    if entry.problem is None:  # failed or not run with the same words
+        severity = "error" if entry.state == RowAction.FAILED else "warning"
+        note = listed_note(report, entry.rows[0])
+        text = f"{title}: {_esc(entry.state)}: {_esc(note)}"
+        return f'<li id="alike-{number}" class="{severity}">{text}</li>'
+    item = _html_problem({**entry.problem, "cell": None}, in_row=True)
+    return item.replace("<li ", f'<li id="alike-{number}" ', 1).replace('">', f'">{title}: ', 1)
+
+
+def _row_message(row: Mapping[str, Any], message: str, listing: Listing) -> str:
+    """The row's words; where they are an entry's above (a failure alike on several rows),
+    a link to it; where they are a problem's listed alike, nothing (Details names it)."""
+    outcome = listing.of(row)
+    if outcome is not None and message == outcome.note:
+        alike = f"as {plural(len(outcome.rows), 'row')}, see above"
+        return f'<a href="#alike-{listing.number(outcome)}">{_esc(alike)}</a>'
+    for problem in problems_of(row):
+        if listing.of(problem) is not None and as_text(problem.get("message")) == message:
+            return ""
+    return _esc(message)
+
+
+def _row_problem(problem: Mapping[str, Any], listing: Listing) -> str:
+    """A problem in its row; one alike on many rows only named, its words in the entry above."""
+    entry = listing.of(problem)
+    if entry is None:
+        return _html_problem(problem, in_row=True)
+    number = listing.number(entry)
+    severity = "warning" if problem.get("severity") == "warning" else "error"
+    text = ("warning: " if severity == "warning" else "") + problem_where(problem, in_row=True)
+    alike = f"as {plural(len(entry.rows), 'row')}, see above"
+    return f'<li class="{severity}">{_esc(text)}: <a href="#alike-{number}">{_esc(alike)}</a></li>'
+
+
 def _diff_html(row: Mapping[str, Any]) -> str:
     """A plan's differences (field, sheet, platform), then an update's changes."""
     diff: Mapping[str, Any] = row.get("diff") or {}
@@ -202,13 +248,13 @@ def _device_link(report: Report, row: Mapping[str, Any]) -> str:
     return f'<a href="{html.escape(address, quote=True)}">{_esc(row.get("platform_id"))}</a>'
 
 
-def _cells(report: Report, row: Mapping[str, Any]) -> dict[str, str]:
+def _cells(report: Report, row: Mapping[str, Any], listing: Listing) -> dict[str, str]:
     """The columns after Row, Key and the state, in order; empty where a row has nothing."""
     message = as_text(row.get("message"))
     details = ""
     problems = problems_of(row)
     if problems:
-        items = "".join(_html_problem(problem, in_row=True) for problem in problems)
+        items = "".join(_row_problem(problem, listing) for problem in problems)
         details += f'<ul class="problems">{items}</ul>'
     details += _diff_html(row)
     reason = as_text(row.get("reason"))
@@ -216,7 +262,7 @@ def _cells(report: Report, row: Mapping[str, Any]) -> dict[str, str]:
         details += f'<p class="reason">{_esc(reason)}</p>'
     records = row.get("records")
     return {
-        "Message": _esc(message),
+        "Message": _row_message(row, message, listing),
         "Platform id": _device_link(report, row),
         "Sends": _sends_html(row),
         "Installed": _esc(local_time(row.get("installed"))),
@@ -226,13 +272,15 @@ def _cells(report: Report, row: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _html_rows(report: Report, rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], str]:
+def _html_rows(
+    report: Report, rows: Sequence[Mapping[str, Any]], listing: Listing
+) -> tuple[list[str], str]:
     """The table's headings and body: Sheet only with more than one tab, then the
     columns that say something on at least one row."""
     state_label = state_name(report).capitalize()
     several_tabs = len({row.get("sheet") for row in rows}) > 1
     fixed = (["Sheet"] if several_tabs else []) + ["Row", "Key", state_label]
-    cells = [_cells(report, row) for row in rows]
+    cells = [_cells(report, row, listing) for row in rows]
     optional = [name for name in (cells[0] if cells else {}) if any(c[name] for c in cells)]
     lines = []
     for row, extra in zip(rows, cells, strict=True):
@@ -276,11 +324,19 @@ def _html(report: Report) -> str:
         f'<p class="meta">{_esc(" · ".join(meta))}</p>' if meta else "",
         f'<p class="summary">{_esc(summary(report))}</p>',
         verdict,
+        f'<p class="verdict-attention">{_esc(report["stopped"])}</p>'
+        if report.get("stopped")
+        else "",
     ]
     file_problems = report.get("problems") or []
     if file_problems:
         items = "".join(_html_problem(problem, in_row=False) for problem in file_problems)
         parts.append(f'<h2>Problems with the file</h2><ul class="problems">{items}</ul>')
+
+    listing = alike_listing(report)
+    if listing.entries:
+        items = "".join(_alike_item(report, listing, entry) for entry in listing.entries)
+        parts.append(f'<h2>The same on several rows</h2><ul class="problems alike">{items}</ul>')
 
     totals: Mapping[str, Any] = report.get("totals") or {}
     states = [*totals, *sorted({state_of(row) for row in rows} - set(totals) - {""})]
@@ -301,7 +357,7 @@ def _html(report: Report) -> str:
         f'<h2>Rows</h2><div class="filters" role="group" aria-label="Show rows">{"".join(buttons)}</div>'
     )
 
-    names, body = _html_rows(report, rows)
+    names, body = _html_rows(report, rows, listing)
     heads = "".join(f'<th scope="col"><button type="button">{name}</button></th>' for name in names)
     parts.append(
         f'<table class="rows" id="rows"><thead><tr>{heads}</tr></thead><tbody>{body}</tbody></table>'

@@ -32,10 +32,13 @@ from provisioner.reports.base import (
     Report,
     ReportError,
     Table,
+    alike_listing,
     as_text,
     device_address,
     local_time,
+    plural,
     problems_of,
+    row_ranges,
     rows_of,
     scrub,
     secret_letters,
@@ -455,6 +458,9 @@ def _add_failed_tab(
     tab.freeze_panes = "A2"
 
 
+# An Errors line for rows alike names this many runs of rows (``C2:C9, C12``), then counts.
+_RANGES = 50
+
 _ERROR_COLUMNS = (
     ("Sheet", 14),
     ("Row", 7),
@@ -483,17 +489,29 @@ def _add_errors_tab(report: Report, workbook: Workbook, lang: str = "en") -> Non
         tab.cell(1, column).font = _BOLD
         tab.column_dimensions[get_column_letter(column)].width = width
 
-    listed: list[tuple[Any, Mapping[str, Any]]] = [
-        ("", problem) for problem in report.get("problems") or []
+    # Each problem once: one alike on many rows as one line with its rows as ranges
+    # (each row's own cell in the copied tabs keeps its colour and comment).
+    listing = alike_listing(report)
+    listed: list[tuple[Any, Any, Any, Mapping[str, Any]]] = [
+        (problem.get("row"), "", problem.get("cell"), problem)
+        for problem in report.get("problems") or []
     ]
     for row in rows_of(report):
-        listed.extend((row.get("key"), problem) for problem in problems_of(row))
-    for number, (key, problem) in enumerate(listed, start=2):
+        for problem in problems_of(row):
+            entry = listing.of(problem)
+            if entry is None:
+                listed.append((problem.get("row"), row.get("key"), problem.get("cell"), problem))
+            elif entry.problem is problem:  # the entry's first row: the line for all
+                numbers = [r["row"] for r in entry.rows if isinstance(r.get("row"), int)]
+                rows = row_ranges(numbers, limit=_RANGES)
+                cells = entry.where(sheet=False, limit=_RANGES) if problem.get("cell") else ""
+                listed.append((rows, plural(len(entry.rows), "row"), cells, problem))
+    for number, (rows, key, cell, problem) in enumerate(listed, start=2):
         values = [
             as_text(problem.get("sheet")),
-            problem.get("row"),
+            rows,
             as_text(key),
-            as_text(problem.get("cell")),
+            as_text(cell),
             as_text(problem.get("column")),
             as_text(problem.get("severity")),
             as_text(problem.get("value")),
