@@ -45,7 +45,7 @@ from provisioner.templates import (
     list_templates,
     load_template,
 )
-from provisioner.text import visible
+from provisioner.text import counted, visible
 from provisioner.validation import validate_sheet
 from provisioner.wording import LANGUAGES, header_in, tab_in
 
@@ -1370,7 +1370,7 @@ def verify(
     click.echo(render_console(data, limit=limit, color=_color(), **_secrets(records)))
     found = result.lookup.summary().removeprefix("lookup: ") if result.lookup else ""
     lookup = f"; finding the devices: {found}" if found else ""
-    echo(f"data asked for: {result.way}, {result.data_requests} requests{lookup}")
+    echo(result.asked() + lookup)
     if result.clock:
         echo(result.clock)
     _write_reports(data, (results, *reports), sheet, records)
@@ -1392,9 +1392,16 @@ class _VerifyConsole(Console):
         super().__init__(run)
         self.watch = watch
         self.latest: VerifyResult | None = None  # what an interrupt writes
+        self.online: set[tuple[str, int]] = set()  # the rows online at the last check
 
     def checked(self, result: Any, left: float) -> None:
+        from provisioner.verify import came_online
+
+        if self.watch and self.latest is not None:
+            for line in came_online(self.online, result):
+                self.live.say(line)
         self.latest = result
+        self.online = {(row.sheet, row.row) for row in result.rows if row.status == "online"}
         if self.watch:
             totals = result.totals
             self.live.line(
@@ -1603,7 +1610,10 @@ class _UndoConsole(Console):
         plan: UndoResult = what
         self.live.end()  # the spinner of the reading: the question is asked in its place
         deletes, restores = plan.to_delete, plan.to_restore
-        echo(f"undo on {self.url}: {len(deletes)} devices to delete, {len(restores)} to put back")
+        echo(
+            f"undo on {self.url}: {counted(len(deletes), 'device')} to delete, "
+            f"{len(restores)} to put back"
+        )
         for row in [*deletes, *restores][:SHOWN_UPDATES]:
             echo(f"  {row.status} device {row.platform_id} ({row.key}): {row.message}")
         if len(deletes) + len(restores) > SHOWN_UPDATES:
@@ -1619,7 +1629,7 @@ class _UndoConsole(Console):
         try:
             if deletes:
                 return _typed_number(len(deletes))
-            return click.confirm(f"Put back {len(restores)} devices?", default=False)
+            return click.confirm(f"Put back {counted(len(restores), 'device')}?", default=False)
         except click.Abort:
             return False
 
