@@ -786,8 +786,11 @@ def sandbox(ready_file: Path | None, **settings: Any) -> None:
         server = Sandbox(config)
     except sqlite3.Error as exc:
         raise Failure(f"cannot use the database {db}: {exc}") from None
-    except OSError as exc:
-        raise Failure(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    except OSError as exc:  # the port is taken, or the address not this machine's: usage
+        raise InputError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port "
+            "(0 picks a free one) or --host"
+        ) from None
     # A parent may have started us with SIGINT ignored (background jobs); Ctrl-C must stop us.
     _stop_cleanly_on_signals()
     try:
@@ -1556,8 +1559,8 @@ def undo(
     it updated are put back to their values before the update. A device changed
     since the run is kept and listed; nothing the journal did not create is deleted;
     users are listed (the API cannot delete them). On a terminal you type the number
-    of devices to delete. Exit 0 all taken back, 1 some kept or without an answer on
-    record, 2 unusable input (a journal line that cannot be read), 3 the platform
+    of devices to delete. Exit 0 all taken back (users aside), 1 some kept as changed
+    or without an answer on record, 2 unusable input (a journal line that cannot be read), 3 the platform
     refused, is unreachable or cannot delete.
     """
     from provisioner.journal import default_journal
