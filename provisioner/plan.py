@@ -414,7 +414,9 @@ def make_plan(
         journal = read_sheet_journal(journal, sheet.name, client.url)
     report = validation or validate_sheet(sheet, template)
     if progress:
-        progress(f"reading the platform: looking up {counted(len(report.records.devices), 'device')}")
+        progress(
+            f"reading the platform: looking up {counted(len(report.records.devices), 'device')}"
+        )
     snapshot, stats = look_up(client, report.records, template, lookup, progress=progress)
     by_row = {(r.sheet, r.row): r for r in report.problem_rows.values()}
     rows = diff(report.records, snapshot, by_row, template.tags_mode, journal, report.blocked_tabs)

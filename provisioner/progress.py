@@ -158,7 +158,10 @@ class Progress:
             display, task = self._show(text)
             if self._total is not None:
                 self._total = None
-                display.reset(task, total=None, description=text, failed=0)
+                # rich's reset keeps the total when given None (the bar would stay, its text
+                # unseen: a watch's line after each round's reads): a new task spins.
+                display.remove_task(task)
+                self._task = display.add_task(text, total=None, completed=0, failed=0)
             else:
                 display.update(task, description=text)
 

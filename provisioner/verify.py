@@ -725,7 +725,7 @@ def came_online(before: set[tuple[str, int]], result: VerifyResult) -> list[str]
             moment = instant(row.last_data)
             # The platform's time of the data, in this machine's time zone.
             at = "" if moment is None else f", data at {moment.astimezone():%H:%M:%S}"
-            lines.append(f"{row.sheet} row {row.row} ({row.key}): online{at}")
+            lines.append(f"{row.sheet} row {row.row} (key {row.key}): online{at}")
     return lines
 
 
