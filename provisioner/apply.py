@@ -82,6 +82,7 @@ from provisioner.runner import (
     StopRun,
 )
 from provisioner.templates import SiteTemplate
+from provisioner.text import counted, is_are
 
 
 @dataclass
@@ -258,8 +259,9 @@ def reconcile(
         sent_again = sum(1 for t in tasks if (t.result.kind, t.journal_key) in unanswered)
         notes.insert(
             0,
-            f"{len(unanswered)} requests of an earlier run got no answer: {len(settled)} were "
-            f"found on the platform; {sent_again} are sent again",
+            f"{counted(len(unanswered), 'request')} of an earlier run got no answer: "
+            f"{len(settled)} {'was' if len(settled) == 1 else 'were'} found on the platform; "
+            f"{sent_again} {is_are(sent_again)} sent again",
         )
     if differing:
         devices = "1 device" if differing == 1 else f"{differing} devices"
@@ -390,7 +392,8 @@ def _check_gone(
         _decide(task.plan, task.result, RowAction.BLOCKED, message, entry.platform_id)
     if not gone:
         return []
-    return [f"{gone} devices made by an earlier run are no longer on the platform: created again"]
+    gone_devices = f"{counted(gone, 'device')} made by an earlier run {is_are(gone)}"
+    return [f"{gone_devices} no longer on the platform: created again"]
 
 
 # --- carrying the work out -----------------------------------------------------------------------

@@ -45,7 +45,7 @@ from provisioner.templates import (
     list_templates,
     load_template,
 )
-from provisioner.text import visible
+from provisioner.text import counted, visible
 from provisioner.validation import validate_sheet
 from provisioner.wording import LANGUAGES, header_in, tab_in
 
@@ -972,8 +972,11 @@ def sandbox(ready_file: Path | None, **settings: Any) -> None:
         server = Sandbox(config)
     except sqlite3.Error as exc:
         raise Failure(f"cannot use the database {db}: {exc}") from None
-    except OSError as exc:
-        raise Failure(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    except OSError as exc:  # the port is taken, or the address not this machine's: usage
+        raise InputError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port "
+            "(0 picks a free one) or --host"
+        ) from None
     # A parent may have started us with SIGINT ignored (background jobs); Ctrl-C must stop us.
     _stop_cleanly_on_signals()
     try:
@@ -1615,7 +1618,7 @@ def verify(
     click.echo(render_console(data, limit=limit, color=_color(), **_secrets(records)))
     found = result.lookup.summary().removeprefix("lookup: ") if result.lookup else ""
     lookup = f"; finding the devices: {found}" if found else ""
-    echo(f"data asked for: {result.way}, {result.data_requests} requests{lookup}")
+    echo(result.asked() + lookup)
     if result.clock:
         echo(result.clock)
     _write_reports(data, (results, *reports), sheet, records)
@@ -1639,9 +1642,16 @@ class _VerifyConsole(Console):
         super().__init__(run)
         self.watch = watch
         self.latest: VerifyResult | None = None  # what an interrupt writes
+        self.online: set[tuple[str, int]] = set()  # the rows online at the last check
 
     def checked(self, result: Any, left: float) -> None:
+        from provisioner.verify import came_online
+
+        if self.watch and self.latest is not None:
+            for line in came_online(self.online, result):
+                self.live.say(line)
         self.latest = result
+        self.online = {(row.sheet, row.row) for row in result.rows if row.status == "online"}
         if self.watch:
             totals = result.totals
             self.live.line(
@@ -1820,8 +1830,8 @@ def undo(
     it updated are put back to their values before the update. A device changed
     since the run is kept and listed; nothing the journal did not create is deleted;
     users are listed (the API cannot delete them). On a terminal you type the number
-    of devices to delete. Exit 0 all taken back, 1 some kept or without an answer on
-    record, 2 unusable input (a journal line that cannot be read), 3 the platform
+    of devices to delete. Exit 0 all taken back (users aside), 1 some kept as changed
+    or without an answer on record, 2 unusable input (a journal line that cannot be read), 3 the platform
     refused, is unreachable or cannot delete.
 
     \b
@@ -1893,7 +1903,10 @@ class _UndoConsole(Console):
         plan: UndoResult = what
         self.live.end()  # the spinner of the reading: the question is asked in its place
         deletes, restores = plan.to_delete, plan.to_restore
-        echo(f"undo on {self.url}: {len(deletes)} devices to delete, {len(restores)} to put back")
+        echo(
+            f"undo on {self.url}: {counted(len(deletes), 'device')} to delete, "
+            f"{len(restores)} to put back"
+        )
         for row in [*deletes, *restores][:SHOWN_UPDATES]:
             echo(f"  {row.status} device {row.platform_id} ({row.key}): {row.message}")
         if len(deletes) + len(restores) > SHOWN_UPDATES:
@@ -1909,7 +1922,7 @@ class _UndoConsole(Console):
         try:
             if deletes:
                 return _typed_number(len(deletes))
-            return yes_or_no(f"Put back {len(restores)} devices?")
+            return yes_or_no(f"Put back {counted(len(restores), 'device')}?")
         except click.Abort:
             return False
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -57,6 +58,19 @@ def error_guide() -> str:
 # The tour: real commands on a sandbox in this process; what varies from run to run (the
 # sandbox's port, seconds) is written as it would read on the README's sandbox.
 TOUR_URL = "http://127.0.0.1:8080"
+# The sandbox the README's tour starts by hand, word for word; the tour's run uses the same
+# settings (on a free port), so a reader who types it sees the same numbers.
+TOUR_SANDBOX = (
+    "--port",
+    "8080",
+    "--token",
+    "org-admin=demo-org",
+    "--simulate-uplinks",
+    "2",
+)
+# The tour's meters send their first uplink about one interval after they were created:
+# the tour waits this many intervals at most before its verify.
+TOUR_UPLINK_WAIT = 10
 _SECONDS = re.compile(r"\b\d+\.\d+ s\b")
 _LAST_AT = re.compile(r"the last at \S+")
 
@@ -70,14 +84,13 @@ def tour() -> str:
     from click.testing import CliRunner
 
     from provisioner.resources import data_folder
-    from provisioner.sandbox import Sandbox, SandboxConfig
+    from provisioner.sandbox import Sandbox
 
-    tokens = {"org-admin": "demo-org", "device-admin": "demo-device", "network-server": "demo-ns"}
     samples = data_folder("sample_sheets")
     blocks: list[str] = []
     with (
         tempfile.TemporaryDirectory() as folder,
-        Sandbox(SandboxConfig(port=0, tokens=tokens)) as sandbox,
+        Sandbox(tour_sandbox_config()) as sandbox,
     ):
         work = Path(folder) / "sample_sheets"
         work.mkdir()
@@ -116,14 +129,41 @@ def tour() -> str:
             )
             shown("apply", site, "--plan", "plan.json", "--yes")
             shown("apply", site, "--yes")
-            # The meters are mounted: all but the three with the lowest DevEUIs send data.
-            devices = sorted(sandbox.store.list_devices(limit=1000), key=lambda d: d["addr"])
-            for device in devices[3:]:
-                sandbox.store.add_parsed_data(device["id"], {"volume_m3": 0.0})
+            # The meters are mounted: every one the sandbox does not keep silent sends.
+            _wait_for_first_uplinks(sandbox)
             shown("verify", site)
         finally:
             os.chdir(here)
     return "\n\n".join(f"```\n{block}\n```" for block in blocks)
+
+
+def tour_sandbox_config() -> Any:
+    """The SandboxConfig of ``provisioner sandbox`` with TOUR_SANDBOX, on a free port."""
+    import dataclasses
+
+    from provisioner.sandbox import SandboxConfig
+
+    command = main.commands["sandbox"]
+    settings = command.make_context("sandbox", list(TOUR_SANDBOX)).params
+    names = {field.name for field in dataclasses.fields(SandboxConfig)}
+    chosen = {name: value for name, value in settings.items() if name in names}
+    return SandboxConfig(**{**chosen, "port": 0})
+
+
+def _wait_for_first_uplinks(sandbox: Any) -> None:
+    """Until every device the sandbox does not keep silent has sent its first uplink."""
+    import time
+
+    from provisioner.sandbox.uplinks import is_silent
+
+    config = sandbox.config
+    devices = sandbox.store.list_devices(limit=1000)
+    sending = [d["id"] for d in devices if not is_silent(d["addr"], config.silent_share)]
+    deadline = time.monotonic() + TOUR_UPLINK_WAIT * config.simulate_uplinks
+    while not all(sandbox.store.list_parsed_data(i, limit=1) for i in sending):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the tour's sandbox sent no uplinks: is --simulate-uplinks set?")
+        time.sleep(0.1)
 
 
 SECTIONS = {"cli-reference": cli_reference, "error-guide": error_guide, "tour": tour}

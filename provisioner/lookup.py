@@ -34,6 +34,7 @@ from provisioner.platform import (
 )
 from provisioner.records import SiteRecords
 from provisioner.templates import SiteTemplate
+from provisioner.text import counted
 
 # A page of 10000 devices costs about as much as this many single-device lookups
 # (benchmarks/plan_speed.py measured 170 to 240 against the sandbox).
@@ -135,7 +136,7 @@ class LookupStats:
 
     def summary(self) -> str:
         """One line for the console: how the platform was read, and any page cap met."""
-        line = f"lookup: {self.strategy}, {self.requests} requests, {self.seconds:.1f} s"
+        line = f"lookup: {self.strategy}, {counted(self.requests, 'request')}, {self.seconds:.1f} s"
         line += f" ({self.why})" if self.why else ""
         if self.page_cap is not None:
             line += f"; the platform caps pages at {self.page_cap} devices"
@@ -267,7 +268,7 @@ class _Lookups:
         wanted, wanted_addrs = set(keys), set(addrs)
         for page in device_pages(self.client) if pages is None else pages:
             self._keep(page, wanted, wanted_addrs)
-            self._tell(f"{self.stats.devices_read} devices read")
+            self._tell(f"{counted(self.stats.devices_read, 'device')} read")
 
     def per_key(self, match_key: str, keys: Iterable[str], addrs: Iterable[str]) -> None:
         """One filter query per key (and per addr), several at once."""

@@ -58,6 +58,7 @@ from provisioner.problems import Problem
 from provisioner.records import Record, SiteRecords
 from provisioner.results import Result, Row
 from provisioner.templates import SiteTemplate
+from provisioner.text import counted
 from provisioner.validation import ValidationReport, validate_sheet
 
 # The actions whose rows apply sends as they are in the sheet: a create, a user the
@@ -423,7 +424,9 @@ def make_plan(
         journal = read_sheet_journal(journal, sheet.name, client.url)
     report = validation or validate_sheet(sheet, template)
     if progress:
-        progress(f"reading the platform: looking up {len(report.records.devices)} devices")
+        progress(
+            f"reading the platform: looking up {counted(len(report.records.devices), 'device')}"
+        )
     snapshot, stats = look_up(client, report.records, template, lookup, progress=progress)
     by_row = {(r.sheet, r.row): r for r in report.problem_rows.values()}
     rows = diff(report.records, snapshot, by_row, template.tags_mode, journal, report.blocked_tabs)

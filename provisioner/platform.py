@@ -817,11 +817,11 @@ class PlatformClient:
         remaining = bound - elapsed
         if remaining <= 0:
             return None
-        self._say_unreachable(elapsed, exc)
+        self._say_unreachable(elapsed, bound, exc)
         wait = max(self.retry.delay(outage.failures - 1), MIN_OUTAGE_WAIT)
         return min(wait, remaining)
 
-    def _say_unreachable(self, elapsed: float, exc: Exception) -> None:
+    def _say_unreachable(self, elapsed: float, bound: float, exc: Exception) -> None:
         if self._on_unreachable is None:
             return
         now = self._clock()
@@ -833,7 +833,7 @@ class PlatformClient:
         self._on_unreachable(
             self.redact(
                 f"platform unreachable, retrying ({elapsed:.0f} s of "
-                f"{self.outage_seconds:.0f} s): {_describe(exc)}"
+                f"{bound:.0f} s): {_describe(exc)}"
             )
         )
 

@@ -58,6 +58,9 @@ class Progress:
         # Where the plain bar began (when, how many done): its rate counts from there, not
         # from the reading before it, which would make the rate small and the ETA huge.
         self._bar_start: tuple[float, int, int] | None = None  # (time, done, total)
+        # The plain bar's last state, when it was not printed (a line every few seconds):
+        # the end prints it, so the last line agrees with the summary that follows.
+        self._plain_unshown: tuple[int, int, int] | None = None
         self._closed = False  # a worker finishing late draws nothing after close()
 
     # --- what the commands and the library call ---------------------------------------------
@@ -118,6 +121,9 @@ class Progress:
         """Finish the live line (a newline, the cursor shown again); a spinner is cleared.
         Safe to call at any time, any number of times."""
         with self._lock:
+            unshown, self._plain_unshown = self._plain_unshown, None
+            if unshown is not None:
+                self._plain_bar(*unshown, last=True)
             display, self._display, self._task = self._display, None, None
             spinner = self._total is None
             self._total = None
@@ -152,7 +158,10 @@ class Progress:
             display, task = self._show(text)
             if self._total is not None:
                 self._total = None
-                display.reset(task, total=None, description=text, failed=0)
+                # rich's reset keeps the total when given None (the bar would stay, its text
+                # unseen: a watch's line after each round's reads): a new task spins.
+                display.remove_task(task)
+                self._task = display.add_task(text, total=None, completed=0, failed=0)
             else:
                 display.update(task, description=text)
 
@@ -167,15 +176,17 @@ class Progress:
             self._display.start()
         return self._display, self._task
 
-    def _plain_bar(self, done: int, total: int, failed: int) -> None:
+    def _plain_bar(self, done: int, total: int, failed: int, last: bool = False) -> None:
         now = self._clock()
         with self._lock:
             if self._bar_start is None or self._bar_start[2] != total:
                 self._bar_start = (now, done, total)
             began, done_then, _ = self._bar_start
-            if now - self._last_plain < PLAIN_EVERY and done < total:
+            if now - self._last_plain < PLAIN_EVERY and done < total and not last:
+                self._plain_unshown = (done, total, failed)
                 return
             self._last_plain = now
+            self._plain_unshown = None
         rate = (done - done_then) / (now - began) if now > began else 0.0
         # No ETA until a rate is known (a row done since the bar began).
         eta = (total - done) / rate if rate > 0 else None

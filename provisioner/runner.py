@@ -297,7 +297,9 @@ class Runner:
             request.finish(outcome)
         finally:
             with self._lock:
-                self._done += 1
+                # A request stopped before it ended is left for the next run, not done:
+                # the bar counts what the summary counts.
+                self._done += outcome is not None
                 self._failed += outcome is not None and outcome.failed
                 alike = self._alike(request, outcome)
                 # Under the lock, so that the bar never steps back.

@@ -60,3 +60,14 @@ def visible(text: str, *, keep: str = "") -> str:
     console line stays one line.
     """
     return _pattern(keep).sub(_escape, text)
+
+
+def counted(count: int, word: str, words: str = "") -> str:
+    """``1 request``, ``2 requests``: a count with its noun in the right number
+    (``words``: the plural where it is not the noun with an s)."""
+    return f"{count} {word if count == 1 else words or word + 's'}"
+
+
+def is_are(count: int) -> str:
+    """The verb for a count: ``1 is``, ``2 are``."""
+    return "is" if count == 1 else "are"

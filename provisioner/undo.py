@@ -81,6 +81,9 @@ class UndoRow(Row):
     evidence: Entry | None = field(default=None, repr=False)  # a delete: the create's record
     settle: bool = False  # gone already: the journal gets the delete's done line
     sheet: str = ""  # the sheet whose runs made it (the journal's)
+    # Kept because the API cannot take it back (a user), not because it changed: nothing
+    # undo could do is left, so it does not make the undo incomplete.
+    by_rule: bool = False
 
     COLUMNS = ("run", "restored")
 
@@ -108,8 +111,11 @@ class UndoResult(Result):
 
     @property
     def ok(self) -> bool:
+        """Everything taken back that undo can take back (exit 0): what is left is kept
+        by rule only, never a row that changed since the run or has no answer on record."""
         return not self.stopped and all(
             r.status in (UndoStatus.DELETED, UndoStatus.RESTORED, UndoStatus.DONE_BEFORE)
+            or (r.status == UndoStatus.KEPT and r.by_rule)
             for r in self.rows
         )
 
@@ -226,6 +232,7 @@ def plan_undo(
                     "users cannot be deleted through the platform's REST API: delete this "
                     "one in the platform UI if it should go",
                     entry.run,
+                    by_rule=True,
                 )
             )
             continue

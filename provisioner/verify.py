@@ -68,6 +68,7 @@ from provisioner.records import Record, SiteRecords
 from provisioner.results import Result, Row
 from provisioner.runner import run_bounded
 from provisioner.templates import SiteTemplate
+from provisioner.text import counted
 from provisioner.validation import ValidationReport, validate_sheet
 
 WAYS = ("auto", "organisation", "per-device")
@@ -86,6 +87,10 @@ FUTURE_TOLERANCE = timedelta(days=1)
 # written when the create's answer came, after the platform stamped createdAt: data this
 # much before it still counts.
 CLOCK_TOLERANCE = timedelta(seconds=5)
+# A --watch rides over a check that fails (a read timed out, 5xx after the client's
+# retries, the platform unreachable for its outage window) and tries again at the next
+# round; after this many failed checks in a row it stops with the last good state.
+WATCH_FAILED_CHECKS = 3
 # The two clocks further apart than this are named in the result.
 CLOCK_NOTE_SECONDS = 3.0
 # Why a data record could not be read, in the words of a row's message.
@@ -172,6 +177,12 @@ class VerifyResult(Result):
 
     def sheet_problems(self) -> list[Any]:
         return self.problems
+
+    def asked(self) -> str:
+        """How the devices' data was asked for, in words."""
+        if not self.way:  # no device to ask about
+            return "no data asked for: no valid row of the sheet is on the platform"
+        return f"data asked for: {self.way}, {counted(self.data_requests, 'request')}"
 
 
 # A German date, time optional: 06.12.2026 08:00, 6.12. 8:00 (this year), 06.12.2026,
@@ -282,9 +293,13 @@ class Checker:
         finding: Finding,
         events: Events,
         stop: threading.Event,
+        ride_over: bool = False,
     ) -> None:
         self.client = client
         self.stop = stop
+        # A --watch tries a failed read again at the next round: the other reads of the
+        # round finish on their own (they may well succeed) instead of being stopped.
+        self.ride_over = ride_over
         self.events = events
         self.reading = events.reading
         self.problems = list(report.problems)  # sheet-level: a missing column, a hidden tab
@@ -403,7 +418,7 @@ class Checker:
         seen: set[Any] = set()
         filters = [f("receivedAt", "gt", stamp(earliest))]
         offset = read = 0
-        counted: set[int] = set()
+        counted_ids: set[int] = set()
         while read < ORGANISATION_RECORDS:
             try:
                 page = self.client.organisation_data_page(
@@ -442,19 +457,21 @@ class Checker:
                 fresh += 1
                 device = by_id.get(owner) if isinstance(owner, int) else None
                 if device is not None and self._count(device, item):
-                    counted.add(device.device_id)
+                    counted_ids.add(device.device_id)
             if not fresh:
                 # A full page of records seen already: the platform ignores offset.
                 return self._switch(pending, "the platform repeats the organisation's data")
             offset += len(page)  # a short page may be the server's cap: ask on
             read += len(page)
-            self.reading(f"reading the organisation's data: {read} records")
+            self.reading(f"reading the organisation's data: {counted(read, 'record')}")
         # Too much data for this way: what was counted is a part ("n+"), and the devices
         # still silent are asked one by one.
-        for device_id in counted:
+        for device_id in counted_ids:
             by_id[device_id].counted = False
         self._organisation = False
-        self.way_used = f"organisation data ({read} records), then per device for the rest"
+        self.way_used = (
+            f"organisation data ({counted(read, 'record')}), then per device for the rest"
+        )
         return [d for d in pending if d.last is None]
 
     def _by_device(self, pending: list[_Device]) -> None:
@@ -486,7 +503,8 @@ class Checker:
             return device, page, asked
 
         # On the runner's bounded pool, as apply's requests: a stop (Ctrl-C, or a read that
-        # failed for good) begins no other read, and the reads in flight finish.
+        # failed for good) begins no other read of this round, and the reads in flight finish.
+        round_over = threading.Event()
         lock = threading.Lock()
         failures: list[Exception] = []
         interrupted: list[bool] = []
@@ -499,7 +517,9 @@ class Checker:
             except Exception as exc:  # the first failure ends the round: it goes up below
                 with lock:
                     failures.append(exc)
-                self.stop.set()  # retries end at once (the client waits on this event)
+                round_over.set()
+                if not self.ride_over:
+                    self.stop.set()  # retries end at once (the client waits on this event)
                 return
             with lock:
                 done += 1
@@ -513,12 +533,16 @@ class Checker:
                         device.counted = False  # one record asked for: "1+"
                 self.events.progress(done, len(pending), 0)  # under the lock: in order
 
+        def interrupt() -> None:
+            interrupted.append(True)
+            self.stop.set()  # the retries in flight end at once (the client waits on it)
+
         run_bounded(
             pending,
             one,
             concurrency=LOOKUP_THREADS,
-            stop=self.stop,
-            interrupted=lambda: interrupted.append(True),
+            stop=round_over,
+            interrupted=interrupt,
             say=self.events.say,
         )
         if interrupted:
@@ -641,7 +665,7 @@ def _describe(device: _Device) -> None:
     row.status = CommissionStatus.ONLINE
     row.last_data = stamp(device.last)
     row.records = device.count if device.counted else None
-    records = f"{device.count} records" if device.counted else "1+ records"
+    records = counted(device.count, "record") if device.counted else "1+ records"
     row.message = f"data since it was installed ({records}), the last at {row.last_data}"
     if odd:
         row.message += f"; also {odd}"
@@ -674,7 +698,9 @@ def verify_sheet(
 ) -> VerifyResult:
     """Check the sheet once, or with ``watch`` again every ``interval`` seconds for the
     silent devices until every device is online, ``timeout`` passes or ``stop`` is set;
-    ``finding`` says how the devices and their data are found.
+    ``finding`` says how the devices and their data are found. A watch tries a failed
+    check again at the next round and stops after WATCH_FAILED_CHECKS failed checks in a
+    row (or a refused token at once) with the state of the last good check.
 
     ``events.checked(result, seconds_left)`` after each check (the live line of
     --watch); ``events`` also hears how far the platform is read and how many devices
@@ -685,18 +711,31 @@ def verify_sheet(
     if not report.records.devices:
         raise VerifyError(f"{sheet.name} has no device rows to check")
     stop = stop or threading.Event()
-    checker = Checker(client, report, template, finding, events, stop)
+    checker = Checker(client, report, template, finding, events, stop, ride_over=watch)
     started = time.monotonic()
     result: VerifyResult | None = None
+    failed = 0  # checks in a row that failed
     while True:
         try:
             checker.check()
         except PlatformError as exc:
-            if result is None:
-                raise  # the first check: nothing to show yet
-            result.stopped = f"stopped watching: {exc}; the state of the last check is written"
-            result.stop = StopKind.REFUSED if isinstance(exc, AuthError) else StopKind.UNREACHABLE
-            return result
+            failed += 1
+            left = max(0.0, timeout - (time.monotonic() - started))
+            refused = isinstance(exc, AuthError)  # a token does not come back by itself
+            if not watch or refused or failed >= WATCH_FAILED_CHECKS or left <= 0:
+                if result is None:
+                    raise  # nothing checked yet: the error is all there is to say
+                return _stopped(result, exc, failed)
+            events.say(
+                f"a check failed, trying again in {min(interval, left):.0f} s ({failed} of "
+                f"{WATCH_FAILED_CHECKS} failed checks in a row end the watch): {exc}"
+            )
+            if stop.wait(min(interval, left)):
+                if result is None:
+                    raise
+                return result
+            continue
+        failed = 0
         result = checker.result(sheet, template)
         left = max(0.0, timeout - (time.monotonic() - started))
         events.checked(result, left)
@@ -704,6 +743,27 @@ def verify_sheet(
             return result
         if stop.wait(min(interval, left)):
             return result
+
+
+def _stopped(result: VerifyResult, exc: PlatformError, failed: int) -> VerifyResult:
+    """A watch that ends on a platform error: the last good check, and why it ended."""
+    why = str(exc) if failed == 1 else f"{failed} checks in a row failed, the last: {exc}"
+    result.stopped = f"stopped watching: {why}; the state of the last good check is written"
+    result.stop = StopKind.REFUSED if isinstance(exc, AuthError) else StopKind.UNREACHABLE
+    return result
+
+
+def came_online(before: set[tuple[str, int]], result: VerifyResult) -> list[str]:
+    """A line for each row online in ``result`` that was not in ``before`` (the rows
+    online at the check before), for a --watch to say as it happens."""
+    lines = []
+    for row in result.rows:
+        if row.status == CommissionStatus.ONLINE and (row.sheet, row.row) not in before:
+            moment = instant(row.last_data)
+            # The platform's time of the data, in this machine's time zone.
+            at = "" if moment is None else f", data at {moment.astimezone():%H:%M:%S}"
+            lines.append(f"{row.sheet} row {row.row} (key {row.key}): online{at}")
+    return lines
 
 
 def sheet_rows(rows: Iterable[VerifyRow]) -> str:

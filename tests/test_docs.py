@@ -107,3 +107,11 @@ def test_the_shell_completion_lines_work() -> None:
 
 def test_the_tour_shows_what_the_tool_prints() -> None:
     assert docs.section(README, "tour") == docs.tour(), REGENERATE
+
+
+def test_the_tour_starts_the_sandbox_it_was_generated_on() -> None:
+    # By hand, the reader's sandbox must be the tour's: with uplinks, or verify shows none.
+    started = [line for line in README.splitlines() if line.startswith("$ provisioner sandbox")]
+    assert started == ["$ provisioner sandbox " + shlex.join(docs.TOUR_SANDBOX)]
+    config = docs.tour_sandbox_config()
+    assert config.simulate_uplinks is not None and config.tokens == {"org-admin": "demo-org"}

@@ -557,6 +557,19 @@ def test_an_outage_is_ridden_out_without_real_waiting() -> None:
     assert len(said) <= (fake.now - 1000.0) / 5 + 1
 
 
+def test_before_the_first_answer_the_retrying_line_names_the_first_contact_bound() -> None:
+    # A platform never reached is given up after FIRST_CONTACT_SECONDS, not the outage
+    # window: the line must not promise 60 s and give up after 5.
+    fake = FakeTime()
+    said: list[str] = []
+    rec = Recorder(*[httpx.ConnectError("connection refused")] * 50)
+    client = make_client(rec, sleep=fake.sleep, clock=fake.clock, on_unreachable=said.append)
+    with pytest.raises(TransportError):
+        client.list_devices_page()
+    assert said and said[0].startswith("platform unreachable, retrying (0 s of 5 s)")
+    assert fake.now - 1000.0 <= 5
+
+
 def test_an_outage_past_the_bound_is_a_transport_error() -> None:
     fake = FakeTime()
     said: list[str] = []

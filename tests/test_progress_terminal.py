@@ -258,3 +258,21 @@ def test_the_eta_counts_from_the_bar_not_from_the_reading_before_it(
     lines = [line for line in capsys.readouterr().err.splitlines() if "/1500 devices" in line]
     assert lines[0] == "0/1500 devices · 0.0/s · ETA -:--"  # no rate yet: no ETA
     assert lines[1:] == ["15/1500 devices · 2.5/s · ETA 9:54", "30/1500 devices · 2.5/s · ETA 9:48"]
+
+
+def test_without_a_terminal_the_last_line_of_a_stopped_bar_is_its_last_count(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Plain lines come every few seconds: a run stopped between two of them ended on an
+    # older count than the summary below it gave.
+    now = [1000.0]
+    progress = Progress(clock=lambda: now[0])
+    progress(0, 1500, 0)
+    now[0] += 1.0
+    progress(400, 1500, 0)  # too soon for a line of its own
+    progress(523, 1500, 2)
+    progress.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("0/1500 rows")
+    assert lines[-1].startswith("523/1500 rows") and lines[-1].endswith("· 2 failed")
+    assert len(lines) == 2

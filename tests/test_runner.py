@@ -160,6 +160,20 @@ def test_progress_counts_every_request_and_its_failures(tmp_path: Path) -> None:
     assert sum(1 for r in requests if r.outcome and r.outcome.status == FAILED) == 1
 
 
+def test_the_bar_ends_at_what_the_summary_counts_when_a_stop_leaves_a_request(
+    tmp_path: Path,
+) -> None:
+    # The request whose refusal stops the run has no outcome (the next run settles it):
+    # a bar at 3/5 beside "created 2" would be one too many.
+    heard = Heard()
+    run, _ = runner(tmp_path, concurrency=1, events=heard)
+    requests = [Made("A"), Made("B"), Made("C", AuthError("refused", status=401)), Made("D")]
+    run.expect(len(requests))
+    run.run(requests)
+    ended = sum(1 for r in requests if r.outcome is not None)
+    assert ended == 2 and heard.progress_seen[-1] == (ended, 4, 0)
+
+
 def test_a_bug_in_a_request_fails_its_row_without_the_token(tmp_path: Path) -> None:
     class Broken(Made):
         def send(self) -> Outcome:
