@@ -41,6 +41,7 @@ import importlib
 import os
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from provisioner.files import FileHeld, reason, write_atomically
 from provisioner.reports.base import Context, Report, ReportError, Table, redacted, secret_pattern
@@ -101,40 +102,15 @@ def check_report_paths(paths: Sequence[Path], *, source: Path | None = None) -> 
 # --- writing files
 
 
-def write_report(
-    report: Report,
-    path: Path,
-    *,
-    source: Path | None = None,
-    tables: Mapping[str, Table] | None = None,
-    secret_columns: Mapping[str, Collection[str]] | None = None,
-    secrets: Collection[str] = (),
-    beside: bool = False,
-) -> Path:
+def write_report(report: Report, path: Path, *, beside: bool = False, **sheet: Any) -> Path:
     """Write the report in the format its suffix names; returns the file written.
 
     ``beside``: when ``path`` cannot be replaced (``files.FileHeld``: open in Excel),
     the first of ``<name>-2`` .. ``<name>-9`` that can be is written instead.
-
-    ``source`` (the input sheet) and ``tables`` (the tabs as read) serve the
-    xlsx report only: an .xlsx/.xlsm source is copied with the findings on it,
-    any other source is rebuilt from ``tables`` at the same cell references.
-
-    ``secret_columns`` maps a tab name to the letters of the columns the site
-    template maps to a secret field (``SiteRecords.secret_columns``): their
-    values are masked in every format and emptied in the xlsx copy of the tab.
-    ``secrets`` are the sheet's secret values (``SiteRecords.secret_values()``);
-    each one of 4 characters or more is replaced by ``***`` wherever it occurs,
-    also JSON-escaped: in messages, values, comments and copied cells alike.
+    ``sheet``: what ``render_report`` takes of the sheet (its source, tables and
+    secrets), passed on as it is.
     """
-    data = render_report(
-        report,
-        path.suffix,
-        source=source,
-        tables=tables,
-        secret_columns=secret_columns,
-        secrets=secrets,
-    )
+    data = render_report(report, path.suffix, **sheet)
     held: FileHeld | None = None
     for target in [path, *(beside_of(path, n) for n in range(2, 10))] if beside else [path]:
         try:
@@ -159,7 +135,19 @@ def render_report(
     secrets: Collection[str] = (),
 ) -> bytes:
     """The bytes ``write_report`` writes for a file with this suffix (``--json`` prints
-    the .json ones): secrets masked as there."""
+    the .json ones).
+
+    ``source`` (the input sheet) and ``tables`` (the tabs as read) serve the
+    xlsx report only: an .xlsx/.xlsm source is copied with the findings on it,
+    any other source is rebuilt from ``tables`` at the same cell references.
+
+    ``secret_columns`` maps a tab name to the letters of the columns the site
+    template maps to a secret field (``SiteRecords.secret_columns``): their
+    values are masked in every format and emptied in the xlsx copy of the tab.
+    ``secrets`` are the sheet's secret values (``SiteRecords.secret_values()``);
+    each one of 4 characters or more is replaced by ``***`` wherever it occurs,
+    also JSON-escaped: in messages, values, comments and copied cells alike.
+    """
     suffix = suffix.lower()
     if suffix not in FORMATS:
         raise ReportError(f"report format {suffix or '(none)'} is not supported: {_SUFFIX_HINT}")
