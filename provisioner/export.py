@@ -60,6 +60,7 @@ from provisioner.lookup import device_pages, platform_users
 from provisioner.platform import MAX_PAGE_SIZE, Filter, PlatformClient, fa
 from provisioner.sheets import record_template
 from provisioner.templates import SiteTemplate, TabSpec
+from provisioner.text import counted, is_are
 from provisioner.wording import header_in, say, tab_in
 
 EXPORT_SUFFIXES = (".xlsx", ".csv")
@@ -116,16 +117,16 @@ class ExportResult:
         }
 
     def lines(self) -> list[str]:
-        users = "" if self.users is None else f" and {_count(self.users, 'user')}"
+        users = "" if self.users is None else f" and {counted(self.users, 'user')}"
         what = self.selection
         if self.incomplete:
             # Never the selection's words alone: the file may not hold all of them.
             what = f"asked: {self.selection}; INCOMPLETE, see the last line"
-        head = f"{_count(self.devices, 'device')} ({what})"
+        head = f"{counted(self.devices, 'device')} ({what})"
         lines = [
             f"{head}{users} written to {self.out} in the layout of the template '{self.template}'",
             *self.notes,
-            f"platform: {_count(self.requests, 'request')}, {self.seconds:.1f} s",
+            f"platform: {counted(self.requests, 'request')}, {self.seconds:.1f} s",
         ]
         if self.incomplete:
             lines.append(f"incomplete: {self.incomplete}")
@@ -206,7 +207,7 @@ def export_site(
     incomplete = ""
     if pages.moved:
         incomplete = (
-            f"{pages.moved}. The file holds the {_count(len(devices), 'device')} read; "
+            f"{pages.moved}. The file holds the {counted(len(devices), 'device')} read; "
             "run the export again when no one is adding or deleting devices"
         )
     sheet = _DeviceSheet(template, devices, say, lang)
@@ -260,16 +261,8 @@ def export_site(
     )
 
 
-def _count(number: int, word: str) -> str:
-    return f"{number} {word}" if number == 1 else f"{number} {word}s"
-
-
-def _are(number: int) -> str:
-    return "is" if number == 1 else "are"
-
-
 def _have(number: int) -> str:
-    return f"{_count(number, 'device')} {'has' if number == 1 else 'have'}"
+    return f"{counted(number, 'device')} {'has' if number == 1 else 'have'}"
 
 
 def _config(device: dict[str, Any]) -> dict[str, Any]:
@@ -528,7 +521,7 @@ class _DeviceSheet:
             yield row
         if removed:
             self.written_notes.append(
-                f"{_count(removed, 'value')} held control characters that a sheet cannot hold: "
+                f"{counted(removed, 'value')} held control characters that a sheet cannot hold: "
                 "they are left out of the file's text"
             )
 
@@ -550,7 +543,7 @@ class _DeviceSheet:
         text.detach()  # the file stays open: the caller syncs and closes it
         if quoted:
             self.written_notes.append(
-                f"{_count(quoted, 'value')} starting with =, +, - or @ {_are(quoted)} written "
+                f"{counted(quoted, 'value')} starting with =, +, - or @ {is_are(quoted)} written "
                 "with a leading ' so that no spreadsheet runs them as formulas; this tool reads "
                 "them back without it. Remove it before the platform's Hardware Import, or "
                 "export to .xlsx, which keeps them as they are"

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from provisioner.actions import CommissionStatus, RowAction
 from provisioner.errors import ReportError as ReportError
 from provisioner.records import PASSWORD_MASK
+from provisioner.text import counted
 
 
 class Table(Protocol):
@@ -296,10 +297,6 @@ def state_name(report: Report) -> str:
     return "action" if report.get("command") == "plan" else "status"
 
 
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
 def warning_count(report: Report) -> int:
     # One pass without copies: a sheet has 100,000 rows and a handful with problems.
     count = sum(1 for p in report.get("problems") or () if p.get("severity") == "warning")
@@ -318,11 +315,11 @@ def summary(report: Report) -> str:
     if report.get("command") == "validate":
         parts = [f"{count} {name}" for name, count in totals.items()]
         if warnings:
-            parts.append(plural(warnings, "warning"))
-        return f"{plural(len(report.get('rows') or ()), 'row')}: " + ", ".join(parts)
+            parts.append(counted(warnings, "warning"))
+        return f"{counted(len(report.get('rows') or ()), 'row')}: " + ", ".join(parts)
     parts = [f"{name} {count}" for name, count in totals.items()]
     if warnings:
-        parts.append(plural(warnings, "warning"))
+        parts.append(counted(warnings, "warning"))
     return " · ".join(parts)
 
 
@@ -479,7 +476,7 @@ class Alike:
 
     def title(self, *, sheet: bool = True, limit: int | None = None) -> str:
         """``600 rows (C2:C601)``."""
-        return f"{plural(len(self.rows), 'row')} ({self.where(sheet=sheet, limit=limit)})"
+        return f"{counted(len(self.rows), 'row')} ({self.where(sheet=sheet, limit=limit)})"
 
 
 @dataclass(frozen=True)
@@ -580,4 +577,4 @@ def row_ranges(numbers: Sequence[int], *, letter: str = "", limit: int | None = 
 
     text = ", ".join(run_text(start, end) for start, end in shown)
     left = sum(end - start + 1 for start, end in runs[len(shown) :])
-    return text + (f", \u2026 and {plural(left, 'row')} more" if left else "")
+    return text + (f", \u2026 and {counted(left, 'row')} more" if left else "")

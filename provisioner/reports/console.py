@@ -19,7 +19,6 @@ from provisioner.reports.base import (
     diff_notes,
     diff_table,
     listed_note,
-    plural,
     problem_text,
     problems_of,
     redacted,
@@ -33,7 +32,7 @@ from provisioner.reports.base import (
     state_of,
     summary,
 )
-from provisioner.text import visible
+from provisioner.text import counted, visible
 
 # An entry of rows alike names this many runs of rows (``C2:C9, C12``), then counts.
 _RANGES = 8
@@ -165,7 +164,7 @@ def _creates(report: Report, clean: Callable[[Mapping[str, Any]], Mapping[str, A
     rows = [clean(row) for row in report.get("rows") or () if sends_of(row) is not None]
     if not rows:
         return ["what each create sends: nothing (no row is created or queued)"]
-    lines = [f"what each create sends ({plural(len(rows), 'row')}):"]
+    lines = [f"what each create sends ({counted(len(rows), 'row')}):"]
     for row in rows:
         note = f": {row_note(row)}" if row_note(row) else ""  # a downlink's says its type
         lines.append(visible(f"{row_title(row)}: {state_of(row)}{note}"))

@@ -25,7 +25,6 @@ from provisioner.reports.base import (
     diff_notes,
     listed_note,
     local_time,
-    plural,
     problem_message,
     problem_where,
     problems_of,
@@ -37,7 +36,7 @@ from provisioner.reports.base import (
     state_of,
     summary,
 )
-from provisioner.text import visible
+from provisioner.text import counted, visible
 
 # An entry of rows alike names this many runs of rows (``C2:C9, C12``), then counts.
 _RANGES = 50
@@ -178,7 +177,7 @@ def _row_message(row: Mapping[str, Any], message: str, listing: Listing) -> str:
     a link to it; where they are a problem's listed alike, nothing (Details names it)."""
     outcome = listing.of(row)
     if outcome is not None and message == outcome.note:
-        alike = f"as {plural(len(outcome.rows), 'row')}, see above"
+        alike = f"as {counted(len(outcome.rows), 'row')}, see above"
         return f'<a href="#alike-{listing.number(outcome)}">{_esc(alike)}</a>'
     for problem in problems_of(row):
         if listing.of(problem) is not None and as_text(problem.get("message")) == message:
@@ -194,7 +193,7 @@ def _row_problem(problem: Mapping[str, Any], listing: Listing) -> str:
     number = listing.number(entry)
     severity = "warning" if problem.get("severity") == "warning" else "error"
     text = ("warning: " if severity == "warning" else "") + problem_where(problem, in_row=True)
-    alike = f"as {plural(len(entry.rows), 'row')}, see above"
+    alike = f"as {counted(len(entry.rows), 'row')}, see above"
     return f'<li class="{severity}">{_esc(text)}: <a href="#alike-{number}">{_esc(alike)}</a></li>'
 
 

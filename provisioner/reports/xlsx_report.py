@@ -36,7 +36,6 @@ from provisioner.reports.base import (
     as_text,
     device_address,
     local_time,
-    plural,
     problems_of,
     row_ranges,
     rows_of,
@@ -47,7 +46,7 @@ from provisioner.reports.base import (
     state_of,
 )
 from provisioner.sheets import record_template
-from provisioner.text import visible
+from provisioner.text import counted, visible
 from provisioner.wording import language_of, report_word
 
 _ERROR_FILL = PatternFill(fill_type="solid", fgColor="FFC7CE")
@@ -505,7 +504,7 @@ def _add_errors_tab(report: Report, workbook: Workbook, lang: str = "en") -> Non
                 numbers = [r["row"] for r in entry.rows if isinstance(r.get("row"), int)]
                 rows = row_ranges(numbers, limit=_RANGES)
                 cells = entry.where(sheet=False, limit=_RANGES) if problem.get("cell") else ""
-                listed.append((rows, plural(len(entry.rows), "row"), cells, problem))
+                listed.append((rows, counted(len(entry.rows), "row"), cells, problem))
     for number, (rows, key, cell, problem) in enumerate(listed, start=2):
         values = [
             as_text(problem.get("sheet")),
