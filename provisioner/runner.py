@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-from provisioner.actions import StopKind
+from provisioner.actions import RowAction, StopKind, UndoStatus
 from provisioner.errors import ProvisionerError
 from provisioner.events import Events
 from provisioner.journal import Journal
@@ -448,5 +448,7 @@ class Runner:
         )
 
 
-# The outcomes that show the platform takes this run's requests (RowAction.changed).
-_WENT_THROUGH = frozenset({"created", "queued", "updated", "deleted", "restored"})
+# The outcomes that show the platform takes this run's requests: apply's changes, undo's.
+_WENT_THROUGH = frozenset(
+    {*(action for action in RowAction if action.changed), UndoStatus.DELETED, UndoStatus.RESTORED}
+)
