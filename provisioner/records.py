@@ -33,7 +33,7 @@ from provisioner.fields import (
     split_list,
 )
 from provisioner.problems import Kind, Problem, kind
-from provisioner.sheets import OUTCOME_HEADERS, Table, Workbook
+from provisioner.sheets import OUTCOME_HEADERS, SheetRows, Table, Workbook
 from provisioner.templates import (
     HEX_CONFIG_NAMES,
     ColumnRule,
@@ -249,20 +249,48 @@ class SiteRecords:
     # header. Their values would be left out of every device, so no row of the tab is sent.
     bad_headers: dict[str, list[str]] = field(default_factory=dict)
 
+    # The secrets of the rows read but not held (a streamed validation), for the reports.
+    passed_secrets: list[str] = field(default_factory=list)
+
+    def of_kind(self, kind: str) -> list[Any]:
+        """The records of a kind: "device", "user" or "downlink"."""
+        if kind == "device":
+            return self.devices
+        return self.users if kind == "user" else self.downlinks
+
+    def secrets(self) -> list[str]:
+        """Every secret value of the sheet: ``secret_values``, ``key_values`` and those of
+        the rows not held."""
+        return [*self.secret_values(), *self.key_values(), *self.passed_secrets]
+
     def secret_values(self) -> list[str]:
         """The users' passwords: the ``secrets`` every report and the client redact."""
-        return [str(r.body["password"]) for r in self.users if r.body.get("password")]
+        return [value for record in self.users for value in record_secrets("user", record)]
 
     def key_values(self) -> list[str]:
         """The LoRaWAN keys of the devices (``cfg:AppKey``...) and of the downlinks' payloads:
         never in a platform message or a report."""
-        keys = [
-            str(value)
-            for record in self.devices
-            for key, value in (record.body.get("initialConfig") or {}).items()
-            if is_secret_config_key(key) and value not in (None, "")
+        return [
+            value
+            for kind_of in ("device", "downlink")
+            for record in self.of_kind(kind_of)
+            for value in record_secrets(kind_of, record)
         ]
-        return keys + [v for record in self.downlinks for v in secret_key_values(record.body)]
+
+
+def record_secrets(kind_of: str, record: Record) -> list[str]:
+    """The secret values of one record: a user's password, a device's LoRaWAN keys, those
+    in a downlink's payload."""
+    if kind_of == "user":
+        password = record.body.get("password")
+        return [str(password)] if password else []
+    if kind_of == "downlink":
+        return secret_key_values(record.body)
+    return [
+        str(value)
+        for key, value in (record.body.get("initialConfig") or {}).items()
+        if is_secret_config_key(key) and value not in (None, "")
+    ]
 
 
 @dataclass(frozen=True)
@@ -280,15 +308,18 @@ class Column:
 
 
 def map_columns(
-    table: Table, spec: TabSpec, required: tuple[str, ...], site: SiteRecords | None = None
-) -> tuple[list[Column], list[Problem]]:
+    table: SheetRows, spec: TabSpec, required: tuple[str, ...], site: SiteRecords | None = None
+) -> tuple[list[Column], list[Problem], list[_Double]]:
     """Which column holds which field; unknown, misspelt, doubled and missing columns.
 
-    With ``site``, the required fields without a column are noted in ``site.missing``
-    and the headers that stop the tab in ``site.bad_headers``.
+    Only the header is read: what the rows tell (a column without a header that holds
+    data, two columns of one field that differ) is for ``_Double`` and ``_unnamed``
+    as the rows pass. With ``site``, the required fields without a column are noted in
+    ``site.missing`` and the headers that stop the tab in ``site.bad_headers``.
     """
     problems: list[Problem] = []
     columns: list[Column] = []
+    doubles: list[_Double] = []
     seen: dict[str, Column] = {}
     header_row = table.header_row
 
@@ -301,14 +332,7 @@ def map_columns(
     for j, header in enumerate(table.headers):
         letter = table.columns[j]
         if not header:
-            if any(row[j].strip() for row in table.rows):
-                at_header(
-                    UNNAMED_COLUMN,
-                    f"column {letter} holds data but has no header; it is not used",
-                    letter,
-                    "",
-                )
-            continue
+            continue  # one that holds data is told when the rows have passed (_unnamed)
         name = spec.field_for(header)
         if name is None:
             if spec.is_ignored(header):
@@ -354,7 +378,7 @@ def map_columns(
             spec.hex_length(name),
         )
         if name in seen:
-            problems += _double_column(table, seen[name], column, spec)
+            doubles.append(_Double(seen[name], column, spec))
             continue
         seen[name] = column
         columns.append(column)
@@ -388,97 +412,190 @@ def map_columns(
                     header_row,
                 )
             )
-    return columns, problems
+    return columns, problems, doubles
 
 
-def _double_column(table: Table, first: Column, second: Column, spec: TabSpec) -> list[Problem]:
-    """Two columns of one field: a warning when they agree in every row, else an error
-    in each row where they differ (which of the two is meant cannot be known). Cells
-    agree when they mean the same value: '53,5' and '53.5', 'a; b' and 'a, b', a DevEUI
-    in two spellings."""
-    length = first.hex_length
-    known = spec.field(first.field)
+def _unnamed(table: SheetRows) -> list[Problem]:
+    """After a pass: each column without a header that holds data."""
+    return [
+        Problem(
+            UNNAMED_COLUMN,
+            f"column {letter} holds data but has no header; it is not used",
+            table.sheet,
+            table.header_row,
+            letter,
+            "",
+            "",
+        )
+        for letter in map(table.letter, table.unnamed)
+    ]
 
-    def same_form(text: str) -> Any:
+
+class _Double:
+    """Two columns of one field: an error in each row where they differ (which of the
+    two is meant cannot be known), else, once the rows have passed, a warning that they
+    agree. Cells agree when they mean the same value: '53,5' and '53.5', 'a; b' and
+    'a, b', a DevEUI in two spellings."""
+
+    def __init__(self, first: Column, second: Column, spec: TabSpec) -> None:
+        self.first, self.second = first, second
+        self.spec = spec
+        self.differ = False
+
+    def same_form(self, text: str) -> Any:
         text = text.strip()
+        length = self.first.hex_length
+        known = self.spec.field(self.first.field)
         if length:
             return hex_form(text, length)
         if known is not None and known.kind == "list":
-            return split_list(text, spec.list_separators)
+            return split_list(text, self.spec.list_separators)
         if known is not None and known.parse is not None and text:
             value = known.parse(text)
             return text if value is None else value
         return text
 
-    differ: list[Problem] = []
-    for i, values in enumerate(table.rows):
-        a, b = values[first.index], values[second.index]
-        if same_form(a) == same_form(b):
-            continue
-        shown_a, shown_b = (MASK, MASK) if first.secret else (a.strip(), b.strip())
-        row = table.row_numbers[i]
-        differ.append(
+    def check(self, table: Table) -> list[Problem]:
+        """The rows of ``table`` where the two differ."""
+        first, second = self.first, self.second
+        differ: list[Problem] = []
+        for i, values in enumerate(table.rows):
+            a, b = values[first.index], values[second.index]
+            if a == b or self.same_form(a) == self.same_form(b):
+                continue
+            shown_a, shown_b = (MASK, MASK) if first.secret else (a.strip(), b.strip())
+            differ.append(
+                Problem(
+                    DOUBLE_COLUMN,
+                    f"columns {first.letter} ('{first.header}') and {second.letter} "
+                    f"('{second.header}') both hold {first.field} and differ here: "
+                    f"'{shown_a}' and '{shown_b}'",
+                    table.sheet,
+                    table.row_numbers[i],
+                    second.letter,
+                    second.header,
+                    shown_b,
+                )
+            )
+        self.differ = self.differ or bool(differ)
+        return differ
+
+    def agreed(self, table: SheetRows) -> list[Problem]:
+        """After a pass: the warning that the two agree in every row, if they do."""
+        if self.differ:
+            return []
+        first, second = self.first, self.second
+        return [
             Problem(
-                DOUBLE_COLUMN,
+                SAME_COLUMN_TWICE,
                 f"columns {first.letter} ('{first.header}') and {second.letter} "
-                f"('{second.header}') both hold {first.field} and differ here: "
-                f"'{shown_a}' and '{shown_b}'",
+                f"('{second.header}') both hold {first.field} and agree in every row; "
+                f"column {first.letter} is used",
                 table.sheet,
-                row,
+                table.header_row,
                 second.letter,
                 second.header,
-                shown_b,
+                second.header,
             )
-        )
-    if differ:
-        return differ
-    return [
-        Problem(
-            SAME_COLUMN_TWICE,
-            f"columns {first.letter} ('{first.header}') and {second.letter} ('{second.header}') "
-            f"both hold {first.field} and agree in every row; column {first.letter} is used",
-            table.sheet,
-            table.header_row,
-            second.letter,
-            second.header,
-            second.header,
-        )
-    ]
+        ]
+
+
+# Rows are read, mapped and handed on this many at a time: each block's cells are
+# converted a column at a time (fast), and only a block is held.
+BLOCK = 4096
+
+
+@dataclass
+class RecordBlock:
+    """Rows of one tab as records, and the problems met reading them (in row order).
+
+    ``kind`` is "device", "user" or "downlink".
+    """
+
+    kind: str
+    records: list[Record]
+    problems: list[Problem]
+
+
+class RecordStream:
+    """The workbook's Devices, Users and Downlinks tabs as records, a block of rows at a
+    time: iterating gives ``RecordBlock``s, the devices' first, then the users' and the
+    downlinks'. Only the block at hand is held.
+
+    ``site`` holds what is not a row's: the tabs, their secret columns, missing
+    columns and headers that stop them, and in ``problems`` those of the tabs and the
+    file. A tab's are there before its first block (its header is read first), and
+    what its rows tell as a whole (notices, columns without a header that hold data,
+    two columns that agree) when its last block has passed; the workbook's (hidden
+    rows, columns and tabs) at the end. Each pass reads the tabs afresh.
+    ``cell_by_cell`` reads every device row the slow way (tests hold the two ways equal).
+    """
+
+    def __init__(
+        self,
+        workbook: Workbook,
+        template: SiteTemplate,
+        *,
+        cell_by_cell: bool = False,
+        block: int = BLOCK,
+    ) -> None:
+        self.workbook = workbook
+        self.template = template
+        self.cell_by_cell = cell_by_cell
+        self.block = block
+        self.site = SiteRecords()
+
+    def __iter__(self) -> Iterator[RecordBlock]:
+        workbook, template, site = self.workbook, self.template, self.site
+        devices_tab = find_devices_tab(workbook, template)
+        site.tabs["devices"] = devices_tab
+        tabs = [workbook.rows(devices_tab)]
+        readers: list[tuple[str, Callable[[SheetRows], _TabReader]]] = [
+            ("device", lambda rows: _Devices(rows, template, site, self.cell_by_cell))
+        ]
+        for part, spec in (("users", template.users), ("downlinks", template.downlinks)):
+            tab = _find_tab(workbook, spec)
+            if tab is not None and tab != devices_tab:
+                site.tabs[part] = tab
+                tabs.append(workbook.rows(tab))
+                if part == "users":
+                    readers.append(("user", lambda rows: _Users(rows, template.users, site)))
+                else:
+                    readers.append(("downlink", lambda rows: _Downlinks(rows, template, site)))
+        for rows, (kind_of, reader_for) in zip(tabs, readers, strict=True):
+            reader = reader_for(rows)
+            site.problems += self._known(reader.problems)
+            for table in rows.blocks(self.block):
+                records, problems = reader.read(table)
+                yield RecordBlock(kind_of, records, problems)
+            site.problems += reader.finish()
+            if kind_of == "device" and devices_tab in site.missing:
+                site.problems += _guess_template(workbook, rows, template)
+        site.problems += _hidden(workbook, tabs)
+
+    def _known(self, problems: list[Problem]) -> list[Problem]:
+        """The problems of a header but for the outcome columns of a copy this tool wrote
+        (results, a report): known, not sent."""
+        if self.workbook.template is None:
+            return problems
+        return [
+            p for p in problems if not (p.kind is UNKNOWN_COLUMN and p.header in OUTCOME_HEADERS)
+        ]
 
 
 def read_records(
     workbook: Workbook, template: SiteTemplate, *, cell_by_cell: bool = False
 ) -> SiteRecords:
-    """Map the workbook's Devices, Users and Downlinks tabs to records.
+    """Map the workbook's Devices, Users and Downlinks tabs to records, every one held;
+    the problems of rows in ``problems`` after those of their tab's header.
 
     ``cell_by_cell`` reads every device row the slow way (tests hold the two ways equal).
     """
-    site = SiteRecords()
-    devices_tab = find_devices_tab(workbook, template)
-    site.tabs["devices"] = devices_tab
-    devices = workbook.table(devices_tab)
-    _read_devices(devices, template, site, cell_by_cell)
-    if devices_tab in site.missing:
-        site.problems += _guess_template(workbook, devices, template)
-    for part, spec in (("users", template.users), ("downlinks", template.downlinks)):
-        tab = _find_tab(workbook, spec)
-        if tab is not None and tab != devices_tab:
-            site.tabs[part] = tab
-            table = workbook.table(tab)
-            if part == "users":
-                _read_users(table, spec, site)
-            else:
-                _read_downlinks(table, template, site)
-    site.problems += _hidden(
-        workbook, [workbook.table(tab) for tab in dict.fromkeys(site.tabs.values())]
-    )
-    if workbook.template is not None:
-        # A copy this tool wrote (results, a report) has its outcome columns: known, not sent.
-        site.problems = [
-            p
-            for p in site.problems
-            if not (p.kind is UNKNOWN_COLUMN and p.header in OUTCOME_HEADERS)
-        ]
+    stream = RecordStream(workbook, template, cell_by_cell=cell_by_cell)
+    site = stream.site
+    for block in stream:
+        site.problems += block.problems
+        site.of_kind(block.kind).extend(block.records)
     return site
 
 
@@ -512,7 +629,7 @@ def header_fit(workbook: Workbook, template: SiteTemplate) -> HeaderFit:
     spec = template.devices
     found: set[str] = set()
     unknown: list[str] = []
-    for header in workbook.table(find_devices_tab(workbook, template)).headers:
+    for header in workbook.rows(find_devices_tab(workbook, template)).headers:
         if not header:
             continue
         name = spec.field_for(header)
@@ -549,7 +666,7 @@ def best_guess(fits: Iterable[HeaderFit], besides: str = "") -> str | None:
     return max(usable)[1] if usable else None
 
 
-def _guess_template(workbook: Workbook, table: Table, template: SiteTemplate) -> list[Problem]:
+def _guess_template(workbook: Workbook, table: SheetRows, template: SiteTemplate) -> list[Problem]:
     """When the Devices tab lacks a required column: a built-in template whose headers fit."""
     best = best_guess(built_in_fits(workbook), besides=template.name)
     # Said once: another template's headers may have named it already (OTHER_TEMPLATE_HEADER).
@@ -571,8 +688,9 @@ def _guess_template(workbook: Workbook, table: Table, template: SiteTemplate) ->
     ]
 
 
-def _hidden(workbook: Workbook, tables: list[Table]) -> list[Problem]:
-    """One warning per tab with hidden rows or columns, one for hidden tabs."""
+def _hidden(workbook: Workbook, tables: list[SheetRows]) -> list[Problem]:
+    """One warning per tab with hidden rows or columns (``tables`` after a pass), one
+    for hidden tabs."""
     problems = []
     for table in tables:
         rows, columns = table.hidden_rows, table.hidden_columns
@@ -617,7 +735,7 @@ class _Noted:
 
     column: Column
     count: int
-    first: int  # row index of the example
+    first: int  # the Excel row number of the example
     typed: str
     read: str
     ways: set[str] = field(default_factory=set)
@@ -628,27 +746,31 @@ class _Notices:
 
     Identifiers in label form or another letter case (``hex``) and numbers Excel
     shows exactly (``number``); each keeps a count and its first cell as example.
+    Rows are noted by their Excel number, a block of the tab at a time.
     """
 
-    def __init__(self, table: Table, case: str) -> None:
+    def __init__(self, table: SheetRows, case: str) -> None:
         self.table = table
         self.case = case
         self.seen: dict[tuple[str, str], _Noted] = {}  # (kind, column letter) -> what
 
-    def _note(self, what: str, column: Column, i: int, typed: str, read: str, n: int = 1) -> _Noted:
+    def _note(
+        self, what: str, column: Column, row: int, typed: str, read: str, n: int = 1
+    ) -> _Noted:
         noted = self.seen.get((what, column.letter))
         if noted is None:
-            noted = self.seen[(what, column.letter)] = _Noted(column, 0, i, typed, read)
-        elif i < noted.first:
-            noted.first, noted.typed, noted.read = i, typed, read
+            noted = self.seen[(what, column.letter)] = _Noted(column, 0, row, typed, read)
+        elif row < noted.first:
+            noted.first, noted.typed, noted.read = row, typed, read
         noted.count += n
         return noted
 
-    def number(self, column: Column, i: int, text: str) -> None:
-        self._note("number", column, i, text, text)
+    def number(self, column: Column, row: int, text: str) -> None:
+        self._note("number", column, row, text, text)
 
-    def hex(self, column: Column, texts: list[str]) -> list[str]:
-        """The column's texts with each hex identifier in its one form; changes noted."""
+    def hex(self, column: Column, texts: list[str], rows: list[int]) -> list[str]:
+        """A block's texts of the column (``rows``: their Excel numbers) with each hex
+        identifier in its one form; changes noted."""
         length = column.hex_length
         if length is None:
             return texts
@@ -656,14 +778,14 @@ class _Notices:
         changed = {t: form for t, form in forms.items() if form != t}
         if not changed:
             return texts
-        rows = [i for i, t in enumerate(texts) if t in changed]
-        first = texts[rows[0]]
-        noted = self._note("hex", column, rows[0], first, changed[first], len(rows))
+        at = [i for i, t in enumerate(texts) if t in changed]
+        first = texts[at[0]]
+        noted = self._note("hex", column, rows[at[0]], first, changed[first], len(at))
         for text in changed:
             noted.ways |= _how_written(text, self.case)
         return [changed.get(t, t) for t in texts]
 
-    def config(self, column: Column, i: int, config: dict[str, Any]) -> dict[str, Any]:
+    def config(self, column: Column, row: int, config: dict[str, Any]) -> dict[str, Any]:
         """A config cell's JSON with its hex keys (JoinEUI, AppKey) in their one form."""
         fixed = dict(config)
         for key, value in config.items():
@@ -677,20 +799,20 @@ class _Notices:
                 typed = value
                 if is_secret_config_key(key):  # an AppKey is named, never shown
                     value, form = MASK, MASK
-                self._note("hex", column, i, value, form).ways |= _how_written(typed, self.case)
+                self._note("hex", column, row, value, form).ways |= _how_written(typed, self.case)
         return fixed
 
     def problems(self) -> list[Problem]:
         found = []
         for (what, _), noted in sorted(self.seen.items(), key=lambda item: item[1].column.index):
-            column, count, i, typed, read = (
+            column, count, first, typed, read = (
                 noted.column,
                 noted.count,
                 noted.first,
                 noted.typed,
                 noted.read,
             )
-            cell = f"{column.letter}{self.table.row_numbers[i]}"
+            cell = f"{column.letter}{first}"
             several = count > 1
             cells = f"{count} cell{'s' if several else ''} of {column.header}"
             if what == "number":
@@ -856,7 +978,7 @@ def _damaged_rows(table: Table, columns: list[Column], notices: _Notices | None 
             # Noted when the digits are what the column wants; else its rule says what is wrong.
             fits = column.rule is None or _rule_breach(column.rule, column.header, text) is None
             if notices is not None and fits:
-                notices.number(column, i, text)
+                notices.number(column, table.row_numbers[i], text)
             continue
         damaged.add(i)
     return damaged
@@ -929,211 +1051,249 @@ def _rule_breach(
     return None
 
 
-def _read_devices(
-    table: Table, template: SiteTemplate, site: SiteRecords, cell_by_cell: bool = False
-) -> None:
-    spec = template.devices
-    match_key = template.match_key
-    columns, problems = map_columns(
-        table, spec, tuple(dict.fromkeys((*NEEDED["devices"], match_key))), site
-    )
-    site.problems += problems
-    # LoRaWAN key columns (cfg:AppKey...) are masked in messages and blanked in the
-    # report copies of the sheet, as the users' passwords are.
-    secret = [column.letter for column in columns if column.secret]
-    if secret:
-        site.secret_columns[table.sheet] = secret
-    bodies = _DeviceBodies(spec, template.site_tag)
-    parsers = _device_parsers(spec)
-    not_converted = {
-        name: found.not_converted
-        for name in parsers
-        if (found := spec.field(name)) is not None and found.not_converted is not None
-    }
-    cells = {c.field: c.letter for c in columns}
-    headers = {c.field: c.header for c in columns}
-    notices = _Notices(table, template.hex_case)
-    damaged = _damaged_rows(table, columns, notices)
-    row = _Row(table, site.problems)
+class _TabReader:
+    """A tab's rows to records, a block at a time. ``problems`` are those of its header
+    (found on construction); ``read(block)`` gives a block's records and the problems of
+    its rows, in row order; ``finish()``, after the last block, what the rows tell as a
+    whole."""
 
-    def read_row(i: int) -> Record:
-        """One row cell by cell, with a problem for each cell that is not right."""
-        row.i = i
-        before = len(site.problems)
-        values = table.rows[i]
-        body: dict[str, Any] = {}
-        location: dict[str, float] = {}
-        config: dict[str, Any] = {}
-        tags: list[str] = []
+    def __init__(self, rows: SheetRows) -> None:
+        self.rows = rows
+        self.problems: list[Problem] = []
+        self.doubles: list[_Double] = []
+
+    def read(self, table: Table) -> tuple[list[Record], list[Problem]]:
+        raise NotImplementedError
+
+    def finish(self) -> list[Problem]:
+        return [*_unnamed(self.rows), *(p for d in self.doubles for p in d.agreed(self.rows))]
+
+    def _differ(self, table: Table) -> list[Problem]:
+        """The block's rows where two columns of one field differ: their first problems."""
+        return [p for double in self.doubles for p in double.check(table)]
+
+
+class _Devices(_TabReader):
+    def __init__(
+        self, rows: SheetRows, template: SiteTemplate, site: SiteRecords, cell_by_cell: bool
+    ) -> None:
+        super().__init__(rows)
+        spec = self.spec = template.devices
+        self.template = template
+        self.cell_by_cell = cell_by_cell
+        required = tuple(dict.fromkeys((*NEEDED["devices"], template.match_key)))
+        self.columns, self.problems, self.doubles = map_columns(rows, spec, required, site)
+        # LoRaWAN key columns (cfg:AppKey...) are masked in messages and blanked in the
+        # report copies of the sheet, as the users' passwords are.
+        secret = [column.letter for column in self.columns if column.secret]
+        if secret:
+            site.secret_columns[rows.sheet] = secret
+        self.bodies = _DeviceBodies(spec, template.site_tag)
+        self.parsers = _device_parsers(spec)
+        self.not_converted = {
+            name: found.not_converted
+            for name in self.parsers
+            if (found := spec.field(name)) is not None and found.not_converted is not None
+        }
+        self.cells = {c.field: c.letter for c in self.columns}
+        self.headers = {c.field: c.header for c in self.columns}
+        self.notices = _Notices(rows, template.hex_case)
+
+    def finish(self) -> list[Problem]:
+        return [*super().finish(), *self.notices.problems()]
+
+    def read(self, table: Table) -> tuple[list[Record], list[Problem]]:
+        template, spec, columns = self.template, self.spec, self.columns
+        match_key, cell_by_cell, bodies = template.match_key, self.cell_by_cell, self.bodies
+        parsers, not_converted, notices = self.parsers, self.not_converted, self.notices
+        cells, headers = self.cells, self.headers
+        problems = self._differ(table)
+        records: list[Record] = []
+        damaged = _damaged_rows(table, columns, notices)
+        row = _Row(table, problems)
+
+        def read_row(i: int) -> Record:
+            """One row cell by cell, with a problem for each cell that is not right."""
+            row.i = i
+            before = len(problems)
+            values = table.rows[i]
+            body: dict[str, Any] = {}
+            location: dict[str, float] = {}
+            config: dict[str, Any] = {}
+            tags: list[str] = []
+            for column in columns:
+                name = column.field
+                if i in damaged or column.identifier:
+                    text = _cell_text(table, i, column, row)
+                else:
+                    text = values[column.index].strip()
+                if not text:
+                    continue
+                if column.hex_length:
+                    text = hex_form(text, column.hex_length, template.hex_case)
+                if name.startswith(CONFIG_PREFIX):
+                    if _check_rule(column, text, row):
+                        config[name[len(CONFIG_PREFIX) :]] = text
+                    continue
+                parse = parsers.get(name)
+                if parse is None:  # plain text fields
+                    if _check_rule(column, text, row):
+                        body[name] = text
+                    continue
+                value = parse(text)
+                if value is None:
+                    what, message = not_converted[name]
+                    row.problem(what, message.format(header=column.header, text=text), column, text)
+                    continue
+                if name in LOCATION_FIELDS:
+                    location[name] = value
+                elif name == "tags":
+                    tags = value
+                elif name == "config":
+                    config = {**notices.config(column, table.row_numbers[i], value), **config}
+                else:
+                    body[name] = value
+            if len(location) == 1:
+                given = next(iter(location))
+                other = next(
+                    (c for c in columns if c.field in LOCATION_FIELDS and c.field != given), None
+                )
+                # Only when the other cell is empty: a cell that did not convert is reported already.
+                if other is None or not values[other.index].strip():
+                    column = next(c for c in columns if c.field == given)
+                    row.problem(
+                        HALF_LOCATION,
+                        "only one of latitude and longitude is filled",
+                        column,
+                        values[column.index].strip(),
+                    )
+            body, defaulted = bodies.body(
+                body, location or None, config, bodies.tags(tags), bool(tags)
+            )
+            key = str(body.get(match_key, ""))
+            # Without the match key's column, the tab's one missing-column problem says it all.
+            if not key and before == len(problems) and match_key in cells:
+                # Rows are matched to platform devices by this key: without it, nothing can be checked.
+                problems.append(
+                    Problem(
+                        NO_KEY,
+                        f"the row has no {match_key}, which the template matches devices by",
+                        table.sheet,
+                        table.row_numbers[i],
+                        cells.get(match_key),
+                        headers.get(match_key),
+                        "",
+                    )
+                )
+            record = Record(table.sheet, table.row_numbers[i], key, body, cells, headers)
+            record.valid = len(problems) == before
+            record.defaulted = defaulted
+            return record
+
+        # A sheet has thousands of rows and nearly all are clean, so the cells are read a
+        # column at a time. A row with a cell that would give a problem (not stored as text,
+        # an identifier in E+ notation or ending in .0 or breaking its rule, a value that does
+        # not convert, a config cell, half a location, no match key) is marked slow and read
+        # by read_row, which reports each problem; a clean row gives the same body without.
+        count = len(table.rows)
+        # Without a match key column every row lacks its key.
+        slow = set(damaged) if match_key in cells and not cell_by_cell else set(range(count))
+        plain: list[tuple[str, list[Any]]] = []
+        location: list[tuple[str, list[Any]]] = []
+        config: list[tuple[str, list[Any]]] = []
+        tags: Iterable[list[str]] = repeat(bodies.fixed_tags, count)
+        own_tags: Iterable[bool] = repeat(False, count)  # whether the row has tags of its own
         for column in columns:
             name = column.field
-            if i in damaged or column.identifier:
-                text = _cell_text(table, i, column, row)
-            else:
-                text = values[column.index].strip()
-            if not text:
+            texts = list(map(str.strip, map(operator.itemgetter(column.index), table.rows)))
+            texts = notices.hex(column, texts, table.row_numbers)
+            if column.identifier:
+                slow.update(
+                    i
+                    for i in compress(range(count), map(NUMBER_LIKE.fullmatch, texts))
+                    if _number_damage(column, texts[i]) is not None
+                )
+            if name == "tags":
+                # Tag cells repeat from row to row: each distinct one is split once.
+                split = {text: split_list(text, spec.list_separators) for text in set(texts)}
+                merged = {text: bodies.tags(own) for text, own in split.items()}
+                tags = [merged[text] for text in texts]
+                own_tags = [bool(split[text]) for text in texts]
                 continue
-            if column.hex_length:
-                text = hex_form(text, column.hex_length, template.hex_case)
-            if name.startswith(CONFIG_PREFIX):
-                if _check_rule(column, text, row):
-                    config[name[len(CONFIG_PREFIX) :]] = text
+            if name == "config":  # rare, and its JSON can fail in many ways
+                slow.update(i for i, text in enumerate(texts) if text)
                 continue
             parse = parsers.get(name)
-            if parse is None:  # plain text fields
-                if _check_rule(column, text, row):
-                    body[name] = text
-                continue
-            value = parse(text)
-            if value is None:
-                what, message = not_converted[name]
-                row.problem(what, message.format(header=column.header, text=text), column, text)
-                continue
-            if name in LOCATION_FIELDS:
-                location[name] = value
-            elif name == "tags":
-                tags = value
-            elif name == "config":
-                config = {**notices.config(column, i, value), **config}
+            if parse is None:
+                values: list[Any] = [text or None for text in texts]
+                rule = column.rule
+                if rule is not None:
+                    # Each distinct text is checked once: the same rule, the same answer.
+                    breaks = {
+                        text
+                        for text in set(texts)
+                        if text and _rule_breach(rule, column.header, text) is not None
+                    }
+                    if breaks:
+                        slow.update(compress(range(count), map(breaks.__contains__, texts)))
             else:
-                body[name] = value
-        if len(location) == 1:
-            given = next(iter(location))
-            other = next(
-                (c for c in columns if c.field in LOCATION_FIELDS and c.field != given), None
-            )
-            # Only when the other cell is empty: a cell that did not convert is reported already.
-            if other is None or not values[other.index].strip():
-                column = next(c for c in columns if c.field == given)
-                row.problem(
-                    HALF_LOCATION,
-                    "only one of latitude and longitude is filled",
-                    column,
-                    values[column.index].strip(),
-                )
-        body, defaulted = bodies.body(body, location or None, config, bodies.tags(tags), bool(tags))
-        key = str(body.get(match_key, ""))
-        # Without the match key's column, the tab's one missing-column problem says it all.
-        if not key and before == len(site.problems) and match_key in cells:
-            # Rows are matched to platform devices by this key: without it, nothing can be checked.
-            site.problems.append(
-                Problem(
-                    NO_KEY,
-                    f"the row has no {match_key}, which the template matches devices by",
-                    table.sheet,
-                    table.row_numbers[i],
-                    cells.get(match_key),
-                    headers.get(match_key),
-                    "",
-                )
-            )
-        record = Record(table.sheet, table.row_numbers[i], key, body, cells, headers)
-        record.valid = len(site.problems) == before
-        record.defaulted = defaulted
-        return record
+                # Numbers and yes/no repeat too: each distinct text is converted once.
+                parsed = {text: parse(text) if text else None for text in set(texts)}
+                values = list(map(parsed.__getitem__, texts))
+                failed = {text for text, value in parsed.items() if text and value is None}
+                if failed:
+                    slow.update(compress(range(count), map(failed.__contains__, texts)))
+            if name in LOCATION_FIELDS:
+                location.append((name, values))
+            elif name.startswith(CONFIG_PREFIX):
+                config.append((name[len(CONFIG_PREFIX) :], values))
+            else:
+                plain.append((name, values))
+                if name == match_key:
+                    slow.update(compress(range(count), map(operator.not_, texts)))
+        # A fast row has both lat and lon or neither: half a location goes the slow way.
+        locations: Iterable[dict[str, float] | None] = repeat(None, count)
+        if len(location) == 2:
+            (first, firsts), (second, seconds) = location
+            pairs = list(zip(firsts, seconds, strict=True))
+            slow.update(i for i, (a, b) in enumerate(pairs) if (a is None) != (b is None))
+            locations = [None if a is None else {first: a, second: b} for a, b in pairs]
+        elif location:
+            slow.update(i for i, value in enumerate(location[0][1]) if value is not None)
 
-    # A sheet has thousands of rows and nearly all are clean, so the cells are read a
-    # column at a time. A row with a cell that would give a problem (not stored as text,
-    # an identifier in E+ notation or ending in .0 or breaking its rule, a value that does
-    # not convert, a config cell, half a location, no match key) is marked slow and read
-    # by read_row, which reports each problem; a clean row gives the same body without.
-    count = len(table.rows)
-    # Without a match key column every row lacks its key.
-    slow = set(damaged) if match_key in cells and not cell_by_cell else set(range(count))
-    plain: list[tuple[str, list[Any]]] = []
-    location: list[tuple[str, list[Any]]] = []
-    config: list[tuple[str, list[Any]]] = []
-    tags: Iterable[list[str]] = repeat(bodies.fixed_tags, count)
-    own_tags: Iterable[bool] = repeat(False, count)  # whether the row has tags of its own
-    for column in columns:
-        name = column.field
-        texts = list(map(str.strip, map(operator.itemgetter(column.index), table.rows)))
-        texts = notices.hex(column, texts)
-        if column.identifier:
-            slow.update(
-                i
-                for i in compress(range(count), map(NUMBER_LIKE.fullmatch, texts))
-                if _number_damage(column, texts[i]) is not None
-            )
-        if name == "tags":
-            # Tag cells repeat from row to row: each distinct one is split once.
-            split = {text: split_list(text, spec.list_separators) for text in set(texts)}
-            merged = {text: bodies.tags(own) for text, own in split.items()}
-            tags = [merged[text] for text in texts]
-            own_tags = [bool(split[text]) for text in texts]
-            continue
-        if name == "config":  # rare, and its JSON can fail in many ways
-            slow.update(i for i, text in enumerate(texts) if text)
-            continue
-        parse = parsers.get(name)
-        if parse is None:
-            values: list[Any] = [text or None for text in texts]
-            rule = column.rule
-            if rule is not None:
-                # Each distinct text is checked once: the same rule, the same answer.
-                breaks = {
-                    text
-                    for text in set(texts)
-                    if text and _rule_breach(rule, column.header, text) is not None
+        names = [name for name, _ in plain]
+        config_keys = [key for key, _ in config]
+        append, sheet, make = records.append, table.sheet, bodies.body  # once per row
+        for i, number, given, where, settings, row_tags, own in zip(
+            range(count),
+            table.row_numbers,
+            _by_row(plain, count),
+            locations,
+            _by_row(config, count),
+            tags,
+            own_tags,
+            strict=True,
+        ):
+            if i in slow:
+                append(read_row(i))
+                continue
+            # Most rows fill every cell: their values are a dict at once.
+            if None in given:
+                body = {
+                    n: value for n, value in zip(names, given, strict=True) if value is not None
                 }
-                if breaks:
-                    slow.update(compress(range(count), map(breaks.__contains__, texts)))
-        else:
-            # Numbers and yes/no repeat too: each distinct text is converted once.
-            parsed = {text: parse(text) if text else None for text in set(texts)}
-            values = list(map(parsed.__getitem__, texts))
-            failed = {text for text, value in parsed.items() if text and value is None}
-            if failed:
-                slow.update(compress(range(count), map(failed.__contains__, texts)))
-        if name in LOCATION_FIELDS:
-            location.append((name, values))
-        elif name.startswith(CONFIG_PREFIX):
-            config.append((name[len(CONFIG_PREFIX) :], values))
-        else:
-            plain.append((name, values))
-            if name == match_key:
-                slow.update(compress(range(count), map(operator.not_, texts)))
-    # A fast row has both lat and lon or neither: half a location goes the slow way.
-    locations: Iterable[dict[str, float] | None] = repeat(None, count)
-    if len(location) == 2:
-        (first, firsts), (second, seconds) = location
-        pairs = list(zip(firsts, seconds, strict=True))
-        slow.update(i for i, (a, b) in enumerate(pairs) if (a is None) != (b is None))
-        locations = [None if a is None else {first: a, second: b} for a, b in pairs]
-    elif location:
-        slow.update(i for i, value in enumerate(location[0][1]) if value is not None)
-
-    names = [name for name, _ in plain]
-    config_keys = [key for key, _ in config]
-    append, sheet, make = site.devices.append, table.sheet, bodies.body  # once per row
-    for i, number, given, where, settings, row_tags, own in zip(
-        range(count),
-        table.row_numbers,
-        _by_row(plain, count),
-        locations,
-        _by_row(config, count),
-        tags,
-        own_tags,
-        strict=True,
-    ):
-        if i in slow:
-            append(read_row(i))
-            continue
-        # Most rows fill every cell: their values are a dict at once.
-        if None in given:
-            body = {n: value for n, value in zip(names, given, strict=True) if value is not None}
-        else:
-            body = dict(zip(names, given, strict=True))
-        own_config = (
-            {k: v for k, v in zip(config_keys, settings, strict=True) if v is not None}
-            if settings
-            else {}
-        )
-        body, defaulted = make(body, where, own_config, row_tags, own)
-        record = Record(sheet, number, str(body.get(match_key, "")), body, cells, headers)
-        record.defaulted = defaulted
-        append(record)
-    site.problems += notices.problems()
+            else:
+                body = dict(zip(names, given, strict=True))
+            own_config = (
+                {k: v for k, v in zip(config_keys, settings, strict=True) if v is not None}
+                if settings
+                else {}
+            )
+            body, defaulted = make(body, where, own_config, row_tags, own)
+            record = Record(sheet, number, str(body.get(match_key, "")), body, cells, headers)
+            record.defaulted = defaulted
+            append(record)
+        return records, problems
 
 
 # Device fields the template's defaults fill only through _DeviceBodies' own steps.
@@ -1226,95 +1386,117 @@ def _device_parsers(spec: TabSpec) -> dict[str, Callable[[str], Any]]:
     return parsers
 
 
-def _read_users(table: Table, spec: TabSpec, site: SiteRecords) -> None:
-    columns, problems = map_columns(table, spec, NEEDED["users"], site)
-    site.problems += problems
-    secret = [
-        letter
-        for header, letter in zip(table.headers, table.columns, strict=False)
-        if header and (name := spec.field_for(header)) is not None and spec.is_secret(name)
-    ]
-    if secret:
-        site.secret_columns[table.sheet] = secret
-    cells = {c.field: c.letter for c in columns}
-    headers = {c.field: c.header for c in columns}
-    row = _Row(table, site.problems)
-    for i in range(len(table.rows)):
-        row.i = i
-        before = len(site.problems)
-        body: dict[str, Any] = {}
-        for column in columns:
-            text = _cell_text(table, i, column, row)
-            if not text or not _check_rule(column, text, row):
-                continue
-            if column.field == "roles":
-                body["roles"] = [r.lower() for r in split_list(text, spec.list_separators)]
-            elif column.field == "email":
-                body["email"] = text
-            else:
-                body[column.field] = text
-        for name, value in spec.defaults.items():
-            body.setdefault(name, value)
-        record = Record(
-            table.sheet,
-            table.row_numbers[i],
-            str(body.get("email", "")).lower(),
-            body,
-            cells,
-            headers,
-        )
-        record.valid = len(site.problems) == before
-        site.users.append(record)
+class _Users(_TabReader):
+    def __init__(self, rows: SheetRows, spec: TabSpec, site: SiteRecords) -> None:
+        super().__init__(rows)
+        self.spec = spec
+        self.columns, self.problems, self.doubles = map_columns(rows, spec, NEEDED["users"], site)
+        secret = [
+            letter
+            for header, letter in zip(rows.headers, rows.columns, strict=False)
+            if header and (name := spec.field_for(header)) is not None and spec.is_secret(name)
+        ]
+        if secret:
+            site.secret_columns[rows.sheet] = secret
+        self.cells = {c.field: c.letter for c in self.columns}
+        self.headers = {c.field: c.header for c in self.columns}
 
-
-def _read_downlinks(table: Table, template: SiteTemplate, site: SiteRecords) -> None:
-    spec = template.downlinks
-    columns, problems = map_columns(table, spec, NEEDED["downlinks"], site)
-    site.problems += problems
-    # The key names a device as the Devices tab does: a DevEUI in any form is one device.
-    key_digits = template.devices.hex_length(template.match_key)
-    columns = [
-        dataclasses.replace(c, hex_length=key_digits) if c.field == "key" else c for c in columns
-    ]
-    cells = {c.field: c.letter for c in columns}
-    headers = {c.field: c.header for c in columns}
-    notices = _Notices(table, template.hex_case)
-    _damaged_rows(table, columns, notices)  # notes the numbers read as digits
-    for column in columns:
-        notices.hex(column, [values[column.index].strip() for values in table.rows])
-    row = _Row(table, site.problems)
-    for i in range(len(table.rows)):
-        row.i = i
-        before = len(site.problems)
-        values: dict[str, str] = {}
-        payload: Any = None
-        for column in columns:
-            text = _cell_text(table, i, column, row)
-            if text and column.hex_length:
-                text = hex_form(text, column.hex_length, template.hex_case)
-            if not text or not _check_rule(column, text, row):
-                continue
-            if column.field == "payload":
-                try:
-                    payload = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    row.problem(
-                        BAD_JSON,
-                        f"the payload is not valid JSON ({exc.msg} at character {exc.pos + 1})",
-                        column,
-                        text,
-                    )
+    def read(self, table: Table) -> tuple[list[Record], list[Problem]]:
+        spec, columns, cells, headers = self.spec, self.columns, self.cells, self.headers
+        problems = self._differ(table)
+        records: list[Record] = []
+        row = _Row(table, problems)
+        for i in range(len(table.rows)):
+            row.i = i
+            before = len(problems)
+            body: dict[str, Any] = {}
+            for column in columns:
+                text = _cell_text(table, i, column, row)
+                if not text or not _check_rule(column, text, row):
                     continue
-            values[column.field] = text
-        record = DownlinkRecord(
-            table.sheet,
-            table.row_numbers[i],
-            values.get("key", ""),
-            payload if payload is not None else {},
-            cells,
-            headers,
-            type=values.get("type", "").lower(),
+                if column.field == "roles":
+                    body["roles"] = [r.lower() for r in split_list(text, spec.list_separators)]
+                elif column.field == "email":
+                    body["email"] = text
+                else:
+                    body[column.field] = text
+            for name, value in spec.defaults.items():
+                body.setdefault(name, value)
+            record = Record(
+                table.sheet,
+                table.row_numbers[i],
+                str(body.get("email", "")).lower(),
+                body,
+                cells,
+                headers,
+            )
+            record.valid = len(problems) == before
+            records.append(record)
+        return records, problems
+
+
+class _Downlinks(_TabReader):
+    def __init__(self, rows: SheetRows, template: SiteTemplate, site: SiteRecords) -> None:
+        super().__init__(rows)
+        self.template = template
+        columns, self.problems, self.doubles = map_columns(
+            rows, template.downlinks, NEEDED["downlinks"], site
         )
-        record.valid = len(site.problems) == before
-        site.downlinks.append(record)
-    site.problems += notices.problems()
+        # The key names a device as the Devices tab does: a DevEUI in any form is one device.
+        key_digits = template.devices.hex_length(template.match_key)
+        self.columns = [
+            dataclasses.replace(c, hex_length=key_digits) if c.field == "key" else c
+            for c in columns
+        ]
+        self.cells = {c.field: c.letter for c in self.columns}
+        self.headers = {c.field: c.header for c in self.columns}
+        self.notices = _Notices(rows, template.hex_case)
+
+    def finish(self) -> list[Problem]:
+        return [*super().finish(), *self.notices.problems()]
+
+    def read(self, table: Table) -> tuple[list[Record], list[Problem]]:
+        template, columns, notices = self.template, self.columns, self.notices
+        cells, headers = self.cells, self.headers
+        problems = self._differ(table)
+        records: list[Record] = []
+        _damaged_rows(table, columns, notices)  # notes the numbers read as digits
+        for column in columns:
+            texts = [values[column.index].strip() for values in table.rows]
+            notices.hex(column, texts, table.row_numbers)
+        row = _Row(table, problems)
+        for i in range(len(table.rows)):
+            row.i = i
+            before = len(problems)
+            values: dict[str, str] = {}
+            payload: Any = None
+            for column in columns:
+                text = _cell_text(table, i, column, row)
+                if text and column.hex_length:
+                    text = hex_form(text, column.hex_length, template.hex_case)
+                if not text or not _check_rule(column, text, row):
+                    continue
+                if column.field == "payload":
+                    try:
+                        payload = json.loads(text)
+                    except json.JSONDecodeError as exc:
+                        row.problem(
+                            BAD_JSON,
+                            f"the payload is not valid JSON ({exc.msg} at character {exc.pos + 1})",
+                            column,
+                            text,
+                        )
+                        continue
+                values[column.field] = text
+            record = DownlinkRecord(
+                table.sheet,
+                table.row_numbers[i],
+                values.get("key", ""),
+                payload if payload is not None else {},
+                cells,
+                headers,
+                type=values.get("type", "").lower(),
+            )
+            record.valid = len(problems) == before
+            records.append(record)
+        return records, problems

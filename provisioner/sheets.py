@@ -23,7 +23,6 @@ single cells are left to the record stage.
 
 from __future__ import annotations
 
-import bisect
 import codecs
 import contextlib
 import csv
@@ -38,7 +37,7 @@ import re
 import threading
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -148,20 +147,29 @@ class Workbook:
     _calamine: CalamineWorkbook | None = field(default=None, repr=False)
     _csv_text: str | None = field(default=None, repr=False)
     _tables: dict[str, Table] = field(default_factory=dict, repr=False)
+    _rows: dict[str, SheetRows] = field(default_factory=dict, repr=False)
 
     def table(self, tab: str) -> Table:
-        """Read (once) and return the tab named ``tab``."""
+        """Read (once) and return the tab named ``tab``, every row held."""
+        if tab not in self._tables:
+            rows = self.rows(tab)
+            with _no_cyclic_gc():
+                self._tables[tab] = rows.table()
+        return self._tables[tab]
+
+    def rows(self, tab: str) -> SheetRows:
+        """The tab named ``tab``, to read a row at a time: its header is read at once
+        (and once), its rows on each pass over it."""
         if tab not in self.tab_names:
             tabs = ", ".join(f'"{name}"' for name in self.tab_names)
             raise SheetError(
                 f'{self.path.name}: there is no tab "{tab}" (tabs: {tabs}): '
                 "rename the tab or choose another one"
             )
-        if tab not in self._tables:
-            with _no_cyclic_gc():
-                self._tables[tab] = self._read(tab)
-            self._tables[tab].numbers_padded = self.numbers_padded
-        return self._tables[tab]
+        if tab not in self._rows:
+            self._rows[tab] = self._read(tab)
+            self._rows[tab].numbers_padded = self.numbers_padded
+        return self._rows[tab]
 
     def find_tab(self, name: str) -> str | None:
         """The tab whose name matches ``name`` ignoring case and spaces."""
@@ -171,17 +179,17 @@ class Workbook:
                 return tab
         return None
 
-    def _read(self, tab: str) -> Table:
+    def _read(self, tab: str) -> SheetRows:
         if self.format == "csv":
-            assert self._csv_text is not None and self.delimiter is not None
-            text = io.StringIO(self._csv_text, newline="")
-            records = csv.reader(text, delimiter=self.delimiter)
-            with _csv_fields_up_to(len(self._csv_text)):
-                table = _build_table(self.path.name, tab, enumerate(records, 1), 0)
-            if MARK in self._csv_text:
-                _unmark(table)
-            self._csv_text = None  # the table holds it all now
-            return table
+            text, delimiter = self._csv_text, self.delimiter
+            assert text is not None and delimiter is not None
+
+            def records() -> Iterator[tuple[int, list[Any]]]:
+                reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+                with _csv_fields_up_to(len(text)):
+                    yield from enumerate(reader, 1)
+
+            return SheetRows(self.path.name, tab, records, 0, unmark=MARK in text)
         index = self.tab_names.index(tab)
         if self.format != "xlsx":
             # .ods is not scanned for cells: a formula without a value or an
@@ -815,18 +823,19 @@ def _open_csv(path: Path) -> Workbook:
     return Workbook(path, "csv", [path.name], encoding, delimiter, _csv_text=text)
 
 
-def _unmark(table: Table) -> None:
-    """Each data cell as the value it stands for: the ``'`` that keeps a spreadsheet from
-    running ``=2+3`` as a formula (written by this tool's CSVs, and by people who know
-    it) is not part of the value (``files.csv_value``)."""
-    for row in table.rows:
-        for j, cell in enumerate(row):
-            if cell[:1] == MARK:
-                row[j] = csv_value(cell)
+def _unmark(row: list[str]) -> None:
+    """Each cell of a data row as the value it stands for: the ``'`` that keeps a
+    spreadsheet from running ``=2+3`` as a formula (written by this tool's CSVs, and by
+    people who know it) is not part of the value (``files.csv_value``)."""
+    for j, cell in enumerate(row):
+        if cell[:1] == MARK:
+            row[j] = csv_value(cell)
 
 
-# The csv module's field limit (128 KiB unless raised) is one for the process.
-_CSV_LIMIT = threading.Lock()
+# The csv module's field limit (128 KiB unless raised) is one for the process. A CSV
+# tab is read a row at a time while other work goes on in the same thread (another
+# read of a CSV among it), so the lock is one that thread may take again.
+_CSV_LIMIT = threading.RLock()
 _C_LONG_MAX = 2**31 - 1  # what field_size_limit() takes on every platform
 
 
@@ -904,14 +913,12 @@ def _sniff_delimiter(text: str) -> str:
 
 def _read_calamine(
     file: str, tab: str, sheet: CalamineSheet, marks: _Marks, hidden: _Hidden
-) -> Table:
+) -> SheetRows:
     start, end = sheet.start, sheet.end
     first_col = start[1] if start else 0
     last_row = end[0] + 1 if end else 0
-    # iter_rows() yields every row from row 1 (blank ones before the used
-    # range too) but only the columns from the used range's first one on.
-    counter = itertools.count(1)
-    records: Iterable[tuple[int, list[Any]]] = zip(counter, sheet.iter_rows(), strict=False)
+    pad: list[str] = []
+    extra: list[tuple[int, list[Any]]] = []
     if marks:
         # Formula cells without a value lie outside calamine's used range.
         mark_first_col = min(min(cols) for cols in marks.values())
@@ -919,115 +926,270 @@ def _read_calamine(
             first_col = mark_first_col
         elif mark_first_col < first_col:
             pad = [""] * (first_col - mark_first_col)
-            records = ((number, pad + row) for number, row in records)
             first_col = mark_first_col
-        extra: list[tuple[int, list[Any]]] = [(n, []) for n in sorted(marks) if n > last_row]
-        records = itertools.chain(records, extra)
-    table = _build_table(file, tab, records, first_col, marks, sheet.merged_cell_ranges or [])
-    # zip() drew one number more than there were rows.
-    if next(counter) - 2 != last_row:
-        raise RuntimeError(
-            "python-calamine's iter_rows() no longer starts at row 1: row numbers would be wrong"
-        )
-    _note_hidden(table, first_col, hidden)
-    return table
+        extra = [(n, []) for n in sorted(marks) if n > last_row]
 
+    def records() -> Iterator[tuple[int, list[Any]]]:
+        # iter_rows() yields every row from row 1 (blank ones before the used
+        # range too) but only the columns from the used range's first one on.
+        number = 0
+        for number, row in enumerate(sheet.iter_rows(), 1):
+            yield number, pad + row if pad else row
+        if number != last_row:
+            raise RuntimeError(
+                "python-calamine's iter_rows() no longer starts at row 1: row numbers "
+                "would be wrong"
+            )
+        yield from extra
 
-def _note_hidden(table: Table, first_col: int, hidden: _Hidden) -> None:
-    """Set ``table.hidden_rows`` and ``hidden_columns``: the hidden ones the table holds."""
-    rows: set[int] = set()
-    numbers = table.row_numbers  # ascending
-    for low, high in hidden.rows:
-        if low <= table.header_row <= high:
-            rows.add(table.header_row)
-        rows.update(numbers[bisect.bisect_left(numbers, low) : bisect.bisect_right(numbers, high)])
-    table.hidden_rows = sorted(rows)
-    last_col = first_col + len(table.columns) - 1
-    columns: set[int] = set()
-    for low, high in hidden.columns:
-        columns.update(range(max(low, first_col) - first_col, min(high, last_col) + 1 - first_col))
-    table.hidden_columns = [
-        table.columns[j]
-        for j in sorted(columns)
-        if table.headers[j] or any(row[j].strip() for row in table.rows)
-    ]
+    return SheetRows(
+        file, tab, records, first_col, marks, hidden, sheet.merged_cell_ranges or [], sheet
+    )
 
 
 # --- from rows of values to a Table ------------------------------------------------
 
 
-def _build_table(
-    file: str,
-    tab: str,
-    records: Iterable[tuple[int, list[Any]]],
-    first_col: int,
-    marks: _Marks | None = None,
-    merged: list[tuple[tuple[int, int], tuple[int, int]]] | None = None,
-) -> Table:
-    """Header = first non-blank row; blank rows skipped; cells to text.
+# A data row as a pass over a tab gives it: (Excel row number, the cells' texts, the cells
+# that were not text in the file by column index, None when all were).
+SheetRow = tuple[int, list[str], dict[int, Stored] | None]
 
-    ``records`` yields (Excel row number, cell values from column
-    ``first_col`` on); the lists are reused as the table's rows.
+
+class SheetRows:
+    """One tab read a row at a time (``Workbook.rows``); ``table()`` holds every row.
+
+    The header, the first row that is not blank, is read at once: ``header_row``,
+    ``headers`` (each stripped, up to the last one filled) and ``columns`` (their
+    letters). Each pass over the object reads the tab afresh and gives every data row
+    after the header as a ``SheetRow``: the texts are those ``Table.rows`` holds, at
+    least one a header (more where the row reaches further), and ``stored`` tells the
+    cells that were not plain text in the file as ``Table.stored`` does. Blank rows are
+    skipped. Only the row at hand is held: the tab's cells stay with the reader.
+
+    After a whole pass: ``width`` (up to the farthest cell filled, the header's
+    included), ``unnamed`` (the indexes of the columns without a header that hold
+    something), and ``hidden_rows`` and ``hidden_columns`` as ``Table`` has them.
     """
-    marks = marks or {}
-    header: list[str] | None = None
-    header_row = 0
-    rows: list[list[str]] = []
-    row_numbers: list[int] = []
-    stored: dict[tuple[int, int], Stored] = {}
-    numbers: dict[float, tuple[str, Stored]] = {}
-    typed: list[int] = []
-    width = 0
-    for number, row in records:
-        # A row holding anything but text is never blank, so the index is
-        # the one it will have (the header's go to a scratch dict).
-        index = len(rows)
-        into = stored if header is not None else {}
-        if typed:
-            joined = _to_text(row, index, into, numbers, typed)
-        else:
-            try:
-                joined = "".join(row)
-            except TypeError:
-                joined = _to_text(row, index, into, numbers, typed)
-        if number in marks:
-            for col, (how, detail, text) in marks[number].items():
-                j = col - first_col
-                if j >= len(row):
-                    row.extend([""] * (j + 1 - len(row)))
-                row[j] = text
-                into[(index, j)] = (how, detail)
-                width = max(width, j + 1)
-        elif not joined or joined.isspace():
-            continue
-        if "\r" in joined:
-            row[:] = [cell.replace("\r\n", "\n").rstrip("\r") for cell in row]
-        if len(row) > width:
-            width = _filled_width(row, width)
-        if header is None:
-            header, header_row = row, number
-            _check_header(file, tab, header, header_row, first_col, merged or [])
-            continue
-        rows.append(row)
-        row_numbers.append(number)
-    if header is None:
-        raise SheetError(
-            f'{file}: tab "{tab}" is empty: put the header in the first row and one device per row below it'
+
+    def __init__(
+        self,
+        file: str,
+        tab: str,
+        records: Callable[[], Iterator[tuple[int, list[Any]]]],
+        first_col: int,
+        marks: _Marks | None = None,
+        hidden: _Hidden | None = None,
+        merged: list[tuple[tuple[int, int], tuple[int, int]]] | None = None,
+        source: object = None,
+        *,
+        unmark: bool = False,
+    ) -> None:
+        """``records()`` yields (Excel row number, cell values from column ``first_col``
+        on) from row 1, afresh on each call; the lists become the rows given.
+        ``source`` is what they are read from (a python-calamine sheet), held as long
+        as this object. ``unmark``: a CSV with cells marked as text (``_unmark``)."""
+        self.sheet = tab
+        self.numbers_padded = False  # see Table.numbers_padded
+        self._records = records
+        self._first_col = first_col
+        self._marks = marks or {}
+        self._hidden = hidden or _Hidden()
+        self._source = source
+        self._unmarked = unmark
+        texts = self._texts()
+        try:
+            first = next(texts, None)
+        finally:
+            texts.close()
+        if first is None:
+            raise SheetError(
+                f'{file}: tab "{tab}" is empty: put the header in the first row and one '
+                "device per row below it"
+            )
+        self.header_row, self._header, _ = first
+        _check_header(file, tab, self._header, self.header_row, first_col, merged or [])
+        self._header_width = max(self._reach, _filled_width(self._header, 0))
+        self.headers = [text.strip() for text in self._header[: self._header_width]]
+        self.columns = [column_letter(first_col + j) for j in range(len(self.headers))]
+        self.width = self._header_width
+        self.unnamed: list[int] = []
+        self.hidden_rows: list[int] = []
+        self.hidden_columns: list[str] = []
+
+    def letter(self, j: int) -> str:
+        """The letter of column ``j`` (``C``), also beyond the header."""
+        return column_letter(self._first_col + j)
+
+    def _texts(self) -> Generator[SheetRow, None, None]:
+        """Every row that is not blank, the header first, its cells as text. Sets
+        ``_reach``, the width the marked cells ask for (they may hold no text)."""
+        marks, first_col = self._marks, self._first_col
+        numbers: dict[float, tuple[str, Stored]] = {}
+        typed: list[int] = []
+        self._reach = 0
+        for number, row in self._records():
+            stored: dict[int, Stored] | None = None
+            if typed:
+                stored = {}
+                joined = _to_text(row, stored, numbers, typed)
+            else:
+                try:
+                    joined = "".join(row)
+                except TypeError:
+                    stored = {}
+                    joined = _to_text(row, stored, numbers, typed)
+            if number in marks:
+                if stored is None:
+                    stored = {}
+                for col, (how, detail, text) in marks[number].items():
+                    j = col - first_col
+                    if j >= len(row):
+                        row.extend([""] * (j + 1 - len(row)))
+                    row[j] = text
+                    stored[j] = (how, detail)
+                    self._reach = max(self._reach, j + 1)
+            elif not joined or joined.isspace():
+                continue
+            if "\r" in joined:
+                row[:] = [cell.replace("\r\n", "\n").rstrip("\r") for cell in row]
+            yield number, row, stored or None
+
+    def __iter__(self) -> Generator[SheetRow, None, None]:
+        header_width = self._header_width
+        width = header_width
+        # A column under a blank header holds something once a row has a text in it:
+        # watched until then. Beyond the header, what a row reaches is noted.
+        watched = [j for j, text in enumerate(self.headers) if not text]
+        filled: set[int] = set()
+        ranges = _merged(self._hidden.rows)
+        at = 0
+        hidden_rows = [self.header_row] if _within(ranges, self.header_row) else []
+        unmark = self._unmarked
+        texts = self._texts()
+        try:
+            next(texts)  # the header
+            for number, row, stored in texts:
+                size = len(row)
+                if size < header_width:
+                    row.extend([""] * (header_width - size))
+                elif size > header_width:
+                    reach = _filled_width(row, header_width)
+                    if reach > header_width:
+                        width = max(width, reach)
+                        filled.update(
+                            j for j in range(header_width, reach) if row[j] and not row[j].isspace()
+                        )
+                if watched:
+                    found = [j for j in watched if row[j] and not row[j].isspace()]
+                    if found:
+                        filled.update(found)
+                        watched = [j for j in watched if j not in filled]
+                if ranges:
+                    while at < len(ranges) and ranges[at][1] < number:
+                        at += 1
+                    if at < len(ranges) and ranges[at][0] <= number:
+                        hidden_rows.append(number)
+                if unmark:
+                    _unmark(row)
+                yield number, row, stored
+        finally:
+            texts.close()
+        self.width = width = max(width, self._reach)
+        self.unnamed = sorted(filled)
+        self.hidden_rows = hidden_rows
+        self.hidden_columns = [
+            column_letter(self._first_col + j)
+            for j in self._hidden_indexes(width)
+            if (j < header_width and self.headers[j]) or j in filled
+        ]
+
+    def _hidden_indexes(self, width: int) -> list[int]:
+        """The hidden columns among the first ``width``, as indexes from ``first_col``."""
+        found: set[int] = set()
+        first, last = self._first_col, self._first_col + width - 1
+        for low, high in self._hidden.columns:
+            found.update(range(max(low, first) - first, min(high, last) + 1 - first))
+        return sorted(found)
+
+    def blocks(self, size: int) -> Iterator[Table]:
+        """One pass as Tables of ``size`` data rows each (the last may hold fewer),
+        with the header's ``headers`` and ``columns``: each block is made when the
+        one before is taken, so only a block is held."""
+        rows: list[list[str]] = []
+        numbers: list[int] = []
+        stored: dict[tuple[int, int], Stored] = {}
+        for number, row, cells in self:
+            if cells:
+                index = len(rows)
+                for j, what in cells.items():
+                    stored[(index, j)] = what
+            rows.append(row)
+            numbers.append(number)
+            if len(rows) == size:
+                yield self._block(numbers, rows, stored)
+                rows, numbers, stored = [], [], {}
+        if rows:
+            yield self._block(numbers, rows, stored)
+
+    def _block(
+        self, numbers: list[int], rows: list[list[str]], stored: dict[tuple[int, int], Stored]
+    ) -> Table:
+        return Table(
+            self.sheet,
+            self.header_row,
+            self.headers,
+            self.columns,
+            numbers,
+            rows,
+            stored,
+            numbers_padded=self.numbers_padded,
         )
-    for row in itertools.chain([header], rows):
-        if len(row) > width:
-            del row[width:]
-        elif len(row) < width:
-            row.extend([""] * (width - len(row)))
-    return Table(
-        sheet=tab,
-        header_row=header_row,
-        headers=[text.strip() for text in header],
-        columns=[column_letter(first_col + j) for j in range(width)],
-        row_numbers=row_numbers,
-        rows=rows,
-        stored=stored,
-    )
+
+    def table(self) -> Table:
+        """Every row of the tab, held."""
+        rows: list[list[str]] = []
+        row_numbers: list[int] = []
+        stored: dict[tuple[int, int], Stored] = {}
+        for index, (number, row, cells) in enumerate(self):
+            if cells:
+                for j, what in cells.items():
+                    stored[(index, j)] = what
+            rows.append(row)
+            row_numbers.append(number)
+        width = self.width
+        header = list(self._header)
+        for row in itertools.chain([header], rows):
+            if len(row) > width:
+                del row[width:]
+            elif len(row) < width:
+                row.extend([""] * (width - len(row)))
+        return Table(
+            sheet=self.sheet,
+            header_row=self.header_row,
+            headers=[text.strip() for text in header],
+            columns=[column_letter(self._first_col + j) for j in range(width)],
+            row_numbers=row_numbers,
+            rows=rows,
+            stored=stored,
+            hidden_rows=self.hidden_rows,
+            hidden_columns=self.hidden_columns,
+            numbers_padded=self.numbers_padded,
+        )
+
+
+def _merged(ranges: _Ranges) -> _Ranges:
+    """Ranges sorted, those that touch or overlap as one."""
+    out: _Ranges = []
+    for low, high in sorted(ranges):
+        if out and low <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], high))
+        else:
+            out.append((low, high))
+    return out
+
+
+def _within(ranges: _Ranges, number: int) -> bool:
+    return any(low <= number <= high for low, high in ranges)
 
 
 def _filled_width(row: list[str], width: int) -> int:
@@ -1078,17 +1240,16 @@ def _fold(text: str) -> str:
 
 def _to_text(
     row: list[Any],
-    index: int,
-    stored: dict[tuple[int, int], Stored],
+    stored: dict[int, Stored],
     numbers: dict[float, tuple[str, Stored]],
     typed: list[int],
 ) -> str:
     """Turn the non-text cells of ``row`` into text, in place, noting them in ``stored``.
 
-    Returns the row's text joined. ``typed`` lists the columns that held a
-    non-text value before: a column of numbers tends to hold numbers on every
-    row, so those are looked at first and the whole row only when something
-    else is left. ``numbers`` caches each number's text, so a number repeated
+    Returns the row's text joined; ``stored`` gets each such cell by its column
+    index. ``typed`` lists the columns that held a non-text value before: a column
+    of numbers tends to hold numbers on every row, so those are looked at first and
+    the whole row only when something else is left. ``numbers`` caches each number's text, so a number repeated
     on every row shares its strings.
     """
     size = len(row)
@@ -1098,14 +1259,14 @@ def _to_text(
             kind = value.__class__
             if kind is not str:
                 known = numbers.get(value) if kind is float else None
-                row[j], stored[(index, j)] = known or _cell_text(value, numbers)
+                row[j], stored[j] = known or _cell_text(value, numbers)
     try:
         return "".join(row)
     except TypeError:
         pass
     for j, value in enumerate(row):
         if value.__class__ is not str:
-            row[j], stored[(index, j)] = _cell_text(value, numbers)
+            row[j], stored[j] = _cell_text(value, numbers)
             typed.append(j)
     return "".join(row)
 
