@@ -34,6 +34,7 @@ from provisioner.reports import (
     render_console,
     write_report,
 )
+from provisioner.reports.json_report import RowSpill, StreamedRows
 from provisioner.results import EXIT_INPUT, EXIT_INTERRUPTED
 from provisioner.sandbox.store import DEVICE_TYPES, MAX_PAGE_SIZE, ROLES
 from provisioner.sheets import MAX_CELLS, Bounds, SheetError, read_tables, set_bounds
@@ -46,7 +47,7 @@ from provisioner.templates import (
     load_template,
 )
 from provisioner.text import counted, visible
-from provisioner.validation import validate_sheet
+from provisioner.validation import validate_stream
 from provisioner.wording import LANGUAGES, header_in, tab_in
 
 if TYPE_CHECKING:  # the platform's modules load with the commands that talk to it
@@ -443,11 +444,16 @@ class MachineOutput:
 
     stdout: Any
 
-    def emit(self, data: dict[str, Any], records: SiteRecords | None = None) -> None:
-        from provisioner.reports import render_report
+    def emit(
+        self,
+        data: dict[str, Any],
+        records: SiteRecords | None = None,
+        rows: StreamedRows | None = None,
+    ) -> None:
+        from provisioner.reports import print_json
 
-        text = render_report(data, ".json", **_secrets(records)).decode("utf-8")
-        click.echo(text, file=self.stdout, nl=False)
+        print_json(data, self.stdout, rows=rows, **_secrets(records))
+        self.stdout.flush()
 
 
 def machine_output(ctx: click.Context) -> MachineOutput | None:
@@ -787,8 +793,7 @@ def _secrets(records: SiteRecords | None) -> dict[str, Any]:
     that hold them."""
     if records is None:
         return {}
-    secrets = [*records.secret_values(), *records.key_values()]
-    return {"secrets": secrets, "secret_columns": records.secret_columns}
+    return {"secrets": records.secrets(), "secret_columns": records.secret_columns}
 
 
 def _write_reports(
@@ -798,6 +803,7 @@ def _write_reports(
     records: SiteRecords | None,
     *,
     beside: bool = True,
+    rows: StreamedRows | None = None,
 ) -> None:
     """Each report file; an .xlsx report copies the sheet's tabs, read again only then.
     A report open in Excel (Windows will not replace it) is written beside it, named."""
@@ -807,7 +813,13 @@ def _write_reports(
     for path in reports:
         try:
             written = write_report(
-                data, path, source=sheet, tables=tables, beside=beside, **_secrets(records)
+                data,
+                path,
+                source=sheet,
+                tables=tables,
+                beside=beside,
+                rows=rows,
+                **_secrets(records),
             )
         except ReportError as exc:
             raise InputError(str(exc)) from None
@@ -1035,19 +1047,23 @@ def validate(
         choice = _choose_template(ctx, sheet, template_name)
         template = choice.template
         echo(choice.line)
-        try:
-            report = validate_sheet(sheet, template)
-        except SheetError as exc:
-            raise InputError(str(exc)) from None
-        # The console lists only the rows with problems: a dict for every row is made
-        # only for a report file.
-        shown = report.console_dict(limit)
-        click.echo(render_console(shown, limit=limit, color=_color(), **_secrets(report.records)))
-        if reports or machine:
-            data = report.to_dict()
-            _write_reports(data, reports, sheet, report.records)
+        # Each row is read, checked and dropped unless it has a problem; a JSON report
+        # (every row) gets each as it is checked, in a spill file.
+        json_wanted = machine is not None or any(p.suffix.lower() == ".json" for p in reports)
+        with contextlib.ExitStack() as stack:
+            spill = stack.enter_context(contextlib.closing(RowSpill())) if json_wanted else None
+            try:
+                report = validate_stream(sheet, template, spill)
+            except SheetError as exc:
+                raise InputError(str(exc)) from None
+            # The console and the report files show the rows with problems.
+            shown = report.listed()
+            secrets = _secrets(report.records)
+            click.echo(render_console(shown, limit=limit, color=_color(), **secrets))
+            rows = StreamedRows(spill, list(report.problem_rows)) if spill is not None else None
+            _write_reports(shown, reports, sheet, report.records, rows=rows)
             if machine:
-                machine.emit(data, report.records)
+                machine.emit(shown, report.records, rows)
     finally:
         gc.freeze()
         if collecting:

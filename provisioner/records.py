@@ -250,7 +250,7 @@ class SiteRecords:
     bad_headers: dict[str, list[str]] = field(default_factory=dict)
 
     # The secrets of the rows read but not held (a streamed validation), for the reports.
-    passed_secrets: list[str] = field(default_factory=list)
+    passed_secrets: set[str] = field(default_factory=set)
 
     def of_kind(self, kind: str) -> list[Any]:
         """The records of a kind: "device", "user" or "downlink"."""
@@ -537,12 +537,12 @@ class RecordStream:
         template: SiteTemplate,
         *,
         cell_by_cell: bool = False,
-        block: int = BLOCK,
+        block: int | None = None,
     ) -> None:
         self.workbook = workbook
         self.template = template
         self.cell_by_cell = cell_by_cell
-        self.block = block
+        self.block = block or BLOCK
         self.site = SiteRecords()
 
     def __iter__(self) -> Iterator[RecordBlock]:
@@ -565,7 +565,10 @@ class RecordStream:
         for rows, (kind_of, reader_for) in zip(tabs, readers, strict=True):
             reader = reader_for(rows)
             site.problems += self._known(reader.problems)
-            for table in rows.blocks(self.block):
+            # A cell stored as a number (or TRUE/FALSE) is a problem only in an identifier
+            # column (_stored_problem): elsewhere its text is all the reader needs.
+            identifiers = {column.index for column in reader.columns if column.identifier}
+            for table in rows.blocks(self.block, identifiers):
                 records, problems = reader.read(table)
                 yield RecordBlock(kind_of, records, problems)
             site.problems += reader.finish()
@@ -1059,6 +1062,7 @@ class _TabReader:
 
     def __init__(self, rows: SheetRows) -> None:
         self.rows = rows
+        self.columns: list[Column] = []
         self.problems: list[Problem] = []
         self.doubles: list[_Double] = []
 

@@ -37,7 +37,7 @@ import re
 import threading
 import zipfile
 import zlib
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Container, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -512,9 +512,12 @@ def _check_extent(path: Path, archive: zipfile.ZipFile, member: str, tab: str) -
     is the next one). A rough extent first (see _plain_extent), the exact one
     only when the rough one is over the bound.
     """
-    extent = _extent(path, archive, member, tab, exact=False)
+    # A tab that declares an extent the rough one would put over the bound (Excel's
+    # full 1,048,576 rows) is scanned exactly at once, not twice.
+    exact = _roughly_over(_declared(archive, member))
+    extent = _extent(path, archive, member, tab, exact=exact)
     rows, columns = extent.rows, extent.columns
-    if rows * columns > _bounds.cells or rows > EXCEL_ROWS or columns > EXCEL_COLUMNS:
+    if not exact and _over(rows, columns):
         extent = _extent(path, archive, member, tab, exact=True)
     rows, columns = extent.rows, extent.columns
     if rows > EXCEL_ROWS or columns > EXCEL_COLUMNS:
@@ -533,6 +536,29 @@ def _check_extent(path: Path, archive: zipfile.ZipFile, member: str, tab: str) -
             "table? Delete it (Ctrl+End in Excel goes to it) or save a copy with only the "
             "site's rows; a sheet really that big needs --max-cells",
         )
+
+
+def _over(rows: int, columns: int) -> bool:
+    return rows * columns > _bounds.cells or rows > EXCEL_ROWS or columns > EXCEL_COLUMNS
+
+
+def _declared(archive: zipfile.ZipFile, member: str) -> tuple[bytes, bytes] | None:
+    """The letters and digits of the last cell a sheet's <dimension> declares (``I``,
+    ``1048576``); None when it declares none the reader goes by."""
+    with archive.open(member) as stream:
+        found = _DIMENSION.search(stream.read(1 << 16))
+    last = found.group(1).rpartition(b":")[2].replace(b"$", b"") if found else b""
+    match = re.fullmatch(rb"([A-Za-z]{1,7})(\d{1,12})", last)
+    return (match.group(1).upper(), match.group(2)) if match else None
+
+
+def _roughly_over(last: tuple[bytes, bytes] | None) -> bool:
+    """Whether the rough extent (see _plain_extent) of the cell ``last`` is over the bound."""
+    if last is None:
+        return False
+    letters, digits = last
+    rows = int(_round_up(digits, b"9"))
+    return _over(rows, _column_index(_round_up(letters, b"Z")) + 1)
 
 
 def _check_declared(path: Path, tab: str, ref: bytes) -> None:
@@ -1111,10 +1137,13 @@ class SheetRows:
             found.update(range(max(low, first) - first, min(high, last) + 1 - first))
         return sorted(found)
 
-    def blocks(self, size: int) -> Iterator[Table]:
+    def blocks(self, size: int, numbers_in: Container[int] | None = None) -> Iterator[Table]:
         """One pass as Tables of ``size`` data rows each (the last may hold fewer),
         with the header's ``headers`` and ``columns``: each block is made when the
-        one before is taken, so only a block is held."""
+        one before is taken, so only a block is held. ``numbers_in``: the columns
+        whose cells stored as a number or TRUE/FALSE are noted in ``stored`` (None:
+        every column's); elsewhere such a cell is its text, as a typed sheet's
+        deviceTypeId, lat and lon are."""
         rows: list[list[str]] = []
         numbers: list[int] = []
         stored: dict[tuple[int, int], Stored] = {}
@@ -1122,7 +1151,8 @@ class SheetRows:
             if cells:
                 index = len(rows)
                 for j, what in cells.items():
-                    stored[(index, j)] = what
+                    if numbers_in is None or what[0] not in _PLAIN or j in numbers_in:
+                        stored[(index, j)] = what
             rows.append(row)
             numbers.append(number)
             if len(rows) == size:
@@ -1175,6 +1205,10 @@ class SheetRows:
             hidden_columns=self.hidden_columns,
             numbers_padded=self.numbers_padded,
         )
+
+
+# The stored kinds of a value that is what it shows (``SheetRows.blocks``).
+_PLAIN = ("number", "bool")
 
 
 def _merged(ranges: _Ranges) -> _Ranges:

@@ -10,28 +10,31 @@ and descriptions.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import gc
 import json
 import re
-from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from array import array
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache, cached_property
+from itertools import accumulate, compress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import fastjsonschema
 
 from provisioner.fields import CONFIG_PREFIX, DOWNLINK_TYPES, MASK, SECRET_NAMES
-from provisioner.problems import Problem, kind
+from provisioner.problems import Kind, Problem, kind
 from provisioner.records import (
     UNKNOWN_DEVICE_TYPE,
     DownlinkRecord,
     Record,
+    RecordBlock,
+    RecordStream,
     SiteRecords,
-    read_records,
+    record_secrets,
 )
 from provisioner.resources import data_folder
 from provisioner.results import Result, Row
@@ -493,12 +496,15 @@ class RowResult(Row):
 
 @dataclass
 class ValidationReport(Result):
-    """What `provisioner validate` found. ``records`` carries the rows on to plan.
+    """What `provisioner validate` found.
 
-    ``rows`` holds the verdict on every row of ``records``. A big sheet has many
-    thousands of rows and few with problems, so validating makes a RowResult only
-    for those (``problem_rows``, by their index in ``rows``); ``rows`` is made on
-    first use, and ``totals``, ``ok``, ``errors`` and ``warnings`` need only these.
+    A big sheet has many thousands of rows and few with problems: a RowResult is made
+    only for those (``problem_rows``, by their index in the report's rows: the devices,
+    then the users, then the downlinks, in sheet order), and ``totals``, ``ok``,
+    ``errors`` and ``warnings`` need only these and the counts. ``records`` carries the
+    rows on to plan: every record when ``held`` (``validate_sheet``); a streamed
+    validation (``validate_stream``) holds none, only what is the tabs' (secret columns,
+    missing columns), and ``rows`` is then the rows with problems.
     """
 
     source: str
@@ -506,15 +512,21 @@ class ValidationReport(Result):
     problems: list[Problem]  # not tied to one data row: missing or unknown columns
     records: SiteRecords
     problem_rows: dict[int, RowResult] = field(default_factory=dict)  # in the order of rows
+    count: int = 0  # rows read
+    invalid: int = 0  # rows with an error, or of a tab that cannot be used
+    held: bool = True
     made_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     command: str = "validate"
 
     @cached_property
     def rows(self) -> list[RowResult]:
+        """Every row when the records are held, else the rows with problems."""
+        if not self.held:
+            return list(self.problem_rows.values())
         rows: list[RowResult] = []
         blocked_tabs = self.blocked_tabs
-        for what, records in _by_kind(self.records):
-            for record in records:
+        for what in KINDS:
+            for record in self.records.of_kind(what):
                 result = self.problem_rows.get(len(rows))
                 if result is None:
                     result = RowResult(record.sheet, record.row, what, record.key)
@@ -526,28 +538,11 @@ class ValidationReport(Result):
     def blocked_tabs(self) -> dict[str, str]:
         """Tab -> why none of its rows can be used: the required columns it lacks, or
         headers that would leave a column's values out (misspelt, another template's)."""
-        blocked = {
-            tab: f"the {tab} tab has no column for {', '.join(sorted(names))}"
-            for tab, names in self.records.missing.items()
-        }
-        for tab, headers in self.records.bad_headers.items():
-            named = ", ".join(f"'{h}'" for h in headers)
-            why = f"the {tab} tab's header{'s' if len(headers) > 1 else ''} {named} must be fixed"
-            blocked[tab] = f"{blocked[tab]}; {why}" if tab in blocked else why
-        return blocked
+        return _blocked_tabs(self.records)
 
     @property
     def totals(self) -> dict[str, int]:
-        count = sum(len(records) for _, records in _by_kind(self.records))
-        blocked = self.blocked_tabs
-        invalid = sum(
-            1
-            for _, records in _by_kind(self.records)
-            for record in records
-            if record.sheet in blocked
-        )
-        invalid += sum(1 for r in self.problem_rows.values() if r.errors and r.sheet not in blocked)
-        return {"valid": count - invalid, "invalid": invalid}
+        return {"valid": self.count - self.invalid, "invalid": self.invalid}
 
     @property
     def errors(self) -> list[Problem]:
@@ -575,106 +570,391 @@ class ValidationReport(Result):
     def sheet_problems(self) -> list[Problem]:
         return self.problems
 
-    def console_dict(self, limit: int | None = None) -> dict[str, Any]:
-        """What the console shows of ``to_dict()``, without a dict for every row.
-
-        The same keys and values, but in ``rows`` the rows with errors or warnings
-        come first, whole, in their order (all of them, whatever ``limit``: the
-        console lists problems alike on many rows as one entry, and finds them among
-        all); each clean row after them is one shared empty mapping the console only
-        counts. ``limit`` is the console's and kept for its callers.
-        """
-        del limit  # every row with problems is needed to group them
-        data = self.head()
-        blocked_tabs = self.blocked_tabs
-        shown: list[dict[str, Any]] = []
-        for result in self.problem_rows.values():
-            if not result.errors and not result.warnings:
-                continue
-            result.blocked = blocked_tabs.get(result.sheet, "")
-            shown.append(result.to_dict())
-        count = sum(len(records) for _, records in _by_kind(self.records))
-        data["rows"] = shown + [_NO_PROBLEMS] * (count - len(shown))
-        return data
+    def listed(self) -> dict[str, Any]:
+        """What the console and the report files show: ``to_dict()`` with, in ``rows``,
+        only the rows with errors or warnings (``problem_rows``, in their order); the
+        others are counted in ``totals``. The JSON report of a streamed validation has
+        every row (``reports.json_report.RowSpill``), these in their places."""
+        return {**self.head(), "rows": [row.to_dict() for row in self.problem_rows.values()]}
 
 
-# A clean row in ``console_dict``: the console needs nothing of it (read only, shared).
-_NO_PROBLEMS: dict[str, Any] = {}
+# The kinds of rows, in the order of the report's rows.
+KINDS = ("device", "user", "downlink")
+
+
+def _blocked_tabs(site: SiteRecords) -> dict[str, str]:
+    blocked = {
+        tab: f"the {tab} tab has no column for {', '.join(sorted(names))}"
+        for tab, names in site.missing.items()
+    }
+    for tab, headers in site.bad_headers.items():
+        named = ", ".join(f"'{h}'" for h in headers)
+        why = f"the {tab} tab's header{'s' if len(headers) > 1 else ''} {named} must be fixed"
+        blocked[tab] = f"{blocked[tab]}; {why}" if tab in blocked else why
+    return blocked
 
 
 # --- validation ----------------------------------------------------------------------------
 
 
+class RowSink(Protocol):
+    """Where a streamed validation puts each row as it is checked, in the report's order
+    (the JSON report's rows). A row with problems may gain more when every row has
+    been read (the same key in a later row): the report's ``problem_rows`` have them."""
+
+    def write(self, row: RowResult) -> None: ...
+
+
 def validate_sheet(path: str | Path, template: SiteTemplate) -> ValidationReport:
-    """Read the sheet, map it through the template and check every row.
+    """Read the sheet, map it through the template and check every row, every record
+    held in the report (for plan and apply).
 
     Raises SheetError when the file cannot be read at all; everything else is
     in the report.
     """
+    return _validate(path, template, hold=True)
+
+
+def validate_stream(
+    path: str | Path, template: SiteTemplate, rows: RowSink | None = None
+) -> ValidationReport:
+    """``validate_sheet`` without holding the records: each row is read, converted and
+    checked, and dropped unless it has a problem; ``rows`` gets every row as it is
+    checked. What is held beyond the rows with problems is the keys that must be
+    unique (compactly: ``_Keys``).
+
+    Raises SheetError when the file cannot be read at all.
+    """
+    return _validate(path, template, hold=False, sink=rows)
+
+
+def _validate(
+    path: str | Path, template: SiteTemplate, *, hold: bool, sink: RowSink | None = None
+) -> ValidationReport:
     # Like reading the sheet, mapping and checking its rows creates hundreds of thousands
-    # of objects: the cycle collector pauses, to walk them once afterwards rather than
-    # again and again. The workbook goes as soon as the records are made, so that walk
-    # skips its tables.
+    # of objects: the cycle collector pauses, and the cyclic garbage of the blocks passed
+    # (a failing body's explanation leaves a little) is swept every _SWEEP_EVERY of them.
     with _no_cyclic_gc():
-        site = read_records(open_workbook(path), template)
-        return validate_records(site, template, source=Path(path).name)
+        stream = RecordStream(open_workbook(path), template)
+        checks = _Checks(stream.site, template, hold=hold, sink=sink)
+        for number, block in enumerate(stream, 1):
+            checks.block(block)
+            del block
+            if number % _SWEEP_EVERY == 0:
+                gc.collect(0)
+        del stream  # the workbook goes before the rows found are finished
+        return checks.finish(Path(path).name)
 
 
-def validate_records(site: SiteRecords, template: SiteTemplate, *, source: str) -> ValidationReport:
-    problems = list(site.problems)
-    # A cell already reported (e.g. Excel damage) is not reported again by the schema.
-    flagged = {(p.sheet, p.row, p.column) for p in problems}
-    _check_bodies(site.devices, "deviceInput", problems, flagged, site.missing)
-    _check_bodies(site.users, "userInput", problems, flagged, site.missing)
-    _check_device_types(site.devices, template, problems)
-    _check_downlinks(site.downlinks, problems)
-    _check_duplicates(site.devices, template.match_key, DUPLICATE_KEY, problems)
-    if template.match_key != "addr":
-        _check_duplicates(site.devices, "addr", DUPLICATE_ADDR, problems)
-    _check_duplicates(site.users, "email", DUPLICATE_EMAIL, problems, fold=True)
-    _check_downlink_targets(site, template.match_key, problems, flagged)
+# Blocks between two sweeps: a sweep walks what was made since the last (the block at hand,
+# the rows with problems found), and 16 blocks of failing rows leave a few MB of garbage.
+_SWEEP_EVERY = 16
 
-    # A RowResult only for the rows with problems, by their index in the report's rows;
-    # should two records ever share a sheet row, the last one takes its problems.
-    wanted = {(p.sheet, p.row) for p in problems if p.row is not None}
-    rows_wanted = {row for _, row in wanted}  # a cheap first test for every record
-    found: dict[tuple[str, int], tuple[int, str, Record]] = {}
-    index = 0
-    for what, records in _by_kind(site):
-        for at, record in enumerate(records, index):
-            if record.row in rows_wanted and (record.sheet, record.row) in wanted:
-                found[(record.sheet, record.row)] = (at, what, record)
-        index += len(records)
-    problem_rows = {
-        index: RowResult(record.sheet, record.row, what, record.key)
-        for index, what, record in sorted(found.values(), key=lambda item: item[0])
-    }
-    results = {(r.sheet, r.row): r for r in problem_rows.values()}
-    loose: list[Problem] = []
-    for problem in problems:
-        target = results.get((problem.sheet, problem.row)) if problem.row is not None else None
-        if target is None:
-            loose.append(problem)
-        elif problem.severity == "error":
-            target.errors.append(problem)
+
+class _Checks:
+    """Every check of the rows, a block at a time; the rules across rows at the end.
+
+    Each block's records are checked against the schemas and the template, their
+    problems (and those met reading them) attached to their rows, and the rows
+    handed to the sink; the records are kept only when ``hold``. The keys that must
+    be unique are kept (``_Keys``), and when every row has passed, the rows that share
+    one (and downlinks for a device the sheet lacks) get their problems.
+    """
+
+    def __init__(
+        self, site: SiteRecords, template: SiteTemplate, *, hold: bool, sink: RowSink | None
+    ) -> None:
+        self.site = site
+        self.template = template
+        self.hold = hold
+        self.sink = sink
+        self.index = 0  # the next row's index in the report's rows
+        self.invalid = 0
+        self.loose: list[Problem] = []  # found in a block, not tied to one of its rows
+        self.problem_rows: dict[int, RowResult] = {}
+        # Per kind: where its rows start, their Excel numbers and keys, and its tab's
+        # cells and headers (every record of a tab shares them).
+        self.start: dict[str, int] = {}
+        self.numbers: dict[str, array[int]] = {what: array("q") for what in KINDS}
+        self.tab: dict[str, Record] = {}
+        match_key = template.match_key
+        self.keys: dict[str, list[tuple[str, _Keys, Kind]]] = {
+            "device": [(match_key, _Keys(), DUPLICATE_KEY)]
+            + ([("addr", _Keys(), DUPLICATE_ADDR)] if match_key != "addr" else []),
+            "user": [("email", _Keys(fold=True), DUPLICATE_EMAIL)],
+            "downlink": [],
+        }
+        # Downlinks: the first row of each key and type, and those whose device is
+        # looked for among the devices' keys at the end.
+        self.queued: dict[tuple[str, str], int] = {}
+        self.targets: list[tuple[int, DownlinkRecord]] = []
+
+    def block(self, block: RecordBlock) -> None:
+        what, records = block.kind, block.records
+        site, template = self.site, self.template
+        problems = list(block.problems)
+        # A cell already reported (e.g. Excel damage) is not reported again by the schema.
+        flagged = {(p.sheet, p.row, p.column) for p in problems}
+        if what == "device":
+            _check_bodies(records, "deviceInput", problems, flagged, site.missing)
+            _check_device_types(records, template, problems)
+        elif what == "user":
+            _check_bodies(records, "userInput", problems, flagged, site.missing)
         else:
-            target.warnings.append(problem)
-    # A record is valid without errors and with every required column. One without a
-    # problem was read as valid and stays so: only those with problems are looked at.
-    invalid = {(r.sheet, r.row) for r in problem_rows.values() if r.errors}
-    for _, _, record in found.values():
-        record.valid = (record.sheet, record.row) not in invalid
-    if site.missing or site.bad_headers:
-        for _, records in _by_kind(site):
-            for record in records:
-                if record.sheet in site.missing or record.sheet in site.bad_headers:
-                    record.valid = False
-    return ValidationReport(source, template.ref, loose, site, problem_rows)
+            downlinks: list[DownlinkRecord] = block.records  # type: ignore[assignment]
+            _check_downlinks(downlinks, problems)
+            self._downlinks(downlinks, problems, flagged)
+        self.start.setdefault(what, self.index)
+        numbers = self.numbers[what]
+        if records:
+            self.tab.setdefault(what, records[0])
+        for name, keys, _ in self.keys[what]:
+            keys.extend([record.body.get(name) for record in records])
+        # A RowResult only for the rows with problems; should two records ever share a
+        # sheet row, the last one takes its problems.
+        results: dict[tuple[str, int | None], tuple[int, RowResult]] = {}
+        if problems:
+            wanted = {(p.sheet, p.row) for p in problems if p.row is not None}
+            rows_wanted = {row for _, row in wanted}  # a cheap first test for every record
+            for at, record in enumerate(records):
+                if record.row in rows_wanted and (record.sheet, record.row) in wanted:
+                    results[(record.sheet, record.row)] = (
+                        at,
+                        RowResult(record.sheet, record.row, what, record.key),
+                    )
+            for problem in problems:
+                found = results.get((problem.sheet, problem.row))
+                if found is None:
+                    self.loose.append(problem)
+                elif problem.severity == "error":
+                    found[1].errors.append(problem)
+                else:
+                    found[1].warnings.append(problem)
+        by_offset = dict(results.values())
+        blocked = _blocked_tabs(site).get(records[0].sheet, "") if records else ""
+        numbers.extend([record.row for record in records])
+        for at, result in by_offset.items():
+            result.blocked = blocked
+            self.problem_rows[self.index + at] = result
+        # A record is valid without errors and with every required column.
+        if blocked:
+            self.invalid += len(records)
+        else:
+            self.invalid += sum(1 for result in by_offset.values() if result.errors)
+        if self.hold:
+            for at, record in enumerate(records):
+                verdict = by_offset.get(at)
+                record.valid = not blocked and (verdict is None or not verdict.errors)
+            site.of_kind(what).extend(records)
+        else:
+            secret = (
+                records if what != "device" else (r for r in records if r.body.get("initialConfig"))
+            )
+            for record in secret:
+                site.passed_secrets.update(record_secrets(what, record))
+        if self.sink is not None:
+            write = self.sink.write
+            for at, record in enumerate(records):
+                row = by_offset.get(at)
+                write(row or RowResult(record.sheet, record.row, what, record.key, blocked=blocked))
+        self.index += len(records)
+
+    def _downlinks(
+        self,
+        records: list[DownlinkRecord],
+        problems: list[Problem],
+        flagged: set[tuple[str, int | None, str | None]],
+    ) -> None:
+        """A downlink without a device key, and one of a type its device has queued in an
+        earlier row; the others are looked for among the devices at the end."""
+        match_key = self.template.match_key
+        first = self.index
+        for at, record in enumerate(records, first):
+            if not record.key:
+                if (record.sheet, record.row, record.cells.get("key")) in flagged:
+                    continue  # the key cell itself is damaged and reported
+                problems.append(
+                    _problem_at(
+                        record, "key", f"the downlink has no device {match_key}", SCHEMA_RULE, ""
+                    )
+                )
+                continue
+            self.targets.append((at, record))
+            if record.type:
+                earlier = self.queued.setdefault((record.key, record.type), record.row)
+                if earlier != record.row:
+                    problems.append(
+                        _problem_at(
+                            record,
+                            "type",
+                            f"row {earlier} already queues a {record.type} downlink for "
+                            f"'{record.key}'",
+                            DUPLICATE_DOWNLINK,
+                            record.type,
+                        )
+                    )
+
+    def finish(self, source: str) -> ValidationReport:
+        """The rules across rows, and the report."""
+        late: list[_Late] = []
+        for what in KINDS:
+            for name, keys, kind_of in self.keys[what]:
+                late += self._duplicates(what, name, keys, kind_of)
+        late += self._unknown_targets()
+        site = self.site
+        blocked = _blocked_tabs(site)
+        for index, what, key, problem in late:
+            result = self.problem_rows.get(index)
+            if result is None:
+                result = self.problem_rows[index] = RowResult(
+                    problem.sheet, problem.row or 0, what, key
+                )
+                result.blocked = blocked.get(problem.sheet, "")
+            if problem.severity == "error":
+                if not result.errors and not result.blocked:
+                    self.invalid += 1
+                result.errors.append(problem)
+            else:
+                result.warnings.append(problem)
+            if self.hold and problem.severity == "error":
+                what = result.kind
+                site.of_kind(what)[index - self.start[what]].valid = False
+        return ValidationReport(
+            source,
+            self.template.ref,
+            [*site.problems, *self.loose],
+            site,
+            dict(sorted(self.problem_rows.items())),
+            count=self.index,
+            invalid=self.invalid,
+            held=self.hold,
+        )
+
+    def _duplicates(self, what: str, name: str, keys: _Keys, kind_of: Kind) -> list[_Late]:
+        """A problem on each row whose ``name`` another row has too, naming the others."""
+        found: list[_Late] = []
+        start, numbers, tab = self.start.get(what, 0), self.numbers[what], self.tab.get(what)
+        if tab is None:
+            return found
+        # The row's key (its match key, its email) from what is kept of it.
+        row_keys = self.keys[what][0][1]
+        for group in keys.groups():
+            for position in group:
+                row = numbers[position]
+                others = ", ".join(str(numbers[p]) for p in group if p != position)
+                value = keys.value(position)
+                message = f"{tab.headers.get(name, name)} '{value}' is also in row {others}"
+                problem = Problem(
+                    kind_of,
+                    message,
+                    tab.sheet,
+                    row,
+                    tab.cells.get(name),
+                    tab.headers.get(name),
+                    value,
+                )
+                key = row_keys.value(position)
+                found.append(
+                    (start + position, what, key.lower() if what == "user" else key, problem)
+                )
+        return found
+
+    def _unknown_targets(self) -> list[_Late]:
+        """A warning on each downlink for a device the sheet does not define."""
+        if not self.targets:
+            return []
+        match_key = self.template.match_key
+        devices = self.keys["device"][0][1]
+        known = devices.find({record.key for _, record in self.targets})
+        return [
+            (
+                index,
+                "downlink",
+                record.key,
+                _problem_at(
+                    record,
+                    "key",
+                    f"no device with {match_key} '{record.key}' in the devices tab; "
+                    "the downlink is only possible if it already exists on the platform",
+                    UNKNOWN_DEVICE,
+                    record.key,
+                ),
+            )
+            for index, record in self.targets
+            if record.key not in known
+        ]
 
 
-def _by_kind(site: SiteRecords) -> tuple[tuple[str, Sequence[Record]], ...]:
-    """The records in the order of the report's rows, with the kind of each."""
-    return (("device", site.devices), ("user", site.users), ("downlink", site.downlinks))
+# A problem found when every row has passed: the index of its row, the row's kind and key.
+_Late = tuple[int, str, str, Problem]
+
+
+class _Keys:
+    """One text per row of a kind (a device's match key or addr, a user's email) kept
+    compactly, to find the rows that share one when every row has passed.
+
+    A million keys as Python strings in a set would take some 150 MB: here their UTF-8
+    takes a shared buffer, and each row an end offset and a hash (16 bytes). At the end
+    the hashes that come twice are found, and only the rows with such a hash compared
+    by their texts. A row without a text (None, not text, "") shares nothing.
+    ``fold``: texts the same but for letter case are the same (emails).
+    """
+
+    def __init__(self, *, fold: bool = False) -> None:
+        self.fold = fold
+        self.text = bytearray()
+        self.ends = array("q")
+        self.hashes = array("q")
+
+    def extend(self, values: Iterable[object]) -> None:
+        """The next rows' texts."""
+        texts = [value if value.__class__ is str else "" for value in values]
+        self.hashes.extend(map(hash, map(str.lower, texts) if self.fold else texts))
+        encoded = [text.encode("utf-8", "surrogatepass") for text in texts]
+        ends = accumulate(map(len, encoded), initial=len(self.text))
+        next(ends)
+        self.ends.extend(ends)
+        self.text += b"".join(encoded)
+
+    def value(self, position: int) -> str:
+        """The text of a row ("" for none)."""
+        start = self.ends[position - 1] if position else 0
+        return self.text[start : self.ends[position]].decode("utf-8", "surrogatepass")
+
+    def _same(self, value: str) -> str:
+        return value.lower() if self.fold else value
+
+    def groups(self) -> list[list[int]]:
+        """The rows that share a text, each group in row order, the groups in the order
+        of their second row."""
+        seen: set[int] = set()
+        again: set[int] = set()
+        for hashed in self.hashes:
+            if hashed in seen:
+                again.add(hashed)
+            else:
+                seen.add(hashed)
+        del seen
+        by_hash: dict[int, list[int]] = {}
+        for position in compress(range(len(self.hashes)), map(again.__contains__, self.hashes)):
+            by_hash.setdefault(self.hashes[position], []).append(position)
+        groups: list[list[int]] = []
+        for candidates in by_hash.values():
+            by_text: dict[str, list[int]] = {}
+            for position in candidates:
+                text = self.value(position)
+                if text:
+                    by_text.setdefault(self._same(text), []).append(position)
+            groups += (group for group in by_text.values() if len(group) > 1)
+        return sorted(groups, key=lambda group: group[1])
+
+    def find(self, values: set[str]) -> set[str]:
+        """Which of ``values`` some row has."""
+        hashes = {hash(self._same(value)) for value in values if value}
+        had: set[str] = set()
+        for position in compress(range(len(self.hashes)), map(hashes.__contains__, self.hashes)):
+            had.add(self._same(self.value(position)))
+        return {value for value in values if value and self._same(value) in had}
 
 
 def _problem_at(
@@ -706,58 +986,27 @@ def _check_bodies(
 ) -> None:
     check = checker(schema_name)
     fast, failed = check.fast, fastjsonschema.JsonSchemaException
-    with _young_garbage_swept() as sweep:
-        for number, record in enumerate(records, 1):
-            if number % _SWEEP_EVERY == 0:
-                sweep()
-            try:  # nearly every row passes: nothing more for it than this call
-                fast(record.body)
+    for record in records:
+        try:  # nearly every row passes: nothing more for it than this call
+            fast(record.body)
+            continue
+        except failed:
+            pass
+        said: set[tuple[str, str]] = set()
+        absent = missing.get(record.sheet, ())
+        for error in check.explain(record.body):
+            name, message = describe(error, check.schema, SECRET_NAMES)
+            if error.validator == "required" and name in absent:
+                continue  # the tab lacks the column: said once for the tab, not per row
+            if (record.sheet, record.row, record.cells.get(name)) in flagged or (
+                name,
+                message,
+            ) in said:
                 continue
-            except failed:
-                pass
-            said: set[tuple[str, str]] = set()
-            absent = missing.get(record.sheet, ())
-            for error in check.explain(record.body):
-                name, message = describe(error, check.schema, SECRET_NAMES)
-                if error.validator == "required" and name in absent:
-                    continue  # the tab lacks the column: said once for the tab, not per row
-                if (record.sheet, record.row, record.cells.get(name)) in flagged or (
-                    name,
-                    message,
-                ) in said:
-                    continue
-                said.add((name, message))
-                raw = record.body.get(name) if name in record.body else None
-                value = MASK if name in SECRET_NAMES and raw else _shown(raw)
-                problems.append(_problem_at(record, name, message, value=value))
-
-
-# fastjsonschema's check of unique tags leaves a small reference cycle per body (a
-# function that calls itself); with the cycle collector paused they would pile up.
-_SWEEP_EVERY = 10_000
-
-
-@contextlib.contextmanager
-def _young_garbage_swept() -> Iterator[Callable[[], None]]:
-    """A ``sweep()`` that frees the cyclic garbage made since the block began.
-
-    While the cycle collector is paused, what exists on entry (the sheet's tables
-    and records, millions of objects) is frozen, so that a young collection walks
-    only the objects made since, and thawed on exit. With the collector running (it
-    sweeps by itself), or with objects frozen by someone else, ``sweep`` does nothing.
-    """
-    if gc.isenabled() or gc.get_freeze_count():
-        yield lambda: None
-        return
-    gc.freeze()
-    try:
-        yield _collect_young
-    finally:
-        gc.unfreeze()
-
-
-def _collect_young() -> None:
-    gc.collect(0)
+            said.add((name, message))
+            raw = record.body.get(name) if name in record.body else None
+            value = MASK if name in SECRET_NAMES and raw else _shown(raw)
+            problems.append(_problem_at(record, name, message, value=value))
 
 
 def _check_device_types(
@@ -822,79 +1071,3 @@ def _check_downlinks(records: list[DownlinkRecord], problems: list[Problem]) -> 
                     value=_shown(record.body),
                 )
             )
-
-
-def _check_duplicates(
-    records: list[Record], name: str, what: Any, problems: list[Problem], fold: bool = False
-) -> None:
-    values = [record.body.get(name) for record in records]
-    given = [value for value in values if isinstance(value, str) and value]
-    if len(given) == len({v.lower() for v in given} if fold else set(given)):
-        return  # every value once: the usual sheet
-    first: dict[str, Record] = {}
-    groups: dict[str, list[Record]] = {}  # only values seen more than once
-    for record in records:
-        value = record.body.get(name)
-        if isinstance(value, str) and value:
-            folded = value.lower() if fold else value
-            seen = first.setdefault(folded, record)
-            if seen is not record:
-                groups.setdefault(folded, [seen]).append(record)
-    for group in groups.values():
-        for record in group:
-            others = ", ".join(str(r.row) for r in group if r is not record)
-            value = str(record.body[name])
-            problems.append(
-                _problem_at(
-                    record,
-                    name,
-                    f"{record.headers.get(name, name)} '{value}' is also in row {others}",
-                    what,
-                    value,
-                )
-            )
-
-
-def _check_downlink_targets(
-    site: SiteRecords,
-    match_key: str,
-    problems: list[Problem],
-    flagged: set[tuple[str, int | None, str | None]],
-) -> None:
-    if not site.downlinks:
-        return  # no need to collect the keys of thousands of devices
-    keys = {str(r.body.get(match_key, "")) for r in site.devices}
-    seen: dict[tuple[str, str], DownlinkRecord] = {}
-    for record in site.downlinks:
-        if not record.key:
-            if (record.sheet, record.row, record.cells.get("key")) in flagged:
-                continue  # the key cell itself is damaged and reported
-            problems.append(
-                _problem_at(
-                    record, "key", f"the downlink has no device {match_key}", SCHEMA_RULE, ""
-                )
-            )
-            continue
-        if record.key not in keys:
-            problems.append(
-                _problem_at(
-                    record,
-                    "key",
-                    f"no device with {match_key} '{record.key}' in the devices tab; "
-                    "the downlink is only possible if it already exists on the platform",
-                    UNKNOWN_DEVICE,
-                    record.key,
-                )
-            )
-        if record.type:
-            first = seen.setdefault((record.key, record.type), record)
-            if first is not record:
-                problems.append(
-                    _problem_at(
-                        record,
-                        "type",
-                        f"row {first.row} already queues a {record.type} downlink for '{record.key}'",
-                        DUPLICATE_DOWNLINK,
-                        record.type,
-                    )
-                )

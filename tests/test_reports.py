@@ -23,6 +23,7 @@ from provisioner.reports import (
     render_console,
     write_report,
 )
+from provisioner.reports.json_report import expanded
 
 FORMULA = '=HYPERLINK("http://evil.example","click")'
 
@@ -235,7 +236,7 @@ def test_json_round_trips_to_the_same_dict(tmp_path: Path) -> None:
     write_report(report, path)
     text = path.read_text(encoding="utf-8")
     assert "Zählerliste Süd" in text
-    assert json.loads(text) == report
+    assert expanded(json.loads(text)) == report
     assert [entry.name for entry in tmp_path.iterdir()] == ["plan.json"]
 
 

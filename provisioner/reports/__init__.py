@@ -38,14 +38,18 @@ cannot be replaced: with ``beside`` it is written next to it instead
 from __future__ import annotations
 
 import importlib
+import io
 import os
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from provisioner.files import FileHeld, reason, write_atomically
 from provisioner.reports.base import Context, Report, ReportError, Table, redacted, secret_pattern
 from provisioner.reports.console import render_console
+
+if TYPE_CHECKING:
+    from provisioner.reports.json_report import StreamedRows
 
 __all__ = [
     "FORMATS",
@@ -53,6 +57,7 @@ __all__ = [
     "ReportError",
     "Table",
     "check_report_paths",
+    "print_json",
     "render_console",
     "render_report",
     "write_report",
@@ -102,19 +107,34 @@ def check_report_paths(paths: Sequence[Path], *, source: Path | None = None) -> 
 # --- writing files
 
 
-def write_report(report: Report, path: Path, *, beside: bool = False, **sheet: Any) -> Path:
+def write_report(
+    report: Report,
+    path: Path,
+    *,
+    beside: bool = False,
+    rows: StreamedRows | None = None,
+    **sheet: Any,
+) -> Path:
     """Write the report in the format its suffix names; returns the file written.
 
     ``beside``: when ``path`` cannot be replaced (``files.FileHeld``: open in Excel),
     the first of ``<name>-2`` .. ``<name>-9`` that can be is written instead.
-    ``sheet``: what ``render_report`` takes of the sheet (its source, tables and
-    secrets), passed on as it is.
+    ``rows``: every row of a streamed validation, for the JSON report (the other
+    formats show the report's own rows). ``sheet``: what ``render_report`` takes of
+    the sheet (its source, tables and secrets), passed on as it is.
     """
-    data = render_report(report, path.suffix, **sheet)
+    if rows is not None and path.suffix.lower() == ".json":
+        write = _json_writer(report, rows, **sheet)
+    else:
+        data = render_report(report, path.suffix, **sheet)
+
+        def write(file: IO[bytes]) -> None:
+            file.write(data)
+
     held: FileHeld | None = None
     for target in [path, *(beside_of(path, n) for n in range(2, 10))] if beside else [path]:
         try:
-            write_atomically(target, lambda file: file.write(data))
+            write_atomically(target, write)
         except FileHeld as exc:
             held = held or exc
             continue
@@ -156,6 +176,46 @@ def render_report(
     context = Context(source, tables, secret_columns, secret_pattern(secrets))
     data: bytes = writer.render(report, context)
     return data
+
+
+def print_json(
+    report: Report, out: IO[str], *, rows: StreamedRows | None = None, **sheet: Any
+) -> None:
+    """``--json``: the bytes ``write_report`` writes to a .json file, on ``out``."""
+    if rows is None:
+        out.write(render_report(report, ".json", **sheet).decode("utf-8"))
+    else:
+        _write_json(report, rows, out.write, **sheet)
+
+
+def _json_writer(report: Report, rows: StreamedRows, **sheet: Any) -> Callable[[IO[bytes]], None]:
+    def write(file: IO[bytes]) -> None:
+        text = io.TextIOWrapper(file, encoding="utf-8", newline="\n")
+        try:
+            _write_json(report, rows, text.write, **sheet)
+            text.flush()
+        finally:
+            text.detach()
+
+    return write
+
+
+def _write_json(
+    report: Report,
+    rows: StreamedRows,
+    out: Callable[[str], object],
+    *,
+    secret_columns: Mapping[str, Collection[str]] | None = None,
+    secrets: Collection[str] = (),
+    **_: Any,
+) -> None:
+    """The JSON report of a streamed validation: its head and listed rows redacted as
+    ``render_report`` does, every other row from the spill, scrubbed of secrets."""
+    from provisioner.reports import json_report
+
+    shown = redacted(report, secret_columns, secrets)
+    lines = rows.spill.rows(shown.get("rows") or (), rows.at)
+    json_report.write(out, shown, lines, secret_pattern(secrets))
 
 
 def beside_of(path: Path, number: int) -> Path:

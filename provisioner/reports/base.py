@@ -308,6 +308,16 @@ def warning_count(report: Report) -> int:
     return count
 
 
+def row_count(report: Report) -> int:
+    """The rows the report is about: validate's report may list only those with problems
+    (the others are counted in its totals)."""
+    totals: Mapping[str, Any] = report.get("totals") or {}
+    counts = [count for count in totals.values() if isinstance(count, int)]
+    if report.get("command") == "validate" and counts:
+        return sum(counts)
+    return len(report.get("rows") or ())
+
+
 def summary(report: Report) -> str:
     """``51 rows: 48 valid, 3 invalid, 2 warnings`` / ``create 400 · exists 180 · ...``."""
     totals: Mapping[str, Any] = report.get("totals") or {}
@@ -316,7 +326,7 @@ def summary(report: Report) -> str:
         parts = [f"{count} {name}" for name, count in totals.items()]
         if warnings:
             parts.append(counted(warnings, "warning"))
-        return f"{counted(len(report.get('rows') or ()), 'row')}: " + ", ".join(parts)
+        return f"{counted(row_count(report), 'row')}: " + ", ".join(parts)
     parts = [f"{name} {count}" for name, count in totals.items()]
     if warnings:
         parts.append(counted(warnings, "warning"))

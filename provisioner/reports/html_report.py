@@ -29,6 +29,7 @@ from provisioner.reports.base import (
     problem_where,
     problems_of,
     quoted,
+    row_count,
     rows_of,
     sends_of,
     shorten,
@@ -341,7 +342,7 @@ def _html(report: Report) -> str:
     states = [*totals, *sorted({state_of(row) for row in rows} - set(totals) - {""})]
     notable = sum(1 for row in rows if problems_of(row) or state_of(row) in NOTABLE)
     buttons = [
-        f'<button type="button" data-filter="" aria-pressed="true">all ({len(rows)})</button>'
+        f'<button type="button" data-filter="" aria-pressed="true">all ({row_count(report)})</button>'
     ]
     buttons.append(
         f'<button type="button" data-filter="!problems" aria-pressed="false">with problems ({notable})</button>'
@@ -355,6 +356,13 @@ def _html(report: Report) -> str:
     parts.append(
         f'<h2>Rows</h2><div class="filters" role="group" aria-label="Show rows">{"".join(buttons)}</div>'
     )
+    unlisted = row_count(report) - len(rows)
+    if unlisted > 0:
+        parts.append(
+            f'<p class="meta">The table lists the rows with problems; '
+            f"{_esc(counted(unlisted, 'row'))} without any {'is' if unlisted == 1 else 'are'} "
+            "counted above.</p>"
+        )
 
     names, body = _html_rows(report, rows, listing)
     heads = "".join(f'<th scope="col"><button type="button">{name}</button></th>' for name in names)
