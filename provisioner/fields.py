@@ -15,6 +15,7 @@ and ``cfg:<key>`` is one key of it.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -556,7 +557,14 @@ class _SecretNames(Container[str]):
     LoRaWAN key (``cfg:AppKey``, any case). ``name in SECRET_NAMES``."""
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and any(is_secret(tab, name) for tab in TABS)
+        return isinstance(name, str) and _secret_name(name)
+
+
+@functools.cache
+def _secret_name(name: str) -> bool:
+    """Whether ``name`` is a secret field on any tab (asked for each problem of a row: the
+    answer is kept)."""
+    return any(is_secret(tab, name) for tab in TABS)
 
 
 SECRET_NAMES = _SecretNames()

@@ -958,10 +958,11 @@ def _read_calamine(
     def records() -> Iterator[tuple[int, list[Any]]]:
         # iter_rows() yields every row from row 1 (blank ones before the used
         # range too) but only the columns from the used range's first one on.
-        number = 0
-        for number, row in enumerate(sheet.iter_rows(), 1):
-            yield number, pad + row if pad else row
-        if number != last_row:
+        counter = itertools.count(1)
+        rows = sheet.iter_rows()
+        yield from zip(counter, (pad + row for row in rows) if pad else rows, strict=False)
+        # zip() drew one number more than there were rows.
+        if next(counter) - 2 != last_row:
             raise RuntimeError(
                 "python-calamine's iter_rows() no longer starts at row 1: row numbers "
                 "would be wrong"
@@ -1292,7 +1293,10 @@ def _to_text(
             value = row[j]
             kind = value.__class__
             if kind is not str:
-                known = numbers.get(value) if kind is float else None
+                if kind is float:
+                    known = numbers.get(value)
+                else:
+                    known = _BOOLS.get(value) if kind is bool else None
                 row[j], stored[j] = known or _cell_text(value, numbers)
     try:
         return "".join(row)
@@ -1330,6 +1334,10 @@ def _cell_text(value: Any, numbers: dict[float, tuple[str, Stored]]) -> tuple[st
         text = str(value)
         return text, ("error", text)
     return text, ("date", text)
+
+
+# TRUE and FALSE as _cell_text gives them, made once (a typed sheet has one on every row).
+_BOOLS: dict[bool, tuple[str, Stored]] = {flag: _cell_text(flag, {}) for flag in (True, False)}
 
 
 def _duration(value: datetime.timedelta) -> str:

@@ -602,7 +602,12 @@ class RowSink(Protocol):
     (the JSON report's rows). A row with problems may gain more when every row has
     been read (the same key in a later row): the report's ``problem_rows`` have them."""
 
-    def write(self, row: RowResult) -> None: ...
+    def write(self, row: RowResult) -> None:
+        """The next row."""
+
+    def write_like(self, like: RowResult, rows: Sequence[tuple[int | None, str]]) -> None:
+        """The next rows, each as ``like`` (a row without problems) but for its row
+        number and key."""
 
 
 def validate_sheet(path: str | Path, template: SiteTemplate) -> ValidationReport:
@@ -753,10 +758,15 @@ class _Checks:
             for record in secret:
                 site.passed_secrets.update(record_secrets(what, record))
         if self.sink is not None:
-            write = self.sink.write
-            for at, record in enumerate(records):
-                row = by_offset.get(at)
-                write(row or RowResult(record.sheet, record.row, what, record.key, blocked=blocked))
+            # The rows without problems between two with problems go in one run.
+            like = RowResult(records[0].sheet, 0, what, "", blocked=blocked)
+            start = 0
+            for at in sorted(by_offset) + [len(records)]:
+                if at > start:
+                    self.sink.write_like(like, [(r.row, r.key) for r in records[start:at]])
+                if at < len(records):
+                    self.sink.write(by_offset[at])
+                start = at + 1
         self.index += len(records)
 
     def _downlinks(
@@ -910,11 +920,17 @@ class _Keys:
         """The next rows' texts."""
         texts = [value if value.__class__ is str else "" for value in values]
         self.hashes.extend(map(hash, map(str.lower, texts) if self.fold else texts))
-        encoded = [text.encode("utf-8", "surrogatepass") for text in texts]
-        ends = accumulate(map(len, encoded), initial=len(self.text))
+        joined = "".join(texts)
+        if joined.isascii():  # keys nearly always are: a character is a byte
+            ends = accumulate(map(len, texts), initial=len(self.text))
+            encoded = joined.encode("ascii")
+        else:
+            parts = [text.encode("utf-8", "surrogatepass") for text in texts]
+            ends = accumulate(map(len, parts), initial=len(self.text))
+            encoded = b"".join(parts)
         next(ends)
         self.ends.extend(ends)
-        self.text += b"".join(encoded)
+        self.text += encoded
 
     def value(self, position: int) -> str:
         """The text of a row ("" for none)."""
@@ -927,9 +943,18 @@ class _Keys:
     def groups(self) -> list[list[int]]:
         """The rows that share a text, each group in row order, the groups in the order
         of their second row."""
+        hashes = self.hashes
+        # The usual sheet: no two texts share a hash (the rows without one share 0).
+        blanks = hashes.count(0)
+        if len(set(hashes)) == len(hashes) - max(blanks - 1, 0):
+            if blanks < 2:
+                return []
+            blank = compress(range(len(hashes)), map((0).__eq__, hashes))
+            if sum(1 for position in blank if self.value(position)) < 2:
+                return []
         seen: set[int] = set()
         again: set[int] = set()
-        for hashed in self.hashes:
+        for hashed in hashes:
             if hashed in seen:
                 again.add(hashed)
             else:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any, NamedTuple
 
 from provisioner.problems import CATALOGUE
@@ -43,7 +43,7 @@ def render(report: Report, context: Context) -> bytes:
 
 
 def write(
-    out: Any,
+    out: Callable[[str], object],
     report: Report,
     rows: Iterable[Mapping[str, Any] | str] | None = None,
     pattern: re.Pattern[str] | None = None,
@@ -161,18 +161,27 @@ class RowSpill:
         self._forms: dict[tuple[Any, ...], tuple[str, str, str]] = {}
 
     def write(self, row: Row) -> None:
+        """The next row."""
         errors, warnings = row.problems()
-        if errors or warnings:
-            line = json.dumps(row.to_dict(), ensure_ascii=False)
-        else:
-            form = (type(row), row.sheet, row.kind, row.outcome, row.message, row.platform_id)
-            parts = self._forms.get(form)
-            if parts is None:
-                parts = self._forms[form] = _parts(row)
-            start, middle, end = parts
-            line = f"{start}{row.row}{middle}{json.dumps(row.key, ensure_ascii=False)}{end}"
-        self._file.write(line + "\n")
+        if not errors and not warnings:
+            self.write_like(row, [(row.row, row.key)])
+            return
+        self._file.write(json.dumps(row.to_dict(), ensure_ascii=False) + "\n")
         self.count += 1
+
+    def write_like(self, like: Row, rows: Sequence[tuple[int | None, str]]) -> None:
+        """The next rows, each as ``like`` (a row without problems) but for its row
+        number and key: the rows of a block that have nothing to say, in one go."""
+        form = (type(like), like.sheet, like.kind, like.outcome, like.message, like.platform_id)
+        parts = self._forms.get(form)
+        if parts is None:
+            parts = self._forms[form] = _parts(like)
+        start, middle, end = parts
+        quoted = _quoted  # the JSON of a text, as json.dumps(text, ensure_ascii=False)
+        self._file.write(
+            "".join([f"{start}{number}{middle}{quoted(key)}{end}\n" for number, key in rows])
+        )
+        self.count += len(rows)
 
     def rows(self, listed: Sequence[Mapping[str, Any]], at: Sequence[int]) -> Iterator[Any]:
         """The lines written, those at the indexes ``at`` replaced by ``listed``'s rows."""
@@ -192,6 +201,9 @@ class StreamedRows(NamedTuple):
 
     spill: RowSpill
     at: Sequence[int]
+
+
+_quoted: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def _parts(row: Row) -> tuple[str, str, str]:
