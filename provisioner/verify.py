@@ -544,6 +544,7 @@ class Checker:
             stop=round_over,
             interrupted=interrupt,
             say=self.events.say,
+            window=self.client.pace.window,
         )
         if interrupted:
             raise KeyboardInterrupt
