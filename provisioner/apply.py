@@ -64,6 +64,7 @@ from provisioner.journal import (
 from provisioner.journal import default_journal as default_journal
 from provisioner.journal import read_journal as read_journal
 from provisioner.lookup import key_filter, look_up_devices
+from provisioner.pace import PaceStats
 from provisioner.plan import Plan, RowPlan, journal_key, make_plan
 from provisioner.platform import (
     Conflict,
@@ -120,6 +121,7 @@ class ApplyResult(Result):
     made_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     command: str = "apply"
     device_link: str = ""  # a device's page on the platform, {id} for its id
+    pace: PaceStats | None = None  # how fast the run's requests went: None, none sent
 
     @property
     def changed(self) -> int:
@@ -129,7 +131,7 @@ class ApplyResult(Result):
     def ok(self) -> bool:
         return not self.stop and not any(r.status.needs_attention for r in self.rows)
 
-    HEADER = (*Result.HEADER, "run", "journal", "stopped", "stop", "notes")
+    HEADER = (*Result.HEADER, "run", "journal", "stopped", "stop", "notes", "pace")
 
 
 def nothing_sent(result: ApplyResult, listed: bool) -> str:
@@ -970,6 +972,9 @@ def _send(
                 row.status = RowAction.NOT_RUN
                 row.message = runner.stopped or "not run"
         result.stop, result.stopped = runner.stop_kind, runner.stopped
+        result.pace = runner.pace()
+        if result.pace.words():
+            result.notes.append(result.pace.words())
         journal.close({**result.totals, "seconds": int(time.perf_counter() - started)})
 
 

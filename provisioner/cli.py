@@ -691,6 +691,7 @@ def platform_run(
     if ctx.meta.get("verbose"):
         client_options["log_request"] = live.say
     client = _client(platform, sleep=stop.wait, on_unreachable=live.say, **client_options)
+    live.pace = client.pace.describe  # how fast the platform is asked, beside the bar
     _stop_cleanly_on_signals()
     run = PlatformRun(ctx, client, live, stop)
     try:
@@ -1305,14 +1306,15 @@ def _powershell_quote(word: str) -> str:
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 64),
-    default=8,
+    default=32,
     show_default=True,
-    help="How many requests may be in flight at once.",
+    help="The most requests in flight at once; the run finds how many the platform "
+    "takes, up to this, and slows down by itself when the platform limits it.",
 )
 @click.option(
     "--max-rps",
     type=click.FloatRange(min=0, min_open=True),
-    help="At most this many requests per second.",
+    help="At most this many requests per second, in any one second.",
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before writing to the platform.")
 @click.option(

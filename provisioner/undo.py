@@ -49,6 +49,7 @@ from provisioner.journal import (
     read_journal,
 )
 from provisioner.lookup import look_up_devices
+from provisioner.pace import PaceStats
 from provisioner.platform import (
     NotFound,
     PlatformClient,
@@ -98,6 +99,7 @@ class UndoResult(Result):
     stopped: str = ""  # the stop, in words
     device_link: str = ""  # a device's page on the platform, {id} for its id (restored ones)
     warnings: list[str] = field(default_factory=list)  # journal lines skipped, and why
+    pace: PaceStats | None = None  # how fast the deletes and restores went: None, none sent
     made_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     command: str = "undo"
 
@@ -119,7 +121,7 @@ class UndoResult(Result):
             for r in self.rows
         )
 
-    HEADER = ("journal", "platform", "device_link", "runs", "stopped", "warnings")
+    HEADER = ("journal", "platform", "device_link", "runs", "stopped", "warnings", "pace")
 
 
 def undo_sheet(
@@ -170,6 +172,9 @@ def undo_sheet(
             runner.halt(StopKind.INTERRUPTED, "interrupted")
         finally:
             result.stop, result.stopped = runner.stop_kind, runner.stopped
+            result.pace = runner.pace()
+            if result.pace.words():
+                result.warnings.append(result.pace.words())
             for row in result.rows:
                 if row.status in (UndoStatus.DELETE, UndoStatus.RESTORE):
                     row.status = UndoStatus.NOT_RUN
