@@ -1071,6 +1071,9 @@ def templates_command(files: tuple[str, ...]) -> None:
     width = max(len(name) for name in names)
     for name, template in zip(names, loaded, strict=True):
         echo(f"{name:<{width}}  {template.description}")
+        if template.peer is not None:
+            # A peer's format: whose files, and the documents its columns come from.
+            echo(f"{'':<{width}}  from {template.peer.name}: {'; '.join(template.peer.docs)}")
     echo("\nits headers: provisioner template NAME; a blank workbook: --out FILE.xlsx")
 
 
@@ -1106,6 +1109,9 @@ def template_command(name: str, out: Path | None, force: bool, lang: str) -> Non
     if out is None:
         _print_headers(template, lang)
         return
+    not_a_layout = template.not_a_layout("a blank workbook")
+    if not_a_layout is not None:
+        raise InputError(not_a_layout)
     if out.suffix.lower() != ".xlsx":
         raise InputError(f"{out}: the blank workbook is an Excel file; name it *.xlsx")
     exists = f"{out} exists already; choose another name or add --force to replace it"
@@ -1498,6 +1504,17 @@ def _print_headers(template: SiteTemplate, lang: str) -> None:
             echo(f"  {header}{mark}{also}")
         if spec.config_prefix:
             echo(f"  {spec.config_prefix}<key>  (a key of the initial configuration)")
+        for field_name, made in spec.derived.items():
+            echo(f"  without {field_name}: {made.text}")
+        if spec.root_keys is not None:
+            keys = spec.root_keys
+            version = f" unless {' or '.join(keys.version)} says 1.1.x" if keys.version else ""
+            echo(f"  a LoRaWAN 1.0.x device's AppKey: {spec.columns[keys.app_key_1_0][0]}{version}")
+        if spec.not_sent:
+            echo(f"  not sent (no place on the platform): {', '.join(spec.not_sent)}")
+        for refusal in spec.refusals:
+            allowed = f" unless {refusal.allow.pattern}" if refusal.allow is not None else ""
+            echo(f"  refused when filled{allowed}: {', '.join(refusal.headers)}")
     echo("\n* required; match key: " + template.match_key)
 
 

@@ -42,6 +42,7 @@ SECRET_CONFIG_KEYS = frozenset(
         "NwkSEncKey",
         "JSIntKey",
         "JSEncKey",
+        "GenAppKey",  # the remote multicast setup's root key (ChirpStack v3's gen_app_key)
     }
 )
 _SECRET_FOLDED = frozenset(key.casefold() for key in SECRET_CONFIG_KEYS)
@@ -124,6 +125,20 @@ def to_bool(text: str) -> bool | None:
     if word in FALSE_WORDS:
         return False
     return None
+
+
+# A LoRaWAN (MAC) version as peers write it: 1.0.3, LORAWAN_1_0_3 (ChirpStack), MAC_V1_0_4,
+# MAC_V1_1 (TTS), LoRaWAN 1.0.2 rev B.
+_LORAWAN_VERSION = re.compile(
+    r"(?:lorawan|lw|mac)?[\s_-]*v?1[._]([01])(?:[._]\d+)*(?:[\s_-]*rev[\s_.-]*[a-z])?", re.I
+)
+
+
+def lorawan_version(text: str) -> str | None:
+    """ "1.0" or "1.1": the LoRaWAN version a cell names (any 1.0.x, any 1.1.x); None when it
+    names none."""
+    found = _LORAWAN_VERSION.fullmatch(text.strip())
+    return f"1.{found.group(1)}" if found else None
 
 
 def to_config(text: str) -> dict[str, Any] | None:

@@ -29,6 +29,7 @@ from provisioner.fields import (
     hex_form,
     is_secret_config_key,
     lookalike_letters,
+    lorawan_version,
     secret_key_values,
     split_list,
 )
@@ -37,6 +38,7 @@ from provisioner.sheets import OUTCOME_HEADERS, Table, Workbook
 from provisioner.templates import (
     HEX_CONFIG_NAMES,
     ColumnRule,
+    Refusal,
     SiteTemplate,
     TabSpec,
     TemplateError,
@@ -188,6 +190,34 @@ UNKNOWN_DEVICE_TYPE = kind(
     "right, add it to the template's [device_types].",
     "warning",
 )
+NOT_SENT = kind(
+    "columns-not-sent",
+    "Columns the Lobaro platform has no place for",
+    "Nothing to do: these columns of another platform's device file (a frequency plan, a "
+    "LoRaWAN version, that platform's own ids) have no field on the Lobaro platform, so they "
+    "are read and not sent; the devices are created without them.",
+    "warning",
+)
+REFUSED_CELL = kind(
+    "cell-refused",
+    "A value the template cannot take",
+    "The message says why: an ABP device or a running session (DevAddr, session keys, frame "
+    "counters) is not moved, as the Lobaro platform takes OTAA devices, which join with their "
+    "JoinEUI and AppKey. Clear the cell if the device can join anew, or leave the row out.",
+)
+KEYS_UNCLEAR = kind(
+    "keys-unclear",
+    "Which key is the device's AppKey cannot be told",
+    "Add a column with each device's LoRaWAN version (mac_version: 1.0.3, 1.1.0, "
+    "LORAWAN_1_0_3...), or, for a LoRaWAN 1.0.x device, leave the key only in the column "
+    "the file's platform keeps a 1.0.x AppKey in (ChirpStack: nwk_key).",
+)
+NOT_VERSION = kind(
+    "not-a-lorawan-version",
+    "A LoRaWAN version is expected",
+    "Type the device's LoRaWAN (MAC) version: 1.0.x (1.0.3, LORAWAN_1_0_3, MAC_V1_0_4) or "
+    "1.1.x (1.1.0, LORAWAN_1_1_0, MAC_V1_1), or leave the cell empty.",
+)
 HIDDEN_CELLS = kind(
     "hidden-cells",
     "Hidden rows, columns or tabs",
@@ -297,6 +327,7 @@ def map_columns(
 
     # Another template's headers, by that template: said once for all of them.
     others: dict[str, list[tuple[str, str, str]]] = {}
+    unsent: list[tuple[str, str]] = []  # (letter, header) of the columns not sent, told once
 
     for j, header in enumerate(table.headers):
         letter = table.columns[j]
@@ -311,6 +342,9 @@ def map_columns(
             continue
         name = spec.field_for(header)
         if name is None:
+            if spec.is_unsent(header):
+                unsent.append((letter, header))
+                continue
             if spec.is_ignored(header):
                 continue
             near = spec.near_header(header)
@@ -374,6 +408,17 @@ def map_columns(
             f"{rename}",
             letter,
             header,
+        )
+    if unsent:
+        named = ", ".join(f"{h} ({c})" for c, h in unsent)
+        them = "them" if len(unsent) > 1 else "it"
+        problems.append(
+            Problem(
+                NOT_SENT,
+                f"not sent: the Lobaro platform has no place for {them}: {named}",
+                table.sheet,
+                header_row,
+            )
         )
     for name in required:
         if name not in seen and name not in spec.defaults:
@@ -500,6 +545,8 @@ class HeaderFit:
     mapped: int
     unknown: tuple[str, ...]
     missing: tuple[str, ...]
+    # A peer's template whose signature the headers hold, spelled as that peer writes them.
+    signed: bool = False
 
     @property
     def whole(self) -> bool:
@@ -512,7 +559,8 @@ def header_fit(workbook: Workbook, template: SiteTemplate) -> HeaderFit:
     spec = template.devices
     found: set[str] = set()
     unknown: list[str] = []
-    for header in workbook.table(find_devices_tab(workbook, template)).headers:
+    headers = workbook.table(find_devices_tab(workbook, template)).headers
+    for header in headers:
         if not header:
             continue
         name = spec.field_for(header)
@@ -526,7 +574,8 @@ def header_fit(workbook: Workbook, template: SiteTemplate) -> HeaderFit:
             unknown.append(header)
     needed = dict.fromkeys((*NEEDED["devices"], template.match_key))
     missing = tuple(n for n in needed if n not in found and n not in spec.defaults)
-    return HeaderFit(template, len(found), tuple(unknown), missing)
+    signed = template.peer is not None and template.peer.signed(headers)
+    return HeaderFit(template, len(found), tuple(unknown), missing, signed)
 
 
 def built_in_fits(workbook: Workbook) -> list[HeaderFit]:
@@ -543,10 +592,14 @@ def built_in_fits(workbook: Workbook) -> list[HeaderFit]:
 
 def best_guess(fits: Iterable[HeaderFit], besides: str = "") -> str | None:
     """The built-in template, other than ``besides``, with nothing required missing that
-    maps the most headers; None when there is none."""
-    usable = [(f.mapped, f.template.name) for f in fits if not f.missing]
-    usable = [item for item in usable if item[1] != besides]
-    return max(usable)[1] if usable else None
+    maps the most headers (one of Lobaro's own before a peer's that maps as many); None
+    when there is none."""
+    usable = [
+        (f.mapped, f.signed or f.template.peer is None, f.template.name)
+        for f in fits
+        if not f.missing and f.template.name != besides
+    ]
+    return max(usable)[2] if usable else None
 
 
 def _guess_template(workbook: Workbook, table: Table, template: SiteTemplate) -> list[Problem]:
@@ -757,7 +810,7 @@ class _Row:
         self.problems = problems
         self.i = 0
 
-    def problem(self, what: Kind, message: str, column: Column, value: str) -> None:
+    def problem(self, what: Kind, message: str, column: Column, value: str | None) -> None:
         self.problems.append(
             Problem(
                 what,
@@ -938,9 +991,15 @@ def _read_devices(
         table, spec, tuple(dict.fromkeys((*NEEDED["devices"], match_key))), site
     )
     site.problems += problems
+    peer_cells = _PeerCells.of(table, spec, columns, template)
     # LoRaWAN key columns (cfg:AppKey...) are masked in messages and blanked in the
-    # report copies of the sheet, as the users' passwords are.
-    secret = [column.letter for column in columns if column.secret]
+    # report copies of the sheet, as the users' passwords are; so are the keys of a peer's
+    # columns that are not sent (an ABP session's app_s_key, ChirpStack's gen_app_key).
+    secret = [column.letter for column in columns if column.secret] + [
+        letter
+        for header, letter in zip(table.headers, table.columns, strict=False)
+        if header and spec.is_unsent(header) and is_secret_header(header)
+    ]
     if secret:
         site.secret_columns[table.sheet] = secret
     bodies = _DeviceBodies(spec, template.site_tag)
@@ -1011,6 +1070,12 @@ def _read_devices(
                     column,
                     values[column.index].strip(),
                 )
+        if peer_cells is not None:
+            peer_cells.check(i, row)
+            if len(site.problems) == before:
+                config, unclear = peer_cells.choose(i, config)
+                if unclear is not None:
+                    row.problem(KEYS_UNCLEAR, unclear[1], unclear[0], MASK)
         body, defaulted = bodies.body(body, location or None, config, bodies.tags(tags), bool(tags))
         key = str(body.get(match_key, ""))
         # Without the match key's column, the tab's one missing-column problem says it all.
@@ -1040,6 +1105,8 @@ def _read_devices(
     count = len(table.rows)
     # Without a match key column every row lacks its key.
     slow = set(damaged) if match_key in cells and not cell_by_cell else set(range(count))
+    if peer_cells is not None:
+        slow.update(peer_cells.problem_rows())
     plain: list[tuple[str, list[Any]]] = []
     location: list[tuple[str, list[Any]]] = []
     config: list[tuple[str, list[Any]]] = []
@@ -1129,11 +1196,158 @@ def _read_devices(
             if settings
             else {}
         )
+        if peer_cells is not None:
+            own_config, unclear = peer_cells.choose(i, own_config)
+            if unclear is not None:  # said by the cell-by-cell reading, at its cell
+                append(read_row(i))
+                continue
         body, defaulted = make(body, where, own_config, row_tags, own)
         record = Record(sheet, number, str(body.get(match_key, "")), body, cells, headers)
         record.defaulted = defaulted
         append(record)
     site.problems += notices.problems()
+
+
+def is_secret_header(header: str) -> bool:
+    """Whether a header names a LoRaWAN key however a peer spells it (app_s_key, NwkSKey)."""
+    return is_secret_config_key(header_key(header))
+
+
+class _PeerCells:
+    """What a peer's device file says beyond the fields it maps: columns whose filled
+    cells the template refuses (an ABP session), and the AppKey chosen by the device's
+    LoRaWAN version where the peer keeps a 1.0.x device's AppKey in another key field
+    (ChirpStack's nwk_key). One reading for both ways of reading rows."""
+
+    def __init__(self, table: Table, spec: TabSpec, columns: list[Column], peer: str) -> None:
+        self.table = table
+        self.peer = peer
+        self.refused: list[tuple[Column, Refusal]] = []
+        self.version: Column | None = None
+        for j, header in enumerate(table.headers):
+            if not header or spec.field_for(header) is not None:
+                continue
+            column = Column("", j, table.columns[j], header, False, secret=is_secret_header(header))
+            refusal = spec.refusal(header)
+            if refusal is not None:
+                self.refused.append((column, refusal))
+            elif self.version is None and spec.is_version(header):
+                self.version = column
+        self.keys = spec.root_keys
+        by_field = {c.field: c for c in columns}
+        self.app = by_field.get(CONFIG_PREFIX + "AppKey")
+        self.other = by_field.get(self.keys.app_key_1_0) if self.keys is not None else None
+        self.version_header = self.keys.version[0] if self.keys and self.keys.version else ""
+
+    @classmethod
+    def of(
+        cls, table: Table, spec: TabSpec, columns: list[Column], template: SiteTemplate
+    ) -> _PeerCells | None:
+        """The reading for ``table``; None when the template refuses nothing and keeps its
+        keys where their names say (every template but a peer's)."""
+        if not spec.refusals and spec.root_keys is None:
+            return None
+        peer = template.peer.name if template.peer is not None else "the file's platform"
+        return cls(table, spec, columns, peer)
+
+    def _refused(self, i: int) -> Iterator[tuple[Column, Refusal, str]]:
+        values = self.table.rows[i]
+        for column, refusal in self.refused:
+            text = values[column.index].strip()
+            if text and not (refusal.allow is not None and refusal.allow.fullmatch(text)):
+                yield column, refusal, text
+
+    def _version_text(self, i: int) -> str:
+        return self.table.rows[i][self.version.index].strip() if self.version else ""
+
+    def problem_rows(self) -> set[int]:
+        """The rows with a refused cell or a version that is none: read cell by cell."""
+        rows = {i for i in range(len(self.table.rows)) if next(self._refused(i), None)}
+        if self.version is not None:
+            texts = {self._version_text(i) for i in range(len(self.table.rows))}
+            bad = {t for t in texts if t and lorawan_version(t) is None}
+            if bad:
+                rows.update(i for i in range(len(self.table.rows)) if self._version_text(i) in bad)
+        return rows
+
+    def check(self, i: int, row: _Row) -> None:
+        """The problems of row ``i``'s refused cells and its version cell."""
+        for column, refusal, text in self._refused(i):
+            if refusal.allow is None:  # a filled cell: the same words on every row
+                row.problem(
+                    REFUSED_CELL, f"{column.header} is filled: {refusal.reason}", column, None
+                )
+            else:
+                shown = MASK if column.secret else text
+                row.problem(
+                    REFUSED_CELL, f"{column.header} '{shown}': {refusal.reason}", column, shown
+                )
+        text = self._version_text(i)
+        if self.version is not None and text and lorawan_version(text) is None:
+            row.problem(
+                NOT_VERSION,
+                f"{self.version.header} '{text}' is not a LoRaWAN version: 1.0.x or 1.1.x",
+                self.version,
+                text,
+            )
+
+    def choose(
+        self, i: int, config: dict[str, Any]
+    ) -> tuple[dict[str, Any], tuple[Column, str] | None]:
+        """Row ``i``'s initialConfig with its AppKey where the device's LoRaWAN version puts
+        it, or the column and words of why that cannot be told. A key of all zeros is no
+        key (ChirpStack's API answers an unset key so)."""
+        keys = self.keys
+        if keys is None:
+            return config, None
+        other_key = keys.app_key_1_0[len(CONFIG_PREFIX) :]
+        app, other = config.get("AppKey"), config.get(other_key)
+        app = None if _unset_key(app) else app
+        other = None if _unset_key(other) else other
+        chosen = {k: v for k, v in config.items() if k not in ("AppKey", other_key)}
+        version = lorawan_version(self._version_text(i))
+        if version == "1.1" or (app is not None and self.other is None):
+            # 1.1.x: each key is what its name says; a file of one key column: its AppKey.
+            chosen.update({k: v for k, v in (("AppKey", app), (other_key, other)) if v})
+            return chosen, None
+        if other is not None and (app is None or (version == "1.0" and app == other)):
+            chosen["AppKey"] = other  # a LoRaWAN 1.0.x device
+            return chosen, None
+        if app is None:
+            return chosen, None
+        # Here the file has the 1.0.x key's column (a file without it took app_key above).
+        assert self.other is not None
+        at = self.app or self.other  # the AppKey may come from a config cell's JSON
+        peer, key_1_0, app_header = self.peer, self.other.header, at.header
+        if other is None:
+            why = (
+                f"{app_header} holds a key and {key_1_0} is empty: {peer} keeps a LoRaWAN "
+                f"1.0.x device's AppKey in {key_1_0} and a 1.1.x device needs both, so this "
+                f"key cannot be placed: move it to {key_1_0} for a 1.0.x device"
+            )
+        elif version == "1.0":
+            why = (
+                f"{self.version.header if self.version else 'the version'} says LoRaWAN 1.0.x, "
+                f"whose AppKey {peer} keeps in {key_1_0}, but {app_header} holds another "
+                f"key: clear {app_header} (unused for 1.0.x) or correct the version"
+            )
+        else:
+            add = (
+                f"fill its {self.version.header} cell"
+                if self.version is not None
+                else f"add a column {self.version_header or 'mac_version'} (1.0.3 or 1.1.0)"
+            )
+            why = (
+                f"{key_1_0} and {app_header} both hold a key and the row does not say its "
+                f"LoRaWAN version: {peer} keeps a 1.0.x device's AppKey in {key_1_0} and sets "
+                f"{app_header} for 1.1.x only, so which is the AppKey cannot be told; {add}"
+            )
+        return chosen, (at, why)
+
+
+def _unset_key(value: Any) -> bool:
+    """No key: empty, or all zeros."""
+    return value is None or (isinstance(value, str) and not value.strip().strip("0"))
 
 
 # Device fields the template's defaults fill only through _DeviceBodies' own steps.
@@ -1156,6 +1370,7 @@ class _DeviceBodies:
             else None
         )
         self.config = dict(spec.defaults.get("config") or {})
+        self.derived = list(spec.derived.items())  # made from the row's own values (TTS's id)
         # One frozenset per combination of defaulted fields, shared by the records with it.
         self._defaulted: dict[tuple[str, ...], frozenset[str]] = {}
 
@@ -1181,6 +1396,10 @@ class _DeviceBodies:
         the row has tags of its own.
         """
         defaulted: list[str] = []
+        for name, made in self.derived:
+            if name not in body and (value := made.value(body)) is not None:
+                body[name] = value
+                defaulted.append(name)
         for name, value in self.defaults:  # after the row's own values, in the template's order
             if name not in body:
                 body[name] = value
