@@ -33,7 +33,7 @@ from provisioner.fields import (
     split_list,
 )
 from provisioner.problems import Kind, Problem, kind
-from provisioner.sheets import OUTCOME_HEADERS, Table, Workbook
+from provisioner.sheets import OUTCOME_HEADERS, SheetError, Table, Workbook
 from provisioner.templates import (
     HEX_CONFIG_NAMES,
     ColumnRule,
@@ -186,6 +186,14 @@ UNKNOWN_DEVICE_TYPE = kind(
     "A device type the site template does not list",
     "Check the number: the template lists the device types of this site. If the type is "
     "right, add it to the template's [device_types].",
+    "warning",
+)
+OTHER_TAB = kind(
+    "devices-on-another-tab",
+    "The devices are read from another tab than the first",
+    "Nothing to do when the tab named holds the devices: the first tab lacks the columns the "
+    "template needs, and this is the one tab that has them. To read another tab, name it with "
+    '--tab "NAME".',
     "warning",
 )
 HIDDEN_CELLS = kind(
@@ -447,24 +455,36 @@ def _double_column(table: Table, first: Column, second: Column, spec: TabSpec) -
 
 
 def read_records(
-    workbook: Workbook, template: SiteTemplate, *, cell_by_cell: bool = False
+    workbook: Workbook,
+    template: SiteTemplate,
+    *,
+    tab: str | None = None,
+    cell_by_cell: bool = False,
 ) -> SiteRecords:
     """Map the workbook's Devices, Users and Downlinks tabs to records.
 
+    ``tab`` (``--tab``) names the devices tab; Users and Downlinks are found by their
+    names all the same (see ``devices_tab``). Raises SheetError when ``tab`` is no tab
+    of the workbook, or when several tabs could hold the devices and none is named.
     ``cell_by_cell`` reads every device row the slow way (tests hold the two ways equal).
     """
     site = SiteRecords()
-    devices_tab = find_devices_tab(workbook, template)
-    site.tabs["devices"] = devices_tab
-    devices = workbook.table(devices_tab)
+    found = devices_tab(workbook, template, tab)
+    if found.unclear:
+        raise SheetError(found.unclear)
+    devices_tab_name = found.tab
+    site.tabs["devices"] = devices_tab_name
+    devices = workbook.table(devices_tab_name)
+    if found.notice:
+        site.problems.append(Problem(OTHER_TAB, found.notice, devices_tab_name))
     _read_devices(devices, template, site, cell_by_cell)
-    if devices_tab in site.missing:
-        site.problems += _guess_template(workbook, devices, template)
+    if devices_tab_name in site.missing:
+        site.problems += _guess_template(workbook, devices, template, tab)
     for part, spec in (("users", template.users), ("downlinks", template.downlinks)):
-        tab = _find_tab(workbook, spec)
-        if tab is not None and tab != devices_tab:
-            site.tabs[part] = tab
-            table = workbook.table(tab)
+        other = _find_tab(workbook, spec)
+        if other is not None and other != devices_tab_name:
+            site.tabs[part] = other
+            table = workbook.table(other)
             if part == "users":
                 _read_users(table, spec, site)
             else:
@@ -482,9 +502,90 @@ def read_records(
     return site
 
 
-def find_devices_tab(workbook: Workbook, template: SiteTemplate) -> str:
-    """The tab the template reads devices from: one of its names, else the first tab."""
-    return _find_tab(workbook, template.devices) or workbook.tab_names[0]
+@dataclass(frozen=True)
+class DevicesTab:
+    """The tab that holds the devices, and what the installer is told about it.
+
+    ``notice``: the devices were found on another tab than the first that holds a
+    table, said once as a warning. ``unclear``: several tabs after the first have the
+    template's columns, and the installer must name one (``--tab``); the message of the
+    SheetError ``read_records`` raises. ``tab`` is then the first of them: its headers
+    are the ones the template choice judges.
+    """
+
+    tab: str
+    notice: str = ""
+    unclear: str = ""
+
+
+def devices_tab(workbook: Workbook, template: SiteTemplate, given: str | None = None) -> DevicesTab:
+    """The tab the template reads devices from.
+
+    ``given`` (``--tab``) names it. Without it: one of the template's names for the
+    tab (Devices, Geräte...); else the first tab that holds a table (chart sheets and
+    empty tabs are passed over) when its headers have what the template needs (addr
+    and the match key); else the one other tab whose headers have it (a vendor's
+    workbook with a cover tab before the key list), told in ``notice``; when several
+    have it, they are ``several``; when none has, the first tab with a table, whose
+    missing columns are reported as usual.
+    """
+    if given is not None:
+        return DevicesTab(workbook.named_tab(given))
+    named = _find_tab(workbook, template.devices)
+    if named is not None:
+        return DevicesTab(named)
+    first = ""
+    lacking: tuple[str, ...] = ()
+    fitting: list[str] = []
+    for tab in workbook.tab_names:
+        if not workbook.holds_table(tab):
+            continue
+        missing = _headers_fit(workbook.table(tab).headers, template)[2]
+        if not first:
+            if not missing:
+                return DevicesTab(tab)
+            first, lacking = tab, missing
+        elif not missing:
+            fitting.append(tab)
+    if not first:
+        # No tab holds a table: the first one that is no chart says it is empty.
+        grids = [t for t in workbook.tab_names if t not in workbook.chart_tabs]
+        if grids:
+            workbook.table(grids[0])
+        raise SheetError(
+            f"{workbook.path.name}: no tab holds a table (tabs: {workbook.tabs_listed()}): "
+            "put the devices' header in the first row of a tab and one device per row below it"
+        )
+    if len(fitting) > 1:
+        listed = ", ".join(f'"{tab}"' for tab in fitting)
+        return DevicesTab(
+            fitting[0],
+            unclear=f'{workbook.path.name}: the first tab, "{first}", '
+            f"{_no_columns(template, lacking)}, and the tabs {listed} all have the columns "
+            f'this template needs: name the tab that holds the devices with --tab "{fitting[0]}" '
+            "(or another of them)",
+        )
+    if not fitting:
+        return DevicesTab(first)
+    (tab,) = fitting
+    return DevicesTab(
+        tab,
+        f'the devices are read from the tab "{tab}", the one tab with the columns this '
+        f'template needs: the first tab, "{first}", {_no_columns(template, lacking)}; '
+        f'--tab "{first}" reads that one instead',
+    )
+
+
+def _no_columns(template: SiteTemplate, missing: tuple[str, ...]) -> str:
+    """``has no column for DevEUI`` (each field by its first header in the template)."""
+    names = [(template.devices.columns.get(name) or (name,))[0] for name in missing]
+    listed = " and ".join(names)
+    return f"has no column for {listed}" if len(names) == 1 else f"has no columns for {listed}"
+
+
+def find_devices_tab(workbook: Workbook, template: SiteTemplate, given: str | None = None) -> str:
+    """The name of the tab the template reads devices from (see ``devices_tab``)."""
+    return devices_tab(workbook, template, given).tab
 
 
 @dataclass(frozen=True)
@@ -507,12 +608,23 @@ class HeaderFit:
         return not self.unknown and not self.missing
 
 
-def header_fit(workbook: Workbook, template: SiteTemplate) -> HeaderFit:
-    """How ``template`` reads the headers of the workbook's devices tab."""
+def header_fit(workbook: Workbook, template: SiteTemplate, tab: str | None = None) -> HeaderFit:
+    """How ``template`` reads the headers of the workbook's devices tab (``tab``: the
+    one --tab names)."""
+    headers = workbook.table(find_devices_tab(workbook, template, tab)).headers
+    found, unknown, missing = _headers_fit(headers, template)
+    return HeaderFit(template, len(found), unknown, missing)
+
+
+def _headers_fit(
+    headers: list[str], template: SiteTemplate
+) -> tuple[set[str], tuple[str, ...], tuple[str, ...]]:
+    """The fields the headers give, the headers the template neither maps nor ignores,
+    and the required fields without a column or a default (see ``HeaderFit``)."""
     spec = template.devices
     found: set[str] = set()
     unknown: list[str] = []
-    for header in workbook.table(find_devices_tab(workbook, template)).headers:
+    for header in headers:
         if not header:
             continue
         name = spec.field_for(header)
@@ -526,16 +638,16 @@ def header_fit(workbook: Workbook, template: SiteTemplate) -> HeaderFit:
             unknown.append(header)
     needed = dict.fromkeys((*NEEDED["devices"], template.match_key))
     missing = tuple(n for n in needed if n not in found and n not in spec.defaults)
-    return HeaderFit(template, len(found), tuple(unknown), missing)
+    return found, tuple(unknown), missing
 
 
-def built_in_fits(workbook: Workbook) -> list[HeaderFit]:
+def built_in_fits(workbook: Workbook, tab: str | None = None) -> list[HeaderFit]:
     """How each built-in template reads the workbook's headers (one that cannot load is left
-    out: the command that names it says why)."""
+    out: the command that names it says why); ``tab``: the devices tab --tab names."""
     fits = []
     for name in list_templates():
         try:
-            fits.append(header_fit(workbook, load_template(name)))
+            fits.append(header_fit(workbook, load_template(name), tab))
         except TemplateError:
             continue
     return fits
@@ -549,9 +661,11 @@ def best_guess(fits: Iterable[HeaderFit], besides: str = "") -> str | None:
     return max(usable)[1] if usable else None
 
 
-def _guess_template(workbook: Workbook, table: Table, template: SiteTemplate) -> list[Problem]:
+def _guess_template(
+    workbook: Workbook, table: Table, template: SiteTemplate, tab: str | None
+) -> list[Problem]:
     """When the Devices tab lacks a required column: a built-in template whose headers fit."""
-    best = best_guess(built_in_fits(workbook), besides=template.name)
+    best = best_guess(built_in_fits(workbook, tab), besides=template.name)
     # Said once: another template's headers may have named it already (OTHER_TEMPLATE_HEADER).
     others = known_headers("devices")
     named = {
