@@ -20,16 +20,21 @@ from typing import Any
 
 from provisioner.fields import (
     CONFIG_PREFIX,
+    EUI_DIGITS,
     FIELDS,
     HEX_CONFIG_KEYS,
     LOCATION_FIELDS,
     LOOKALIKES,
     MASK,
     NEEDED,
+    QR_STARTS,
+    DeviceQr,
     hex_form,
     is_secret_config_key,
     lookalike_letters,
+    read_qr,
     secret_key_values,
+    shown_qr,
     split_list,
 )
 from provisioner.problems import Kind, Problem, kind
@@ -167,6 +172,22 @@ ID_NUMBER_READ = kind(
     "Format the column as Text before typing more identifiers: Excel drops leading zeros and "
     "shortens numbers of 12 digits or more.",
     "warning",
+)
+ID_FROM_QR = kind(
+    "id-read-from-qr-code",
+    "Identifiers read from scanned LoRaWAN QR codes",
+    "Nothing to do: a barcode scanner typed the device's whole QR code (LoRa Alliance TR005: "
+    "LW:D0:JoinEUI:DevEUI:ProfileID, then owner token, serial number, checksum) into the cell. "
+    "The tool reads the DevEUI from it, and the JoinEUI, serial number and profile ID where the "
+    "row has none of its own; the sheet itself is not changed.",
+    "warning",
+)
+BAD_QR = kind(
+    "qr-code-unreadable",
+    "A scanned LoRaWAN QR code cannot be read",
+    "Scan the device's QR code into the cell again (a scan cut short or a mistyped character "
+    "breaks it), or type the DevEUI printed on the label instead; the message says what is "
+    "wrong with the code.",
 )
 NO_KEY = kind(
     "missing-key",
@@ -838,6 +859,130 @@ class _Notices:
         return found
 
 
+# initialConfig keys (compared without case) that a QR code's JoinEUI and profile ID fill.
+_JOIN_KEYS = ("joineui", "appeui")
+_PROFILE_KEYS = ("profileid",)
+# A cell that starts so is meant as a LoRaWAN QR code (fields.is_qr), found at C speed.
+_QR_START = operator.methodcaller("startswith", QR_STARTS)
+
+
+class _QrCodes:
+    """Scanned LoRaWAN QR codes (``fields.read_qr``) in a tab's DevEUI column.
+
+    Each code is read as its DevEUI; on the Devices tab its JoinEUI, serial number and
+    profile ID fill what the row has not (``fill``). One notice a column; a code that
+    cannot be read is an error at its cell (``wrong``, reported where the row is read
+    cell by cell). The JoinEUI goes to the initialConfig key of the sheet's or the
+    template's JoinEUI column (``cfg:AppEUI`` gives AppEUI), else JoinEUI; the profile
+    ID only to a ``cfg:ProfileID`` column's key: nothing on the platform reads it else.
+    """
+
+    def __init__(
+        self, table: Table, case: str, columns: Iterable[Column] = (), spec: TabSpec | None = None
+    ) -> None:
+        self.table = table
+        self.case = case
+        self.codes: dict[int, DeviceQr] = {}  # row index -> its code
+        self.wrong: dict[int, str] = {}  # row index -> what is wrong with its code
+        self.read: list[tuple[Column, int, int]] = []  # column, codes read, first row index
+        names = [c.field for c in columns] + list(spec.columns if spec is not None else ())
+        self.join_key = _config_key(names, _JOIN_KEYS) or "JoinEUI"
+        self.profile_key = _config_key(names, _PROFILE_KEYS)
+        self.filled: set[str] = set()  # what the codes filled: JoinEUI, serial, profile
+
+    @staticmethod
+    def reads(column: Column) -> bool:
+        """Whether the column holds a DevEUI a scanner may have typed a QR code into."""
+        return column.hex_length == EUI_DIGITS and column.field in ("addr", "key")
+
+    def scan(self, column: Column, texts: list[str]) -> list[str]:
+        """The column's texts with each QR code that reads as its DevEUI (in the
+        template's case); the codes that do not read are noted in ``wrong``."""
+        joined = "".join(texts)  # a look at the whole column first, at C speed
+        if ":" not in joined or "LW:" not in joined.upper():
+            return texts
+        found = list(compress(range(len(texts)), map(_QR_START, texts)))
+        if not found:
+            return texts
+        texts = list(texts)
+        first = -1
+        for i in found:
+            code = read_qr(texts[i])
+            if isinstance(code, str):
+                self.wrong[i] = code
+                continue
+            self.codes[i] = code
+            texts[i] = hex_form(code.dev_eui, EUI_DIGITS, self.case)
+            first = i if first < 0 else first
+        if first >= 0:
+            self.read.append((column, len(found) - len(self.wrong), first))
+        return texts
+
+    def problem(self, i: int, column: Column, text: str, row: _Row) -> bool:
+        """Report the row's code that does not read, if it has one (True)."""
+        wrong = self.wrong.get(i) if self.reads(column) else None
+        if wrong is None:
+            return False
+        row.problem(BAD_QR, wrong, column, shown_qr(text))
+        return True
+
+    def fill(self, i: int, body: dict[str, Any], config: dict[str, Any]) -> None:
+        """What the row's code holds and the row has not: its serial number (``body``),
+        its JoinEUI and profile ID (the row's own initialConfig keys, ``config``)."""
+        code = self.codes.get(i)
+        if code is None:
+            return
+        if code.serial and "serial" not in body:
+            body["serial"] = code.serial
+            self.filled.add("serial")
+        keys = [str(k).strip().casefold() for k in config]
+        if not any(k in _JOIN_KEYS for k in keys):
+            config[self.join_key] = hex_form(code.join_eui, EUI_DIGITS, self.case)
+            self.filled.add("join")
+        if self.profile_key and not any(k in _PROFILE_KEYS for k in keys):
+            config[self.profile_key] = code.profile_id
+            self.filled.add("profile")
+
+    def problems(self) -> list[Problem]:
+        """One notice for each column that held codes read."""
+        found = []
+        named = {
+            "join": f"JoinEUI ({CONFIG_PREFIX}{self.join_key})",
+            "serial": "serial number",
+            "profile": f"profile ID ({CONFIG_PREFIX}{self.profile_key})",
+        }
+        filled = [words for part, words in named.items() if part in self.filled]
+        for column, count, first in self.read:
+            several = count > 1
+            what = " and ".join([", ".join(filled[:-1]), filled[-1]] if len(filled) > 1 else filled)
+            fills = f"; its {what} fill the rows that have none of their own" if filled else ""
+            found.append(
+                Problem(
+                    ID_FROM_QR,
+                    f"{count} cell{'s' if several else ''} of {column.header} "
+                    f"hold{'' if several else 's'} a scanned LoRaWAN QR code, read as its "
+                    f"DevEUI{fills} (first: {column.letter}{self.table.row_numbers[first]}, "
+                    f"DevEUI {hex_form(self.codes[first].dev_eui, EUI_DIGITS, self.case)})",
+                    self.table.sheet,
+                    self.table.header_row,
+                    column.letter,
+                    column.header,
+                    column.header,
+                )
+            )
+        return found
+
+
+def _config_key(names: Iterable[str], keys: tuple[str, ...]) -> str:
+    """The initialConfig key of the first ``cfg:<key>`` field among ``names`` whose key is
+    one of ``keys`` (compared without case), or ""."""
+    for name in names:
+        key = name[len(CONFIG_PREFIX) :] if name.startswith(CONFIG_PREFIX) else ""
+        if key and key.strip().casefold() in keys:
+            return key.strip()
+    return ""
+
+
 def _how_written(text: str, case: str) -> frozenset[str]:
     """How a hex identifier differs from its one form: "'-'", "spaces", "in lower case"..."""
     how = {f"'{sep}'" for sep in "-:" if sep in text}
@@ -1069,6 +1214,7 @@ def _read_devices(
     notices = _Notices(table, template.hex_case)
     damaged = _damaged_rows(table, columns, notices)
     row = _Row(table, site.problems)
+    codes = _QrCodes(table, template.hex_case, columns, spec)
 
     def read_row(i: int) -> Record:
         """One row cell by cell, with a problem for each cell that is not right."""
@@ -1085,7 +1231,7 @@ def _read_devices(
                 text = _cell_text(table, i, column, row)
             else:
                 text = values[column.index].strip()
-            if not text:
+            if not text or codes.problem(i, column, text, row):
                 continue
             if column.hex_length:
                 text = hex_form(text, column.hex_length, template.hex_case)
@@ -1125,6 +1271,7 @@ def _read_devices(
                     column,
                     values[column.index].strip(),
                 )
+        codes.fill(i, body, config)
         body, defaulted = bodies.body(body, location or None, config, bodies.tags(tags), bool(tags))
         key = str(body.get(match_key, ""))
         # Without the match key's column, the tab's one missing-column problem says it all.
@@ -1162,6 +1309,9 @@ def _read_devices(
     for column in columns:
         name = column.field
         texts = list(map(str.strip, map(operator.itemgetter(column.index), table.rows)))
+        if codes.reads(column):
+            texts = codes.scan(column, texts)
+            slow.update(codes.wrong)
         texts = notices.hex(column, texts)
         if column.identifier:
             slow.update(
@@ -1220,6 +1370,7 @@ def _read_devices(
     names = [name for name, _ in plain]
     config_keys = [key for key, _ in config]
     append, sheet, make = site.devices.append, table.sheet, bodies.body  # once per row
+    fill = codes.fill if codes.codes else None  # the rows of QR codes fill what they lack
     for i, number, given, where, settings, row_tags, own in zip(
         range(count),
         table.row_numbers,
@@ -1243,11 +1394,13 @@ def _read_devices(
             if settings
             else {}
         )
+        if fill is not None:
+            fill(i, body, own_config)
         body, defaulted = make(body, where, own_config, row_tags, own)
         record = Record(sheet, number, str(body.get(match_key, "")), body, cells, headers)
         record.defaulted = defaulted
         append(record)
-    site.problems += notices.problems()
+    site.problems += notices.problems() + codes.problems()
 
 
 # Device fields the template's defaults fill only through _DeviceBodies' own steps.
@@ -1394,8 +1547,10 @@ def _read_downlinks(table: Table, template: SiteTemplate, site: SiteRecords) -> 
     headers = {c.field: c.header for c in columns}
     notices = _Notices(table, template.hex_case)
     _damaged_rows(table, columns, notices)  # notes the numbers read as digits
+    codes = _QrCodes(table, template.hex_case)
     for column in columns:
-        notices.hex(column, [values[column.index].strip() for values in table.rows])
+        texts = [values[column.index].strip() for values in table.rows]
+        notices.hex(column, codes.scan(column, texts) if codes.reads(column) else texts)
     row = _Row(table, site.problems)
     for i in range(len(table.rows)):
         row.i = i
@@ -1404,9 +1559,11 @@ def _read_downlinks(table: Table, template: SiteTemplate, site: SiteRecords) -> 
         payload: Any = None
         for column in columns:
             text = _cell_text(table, i, column, row)
-            if text and column.hex_length:
+            if not text or codes.problem(i, column, text, row):
+                continue
+            if column.hex_length:
                 text = hex_form(text, column.hex_length, template.hex_case)
-            if not text or not _check_rule(column, text, row):
+            if not _check_rule(column, text, row):
                 continue
             if column.field == "payload":
                 try:
@@ -1431,4 +1588,4 @@ def _read_downlinks(table: Table, template: SiteTemplate, site: SiteRecords) -> 
         )
         record.valid = len(site.problems) == before
         site.downlinks.append(record)
-    site.problems += notices.problems()
+    site.problems += notices.problems() + codes.problems()
