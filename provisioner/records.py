@@ -50,6 +50,7 @@ from provisioner.templates import (
     list_templates,
     load_template,
 )
+from provisioner.text import counted
 
 MISSING_COLUMN = kind(
     "missing-column",
@@ -845,18 +846,15 @@ class _Notices:
                     f"sent in {case} case without separators{example}"
                 )
                 kind_of = ID_REWRITTEN
-            found.append(
-                Problem(
-                    kind_of,
-                    message,
-                    self.table.sheet,
-                    self.table.header_row,
-                    column.letter,
-                    column.header,
-                    column.header,
-                )
-            )
+            found.append(_column_notice(self.table, kind_of, message, column))
         return found
+
+
+def _column_notice(table: Table, what: Kind, message: str, column: Column) -> Problem:
+    """A problem said once for a column, at its header cell."""
+    return Problem(
+        what, message, table.sheet, table.header_row, column.letter, column.header, column.header
+    )
 
 
 # initialConfig keys (compared without case) that a QR code's JoinEUI and profile ID fill.
@@ -952,24 +950,17 @@ class _QrCodes:
             "profile": f"profile ID ({CONFIG_PREFIX}{self.profile_key})",
         }
         filled = [words for part, words in named.items() if part in self.filled]
+        what = " and ".join([", ".join(filled[:-1]), filled[-1]] if len(filled) > 1 else filled)
+        fills = f"; its {what} fill the rows that have none of their own" if filled else ""
         for column, count, first in self.read:
-            several = count > 1
-            what = " and ".join([", ".join(filled[:-1]), filled[-1]] if len(filled) > 1 else filled)
-            fills = f"; its {what} fill the rows that have none of their own" if filled else ""
-            found.append(
-                Problem(
-                    ID_FROM_QR,
-                    f"{count} cell{'s' if several else ''} of {column.header} "
-                    f"hold{'' if several else 's'} a scanned LoRaWAN QR code, read as its "
-                    f"DevEUI{fills} (first: {column.letter}{self.table.row_numbers[first]}, "
-                    f"DevEUI {hex_form(self.codes[first].dev_eui, EUI_DIGITS, self.case)})",
-                    self.table.sheet,
-                    self.table.header_row,
-                    column.letter,
-                    column.header,
-                    column.header,
-                )
+            holds = "holds" if count == 1 else "hold"
+            dev_eui = hex_form(self.codes[first].dev_eui, EUI_DIGITS, self.case)
+            message = (
+                f"{counted(count, 'cell')} of {column.header} {holds} a scanned LoRaWAN QR code, "
+                f"read as its DevEUI{fills} (first: {column.letter}"
+                f"{self.table.row_numbers[first]}, DevEUI {dev_eui})"
             )
+            found.append(_column_notice(self.table, ID_FROM_QR, message, column))
         return found
 
 
