@@ -548,8 +548,8 @@ def devices_tab(workbook: Workbook, template: SiteTemplate, given: str | None = 
     empty tabs are passed over) when its headers have what the template needs (addr
     and the match key); else the one other tab whose headers have it (a vendor's
     workbook with a cover tab before the key list), told in ``notice``; when several
-    have it, they are ``several``; when none has, the first tab with a table, whose
-    missing columns are reported as usual.
+    have it, ``unclear`` asks for --tab; when none has, the first tab with a table,
+    whose missing columns are reported as usual.
     """
     if given is not None:
         return DevicesTab(workbook.named_tab(given))
@@ -903,7 +903,7 @@ class _QrCodes:
         if not found:
             return texts
         texts = list(texts)
-        first = -1
+        read: list[int] = []
         for i in found:
             code = read_qr(texts[i])
             if isinstance(code, str):
@@ -911,9 +911,9 @@ class _QrCodes:
                 continue
             self.codes[i] = code
             texts[i] = hex_form(code.dev_eui, EUI_DIGITS, self.case)
-            first = i if first < 0 else first
-        if first >= 0:
-            self.read.append((column, len(found) - len(self.wrong), first))
+            read.append(i)
+        if read:
+            self.read.append((column, len(read), read[0]))
         return texts
 
     def problem(self, i: int, column: Column, text: str, row: _Row) -> bool:
