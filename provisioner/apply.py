@@ -742,6 +742,21 @@ def check_saved_plan(saved_path: Path, fresh: Plan) -> dict[tuple[str, int], See
         raise SavedPlanError(
             f"the sheet or template changed since {saved_path} was made: run plan again"
         )
+    planned_tab = next(
+        (
+            row.get("sheet")
+            for row in saved.get("rows", [])
+            if isinstance(row, dict) and row.get("kind") == RowKind.DEVICE
+        ),
+        None,
+    )
+    reading = fresh.validation.records.tabs.get("devices")
+    if isinstance(planned_tab, str) and reading and planned_tab != reading:
+        raise SavedPlanError(
+            f'{saved_path} was made from the devices on the tab "{planned_tab}", and this '
+            f'apply reads them from the tab "{reading}": add --tab "{planned_tab}", or run '
+            "plan again"
+        )
     now: dict[tuple[Any, Any], RowAction] = {(r.sheet, r.row): r.action for r in fresh.rows}
     stale = [
         f"{row.get('sheet')} row {row.get('row')} ({row.get('key')}): planned create, now "
@@ -783,13 +798,15 @@ def apply_sheet(
     update: bool = False,
     update_fields: frozenset[str] | None = None,
     keep_going: bool = False,
+    tab: str | None = None,
 ) -> ApplyResult:
     """The whole apply: plan, settle, confirm, send, and always write the results.
 
     ``update``: also update the devices that differ (``update_fields``: only these
     deviceInput fields; None: every field the sheet sets). ``events`` hears how far
     the platform is read and the requests are, is shown the plan (``planned``) and
-    asked before anything is sent (``confirm(work)``).
+    asked before anything is sent (``confirm(work)``). ``tab`` (``--tab``) names the
+    tab that holds the devices.
 
     Raises before anything is written to the platform: a ProvisionerError for
     unusable input (sheet, journal, saved plan, report paths, Declined,
@@ -815,7 +832,7 @@ def apply_sheet(
                 else None
             )
             plan, work, rows = _prepare(
-                sheet, template, client, lookup, saved_plan, earlier, choice, events.reading
+                sheet, template, client, lookup, saved_plan, earlier, choice, events.reading, tab
             )
         except KeyboardInterrupt:
             raise Interrupted("interrupted before anything was written") from None
@@ -863,9 +880,10 @@ def _prepare(
     earlier: JournalState,
     updates: UpdateChoice | None = None,
     reading: Callable[[str], None] | None = None,
+    tab: str | None = None,
 ) -> tuple[Plan, Work, list[ApplyRow]]:
     """Plan afresh, check a saved plan against it, and settle it with the journal."""
-    plan = make_plan(sheet, template, client, lookup, progress=reading, journal=earlier)
+    plan = make_plan(sheet, template, client, lookup, progress=reading, journal=earlier, tab=tab)
     records = plan.validation.records
     client.add_secrets([*records.secret_values(), *records.key_values()])
     # The keys the platform's devices hold too: an update sends a device's whole

@@ -395,6 +395,19 @@ def export_template_option(command: F) -> F:
     return template_option(command, reads_sheet=False)
 
 
+def tab_option(command: F) -> F:
+    """--tab NAME: the tab that holds the devices."""
+    return click.option(
+        "--tab",
+        metavar="NAME",
+        help="The tab that holds the devices, by its name (case and spaces do not matter). "
+        "Without it: the template's devices tab (Devices, Geräte...), else the first tab "
+        "with a table (chart sheets and empty tabs are passed over), or, when that one lacks "
+        "the template's columns, the one other tab that has them. Users and Downlinks tabs "
+        "are still found by their names.",
+    )(command)
+
+
 def _reports_and_dash(
     ctx: click.Context, param: click.Parameter, values: tuple[Path, ...]
 ) -> tuple[Path, ...]:
@@ -755,8 +768,10 @@ def _choose_template(
     sheet: Path | None,
     template_name: str | None,
     saved_plan: Path | None = None,
+    tab: str | None = None,
 ) -> TemplateChoice:
-    """The template for the command: --template, else chosen (see template_choice)."""
+    """The template for the command: --template, else chosen (see template_choice) by the
+    headers of the devices tab (``tab``: the one --tab names)."""
     from click.core import ParameterSource
 
     source = ctx.get_parameter_source("template_name")
@@ -770,7 +785,7 @@ def _choose_template(
         else:
             given = template_name
     try:
-        return choose_template(sheet, given, setting=setting, saved_plan=saved_plan)
+        return choose_template(sheet, given, setting=setting, saved_plan=saved_plan, tab=tab)
     except (TemplateError, SheetError) as exc:
         raise InputError(str(exc)) from None
 
@@ -1000,6 +1015,7 @@ def sandbox(ready_file: Path | None, **settings: Any) -> None:
 @main.command()
 @click.argument("sheet", type=PathAsGiven(dir_okay=False, path_type=Path))
 @template_option
+@tab_option
 @report_option
 @json_option
 @show_option("rows with problems")
@@ -1008,6 +1024,7 @@ def validate(
     ctx: click.Context,
     sheet: Path,
     template_name: str | None,
+    tab: str | None,
     reports: tuple[Path, ...],
     limit: int,
 ) -> None:
@@ -1033,11 +1050,11 @@ def validate(
     gc.disable()
     try:
         _check_reports(reports, sheet)
-        choice = _choose_template(ctx, sheet, template_name)
+        choice = _choose_template(ctx, sheet, template_name, tab=tab)
         template = choice.template
         echo(choice.line)
         try:
-            report = validate_sheet(sheet, template)
+            report = validate_sheet(sheet, template, tab=tab)
         except SheetError as exc:
             raise InputError(str(exc)) from None
         # The console lists only the rows with problems: a dict for every row is made
@@ -1132,6 +1149,7 @@ def template_command(name: str, out: Path | None, force: bool, lang: str) -> Non
 @main.command()
 @click.argument("sheet", type=PathAsGiven(dir_okay=False, path_type=Path))
 @template_option
+@tab_option
 @platform_options
 @click.option(
     "--lookup",
@@ -1172,6 +1190,7 @@ def plan(
     ctx: click.Context,
     sheet: Path,
     template_name: str | None,
+    tab: str | None,
     platform: PlatformOptions,
     lookup: str,
     out: Path | None,
@@ -1200,7 +1219,7 @@ def plan(
 
     _check_reports((*reports, *([out] if out else [])), sheet)
     limit, creates = show
-    choice = _choose_template(ctx, sheet, template_name)
+    choice = _choose_template(ctx, sheet, template_name, tab=tab)
     echo(choice.line)
     with platform_run(ctx, platform) as run:
         run.live.reading(f"reading {sheet.name}")
@@ -1211,6 +1230,7 @@ def plan(
             lookup,
             journal=journal_path or default_journal(sheet),
             progress=run.live.reading,
+            tab=tab,
         )
     data = result.to_dict()
     click.echo(
@@ -1243,10 +1263,14 @@ def _resume_command(
     token_file: Path | None,
     update: tuple[bool, frozenset[str] | None] = (False, None),
     shell: str | None = None,
+    tab: str | None = None,
 ) -> str:
     """The same run again (the URL is no secret; the token stays where it came from),
     quoted for ``shell`` (``user_shell()``'s words; by default the user's)."""
-    words = ["provisioner", "apply", str(sheet), "--template", template_ref, "--url", url]
+    words = ["provisioner", "apply", str(sheet), "--template", template_ref]
+    if tab is not None:
+        words += ["--tab", tab]
+    words += ["--url", url]
     words += ["--journal", str(journal)]
     if token_file is not None:
         words += ["--token-file", str(token_file)]
@@ -1302,6 +1326,7 @@ def _powershell_quote(word: str) -> str:
 @main.command()
 @click.argument("sheet", type=PathAsGiven(dir_okay=False, path_type=Path))
 @template_option
+@tab_option
 @platform_options
 @click.option(
     "--journal",
@@ -1360,6 +1385,7 @@ def apply(
     ctx: click.Context,
     sheet: Path,
     template_name: str | None,
+    tab: str | None,
     platform: PlatformOptions,
     journal_path: Path | None,
     concurrency: int,
@@ -1395,12 +1421,12 @@ def apply(
 
     journal_path = journal_path or default_journal(sheet)
     _check_reports(reports, sheet)
-    choice = _choose_template(ctx, sheet, template_name, saved_plan)
+    choice = _choose_template(ctx, sheet, template_name, saved_plan, tab)
     template = choice.template
     echo(choice.line)
     with platform_run(ctx, platform, max_rps=max_rps, max_connections=concurrency + 4) as run:
         resume = _resume_command(
-            sheet, template.ref, journal_path, run.client.url, platform.token_file, update
+            sheet, template.ref, journal_path, run.client.url, platform.token_file, update, tab=tab
         )
         # The second Ctrl-C while waiting for requests in flight: stop at once.
         run.interrupted = f"stopped at once; the journal is intact. Resume with:\n  {resume}"
@@ -1421,6 +1447,7 @@ def apply(
             update=update[0],
             update_fields=update[1],
             keep_going=keep_going,
+            tab=tab,
         )
     data = result.to_dict()
     records = console.records
@@ -1521,6 +1548,7 @@ def _print_headers(template: SiteTemplate, lang: str) -> None:
 @main.command()
 @click.argument("sheet", type=PathAsGiven(dir_okay=False, path_type=Path))
 @template_option
+@tab_option
 @platform_options
 @click.option(
     "--since",
@@ -1567,6 +1595,7 @@ def verify(
     ctx: click.Context,
     sheet: Path,
     template_name: str | None,
+    tab: str | None,
     platform: PlatformOptions,
     since: str | None,
     watch: bool,
@@ -1607,7 +1636,7 @@ def verify(
         since_time = parse_since(since) if since is not None else None
     except ProvisionerError as exc:
         raise InputError(str(exc)) from None
-    choice = _choose_template(ctx, sheet, template_name)
+    choice = _choose_template(ctx, sheet, template_name, tab=tab)
     echo(choice.line)
     with platform_run(ctx, platform, unit="devices") as run:
         run.interrupted = "interrupted before the first check: nothing was written"
@@ -1625,6 +1654,7 @@ def verify(
                 timeout=timeout,
                 events=console,
                 stop=run.stop,
+                tab=tab,
             )
         except KeyboardInterrupt:
             run.stop.set()

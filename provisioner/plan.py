@@ -412,8 +412,11 @@ def make_plan(
     validation: ValidationReport | None = None,
     progress: Callable[[str], None] | None = None,
     journal: JournalState | Path | None = None,
+    tab: str | None = None,
 ) -> Plan:
     """Validate the sheet, look up the platform, and diff the two. Writes nothing.
+
+    ``tab`` (``--tab``) names the tab that holds the devices.
 
     ``journal``: what the sheet's earlier runs recorded (the downlinks they queued, the
     tags they put on devices), or the path of its journal (``provisioner plan``: read,
@@ -422,7 +425,7 @@ def make_plan(
     """
     if isinstance(journal, Path):
         journal = read_sheet_journal(journal, sheet.name, client.url)
-    report = validation or validate_sheet(sheet, template)
+    report = validation or validate_sheet(sheet, template, tab=tab)
     if progress:
         progress(
             f"reading the platform: looking up {counted(len(report.records.devices), 'device')}"

@@ -20,21 +20,26 @@ from typing import Any
 
 from provisioner.fields import (
     CONFIG_PREFIX,
+    EUI_DIGITS,
     FIELDS,
     HEX_CONFIG_KEYS,
     LOCATION_FIELDS,
     LOOKALIKES,
     MASK,
     NEEDED,
+    QR_STARTS,
+    DeviceQr,
     hex_form,
     is_secret_config_key,
     lookalike_letters,
     lorawan_version,
+    read_qr,
     secret_key_values,
+    shown_qr,
     split_list,
 )
 from provisioner.problems import Kind, Problem, kind
-from provisioner.sheets import OUTCOME_HEADERS, Table, Workbook
+from provisioner.sheets import OUTCOME_HEADERS, SheetError, Table, Workbook
 from provisioner.templates import (
     HEX_CONFIG_NAMES,
     ColumnRule,
@@ -47,6 +52,7 @@ from provisioner.templates import (
     list_templates,
     load_template,
 )
+from provisioner.text import counted
 
 MISSING_COLUMN = kind(
     "missing-column",
@@ -170,6 +176,22 @@ ID_NUMBER_READ = kind(
     "shortens numbers of 12 digits or more.",
     "warning",
 )
+ID_FROM_QR = kind(
+    "id-read-from-qr-code",
+    "Identifiers read from scanned LoRaWAN QR codes",
+    "Nothing to do: a barcode scanner typed the device's whole QR code (LoRa Alliance TR005: "
+    "LW:D0:JoinEUI:DevEUI:ProfileID, then owner token, serial number, checksum) into the cell. "
+    "The tool reads the DevEUI from it, and the JoinEUI, serial number and profile ID where the "
+    "row has none of its own; the sheet itself is not changed.",
+    "warning",
+)
+BAD_QR = kind(
+    "qr-code-unreadable",
+    "A scanned LoRaWAN QR code cannot be read",
+    "Scan the device's QR code into the cell again (a scan cut short or a mistyped character "
+    "breaks it), or type the DevEUI printed on the label instead; the message says what is "
+    "wrong with the code.",
+)
 NO_KEY = kind(
     "missing-key",
     "The row has no match key",
@@ -217,6 +239,14 @@ NOT_VERSION = kind(
     "A LoRaWAN version is expected",
     "Type the device's LoRaWAN (MAC) version: 1.0.x (1.0.3, LORAWAN_1_0_3, MAC_V1_0_4) or "
     "1.1.x (1.1.0, LORAWAN_1_1_0, MAC_V1_1), or leave the cell empty.",
+)
+OTHER_TAB = kind(
+    "devices-on-another-tab",
+    "The devices are read from another tab than the first",
+    "Nothing to do when the tab named holds the devices: the first tab lacks the columns the "
+    "template needs, and this is the one tab that has them. To read another tab, name it with "
+    '--tab "NAME".',
+    "warning",
 )
 HIDDEN_CELLS = kind(
     "hidden-cells",
@@ -492,24 +522,36 @@ def _double_column(table: Table, first: Column, second: Column, spec: TabSpec) -
 
 
 def read_records(
-    workbook: Workbook, template: SiteTemplate, *, cell_by_cell: bool = False
+    workbook: Workbook,
+    template: SiteTemplate,
+    *,
+    tab: str | None = None,
+    cell_by_cell: bool = False,
 ) -> SiteRecords:
     """Map the workbook's Devices, Users and Downlinks tabs to records.
 
+    ``tab`` (``--tab``) names the devices tab; Users and Downlinks are found by their
+    names all the same (see ``devices_tab``). Raises SheetError when ``tab`` is no tab
+    of the workbook, or when several tabs could hold the devices and none is named.
     ``cell_by_cell`` reads every device row the slow way (tests hold the two ways equal).
     """
     site = SiteRecords()
-    devices_tab = find_devices_tab(workbook, template)
-    site.tabs["devices"] = devices_tab
-    devices = workbook.table(devices_tab)
+    found = devices_tab(workbook, template, tab)
+    if found.unclear:
+        raise SheetError(found.unclear)
+    devices_tab_name = found.tab
+    site.tabs["devices"] = devices_tab_name
+    devices = workbook.table(devices_tab_name)
+    if found.notice:
+        site.problems.append(Problem(OTHER_TAB, found.notice, devices_tab_name))
     _read_devices(devices, template, site, cell_by_cell)
-    if devices_tab in site.missing:
-        site.problems += _guess_template(workbook, devices, template)
+    if devices_tab_name in site.missing:
+        site.problems += _guess_template(workbook, devices, template, tab)
     for part, spec in (("users", template.users), ("downlinks", template.downlinks)):
-        tab = _find_tab(workbook, spec)
-        if tab is not None and tab != devices_tab:
-            site.tabs[part] = tab
-            table = workbook.table(tab)
+        other = _find_tab(workbook, spec)
+        if other is not None and other != devices_tab_name:
+            site.tabs[part] = other
+            table = workbook.table(other)
             if part == "users":
                 _read_users(table, spec, site)
             else:
@@ -527,9 +569,90 @@ def read_records(
     return site
 
 
-def find_devices_tab(workbook: Workbook, template: SiteTemplate) -> str:
-    """The tab the template reads devices from: one of its names, else the first tab."""
-    return _find_tab(workbook, template.devices) or workbook.tab_names[0]
+@dataclass(frozen=True)
+class DevicesTab:
+    """The tab that holds the devices, and what the installer is told about it.
+
+    ``notice``: the devices were found on another tab than the first that holds a
+    table, said once as a warning. ``unclear``: several tabs after the first have the
+    template's columns, and the installer must name one (``--tab``); the message of the
+    SheetError ``read_records`` raises. ``tab`` is then the first of them: its headers
+    are the ones the template choice judges.
+    """
+
+    tab: str
+    notice: str = ""
+    unclear: str = ""
+
+
+def devices_tab(workbook: Workbook, template: SiteTemplate, given: str | None = None) -> DevicesTab:
+    """The tab the template reads devices from.
+
+    ``given`` (``--tab``) names it. Without it: one of the template's names for the
+    tab (Devices, Geräte...); else the first tab that holds a table (chart sheets and
+    empty tabs are passed over) when its headers have what the template needs (addr
+    and the match key); else the one other tab whose headers have it (a vendor's
+    workbook with a cover tab before the key list), told in ``notice``; when several
+    have it, ``unclear`` asks for --tab; when none has, the first tab with a table,
+    whose missing columns are reported as usual.
+    """
+    if given is not None:
+        return DevicesTab(workbook.named_tab(given))
+    named = _find_tab(workbook, template.devices)
+    if named is not None:
+        return DevicesTab(named)
+    first = ""
+    lacking: tuple[str, ...] = ()
+    fitting: list[str] = []
+    for tab in workbook.tab_names:
+        if not workbook.holds_table(tab):
+            continue
+        missing = _headers_fit(workbook.table(tab).headers, template)[2]
+        if not first:
+            if not missing:
+                return DevicesTab(tab)
+            first, lacking = tab, missing
+        elif not missing:
+            fitting.append(tab)
+    if not first:
+        # No tab holds a table: the first one that is no chart says it is empty.
+        grids = [t for t in workbook.tab_names if t not in workbook.chart_tabs]
+        if grids:
+            workbook.table(grids[0])
+        raise SheetError(
+            f"{workbook.path.name}: no tab holds a table (tabs: {workbook.tabs_listed()}): "
+            "put the devices' header in the first row of a tab and one device per row below it"
+        )
+    if len(fitting) > 1:
+        listed = ", ".join(f'"{tab}"' for tab in fitting)
+        return DevicesTab(
+            fitting[0],
+            unclear=f'{workbook.path.name}: the first tab, "{first}", '
+            f"{_no_columns(template, lacking)}, and the tabs {listed} all have the columns "
+            f'this template needs: name the tab that holds the devices with --tab "{fitting[0]}" '
+            "(or another of them)",
+        )
+    if not fitting:
+        return DevicesTab(first)
+    (tab,) = fitting
+    return DevicesTab(
+        tab,
+        f'the devices are read from the tab "{tab}", the one tab with the columns this '
+        f'template needs: the first tab, "{first}", {_no_columns(template, lacking)}; '
+        f'--tab "{first}" reads that one instead',
+    )
+
+
+def _no_columns(template: SiteTemplate, missing: tuple[str, ...]) -> str:
+    """``has no column for DevEUI`` (each field by its first header in the template)."""
+    names = [(template.devices.columns.get(name) or (name,))[0] for name in missing]
+    listed = " and ".join(names)
+    return f"has no column for {listed}" if len(names) == 1 else f"has no columns for {listed}"
+
+
+def find_devices_tab(workbook: Workbook, template: SiteTemplate, given: str | None = None) -> str:
+    """The name of the tab the template reads devices from (see ``devices_tab``)."""
+    return devices_tab(workbook, template, given).tab
 
 
 @dataclass(frozen=True)
@@ -554,12 +677,23 @@ class HeaderFit:
         return not self.unknown and not self.missing
 
 
-def header_fit(workbook: Workbook, template: SiteTemplate) -> HeaderFit:
-    """How ``template`` reads the headers of the workbook's devices tab."""
+def header_fit(workbook: Workbook, template: SiteTemplate, tab: str | None = None) -> HeaderFit:
+    """How ``template`` reads the headers of the workbook's devices tab (``tab``: the
+    one --tab names)."""
+    headers = workbook.table(find_devices_tab(workbook, template, tab)).headers
+    found, unknown, missing = _headers_fit(headers, template)
+    signed = template.peer is not None and template.peer.signed(headers)
+    return HeaderFit(template, len(found), unknown, missing, signed)
+
+
+def _headers_fit(
+    headers: list[str], template: SiteTemplate
+) -> tuple[set[str], tuple[str, ...], tuple[str, ...]]:
+    """The fields the headers give, the headers the template neither maps nor ignores,
+    and the required fields without a column or a default (see ``HeaderFit``)."""
     spec = template.devices
     found: set[str] = set()
     unknown: list[str] = []
-    headers = workbook.table(find_devices_tab(workbook, template)).headers
     for header in headers:
         if not header:
             continue
@@ -574,17 +708,16 @@ def header_fit(workbook: Workbook, template: SiteTemplate) -> HeaderFit:
             unknown.append(header)
     needed = dict.fromkeys((*NEEDED["devices"], template.match_key))
     missing = tuple(n for n in needed if n not in found and n not in spec.defaults)
-    signed = template.peer is not None and template.peer.signed(headers)
-    return HeaderFit(template, len(found), tuple(unknown), missing, signed)
+    return found, tuple(unknown), missing
 
 
-def built_in_fits(workbook: Workbook) -> list[HeaderFit]:
+def built_in_fits(workbook: Workbook, tab: str | None = None) -> list[HeaderFit]:
     """How each built-in template reads the workbook's headers (one that cannot load is left
-    out: the command that names it says why)."""
+    out: the command that names it says why); ``tab``: the devices tab --tab names."""
     fits = []
     for name in list_templates():
         try:
-            fits.append(header_fit(workbook, load_template(name)))
+            fits.append(header_fit(workbook, load_template(name), tab))
         except TemplateError:
             continue
     return fits
@@ -602,9 +735,11 @@ def best_guess(fits: Iterable[HeaderFit], besides: str = "") -> str | None:
     return max(usable)[2] if usable else None
 
 
-def _guess_template(workbook: Workbook, table: Table, template: SiteTemplate) -> list[Problem]:
+def _guess_template(
+    workbook: Workbook, table: Table, template: SiteTemplate, tab: str | None
+) -> list[Problem]:
     """When the Devices tab lacks a required column: a built-in template whose headers fit."""
-    best = best_guess(built_in_fits(workbook), besides=template.name)
+    best = best_guess(built_in_fits(workbook, tab), besides=template.name)
     # Said once: another template's headers may have named it already (OTHER_TEMPLATE_HEADER).
     others = known_headers("devices")
     named = {
@@ -763,18 +898,132 @@ class _Notices:
                     f"sent in {case} case without separators{example}"
                 )
                 kind_of = ID_REWRITTEN
-            found.append(
-                Problem(
-                    kind_of,
-                    message,
-                    self.table.sheet,
-                    self.table.header_row,
-                    column.letter,
-                    column.header,
-                    column.header,
-                )
-            )
+            found.append(_column_notice(self.table, kind_of, message, column))
         return found
+
+
+def _column_notice(table: Table, what: Kind, message: str, column: Column) -> Problem:
+    """A problem said once for a column, at its header cell."""
+    return Problem(
+        what, message, table.sheet, table.header_row, column.letter, column.header, column.header
+    )
+
+
+# initialConfig keys (compared without case) that a QR code's JoinEUI and profile ID fill.
+_JOIN_KEYS = ("joineui", "appeui")
+_PROFILE_KEYS = ("profileid",)
+# A cell that starts so is meant as a LoRaWAN QR code (fields.is_qr), found at C speed.
+_QR_START = operator.methodcaller("startswith", QR_STARTS)
+
+
+class _QrCodes:
+    """Scanned LoRaWAN QR codes (``fields.read_qr``) in a tab's DevEUI column.
+
+    Each code is read as its DevEUI; on the Devices tab its JoinEUI, serial number and
+    profile ID fill what the row has not (``fill``). One notice a column; a code that
+    cannot be read is an error at its cell (``wrong``, reported where the row is read
+    cell by cell). The JoinEUI goes to the initialConfig key of the sheet's or the
+    template's JoinEUI column (``cfg:AppEUI`` gives AppEUI), else JoinEUI; the profile
+    ID only to a ``cfg:ProfileID`` column's key: nothing on the platform reads it else.
+    """
+
+    def __init__(
+        self, table: Table, case: str, columns: Iterable[Column] = (), spec: TabSpec | None = None
+    ) -> None:
+        self.table = table
+        self.case = case
+        self.codes: dict[int, DeviceQr] = {}  # row index -> its code
+        self.wrong: dict[int, str] = {}  # row index -> what is wrong with its code
+        self.read: list[tuple[Column, int, int]] = []  # column, codes read, first row index
+        names = [c.field for c in columns] + list(spec.columns if spec is not None else ())
+        self.join_key = _config_key(names, _JOIN_KEYS) or "JoinEUI"
+        self.profile_key = _config_key(names, _PROFILE_KEYS)
+        self.filled: set[str] = set()  # what the codes filled: JoinEUI, serial, profile
+
+    @staticmethod
+    def reads(column: Column) -> bool:
+        """Whether the column holds a DevEUI a scanner may have typed a QR code into."""
+        return column.hex_length == EUI_DIGITS and column.field in ("addr", "key")
+
+    def scan(self, column: Column, texts: list[str]) -> list[str]:
+        """The column's texts with each QR code that reads as its DevEUI (in the
+        template's case); the codes that do not read are noted in ``wrong``."""
+        joined = "".join(texts)  # a look at the whole column first, at C speed
+        if ":" not in joined or "LW:" not in joined.upper():
+            return texts
+        found = list(compress(range(len(texts)), map(_QR_START, texts)))
+        if not found:
+            return texts
+        texts = list(texts)
+        read: list[int] = []
+        for i in found:
+            code = read_qr(texts[i])
+            if isinstance(code, str):
+                self.wrong[i] = code
+                continue
+            self.codes[i] = code
+            texts[i] = hex_form(code.dev_eui, EUI_DIGITS, self.case)
+            read.append(i)
+        if read:
+            self.read.append((column, len(read), read[0]))
+        return texts
+
+    def problem(self, i: int, column: Column, text: str, row: _Row) -> bool:
+        """Report the row's code that does not read, if it has one (True)."""
+        wrong = self.wrong.get(i) if self.reads(column) else None
+        if wrong is None:
+            return False
+        row.problem(BAD_QR, wrong, column, shown_qr(text))
+        return True
+
+    def fill(self, i: int, body: dict[str, Any], config: dict[str, Any]) -> None:
+        """What the row's code holds and the row has not: its serial number (``body``),
+        its JoinEUI and profile ID (the row's own initialConfig keys, ``config``)."""
+        code = self.codes.get(i)
+        if code is None:
+            return
+        if code.serial and "serial" not in body:
+            body["serial"] = code.serial
+            self.filled.add("serial")
+        keys = [str(k).strip().casefold() for k in config]
+        if not any(k in _JOIN_KEYS for k in keys):
+            config[self.join_key] = hex_form(code.join_eui, EUI_DIGITS, self.case)
+            self.filled.add("join")
+        if self.profile_key and not any(k in _PROFILE_KEYS for k in keys):
+            config[self.profile_key] = code.profile_id
+            self.filled.add("profile")
+
+    def problems(self) -> list[Problem]:
+        """One notice for each column that held codes read."""
+        found = []
+        named = {
+            "join": f"JoinEUI ({CONFIG_PREFIX}{self.join_key})",
+            "serial": "serial number",
+            "profile": f"profile ID ({CONFIG_PREFIX}{self.profile_key})",
+        }
+        filled = [words for part, words in named.items() if part in self.filled]
+        what = " and ".join([", ".join(filled[:-1]), filled[-1]] if len(filled) > 1 else filled)
+        fills = f"; its {what} fill the rows that have none of their own" if filled else ""
+        for column, count, first in self.read:
+            holds = "holds" if count == 1 else "hold"
+            dev_eui = hex_form(self.codes[first].dev_eui, EUI_DIGITS, self.case)
+            message = (
+                f"{counted(count, 'cell')} of {column.header} {holds} a scanned LoRaWAN QR code, "
+                f"read as its DevEUI{fills} (first: {column.letter}"
+                f"{self.table.row_numbers[first]}, DevEUI {dev_eui})"
+            )
+            found.append(_column_notice(self.table, ID_FROM_QR, message, column))
+        return found
+
+
+def _config_key(names: Iterable[str], keys: tuple[str, ...]) -> str:
+    """The initialConfig key of the first ``cfg:<key>`` field among ``names`` whose key is
+    one of ``keys`` (compared without case), or ""."""
+    for name in names:
+        key = name[len(CONFIG_PREFIX) :] if name.startswith(CONFIG_PREFIX) else ""
+        if key and key.strip().casefold() in keys:
+            return key.strip()
+    return ""
 
 
 def _how_written(text: str, case: str) -> frozenset[str]:
@@ -1014,6 +1263,7 @@ def _read_devices(
     notices = _Notices(table, template.hex_case)
     damaged = _damaged_rows(table, columns, notices)
     row = _Row(table, site.problems)
+    codes = _QrCodes(table, template.hex_case, columns, spec)
 
     def read_row(i: int) -> Record:
         """One row cell by cell, with a problem for each cell that is not right."""
@@ -1030,7 +1280,7 @@ def _read_devices(
                 text = _cell_text(table, i, column, row)
             else:
                 text = values[column.index].strip()
-            if not text:
+            if not text or codes.problem(i, column, text, row):
                 continue
             if column.hex_length:
                 text = hex_form(text, column.hex_length, template.hex_case)
@@ -1070,6 +1320,7 @@ def _read_devices(
                     column,
                     values[column.index].strip(),
                 )
+        codes.fill(i, body, config)
         if peer_cells is not None:
             peer_cells.check(i, row)
             if len(site.problems) == before:
@@ -1115,6 +1366,9 @@ def _read_devices(
     for column in columns:
         name = column.field
         texts = list(map(str.strip, map(operator.itemgetter(column.index), table.rows)))
+        if codes.reads(column):
+            texts = codes.scan(column, texts)
+            slow.update(codes.wrong)
         texts = notices.hex(column, texts)
         if column.identifier:
             slow.update(
@@ -1173,6 +1427,7 @@ def _read_devices(
     names = [name for name, _ in plain]
     config_keys = [key for key, _ in config]
     append, sheet, make = site.devices.append, table.sheet, bodies.body  # once per row
+    fill = codes.fill if codes.codes else None  # the rows of QR codes fill what they lack
     for i, number, given, where, settings, row_tags, own in zip(
         range(count),
         table.row_numbers,
@@ -1196,6 +1451,8 @@ def _read_devices(
             if settings
             else {}
         )
+        if fill is not None:
+            fill(i, body, own_config)
         if peer_cells is not None:
             own_config, unclear = peer_cells.choose(i, own_config)
             if unclear is not None:  # said by the cell-by-cell reading, at its cell
@@ -1205,7 +1462,7 @@ def _read_devices(
         record = Record(sheet, number, str(body.get(match_key, "")), body, cells, headers)
         record.defaulted = defaulted
         append(record)
-    site.problems += notices.problems()
+    site.problems += notices.problems() + codes.problems()
 
 
 def is_secret_header(header: str) -> bool:
@@ -1499,8 +1756,10 @@ def _read_downlinks(table: Table, template: SiteTemplate, site: SiteRecords) -> 
     headers = {c.field: c.header for c in columns}
     notices = _Notices(table, template.hex_case)
     _damaged_rows(table, columns, notices)  # notes the numbers read as digits
+    codes = _QrCodes(table, template.hex_case)
     for column in columns:
-        notices.hex(column, [values[column.index].strip() for values in table.rows])
+        texts = [values[column.index].strip() for values in table.rows]
+        notices.hex(column, codes.scan(column, texts) if codes.reads(column) else texts)
     row = _Row(table, site.problems)
     for i in range(len(table.rows)):
         row.i = i
@@ -1509,9 +1768,11 @@ def _read_downlinks(table: Table, template: SiteTemplate, site: SiteRecords) -> 
         payload: Any = None
         for column in columns:
             text = _cell_text(table, i, column, row)
-            if text and column.hex_length:
+            if not text or codes.problem(i, column, text, row):
+                continue
+            if column.hex_length:
                 text = hex_form(text, column.hex_length, template.hex_case)
-            if not text or not _check_rule(column, text, row):
+            if not _check_rule(column, text, row):
                 continue
             if column.field == "payload":
                 try:
@@ -1536,4 +1797,4 @@ def _read_downlinks(table: Table, template: SiteTemplate, site: SiteRecords) -> 
         )
         record.valid = len(site.problems) == before
         site.downlinks.append(record)
-    site.problems += notices.problems()
+    site.problems += notices.problems() + codes.problems()

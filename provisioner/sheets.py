@@ -45,8 +45,15 @@ from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 from xml.etree import ElementTree
 
-from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook, SheetVisibleEnum
+from python_calamine import (
+    CalamineError,
+    CalamineSheet,
+    CalamineWorkbook,
+    SheetTypeEnum,
+    SheetVisibleEnum,
+)
 
+from provisioner.errors import EmptyTab as EmptyTab
 from provisioner.errors import SheetError as SheetError
 from provisioner.files import MARK, csv_value
 from provisioner.problems import column_letter
@@ -133,7 +140,9 @@ class Workbook:
     hidden: only a macro or the VBA editor can show those), in workbook
     order; ``very_hidden_tabs`` is the very hidden part of them (.xlsx only).
     ``template`` is the site template a workbook this tool wrote records
-    (``TEMPLATE_PROPERTY``), None for any other file.
+    (``TEMPLATE_PROPERTY``), None for any other file. ``chart_tabs`` are the
+    tabs that are no grid of cells (an Excel chart sheet, an old dialog or macro
+    sheet): they hold no table.
     """
 
     path: Path
@@ -143,6 +152,7 @@ class Workbook:
     delimiter: str | None = None
     hidden_tabs: list[str] = field(default_factory=list)
     very_hidden_tabs: list[str] = field(default_factory=list)
+    chart_tabs: list[str] = field(default_factory=list)
     template: str | None = None
     numbers_padded: bool = False  # see Table.numbers_padded
     _calamine: CalamineWorkbook | None = field(default=None, repr=False)
@@ -152,10 +162,14 @@ class Workbook:
     def table(self, tab: str) -> Table:
         """Read (once) and return the tab named ``tab``."""
         if tab not in self.tab_names:
-            tabs = ", ".join(f'"{name}"' for name in self.tab_names)
             raise SheetError(
-                f'{self.path.name}: there is no tab "{tab}" (tabs: {tabs}): '
+                f'{self.path.name}: there is no tab "{tab}" (tabs: {self.tabs_listed()}): '
                 "rename the tab or choose another one"
+            )
+        if tab in self.chart_tabs:
+            raise SheetError(
+                f'{self.path.name}: the tab "{tab}" is a chart, not a table of cells: '
+                f"name the tab that holds the devices (tabs: {self.tabs_listed()})"
             )
         if tab not in self._tables:
             with _no_cyclic_gc():
@@ -170,6 +184,40 @@ class Workbook:
             if _fold(tab) == wanted:
                 return tab
         return None
+
+    def named_tab(self, name: str) -> str:
+        """The tab the installer named (``--tab``): as written, else ignoring case and
+        spaces. A name no tab has, and a CSV (one table, no tabs), raise a SheetError
+        that lists the tabs."""
+        if self.format == "csv":
+            raise SheetError(
+                f'{self.path.name}: a CSV file holds one table and no tabs: leave out --tab "{name}"'
+            )
+        found = name if name in self.tab_names else self.find_tab(name)
+        if found is None:
+            raise SheetError(
+                f'{self.path.name} has no tab "{name}" (--tab): its tabs are '
+                f"{self.tabs_listed()}: give --tab one of these names"
+            )
+        return found
+
+    def holds_table(self, tab: str) -> bool:
+        """Whether the tab holds a table: no chart sheet, not empty (it is read to know,
+        and kept). The devices are looked for on such tabs only."""
+        if tab in self.chart_tabs:
+            return False
+        try:
+            self.table(tab)
+        except EmptyTab:
+            return False
+        return True
+
+    def tabs_listed(self) -> str:
+        """The tabs for a message: ``"Chart1" (a chart), "Cover", "Key list"``."""
+        return ", ".join(
+            f'"{name}"' + (" (a chart)" if name in self.chart_tabs else "")
+            for name in self.tab_names
+        )
 
     def _read(self, tab: str) -> Table:
         if self.format == "csv":
@@ -273,6 +321,7 @@ def open_workbook(path: str | Path) -> Workbook:
         ) from exc
     names = list(workbook.sheet_names)
     states = [sheet.visible for sheet in workbook.sheets_metadata]
+    kinds = [sheet.typ for sheet in workbook.sheets_metadata]
     return Workbook(
         path,
         fmt,
@@ -283,6 +332,7 @@ def open_workbook(path: str | Path) -> Workbook:
         very_hidden_tabs=[
             n for n, s in zip(names, states, strict=True) if s == SheetVisibleEnum.VeryHidden
         ],
+        chart_tabs=[n for n, k in zip(names, kinds, strict=True) if k != SheetTypeEnum.WorkSheet],
         template=template,
         numbers_padded=padded,
         _calamine=workbook,
@@ -1011,7 +1061,7 @@ def _build_table(
         rows.append(row)
         row_numbers.append(number)
     if header is None:
-        raise SheetError(
+        raise EmptyTab(
             f'{file}: tab "{tab}" is empty: put the header in the first row and one device per row below it'
         )
     for row in itertools.chain([header], rows):

@@ -60,11 +60,13 @@ def choose_template(
     *,
     setting: Setting | None = None,
     saved_plan: Path | None = None,
+    tab: str | None = None,
 ) -> TemplateChoice:
-    """The template for ``sheet`` (None: a command that reads no sheet, as export).
+    """The template for ``sheet`` (None: a command that reads no sheet, as export);
+    ``tab`` (``--tab``) names the tab whose headers count.
 
     Raises TemplateError when the template given, recorded or set cannot be loaded,
-    and SheetError when the sheet cannot be read.
+    and SheetError when the sheet cannot be read (or has no tab ``tab``).
     """
     if given is not None:
         return _chose(load_template(given), "given with --template")
@@ -85,7 +87,7 @@ def choose_template(
         return _chose(load_template(DEFAULT), "the default")
     workbook = open_workbook(sheet)
     try:
-        return _choose_for(workbook, sheet, setting, set_template)
+        return _choose_for(workbook, sheet, setting, set_template, tab)
     finally:
         # The command reads the same file next: it gets the tables read here.
         keep_for_next_open(workbook)
@@ -96,14 +98,15 @@ def _choose_for(
     sheet: Path,
     setting: Setting | None,
     set_template: SiteTemplate | None,
+    tab: str | None,
 ) -> TemplateChoice:
     if workbook.template is not None:
         template = _load_recorded(workbook.template, sheet)
         return _chose(template, f"recorded in {sheet.name}, which this tool made; {ANOTHER}")
     if set_template is not None and setting is not None:
-        if header_fit(workbook, set_template).whole:
+        if header_fit(workbook, set_template, tab).whole:
             return _chose(set_template, f"from {setting.origin}; it fits the headers")
-    fits = built_in_fits(workbook)
+    fits = built_in_fits(workbook, tab)
     whole = [f for f in fits if f.whole]
     names = [f.template.name for f in whole]
     fitting = _one_of(whole)

@@ -605,18 +605,21 @@ _NO_PROBLEMS: dict[str, Any] = {}
 # --- validation ----------------------------------------------------------------------------
 
 
-def validate_sheet(path: str | Path, template: SiteTemplate) -> ValidationReport:
-    """Read the sheet, map it through the template and check every row.
+def validate_sheet(
+    path: str | Path, template: SiteTemplate, *, tab: str | None = None
+) -> ValidationReport:
+    """Read the sheet, map it through the template and check every row; ``tab``
+    (``--tab``) names the tab that holds the devices.
 
-    Raises SheetError when the file cannot be read at all; everything else is
-    in the report.
+    Raises SheetError when the file cannot be read at all (or has no tab ``tab``);
+    everything else is in the report.
     """
     # Like reading the sheet, mapping and checking its rows creates hundreds of thousands
     # of objects: the cycle collector pauses, to walk them once afterwards rather than
     # again and again. The workbook goes as soon as the records are made, so that walk
     # skips its tables.
     with _no_cyclic_gc():
-        site = read_records(open_workbook(path), template)
+        site = read_records(open_workbook(path), template, tab=tab)
         return validate_records(site, template, source=Path(path).name)
 
 

@@ -696,6 +696,7 @@ def verify_sheet(
     timeout: float = 1800.0,
     events: Events | None = None,
     stop: threading.Event | None = None,
+    tab: str | None = None,
 ) -> VerifyResult:
     """Check the sheet once, or with ``watch`` again every ``interval`` seconds for the
     silent devices until every device is online, ``timeout`` passes or ``stop`` is set;
@@ -705,10 +706,11 @@ def verify_sheet(
 
     ``events.checked(result, seconds_left)`` after each check (the live line of
     --watch); ``events`` also hears how far the platform is read and how many devices
-    have been asked for their data (the console's spinner and bar).
+    have been asked for their data (the console's spinner and bar). ``tab`` (``--tab``)
+    names the tab that holds the devices.
     """
     events = events or Events()
-    report = validate_sheet(sheet, template)
+    report = validate_sheet(sheet, template, tab=tab)
     if not report.records.devices:
         raise VerifyError(f"{sheet.name} has no device rows to check")
     stop = stop or threading.Event()
