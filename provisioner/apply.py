@@ -50,6 +50,7 @@ from provisioner.errors import Declined, Interrupted, ProvisionerError
 from provisioner.errors import SavedPlanError as SavedPlanError
 from provisioner.events import Events
 from provisioner.fields import normal_addr, normal_key
+from provisioner.frames import FRAME, Sheet, sheet_name, sheet_path
 from provisioner.journal import (
     Entry,
     Images,
@@ -72,7 +73,7 @@ from provisioner.platform import (
     PlatformClient,
     PlatformError,
 )
-from provisioner.records import Record
+from provisioner.records import Record, SiteRecords
 from provisioner.results import Result, Row
 from provisioner.runner import (
     CONCURRENCY,
@@ -122,6 +123,7 @@ class ApplyResult(Result):
     command: str = "apply"
     device_link: str = ""  # a device's page on the platform, {id} for its id
     pace: PaceStats | None = None  # how fast the run's requests went: None, none sent
+    records: SiteRecords | None = field(default=None, repr=False)  # the sheet's, as planned
 
     @property
     def changed(self) -> int:
@@ -132,6 +134,9 @@ class ApplyResult(Result):
         return not self.stop and not any(r.status.needs_attention for r in self.rows)
 
     HEADER = (*Result.HEADER, "run", "journal", "stopped", "stop", "notes", "pace")
+
+    def sheet_records(self) -> SiteRecords | None:
+        return self.records
 
 
 def nothing_sent(result: ApplyResult, listed: bool) -> str:
@@ -784,7 +789,7 @@ def check_saved_plan(saved_path: Path, fresh: Plan) -> dict[tuple[str, int], See
 
 
 def apply_sheet(
-    sheet: Path,
+    sheet: Sheet,
     template: SiteTemplate,
     client: PlatformClient,
     *,
@@ -808,6 +813,11 @@ def apply_sheet(
     asked before anything is sent (``confirm(work)``). ``tab`` (``--tab``) names the
     tab that holds the devices.
 
+    ``sheet`` is a file, written again with the results beside it
+    (``<sheet>.results.xlsx``), its journal beside it unless ``journal_path`` says
+    otherwise; or DataFrames (``frames.Sheet``), whose results are the result alone
+    (``to_frame()``) and whose journal must be given.
+
     Raises before anything is written to the platform: a ProvisionerError for
     unusable input (sheet, journal, saved plan, report paths, Declined,
     Interrupted) and a PlatformError when the platform cannot be used.
@@ -817,14 +827,22 @@ def apply_sheet(
     from provisioner import reports as report_files
 
     events = events or Events()
-    journal_path = journal_path or default_journal(sheet)
-    results = _results_target(sheet)
+    path = sheet_path(sheet)
+    if journal_path is None:
+        if path is None:
+            raise ProvisionerError(
+                f"a {FRAME} has no folder to keep its journal in: give apply_sheet a "
+                "journal_path (e.g. Path('site.journal.jsonl')), the file that records what "
+                "each run sends, so that a run cut short can be resumed and undone"
+            )
+        journal_path = default_journal(path)
+    results = None if path is None else _results_target(path)
     try:
-        report_files.check_report_paths(list(reports), source=sheet)
+        report_files.check_report_paths(list(reports), source=path)
     except report_files.ReportError as exc:
         raise ProvisionerError(str(exc)) from None
     with JournalLock(journal_path):
-        earlier = read_sheet_journal(journal_path, sheet.name, client.url)
+        earlier = read_sheet_journal(journal_path, sheet_name(sheet), client.url)
         try:
             choice = (
                 UpdateChoice(update_fields, template.tags_mode, earlier.sheet_tags)
@@ -849,6 +867,7 @@ def apply_sheet(
             rows=rows,
             notes=work.notes,
             sent=work.pending,
+            records=plan.validation.records,
         )
         try:
             if work.pending or work.settled or work.settled_updates:
@@ -872,7 +891,7 @@ def apply_sheet(
 
 
 def _prepare(
-    sheet: Path,
+    sheet: Sheet,
     template: SiteTemplate,
     client: PlatformClient,
     lookup: str,
@@ -1032,17 +1051,21 @@ def _record_settled_update(runner: Runner, update: UpdateEntry, device: dict[str
 
 
 def _write_results(
-    result: ApplyResult, sheet: Path, plan: Plan, target: Path, reports: Iterable[Path]
+    result: ApplyResult, sheet: Sheet, plan: Plan, target: Path | None, reports: Iterable[Path]
 ) -> None:
-    """The results workbook (else the next free name) and the reports; never raises."""
+    """The results workbook (else the next free name; none for DataFrames: ``target``
+    None) and the reports; never raises."""
     from provisioner import reports as report_files
     from provisioner.sheets import SheetError, read_tables
 
+    source = sheet_path(sheet)
+    reports = list(reports)
     tables = None
-    try:
-        tables = read_tables(sheet, plan.validation.records.tabs.values())
-    except SheetError:
-        pass  # the sheet changed under us: the workbook is rebuilt from what the report holds
+    if source is not None or reports:
+        try:
+            tables = read_tables(sheet, plan.validation.records.tabs.values())
+        except SheetError:
+            pass  # the sheet changed under us: the workbook is rebuilt from what the report holds
     records = plan.validation.records
     data = result.to_dict()
 
@@ -1053,7 +1076,7 @@ def _write_results(
             written = report_files.write_report(
                 data,
                 path,
-                source=sheet,
+                source=source,
                 tables=tables,
                 secrets=[*records.secret_values(), *records.key_values()],
                 secret_columns=records.secret_columns,
@@ -1063,18 +1086,19 @@ def _write_results(
             return path, str(exc)
         return written, ""
 
-    later = [results_path(sheet, n) for n in range(2, 10)]
-    for path in dict.fromkeys([target, *later]):
-        _, failed = write(path)
-        if failed:
-            result.notes.append(f"could not write the results {path.name} ({failed})")
-            continue
-        result.results = str(path)
-        if path != results_path(sheet):
-            result.notes.append(f"results written to {path.name} instead")
-        break
-    else:
-        result.notes.append("the results could not be written anywhere: the journal holds them")
+    if target is not None and source is not None:
+        later = [results_path(source, n) for n in range(2, 10)]
+        for path in dict.fromkeys([target, *later]):
+            _, failed = write(path)
+            if failed:
+                result.notes.append(f"could not write the results {path.name} ({failed})")
+                continue
+            result.results = str(path)
+            if path != results_path(source):
+                result.notes.append(f"results written to {path.name} instead")
+            break
+        else:
+            result.notes.append("the results could not be written anywhere: the journal holds them")
     for path in reports:
         written, failed = write(path, beside=True)
         if failed:

@@ -1081,6 +1081,8 @@ def _cell_text(table: Table, i: int, column: Column, row: _Row) -> str | None:
     if stored is not None:
         how, detail = stored
         exact = how == "number" and _shown_exactly(table, text, detail)
+        # Shown as held (a whole number in a DataFrame): how it shows says nothing more.
+        shows = "" if text == detail else f" and Excel shows '{shown}'"
         if column.secret:
             detail = MASK  # a LoRaWAN key stored as a number or a formula: not in any message
         if how == "formula":
@@ -1097,7 +1099,7 @@ def _cell_text(table: Table, i: int, column: Column, row: _Row) -> str | None:
         if how == "number" and column.identifier and not exact:
             row.problem(
                 NUMBER_ID,
-                f"{column.header} is stored as the number {detail} and Excel shows '{shown}'",
+                f"{column.header} is stored as the number {detail}{shows}",
                 column,
                 shown,
             )

@@ -34,6 +34,7 @@ import html
 import io
 import itertools
 import math
+import os
 import re
 import threading
 import zipfile
@@ -61,6 +62,8 @@ from provisioner.wording import GERMAN_OUTCOME_HEADERS
 
 if TYPE_CHECKING:  # openpyxl loads only where a workbook is written
     from openpyxl import Workbook as OpenpyxlWorkbook
+
+    from provisioner.frames import Sheet
 
 # The custom document property (docProps/custom.xml; in an .ods, a user-defined field of
 # meta.xml) in which a workbook this tool writes records its site template. Excel and
@@ -287,8 +290,15 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def open_workbook(path: str | Path) -> Workbook:
-    """Open a sheet file, check it is what its suffix says, and list its tabs."""
+def open_workbook(path: Sheet) -> Workbook:
+    """Open a sheet file, check it is what its suffix says, and list its tabs.
+
+    DataFrames (``frames.Sheet``) are read as a sheet here too (``frames.frame_workbook``).
+    """
+    if not isinstance(path, str | os.PathLike):
+        from provisioner.frames import frame_workbook
+
+        return frame_workbook(path)
     path = Path(path)
     fmt = SUFFIXES.get(path.suffix.lower())
     if fmt is None:
@@ -365,6 +375,8 @@ def _identity(path: Path) -> tuple[Path, int, int]:
 def keep_for_next_open(workbook: Workbook) -> None:
     """Hand ``workbook`` to the next ``open_workbook`` of its file, if the file is unchanged."""
     global _kept
+    if workbook.format not in SUFFIXES.values():
+        return  # DataFrames: no file to find again
     try:
         _kept = (_identity(workbook.path), workbook)
     except OSError:
@@ -1485,7 +1497,7 @@ def _repeated(raw: bytes | None) -> int:
     return int(raw) if raw and raw.isdigit() and int(raw) > 0 else 1
 
 
-def read_tables(path: str | Path, tabs: Iterable[str]) -> dict[str, Table]:
+def read_tables(path: Sheet, tabs: Iterable[str]) -> dict[str, Table]:
     """The named tabs of a sheet, e.g. for a report that copies them."""
     workbook = open_workbook(path)
     return {tab: workbook.table(tab) for tab in tabs}

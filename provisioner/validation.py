@@ -19,12 +19,12 @@ from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache, cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import fastjsonschema
 
 from provisioner.fields import CONFIG_PREFIX, DOWNLINK_TYPES, MASK, SECRET_NAMES
+from provisioner.frames import Sheet, sheet_name
 from provisioner.problems import Problem, kind
 from provisioner.records import (
     UNKNOWN_DEVICE_TYPE,
@@ -575,6 +575,9 @@ class ValidationReport(Result):
     def sheet_problems(self) -> list[Problem]:
         return self.problems
 
+    def sheet_records(self) -> SiteRecords:
+        return self.records
+
     def console_dict(self, limit: int | None = None) -> dict[str, Any]:
         """What the console shows of ``to_dict()``, without a dict for every row.
 
@@ -606,10 +609,10 @@ _NO_PROBLEMS: dict[str, Any] = {}
 
 
 def validate_sheet(
-    path: str | Path, template: SiteTemplate, *, tab: str | None = None
+    path: Sheet, template: SiteTemplate, *, tab: str | None = None
 ) -> ValidationReport:
-    """Read the sheet, map it through the template and check every row; ``tab``
-    (``--tab``) names the tab that holds the devices.
+    """Read the sheet (a file, or DataFrames: ``frames.Sheet``), map it through the
+    template and check every row; ``tab`` (``--tab``) names the tab that holds the devices.
 
     Raises SheetError when the file cannot be read at all (or has no tab ``tab``);
     everything else is in the report.
@@ -620,7 +623,7 @@ def validate_sheet(
     # skips its tables.
     with _no_cyclic_gc():
         site = read_records(open_workbook(path), template, tab=tab)
-        return validate_records(site, template, source=Path(path).name)
+        return validate_records(site, template, source=sheet_name(path))
 
 
 def validate_records(site: SiteRecords, template: SiteTemplate, *, source: str) -> ValidationReport:

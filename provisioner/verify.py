@@ -44,6 +44,7 @@ from provisioner.actions import CommissionStatus, RowKind, StopKind
 from provisioner.errors import VerifyError as VerifyError
 from provisioner.events import Events
 from provisioner.fields import instant, normal_key
+from provisioner.frames import Sheet, sheet_name
 from provisioner.journal import read_journal
 from provisioner.lookup import (
     LOOKUP_THREADS,
@@ -177,6 +178,9 @@ class VerifyResult(Result):
 
     def sheet_problems(self) -> list[Any]:
         return self.problems
+
+    def sheet_records(self) -> SiteRecords | None:
+        return self.records
 
     def asked(self) -> str:
         """How the devices' data was asked for, in words."""
@@ -580,12 +584,12 @@ class Checker:
             device.last = received
         return True
 
-    def result(self, sheet: Path, template: SiteTemplate) -> VerifyResult:
+    def result(self, source: str, template: SiteTemplate) -> VerifyResult:
         offset = self.client.clock_offset
         return VerifyResult(
             clock_offset=None if offset is None else round(offset, 1),
             clock=_clocks(offset),
-            source=sheet.name,
+            source=source,
             template=template.ref,
             platform=self.client.url,
             device_link=self.client.device_link,
@@ -686,7 +690,7 @@ def _created_times(journal: Path | None, platform: str, match_key: str) -> dict[
 
 
 def verify_sheet(
-    sheet: Path,
+    sheet: Sheet,
     template: SiteTemplate,
     client: PlatformClient,
     finding: Finding = Finding(),
@@ -712,7 +716,7 @@ def verify_sheet(
     events = events or Events()
     report = validate_sheet(sheet, template, tab=tab)
     if not report.records.devices:
-        raise VerifyError(f"{sheet.name} has no device rows to check")
+        raise VerifyError(f"{sheet_name(sheet)} has no device rows to check")
     stop = stop or threading.Event()
     checker = Checker(client, report, template, finding, events, stop, ride_over=watch)
     started = time.monotonic()
@@ -739,7 +743,7 @@ def verify_sheet(
                 return result
             continue
         failed = 0
-        result = checker.result(sheet, template)
+        result = checker.result(sheet_name(sheet), template)
         left = max(0.0, timeout - (time.monotonic() - started))
         events.checked(result, left)
         if not watch or not result.waiting or left <= 0:
