@@ -27,6 +27,7 @@ is (JSON escapes what it must); an export writes values, not a view of them
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import cache
 
 # Shown as escapes everywhere; see the module's docstring for why each.
@@ -71,3 +72,19 @@ def counted(count: int, word: str, words: str = "") -> str:
 def is_are(count: int) -> str:
     """The verb for a count: ``1 is``, ``2 are``."""
     return "is" if count == 1 else "are"
+
+
+# How many items a message lists before it counts the rest.
+LISTED = 10
+
+
+def listed(items: Sequence[str], limit: int = LISTED, *, last: str = ", ") -> str:
+    """``items`` for a message, the first ``limit`` of them named and the rest counted:
+    ``B1, C1 and 29 more``. ``last`` joins the last two when all are named (``" and "``:
+    ``B1, C1 and D1``); a message that lists cells, columns or rows lists them so, as
+    long as the sheet is."""
+    if len(items) > limit:
+        return f"{', '.join(items[:limit])} and {len(items) - limit} more"
+    if len(items) < 2:
+        return "".join(items)
+    return f"{', '.join(items[:-1])}{last}{items[-1]}"

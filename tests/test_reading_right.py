@@ -1,0 +1,127 @@
+"""Every file read right, as a person sees it through `provisioner validate` (issue 26):
+a CSV in another encoding than UTF-8, a file that is something else than its name says."""
+
+from __future__ import annotations
+
+import gzip
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+from click.testing import CliRunner
+
+from provisioner.cli import main
+
+GREEK = [("Λεωνίδας", "0004A30B001C0000"), ("Άννα Παπαδοπούλου", "0004A30B001C0001")]
+GERMAN = [("Wärmezähler Öl", "0004A30B001C0002"), ("Übergabe Straße 12 €", "0004A30B001C0003")]
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, result.output
+
+
+def site_csv(path: Path, rows: list[tuple[str, str]], encoding: str) -> Path:
+    lines = ["serial;name;addr", *(f"A{n};{name};{addr}" for n, (name, addr) in enumerate(rows))]
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode(encoding))
+    return path
+
+
+def names_in_report(report: Path) -> list[str]:
+    """The name column of the sheet's copy in an xlsx report, as Excel shows it."""
+    sheet = openpyxl.load_workbook(report).worksheets[0]
+    return [str(row[1]) for row in sheet.iter_rows(min_row=2, values_only=True)]
+
+
+@pytest.mark.parametrize(
+    ("rows", "encoding", "named", "example"),
+    [
+        (GREEK, "iso8859_7", "ISO-8859-7 (Greek)", "B2 reads 'Λεωνίδας'"),
+        (GERMAN, "cp1252", "Windows-1252 (Western European)", "B2 reads 'Wärmezähler Öl'"),
+    ],
+    ids=["greek", "german"],
+)
+def test_csv_not_utf8_is_read_in_its_encoding_with_one_warning(
+    tmp_path: Path, rows: list[tuple[str, str]], encoding: str, named: str, example: str
+) -> None:
+    path = site_csv(tmp_path / "site.csv", rows, encoding)
+    code, out = run("validate", str(path), "--report", str(tmp_path / "r.xlsx"))
+    assert code == 0, out
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: site.csv: the file is not UTF-8: read as {named}; {example}. If it should "
+        "read otherwise, save the file as CSV UTF-8 (Excel: File > Save As > CSV UTF-8)"
+    ], out
+    assert names_in_report(tmp_path / "r.xlsx") == [name for name, _ in rows]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])
+def test_csv_in_unicode_reads_without_a_word(tmp_path: Path, encoding: str) -> None:
+    path = site_csv(tmp_path / "site.csv", GREEK + GERMAN[:1], encoding)
+    code, out = run("validate", str(path), "--report", str(tmp_path / "r.xlsx"))
+    assert code == 0, out
+    assert "warning" not in out, out
+    assert names_in_report(tmp_path / "r.xlsx") == [GREEK[0][0], GREEK[1][0], GERMAN[0][0]]
+
+
+def test_csv_whose_encoding_cannot_be_told_is_an_error(tmp_path: Path) -> None:
+    # One Greek name: Greek, or Cyrillic ("Ыхљэпфсђ"), the bytes alone cannot say.
+    path = site_csv(tmp_path / "site.csv", GREEK[:1], "iso8859_7")
+    code, out = run("validate", str(path))
+    assert code == 2, out
+    assert out.startswith(
+        "Error: site.csv: the file is not UTF-8, and its encoding cannot be told for sure ("
+    ), out
+    assert "Greek" in out and "save the file as CSV UTF-8 (Excel: File > Save As > CSV UTF-8" in out
+
+
+def zip_of(path: Path, name: str, data: bytes) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "said"),
+    [
+        (
+            "site.csv",
+            lambda p: zip_of(p, "site-hh-04.csv", b"serial;addr\n"),
+            "this is a zip archive, not a CSV: unpack it and give the sheet inside "
+            "(site-hh-04.csv)",
+        ),
+        (
+            "site.csv",
+            lambda p: p.write_bytes(gzip.compress(b"serial;addr\nA1;0004A30B001C0000\n")),
+            "this is a gzip-compressed file, not a CSV: unpack it",
+        ),
+        (
+            "site.xlsx",
+            lambda p: p.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj"),
+            "this is a PDF document, not a .xlsx workbook: the tables of a PDF cannot be read",
+        ),
+        (
+            "site.ods",
+            lambda p: zip_of(p, "word/document.xml", b"<w:document/>"),
+            "this is a Word document, not a .ods workbook: copy its table into a workbook",
+        ),
+        (
+            "site.xlsx",
+            lambda p: p.write_bytes(b"<!DOCTYPE html>\n<html><table><tr><td>serial</td></tr>"),
+            "this is a web page (HTML), not a .xlsx workbook: some programs write their Excel "
+            "export so; open it in Excel or LibreOffice and save it as .xlsx",
+        ),
+    ],
+    ids=["zip-as-csv", "gzip-as-csv", "pdf-as-xlsx", "docx-as-ods", "html-as-xlsx"],
+)
+def test_a_file_that_is_something_else_is_named_for_what_it_is(
+    tmp_path: Path, name: str, make: object, said: str
+) -> None:
+    path = tmp_path / name
+    make(path)  # type: ignore[operator]
+    code, out = run("validate", str(path))
+    assert code == 2, out
+    assert out.startswith(f"Error: {name}: {said}"), out
+    assert "UTF-16" not in out and "Traceback" not in out
