@@ -5,7 +5,8 @@ tabs; ``Workbook.table`` reads one tab into a ``Table``: the header row and
 the data rows as text, each cell traceable to its Excel address.
 
 Every cell becomes the text the user sees in Excel (numbers in the General
-format, dates as ISO text). Cells that were not plain text in the file are
+format, dates as ISO text, times and durations with their fraction of a second,
+durations as ``[h]:mm:ss`` in an .ods too). Cells that were not plain text in the file are
 also noted in ``Table.stored`` with the value the file really holds, so the
 record stage can tell an IMEI that Excel turned into ``3.52656E+14`` from one
 typed as text. In a CSV, the ``'`` before a text a spreadsheet would run as a
@@ -200,7 +201,9 @@ class Workbook:
             # there. Hidden rows and columns are looked for in content.xml.
             sheet = self._sheet(tab)
             hidden = self._damaged(tab, lambda: _ods_hidden(self.path, index))
-            return _read_calamine(self.path.name, tab, sheet, {}, hidden)
+            table = _read_calamine(self.path.name, tab, sheet, {}, hidden)
+            self._damaged(tab, lambda: _ods_durations(self.path, table))
+            return table
         # Formulas without a value and error cells come back from calamine as
         # "", and calamine does not say which rows and columns are hidden:
         # both are found in the sheet's XML, scanned in a thread while
@@ -1468,9 +1471,11 @@ def _cell_text(value: Any, numbers: dict[float, tuple[str, Stored]]) -> tuple[st
         text = excel_general(float(value)) if abs(value) >= 10**11 else str(value)
         return text, ("number", str(value))
     if kind is datetime.datetime:
-        text = value.isoformat(sep=" ")
-    elif kind is datetime.date or kind is datetime.time:
+        text = value.isoformat(sep=" ", timespec="seconds") + _fraction(value.microsecond)
+    elif kind is datetime.date:
         text = value.isoformat()
+    elif kind is datetime.time:
+        text = value.isoformat(timespec="seconds") + _fraction(value.microsecond)
     elif kind is datetime.timedelta:
         text = _duration(value)
     else:
@@ -1479,12 +1484,73 @@ def _cell_text(value: Any, numbers: dict[float, tuple[str, Stored]]) -> tuple[st
     return text, ("date", text)
 
 
+def _fraction(microseconds: int) -> str:
+    """The fraction of a second a time holds, to the millisecond (Excel's finest format,
+    ss.000): ``.1`` for 100,000 microseconds, nothing for none."""
+    milliseconds = min(round(microseconds / 1000), 999)
+    return f".{milliseconds:03d}".rstrip("0") if milliseconds else ""
+
+
 def _duration(value: datetime.timedelta) -> str:
-    """Excel's ``[h]:mm:ss``: 26:00:00 for a day and two hours."""
-    seconds = round(value.total_seconds())
-    sign = "-" if seconds < 0 else ""
-    hours, rest = divmod(abs(seconds), 3600)
-    return f"{sign}{hours}:{rest // 60:02d}:{rest % 60:02d}"
+    """Excel's ``[h]:mm:ss``, the fraction of a second kept: 26:00:00 for a day and two
+    hours, 10:10:10.1 (not 10:10:10: two such headers would look the same)."""
+    milliseconds = round(value / datetime.timedelta(milliseconds=1))
+    sign = "-" if milliseconds < 0 else ""
+    seconds, rest = divmod(abs(milliseconds), 1000)
+    hours, seconds = divmod(seconds, 3600)
+    text = f"{sign}{hours}:{seconds // 60:02d}:{seconds % 60:02d}"
+    return text + _fraction(rest * 1000)
+
+
+# An .ods duration as the file holds it (office:time-value), which python-calamine gives
+# as text where it does not make it a time of day: 24 hours or more, or negative.
+_ODS_DURATION = re.compile(r"(-?)P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:[.,]\d+)?)S)?)?")
+_ODS_TIME_VALUE = re.compile(rb"""time-value\s*=\s*["'](-?P[^"']*)["']""")
+
+
+def _ods_durations(path: Path, table: Table) -> None:
+    """The durations of an .ods tab as LibreOffice shows them, [h]:mm:ss: 255:10:10, not
+    PT255H10M10S. A text cell reads so only where content.xml holds it as a time value."""
+    texts = {
+        (i, j): text
+        for i, row in enumerate([table.headers, *table.rows])
+        for j, text in enumerate(row)
+        if text[:1] == "P" or text[:2] == "-P"
+    }
+    durations = {k: d for k, t in texts.items() if (d := _ods_duration(t)) is not None}
+    if not durations:
+        return
+    with zipfile.ZipFile(path) as archive, archive.open("content.xml") as stream:
+        values = {
+            value.decode("ascii", "replace")
+            for part in _parts(stream, b">")
+            for value in _ODS_TIME_VALUE.findall(part)
+        }
+    for (i, j), duration in durations.items():
+        text = texts[(i, j)]
+        if text not in values:
+            continue
+        shown = _duration(duration)
+        if i == 0:
+            table.headers[j] = shown
+        else:
+            table.rows[i - 1][j] = shown
+            table.stored[(i - 1, j)] = ("date", shown)
+
+
+def _ods_duration(text: str) -> datetime.timedelta | None:
+    """``PT255H10M10S``, ``-PT1H0M3S``, ``P1DT2H`` as a timedelta; None for other text."""
+    match = _ODS_DURATION.fullmatch(text)
+    if match is None or text in ("P", "-P", "PT", "-PT"):
+        return None
+    sign, days, hours, minutes, seconds = match.groups()
+    value = datetime.timedelta(
+        days=int(days or 0),
+        hours=int(hours or 0),
+        minutes=int(minutes or 0),
+        seconds=float((seconds or "0").replace(",", ".")),
+    )
+    return -value if sign else value
 
 
 def excel_general(value: float) -> str:

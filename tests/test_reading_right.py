@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import zipfile
+from datetime import time, timedelta
 from pathlib import Path
 
 import openpyxl
@@ -125,3 +126,76 @@ def test_a_file_that_is_something_else_is_named_for_what_it_is(
     assert code == 2, out
     assert out.startswith(f"Error: {name}: {said}"), out
     assert "UTF-16" not in out and "Traceback" not in out
+
+
+def test_xlsx_durations_and_times_keep_their_fraction(tmp_path: Path) -> None:
+    """Two headers 10:10:10.1 and 10:10:10.2 (durations, as openpyxl writes a timedelta)
+    are two columns, not one header twice; a time of day keeps its fraction too."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["serial", "addr", timedelta(hours=10, minutes=10, seconds=10.1)])
+    sheet.append(["A1", "0004A30B001C0000", time(8, 30, 5, 250000)])
+    sheet["D1"] = timedelta(hours=10, minutes=10, seconds=10.2)
+    sheet["E1"] = timedelta(hours=255, minutes=10, seconds=10)
+    book.save(tmp_path / "site.xlsx")
+    code, out = run("validate", str(tmp_path / "site.xlsx"))
+    assert code == 0, out
+    for header in ("10:10:10.1", "10:10:10.2", "255:10:10"):
+        assert f"column '{header}' is not a field of this template" in out, out
+    assert "are both" not in out
+
+
+def ods_with_cells(path: Path, header: str, row: str) -> Path:
+    """A minimal .ods with one tab of two rows, the cells given as content.xml holds them."""
+    ns = "urn:oasis:names:tc:opendocument:xmlns"
+    content = (
+        f'<office:document-content xmlns:office="{ns}:office:1.0" '
+        f'xmlns:table="{ns}:table:1.0" xmlns:text="{ns}:text:1.0" office:version="1.2">'
+        '<office:body><office:spreadsheet><table:table table:name="Devices">'
+        f"<table:table-row>{header}</table:table-row><table:table-row>{row}</table:table-row>"
+        "</table:table></office:spreadsheet></office:body></office:document-content>"
+    )
+    manifest = (
+        f'<manifest:manifest xmlns:manifest="{ns}:manifest:1.0" manifest:version="1.2">'
+        '<manifest:file-entry manifest:full-path="/" '
+        'manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>'
+        '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
+        "</manifest:manifest>"
+    )
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(
+            zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.spreadsheet"
+        )
+        archive.writestr("content.xml", content, zipfile.ZIP_DEFLATED)
+        archive.writestr("META-INF/manifest.xml", manifest, zipfile.ZIP_DEFLATED)
+    return path
+
+
+def ods_cell(text: str, time_value: str = "") -> str:
+    typed = (
+        f'office:value-type="time" office:time-value="{time_value}"'
+        if time_value
+        else ('office:value-type="string"')
+    )
+    return f"<table:table-cell {typed}><text:p>{text}</text:p></table:table-cell>"
+
+
+def test_ods_durations_read_as_libreoffice_shows_them(tmp_path: Path) -> None:
+    header = "".join(
+        [
+            ods_cell("serial"),
+            ods_cell("addr"),
+            ods_cell("255:10:10", "PT255H10M10S"),
+            ods_cell("10:10:10.1", "PT10H10M10.1S"),
+            ods_cell("-01:00:03", "-PT1H0M3S"),
+            ods_cell("PT1H"),  # text that looks like a duration stays text
+        ]
+    )
+    row = ods_cell("A1") + ods_cell("0004A30B001C0000")
+    path = ods_with_cells(tmp_path / "site.ods", header, row)
+    code, out = run("validate", str(path))
+    assert code == 0, out
+    for header_text in ("255:10:10", "10:10:10.1", "-1:00:03", "PT1H"):
+        assert f"column '{header_text}' is not a field of this template" in out, out
+    assert "PT255H10M10S" not in out

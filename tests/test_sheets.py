@@ -293,6 +293,23 @@ def test_xlsx_values_rendered_like_excel_and_stored_values_kept(tmp_path: Path) 
     }
 
 
+def test_times_and_durations_keep_their_fraction(tmp_path: Path) -> None:
+    path = write_xlsx(
+        tmp_path / "site.xlsx",
+        {
+            "A1": "h",
+            "A2": datetime.timedelta(hours=10, minutes=10, seconds=10.1),
+            "B2": datetime.timedelta(days=1, hours=2),
+            "C2": datetime.timedelta(seconds=-3.25),
+            "D2": datetime.time(8, 30, 5, 120000),
+            "E2": datetime.time(8, 30),
+            "F2": datetime.datetime(2024, 1, 12, 8, 30, 0, 500000),
+        },
+    )
+    shown = ["10:10:10.1", "26:00:00", "-0:00:03.25", "08:30:05.12", "08:30:00"]
+    assert read(path).rows == [[*shown, "2024-01-12 08:30:00.5"]]
+
+
 @pytest.mark.parametrize(
     ("value", "shown"),
     [
