@@ -45,6 +45,7 @@ from provisioner.templates import (
     list_templates,
     load_template,
 )
+from provisioner.text import listed
 
 MISSING_COLUMN = kind(
     "missing-column",
@@ -370,11 +371,14 @@ def map_columns(
         columns.append(column)
     for template, found in others.items():
         letter, header, _ = found[0]
-        named = ", ".join(f"'{h}' ({name})" for _, h, name in found)
-        renames = "; ".join(
-            f"{name}: {' or '.join(repr(a) for a in spec.columns[name][:2])}"
-            for _, _, name in found
-            if spec.columns.get(name)
+        named = listed([f"'{h}' ({name})" for _, h, name in found])
+        renames = listed(
+            [
+                f"{name}: {' or '.join(repr(a) for a in spec.columns[name][:2])}"
+                for _, _, name in found
+                if spec.columns.get(name)
+            ],
+            sep="; ",
         )
         rename = f" or rename {'it' if len(found) == 1 else 'them'} ({renames})" if renames else ""
         at_header(
@@ -591,10 +595,10 @@ def _hidden(workbook: Workbook, tables: list[Table]) -> list[Problem]:
             continue
         parts = []
         if rows:
-            shown = ", ".join(str(n) for n in rows[:10]) + (" ..." if len(rows) > 10 else "")
+            shown = listed([str(n) for n in rows])
             parts.append(f"rows {shown}" if len(rows) > 1 else f"row {shown}")
         if columns:
-            shown = ", ".join(columns[:10]) + (" ..." if len(columns) > 10 else "")
+            shown = listed(columns)
             parts.append(f"columns {shown}" if len(columns) > 1 else f"column {shown}")
         problems.append(
             Problem(

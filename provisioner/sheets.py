@@ -1408,10 +1408,10 @@ def _check_header(
         if len(positions) > 1:
             cells = [f"{tab}!{column_letter(first_col + j)}{header_row}" for j in positions]
             both = "both" if len(cells) == 2 else "all"
-            names = ", ".join(cells[:-1]) + " and " + cells[-1]
+            names = listed(cells, last=" and ")
             clashes.append(f'{names} are {both} "{header[positions[0]].strip()}"')
     if clashes:
-        raise SheetError(f"{file}: {'; '.join(clashes)}: rename or delete one")
+        raise SheetError(f"{file}: {listed(clashes, 3, sep='; ')}: rename or delete one")
 
 
 def _fold(text: str) -> str:

@@ -78,13 +78,15 @@ def is_are(count: int) -> str:
 LISTED = 10
 
 
-def listed(items: Sequence[str], limit: int = LISTED, *, last: str = ", ") -> str:
+def listed(
+    items: Sequence[str], limit: int = LISTED, *, sep: str = ", ", last: str | None = None
+) -> str:
     """``items`` for a message, the first ``limit`` of them named and the rest counted:
-    ``B1, C1 and 29 more``. ``last`` joins the last two when all are named (``" and "``:
-    ``B1, C1 and D1``); a message that lists cells, columns or rows lists them so, as
-    long as the sheet is."""
+    ``B1, C1 and 29 more``; a message that lists cells, columns or rows lists them so,
+    however long the sheet. ``sep`` joins them; ``last`` joins the last two when all are
+    named (``" and "``: ``B1, C1 and D1``)."""
     if len(items) > limit:
-        return f"{', '.join(items[:limit])} and {len(items) - limit} more"
+        return f"{sep.join(items[:limit])} and {len(items) - limit} more"
     if len(items) < 2:
         return "".join(items)
-    return f"{', '.join(items[:-1])}{last}{items[-1]}"
+    return f"{sep.join(items[:-1])}{sep if last is None else last}{items[-1]}"

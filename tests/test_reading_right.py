@@ -4,6 +4,7 @@ a CSV in another encoding than UTF-8, a file that is something else than its nam
 from __future__ import annotations
 
 import gzip
+import json
 import zipfile
 from datetime import time, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from provisioner.cli import main
+from provisioner.text import listed
 
 GREEK = [("Λεωνίδας", "0004A30B001C0000"), ("Άννα Παπαδοπούλου", "0004A30B001C0001")]
 GERMAN = [("Wärmezähler Öl", "0004A30B001C0002"), ("Übergabe Straße 12 €", "0004A30B001C0003")]
@@ -199,3 +201,42 @@ def test_ods_durations_read_as_libreoffice_shows_them(tmp_path: Path) -> None:
     for header_text in ("255:10:10", "10:10:10.1", "-1:00:03", "PT1H"):
         assert f"column '{header_text}' is not a field of this template" in out, out
     assert "PT255H10M10S" not in out
+
+
+def test_a_long_list_in_a_message_is_cut_with_and_n_more(tmp_path: Path) -> None:
+    """31 cells of one duplicate header: ten named, the rest counted, on one short line."""
+    path = tmp_path / "site.csv"
+    path.write_bytes(("serial;addr;" + ";".join(["Notiz"] * 31) + "\n").encode())
+    code, out = run("validate", str(path))
+    assert code == 2, out
+    cells = ", ".join(f"site.csv!{letter}1" for letter in "CDEFGHIJKL")
+    assert out == f'Error: site.csv: {cells} and 21 more are all "Notiz": rename or delete one\n'
+
+
+def test_rows_with_one_address_name_ten_others_and_count_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "site.csv"
+    rows = "".join(f"A{n};0004A30B001C0000\n" for n in range(2, 32))  # rows 2 to 31
+    path.write_bytes(b"serial;addr\n" + rows.encode())
+    code, out = run("validate", str(path), "--json")
+    assert code == 1, out
+    report = json.loads(out[out.index("{") :])
+    messages = [p["message"] for row in report["rows"] for p in row["errors"]]
+    assert len(messages) == 30
+    assert messages[0] == (
+        "addr '0004A30B001C0000' is also in row 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 and 19 more"
+    )
+
+
+@pytest.mark.parametrize(
+    ("items", "limit", "last", "text"),
+    [
+        ([], 10, None, ""),
+        (["B1"], 10, " and ", "B1"),
+        (["B1", "C1", "D1"], 10, " and ", "B1, C1 and D1"),
+        (["2", "3", "4"], 10, None, "2, 3, 4"),
+        ([str(n) for n in range(2, 33)], 10, None, "2, 3, 4, 5, 6, 7, 8, 9, 10, 11 and 21 more"),
+        (["a", "b", "c"], 2, " and ", "a, b and 1 more"),
+    ],
+)
+def test_listed(items: list[str], limit: int, last: str | None, text: str) -> None:
+    assert listed(items, limit, last=last) == text
