@@ -12,6 +12,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 from click.testing import CliRunner
+from test_sheets import ods_of_rows
 
 from provisioner.cli import main
 from provisioner.text import listed
@@ -148,32 +149,6 @@ def test_xlsx_durations_and_times_keep_their_fraction(tmp_path: Path) -> None:
     assert "are both" not in out
 
 
-def ods_with_cells(path: Path, header: str, row: str) -> Path:
-    """A minimal .ods with one tab of two rows, the cells given as content.xml holds them."""
-    ns = "urn:oasis:names:tc:opendocument:xmlns"
-    content = (
-        f'<office:document-content xmlns:office="{ns}:office:1.0" '
-        f'xmlns:table="{ns}:table:1.0" xmlns:text="{ns}:text:1.0" office:version="1.2">'
-        '<office:body><office:spreadsheet><table:table table:name="Devices">'
-        f"<table:table-row>{header}</table:table-row><table:table-row>{row}</table:table-row>"
-        "</table:table></office:spreadsheet></office:body></office:document-content>"
-    )
-    manifest = (
-        f'<manifest:manifest xmlns:manifest="{ns}:manifest:1.0" manifest:version="1.2">'
-        '<manifest:file-entry manifest:full-path="/" '
-        'manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>'
-        '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
-        "</manifest:manifest>"
-    )
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr(
-            zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.spreadsheet"
-        )
-        archive.writestr("content.xml", content, zipfile.ZIP_DEFLATED)
-        archive.writestr("META-INF/manifest.xml", manifest, zipfile.ZIP_DEFLATED)
-    return path
-
-
 def ods_cell(text: str, time_value: str = "") -> str:
     typed = (
         f'office:value-type="time" office:time-value="{time_value}"'
@@ -195,7 +170,8 @@ def test_ods_durations_read_as_libreoffice_shows_them(tmp_path: Path) -> None:
         ]
     )
     row = ods_cell("A1") + ods_cell("0004A30B001C0000")
-    path = ods_with_cells(tmp_path / "site.ods", header, row)
+    body = f"<table:table-row>{header}</table:table-row><table:table-row>{row}</table:table-row>"
+    path = ods_of_rows(tmp_path / "site.ods", body)
     code, out = run("validate", str(path))
     assert code == 0, out
     for header_text in ("255:10:10", "10:10:10.1", "-1:00:03", "PT1H"):

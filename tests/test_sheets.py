@@ -75,9 +75,6 @@ def handmade_xlsx(path: Path, sheet_data: str) -> Path:
 
 def handmade_ods(path: Path, rows: list[list[str]]) -> Path:
     """A minimal valid ODS: mimetype stored first, content.xml, manifest."""
-    office = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
-    table = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
-    text = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
     body = "".join(
         "<table:table-row>"
         + "".join(
@@ -88,6 +85,15 @@ def handmade_ods(path: Path, rows: list[list[str]]) -> Path:
         + "</table:table-row>"
         for row in rows
     )
+    return ods_of_rows(path, body)
+
+
+def ods_of_rows(path: Path, body: str) -> Path:
+    """A minimal valid ODS of one tab, Devices, whose rows are ``body`` as content.xml
+    holds them."""
+    office = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+    table = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
+    text = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
     content = (
         f'<office:document-content xmlns:office="{office}" xmlns:table="{table}" '
         f'xmlns:text="{text}" office:version="1.2"><office:body><office:spreadsheet>'
