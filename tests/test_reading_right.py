@@ -1,5 +1,6 @@
-"""Every file read right, as a person sees it through `provisioner validate` (issue 26):
-a CSV in another encoding than UTF-8, a file that is something else than its name says."""
+"""Every file read right, as a person sees it through `provisioner validate` (issue 26): a
+CSV in another encoding than UTF-8, a file that is something else than its name says,
+times and durations with their fraction, long lists in messages cut with "and N more"."""
 
 from __future__ import annotations
 
