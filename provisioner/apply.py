@@ -84,7 +84,7 @@ from provisioner.runner import (
     StopRun,
 )
 from provisioner.templates import SiteTemplate
-from provisioner.text import counted, is_are
+from provisioner.text import counted, is_are, listed
 
 
 @dataclass
@@ -930,10 +930,10 @@ def _prepare(
     ]
     work = reconcile(plan, earlier, client, template.match_key, rows, updates=updates)
     if earlier.skipped_lines:
-        lines = ", ".join(str(n) for n in earlier.skipped_lines[:5])
+        lines = listed([str(n) for n in earlier.skipped_lines], 5)
         work.notes.append(
             f"the journal has {len(earlier.skipped_lines)} lines that are not its own "
-            f"(line {lines}{' ...' if len(earlier.skipped_lines) > 5 else ''}): skipped"
+            f"(line {lines}): skipped"
         )
     return plan, work, rows
 

@@ -52,7 +52,7 @@ from provisioner.templates import (
     list_templates,
     load_template,
 )
-from provisioner.text import counted
+from provisioner.text import counted, listed
 
 MISSING_COLUMN = kind(
     "missing-column",
@@ -256,6 +256,16 @@ HIDDEN_CELLS = kind(
     "warning",
 )
 
+CSV_ENCODING = kind(
+    "csv-encoding",
+    "The CSV is not UTF-8: read in the encoding it was found to be in",
+    "Check that the cell the message names reads as in the file: its letters (ä, ö, ü, ß, "
+    "€, or those of your language) tell whether the encoding is right. To be sure, save the "
+    "file as CSV UTF-8: in Excel File > Save As > CSV UTF-8 (Comma delimited); in "
+    "LibreOffice Save As > Text CSV, character set Unicode (UTF-8).",
+    "warning",
+)
+
 # Excel's General format writes a long number as a mantissa with a decimal point and a
 # signed exponent (1.23457E+15, 8.69E+14, 1E+15); 0978762E61590076 is 16 hex digits.
 SCIENTIFIC = re.compile(r"[+-]?\d(?:[.,]\d+)?[eE][+-]\d+")
@@ -424,11 +434,14 @@ def map_columns(
         columns.append(column)
     for template, found in others.items():
         letter, header, _ = found[0]
-        named = ", ".join(f"'{h}' ({name})" for _, h, name in found)
-        renames = "; ".join(
-            f"{name}: {' or '.join(repr(a) for a in spec.columns[name][:2])}"
-            for _, _, name in found
-            if spec.columns.get(name)
+        named = listed([f"'{h}' ({name})" for _, h, name in found])
+        renames = listed(
+            [
+                f"{name}: {' or '.join(repr(a) for a in spec.columns[name][:2])}"
+                for _, _, name in found
+                if spec.columns.get(name)
+            ],
+            sep="; ",
         )
         rename = f" or rename {'it' if len(found) == 1 else 'them'} ({renames})" if renames else ""
         at_header(
@@ -559,6 +572,7 @@ def read_records(
     site.problems += _hidden(
         workbook, [workbook.table(tab) for tab in dict.fromkeys(site.tabs.values())]
     )
+    site.problems += _encoding(workbook, devices)
     if workbook.template is not None:
         # A copy this tool wrote (results, a report) has its outcome columns: known, not sent.
         site.problems = [
@@ -768,10 +782,10 @@ def _hidden(workbook: Workbook, tables: list[Table]) -> list[Problem]:
             continue
         parts = []
         if rows:
-            shown = ", ".join(str(n) for n in rows[:10]) + (" ..." if len(rows) > 10 else "")
+            shown = listed([str(n) for n in rows])
             parts.append(f"rows {shown}" if len(rows) > 1 else f"row {shown}")
         if columns:
-            shown = ", ".join(columns[:10]) + (" ..." if len(columns) > 10 else "")
+            shown = listed(columns)
             parts.append(f"columns {shown}" if len(columns) > 1 else f"column {shown}")
         problems.append(
             Problem(
@@ -788,6 +802,31 @@ def _hidden(workbook: Workbook, tables: list[Table]) -> list[Problem]:
                 Problem(HIDDEN_CELLS, f"the tab {tab} is hidden; it is read like the others", tab)
             )
     return problems
+
+
+def _encoding(workbook: Workbook, table: Table) -> list[Problem]:
+    """A CSV that is not UTF-8: one warning that names the encoding it was read in, and
+    the first cell beyond ASCII as it reads in that encoding, for the person to check."""
+    name = workbook.guessed_encoding
+    if name is None:
+        return []
+    example = ""
+    rows = zip([table.header_row, *table.row_numbers], [table.headers, *table.rows], strict=True)
+    for number, cells in rows:
+        j = next((j for j, cell in enumerate(cells) if not cell.isascii()), None)
+        if j is not None:
+            text = cells[j].strip()
+            shown = text if len(text) <= 40 else text[:39] + "…"
+            example = f"; {table.columns[j]}{number} reads '{shown}'"
+            break
+    return [
+        Problem(
+            CSV_ENCODING,
+            f"the file is not UTF-8: read as {name}{example}. If it should read otherwise, "
+            "save the file as CSV UTF-8 (Excel: File > Save As > CSV UTF-8)",
+            table.sheet,
+        )
+    ]
 
 
 def _find_tab(workbook: Workbook, spec: TabSpec) -> str | None:

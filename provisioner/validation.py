@@ -37,6 +37,7 @@ from provisioner.resources import data_folder
 from provisioner.results import Result, Row
 from provisioner.sheets import _no_cyclic_gc, open_workbook
 from provisioner.templates import SiteTemplate
+from provisioner.text import listed
 
 if TYPE_CHECKING:
     import jsonschema
@@ -531,7 +532,7 @@ class ValidationReport(Result):
             for tab, names in self.records.missing.items()
         }
         for tab, headers in self.records.bad_headers.items():
-            named = ", ".join(f"'{h}'" for h in headers)
+            named = listed([f"'{h}'" for h in headers])
             why = f"the {tab} tab's header{'s' if len(headers) > 1 else ''} {named} must be fixed"
             blocked[tab] = f"{blocked[tab]}; {why}" if tab in blocked else why
         return blocked
@@ -848,7 +849,7 @@ def _check_duplicates(
                 groups.setdefault(folded, [seen]).append(record)
     for group in groups.values():
         for record in group:
-            others = ", ".join(str(r.row) for r in group if r is not record)
+            others = listed([str(r.row) for r in group if r is not record])
             value = str(record.body[name])
             problems.append(
                 _problem_at(

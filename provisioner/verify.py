@@ -69,7 +69,7 @@ from provisioner.records import Record, SiteRecords
 from provisioner.results import Result, Row
 from provisioner.runner import run_bounded
 from provisioner.templates import SiteTemplate
-from provisioner.text import counted
+from provisioner.text import counted, listed
 from provisioner.validation import ValidationReport, validate_sheet
 
 WAYS = ("auto", "organisation", "per-device")
@@ -776,4 +776,4 @@ def came_online(before: set[tuple[str, int]], result: VerifyResult) -> list[str]
 def sheet_rows(rows: Iterable[VerifyRow]) -> str:
     """``rows 4, 9, 12`` of a list of rows, for a message."""
     numbers = [str(r.row) for r in rows]
-    return ("row " if len(numbers) == 1 else "rows ") + ", ".join(numbers)
+    return ("row " if len(numbers) == 1 else "rows ") + listed(numbers)
