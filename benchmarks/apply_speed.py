@@ -9,7 +9,15 @@ same N devices on an empty platform:
   results workbook); its journal splits the time into before the first create
   (start-up and plan), the create phase and after the last (results, exit).
 Ratios are against the naive loop of the same size in the same run. Targets: at
-least 6x naive with the default settings, at least 15x at --concurrency 32.
+least 15x naive with the default settings (the pace finds the concurrency by
+itself, up to --concurrency, 32 by default), at least 15x at --concurrency 32.
+
+The pace (--limited-rps 30, 0 to skip): a sandbox that allows 30 requests a second
+(a token bucket, 429 with Retry-After above it) at 20 ms latency; default apply of
+the first size. Targets: at least 24 creates/s in the create phase (0.8 of the
+limit) and at most 10 % of the requests answered 429. Then apply --max-rps 10 of
+100 devices against an unlimited sandbox: the sandbox's log, to the millisecond,
+must show at most 11 requests in any one-second window.
 
 The sandbox's own ceiling (creates/s at concurrency 32 without latency, as in
 sandbox_throughput.py) is measured in the same run, so the output says whether
@@ -37,6 +45,7 @@ naive loop. Each run gets a fresh copy of a pre-filled sandbox database.
 Machines are noisy: the script prints figures and ratios, it asserts nothing.
 
     python benchmarks/apply_speed.py [--creates 600,2000] [--updates 2000] [--latency-ms 50]
+        [--limited-rps 30] [--only-pace] [--only-updates]
 """
 
 from __future__ import annotations
@@ -61,10 +70,15 @@ import httpx
 from _sandbox import REPO, copy_database, running_sandbox
 from sandbox_throughput import create_rate
 
-TARGETS = {"default": 6.0, "concurrency 32": 15.0}
+TARGETS = {"default": 15.0, "concurrency 32": 15.0}
+LIMITED_TARGET = 0.8  # creates/s in the create phase, against the platform's limit
+LIMITED_429_SHARE = 0.10  # at most this share of requests answered 429
+MAX_RPS, MAX_RPS_CREATES, MAX_RPS_WINDOW_TARGET = 10, 100, 11
+# "[07/Dec/2026 05:50:01.123] "POST /api/devices HTTP/1.1" 201": the sandbox's log time
+LOG_TIME = re.compile(r"\[(\d{2}/\w{3}/\d{4} \d{2}:\d{2}:\d{2}\.\d{3})\]")
 UPDATE_TARGET = 6.0
 SETTINGS = {"default": (), "concurrency 32": ("--concurrency", "32")}
-CONCURRENCY = {"default": 8, "concurrency 32": 32}
+CONCURRENCY = {"default": 32, "concurrency 32": 32}  # default: the ceiling the pace grows to
 STARTUP_TARGET_S = 0.5
 STARTUP_REPEATS = 7
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -119,6 +133,83 @@ def read_requests(log: Path) -> Requests:
             if not counted.creates:
                 counted.before_first_create += 1
     return counted
+
+
+def request_times(log: Path) -> list[tuple[float, int]]:
+    """(time, status) of every request in a sandbox log, in seconds, to the millisecond."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        request, stamp = REQUEST_LINE.search(line), LOG_TIME.search(line)
+        if request and stamp:
+            when = datetime.strptime(stamp.group(1), "%d/%b/%Y %H:%M:%S.%f").timestamp()
+            found.append((when, int(request.group(3))))
+    return found
+
+
+def most_in_one_second(times: list[float]) -> int:
+    """The most requests any one-second window holds (windows beginning at a request)."""
+    times = sorted(times)
+    most, first = 0, 0
+    for last, when in enumerate(times):
+        while when - times[first] >= 1.0:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+def measure_pace(count: int, limit: float, latency_ms: int) -> dict[str, object]:
+    """Default apply against a rate-limited sandbox, then --max-rps against an unlimited one."""
+    with logged_sandbox("--rate-limit", f"{limit:g}", "--latency-ms", str(latency_ms)) as (
+        url,
+        token,
+        log,
+    ):
+        run = run_apply(url, token, count)
+        time.sleep(0.3)  # the log line of the last request
+        statuses = [status for _, status in request_times(log)]
+    limited = statuses.count(429)
+    phase_rate = count / run.phase
+    with logged_sandbox("--latency-ms", str(latency_ms)) as (url, token, log):
+        capped = run_apply(url, token, MAX_RPS_CREATES, "--max-rps", str(MAX_RPS))
+        time.sleep(0.3)
+        times = [when for when, _ in request_times(log)]
+        most = most_in_one_second(times)
+    share = limited / max(len(statuses), 1)
+    print(
+        f"\npace: a sandbox limited to {limit:g} requests/s (429 + Retry-After), "
+        f"{latency_ms} ms latency, {count} creates, default settings:"
+    )
+    verdict = "ok" if phase_rate >= LIMITED_TARGET * limit else "MISSED"
+    print(
+        f"  create phase {phase_rate:.1f} creates/s = {phase_rate / limit:.2f} of the limit "
+        f"(target >= {LIMITED_TARGET * limit:g}/s: {verdict}); whole command {run.seconds:.2f} s"
+    )
+    verdict = "ok" if share <= LIMITED_429_SHARE else "MISSED"
+    print(
+        f"  {limited} of {len(statuses)} requests answered 429 = {share:.1%} "
+        f"(target <= {LIMITED_429_SHARE:.0%}: {verdict})"
+    )
+    verdict = "ok" if most <= MAX_RPS_WINDOW_TARGET else "MISSED"
+    print(
+        f"  apply --max-rps {MAX_RPS}, {MAX_RPS_CREATES} creates, unlimited sandbox: at most "
+        f"{most} requests in any one-second window (target <= {MAX_RPS_WINDOW_TARGET}: "
+        f"{verdict}); {len(times)} requests (the plan's lookups too) in {capped.seconds:.2f} s"
+    )
+    return {
+        "limit_per_s": limit,
+        "latency_ms": latency_ms,
+        "create_phase_per_s": round(phase_rate, 1),
+        "create_phase_of_limit": round(phase_rate / limit, 3),
+        "create_phase_target_met": phase_rate >= LIMITED_TARGET * limit,
+        "requests": len(statuses),
+        "answered_429": limited,
+        "share_429": round(share, 4),
+        "share_429_target_met": share <= LIMITED_429_SHARE,
+        "max_rps": MAX_RPS,
+        "max_rps_most_in_one_second": most,
+        "max_rps_requests": len(times),
+        "max_rps_target_met": most <= MAX_RPS_WINDOW_TARGET,
+    }
 
 
 @contextmanager
@@ -420,7 +511,8 @@ def measure_updates(count: int, latency: tuple[str, ...], latency_ms: int) -> di
     if updated != count:
         raise RuntimeError(f"apply --update updated {updated} devices, not {count}")
     rate = count / seconds
-    bound = 8 * 1000 / (2 * latency_ms)  # default concurrency 8, two requests per row
+    # The default ceiling, two requests per row (the pace grows to it on a fast platform).
+    bound = CONCURRENCY["default"] * 1000 / (2 * latency_ms)
     verdict = "ok" if rate / naive >= UPDATE_TARGET else "MISSED"
     print(f"\n{count} updates (description corrected), sandbox latency {latency_ms} ms:")
     print(f"  {'run':<24} {'updates/s':>9} {'ratio':>6} {'target':>6} {'seconds':>7}  bound")
@@ -430,7 +522,8 @@ def measure_updates(count: int, latency: tuple[str, ...], latency_ms: int) -> di
     )
     print(
         f"  {'apply --update':<24} {rate:>9.1f} {rate / naive:>6.2f} {f'>={UPDATE_TARGET:g}x':>6}"
-        f" {seconds:>7.2f}  2 requests a row (read again, PUT) x concurrency 8:"
+        f" {seconds:>7.2f}  2 requests a row (read again, PUT) x at most"
+        f" {CONCURRENCY['default']} at once:"
         f" {bound:.0f}/s, + plan; target {verdict}"
     )
     return {
@@ -466,7 +559,21 @@ def main() -> None:
         "--updates", type=int, default=2000, help="devices updated in the update case (0: skip)"
     )
     parser.add_argument("--only-updates", action="store_true", help="run the update case alone")
+    parser.add_argument(
+        "--limited-rps",
+        type=float,
+        default=30.0,
+        help="the rate-limited sandbox of the pace case, requests/s (0: skip the case)",
+    )
+    parser.add_argument(
+        "--limited-latency-ms", type=int, default=20, help="its latency per request"
+    )
+    parser.add_argument("--only-pace", action="store_true", help="run the pace case alone")
     args = parser.parse_args()
+    if args.only_pace:
+        figures = measure_pace(args.creates[0], args.limited_rps, args.limited_latency_ms)
+        print(json.dumps({"pace": figures}))
+        return
     if args.only_updates:
         print(
             json.dumps(
@@ -611,6 +718,8 @@ def main() -> None:
             "not in the timed one: strace slows a run)"
         )
     figures["sizes"] = by_size
+    if args.limited_rps:
+        figures["pace"] = measure_pace(args.creates[0], args.limited_rps, args.limited_latency_ms)
     if args.updates:
         figures["update"] = measure_updates(args.updates, latency, args.latency_ms)
     print(json.dumps(figures))

@@ -50,6 +50,7 @@ from provisioner.errors import Declined, Interrupted, ProvisionerError
 from provisioner.errors import SavedPlanError as SavedPlanError
 from provisioner.events import Events
 from provisioner.fields import normal_addr, normal_key
+from provisioner.frames import FRAME, Sheet, sheet_name, sheet_path
 from provisioner.journal import (
     Entry,
     Images,
@@ -64,6 +65,7 @@ from provisioner.journal import (
 from provisioner.journal import default_journal as default_journal
 from provisioner.journal import read_journal as read_journal
 from provisioner.lookup import key_filter, look_up_devices
+from provisioner.pace import PaceStats
 from provisioner.plan import Plan, RowPlan, journal_key, make_plan
 from provisioner.platform import (
     Conflict,
@@ -71,7 +73,7 @@ from provisioner.platform import (
     PlatformClient,
     PlatformError,
 )
-from provisioner.records import Record
+from provisioner.records import Record, SiteRecords
 from provisioner.results import Result, Row
 from provisioner.runner import (
     CONCURRENCY,
@@ -82,7 +84,7 @@ from provisioner.runner import (
     StopRun,
 )
 from provisioner.templates import SiteTemplate
-from provisioner.text import counted, is_are
+from provisioner.text import counted, is_are, listed
 
 
 @dataclass
@@ -120,6 +122,8 @@ class ApplyResult(Result):
     made_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     command: str = "apply"
     device_link: str = ""  # a device's page on the platform, {id} for its id
+    pace: PaceStats | None = None  # how fast the run's requests went: None, none sent
+    records: SiteRecords | None = field(default=None, repr=False)  # the sheet's, as planned
 
     @property
     def changed(self) -> int:
@@ -129,7 +133,10 @@ class ApplyResult(Result):
     def ok(self) -> bool:
         return not self.stop and not any(r.status.needs_attention for r in self.rows)
 
-    HEADER = (*Result.HEADER, "run", "journal", "stopped", "stop", "notes")
+    HEADER = (*Result.HEADER, "run", "journal", "stopped", "stop", "notes", "pace")
+
+    def sheet_records(self) -> SiteRecords | None:
+        return self.records
 
 
 def nothing_sent(result: ApplyResult, listed: bool) -> str:
@@ -740,6 +747,21 @@ def check_saved_plan(saved_path: Path, fresh: Plan) -> dict[tuple[str, int], See
         raise SavedPlanError(
             f"the sheet or template changed since {saved_path} was made: run plan again"
         )
+    planned_tab = next(
+        (
+            row.get("sheet")
+            for row in saved.get("rows", [])
+            if isinstance(row, dict) and row.get("kind") == RowKind.DEVICE
+        ),
+        None,
+    )
+    reading = fresh.validation.records.tabs.get("devices")
+    if isinstance(planned_tab, str) and reading and planned_tab != reading:
+        raise SavedPlanError(
+            f'{saved_path} was made from the devices on the tab "{planned_tab}", and this '
+            f'apply reads them from the tab "{reading}": add --tab "{planned_tab}", or run '
+            "plan again"
+        )
     now: dict[tuple[Any, Any], RowAction] = {(r.sheet, r.row): r.action for r in fresh.rows}
     stale = [
         f"{row.get('sheet')} row {row.get('row')} ({row.get('key')}): planned create, now "
@@ -767,7 +789,7 @@ def check_saved_plan(saved_path: Path, fresh: Plan) -> dict[tuple[str, int], See
 
 
 def apply_sheet(
-    sheet: Path,
+    sheet: Sheet,
     template: SiteTemplate,
     client: PlatformClient,
     *,
@@ -781,13 +803,20 @@ def apply_sheet(
     update: bool = False,
     update_fields: frozenset[str] | None = None,
     keep_going: bool = False,
+    tab: str | None = None,
 ) -> ApplyResult:
     """The whole apply: plan, settle, confirm, send, and always write the results.
 
     ``update``: also update the devices that differ (``update_fields``: only these
     deviceInput fields; None: every field the sheet sets). ``events`` hears how far
     the platform is read and the requests are, is shown the plan (``planned``) and
-    asked before anything is sent (``confirm(work)``).
+    asked before anything is sent (``confirm(work)``). ``tab`` (``--tab``) names the
+    tab that holds the devices.
+
+    ``sheet`` is a file, written again with the results beside it
+    (``<sheet>.results.xlsx``), its journal beside it unless ``journal_path`` says
+    otherwise; or DataFrames (``frames.Sheet``), whose results are the result alone
+    (``to_frame()``) and whose journal must be given.
 
     Raises before anything is written to the platform: a ProvisionerError for
     unusable input (sheet, journal, saved plan, report paths, Declined,
@@ -798,14 +827,22 @@ def apply_sheet(
     from provisioner import reports as report_files
 
     events = events or Events()
-    journal_path = journal_path or default_journal(sheet)
-    results = _results_target(sheet)
+    path = sheet_path(sheet)
+    if journal_path is None:
+        if path is None:
+            raise ProvisionerError(
+                f"a {FRAME} has no folder to keep its journal in: give apply_sheet a "
+                "journal_path (e.g. Path('site.journal.jsonl')), the file that records what "
+                "each run sends, so that a run cut short can be resumed and undone"
+            )
+        journal_path = default_journal(path)
+    results = None if path is None else _results_target(path)
     try:
-        report_files.check_report_paths(list(reports), source=sheet)
+        report_files.check_report_paths(list(reports), source=path)
     except report_files.ReportError as exc:
         raise ProvisionerError(str(exc)) from None
     with JournalLock(journal_path):
-        earlier = read_sheet_journal(journal_path, sheet.name, client.url)
+        earlier = read_sheet_journal(journal_path, sheet_name(sheet), client.url)
         try:
             choice = (
                 UpdateChoice(update_fields, template.tags_mode, earlier.sheet_tags)
@@ -813,7 +850,7 @@ def apply_sheet(
                 else None
             )
             plan, work, rows = _prepare(
-                sheet, template, client, lookup, saved_plan, earlier, choice, events.reading
+                sheet, template, client, lookup, saved_plan, earlier, choice, events.reading, tab
             )
         except KeyboardInterrupt:
             raise Interrupted("interrupted before anything was written") from None
@@ -830,6 +867,7 @@ def apply_sheet(
             rows=rows,
             notes=work.notes,
             sent=work.pending,
+            records=plan.validation.records,
         )
         try:
             if work.pending or work.settled or work.settled_updates:
@@ -853,7 +891,7 @@ def apply_sheet(
 
 
 def _prepare(
-    sheet: Path,
+    sheet: Sheet,
     template: SiteTemplate,
     client: PlatformClient,
     lookup: str,
@@ -861,9 +899,10 @@ def _prepare(
     earlier: JournalState,
     updates: UpdateChoice | None = None,
     reading: Callable[[str], None] | None = None,
+    tab: str | None = None,
 ) -> tuple[Plan, Work, list[ApplyRow]]:
     """Plan afresh, check a saved plan against it, and settle it with the journal."""
-    plan = make_plan(sheet, template, client, lookup, progress=reading, journal=earlier)
+    plan = make_plan(sheet, template, client, lookup, progress=reading, journal=earlier, tab=tab)
     records = plan.validation.records
     client.add_secrets([*records.secret_values(), *records.key_values()])
     # The keys the platform's devices hold too: an update sends a device's whole
@@ -891,10 +930,10 @@ def _prepare(
     ]
     work = reconcile(plan, earlier, client, template.match_key, rows, updates=updates)
     if earlier.skipped_lines:
-        lines = ", ".join(str(n) for n in earlier.skipped_lines[:5])
+        lines = listed([str(n) for n in earlier.skipped_lines], 5)
         work.notes.append(
             f"the journal has {len(earlier.skipped_lines)} lines that are not its own "
-            f"(line {lines}{' ...' if len(earlier.skipped_lines) > 5 else ''}): skipped"
+            f"(line {lines}): skipped"
         )
     return plan, work, rows
 
@@ -970,6 +1009,9 @@ def _send(
                 row.status = RowAction.NOT_RUN
                 row.message = runner.stopped or "not run"
         result.stop, result.stopped = runner.stop_kind, runner.stopped
+        result.pace = runner.pace()
+        if result.pace.words():
+            result.notes.append(result.pace.words())
         journal.close({**result.totals, "seconds": int(time.perf_counter() - started)})
 
 
@@ -1009,17 +1051,21 @@ def _record_settled_update(runner: Runner, update: UpdateEntry, device: dict[str
 
 
 def _write_results(
-    result: ApplyResult, sheet: Path, plan: Plan, target: Path, reports: Iterable[Path]
+    result: ApplyResult, sheet: Sheet, plan: Plan, target: Path | None, reports: Iterable[Path]
 ) -> None:
-    """The results workbook (else the next free name) and the reports; never raises."""
+    """The results workbook (else the next free name; none for DataFrames: ``target``
+    None) and the reports; never raises."""
     from provisioner import reports as report_files
     from provisioner.sheets import SheetError, read_tables
 
+    source = sheet_path(sheet)
+    reports = list(reports)
     tables = None
-    try:
-        tables = read_tables(sheet, plan.validation.records.tabs.values())
-    except SheetError:
-        pass  # the sheet changed under us: the workbook is rebuilt from what the report holds
+    if source is not None or reports:
+        try:
+            tables = read_tables(sheet, plan.validation.records.tabs.values())
+        except SheetError:
+            pass  # the sheet changed under us: the workbook is rebuilt from what the report holds
     records = plan.validation.records
     data = result.to_dict()
 
@@ -1030,7 +1076,7 @@ def _write_results(
             written = report_files.write_report(
                 data,
                 path,
-                source=sheet,
+                source=source,
                 tables=tables,
                 secrets=[*records.secret_values(), *records.key_values()],
                 secret_columns=records.secret_columns,
@@ -1040,18 +1086,19 @@ def _write_results(
             return path, str(exc)
         return written, ""
 
-    later = [results_path(sheet, n) for n in range(2, 10)]
-    for path in dict.fromkeys([target, *later]):
-        _, failed = write(path)
-        if failed:
-            result.notes.append(f"could not write the results {path.name} ({failed})")
-            continue
-        result.results = str(path)
-        if path != results_path(sheet):
-            result.notes.append(f"results written to {path.name} instead")
-        break
-    else:
-        result.notes.append("the results could not be written anywhere: the journal holds them")
+    if target is not None and source is not None:
+        later = [results_path(source, n) for n in range(2, 10)]
+        for path in dict.fromkeys([target, *later]):
+            _, failed = write(path)
+            if failed:
+                result.notes.append(f"could not write the results {path.name} ({failed})")
+                continue
+            result.results = str(path)
+            if path != results_path(source):
+                result.notes.append(f"results written to {path.name} instead")
+            break
+        else:
+            result.notes.append("the results could not be written anywhere: the journal holds them")
     for path in reports:
         written, failed = write(path, beside=True)
         if failed:

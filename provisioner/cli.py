@@ -396,6 +396,19 @@ def export_template_option(command: F) -> F:
     return template_option(command, reads_sheet=False)
 
 
+def tab_option(command: F) -> F:
+    """--tab NAME: the tab that holds the devices."""
+    return click.option(
+        "--tab",
+        metavar="NAME",
+        help="The tab that holds the devices, by its name (case and spaces do not matter). "
+        "Without it: the template's devices tab (Devices, Geräte...), else the first tab "
+        "with a table (chart sheets and empty tabs are passed over), or, when that one lacks "
+        "the template's columns, the one other tab that has them. Users and Downlinks tabs "
+        "are still found by their names.",
+    )(command)
+
+
 def _reports_and_dash(
     ctx: click.Context, param: click.Parameter, values: tuple[Path, ...]
 ) -> tuple[Path, ...]:
@@ -697,6 +710,7 @@ def platform_run(
     if ctx.meta.get("verbose"):
         client_options["log_request"] = live.say
     client = _client(platform, sleep=stop.wait, on_unreachable=live.say, **client_options)
+    live.pace = client.pace.describe  # how fast the platform is asked, beside the bar
     _stop_cleanly_on_signals()
     run = PlatformRun(ctx, client, live, stop)
     try:
@@ -760,8 +774,10 @@ def _choose_template(
     sheet: Path | None,
     template_name: str | None,
     saved_plan: Path | None = None,
+    tab: str | None = None,
 ) -> TemplateChoice:
-    """The template for the command: --template, else chosen (see template_choice)."""
+    """The template for the command: --template, else chosen (see template_choice) by the
+    headers of the devices tab (``tab``: the one --tab names)."""
     from click.core import ParameterSource
 
     source = ctx.get_parameter_source("template_name")
@@ -775,7 +791,7 @@ def _choose_template(
         else:
             given = template_name
     try:
-        return choose_template(sheet, given, setting=setting, saved_plan=saved_plan)
+        return choose_template(sheet, given, setting=setting, saved_plan=saved_plan, tab=tab)
     except (TemplateError, SheetError) as exc:
         raise InputError(str(exc)) from None
 
@@ -1011,6 +1027,7 @@ def sandbox(ready_file: Path | None, **settings: Any) -> None:
 @main.command()
 @click.argument("sheet", type=PathAsGiven(dir_okay=False, path_type=Path))
 @template_option
+@tab_option
 @report_option
 @json_option
 @show_option("rows with problems")
@@ -1019,6 +1036,7 @@ def validate(
     ctx: click.Context,
     sheet: Path,
     template_name: str | None,
+    tab: str | None,
     reports: tuple[Path, ...],
     limit: int,
 ) -> None:
@@ -1038,13 +1056,13 @@ def validate(
     machine = machine_output(ctx)
 
     # What the run makes lives until the process ends: the cycle collector stays
-    # paused (validate_sheet pauses it while it works) and then gets none of it to
+    # paused (validate_stream pauses it while it works) and then gets none of it to
     # walk again, only what is made after. Choosing the template may read the sheet.
     collecting = gc.isenabled()
     gc.disable()
     try:
         _check_reports(reports, sheet)
-        choice = _choose_template(ctx, sheet, template_name)
+        choice = _choose_template(ctx, sheet, template_name, tab=tab)
         template = choice.template
         echo(choice.line)
         # Each row is read, checked and dropped unless it has a problem; a JSON report
@@ -1053,7 +1071,7 @@ def validate(
         with contextlib.ExitStack() as stack:
             spill = stack.enter_context(contextlib.closing(RowSpill())) if json_wanted else None
             try:
-                report = validate_stream(sheet, template, spill)
+                report = validate_stream(sheet, template, spill, tab=tab)
             except SheetError as exc:
                 raise InputError(str(exc)) from None
             # The console and the report files show the rows with problems.
@@ -1086,6 +1104,9 @@ def templates_command(files: tuple[str, ...]) -> None:
     width = max(len(name) for name in names)
     for name, template in zip(names, loaded, strict=True):
         echo(f"{name:<{width}}  {template.description}")
+        if template.peer is not None:
+            # A peer's format: whose files, and the documents its columns come from.
+            echo(f"{'':<{width}}  from {template.peer.name}: {'; '.join(template.peer.docs)}")
     echo("\nits headers: provisioner template NAME; a blank workbook: --out FILE.xlsx")
 
 
@@ -1121,6 +1142,9 @@ def template_command(name: str, out: Path | None, force: bool, lang: str) -> Non
     if out is None:
         _print_headers(template, lang)
         return
+    not_a_layout = template.not_a_layout("a blank workbook")
+    if not_a_layout is not None:
+        raise InputError(not_a_layout)
     if out.suffix.lower() != ".xlsx":
         raise InputError(f"{out}: the blank workbook is an Excel file; name it *.xlsx")
     exists = f"{out} exists already; choose another name or add --force to replace it"
@@ -1141,6 +1165,7 @@ def template_command(name: str, out: Path | None, force: bool, lang: str) -> Non
 @main.command()
 @click.argument("sheet", type=PathAsGiven(dir_okay=False, path_type=Path))
 @template_option
+@tab_option
 @platform_options
 @click.option(
     "--lookup",
@@ -1181,6 +1206,7 @@ def plan(
     ctx: click.Context,
     sheet: Path,
     template_name: str | None,
+    tab: str | None,
     platform: PlatformOptions,
     lookup: str,
     out: Path | None,
@@ -1209,7 +1235,7 @@ def plan(
 
     _check_reports((*reports, *([out] if out else [])), sheet)
     limit, creates = show
-    choice = _choose_template(ctx, sheet, template_name)
+    choice = _choose_template(ctx, sheet, template_name, tab=tab)
     echo(choice.line)
     with platform_run(ctx, platform) as run:
         run.live.reading(f"reading {sheet.name}")
@@ -1220,6 +1246,7 @@ def plan(
             lookup,
             journal=journal_path or default_journal(sheet),
             progress=run.live.reading,
+            tab=tab,
         )
     data = result.to_dict()
     click.echo(
@@ -1252,10 +1279,14 @@ def _resume_command(
     token_file: Path | None,
     update: tuple[bool, frozenset[str] | None] = (False, None),
     shell: str | None = None,
+    tab: str | None = None,
 ) -> str:
     """The same run again (the URL is no secret; the token stays where it came from),
     quoted for ``shell`` (``user_shell()``'s words; by default the user's)."""
-    words = ["provisioner", "apply", str(sheet), "--template", template_ref, "--url", url]
+    words = ["provisioner", "apply", str(sheet), "--template", template_ref]
+    if tab is not None:
+        words += ["--tab", tab]
+    words += ["--url", url]
     words += ["--journal", str(journal)]
     if token_file is not None:
         words += ["--token-file", str(token_file)]
@@ -1311,6 +1342,7 @@ def _powershell_quote(word: str) -> str:
 @main.command()
 @click.argument("sheet", type=PathAsGiven(dir_okay=False, path_type=Path))
 @template_option
+@tab_option
 @platform_options
 @click.option(
     "--journal",
@@ -1321,14 +1353,15 @@ def _powershell_quote(word: str) -> str:
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 64),
-    default=8,
+    default=32,
     show_default=True,
-    help="How many requests may be in flight at once.",
+    help="The most requests in flight at once; the run finds how many the platform "
+    "takes, up to this, and slows down by itself when the platform limits it.",
 )
 @click.option(
     "--max-rps",
     type=click.FloatRange(min=0, min_open=True),
-    help="At most this many requests per second.",
+    help="At most this many requests per second, in any one second.",
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before writing to the platform.")
 @click.option(
@@ -1368,6 +1401,7 @@ def apply(
     ctx: click.Context,
     sheet: Path,
     template_name: str | None,
+    tab: str | None,
     platform: PlatformOptions,
     journal_path: Path | None,
     concurrency: int,
@@ -1403,12 +1437,12 @@ def apply(
 
     journal_path = journal_path or default_journal(sheet)
     _check_reports(reports, sheet)
-    choice = _choose_template(ctx, sheet, template_name, saved_plan)
+    choice = _choose_template(ctx, sheet, template_name, saved_plan, tab)
     template = choice.template
     echo(choice.line)
     with platform_run(ctx, platform, max_rps=max_rps, max_connections=concurrency + 4) as run:
         resume = _resume_command(
-            sheet, template.ref, journal_path, run.client.url, platform.token_file, update
+            sheet, template.ref, journal_path, run.client.url, platform.token_file, update, tab=tab
         )
         # The second Ctrl-C while waiting for requests in flight: stop at once.
         run.interrupted = f"stopped at once; the journal is intact. Resume with:\n  {resume}"
@@ -1429,6 +1463,7 @@ def apply(
             update=update[0],
             update_fields=update[1],
             keep_going=keep_going,
+            tab=tab,
         )
     data = result.to_dict()
     records = console.records
@@ -1512,12 +1547,24 @@ def _print_headers(template: SiteTemplate, lang: str) -> None:
             echo(f"  {header}{mark}{also}")
         if spec.config_prefix:
             echo(f"  {spec.config_prefix}<key>  (a key of the initial configuration)")
+        for field_name, made in spec.derived.items():
+            echo(f"  without {field_name}: {made.text}")
+        if spec.root_keys is not None:
+            keys = spec.root_keys
+            version = f" unless {' or '.join(keys.version)} says 1.1.x" if keys.version else ""
+            echo(f"  a LoRaWAN 1.0.x device's AppKey: {spec.columns[keys.app_key_1_0][0]}{version}")
+        if spec.not_sent:
+            echo(f"  not sent (no place on the platform): {', '.join(spec.not_sent)}")
+        for refusal in spec.refusals:
+            allowed = f" unless {refusal.allow.pattern}" if refusal.allow is not None else ""
+            echo(f"  refused when filled{allowed}: {', '.join(refusal.headers)}")
     echo("\n* required; match key: " + template.match_key)
 
 
 @main.command()
 @click.argument("sheet", type=PathAsGiven(dir_okay=False, path_type=Path))
 @template_option
+@tab_option
 @platform_options
 @click.option(
     "--since",
@@ -1564,6 +1611,7 @@ def verify(
     ctx: click.Context,
     sheet: Path,
     template_name: str | None,
+    tab: str | None,
     platform: PlatformOptions,
     since: str | None,
     watch: bool,
@@ -1604,7 +1652,7 @@ def verify(
         since_time = parse_since(since) if since is not None else None
     except ProvisionerError as exc:
         raise InputError(str(exc)) from None
-    choice = _choose_template(ctx, sheet, template_name)
+    choice = _choose_template(ctx, sheet, template_name, tab=tab)
     echo(choice.line)
     with platform_run(ctx, platform, unit="devices") as run:
         run.interrupted = "interrupted before the first check: nothing was written"
@@ -1622,6 +1670,7 @@ def verify(
                 timeout=timeout,
                 events=console,
                 stop=run.stop,
+                tab=tab,
             )
         except KeyboardInterrupt:
             run.stop.set()

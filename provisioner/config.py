@@ -24,7 +24,7 @@ KEYS = {
     "device-link": "a device's page on the platform, with {id} for its id: reports link to it",
     "template": "the site template, a name or a .toml file, for a sheet that names none by "
     "itself (validate, plan, apply, verify, export)",
-    "concurrency": "requests in flight at once (apply)",
+    "concurrency": "the most requests in flight at once (apply)",
     "max-rps": "at most this many requests per second (apply)",
     "journal-folder": "where apply keeps <sheet>.journal.jsonl (default: beside the sheet)",
     "reports": 'report formats written beside the sheet, e.g. ["html", "json"]',

@@ -9,6 +9,7 @@ turns each into its exit code without a traceback::
     ├── Declined                 the installer said no at the question: exit 2
     ├── Interrupted              Ctrl-C before anything was written: exit 130
     ├── SheetError               the file cannot be read as a sheet (file, tab, cell, fix)
+    │   └── EmptyTab             a tab holds nothing: passed over where the devices are looked for
     ├── TemplateError            a site template cannot be found, read or used
     ├── ConfigError              the settings file cannot be used
     ├── JournalError             the journal cannot be read, written or locked
@@ -77,6 +78,11 @@ class SheetError(ProvisionerError):
     merged headers. The message says what is wrong, where (file, tab, cell)
     and how to fix it; the CLI turns it into exit code 2.
     """
+
+
+class EmptyTab(SheetError):
+    """A tab holds no cell: an error for the tab named to be read, passed over where the
+    devices tab is looked for (``Workbook.holds_table``)."""
 
 
 class TemplateError(ProvisionerError):

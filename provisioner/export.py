@@ -143,6 +143,9 @@ def check_export(
 ) -> tuple[list[Filter], str]:
     """Before any request: the device filter and its words; raises ExportError when the
     devices are not chosen or ``out`` cannot be used."""
+    not_a_layout = template.not_a_layout("an export")
+    if not_a_layout is not None:
+        raise ExportError(not_a_layout)
     if out.suffix.lower() not in EXPORT_SUFFIXES:
         raise ExportError(f"{out}: the export is a sheet; name it *.xlsx or *.csv")
     if out.is_dir():

@@ -43,6 +43,7 @@ SECRET_CONFIG_KEYS = frozenset(
         "NwkSEncKey",
         "JSIntKey",
         "JSEncKey",
+        "GenAppKey",  # the remote multicast setup's root key (ChirpStack v3's gen_app_key)
     }
 )
 _SECRET_FOLDED = frozenset(key.casefold() for key in SECRET_CONFIG_KEYS)
@@ -127,6 +128,20 @@ def to_bool(text: str) -> bool | None:
     return None
 
 
+# A LoRaWAN (MAC) version as peers write it: 1.0.3, LORAWAN_1_0_3 (ChirpStack), MAC_V1_0_4,
+# MAC_V1_1 (TTS), LoRaWAN 1.0.2 rev B.
+_LORAWAN_VERSION = re.compile(
+    r"(?:lorawan|lw|mac)?[\s_-]*v?1[._]([01])(?:[._]\d+)*(?:[\s_-]*rev[\s_.-]*[a-z])?", re.I
+)
+
+
+def lorawan_version(text: str) -> str | None:
+    """ "1.0" or "1.1": the LoRaWAN version a cell names (any 1.0.x, any 1.1.x); None when it
+    names none."""
+    found = _LORAWAN_VERSION.fullmatch(text.strip())
+    return f"1.{found.group(1)}" if found else None
+
+
 def to_config(text: str) -> dict[str, Any] | None:
     """A config cell: a JSON object, or key=value pairs separated by ';' or new lines."""
     if text.startswith("{"):
@@ -188,11 +203,15 @@ def hex_digits(text: str, length: int) -> str | None:
 
 def hex_form(text: str, length: int, case: str = "upper") -> str:
     """The form a hex identifier is sent in (the template's case, no separators);
-    any other text unchanged."""
+    a scanned LoRaWAN QR code (``read_qr``) in a DevEUI's place is its DevEUI; any
+    other text unchanged."""
     if text.isalnum() and (
         text.isdigit() or (text.islower() if case == "lower" else text.isupper())
     ):
         return text  # no separator and no letter of the other case: nothing to change
+    if length == EUI_DIGITS and is_qr(text):
+        code = read_qr(text)
+        text = code.dev_eui if isinstance(code, DeviceQr) else text
     digits = hex_digits(text, length)
     if digits is None:
         return text
@@ -211,12 +230,139 @@ def lookalike_letters(text: str, length: int) -> list[tuple[int, str]]:
 
 def normal_addr(addr: Any) -> str:
     """An addr as the platform keeps it unique: hex (a DevEUI) compares without case,
-    and a DevEUI written with a label's separators is its 16 digits."""
+    a DevEUI written with a label's separators is its 16 digits, and a scanned LoRaWAN
+    QR code is its DevEUI."""
     text = str(addr if addr is not None else "").strip()
+    if is_qr(text):
+        code = read_qr(text)
+        text = code.dev_eui if isinstance(code, DeviceQr) else text
     digits = hex_digits(text, EUI_DIGITS)
     if digits is not None:
         return digits.upper()
     return text.upper() if HEX.fullmatch(text) else text
+
+
+# --- LoRaWAN QR codes (LoRa Alliance TR005) ---------------------------------------------------
+#
+# A barcode scanner types a device's whole QR code into the focused cell:
+# LW:D0:<JoinEUI>:<DevEUI>:<ProfileID>, then optional elements, each with a one-letter
+# prefix: O<OwnerToken>, S<SerNum>, P<Proprietary>, C<CheckSum>. The checksum is the
+# CRC-16/MODBUS (polynomial 0x8005 reflected, start 0xFFFF) of the payload's text before
+# ":C", as 4 hex digits: TR005's own example LW:D0:1122334455667788:AABBCCDDEEFF0011:
+# AABB1122:OAABBCCDDEEFF:SYYWWNNNNNN:PFOOBAR:CAF2C holds AF2C.
+
+QR_STARTS = ("LW:", "lw:", "Lw:", "lW:")  # how a QR code's text starts, in any case
+QR_SCHEMA = "D0"
+QR_FORM = "LW:D0:JoinEUI:DevEUI:ProfileID"
+PROFILE_DIGITS = 8  # the vendor ID and the vendor's profile ID, 4 hex digits each
+QR_ELEMENTS = {"O": "owner token", "S": "serial number", "P": "proprietary", "C": "checksum"}
+_CHECKSUM = re.compile(r"[0-9A-Fa-f]{4}")
+
+
+@dataclass(frozen=True)
+class DeviceQr:
+    """What a LoRaWAN QR code holds: EUIs and the profile ID in upper case, the rest as
+    printed. The owner token proves ownership to a join server: it is never shown."""
+
+    join_eui: str
+    dev_eui: str
+    profile_id: str
+    owner_token: str = ""
+    serial: str = ""
+    proprietary: tuple[str, ...] = ()
+
+
+def is_qr(text: str) -> bool:
+    """Whether a cell's text is meant as a LoRaWAN QR code (``LW:...``)."""
+    return text.startswith(QR_STARTS)
+
+
+def qr_checksum(text: str) -> str:
+    """TR005's checksum of a payload's text (all of it before ``:C``): CRC-16/MODBUS."""
+    crc = 0xFFFF
+    for byte in text.encode("utf-8"):
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return f"{crc:04X}"
+
+
+def read_qr(text: str) -> DeviceQr | str:
+    """The LoRaWAN QR code ``text`` (``LW:D0:...``), or what is wrong with it in words
+    that end in the fix (a wrong schema, too few elements, an EUI or profile ID that is
+    not hex, an unknown or doubled element, a checksum that does not match)."""
+    text = text.strip()
+    parts = text.split(":")
+    again = "scan the device's QR code again"
+    if len(parts) < 5:
+        return (
+            f"the LoRaWAN QR code has {len(parts)} of the 5 elements it starts with "
+            f"({QR_FORM}): part of it is missing; {again}"
+        )
+    if parts[1].upper() != QR_SCHEMA:
+        return (
+            f"the LoRaWAN QR code is of schema '{parts[1]}', not {QR_SCHEMA} ({QR_FORM}, "
+            "the one LoRa Alliance TR005 defines): type the DevEUI from the device's label"
+        )
+    for name, value, digits in (
+        ("JoinEUI", parts[2], EUI_DIGITS),
+        ("DevEUI", parts[3], EUI_DIGITS),
+        ("ProfileID", parts[4], PROFILE_DIGITS),
+    ):
+        if len(value) != digits or not HEX.fullmatch(value):
+            return (
+                f"the {name} '{value}' of the LoRaWAN QR code is not {digits} hex digits "
+                f"({QR_FORM}): {again}"
+            )
+    found: dict[str, str] = {}
+    proprietary: list[str] = []
+    for at, element in enumerate(parts[5:], 6):
+        letter = element[:1].upper()
+        if not letter:
+            return f"the LoRaWAN QR code has an empty element ('::'): {again}"
+        if letter not in QR_ELEMENTS:
+            return (
+                f"an element of the LoRaWAN QR code after the ProfileID starts with '{letter}', "
+                f"not with O (owner token), S (serial number), P (proprietary) or C "
+                f"(checksum): {again}"
+            )
+        if letter == "P":
+            proprietary.append(element[1:])
+            continue
+        if letter in found:
+            return f"the LoRaWAN QR code holds its {QR_ELEMENTS[letter]} twice: {again}"
+        found[letter] = element[1:]
+        if letter == "C":
+            if at != len(parts):
+                return f"the checksum is not the last element of the LoRaWAN QR code: {again}"
+            printed = element[1:]
+            if not _CHECKSUM.fullmatch(printed):
+                return (
+                    f"the checksum '{printed}' of the LoRaWAN QR code is not 4 hex digits: {again}"
+                )
+            computed = qr_checksum(text[: text.rindex(":")])
+            if printed.upper() != computed:
+                return (
+                    f"the checksum {printed} of the LoRaWAN QR code does not match its text "
+                    f"(which gives {computed}): a character was lost or mistyped; {again}"
+                )
+    return DeviceQr(
+        parts[2].upper(),
+        parts[3].upper(),
+        parts[4].upper(),
+        found.get("O", ""),
+        found.get("S", ""),
+        tuple(proprietary),
+    )
+
+
+def shown_qr(text: str) -> str:
+    """A QR code's text as a message may quote it: the owner token hidden."""
+    parts = text.split(":")
+    return ":".join(
+        f"{part[:1]}{MASK}" if at >= 5 and part[:1].upper() == "O" and part[1:] else part
+        for at, part in enumerate(parts)
+    )
 
 
 def normal_key(match_key: str, value: Any) -> str:

@@ -34,7 +34,7 @@ from provisioner.platform import (
 )
 from provisioner.records import SiteRecords
 from provisioner.templates import SiteTemplate
-from provisioner.text import counted
+from provisioner.text import counted, listed
 
 # A page of 10000 devices costs about as much as this many single-device lookups
 # (benchmarks/plan_speed.py measured 170 to 240 against the sandbox).
@@ -99,7 +99,7 @@ def match_row(key: str, addr: Any, snapshot: Snapshot) -> Match:
     if not matches:
         return Match(None)
     if len(matches) > 1:
-        ids = ", ".join(str(d.get("id")) for d in matches)
+        ids = listed([str(d.get("id")) for d in matches])
         return Match(
             None,
             f"{len(matches)} platform devices share the {snapshot.match_key} {key} "

@@ -37,6 +37,7 @@ from provisioner.fields import (
     same,
     tags_to_change,
 )
+from provisioner.frames import Sheet, frame_digest, sheet_name, sheet_path
 from provisioner.journal import (
     Entry,
     JournalState,
@@ -354,12 +355,16 @@ def _downlink_plan(
 # --- the plan --------------------------------------------------------------------------------
 
 
-def fingerprint(sheet: Path, template: SiteTemplate) -> str:
-    """Changes whenever the sheet file or the template changes."""
+def fingerprint(sheet: Sheet, template: SiteTemplate) -> str:
+    """Changes whenever the sheet file (or DataFrame) or the template changes."""
     digest = hashlib.sha256()
-    with sheet.open("rb") as data:
-        for block in iter(lambda: data.read(1 << 20), b""):
-            digest.update(block)
+    path = sheet_path(sheet)
+    if path is None:
+        digest.update(frame_digest(sheet))
+    else:
+        with path.open("rb") as data:
+            for block in iter(lambda: data.read(1 << 20), b""):
+                digest.update(block)
     digest.update(repr(template).encode())
     return digest.hexdigest()
 
@@ -402,9 +407,12 @@ class Plan(Result):
     def sheet_problems(self) -> list[Problem]:
         return self.validation.problems
 
+    def sheet_records(self) -> SiteRecords:
+        return self.validation.records
+
 
 def make_plan(
-    sheet: Path,
+    sheet: Sheet,
     template: SiteTemplate,
     client: PlatformClient,
     lookup: str = "auto",
@@ -412,8 +420,12 @@ def make_plan(
     validation: ValidationReport | None = None,
     progress: Callable[[str], None] | None = None,
     journal: JournalState | Path | None = None,
+    tab: str | None = None,
 ) -> Plan:
-    """Validate the sheet, look up the platform, and diff the two. Writes nothing.
+    """Validate the sheet (a file, or DataFrames: ``frames.Sheet``), look up the platform,
+    and diff the two. Writes nothing.
+
+    ``tab`` (``--tab``) names the tab that holds the devices.
 
     ``journal``: what the sheet's earlier runs recorded (the downlinks they queued, the
     tags they put on devices), or the path of its journal (``provisioner plan``: read,
@@ -421,8 +433,8 @@ def make_plan(
     sheet's journal refused).
     """
     if isinstance(journal, Path):
-        journal = read_sheet_journal(journal, sheet.name, client.url)
-    report = validation or validate_sheet(sheet, template)
+        journal = read_sheet_journal(journal, sheet_name(sheet), client.url)
+    report = validation or validate_sheet(sheet, template, tab=tab)
     if progress:
         progress(
             f"reading the platform: looking up {counted(len(report.records.devices), 'device')}"
@@ -431,7 +443,7 @@ def make_plan(
     by_row = {(r.sheet, r.row): r for r in report.problem_rows.values()}
     rows = diff(report.records, snapshot, by_row, template.tags_mode, journal, report.blocked_tabs)
     return Plan(
-        source=sheet.name,
+        source=sheet_name(sheet),
         template=template.ref,
         platform=client.url,
         device_link=client.device_link,

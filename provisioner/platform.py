@@ -34,6 +34,7 @@ import html
 import ipaddress
 import itertools
 import json
+import math
 import random
 import re
 import ssl
@@ -60,6 +61,7 @@ from provisioner.errors import ServerError as ServerError
 from provisioner.errors import SetupError as SetupError
 from provisioner.errors import TransportError as TransportError
 from provisioner.errors import UnknownOutcome as UnknownOutcome
+from provisioner.pace import Pace
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -104,6 +106,8 @@ MIN_OUTAGE_WAIT = 0.5
 FIRST_CONTACT_SECONDS = 5.0
 # Failures that happen before any byte of the request left: safe to retry for any method.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Answers that tell the client to send more slowly (with timeouts): the pace cuts back.
+SLOW_DOWN = (429, 503)
 # Shorter registered secrets are ignored: masking them would garble messages.
 MIN_SECRET_LENGTH = 4
 
@@ -190,35 +194,34 @@ class RetryPolicy:
 NO_RETRIES = RetryPolicy(attempts=1)
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds form; dates are ignored)."""
+def parse_retry_after(value: str | None, date: str | None = None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds, or an HTTP date, counted from
+    the same answer's Date header (both on the platform's clock, so a clock that is off
+    does not matter), or from this machine's clock when the answer has none."""
     if not value:
         return None
+    text = value.strip()
     try:
-        seconds = float(value.strip())
+        seconds = float(text)
     except ValueError:
+        until = _http_date(text)
+        if until is None:
+            return None
+        now = _http_date(date or "")
+        seconds = until - (time.time() if now is None else now)
+        return max(0.0, seconds)
+    return seconds if seconds >= 0 and math.isfinite(seconds) else None
+
+
+def _http_date(text: str) -> float | None:
+    """An HTTP date (RFC 9110: IMF-fixdate, or the obsolete forms) as a Unix time."""
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return seconds if seconds >= 0 else None
-
-
-class RateCap:
-    """Spaces request starts so that at most ``rps`` begin per second, across threads."""
-
-    def __init__(self, rps: float, clock: Callable[[], float] = time.monotonic) -> None:
-        if rps <= 0:
-            raise ValueError("the request rate cap must be above 0")
-        self.interval = 1.0 / rps
-        self._next = 0.0
-        self._lock = threading.Lock()
-        self._clock = clock
-
-    def wait(self, sleep: Callable[[float], object]) -> None:
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next)
-            self._next = start + self.interval
-        if start > now:
-            sleep(start - now)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 # --- answers -------------------------------------------------------------------------------
@@ -448,7 +451,8 @@ class PlatformClient:
         # --verbose: one line per request sent (method, path, status, time), redacted.
         self._log_request = log_request
         self._unreachable_said: float | None = None
-        self._rate_cap = RateCap(max_rps, clock=clock) if max_rps else None
+        # How fast to ask: the one adaptive controller (pace.py), with --max-rps as its cap.
+        self.pace = Pace(ceiling=max_connections, max_rps=max_rps, clock=clock)
         self._lock = threading.Lock()
         self._count_lock = threading.Lock()
         self.requests_sent = 0
@@ -757,13 +761,23 @@ class PlatformClient:
         retry_number = 0
         outage: _Outage | None = None
         while True:
-            if self._rate_cap:
-                self._rate_cap.wait(self._sleep)
+            if self.pace.turn(self._sleep):
+                raise RateLimited(
+                    f"{what}: not sent: stopped while waiting as the platform asked", status=429
+                )
+            sent_at = self.pace.sent()
             try:
                 with self._count_lock:
                     self.requests_sent += 1
                 answer = self._exchange(method, path, content, headers, what, want_body, max_bytes)
             except httpx.TransportError as exc:
+                # A timeout is the platform too busy to answer; the pool's is ours.
+                if isinstance(exc, httpx.TimeoutException) and not isinstance(
+                    exc, httpx.PoolTimeout
+                ):
+                    self.pace.limited(sent_at, retry_after=None, rate_limit=False)
+                else:
+                    self.pace.failed()
                 sent = not isinstance(exc, NOT_SENT)
                 # A write that may have been received is not resent: the caller settles it.
                 if sent and not idempotent:
@@ -787,12 +801,18 @@ class PlatformClient:
             self._answered = True
 
             status = answer.status
+            retry_after = parse_retry_after(
+                answer.headers.get("Retry-After"), answer.headers.get("Date")
+            )
+            if status in SLOW_DOWN:
+                self.pace.limited(sent_at, retry_after=retry_after, rate_limit=status == 429)
+            else:
+                self.pace.answered(sent_at)
             if 200 <= status < 300:
                 if want_body:
                     answer.value = self._decode_json(answer)
                 return answer
             if _should_retry(status, idempotent) and retry_number < retries:
-                retry_after = parse_retry_after(answer.headers.get("Retry-After"))
                 if not self._pause(self.retry.delay(retry_number, retry_after)):
                     retry_number += 1
                     continue
@@ -1215,7 +1235,7 @@ def _refuse_plain_http(url: str) -> None:
 
 
 def _should_retry(status: int, idempotent: bool) -> bool:
-    if status in (429, 503):
+    if status in SLOW_DOWN:
         return True  # the server (or a proxy) says it did not take the request
     return idempotent and status in (500, 502, 504)
 

@@ -62,6 +62,8 @@ class Progress:
         # the end prints it, so the last line agrees with the summary that follows.
         self._plain_unshown: tuple[int, int, int] | None = None
         self._closed = False  # a worker finishing late draws nothing after close()
+        # The pace's words beside the bar ("8 at once, paced at 27 requests/s"), if any.
+        self.pace: Callable[[], str] | None = None
 
     # --- what the commands and the library call ---------------------------------------------
 
@@ -170,7 +172,7 @@ class Progress:
     ) -> tuple[RichProgress, TaskID]:
         """The live display, started on first use (rich is imported here, not before)."""
         if self._display is None or self._task is None:
-            self._display = _rich_display(self.stream, self.color, self.unit)
+            self._display = _rich_display(self.stream, self.color, self.unit, self.pace)
             self._task = self._display.add_task(text, total=total, completed=done, failed=0)
             self._total = total
             self._display.start()
@@ -193,6 +195,8 @@ class Progress:
         line = f"{done}/{total} {self.unit} · {rate:.1f}/s · ETA {_clock(eta)}"
         if failed:
             line += f" · {failed} failed"
+        if self.pace is not None:
+            line += f" · {self.pace()}"
         click.echo(line, err=True)
 
 
@@ -203,7 +207,9 @@ def _clock(seconds: float | None) -> str:
     return f"{whole // 60}:{whole % 60:02d}"
 
 
-def _rich_display(stream: TextIO, color: bool, unit: str = "rows") -> RichProgress:
+def _rich_display(
+    stream: TextIO, color: bool, unit: str = "rows", pace: Callable[[], str] | None = None
+) -> RichProgress:
     """A rich Progress with one task: a spinner and its text, or a bar with its counts."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task
@@ -223,7 +229,7 @@ def _rich_display(stream: TextIO, color: bool, unit: str = "rows") -> RichProgre
             return self.bar.render(task) if task.total is not None else Text("")
 
     class Counts(ProgressColumn):
-        """``12/600 rows · 8.1/s · ETA 1:11 · 2 failed``, or the spinner's text."""
+        """``12/600 rows · 8.1/s · ETA 1:11 · 2 failed · 8 at once``, or the spinner's text."""
 
         def render(self, task: Task) -> Text:
             if task.total is None:
@@ -234,6 +240,8 @@ def _rich_display(stream: TextIO, color: bool, unit: str = "rows") -> RichProgre
             failed = task.fields.get("failed", 0)
             if failed:
                 text.append(f" · {failed} failed", style="red")
+            if pace is not None:
+                text.append(f" · {pace()}")
             return text
 
     # color_system None: no styles at all (--no-color, NO_COLOR); the cursor is still moved.

@@ -15,28 +15,35 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
 from typing import Any
 
 from provisioner.fields import (
     CONFIG_PREFIX,
+    EUI_DIGITS,
     FIELDS,
     HEX_CONFIG_KEYS,
     LOCATION_FIELDS,
     LOOKALIKES,
     MASK,
     NEEDED,
+    QR_STARTS,
+    DeviceQr,
     hex_form,
     is_secret_config_key,
     lookalike_letters,
+    lorawan_version,
+    read_qr,
     secret_key_values,
+    shown_qr,
     split_list,
 )
-from provisioner.problems import Kind, Problem, kind
-from provisioner.sheets import OUTCOME_HEADERS, SheetRows, Table, Workbook
+from provisioner.problems import Kind, Problem, column_letter, kind
+from provisioner.sheets import OUTCOME_HEADERS, SheetError, SheetRows, Table, Workbook
 from provisioner.templates import (
     HEX_CONFIG_NAMES,
     ColumnRule,
+    Refusal,
     SiteTemplate,
     TabSpec,
     TemplateError,
@@ -45,6 +52,7 @@ from provisioner.templates import (
     list_templates,
     load_template,
 )
+from provisioner.text import counted, listed
 
 MISSING_COLUMN = kind(
     "missing-column",
@@ -168,6 +176,22 @@ ID_NUMBER_READ = kind(
     "shortens numbers of 12 digits or more.",
     "warning",
 )
+ID_FROM_QR = kind(
+    "id-read-from-qr-code",
+    "Identifiers read from scanned LoRaWAN QR codes",
+    "Nothing to do: a barcode scanner typed the device's whole QR code (LoRa Alliance TR005: "
+    "LW:D0:JoinEUI:DevEUI:ProfileID, then owner token, serial number, checksum) into the cell. "
+    "The tool reads the DevEUI from it, and the JoinEUI, serial number and profile ID where the "
+    "row has none of its own; the sheet itself is not changed.",
+    "warning",
+)
+BAD_QR = kind(
+    "qr-code-unreadable",
+    "A scanned LoRaWAN QR code cannot be read",
+    "Scan the device's QR code into the cell again (a scan cut short or a mistyped character "
+    "breaks it), or type the DevEUI printed on the label instead; the message says what is "
+    "wrong with the code.",
+)
 NO_KEY = kind(
     "missing-key",
     "The row has no match key",
@@ -188,11 +212,57 @@ UNKNOWN_DEVICE_TYPE = kind(
     "right, add it to the template's [device_types].",
     "warning",
 )
+NOT_SENT = kind(
+    "columns-not-sent",
+    "Columns the Lobaro platform has no place for",
+    "Nothing to do: these columns of another platform's device file (a frequency plan, a "
+    "LoRaWAN version, that platform's own ids) have no field on the Lobaro platform, so they "
+    "are read and not sent; the devices are created without them.",
+    "warning",
+)
+REFUSED_CELL = kind(
+    "cell-refused",
+    "A value the template cannot take",
+    "The message says why: an ABP device or a running session (DevAddr, session keys, frame "
+    "counters) is not moved, as the Lobaro platform takes OTAA devices, which join with their "
+    "JoinEUI and AppKey. Clear the cell if the device can join anew, or leave the row out.",
+)
+KEYS_UNCLEAR = kind(
+    "keys-unclear",
+    "Which key is the device's AppKey cannot be told",
+    "Add a column with each device's LoRaWAN version (mac_version: 1.0.3, 1.1.0, "
+    "LORAWAN_1_0_3...), or, for a LoRaWAN 1.0.x device, leave the key only in the column "
+    "the file's platform keeps a 1.0.x AppKey in (ChirpStack: nwk_key).",
+)
+NOT_VERSION = kind(
+    "not-a-lorawan-version",
+    "A LoRaWAN version is expected",
+    "Type the device's LoRaWAN (MAC) version: 1.0.x (1.0.3, LORAWAN_1_0_3, MAC_V1_0_4) or "
+    "1.1.x (1.1.0, LORAWAN_1_1_0, MAC_V1_1), or leave the cell empty.",
+)
+OTHER_TAB = kind(
+    "devices-on-another-tab",
+    "The devices are read from another tab than the first",
+    "Nothing to do when the tab named holds the devices: the first tab lacks the columns the "
+    "template needs, and this is the one tab that has them. To read another tab, name it with "
+    '--tab "NAME".',
+    "warning",
+)
 HIDDEN_CELLS = kind(
     "hidden-cells",
     "Hidden rows, columns or tabs",
     "Hidden rows and columns are read like the others: unhide them in Excel (right click, "
     "Unhide) and check them, or delete them if they are not meant to be sent.",
+    "warning",
+)
+
+CSV_ENCODING = kind(
+    "csv-encoding",
+    "The CSV is not UTF-8: read in the encoding it was found to be in",
+    "Check that the cell the message names reads as in the file: its letters (ä, ö, ü, ß, "
+    "€, or those of your language) tell whether the encoding is right. To be sure, save the "
+    "file as CSV UTF-8: in Excel File > Save As > CSV UTF-8 (Comma delimited); in "
+    "LibreOffice Save As > Text CSV, character set Unicode (UTF-8).",
     "warning",
 )
 
@@ -328,6 +398,7 @@ def map_columns(
 
     # Another template's headers, by that template: said once for all of them.
     others: dict[str, list[tuple[str, str, str]]] = {}
+    unsent: list[tuple[str, str]] = []  # (letter, header) of the columns not sent, told once
 
     for j, header in enumerate(table.headers):
         letter = table.columns[j]
@@ -335,6 +406,9 @@ def map_columns(
             continue  # one that holds data is told when the rows have passed (_unnamed)
         name = spec.field_for(header)
         if name is None:
+            if spec.is_unsent(header):
+                unsent.append((letter, header))
+                continue
             if spec.is_ignored(header):
                 continue
             near = spec.near_header(header)
@@ -384,11 +458,14 @@ def map_columns(
         columns.append(column)
     for template, found in others.items():
         letter, header, _ = found[0]
-        named = ", ".join(f"'{h}' ({name})" for _, h, name in found)
-        renames = "; ".join(
-            f"{name}: {' or '.join(repr(a) for a in spec.columns[name][:2])}"
-            for _, _, name in found
-            if spec.columns.get(name)
+        named = listed([f"'{h}' ({name})" for _, h, name in found])
+        renames = listed(
+            [
+                f"{name}: {' or '.join(repr(a) for a in spec.columns[name][:2])}"
+                for _, _, name in found
+                if spec.columns.get(name)
+            ],
+            sep="; ",
         )
         rename = f" or rename {'it' if len(found) == 1 else 'them'} ({renames})" if renames else ""
         at_header(
@@ -398,6 +475,17 @@ def map_columns(
             f"{rename}",
             letter,
             header,
+        )
+    if unsent:
+        named = ", ".join(f"{h} ({c})" for c, h in unsent)
+        them = "them" if len(unsent) > 1 else "it"
+        problems.append(
+            Problem(
+                NOT_SENT,
+                f"not sent: the Lobaro platform has no place for {them}: {named}",
+                table.sheet,
+                header_row,
+            )
         )
     for name in required:
         if name not in seen and name not in spec.defaults:
@@ -520,14 +608,16 @@ class RecordBlock:
 class RecordStream:
     """The workbook's Devices, Users and Downlinks tabs as records, a block of rows at a
     time: iterating gives ``RecordBlock``s, the devices' first, then the users' and the
-    downlinks'. Only the block at hand is held.
+    downlinks'. Only the block at hand is held. ``tab`` (``--tab``) names the devices tab
+    (see ``devices_tab``); iterating raises SheetError when it is no tab of the workbook,
+    or when several tabs could hold the devices and none is named.
 
     ``site`` holds what is not a row's: the tabs, their secret columns, missing
     columns and headers that stop them, and in ``problems`` those of the tabs and the
     file. A tab's are there before its first block (its header is read first), and
     what its rows tell as a whole (notices, columns without a header that hold data,
     two columns that agree) when its last block has passed; the workbook's (hidden
-    rows, columns and tabs) at the end. Each pass reads the tabs afresh.
+    rows, columns and tabs; a CSV's encoding) at the end. It is iterated once.
     ``cell_by_cell`` reads every device row the slow way (tests hold the two ways equal).
     """
 
@@ -536,45 +626,58 @@ class RecordStream:
         workbook: Workbook,
         template: SiteTemplate,
         *,
+        tab: str | None = None,
         cell_by_cell: bool = False,
         block: int | None = None,
     ) -> None:
         self.workbook = workbook
         self.template = template
+        self.tab = tab
         self.cell_by_cell = cell_by_cell
         self.block = block or BLOCK
         self.site = SiteRecords()
 
     def __iter__(self) -> Iterator[RecordBlock]:
         workbook, template, site = self.workbook, self.template, self.site
-        devices_tab = find_devices_tab(workbook, template)
-        site.tabs["devices"] = devices_tab
-        tabs = [workbook.rows(devices_tab)]
-        readers: list[tuple[str, Callable[[SheetRows], _TabReader]]] = [
-            ("device", lambda rows: _Devices(rows, template, site, self.cell_by_cell))
-        ]
-        for part, spec in (("users", template.users), ("downlinks", template.downlinks)):
-            tab = _find_tab(workbook, spec)
-            if tab is not None and tab != devices_tab:
-                site.tabs[part] = tab
-                tabs.append(workbook.rows(tab))
-                if part == "users":
-                    readers.append(("user", lambda rows: _Users(rows, template.users, site)))
-                else:
-                    readers.append(("downlink", lambda rows: _Downlinks(rows, template, site)))
-        for rows, (kind_of, reader_for) in zip(tabs, readers, strict=True):
-            reader = reader_for(rows)
+        found = devices_tab(workbook, template, self.tab)
+        if found.unclear:
+            raise SheetError(found.unclear)
+        site.tabs["devices"] = found.tab
+        if found.notice:
+            site.problems.append(Problem(OTHER_TAB, found.notice, found.tab))
+        parts = [("device", found.tab)]
+        for part, spec in (("user", template.users), ("downlink", template.downlinks)):
+            other = _find_tab(workbook, spec)
+            if other is not None and other != found.tab:
+                site.tabs[part + "s"] = other
+                parts.append((part, other))
+        tabs: list[SheetRows] = []
+        example = _Beyond(workbook)  # a CSV read in an encoding it was found to be in
+        for kind_of, tab in parts:
+            rows = workbook.rows(tab)
+            tabs.append(rows)
+            reader = self._reader(kind_of, rows)
             site.problems += self._known(reader.problems)
             # A cell stored as a number (or TRUE/FALSE) is a problem only in an identifier
             # column (_stored_problem): elsewhere its text is all the reader needs.
             identifiers = {column.index for column in reader.columns if column.identifier}
             for table in rows.blocks(self.block, identifiers):
+                if kind_of == "device":
+                    example.look(table)
                 records, problems = reader.read(table)
                 yield RecordBlock(kind_of, records, problems)
             site.problems += reader.finish()
-            if kind_of == "device" and devices_tab in site.missing:
-                site.problems += _guess_template(workbook, rows, template)
+            if kind_of == "device" and tab in site.missing:
+                site.problems += _guess_template(workbook, rows, template, self.tab)
         site.problems += _hidden(workbook, tabs)
+        site.problems += example.problems(tabs[0])
+
+    def _reader(self, kind_of: str, rows: SheetRows) -> _TabReader:
+        if kind_of == "device":
+            return _Devices(rows, self.template, self.site, self.cell_by_cell)
+        if kind_of == "user":
+            return _Users(rows, self.template.users, self.site)
+        return _Downlinks(rows, self.template, self.site)
 
     def _known(self, problems: list[Problem]) -> list[Problem]:
         """The problems of a header but for the outcome columns of a copy this tool wrote
@@ -587,14 +690,21 @@ class RecordStream:
 
 
 def read_records(
-    workbook: Workbook, template: SiteTemplate, *, cell_by_cell: bool = False
+    workbook: Workbook,
+    template: SiteTemplate,
+    *,
+    tab: str | None = None,
+    cell_by_cell: bool = False,
 ) -> SiteRecords:
     """Map the workbook's Devices, Users and Downlinks tabs to records, every one held;
     the problems of rows in ``problems`` after those of their tab's header.
 
+    ``tab`` (``--tab``) names the devices tab; Users and Downlinks are found by their
+    names all the same (see ``devices_tab``). Raises SheetError when ``tab`` is no tab
+    of the workbook, or when several tabs could hold the devices and none is named.
     ``cell_by_cell`` reads every device row the slow way (tests hold the two ways equal).
     """
-    stream = RecordStream(workbook, template, cell_by_cell=cell_by_cell)
+    stream = RecordStream(workbook, template, tab=tab, cell_by_cell=cell_by_cell)
     site = stream.site
     for block in stream:
         site.problems += block.problems
@@ -602,9 +712,90 @@ def read_records(
     return site
 
 
-def find_devices_tab(workbook: Workbook, template: SiteTemplate) -> str:
-    """The tab the template reads devices from: one of its names, else the first tab."""
-    return _find_tab(workbook, template.devices) or workbook.tab_names[0]
+@dataclass(frozen=True)
+class DevicesTab:
+    """The tab that holds the devices, and what the installer is told about it.
+
+    ``notice``: the devices were found on another tab than the first that holds a
+    table, said once as a warning. ``unclear``: several tabs after the first have the
+    template's columns, and the installer must name one (``--tab``); the message of the
+    SheetError ``read_records`` raises. ``tab`` is then the first of them: its headers
+    are the ones the template choice judges.
+    """
+
+    tab: str
+    notice: str = ""
+    unclear: str = ""
+
+
+def devices_tab(workbook: Workbook, template: SiteTemplate, given: str | None = None) -> DevicesTab:
+    """The tab the template reads devices from.
+
+    ``given`` (``--tab``) names it. Without it: one of the template's names for the
+    tab (Devices, Geräte...); else the first tab that holds a table (chart sheets and
+    empty tabs are passed over) when its headers have what the template needs (addr
+    and the match key); else the one other tab whose headers have it (a vendor's
+    workbook with a cover tab before the key list), told in ``notice``; when several
+    have it, ``unclear`` asks for --tab; when none has, the first tab with a table,
+    whose missing columns are reported as usual.
+    """
+    if given is not None:
+        return DevicesTab(workbook.named_tab(given))
+    named = _find_tab(workbook, template.devices)
+    if named is not None:
+        return DevicesTab(named)
+    first = ""
+    lacking: tuple[str, ...] = ()
+    fitting: list[str] = []
+    for tab in workbook.tab_names:
+        if not workbook.holds_table(tab):
+            continue
+        missing = _headers_fit(workbook.rows(tab).headers, template)[2]
+        if not first:
+            if not missing:
+                return DevicesTab(tab)
+            first, lacking = tab, missing
+        elif not missing:
+            fitting.append(tab)
+    if not first:
+        # No tab holds a table: the first one that is no chart says it is empty.
+        grids = [t for t in workbook.tab_names if t not in workbook.chart_tabs]
+        if grids:
+            workbook.rows(grids[0])
+        raise SheetError(
+            f"{workbook.path.name}: no tab holds a table (tabs: {workbook.tabs_listed()}): "
+            "put the devices' header in the first row of a tab and one device per row below it"
+        )
+    if len(fitting) > 1:
+        listed = ", ".join(f'"{tab}"' for tab in fitting)
+        return DevicesTab(
+            fitting[0],
+            unclear=f'{workbook.path.name}: the first tab, "{first}", '
+            f"{_no_columns(template, lacking)}, and the tabs {listed} all have the columns "
+            f'this template needs: name the tab that holds the devices with --tab "{fitting[0]}" '
+            "(or another of them)",
+        )
+    if not fitting:
+        return DevicesTab(first)
+    (tab,) = fitting
+    return DevicesTab(
+        tab,
+        f'the devices are read from the tab "{tab}", the one tab with the columns this '
+        f'template needs: the first tab, "{first}", {_no_columns(template, lacking)}; '
+        f'--tab "{first}" reads that one instead',
+    )
+
+
+def _no_columns(template: SiteTemplate, missing: tuple[str, ...]) -> str:
+    """``has no column for DevEUI`` (each field by its first header in the template)."""
+    names = [(template.devices.columns.get(name) or (name,))[0] for name in missing]
+    listed = " and ".join(names)
+    return f"has no column for {listed}" if len(names) == 1 else f"has no columns for {listed}"
+
+
+def find_devices_tab(workbook: Workbook, template: SiteTemplate, given: str | None = None) -> str:
+    """The name of the tab the template reads devices from (see ``devices_tab``)."""
+    return devices_tab(workbook, template, given).tab
 
 
 @dataclass(frozen=True)
@@ -620,6 +811,8 @@ class HeaderFit:
     mapped: int
     unknown: tuple[str, ...]
     missing: tuple[str, ...]
+    # A peer's template whose signature the headers hold, spelled as that peer writes them.
+    signed: bool = False
 
     @property
     def whole(self) -> bool:
@@ -627,12 +820,24 @@ class HeaderFit:
         return not self.unknown and not self.missing
 
 
-def header_fit(workbook: Workbook, template: SiteTemplate) -> HeaderFit:
-    """How ``template`` reads the headers of the workbook's devices tab."""
+def header_fit(workbook: Workbook, template: SiteTemplate, tab: str | None = None) -> HeaderFit:
+    """How ``template`` reads the headers of the workbook's devices tab (``tab``: the
+    one --tab names)."""
+    headers = workbook.rows(find_devices_tab(workbook, template, tab)).headers
+    found, unknown, missing = _headers_fit(headers, template)
+    signed = template.peer is not None and template.peer.signed(headers)
+    return HeaderFit(template, len(found), unknown, missing, signed)
+
+
+def _headers_fit(
+    headers: list[str], template: SiteTemplate
+) -> tuple[set[str], tuple[str, ...], tuple[str, ...]]:
+    """The fields the headers give, the headers the template neither maps nor ignores,
+    and the required fields without a column or a default (see ``HeaderFit``)."""
     spec = template.devices
     found: set[str] = set()
     unknown: list[str] = []
-    for header in workbook.rows(find_devices_tab(workbook, template)).headers:
+    for header in headers:
         if not header:
             continue
         name = spec.field_for(header)
@@ -646,16 +851,16 @@ def header_fit(workbook: Workbook, template: SiteTemplate) -> HeaderFit:
             unknown.append(header)
     needed = dict.fromkeys((*NEEDED["devices"], template.match_key))
     missing = tuple(n for n in needed if n not in found and n not in spec.defaults)
-    return HeaderFit(template, len(found), tuple(unknown), missing)
+    return found, tuple(unknown), missing
 
 
-def built_in_fits(workbook: Workbook) -> list[HeaderFit]:
+def built_in_fits(workbook: Workbook, tab: str | None = None) -> list[HeaderFit]:
     """How each built-in template reads the workbook's headers (one that cannot load is left
-    out: the command that names it says why)."""
+    out: the command that names it says why); ``tab``: the devices tab --tab names."""
     fits = []
     for name in list_templates():
         try:
-            fits.append(header_fit(workbook, load_template(name)))
+            fits.append(header_fit(workbook, load_template(name), tab))
         except TemplateError:
             continue
     return fits
@@ -663,15 +868,21 @@ def built_in_fits(workbook: Workbook) -> list[HeaderFit]:
 
 def best_guess(fits: Iterable[HeaderFit], besides: str = "") -> str | None:
     """The built-in template, other than ``besides``, with nothing required missing that
-    maps the most headers; None when there is none."""
-    usable = [(f.mapped, f.template.name) for f in fits if not f.missing]
-    usable = [item for item in usable if item[1] != besides]
-    return max(usable)[1] if usable else None
+    maps the most headers (one of Lobaro's own before a peer's that maps as many); None
+    when there is none."""
+    usable = [
+        (f.mapped, f.signed or f.template.peer is None, f.template.name)
+        for f in fits
+        if not f.missing and f.template.name != besides
+    ]
+    return max(usable)[2] if usable else None
 
 
-def _guess_template(workbook: Workbook, table: SheetRows, template: SiteTemplate) -> list[Problem]:
+def _guess_template(
+    workbook: Workbook, table: SheetRows, template: SiteTemplate, tab: str | None
+) -> list[Problem]:
     """When the Devices tab lacks a required column: a built-in template whose headers fit."""
-    best = best_guess(built_in_fits(workbook), besides=template.name)
+    best = best_guess(built_in_fits(workbook, tab), besides=template.name)
     # Said once: another template's headers may have named it already (OTHER_TEMPLATE_HEADER).
     others = known_headers("devices")
     named = {
@@ -701,10 +912,10 @@ def _hidden(workbook: Workbook, tables: list[SheetRows]) -> list[Problem]:
             continue
         parts = []
         if rows:
-            shown = ", ".join(str(n) for n in rows[:10]) + (" ..." if len(rows) > 10 else "")
+            shown = listed([str(n) for n in rows])
             parts.append(f"rows {shown}" if len(rows) > 1 else f"row {shown}")
         if columns:
-            shown = ", ".join(columns[:10]) + (" ..." if len(columns) > 10 else "")
+            shown = listed(columns)
             parts.append(f"columns {shown}" if len(columns) > 1 else f"column {shown}")
         problems.append(
             Problem(
@@ -721,6 +932,48 @@ def _hidden(workbook: Workbook, tables: list[SheetRows]) -> list[Problem]:
                 Problem(HIDDEN_CELLS, f"the tab {tab} is hidden; it is read like the others", tab)
             )
     return problems
+
+
+class _Beyond:
+    """A CSV that is not UTF-8: one warning that names the encoding it was read in, and
+    the first cell beyond ASCII as it reads in that encoding, for the person to check
+    (looked for in the header, then in each block of the devices until one is found)."""
+
+    def __init__(self, workbook: Workbook) -> None:
+        self.name = workbook.guessed_encoding
+        self.example = ""
+        self.looked = False
+
+    def look(self, table: Table) -> None:
+        if self.name is None or self.example:
+            return
+        rows: Iterable[tuple[int, list[str]]] = zip(table.row_numbers, table.rows, strict=True)
+        if not self.looked:
+            self.looked = True
+            rows = chain([(table.header_row, table.headers)], rows)
+        for number, cells in rows:
+            if "".join(cells).isascii():
+                continue
+            j = next(j for j, cell in enumerate(cells) if not cell.isascii())
+            text = cells[j].strip()
+            shown = text if len(text) <= 40 else text[:39] + "…"
+            # A CSV's: its columns are lettered from A.
+            self.example = f"; {column_letter(j)}{number} reads '{shown}'"
+            return
+
+    def problems(self, table: SheetRows) -> list[Problem]:
+        if self.name is None:
+            return []
+        if not self.looked:  # a tab without data rows: its header
+            self.look(Table(table.sheet, table.header_row, table.headers, table.columns, [], []))
+        return [
+            Problem(
+                CSV_ENCODING,
+                f"the file is not UTF-8: read as {self.name}{self.example}. If it should read "
+                "otherwise, save the file as CSV UTF-8 (Excel: File > Save As > CSV UTF-8)",
+                table.sheet,
+            )
+        ]
 
 
 def _find_tab(workbook: Workbook, spec: TabSpec) -> str | None:
@@ -835,18 +1088,146 @@ class _Notices:
                     f"sent in {case} case without separators{example}"
                 )
                 kind_of = ID_REWRITTEN
-            found.append(
-                Problem(
-                    kind_of,
-                    message,
-                    self.table.sheet,
-                    self.table.header_row,
-                    column.letter,
-                    column.header,
-                    column.header,
-                )
-            )
+            found.append(_column_notice(self.table, kind_of, message, column))
         return found
+
+
+def _column_notice(table: SheetRows | Table, what: Kind, message: str, column: Column) -> Problem:
+    """A problem said once for a column, at its header cell."""
+    return Problem(
+        what, message, table.sheet, table.header_row, column.letter, column.header, column.header
+    )
+
+
+# initialConfig keys (compared without case) that a QR code's JoinEUI and profile ID fill.
+_JOIN_KEYS = ("joineui", "appeui")
+_PROFILE_KEYS = ("profileid",)
+# A cell that starts so is meant as a LoRaWAN QR code (fields.is_qr), found at C speed.
+_QR_START = operator.methodcaller("startswith", QR_STARTS)
+
+
+class _QrCodes:
+    """Scanned LoRaWAN QR codes (``fields.read_qr``) in a tab's DevEUI column.
+
+    Each code is read as its DevEUI; on the Devices tab its JoinEUI, serial number and
+    profile ID fill what the row has not (``fill``). One notice a column; a code that
+    cannot be read is an error at its cell (``wrong``, reported where the row is read
+    cell by cell). The JoinEUI goes to the initialConfig key of the sheet's or the
+    template's JoinEUI column (``cfg:AppEUI`` gives AppEUI), else JoinEUI; the profile
+    ID only to a ``cfg:ProfileID`` column's key: nothing on the platform reads it else.
+    """
+
+    def __init__(
+        self,
+        table: SheetRows,
+        case: str,
+        columns: Iterable[Column] = (),
+        spec: TabSpec | None = None,
+    ) -> None:
+        self.table = table
+        self.case = case
+        # The block at hand's (``block``): row index -> its code, what is wrong with it.
+        self.codes: dict[int, DeviceQr] = {}
+        self.wrong: dict[int, str] = {}
+        # Column letter -> the column, its codes read, the first one's row and DevEUI.
+        self.read: dict[str, tuple[Column, int, int, str]] = {}
+        names = [c.field for c in columns] + list(spec.columns if spec is not None else ())
+        self.join_key = _config_key(names, _JOIN_KEYS) or "JoinEUI"
+        self.profile_key = _config_key(names, _PROFILE_KEYS)
+        self.filled: set[str] = set()  # what the codes filled: JoinEUI, serial, profile
+
+    def block(self) -> None:
+        """The next block of rows: the codes are theirs."""
+        self.codes, self.wrong = {}, {}
+
+    @staticmethod
+    def reads(column: Column) -> bool:
+        """Whether the column holds a DevEUI a scanner may have typed a QR code into."""
+        return column.hex_length == EUI_DIGITS and column.field in ("addr", "key")
+
+    def scan(self, column: Column, texts: list[str], rows: list[int]) -> list[str]:
+        """A block's texts of the column (``rows``: their Excel numbers) with each QR code
+        that reads as its DevEUI (in the template's case); the codes that do not read
+        are noted in ``wrong``."""
+        joined = "".join(texts)  # a look at the whole column first, at C speed
+        if ":" not in joined or "LW:" not in joined.upper():
+            return texts
+        found = list(compress(range(len(texts)), map(_QR_START, texts)))
+        if not found:
+            return texts
+        texts = list(texts)
+        read: list[int] = []
+        for i in found:
+            code = read_qr(texts[i])
+            if isinstance(code, str):
+                self.wrong[i] = code
+                continue
+            self.codes[i] = code
+            texts[i] = hex_form(code.dev_eui, EUI_DIGITS, self.case)
+            read.append(i)
+        if read:
+            known = self.read.get(column.letter)
+            if known is None:
+                first = hex_form(self.codes[read[0]].dev_eui, EUI_DIGITS, self.case)
+                self.read[column.letter] = (column, len(read), rows[read[0]], first)
+            else:
+                self.read[column.letter] = (column, known[1] + len(read), *known[2:])
+        return texts
+
+    def problem(self, i: int, column: Column, text: str, row: _Row) -> bool:
+        """Report the row's code that does not read, if it has one (True)."""
+        wrong = self.wrong.get(i) if self.reads(column) else None
+        if wrong is None:
+            return False
+        row.problem(BAD_QR, wrong, column, shown_qr(text))
+        return True
+
+    def fill(self, i: int, body: dict[str, Any], config: dict[str, Any]) -> None:
+        """What the row's code holds and the row has not: its serial number (``body``),
+        its JoinEUI and profile ID (the row's own initialConfig keys, ``config``)."""
+        code = self.codes.get(i)
+        if code is None:
+            return
+        if code.serial and "serial" not in body:
+            body["serial"] = code.serial
+            self.filled.add("serial")
+        keys = [str(k).strip().casefold() for k in config]
+        if not any(k in _JOIN_KEYS for k in keys):
+            config[self.join_key] = hex_form(code.join_eui, EUI_DIGITS, self.case)
+            self.filled.add("join")
+        if self.profile_key and not any(k in _PROFILE_KEYS for k in keys):
+            config[self.profile_key] = code.profile_id
+            self.filled.add("profile")
+
+    def problems(self) -> list[Problem]:
+        """One notice for each column that held codes read."""
+        found = []
+        named = {
+            "join": f"JoinEUI ({CONFIG_PREFIX}{self.join_key})",
+            "serial": "serial number",
+            "profile": f"profile ID ({CONFIG_PREFIX}{self.profile_key})",
+        }
+        filled = [words for part, words in named.items() if part in self.filled]
+        what = " and ".join([", ".join(filled[:-1]), filled[-1]] if len(filled) > 1 else filled)
+        fills = f"; its {what} fill the rows that have none of their own" if filled else ""
+        for column, count, first, dev_eui in self.read.values():
+            holds = "holds" if count == 1 else "hold"
+            message = (
+                f"{counted(count, 'cell')} of {column.header} {holds} a scanned LoRaWAN QR code, "
+                f"read as its DevEUI{fills} (first: {column.letter}{first}, DevEUI {dev_eui})"
+            )
+            found.append(_column_notice(self.table, ID_FROM_QR, message, column))
+        return found
+
+
+def _config_key(names: Iterable[str], keys: tuple[str, ...]) -> str:
+    """The initialConfig key of the first ``cfg:<key>`` field among ``names`` whose key is
+    one of ``keys`` (compared without case), or ""."""
+    for name in names:
+        key = name[len(CONFIG_PREFIX) :] if name.startswith(CONFIG_PREFIX) else ""
+        if key and key.strip().casefold() in keys:
+            return key.strip()
+    return ""
 
 
 def _how_written(text: str, case: str) -> frozenset[str]:
@@ -882,7 +1263,7 @@ class _Row:
         self.problems = problems
         self.i = 0
 
-    def problem(self, what: Kind, message: str, column: Column, value: str) -> None:
+    def problem(self, what: Kind, message: str, column: Column, value: str | None) -> None:
         self.problems.append(
             Problem(
                 what,
@@ -904,6 +1285,8 @@ def _cell_text(table: Table, i: int, column: Column, row: _Row) -> str | None:
     if stored is not None:
         how, detail = stored
         exact = how == "number" and _shown_exactly(table, text, detail)
+        # Shown as held (a whole number in a DataFrame): how it shows says nothing more.
+        shows = "" if text == detail else f" and Excel shows '{shown}'"
         if column.secret:
             detail = MASK  # a LoRaWAN key stored as a number or a formula: not in any message
         if how == "formula":
@@ -920,7 +1303,7 @@ def _cell_text(table: Table, i: int, column: Column, row: _Row) -> str | None:
         if how == "number" and column.identifier and not exact:
             row.problem(
                 NUMBER_ID,
-                f"{column.header} is stored as the number {detail} and Excel shows '{shown}'",
+                f"{column.header} is stored as the number {detail}{shows}",
                 column,
                 shown,
             )
@@ -1088,8 +1471,14 @@ class _Devices(_TabReader):
         required = tuple(dict.fromkeys((*NEEDED["devices"], template.match_key)))
         self.columns, self.problems, self.doubles = map_columns(rows, spec, required, site)
         # LoRaWAN key columns (cfg:AppKey...) are masked in messages and blanked in the
-        # report copies of the sheet, as the users' passwords are.
-        secret = [column.letter for column in self.columns if column.secret]
+        # report copies of the sheet, as the users' passwords are; so are the keys of a
+        # peer's columns that are not sent (an ABP session's app_s_key, ChirpStack's
+        # gen_app_key).
+        secret = [column.letter for column in self.columns if column.secret] + [
+            letter
+            for header, letter in zip(rows.headers, rows.columns, strict=False)
+            if header and spec.is_unsent(header) and is_secret_header(header)
+        ]
         if secret:
             site.secret_columns[rows.sheet] = secret
         self.bodies = _DeviceBodies(spec, template.site_tag)
@@ -1102,15 +1491,18 @@ class _Devices(_TabReader):
         self.cells = {c.field: c.letter for c in self.columns}
         self.headers = {c.field: c.header for c in self.columns}
         self.notices = _Notices(rows, template.hex_case)
+        self.codes = _QrCodes(rows, template.hex_case, self.columns, spec)
 
     def finish(self) -> list[Problem]:
-        return [*super().finish(), *self.notices.problems()]
+        return [*super().finish(), *self.notices.problems(), *self.codes.problems()]
 
     def read(self, table: Table) -> tuple[list[Record], list[Problem]]:
         template, spec, columns = self.template, self.spec, self.columns
         match_key, cell_by_cell, bodies = template.match_key, self.cell_by_cell, self.bodies
         parsers, not_converted, notices = self.parsers, self.not_converted, self.notices
-        cells, headers = self.cells, self.headers
+        cells, headers, codes = self.cells, self.headers, self.codes
+        codes.block()
+        peer_cells = _PeerCells.of(table, spec, columns, template)
         problems = self._differ(table)
         records: list[Record] = []
         damaged = _damaged_rows(table, columns, notices)
@@ -1131,7 +1523,7 @@ class _Devices(_TabReader):
                     text = _cell_text(table, i, column, row)
                 else:
                     text = values[column.index].strip()
-                if not text:
+                if not text or codes.problem(i, column, text, row):
                     continue
                 if column.hex_length:
                     text = hex_form(text, column.hex_length, template.hex_case)
@@ -1171,6 +1563,13 @@ class _Devices(_TabReader):
                         column,
                         values[column.index].strip(),
                     )
+            codes.fill(i, body, config)
+            if peer_cells is not None:
+                peer_cells.check(i, row)
+                if len(problems) == before:
+                    config, unclear = peer_cells.choose(i, config)
+                    if unclear is not None:
+                        row.problem(KEYS_UNCLEAR, unclear[1], unclear[0], MASK)
             body, defaulted = bodies.body(
                 body, location or None, config, bodies.tags(tags), bool(tags)
             )
@@ -1202,6 +1601,8 @@ class _Devices(_TabReader):
         count = len(table.rows)
         # Without a match key column every row lacks its key.
         slow = set(damaged) if match_key in cells and not cell_by_cell else set(range(count))
+        if peer_cells is not None:
+            slow.update(peer_cells.problem_rows())
         plain: list[tuple[str, list[Any]]] = []
         location: list[tuple[str, list[Any]]] = []
         config: list[tuple[str, list[Any]]] = []
@@ -1210,6 +1611,9 @@ class _Devices(_TabReader):
         for column in columns:
             name = column.field
             texts = list(map(str.strip, map(operator.itemgetter(column.index), table.rows)))
+            if codes.reads(column):
+                texts = codes.scan(column, texts, table.row_numbers)
+                slow.update(codes.wrong)
             texts = notices.hex(column, texts, table.row_numbers)
             if column.identifier:
                 slow.update(
@@ -1268,6 +1672,7 @@ class _Devices(_TabReader):
         names = [name for name, _ in plain]
         config_keys = [key for key, _ in config]
         append, sheet, make = records.append, table.sheet, bodies.body  # once per row
+        fill = codes.fill if codes.codes else None  # the rows of QR codes fill what they lack
         for i, number, given, where, settings, row_tags, own in zip(
             range(count),
             table.row_numbers,
@@ -1293,11 +1698,160 @@ class _Devices(_TabReader):
                 if settings
                 else {}
             )
+            if fill is not None:
+                fill(i, body, own_config)
+            if peer_cells is not None:
+                own_config, unclear = peer_cells.choose(i, own_config)
+                if unclear is not None:  # said by the cell-by-cell reading, at its cell
+                    append(read_row(i))
+                    continue
             body, defaulted = make(body, where, own_config, row_tags, own)
             record = Record(sheet, number, str(body.get(match_key, "")), body, cells, headers)
             record.defaulted = defaulted
             append(record)
         return records, problems
+
+
+def is_secret_header(header: str) -> bool:
+    """Whether a header names a LoRaWAN key however a peer spells it (app_s_key, NwkSKey)."""
+    return is_secret_config_key(header_key(header))
+
+
+class _PeerCells:
+    """What a peer's device file says beyond the fields it maps: columns whose filled
+    cells the template refuses (an ABP session), and the AppKey chosen by the device's
+    LoRaWAN version where the peer keeps a 1.0.x device's AppKey in another key field
+    (ChirpStack's nwk_key). One reading for both ways of reading rows."""
+
+    def __init__(self, table: Table, spec: TabSpec, columns: list[Column], peer: str) -> None:
+        self.table = table
+        self.peer = peer
+        self.refused: list[tuple[Column, Refusal]] = []
+        self.version: Column | None = None
+        for j, header in enumerate(table.headers):
+            if not header or spec.field_for(header) is not None:
+                continue
+            column = Column("", j, table.columns[j], header, False, secret=is_secret_header(header))
+            refusal = spec.refusal(header)
+            if refusal is not None:
+                self.refused.append((column, refusal))
+            elif self.version is None and spec.is_version(header):
+                self.version = column
+        self.keys = spec.root_keys
+        by_field = {c.field: c for c in columns}
+        self.app = by_field.get(CONFIG_PREFIX + "AppKey")
+        self.other = by_field.get(self.keys.app_key_1_0) if self.keys is not None else None
+        self.version_header = self.keys.version[0] if self.keys and self.keys.version else ""
+
+    @classmethod
+    def of(
+        cls, table: Table, spec: TabSpec, columns: list[Column], template: SiteTemplate
+    ) -> _PeerCells | None:
+        """The reading for ``table``; None when the template refuses nothing and keeps its
+        keys where their names say (every template but a peer's)."""
+        if not spec.refusals and spec.root_keys is None:
+            return None
+        peer = template.peer.name if template.peer is not None else "the file's platform"
+        return cls(table, spec, columns, peer)
+
+    def _refused(self, i: int) -> Iterator[tuple[Column, Refusal, str]]:
+        values = self.table.rows[i]
+        for column, refusal in self.refused:
+            text = values[column.index].strip()
+            if text and not (refusal.allow is not None and refusal.allow.fullmatch(text)):
+                yield column, refusal, text
+
+    def _version_text(self, i: int) -> str:
+        return self.table.rows[i][self.version.index].strip() if self.version else ""
+
+    def problem_rows(self) -> set[int]:
+        """The rows with a refused cell or a version that is none: read cell by cell."""
+        rows = {i for i in range(len(self.table.rows)) if next(self._refused(i), None)}
+        if self.version is not None:
+            texts = {self._version_text(i) for i in range(len(self.table.rows))}
+            bad = {t for t in texts if t and lorawan_version(t) is None}
+            if bad:
+                rows.update(i for i in range(len(self.table.rows)) if self._version_text(i) in bad)
+        return rows
+
+    def check(self, i: int, row: _Row) -> None:
+        """The problems of row ``i``'s refused cells and its version cell."""
+        for column, refusal, text in self._refused(i):
+            if refusal.allow is None:  # a filled cell: the same words on every row
+                row.problem(
+                    REFUSED_CELL, f"{column.header} is filled: {refusal.reason}", column, None
+                )
+            else:
+                shown = MASK if column.secret else text
+                row.problem(
+                    REFUSED_CELL, f"{column.header} '{shown}': {refusal.reason}", column, shown
+                )
+        text = self._version_text(i)
+        if self.version is not None and text and lorawan_version(text) is None:
+            row.problem(
+                NOT_VERSION,
+                f"{self.version.header} '{text}' is not a LoRaWAN version: 1.0.x or 1.1.x",
+                self.version,
+                text,
+            )
+
+    def choose(
+        self, i: int, config: dict[str, Any]
+    ) -> tuple[dict[str, Any], tuple[Column, str] | None]:
+        """Row ``i``'s initialConfig with its AppKey where the device's LoRaWAN version puts
+        it, or the column and words of why that cannot be told. A key of all zeros is no
+        key (ChirpStack's API answers an unset key so)."""
+        keys = self.keys
+        if keys is None:
+            return config, None
+        other_key = keys.app_key_1_0[len(CONFIG_PREFIX) :]
+        app, other = config.get("AppKey"), config.get(other_key)
+        app = None if _unset_key(app) else app
+        other = None if _unset_key(other) else other
+        chosen = {k: v for k, v in config.items() if k not in ("AppKey", other_key)}
+        version = lorawan_version(self._version_text(i))
+        if version == "1.1" or (app is not None and self.other is None):
+            # 1.1.x: each key is what its name says; a file of one key column: its AppKey.
+            chosen.update({k: v for k, v in (("AppKey", app), (other_key, other)) if v})
+            return chosen, None
+        if other is not None and (app is None or (version == "1.0" and app == other)):
+            chosen["AppKey"] = other  # a LoRaWAN 1.0.x device
+            return chosen, None
+        if app is None:
+            return chosen, None
+        # Here the file has the 1.0.x key's column (a file without it took app_key above).
+        assert self.other is not None
+        at = self.app or self.other  # the AppKey may come from a config cell's JSON
+        peer, key_1_0, app_header = self.peer, self.other.header, at.header
+        if other is None:
+            why = (
+                f"{app_header} holds a key and {key_1_0} is empty: {peer} keeps a LoRaWAN "
+                f"1.0.x device's AppKey in {key_1_0} and a 1.1.x device needs both, so this "
+                f"key cannot be placed: move it to {key_1_0} for a 1.0.x device"
+            )
+        elif version == "1.0":
+            why = (
+                f"{self.version.header if self.version else 'the version'} says LoRaWAN 1.0.x, "
+                f"whose AppKey {peer} keeps in {key_1_0}, but {app_header} holds another "
+                f"key: clear {app_header} (unused for 1.0.x) or correct the version"
+            )
+        else:
+            add = (
+                f"fill its {self.version.header} cell"
+                if self.version is not None
+                else f"add a column {self.version_header or 'mac_version'} (1.0.3 or 1.1.0)"
+            )
+            why = (
+                f"{key_1_0} and {app_header} both hold a key and the row does not say its "
+                f"LoRaWAN version: {peer} keeps a 1.0.x device's AppKey in {key_1_0} and sets "
+                f"{app_header} for 1.1.x only, so which is the AppKey cannot be told; {add}"
+            )
+        return chosen, (at, why)
+
+
+def _unset_key(value: Any) -> bool:
+    """No key: empty, or all zeros."""
+    return value is None or (isinstance(value, str) and not value.strip().strip("0"))
 
 
 # Device fields the template's defaults fill only through _DeviceBodies' own steps.
@@ -1320,6 +1874,7 @@ class _DeviceBodies:
             else None
         )
         self.config = dict(spec.defaults.get("config") or {})
+        self.derived = list(spec.derived.items())  # made from the row's own values (TTS's id)
         # One frozenset per combination of defaulted fields, shared by the records with it.
         self._defaulted: dict[tuple[str, ...], frozenset[str]] = {}
 
@@ -1345,6 +1900,10 @@ class _DeviceBodies:
         the row has tags of its own.
         """
         defaulted: list[str] = []
+        for name, made in self.derived:
+            if name not in body and (value := made.value(body)) is not None:
+                body[name] = value
+                defaulted.append(name)
         for name, value in self.defaults:  # after the row's own values, in the template's order
             if name not in body:
                 body[name] = value
@@ -1455,18 +2014,22 @@ class _Downlinks(_TabReader):
         self.cells = {c.field: c.letter for c in self.columns}
         self.headers = {c.field: c.header for c in self.columns}
         self.notices = _Notices(rows, template.hex_case)
+        self.codes = _QrCodes(rows, template.hex_case)
 
     def finish(self) -> list[Problem]:
-        return [*super().finish(), *self.notices.problems()]
+        return [*super().finish(), *self.notices.problems(), *self.codes.problems()]
 
     def read(self, table: Table) -> tuple[list[Record], list[Problem]]:
-        template, columns, notices = self.template, self.columns, self.notices
+        template, columns, notices, codes = self.template, self.columns, self.notices, self.codes
         cells, headers = self.cells, self.headers
+        codes.block()
         problems = self._differ(table)
         records: list[Record] = []
         _damaged_rows(table, columns, notices)  # notes the numbers read as digits
         for column in columns:
             texts = [values[column.index].strip() for values in table.rows]
+            if codes.reads(column):
+                texts = codes.scan(column, texts, table.row_numbers)
             notices.hex(column, texts, table.row_numbers)
         row = _Row(table, problems)
         for i in range(len(table.rows)):
@@ -1476,9 +2039,11 @@ class _Downlinks(_TabReader):
             payload: Any = None
             for column in columns:
                 text = _cell_text(table, i, column, row)
-                if text and column.hex_length:
+                if not text or codes.problem(i, column, text, row):
+                    continue
+                if column.hex_length:
                     text = hex_form(text, column.hex_length, template.hex_case)
-                if not text or not _check_rule(column, text, row):
+                if not _check_rule(column, text, row):
                     continue
                 if column.field == "payload":
                     try:

@@ -19,6 +19,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from provisioner.actions import StopKind
 
+if TYPE_CHECKING:
+    import pandas
+
+    from provisioner.records import SiteRecords
+
 EXIT_OK = 0
 EXIT_ATTENTION = 1  # rows that need the installer: blocked, failed, silent, kept
 EXIT_INPUT = 2  # unusable input: nothing was written
@@ -118,6 +123,10 @@ class Result:
     def sheet_problems(self) -> Iterable[_Problem]:
         return ()
 
+    def sheet_records(self) -> SiteRecords | None:
+        """The sheet's records, whose secrets a rendering of the result masks."""
+        return None
+
     def head(self) -> dict[str, Any]:
         """``to_dict()`` without its rows."""
         return {
@@ -131,6 +140,13 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.head(), "rows": [row.to_dict() for row in self.rows]}
+
+    def to_frame(self) -> pandas.DataFrame:
+        """The rows of ``to_dict()`` as a pandas DataFrame, one column per key, secrets
+        masked as in every report (``frames.result_frame``; needs the ``pandas`` extra)."""
+        from provisioner.frames import result_frame
+
+        return result_frame(self)
 
     @property
     def exit_code(self) -> int:

@@ -33,6 +33,7 @@ from provisioner.actions import RowAction, StopKind, UndoStatus
 from provisioner.errors import ProvisionerError
 from provisioner.events import Events
 from provisioner.journal import Journal
+from provisioner.pace import PaceStats
 from provisioner.platform import (
     AuthError,
     BadAnswer,
@@ -45,8 +46,9 @@ from provisioner.platform import (
     UnknownOutcome,
 )
 
-# Requests in flight at once unless --concurrency says otherwise (apply's default, undo's).
-CONCURRENCY = 8
+# The most requests in flight at once unless --concurrency says otherwise (apply's, undo's);
+# the client's pace finds how many the platform takes, up to this.
+CONCURRENCY = 32
 # How often one request may end without an answer before its row fails.
 MAX_UNKNOWN = 6
 # How long Ctrl-C waits for requests already sent.
@@ -82,9 +84,11 @@ def run_bounded(
     stop: threading.Event,
     interrupted: Callable[[], None],
     say: Callable[[str], None] | None = None,
+    window: Callable[[], int] | None = None,
 ) -> None:
-    """``work(item)`` for each item, at most ``concurrency`` at once, none begun after
-    ``stop`` is set (the runner's requests, verify's reads of each device's data).
+    """``work(item)`` for each item, at most ``concurrency`` at once (and at most
+    ``window()``, the pace's, when given), none begun after ``stop`` is set (the
+    runner's requests, verify's reads of each device's data).
     ``work`` handles its own errors. Ctrl-C calls ``interrupted()`` (the run records its
     stop), sets ``stop`` and gives the requests in flight up to STOP_GRACE_SECONDS to
     finish; a second Ctrl-C ends that wait at once (KeyboardInterrupt goes up), and a
@@ -96,7 +100,8 @@ def run_bounded(
     try:
         while True:
             # Keep at most `concurrency` items in flight, so a stop leaves few behind.
-            while len(pending) < concurrency and not stop.is_set():
+            limit = concurrency if window is None else min(concurrency, window())
+            while len(pending) < limit and not stop.is_set():
                 item = next(queue, None)
                 if item is None:
                     break
@@ -224,6 +229,11 @@ class Runner:
         self._total = 0
         self._lock = threading.Lock()
 
+    def pace(self) -> PaceStats:
+        """What the command's requests met (the lookups before the run's too): how fast,
+        how many at once, the platform's limits."""
+        return self.client.pace.stats()
+
     def expect(self, total: int) -> None:
         """How many requests the whole run has (over all its ``run`` calls): the bar's total,
         shown from the start (none for a run that sends nothing)."""
@@ -253,7 +263,16 @@ class Runner:
             stop=self.stop,
             interrupted=partial(self.halt, StopKind.INTERRUPTED, "interrupted"),
             say=self.events.say,
+            window=self._window,
         )
+
+    def _window(self) -> int:
+        """The pace's window; while none of the run's requests went through and the first
+        ones may all fail alike (a stop after SAME_FAILURES), no more than that many."""
+        window = self.client.pace.window()
+        if self.same_failures is not None and not self._through:
+            return min(window, self.same_failures)
+        return window
 
     def halt(self, kind: StopKind, message: str, *, raise_: bool = False) -> None:
         """Stop the run (the first reason stays); ``raise_`` ends the calling request too."""

@@ -5,7 +5,8 @@ tabs; ``Workbook.table`` reads one tab into a ``Table``: the header row and
 the data rows as text, each cell traceable to its Excel address.
 
 Every cell becomes the text the user sees in Excel (numbers in the General
-format, dates as ISO text). Cells that were not plain text in the file are
+format, dates as ISO text, times and durations with their fraction of a second,
+durations as ``[h]:mm:ss`` in an .ods too). Cells that were not plain text in the file are
 also noted in ``Table.stored`` with the value the file really holds, so the
 record stage can tell an IMEI that Excel turned into ``3.52656E+14`` from one
 typed as text. In a CSV, the ``'`` before a text a spreadsheet would run as a
@@ -30,11 +31,12 @@ import datetime
 import functools
 import gc
 import html
-import io
 import itertools
 import math
+import os
 import re
 import threading
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Callable, Container, Generator, Iterable, Iterator
@@ -44,15 +46,25 @@ from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 from xml.etree import ElementTree
 
-from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook, SheetVisibleEnum
+from python_calamine import (
+    CalamineError,
+    CalamineSheet,
+    CalamineWorkbook,
+    SheetTypeEnum,
+    SheetVisibleEnum,
+)
 
+from provisioner.errors import EmptyTab as EmptyTab
 from provisioner.errors import SheetError as SheetError
 from provisioner.files import MARK, csv_value
 from provisioner.problems import column_letter
+from provisioner.text import listed
 from provisioner.wording import GERMAN_OUTCOME_HEADERS
 
 if TYPE_CHECKING:  # openpyxl loads only where a workbook is written
     from openpyxl import Workbook as OpenpyxlWorkbook
+
+    from provisioner.frames import Sheet
 
 # The custom document property (docProps/custom.xml; in an .ods, a user-defined field of
 # meta.xml) in which a workbook this tool writes records its site template. Excel and
@@ -132,7 +144,11 @@ class Workbook:
     hidden: only a macro or the VBA editor can show those), in workbook
     order; ``very_hidden_tabs`` is the very hidden part of them (.xlsx only).
     ``template`` is the site template a workbook this tool wrote records
-    (``TEMPLATE_PROPERTY``), None for any other file.
+    (``TEMPLATE_PROPERTY``), None for any other file. ``chart_tabs`` are the
+    tabs that are no grid of cells (an Excel chart sheet, an old dialog or macro
+    sheet): they hold no table. ``encoding`` is a CSV's (``utf-8``,
+    ``utf-8-sig``, ``utf-16``, or one of ``CODE_PAGES`` when the file is not
+    UTF-8 and its encoding was detected: see ``guessed_encoding``).
     """
 
     path: Path
@@ -142,12 +158,21 @@ class Workbook:
     delimiter: str | None = None
     hidden_tabs: list[str] = field(default_factory=list)
     very_hidden_tabs: list[str] = field(default_factory=list)
+    chart_tabs: list[str] = field(default_factory=list)
     template: str | None = None
     numbers_padded: bool = False  # see Table.numbers_padded
     _calamine: CalamineWorkbook | None = field(default=None, repr=False)
-    _csv_text: str | None = field(default=None, repr=False)
+    _csv_size: int = field(default=0, repr=False)  # a CSV's characters
+    _csv_marked: bool = field(default=False, repr=False)  # a CSV's cells marked as text
     _tables: dict[str, Table] = field(default_factory=dict, repr=False)
     _rows: dict[str, SheetRows] = field(default_factory=dict, repr=False)
+
+    @property
+    def guessed_encoding(self) -> str | None:
+        """The name of the encoding a CSV that is not UTF-8 was read in
+        (``Windows-1252 (Western European)``), None for any other file: a guess,
+        which the person is told."""
+        return CODE_PAGES.get(self.encoding or "")
 
     def table(self, tab: str) -> Table:
         """Read (once) and return the tab named ``tab``, every row held."""
@@ -161,13 +186,18 @@ class Workbook:
         """The tab named ``tab``, to read a row at a time: its header is read at once
         (and once), its rows on each pass over it."""
         if tab not in self.tab_names:
-            tabs = ", ".join(f'"{name}"' for name in self.tab_names)
             raise SheetError(
-                f'{self.path.name}: there is no tab "{tab}" (tabs: {tabs}): '
+                f'{self.path.name}: there is no tab "{tab}" (tabs: {self.tabs_listed()}): '
                 "rename the tab or choose another one"
             )
+        if tab in self.chart_tabs:
+            raise SheetError(
+                f'{self.path.name}: the tab "{tab}" is a chart, not a table of cells: '
+                f"name the tab that holds the devices (tabs: {self.tabs_listed()})"
+            )
         if tab not in self._rows:
-            self._rows[tab] = self._read(tab)
+            held = self._tables.get(tab)
+            self._rows[tab] = self._read(tab) if held is None else _HeldRows(held)
             self._rows[tab].numbers_padded = self.numbers_padded
         return self._rows[tab]
 
@@ -179,17 +209,56 @@ class Workbook:
                 return tab
         return None
 
+    def named_tab(self, name: str) -> str:
+        """The tab the installer named (``--tab``): as written, else ignoring case and
+        spaces. A name no tab has, and a CSV (one table, no tabs), raise a SheetError
+        that lists the tabs."""
+        if self.format == "csv":
+            raise SheetError(
+                f'{self.path.name}: a CSV file holds one table and no tabs: leave out --tab "{name}"'
+            )
+        found = name if name in self.tab_names else self.find_tab(name)
+        if found is None:
+            raise SheetError(
+                f'{self.path.name} has no tab "{name}" (--tab): its tabs are '
+                f"{self.tabs_listed()}: give --tab one of these names"
+            )
+        return found
+
+    def holds_table(self, tab: str) -> bool:
+        """Whether the tab holds a table: no chart sheet, not empty (its header is read to
+        know, and kept). The devices are looked for on such tabs only."""
+        if tab in self.chart_tabs:
+            return False
+        try:
+            self.rows(tab)
+        except EmptyTab:
+            return False
+        return True
+
+    def tabs_listed(self) -> str:
+        """The tabs for a message: ``"Chart1" (a chart), "Cover", "Key list"``."""
+        return ", ".join(
+            f'"{name}"' + (" (a chart)" if name in self.chart_tabs else "")
+            for name in self.tab_names
+        )
+
     def _read(self, tab: str) -> SheetRows:
         if self.format == "csv":
-            text, delimiter = self._csv_text, self.delimiter
-            assert text is not None and delimiter is not None
+            path, encoding, delimiter = self.path, self.encoding, self.delimiter
+            assert delimiter is not None
 
             def records() -> Iterator[tuple[int, list[Any]]]:
-                reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-                with _csv_fields_up_to(len(text)):
-                    yield from enumerate(reader, 1)
+                # The file is read as it was decoded when opened (open_workbook), a line
+                # at a time: the text is not held.
+                try:
+                    file = path.open(encoding=encoding, newline="")
+                except OSError as exc:
+                    raise SheetError(f"{path.name} cannot be read again: {exc}") from exc
+                with file, _csv_fields_up_to(self._csv_size):
+                    yield from enumerate(csv.reader(file, delimiter=delimiter), 1)
 
-            return SheetRows(self.path.name, tab, records, 0, unmark=MARK in text)
+            return SheetRows(path.name, tab, records, 0, unmark=self._csv_marked)
         index = self.tab_names.index(tab)
         if self.format != "xlsx":
             # .ods is not scanned for cells: a formula without a value or an
@@ -197,7 +266,8 @@ class Workbook:
             # there. Hidden rows and columns are looked for in content.xml.
             sheet = self._sheet(tab)
             hidden = self._damaged(tab, lambda: _ods_hidden(self.path, index))
-            return _read_calamine(self.path.name, tab, sheet, {}, hidden)
+            durations = _OdsDurations(self.path, lambda scan: self._damaged(tab, scan))
+            return _read_calamine(self.path.name, tab, sheet, {}, hidden, durations)
         # Formulas without a value and error cells come back from calamine as
         # "", and calamine does not say which rows and columns are hidden:
         # both are found in the sheet's XML, scanned in a thread while
@@ -247,8 +317,15 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def open_workbook(path: str | Path) -> Workbook:
-    """Open a sheet file, check it is what its suffix says, and list its tabs."""
+def open_workbook(path: Sheet) -> Workbook:
+    """Open a sheet file, check it is what its suffix says, and list its tabs.
+
+    DataFrames (``frames.Sheet``) are read as a sheet here too (``frames.frame_workbook``).
+    """
+    if not isinstance(path, str | os.PathLike):
+        from provisioner.frames import frame_workbook
+
+        return frame_workbook(path)
     path = Path(path)
     fmt = SUFFIXES.get(path.suffix.lower())
     if fmt is None:
@@ -263,7 +340,7 @@ def open_workbook(path: str | Path) -> Workbook:
     if fmt == "csv":
         return _open_csv(path)
     with path.open("rb") as file:
-        head = file.read(8)
+        head = file.read(_HEAD)
     if head[:4] != ZIP_MAGIC:
         raise SheetError(f"{path.name}: {_not_a_workbook(path, head)}")
     with contextlib.suppress(zipfile.BadZipFile, OSError):  # a broken zip is told below
@@ -271,7 +348,7 @@ def open_workbook(path: str | Path) -> Workbook:
             _check_zip(path, archive)
     actual, template, padded = _zip_kind(path)
     if actual != fmt:
-        raise SheetError(f"{path.name}: {_wrong_zip(actual, fmt)}")
+        raise SheetError(f"{path.name}: {_wrong_zip(path, actual, f'a {path.suffix} workbook')}")
     try:
         workbook = CalamineWorkbook.from_path(str(path))
     except CalamineError as exc:
@@ -281,6 +358,7 @@ def open_workbook(path: str | Path) -> Workbook:
         ) from exc
     names = list(workbook.sheet_names)
     states = [sheet.visible for sheet in workbook.sheets_metadata]
+    kinds = [sheet.typ for sheet in workbook.sheets_metadata]
     return Workbook(
         path,
         fmt,
@@ -291,6 +369,7 @@ def open_workbook(path: str | Path) -> Workbook:
         very_hidden_tabs=[
             n for n, s in zip(names, states, strict=True) if s == SheetVisibleEnum.VeryHidden
         ],
+        chart_tabs=[n for n, k in zip(names, kinds, strict=True) if k != SheetTypeEnum.WorkSheet],
         template=template,
         numbers_padded=padded,
         _calamine=workbook,
@@ -323,6 +402,8 @@ def _identity(path: Path) -> tuple[Path, int, int]:
 def keep_for_next_open(workbook: Workbook) -> None:
     """Hand ``workbook`` to the next ``open_workbook`` of its file, if the file is unchanged."""
     global _kept
+    if workbook.format not in SUFFIXES.values():
+        return  # DataFrames: no file to find again
     try:
         _kept = (_identity(workbook.path), workbook)
     except OSError:
@@ -740,17 +821,100 @@ def _long_line(block: bytes, since: int) -> int:
 # --- what the file really is -------------------------------------------------
 
 
+# How much of a file is read to tell what it is.
+_HEAD = 512
+_TO_A_SHEET = f"ask for the sheet itself, saved as {ACCEPTED}"
+_UNPACK = f"unpack it and give the sheet inside, saved as {ACCEPTED}"
+_PICTURE = f"a picture of a sheet cannot be read; {_TO_A_SHEET}"
+_COPY_TABLE = f"copy its table into a workbook, or {_TO_A_SHEET}"
+# Files told by their first bytes (magic numbers, never by the name): what each is, and
+# what to do. None that a CSV's first line could start with.
+_MAGIC = (
+    (b"\x1f\x8b", "a gzip-compressed file", _UNPACK),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", _UNPACK),
+    (b"Rar!\x1a\x07", "a RAR archive", _UNPACK),
+    (b"\xfd7zXZ\x00", "an xz-compressed file", _UNPACK),
+    (b"%PDF-", "a PDF document", f"the tables of a PDF cannot be read; {_TO_A_SHEET}"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image", _PICTURE),
+    (b"\xff\xd8\xff", "a JPEG image", _PICTURE),
+    (b"GIF87a", "a GIF image", _PICTURE),
+    (b"GIF89a", "a GIF image", _PICTURE),
+    (b"SQLite format 3\x00", "an SQLite database", "export the table as CSV UTF-8"),
+    (b"{\\rtf", "an RTF document", _COPY_TABLE),
+)
+_BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")
+_OPEN_IN_EXCEL = "open it in Excel or LibreOffice and save it as .xlsx"
+
+
 def _not_a_workbook(path: Path, head: bytes) -> str:
+    """Why a file named .xlsx, .xlsm or .ods that is no zip is not one: what it is."""
     if not head:
         return "the file is empty (0 bytes)"
-    if head.startswith(OLE_MAGIC):
-        return "encrypted or old .xls: save it as .xlsx without a password"
-    if b"\x00" not in head:
+    wanted = f"a {path.suffix} workbook"
+    known = _what_it_is(path, head)
+    if known is not None:
+        return f"this is {known[0]}, not {wanted}: {known[1]}"
+    if b"\x00" not in head or head.startswith(_UTF16_BOMS):
         return (
-            "this file is text (CSV?), not a workbook: "
+            f"this is text (a CSV?), not {wanted}: "
             f"rename it to .csv, or open it and save it as {path.suffix}"
         )
-    return f"this file is not a {path.suffix} workbook: save it as {ACCEPTED}"
+    return f"this is not {wanted}, nor a file this tool knows: save the sheet as {ACCEPTED}"
+
+
+def _what_it_is(path: Path, head: bytes) -> tuple[str, str] | None:
+    """What a file is by its first bytes, and what to do, where that is no sheet: an
+    archive, a PDF, an image, an old .xls, a web page... None for a zip (``_zip_kind``
+    and ``_wrong_zip`` tell those apart) and for plain text."""
+    for magic, what, fix in _MAGIC:
+        if head.startswith(magic):
+            return what, fix
+    if _BZIP2.match(head):
+        return "a bzip2-compressed file", _UNPACK
+    if head.startswith(OLE_MAGIC):
+        return _ole_kind(path)
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if start.startswith((b"<!doctype html", b"<html", b"<table")):
+        return "a web page (HTML)", f"some programs write their Excel export so; {_OPEN_IN_EXCEL}"
+    if start.startswith(b"<?xml"):
+        if b"office:spreadsheet" in start or b'progid="excel.sheet"' in start:
+            return "an Excel 2003 XML spreadsheet", _OPEN_IN_EXCEL
+        return "an XML file", _TO_A_SHEET
+    return None
+
+
+# Excel's own stream names in an OLE2 file, as its directory holds them (UTF-16, ended
+# by a NUL), and how much of the file is searched for them.
+_OLE_STREAMS = {
+    name: name.encode("utf-16-le") + b"\x00\x00"
+    for name in ("EncryptedPackage", "Workbook", "Book", "WordDocument")
+}
+_OLE_SCAN = 64 << 20
+
+
+def _ole_kind(path: Path) -> tuple[str, str]:
+    """An OLE2 compound file: an old Excel workbook (.xls), a workbook saved with a
+    password (Excel encrypts an .xlsx into one), an old Word document: told by its
+    streams' names."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(_OLE_SCAN)
+    except OSError:
+        data = b""
+    if _OLE_STREAMS["EncryptedPackage"] in data:
+        return (
+            "a workbook saved with a password",
+            "open it in Excel, take the password off (File > Info > Protect Workbook > "
+            "Encrypt with Password, empty) and save it again",
+        )
+    if _OLE_STREAMS["WordDocument"] in data:
+        return "an old Word document (.doc)", _COPY_TABLE
+    if _OLE_STREAMS["Workbook"] in data or _OLE_STREAMS["Book"] in data:
+        return "an old Excel workbook (.xls)", _OPEN_IN_EXCEL
+    return (
+        "an old Office file (.xls, .doc) or a workbook saved with a password",
+        f"{_OPEN_IN_EXCEL}, without a password",
+    )
 
 
 def _zip_kind(path: Path) -> tuple[str | None, str | None, bool]:
@@ -760,6 +924,8 @@ def _zip_kind(path: Path) -> tuple[str | None, str | None, bool]:
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
+            if _other_office(list(names)):
+                return None, None, False
             if "xl/workbook.xml" in names or "[Content_Types].xml" in names:
                 template = _recorded_template(archive, "docProps/custom.xml", names)
                 return "xlsx", template, _pads_zeros(archive, names)
@@ -815,13 +981,47 @@ def _recorded_template(archive: zipfile.ZipFile, member: str, names: set[str]) -
     return None
 
 
-def _wrong_zip(actual: str | None, wanted: str) -> str:
+def _wrong_zip(path: Path, actual: str | None, wanted: str) -> str:
+    """Why a zip file is not ``wanted`` (``a CSV``, ``a .ods workbook``): what it is."""
     if actual == "xlsx":
-        return "this file is an Excel workbook: rename it to .xlsx"
+        return f"this is an Excel workbook, not {wanted}: rename it to .xlsx"
     if actual == "ods":
-        return "this file is an OpenDocument spreadsheet: rename it to .ods"
-    suffix = ".xlsx" if wanted == "xlsx" else ".ods"
-    return f"this file is a zip archive but not a {suffix} workbook: save it as {ACCEPTED}"
+        return f"this is an OpenDocument spreadsheet, not {wanted}: rename it to .ods"
+    what, fix = _zip_contents(path)
+    return f"this is {what}, not {wanted}: {fix}"
+
+
+def _zip_contents(path: Path) -> tuple[str, str]:
+    """What a zip file that is no workbook is, and what to do."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            mimetype = archive.read("mimetype")[:200] if "mimetype" in names else b""
+    except (zipfile.BadZipFile, zlib.error, OSError, KeyError, EOFError):
+        return (
+            "a damaged zip file (a workbook cut short?)",
+            "ask for the file again, or open it in Excel or LibreOffice and save it again",
+        )
+    office = _other_office(names)
+    if office:
+        return office, _COPY_TABLE
+    if b"opendocument" in mimetype:
+        return "an OpenDocument file but no spreadsheet", _COPY_TABLE
+    if any(name.startswith("Index/") and name.endswith(".iwa") for name in names):
+        return "an Apple Numbers document", "export it from Numbers: File > Export To > Excel"
+    sheets = [n for n in names if PurePosixPath(n).suffix.lower() in SUFFIXES]
+    if sheets:
+        return "a zip archive", f"unpack it and give the sheet inside ({listed(sheets, 3)})"
+    return "a zip archive", _UNPACK
+
+
+def _other_office(names: list[str]) -> str | None:
+    """A Word document or a PowerPoint presentation (zips like an .xlsx), else None."""
+    if "word/document.xml" in names:
+        return "a Word document"
+    if "ppt/presentation.xml" in names:
+        return "a PowerPoint presentation"
+    return None
 
 
 # --- CSV -----------------------------------------------------------------------
@@ -829,24 +1029,42 @@ def _wrong_zip(actual: str | None, wanted: str) -> str:
 
 def _open_csv(path: Path) -> Workbook:
     with path.open("rb") as file:
-        head = file.read(8)
+        head = file.read(_HEAD)
     if head.startswith(ZIP_MAGIC):
-        raise SheetError(f"{path.name}: {_wrong_zip(_zip_kind(path)[0], 'csv')}")
-    if head.startswith(OLE_MAGIC):
-        raise SheetError(
-            f"{path.name}: this file is an old .xls or encrypted workbook, not a CSV: "
-            "open it and save it as .xlsx (without a password) or as CSV UTF-8"
-        )
+        raise SheetError(f"{path.name}: {_wrong_zip(path, _zip_kind(path)[0], 'a CSV')}")
+    known = _what_it_is(path, head)
+    if known is not None:
+        raise SheetError(f"{path.name}: this is {known[0]}, not a CSV: {known[1]}")
     _check_csv(path, csv_delimiter(path) or ",")
     data = path.read_bytes()
-    if b"\x00" in data:
-        raise SheetError(
-            f"{path.name}: contains NUL bytes, so it is not a plain text CSV "
-            "(perhaps UTF-16 'Unicode Text'): save it as CSV UTF-8"
-        )
+    if b"\x00" in data and not data.startswith(_UTF16_BOMS):
+        raise SheetError(f"{path.name}: {_nul_bytes(data)}")
     text, encoding = _decode(path, data)
+    del data
     delimiter = _sniff_delimiter(text)
-    return Workbook(path, "csv", [path.name], encoding, delimiter, _csv_text=text)
+    return Workbook(
+        path,
+        "csv",
+        [path.name],
+        encoding,
+        delimiter,
+        _csv_size=len(text),
+        _csv_marked=MARK in text,
+    )
+
+
+def _nul_bytes(data: bytes) -> str:
+    """Why a CSV with NUL bytes (and no UTF-16 byte-order mark) cannot be read."""
+    head = data[:_HEAD]
+    # UTF-16 text without its mark: every other byte NUL (the high byte of each letter).
+    if head.count(b"\x00") * 3 >= len(head) and (
+        head[0::2].count(0) * 4 >= len(head) or head[1::2].count(0) * 4 >= len(head)
+    ):
+        return (
+            "this is UTF-16 text without its byte-order mark, which cannot be read for sure: "
+            f"{SAVE_AS_UTF8}"
+        )
+    return f"this holds binary data (NUL bytes), not the text of a CSV: {SAVE_AS_UTF8}"
 
 
 def _unmark(row: list[str]) -> None:
@@ -885,20 +1103,220 @@ def _csv_fields_up_to(size: int) -> Iterator[None]:
             csv.field_size_limit(limit)
 
 
+# The encodings a CSV that is not UTF-8 is read in, each with the name the person is told:
+# Windows' code pages (Excel's "CSV (Comma delimited)" writes the system's), the ISO-8859
+# sets of LibreOffice and older tools, KOI8-R, and Mac Roman (Excel for Mac). Windows-1252
+# first: German Excel's, the likely one, and the one taken where the detector cannot tell
+# it from another (see _detect).
+CODE_PAGES = {
+    "cp1252": "Windows-1252 (Western European)",
+    "cp1250": "Windows-1250 (Central European)",
+    "cp1251": "Windows-1251 (Cyrillic)",
+    "cp1253": "Windows-1253 (Greek)",
+    "cp1254": "Windows-1254 (Turkish)",
+    "cp1257": "Windows-1257 (Baltic)",
+    "cp932": "Shift_JIS (Japanese)",
+    "gb18030": "GB18030 (Chinese)",
+    "big5": "Big5 (Chinese, traditional)",
+    "cp949": "Windows-949 (Korean)",
+    "iso8859_2": "ISO-8859-2 (Central European)",
+    "iso8859_5": "ISO-8859-5 (Cyrillic)",
+    "iso8859_7": "ISO-8859-7 (Greek)",
+    "iso8859_9": "ISO-8859-9 (Turkish)",
+    "iso8859_15": "ISO-8859-15 (Western European)",
+    "koi8_r": "KOI8-R (Cyrillic)",
+    "mac_roman": "Mac Roman (old Excel for Mac)",
+}
+SAVE_AS_UTF8 = (
+    "save the file as CSV UTF-8 (Excel: File > Save As > CSV UTF-8 (Comma delimited); "
+    "LibreOffice: Save As > Text CSV, character set Unicode (UTF-8))"
+)
+# How much of a CSV the detector reads: its lines with bytes beyond ASCII, up to this many
+# bytes (the rest is ASCII, the same in every encoding).
+_SAMPLE = 1 << 14
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_HIGH_BYTE = re.compile(rb"[\x80-\xff]")
+# How far ahead of every other reading the detector's best one must be to be taken (see
+# _detect): fewer words no language writes (at most half as many), a mess ratio lower by
+# this, or a language fit higher by this.
+_CHAOS_LEAD = 0.05
+# The mess ratio up to which a reading is rated at all: above charset-normalizer's 0.2,
+# which leaves out a short French line ("côté été") in every encoding.
+_MAX_CHAOS = 0.5
+_COHERENCE_LEAD = 0.1
+
+
 def _decode(path: Path, data: bytes) -> tuple[str, str]:
-    """UTF-8 with or without BOM, else Windows-1252 (what German Excel writes)."""
-    try:
-        if data.startswith(codecs.BOM_UTF8):
-            return data[len(codecs.BOM_UTF8) :].decode("utf-8"), "utf-8-sig"
+    """The text of a CSV and its encoding: UTF-8 with or without BOM, UTF-16 with BOM
+    (Excel's "Unicode Text"); else the one of ``CODE_PAGES`` the detector finds,
+    where it is sure enough (``_detect``)."""
+    if data.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8-sig"
+    elif data.startswith(_UTF16_BOMS):
+        encoding = "utf-16"
+    else:
         try:
             return data.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
-            return data.decode("cp1252"), "cp1252"
+            encoding = _detect(path, data)
+    try:
+        return data.decode(encoding), encoding
     except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        name = CODE_PAGES.get(encoding, encoding.upper())
         raise SheetError(
-            f"{path.name}: byte {exc.start} is neither UTF-8 nor Windows-1252 text: "
-            "save the file as CSV UTF-8"
+            f"{path.name}: line {line:,} cannot be read as {name} "
+            f"(byte {exc.start:,}), as the lines before it were: {SAVE_AS_UTF8}"
         ) from exc
+
+
+@dataclass(frozen=True, order=True)
+class _Reading:
+    """One way to read a CSV's bytes; sorted, the best comes first."""
+
+    odd: int  # words no language writes (_odd_words)
+    chaos: float  # charset-normalizer's mess ratio, 0 to 1
+    misfit: float  # minus its fit to a language (charset-normalizer's coherence, 0 to 1)
+    rank: int  # the place of its encoding in CODE_PAGES: among equals, the likelier one
+    encoding: str = field(compare=False)
+
+    def ahead_of(self, rival: _Reading) -> bool:
+        """Clearly better than ``rival``: at most half its odd words, or a mess or a
+        language fit better by a lead."""
+        return (
+            rival.odd > 2 * self.odd
+            or rival.chaos - self.chaos >= _CHAOS_LEAD
+            or rival.misfit - self.misfit >= _COHERENCE_LEAD
+        )
+
+
+def _detect(path: Path, data: bytes) -> str:
+    """The encoding of a CSV that is not UTF-8, one of ``CODE_PAGES``.
+
+    charset-normalizer reads the lines with bytes beyond ASCII in each encoding and
+    rates each reading: its mess (odd characters, accents where no language puts them)
+    and its fit to a language. Short texts give it too little to go by, so each
+    reading's words are checked too (``_odd_words``): "Mьller" and "M¸ller" are no one's
+    name. A reading with more than a quarter of its words odd is no reading. The best
+    is taken when it is ahead of every other (another text: the same text in another
+    code page is the same reading) by fewer odd words, a lower mess or a better
+    language fit; otherwise the encoding cannot be told and the person is asked for
+    UTF-8.
+    """
+    from charset_normalizer import from_bytes
+
+    readings: dict[str, _Reading] = {}  # text -> its best reading
+    order = list(CODE_PAGES)
+    for match in from_bytes(_non_ascii_lines(data), cp_isolation=order, threshold=_MAX_CHAOS):
+        same = [e for e in (match.encoding, *match.could_be_from_charset) if e in CODE_PAGES]
+        text = str(match)
+        if not same or text in readings:
+            continue
+        odd, words = _odd_words(text)
+        if odd * 4 > words:
+            continue
+        encoding = min(same, key=order.index)
+        reading = _Reading(odd, match.chaos, -match.coherence, order.index(encoding), encoding)
+        readings[text] = reading
+    ranked = sorted(readings.values())
+    if ranked and all(ranked[0].ahead_of(rival) for rival in ranked[1:]):
+        return ranked[0].encoding
+    if not ranked:
+        raise SheetError(
+            f"{path.name}: the file is not UTF-8, nor text in any encoding a spreadsheet "
+            f"saves a CSV in: {SAVE_AS_UTF8}"
+        )
+    names = [CODE_PAGES[r.encoding] for r in ranked[:3]]
+    raise SheetError(
+        f"{path.name}: the file is not UTF-8, and its encoding cannot be told for sure "
+        f"({', '.join(names[:-1])} or {names[-1]}?): {SAVE_AS_UTF8}"
+    )
+
+
+def _non_ascii_lines(data: bytes) -> bytes:
+    """The lines of ``data`` that hold a byte beyond ASCII, up to about ``_SAMPLE`` bytes."""
+    lines: list[bytes] = []
+    size = at = 0
+    while size < _SAMPLE and (found := _HIGH_BYTE.search(data, at)):
+        start = data.rfind(b"\n", 0, found.start()) + 1
+        end = data.find(b"\n", found.start())
+        end = len(data) if end < 0 else end + 1
+        lines.append(data[start:end])
+        size += end - start
+        at = end
+    return b"".join(lines)
+
+
+_CONTROLS = re.compile("[\x80-\x9f]")
+# Letters of one script; a word of two (the CJK ones count as one) is no word.
+_LETTERS = re.compile(r"[^\W\d_ƒ]+")
+# Marks that stand next to letters in real text: quotes, apostrophes, °, currency, ...
+_BESIDE_LETTERS = frozenset("°€£¥™®©´§·•†‰’‘‚„“”«»…–—‐‑¿¡")
+_INSIDE_WORDS = frozenset("’‘´·–—‐‑")  # O’Brien, Nord–Süd
+_CJK = frozenset({"CJK", "HIRAGANA", "KATAKANA", "HANGUL", "HALFWIDTH", "FULLWIDTH"})
+
+
+@functools.lru_cache(maxsize=4096)
+def _script(char: str) -> str:
+    """LATIN, GREEK, CYRILLIC, CJK, ...: the first word of the character's Unicode name
+    (a ligature such as U+FB02 "ﬂ", which typing never gives, is a script of its own)."""
+    if char < "\u0250":
+        return "LATIN"
+    name = unicodedata.name(char, "")
+    script = name.partition(" ")[0]
+    return "CJK" if script in _CJK else "LIGATURE" if "LIGATURE" in name else script
+
+
+def _odd_words(text: str) -> tuple[int, int]:
+    """How many words of ``text`` hold or touch a character beyond ASCII, and how many of
+    those no language writes: letters of two scripts in one word ("Mьller", "S黡"), a
+    Latin word of three letters or more that are all accented ("Ëåùíéäáò": Greek read
+    as Windows-1252), a capital after a small letter ("ЛещнЯдбт"), a symbol against a
+    letter ("M¸ller", "¶ννα") or between two ("B‰ckerei"); and a control character
+    (U+0080 to U+009F: "12\x80", € read as ISO-8859-15), each counted as an odd word."""
+    odd = words = len(_CONTROLS.findall(text))
+    size = len(text)
+    for word in _LETTERS.finditer(text):
+        letters = word.group()
+        start, end = word.span()
+        before = text[start - 1] if start else " "
+        after = text[end] if end < size else " "
+        plain = letters.isascii()
+        if plain and before.isascii() and after.isascii():
+            continue
+        words += 1
+        if _odd_beside(before, text[start - 2] if start > 1 else " ") or _odd_beside(
+            after, text[end + 1] if end + 1 < size else " "
+        ):
+            odd += 1
+            continue
+        if plain:
+            continue
+        scripts = {_script(c) for c in letters if not c.isascii()}
+        latin = any(c.isascii() for c in letters)
+        if (
+            len(scripts) > 1
+            or (latin and scripts != {"LATIN"})
+            or (not latin and scripts == {"LATIN"} and len(letters) >= 3)
+            or any(
+                b.isupper() and not b.isascii() and a.islower()
+                for a, b in itertools.pairwise(letters)
+            )
+        ):
+            odd += 1
+    return odd, words
+
+
+def _odd_beside(char: str, other: str) -> bool:
+    """Whether ``char``, next to a word's letter, is a symbol no text puts there;
+    ``other`` is the character on its other side."""
+    if char.isascii():
+        return False
+    if char == "ƒ":  # a letter, but no one's: the florin sign (Ä read as Mac Roman)
+        return True
+    if char in _BESIDE_LETTERS:  # 20°C, „Haus“, but not B‰ckerei
+        return other.isalpha() and char not in _INSIDE_WORDS
+    return unicodedata.category(char)[0] in "SP"
 
 
 def csv_delimiter(path: Path) -> str | None:
@@ -906,10 +1324,13 @@ def csv_delimiter(path: Path) -> str | None:
     try:
         with path.open("rb") as file:
             head = file.read(1 << 16)
-        text, _ = _decode(path, head)
-    except (OSError, SheetError):
+    except OSError:
         return None
-    return _sniff_delimiter(text)
+    if head.startswith(_UTF16_BOMS):
+        return _sniff_delimiter(head.decode("utf-16", "replace"))
+    # Delimiters, quotes and line breaks are the same bytes in UTF-8 and in every one of
+    # CODE_PAGES (no byte of a letter's two is one of them): the bytes as Latin-1 will do.
+    return _sniff_delimiter(head.decode("latin-1"))
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -938,7 +1359,12 @@ def _sniff_delimiter(text: str) -> str:
 
 
 def _read_calamine(
-    file: str, tab: str, sheet: CalamineSheet, marks: _Marks, hidden: _Hidden
+    file: str,
+    tab: str,
+    sheet: CalamineSheet,
+    marks: _Marks,
+    hidden: _Hidden,
+    durations: _OdsDurations | None = None,
 ) -> SheetRows:
     start, end = sheet.start, sheet.end
     first_col = start[1] if start else 0
@@ -970,7 +1396,15 @@ def _read_calamine(
         yield from extra
 
     return SheetRows(
-        file, tab, records, first_col, marks, hidden, sheet.merged_cell_ranges or [], sheet
+        file,
+        tab,
+        records,
+        first_col,
+        marks,
+        hidden,
+        sheet.merged_cell_ranges or [],
+        sheet,
+        durations=durations,
     )
 
 
@@ -1010,11 +1444,13 @@ class SheetRows:
         source: object = None,
         *,
         unmark: bool = False,
+        durations: _OdsDurations | None = None,
     ) -> None:
         """``records()`` yields (Excel row number, cell values from column ``first_col``
         on) from row 1, afresh on each call; the lists become the rows given.
         ``source`` is what they are read from (a python-calamine sheet), held as long
-        as this object. ``unmark``: a CSV with cells marked as text (``_unmark``)."""
+        as this object. ``unmark``: a CSV with cells marked as text (``_unmark``).
+        ``durations``: an .ods tab's (``_OdsDurations``)."""
         self.sheet = tab
         self.numbers_padded = False  # see Table.numbers_padded
         self._records = records
@@ -1023,13 +1459,14 @@ class SheetRows:
         self._hidden = hidden or _Hidden()
         self._source = source
         self._unmarked = unmark
+        self._durations = durations
         texts = self._texts()
         try:
             first = next(texts, None)
         finally:
             texts.close()
         if first is None:
-            raise SheetError(
+            raise EmptyTab(
                 f'{file}: tab "{tab}" is empty: put the header in the first row and one '
                 "device per row below it"
             )
@@ -1050,7 +1487,7 @@ class SheetRows:
     def _texts(self) -> Generator[SheetRow, None, None]:
         """Every row that is not blank, the header first, its cells as text. Sets
         ``_reach``, the width the marked cells ask for (they may hold no text)."""
-        marks, first_col = self._marks, self._first_col
+        marks, first_col, durations = self._marks, self._first_col, self._durations
         numbers: dict[float, tuple[str, Stored]] = {}
         typed: list[int] = []
         self._reach = 0
@@ -1079,6 +1516,8 @@ class SheetRows:
                 continue
             if "\r" in joined:
                 row[:] = [cell.replace("\r\n", "\n").rstrip("\r") for cell in row]
+            if durations is not None and "P" in joined:
+                stored = durations.fix(row, stored)
             yield number, row, stored or None
 
     def __iter__(self) -> Generator[SheetRow, None, None]:
@@ -1208,6 +1647,31 @@ class SheetRows:
         )
 
 
+class _HeldRows(SheetRows):
+    """A tab read whole already (DataFrames: ``frames.frame_workbook``) as ``SheetRows``."""
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+        first_col = _column_index(table.columns[0].encode()) if table.columns else 0
+        super().__init__(table.sheet, table.sheet, lambda: iter(()), first_col)
+        self.hidden_rows, self.hidden_columns = table.hidden_rows, table.hidden_columns
+
+    def _texts(self) -> Generator[SheetRow, None, None]:
+        table = self._table
+        self._reach = len(table.headers)
+        by_row: dict[int, dict[int, Stored]] = {}
+        for (i, j), what in table.stored.items():
+            by_row.setdefault(i, {})[j] = what
+        yield table.header_row, list(table.headers), None
+        for i, (number, row) in enumerate(zip(table.row_numbers, table.rows, strict=True)):
+            yield number, list(row), by_row.get(i)
+
+    def __iter__(self) -> Generator[SheetRow, None, None]:
+        hidden = self._table.hidden_rows, self._table.hidden_columns
+        yield from super().__iter__()
+        self.hidden_rows, self.hidden_columns = hidden
+
+
 # The stored kinds of a value that is what it shows (``SheetRows.blocks``).
 _PLAIN = ("number", "bool")
 
@@ -1260,10 +1724,10 @@ def _check_header(
         if len(positions) > 1:
             cells = [f"{tab}!{column_letter(first_col + j)}{header_row}" for j in positions]
             both = "both" if len(cells) == 2 else "all"
-            names = ", ".join(cells[:-1]) + " and " + cells[-1]
+            names = listed(cells, last=" and ")
             clashes.append(f'{names} are {both} "{header[positions[0]].strip()}"')
     if clashes:
-        raise SheetError(f"{file}: {'; '.join(clashes)}: rename or delete one")
+        raise SheetError(f"{file}: {listed(clashes, 3, sep='; ')}: rename or delete one")
 
 
 def _fold(text: str) -> str:
@@ -1325,9 +1789,11 @@ def _cell_text(value: Any, numbers: dict[float, tuple[str, Stored]]) -> tuple[st
         text = excel_general(float(value)) if abs(value) >= 10**11 else str(value)
         return text, ("number", str(value))
     if kind is datetime.datetime:
-        text = value.isoformat(sep=" ")
-    elif kind is datetime.date or kind is datetime.time:
+        text = value.isoformat(sep=" ", timespec="seconds") + _fraction(value.microsecond)
+    elif kind is datetime.date:
         text = value.isoformat()
+    elif kind is datetime.time:
+        text = value.isoformat(timespec="seconds") + _fraction(value.microsecond)
     elif kind is datetime.timedelta:
         text = _duration(value)
     else:
@@ -1336,16 +1802,84 @@ def _cell_text(value: Any, numbers: dict[float, tuple[str, Stored]]) -> tuple[st
     return text, ("date", text)
 
 
+def _fraction(microseconds: int) -> str:
+    """The fraction of a second a time holds, to the millisecond (Excel's finest format,
+    ss.000): ``.1`` for 100,000 microseconds, nothing for none."""
+    milliseconds = min(round(microseconds / 1000), 999)
+    return f".{milliseconds:03d}".rstrip("0") if milliseconds else ""
+
+
 # TRUE and FALSE as _cell_text gives them, made once (a typed sheet has one on every row).
 _BOOLS: dict[bool, tuple[str, Stored]] = {flag: _cell_text(flag, {}) for flag in (True, False)}
 
 
 def _duration(value: datetime.timedelta) -> str:
-    """Excel's ``[h]:mm:ss``: 26:00:00 for a day and two hours."""
-    seconds = round(value.total_seconds())
-    sign = "-" if seconds < 0 else ""
-    hours, rest = divmod(abs(seconds), 3600)
-    return f"{sign}{hours}:{rest // 60:02d}:{rest % 60:02d}"
+    """Excel's ``[h]:mm:ss``, the fraction of a second kept: 26:00:00 for a day and two
+    hours, 10:10:10.1 (not 10:10:10: two such headers would look the same)."""
+    milliseconds = round(value / datetime.timedelta(milliseconds=1))
+    sign = "-" if milliseconds < 0 else ""
+    seconds, rest = divmod(abs(milliseconds), 1000)
+    hours, seconds = divmod(seconds, 3600)
+    text = f"{sign}{hours}:{seconds // 60:02d}:{seconds % 60:02d}"
+    return text + _fraction(rest * 1000)
+
+
+# An .ods duration as the file holds it (office:time-value), which python-calamine gives
+# as text where it does not make it a time of day: 24 hours or more, or negative.
+_ODS_DURATION = re.compile(r"(-?)P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:[.,]\d+)?)S)?)?")
+_ODS_TIME_VALUE = re.compile(rb"""time-value\s*=\s*["'](-?P[^"']*)["']""")
+
+
+class _OdsDurations:
+    """The durations of an .ods tab as LibreOffice shows them, [h]:mm:ss: 255:10:10, not
+    PT255H10M10S. A text cell reads so only where content.xml holds it as a time value:
+    content.xml is read for them when a row first has such a text. ``damaged(scan)``
+    runs the read, a broken file turned into a SheetError."""
+
+    def __init__(self, path: Path, damaged: Callable[[Callable[[], set[str]]], set[str]]) -> None:
+        self.path = path
+        self.damaged = damaged
+        self.values: set[str] | None = None
+
+    def fix(self, row: list[str], stored: dict[int, Stored] | None) -> dict[int, Stored] | None:
+        """The row with its durations shown so (in place), and its ``stored`` with them."""
+        for j, text in enumerate(row):
+            if text[:1] != "P" and text[:2] != "-P":
+                continue
+            duration = _ods_duration(text)
+            if duration is None:
+                continue
+            if self.values is None:
+                self.values = self.damaged(self._time_values)
+            if text not in self.values:
+                continue
+            shown = row[j] = _duration(duration)
+            stored = stored or {}
+            stored[j] = ("date", shown)
+        return stored
+
+    def _time_values(self) -> set[str]:
+        with zipfile.ZipFile(self.path) as archive, archive.open("content.xml") as stream:
+            return {
+                value.decode("ascii", "replace")
+                for part in _parts(stream, b">")
+                for value in _ODS_TIME_VALUE.findall(part)
+            }
+
+
+def _ods_duration(text: str) -> datetime.timedelta | None:
+    """``PT255H10M10S``, ``-PT1H0M3S``, ``P1DT2H`` as a timedelta; None for other text."""
+    match = _ODS_DURATION.fullmatch(text)
+    if match is None or text in ("P", "-P", "PT", "-PT"):
+        return None
+    sign, days, hours, minutes, seconds = match.groups()
+    value = datetime.timedelta(
+        days=int(days or 0),
+        hours=int(hours or 0),
+        minutes=int(minutes or 0),
+        seconds=float((seconds or "0").replace(",", ".")),
+    )
+    return -value if sign else value
 
 
 def excel_general(value: float) -> str:
@@ -1638,7 +2172,7 @@ def _repeated(raw: bytes | None) -> int:
     return int(raw) if raw and raw.isdigit() and int(raw) > 0 else 1
 
 
-def read_tables(path: str | Path, tabs: Iterable[str]) -> dict[str, Table]:
+def read_tables(path: Sheet, tabs: Iterable[str]) -> dict[str, Table]:
     """The named tabs of a sheet, e.g. for a report that copies them."""
     workbook = open_workbook(path)
     return {tab: workbook.table(tab) for tab in tabs}

@@ -7,8 +7,13 @@ Without ``--template``, in this order:
    results or report copy: ``sheets.TEMPLATE_PROPERTY``);
 3. the one built-in template that reads every header of the devices tab with nothing
    required missing (``records.HeaderFit.whole``). When several do and ``default`` is
-   one of them, ``default`` (plain field names mean the plain fields); several others
-   fit no better than one another, so none is picked by the headers. A template set in
+   one of them, ``default`` (plain field names mean the plain fields); else the one
+   peer's template (TTS, ChirpStack, ThingPark) whose signature the headers hold, spelled
+   as that peer writes them (``HeaderFit.signed``); else the one of Lobaro's own layouts
+   among them; several still fit no better than one another, so none is picked by the
+   headers. When none reads every header, the peer's template whose signature is there
+   and that maps the most headers: its file with columns it does not read (TTS permits
+   any). A template set in
    ``PROVISIONER_TEMPLATE`` or provisioner.toml that reads every header too is kept: a
    site's own copy of a built-in (with its site tag) must not lose to the built-in;
 4. ``PROVISIONER_TEMPLATE`` / ``template =`` in provisioner.toml;
@@ -55,11 +60,13 @@ def choose_template(
     *,
     setting: Setting | None = None,
     saved_plan: Path | None = None,
+    tab: str | None = None,
 ) -> TemplateChoice:
-    """The template for ``sheet`` (None: a command that reads no sheet, as export).
+    """The template for ``sheet`` (None: a command that reads no sheet, as export);
+    ``tab`` (``--tab``) names the tab whose headers count.
 
     Raises TemplateError when the template given, recorded or set cannot be loaded,
-    and SheetError when the sheet cannot be read.
+    and SheetError when the sheet cannot be read (or has no tab ``tab``).
     """
     if given is not None:
         return _chose(load_template(given), "given with --template")
@@ -80,7 +87,7 @@ def choose_template(
         return _chose(load_template(DEFAULT), "the default")
     workbook = open_workbook(sheet)
     try:
-        return _choose_for(workbook, sheet, setting, set_template)
+        return _choose_for(workbook, sheet, setting, set_template, tab)
     finally:
         # The command reads the same file next: it gets the tables read here.
         keep_for_next_open(workbook)
@@ -91,28 +98,60 @@ def _choose_for(
     sheet: Path,
     setting: Setting | None,
     set_template: SiteTemplate | None,
+    tab: str | None,
 ) -> TemplateChoice:
     if workbook.template is not None:
         template = _load_recorded(workbook.template, sheet)
         return _chose(template, f"recorded in {sheet.name}, which this tool made; {ANOTHER}")
     if set_template is not None and setting is not None:
-        if header_fit(workbook, set_template).whole:
+        if header_fit(workbook, set_template, tab).whole:
             return _chose(set_template, f"from {setting.origin}; it fits the headers")
-    fits = built_in_fits(workbook)
-    whole = [f.template for f in fits if f.whole]
-    names = [t.name for t in whole]
-    if len(whole) == 1 or DEFAULT in names:
-        fitting = whole[0] if len(whole) == 1 else whole[names.index(DEFAULT)]
-        return _chose(fitting, f"fits the headers; {ANOTHER}")
+    fits = built_in_fits(workbook, tab)
+    whole = [f for f in fits if f.whole]
+    names = [f.template.name for f in whole]
+    fitting = _one_of(whole)
+    if fitting is not None:
+        return _chose(fitting.template, f"fits the headers; {ANOTHER}")
+    # A peer's file is its file with columns that peer ignores (TTS permits any): the peer's
+    # whose signature is there and that reads the most of it.
+    signed = [f for f in fits if f.signed and not f.missing]
+    most = max((f.mapped for f in signed), default=0)
+    signed = [f for f in signed if f.mapped == most]
+    if len(signed) == 1 and not whole:
+        peer = signed[0].template
+        assert peer.peer is not None
+        return _chose(
+            peer,
+            f"{peer.peer.name}'s own headers; the columns it does not read are not sent; {ANOTHER}",
+        )
     if set_template is not None and setting is not None:
         return _chose(set_template, f"from {setting.origin}")
-    return _chose(load_template(DEFAULT), _no_fit(fits, names))
+    tied = names or [f.template.name for f in signed if len(signed) > 1]
+    return _chose(load_template(DEFAULT), _no_fit(fits, tied))
 
 
-def _no_fit(fits: list[HeaderFit], whole: list[str]) -> str:
-    """Why no built-in template was picked by the headers, and which to try."""
-    if whole:
-        quoted = " and ".join(f"'{name}'" for name in whole)
+def _one_of(whole: list[HeaderFit]) -> HeaderFit | None:
+    """The template of several that read every header: ``default`` among them (plain field
+    names mean the plain fields); else the one peer's whose signature the headers hold
+    (``dev_eui`` as TTS spells it); else the one of Lobaro's own layouts (``DevEUI`` with
+    lorawan-meter, though a peer reads it too). None when that leaves several."""
+    if len(whole) == 1:
+        return whole[0]
+    for found in whole:
+        if found.template.name == DEFAULT:
+            return found
+    signed = [f for f in whole if f.signed]
+    if signed:
+        return signed[0] if len(signed) == 1 else None
+    own = [f for f in whole if f.template.peer is None]
+    return own[0] if len(own) == 1 else None
+
+
+def _no_fit(fits: list[HeaderFit], alike: list[str]) -> str:
+    """Why no built-in template was picked by the headers, and which to try; ``alike``: the
+    templates that fit them alike (each whole, or peers' whose signature is there)."""
+    if alike:
+        quoted = " and ".join(f"'{name}'" for name in alike)
         return f"the headers fit {quoted} alike: add --template NAME to choose"
     guess = best_guess(fits, besides=DEFAULT)
     if guess is not None:

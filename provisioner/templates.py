@@ -125,6 +125,82 @@ def header_key(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """Columns whose filled cells a template cannot take: each such cell is an error with
+    ``reason`` (an ABP session in a peer's device list: the platform takes OTAA devices).
+    With ``allow``, a cell that matches it is taken (ThingPark's activationType OTAA)."""
+
+    headers: tuple[str, ...]
+    reason: str
+    allow: RulePattern | None = None
+
+
+@dataclass(frozen=True)
+class RootKeys:
+    """Which column holds a device's LoRaWAN AppKey, where a peer's files say it by the
+    device's LoRaWAN version (ChirpStack keeps a 1.0.x device's AppKey in nwk_key, and
+    sets app_key for 1.1.x only).
+
+    ``version`` are the headers of the column that says the version (1.0.x or 1.1.x; read,
+    not sent); ``app_key_1_0`` the field whose column holds a 1.0.x device's AppKey.
+    """
+
+    version: tuple[str, ...]
+    app_key_1_0: str
+
+
+# A derived value's placeholder: {addr}, {addr:lower}, {addr:upper}.
+_PLACEHOLDER = re.compile(r"\{([A-Za-z]+)(?::(lower|upper))?\}")
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A field made from the row's other fields when its own cell is empty or its column
+    missing (TTS's device id: ``eui-{addr:lower}``). ``text`` as the template writes it."""
+
+    text: str
+
+    def fields(self) -> list[str]:
+        return [m.group(1) for m in _PLACEHOLDER.finditer(self.text)]
+
+    def value(self, body: dict[str, Any]) -> str | None:
+        """The text with the row's values put in; None when one of them is missing."""
+        values = [body.get(name) for name in self.fields()]
+        if any(v is None or str(v) == "" for v in values):
+            return None
+
+        def put(match: re.Match[str]) -> str:
+            text = str(body[match.group(1)])
+            case = match.group(2)
+            return text.lower() if case == "lower" else text.upper() if case == "upper" else text
+
+        return _PLACEHOLDER.sub(put, self.text)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Where a built-in template's format comes from: another platform's own files, read as
+    they are (The Things Stack, ChirpStack, ThingPark).
+
+    ``docs`` name the peer's documents the columns were taken from. ``signature``: headers
+    its files have, spelled exactly as the peer writes them, each a tuple of spellings one
+    of which is there; a sheet with all of them is that peer's file, whatever other columns
+    it has (the header guess, ``template_choice``).
+    """
+
+    name: str
+    docs: tuple[str, ...]
+    signature: tuple[tuple[str, ...], ...]
+
+    def signed(self, headers: Iterable[str]) -> bool:
+        """Whether ``headers`` hold the signature, spelled exactly so."""
+        present = {h.strip() for h in headers if h}
+        return bool(self.signature) and all(
+            any(s in present for s in spellings) for spellings in self.signature
+        )
+
+
+@dataclass(frozen=True)
 class TabSpec:
     """How one tab of the sheet (Devices, Users or Downlinks) maps to platform fields.
 
@@ -137,6 +213,11 @@ class TabSpec:
     the tab may have (e.g. "Benutzer" for "Users"). ``list_separators`` split a list
     cell (tags, roles): both of ``DEFAULT_LIST_SEPARATORS``, or only the template's own
     ``list_separator`` when it sets one, which also joins lists (exports, examples).
+
+    Devices only: ``not_sent`` are headers known and not sent that a sheet is told of
+    in one line (a peer's columns the platform has no place for); ``refusals`` columns
+    whose filled cells are errors; ``root_keys`` where a peer keeps the AppKey by
+    LoRaWAN version; ``derived`` fields made from others when their cell is empty.
     """
 
     tab: str
@@ -149,13 +230,24 @@ class TabSpec:
     tab_aliases: tuple[str, ...] = ()
     section: str = "devices"  # which of the catalogue's tabs: devices, users, downlinks
     list_separators: tuple[str, ...] = ()  # (): list_separator alone
+    not_sent: tuple[str, ...] = ()
+    refusals: tuple[Refusal, ...] = ()
+    root_keys: RootKeys | None = None
+    derived: dict[str, Derived] = dataclasses.field(default_factory=dict)
     _by_header: dict[str, str] = dataclasses.field(init=False, repr=False, compare=False)
     _ignored: frozenset[str] = dataclasses.field(init=False, repr=False, compare=False)
+    _unsent: frozenset[str] = dataclasses.field(init=False, repr=False, compare=False)
+    _refused: dict[str, Refusal] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_header = {header_key(a): name for name, aliases in self.columns.items() for a in aliases}
         object.__setattr__(self, "_by_header", by_header)
         object.__setattr__(self, "_ignored", frozenset(header_key(h) for h in self.ignore))
+        refused = {header_key(h): r for r in self.refusals for h in r.headers}
+        object.__setattr__(self, "_refused", refused)
+        version = self.root_keys.version if self.root_keys else ()
+        unsent = {header_key(h) for h in (*self.not_sent, *version)} | set(refused)
+        object.__setattr__(self, "_unsent", frozenset(unsent))
         if not self.list_separators:
             object.__setattr__(self, "list_separators", (self.list_separator,))
 
@@ -179,8 +271,25 @@ class TabSpec:
         return None
 
     def is_ignored(self, header: str) -> bool:
-        """Whether the header is one the template deliberately does not send."""
-        return header_key(header) in self._ignored
+        """Whether the header is one the template knows and deliberately does not send
+        (``ignore``, said nothing of; ``not_sent``, a LoRaWAN version column and refused
+        columns, told of: ``is_unsent``)."""
+        key = header_key(header)
+        return key in self._ignored or key in self._unsent
+
+    def is_unsent(self, header: str) -> bool:
+        """Whether the header is one a sheet is told is not sent: ``not_sent``, the LoRaWAN
+        version column of ``root_keys``, a refused column."""
+        return header_key(header) in self._unsent
+
+    def refusal(self, header: str) -> Refusal | None:
+        """The refusal of a column whose filled cells the template cannot take, or None."""
+        return self._refused.get(header_key(header))
+
+    def is_version(self, header: str) -> bool:
+        """Whether the header is that of the LoRaWAN version column of ``root_keys``."""
+        keys = self.root_keys
+        return keys is not None and header_key(header) in {header_key(h) for h in keys.version}
 
     def field(self, name: str) -> Field | None:
         """The catalogue's entry for a field of this tab."""
@@ -267,6 +376,19 @@ class SiteTemplate:
     tags_mode: str = "add"
     # The letter case hex identifiers (DevEUI, JoinEUI, keys) are sent in.
     hex_case: str = "upper"
+    # A peer's own files (TTS, ChirpStack, ThingPark), read as they are; None: Lobaro's layouts.
+    peer: Peer | None = None
+
+    def not_a_layout(self, what: str) -> str | None:
+        """Why ``what`` (a blank workbook, an export) is not made in this template's layout:
+        a peer's format is read, never written; None for Lobaro's own layouts."""
+        if self.peer is None:
+            return None
+        return (
+            f"the template '{self.name}' reads {self.peer.name}'s device files as they are; "
+            f"{what} is written in Lobaro's own layouts: use lorawan-meter (DevEUI, JoinEUI, "
+            "AppKey) or another of them that `provisioner templates` lists"
+        )
 
     @property
     def ref(self) -> str:
@@ -282,6 +404,7 @@ _TOP_KEYS = (
     "match_key",
     "site_tag",
     "hex_case",
+    "peer",
     "devices",
     "device_types",
     "users",
@@ -297,11 +420,18 @@ _SECTION_KEYS = {
         "columns",
         "defaults",
         "rules",
+        "not_sent",
+        "refuse",
+        "root_keys",
+        "derived",
     ),
     "users": ("tab", "list_separator", "ignore", "columns", "defaults", "rules"),
     "downlinks": ("tab", "ignore", "columns", "defaults", "rules"),
 }
 _RULE_KEYS = ("pattern", "hex_length", "digits", "identifier", "hint")
+_PEER_KEYS = ("name", "docs", "signature")
+_REFUSE_KEYS = ("headers", "reason", "allow")
+_ROOT_KEYS_KEYS = ("version", "app_key_1_0")
 
 # What a template gets for a section or key it leaves out. The users and downlinks
 # tabs look the same at every site, so templates rarely need to say anything about them.
@@ -336,6 +466,12 @@ def list_templates() -> list[str]:
     return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
+def layout_templates() -> list[str]:
+    """The built-in templates of Lobaro's own layouts, the ones blank workbooks and exports
+    are written in (a peer's format, ``SiteTemplate.peer``, is read, never written)."""
+    return [name for name in list_templates() if load_template(name).peer is None]
+
+
 # The names of initialConfig keys that hold hex identifiers, as headers: a column named so
 # (AppSKey beside AppKey) is that key, not a misspelling of another.
 HEX_CONFIG_NAMES = frozenset(fields.HEX_CONFIG_KEYS)
@@ -367,9 +503,14 @@ def known_headers(section: str) -> dict[str, tuple[str, str]]:
     known: dict[str, tuple[str, str]] = {}
     for name in list_templates():
         try:
-            spec = getattr(load_template(name), section)
+            template = load_template(name)
         except TemplateError:
             continue
+        if template.peer is not None:
+            # A peer's names (TTS's "id") are its files' own: a sheet of Lobaro's layouts
+            # with such a column means its own notes, not that peer's format.
+            continue
+        spec = getattr(template, section)
         for field_name, aliases in spec.columns.items():
             for alias in (field_name, *aliases):
                 known.setdefault(header_key(alias), (field_name, name))
@@ -472,6 +613,7 @@ class _Parser:
             device_types=device_types,
             tags_mode=tags_mode,
             hex_case=hex_case,
+            peer=self.peer(doc.get("peer")),
         )
 
     # -- building blocks -------------------------------------------------------------
@@ -509,6 +651,16 @@ class _Parser:
                 f'\'{key}\' in {self.place(section)} must be a list of texts, e.g. ["a", "b"]'
             )
         return items
+
+    def pattern(self, table: dict[str, Any], key: str, section: str) -> RulePattern | None:
+        """``table[key]`` as a rule pattern (RE2), or None when the table has no such key."""
+        if key not in table:
+            return None
+        text = self.text(table[key], key, section)
+        try:
+            return compile_pattern(text)
+        except ValueError as exc:
+            raise TemplateError(f"'{key}' '{text}' in {self.place(section)}: {exc}") from None
 
     def positive(self, value: Any, key: str, section: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -578,14 +730,40 @@ class _Parser:
             if not prefix:
                 raise TemplateError(f"'config_prefix' in {self.place(section)} must not be empty")
         ignore = self.names(raw.get("ignore", []), "ignore", section, allow_empty=True)
+        not_sent = self.names(raw.get("not_sent", []), "not_sent", section, allow_empty=True)
+        refusals = self.refusals(raw.get("refuse", []), section)
+        raw_keys = raw.get("root_keys")
+        version = (
+            self.names(
+                self.table(raw_keys, "root_keys", section).get("version", []),
+                "version",
+                f"{section}.root_keys",
+                allow_empty=True,
+            )
+            if raw_keys is not None
+            else []
+        )
 
         columns = self.columns(section, raw, known, bool(prefix))
         if section == "downlinks" and devices is not None and "key" not in raw.get("columns", {}):
             # A Downlinks tab names devices the way the Devices tab does: "Seriennummer" etc.
             columns["key"] = columns["key"] + devices.columns[match_key]
-        columns = self.check_aliases(section, columns, ignore, prefix)
+        unsent = {
+            "ignored": ignore,
+            "not sent (not_sent)": not_sent,
+            "refused (refuse)": [h for r in refusals for h in r.headers],
+            "the LoRaWAN version (root_keys)": version,
+        }
+        columns = self.check_aliases(section, columns, unsent, prefix)
+        root_keys = self.root_keys(raw_keys, version, columns, section)
+        derived = self.derived(raw.get("derived", {}), known, section)
 
         defaults = self.defaults(section, raw.get("defaults", {}), known)
+        for name in derived:
+            if name in defaults:
+                raise TemplateError(
+                    f"'{name}' in {self.place(section)} is both derived and a default: keep one"
+                )
         rules = self.rules(section, raw.get("rules", {}), known, bool(prefix))
         if section == "downlinks" and devices is not None and "key" not in rules:
             key_rule = devices.rules.get(match_key)
@@ -602,7 +780,106 @@ class _Parser:
             tab_aliases=tuple(tab_names[1:]),
             section=section,
             list_separators=separators,
+            not_sent=tuple(not_sent),
+            refusals=tuple(refusals),
+            root_keys=root_keys,
+            derived=derived,
         )
+
+    def peer(self, value: Any) -> Peer | None:
+        """[peer]: the platform whose files the template reads as they are."""
+        if value is None:
+            return None
+        table = self.table(value, "peer", "")
+        self.known_keys(table, _PEER_KEYS, "peer")
+        if "name" not in table:
+            raise TemplateError(f"[peer] of {self.where} needs a name: the platform's name")
+        name = self.text(table["name"], "name", "peer").strip()
+        docs = self.names(table.get("docs", []), "docs", "peer", allow_empty=True)
+        raw = table.get("signature", [])
+        if not isinstance(raw, list):
+            raise TemplateError(f"'signature' in {self.place('peer')} must be a list")
+        signature = tuple(
+            tuple(self.names(item, "signature", "peer")) for item in raw
+        )  # a text, or a list of spellings one of which is there
+        return Peer(name, tuple(docs), signature)
+
+    def refusals(self, value: Any, section: str) -> list[Refusal]:
+        """[[devices.refuse]]: columns whose filled cells are errors, with the reason."""
+        where = f"{section}.refuse"
+        if section != "devices" and value:
+            raise TemplateError(f"'refuse' in {self.place(section)}: only the devices tab has it")
+        items = [value] if isinstance(value, dict) else value
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise TemplateError(
+                f"'refuse' in {self.place(section)} must be tables like [[{where}]]"
+            )
+        refusals = []
+        for item in items:
+            self.known_keys(item, _REFUSE_KEYS, where)
+            headers = self.names(item.get("headers"), "headers", where)
+            reason = self.text(item.get("reason", ""), "reason", where).strip()
+            if not reason:
+                raise TemplateError(
+                    f"[[{where}]] of {self.where} needs a reason: why such a cell cannot be taken"
+                )
+            refusals.append(Refusal(tuple(headers), reason, self.pattern(item, "allow", where)))
+        return refusals
+
+    def root_keys(
+        self,
+        value: Any,
+        version: list[str],
+        columns: dict[str, tuple[str, ...]],
+        section: str,
+    ) -> RootKeys | None:
+        """[devices.root_keys]: which column holds a LoRaWAN 1.0.x device's AppKey."""
+        if value is None:
+            return None
+        where = f"{section}.root_keys"
+        if section != "devices":
+            raise TemplateError(
+                f"'root_keys' in {self.place(section)}: only the devices tab has it"
+            )
+        table = self.table(value, "root_keys", section)
+        self.known_keys(table, _ROOT_KEYS_KEYS, where)
+        field_name = self.text(table.get("app_key_1_0", ""), "app_key_1_0", where)
+        keys = [n for n in columns if is_config_field(n) and fields.is_secret("devices", n)]
+        app_key = CONFIG_FIELD_PREFIX + "AppKey"
+        if field_name not in keys or app_key not in columns:
+            raise TemplateError(
+                f"'app_key_1_0' in {self.place(where)} must name the key column that holds a "
+                f"LoRaWAN 1.0.x device's AppKey, one of [devices.columns] ({', '.join(keys)}), "
+                f"and {app_key} must be a column too, not '{field_name}'"
+            )
+        return RootKeys(tuple(version), field_name)
+
+    def derived(self, value: Any, known: dict[str, Field], section: str) -> dict[str, Derived]:
+        """[devices.derived]: a field made from the row's others when its cell is empty."""
+        where = f"{section}.derived"
+        table = self.table(value, "derived", section)
+        if table and section != "devices":
+            raise TemplateError(f"'derived' in {self.place(section)}: only the devices tab has it")
+        derived: dict[str, Derived] = {}
+        texts = [n for n, f in known.items() if f.is_text]
+        for name, raw in table.items():
+            if name not in texts or name == "addr":
+                raise TemplateError(
+                    f"'{name}' in {self.place(where)}: a derived field is one of "
+                    f"{', '.join(t for t in texts if t != 'addr')}"
+                )
+            text = self.text(raw, name, where)
+            made = Derived(text)
+            rest = _PLACEHOLDER.sub("", text)
+            unknown = [f for f in made.fields() if f not in texts or f == name]
+            if "{" in rest or "}" in rest or unknown or not made.fields():
+                raise TemplateError(
+                    f"'{name}' in {self.place(where)} must be a text with {{field}}, "
+                    f"{{field:lower}} or {{field:upper}} of another text field "
+                    f"({', '.join(texts)}), e.g. \"eui-{{addr:lower}}\", not '{text}'"
+                )
+            derived[name] = made
+        return derived
 
     def field_name(
         self, name: str, known: dict[str, Field], config: bool, where: str, what: str
@@ -633,12 +910,21 @@ class _Parser:
         self,
         section: str,
         columns: dict[str, tuple[str, ...]],
-        ignore: list[str],
+        unsent: dict[str, list[str]],
         prefix: str,
     ) -> dict[str, tuple[str, ...]]:
-        """Each header means one thing; drop aliases that repeat within a field."""
+        """Each header means one thing; drop aliases that repeat within a field.
+
+        ``unsent``: the headers known and not sent, by how (ignored, not_sent...)."""
         where = self.place(f"{section}.columns")
-        owner = {header_key(h): "ignore" for h in ignore}
+        owner: dict[str, str] = {}
+        for how, headers in unsent.items():
+            for header in headers:
+                first = owner.setdefault(header_key(header), how)
+                if first != how:
+                    raise TemplateError(
+                        f"header '{header}' in {self.place(section)} is both {first} and {how}"
+                    )
         result: dict[str, tuple[str, ...]] = {}
         for name, aliases in columns.items():
             kept: list[str] = []
@@ -650,8 +936,8 @@ class _Parser:
                         f"prefix '{prefix}': such headers are initialConfig keys already"
                     )
                 other = owner.setdefault(key, name)
-                if other == "ignore":
-                    raise TemplateError(f"header '{alias}' in {where} is both '{name}' and ignored")
+                if other in unsent:
+                    raise TemplateError(f"header '{alias}' in {where} is both '{name}' and {other}")
                 if other != name:
                     raise TemplateError(
                         f"header '{alias}' in {where} is an alias of both '{other}' and '{name}'"
@@ -732,13 +1018,7 @@ class _Parser:
         self, name: str, spec: dict[str, Any], known: dict[str, Field], where: str
     ) -> ColumnRule:
         place = self.place(where)
-        pattern = None
-        if "pattern" in spec:
-            text = self.text(spec["pattern"], "pattern", where)
-            try:
-                pattern = compile_pattern(text)
-            except ValueError as exc:
-                raise TemplateError(f"'pattern' '{text}' in {place}: {exc}") from None
+        pattern = self.pattern(spec, "pattern", where)
         hex_length = digits = None
         if "hex_length" in spec:
             hex_length = self.positive(spec["hex_length"], "hex_length", where)

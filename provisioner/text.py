@@ -27,6 +27,7 @@ is (JSON escapes what it must); an export writes values, not a view of them
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import cache
 
 # Shown as escapes everywhere; see the module's docstring for why each.
@@ -71,3 +72,21 @@ def counted(count: int, word: str, words: str = "") -> str:
 def is_are(count: int) -> str:
     """The verb for a count: ``1 is``, ``2 are``."""
     return "is" if count == 1 else "are"
+
+
+# How many items a message lists before it counts the rest.
+LISTED = 10
+
+
+def listed(
+    items: Sequence[str], limit: int = LISTED, *, sep: str = ", ", last: str | None = None
+) -> str:
+    """``items`` for a message, the first ``limit`` of them named and the rest counted:
+    ``B1, C1 and 29 more``; a message that lists cells, columns or rows lists them so,
+    however long the sheet. ``sep`` joins them; ``last`` joins the last two when all are
+    named (``" and "``: ``B1, C1 and D1``)."""
+    if len(items) > limit:
+        return f"{sep.join(items[:limit])} and {len(items) - limit} more"
+    if len(items) < 2:
+        return "".join(items)
+    return f"{sep.join(items[:-1])}{sep if last is None else last}{items[-1]}"

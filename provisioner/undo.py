@@ -39,6 +39,7 @@ from provisioner.errors import ProvisionerError
 from provisioner.errors import UndoError as UndoError
 from provisioner.events import Events
 from provisioner.fields import MASK, instant, normal_addr
+from provisioner.frames import Sheet, sheet_name
 from provisioner.journal import (
     Entry,
     Images,
@@ -49,6 +50,7 @@ from provisioner.journal import (
     read_journal,
 )
 from provisioner.lookup import look_up_devices
+from provisioner.pace import PaceStats
 from provisioner.platform import (
     NotFound,
     PlatformClient,
@@ -98,6 +100,7 @@ class UndoResult(Result):
     stopped: str = ""  # the stop, in words
     device_link: str = ""  # a device's page on the platform, {id} for its id (restored ones)
     warnings: list[str] = field(default_factory=list)  # journal lines skipped, and why
+    pace: PaceStats | None = None  # how fast the deletes and restores went: None, none sent
     made_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     command: str = "undo"
 
@@ -119,11 +122,11 @@ class UndoResult(Result):
             for r in self.rows
         )
 
-    HEADER = ("journal", "platform", "device_link", "runs", "stopped", "warnings")
+    HEADER = ("journal", "platform", "device_link", "runs", "stopped", "warnings", "pace")
 
 
 def undo_sheet(
-    sheet: Path,
+    sheet: Sheet,
     client: PlatformClient,
     *,
     journal_path: Path,
@@ -136,23 +139,23 @@ def undo_sheet(
     for a declined question) before anything is written; ``events`` also hears how far
     the devices are read and the requests are."""
     events = events or Events()
+    name = sheet_name(sheet)  # the sheet is not read: the journal holds what its runs made
     with JournalLock(journal_path):
         state = read_journal(journal_path, platform=client.url)
-        foreign = state.sheets - {sheet.name}
+        foreign = state.sheets - {name}
         if foreign:
             raise UndoError(
-                f"the journal {journal_path} belongs to the sheet {sorted(foreign)[0]}, not "
-                f"{sheet.name}"
+                f"the journal {journal_path} belongs to the sheet {sorted(foreign)[0]}, not {name}"
             )
         result = plan_undo(state, client, journal_path, run, events.reading)
         for row in result.rows:
-            row.sheet = sheet.name
+            row.sheet = name
         settle = [r for r in result.rows if r.settle]
         if not (result.to_delete or result.to_restore or settle):
             return result
         if (result.to_delete or result.to_restore) and not events.confirm(result):
             raise ProvisionerError("nothing was changed on the platform")
-        journal = Journal(journal_path, sheet=sheet.name, platform=client.url, fingerprint="undo")
+        journal = Journal(journal_path, sheet=name, platform=client.url, fingerprint="undo")
         runner = Runner(client, journal, stop=stop, events=events, same_failures=None)
         try:
             for row in settle:  # gone already, the delete's done line lost: written now
@@ -170,6 +173,9 @@ def undo_sheet(
             runner.halt(StopKind.INTERRUPTED, "interrupted")
         finally:
             result.stop, result.stopped = runner.stop_kind, runner.stopped
+            result.pace = runner.pace()
+            if result.pace.words():
+                result.warnings.append(result.pace.words())
             for row in result.rows:
                 if row.status in (UndoStatus.DELETE, UndoStatus.RESTORE):
                     row.status = UndoStatus.NOT_RUN

@@ -19,13 +19,13 @@ from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache, cached_property
-from itertools import accumulate, compress
-from pathlib import Path
+from itertools import accumulate, compress, islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 import fastjsonschema
 
 from provisioner.fields import CONFIG_PREFIX, DOWNLINK_TYPES, MASK, SECRET_NAMES
+from provisioner.frames import Sheet, sheet_name
 from provisioner.problems import Kind, Problem, kind
 from provisioner.records import (
     UNKNOWN_DEVICE_TYPE,
@@ -40,6 +40,7 @@ from provisioner.resources import data_folder
 from provisioner.results import Result, Row
 from provisioner.sheets import _no_cyclic_gc, open_workbook
 from provisioner.templates import SiteTemplate
+from provisioner.text import LISTED, listed
 
 if TYPE_CHECKING:
     import jsonschema
@@ -570,6 +571,9 @@ class ValidationReport(Result):
     def sheet_problems(self) -> list[Problem]:
         return self.problems
 
+    def sheet_records(self) -> SiteRecords:
+        return self.records
+
     def listed(self) -> dict[str, Any]:
         """What the console and the report files show: ``to_dict()`` with, in ``rows``,
         only the rows with errors or warnings (``problem_rows``, in their order); the
@@ -588,7 +592,7 @@ def _blocked_tabs(site: SiteRecords) -> dict[str, str]:
         for tab, names in site.missing.items()
     }
     for tab, headers in site.bad_headers.items():
-        named = ", ".join(f"'{h}'" for h in headers)
+        named = listed([f"'{h}'" for h in headers])
         why = f"the {tab} tab's header{'s' if len(headers) > 1 else ''} {named} must be fixed"
         blocked[tab] = f"{blocked[tab]}; {why}" if tab in blocked else why
     return blocked
@@ -610,37 +614,45 @@ class RowSink(Protocol):
         number and key."""
 
 
-def validate_sheet(path: str | Path, template: SiteTemplate) -> ValidationReport:
-    """Read the sheet, map it through the template and check every row, every record
-    held in the report (for plan and apply).
+def validate_sheet(
+    path: Sheet, template: SiteTemplate, *, tab: str | None = None
+) -> ValidationReport:
+    """Read the sheet (a file, or DataFrames: ``frames.Sheet``), map it through the
+    template and check every row, every record held in the report (for plan and apply);
+    ``tab`` (``--tab``) names the tab that holds the devices.
 
-    Raises SheetError when the file cannot be read at all; everything else is
-    in the report.
+    Raises SheetError when the file cannot be read at all (or has no tab ``tab``);
+    everything else is in the report.
     """
-    return _validate(path, template, hold=True)
+    return _validate(path, template, tab, hold=True)
 
 
 def validate_stream(
-    path: str | Path, template: SiteTemplate, rows: RowSink | None = None
+    path: Sheet, template: SiteTemplate, rows: RowSink | None = None, *, tab: str | None = None
 ) -> ValidationReport:
     """``validate_sheet`` without holding the records: each row is read, converted and
     checked, and dropped unless it has a problem; ``rows`` gets every row as it is
     checked. What is held beyond the rows with problems is the keys that must be
     unique (compactly: ``_Keys``).
 
-    Raises SheetError when the file cannot be read at all.
+    Raises SheetError when the file cannot be read at all (or has no tab ``tab``).
     """
-    return _validate(path, template, hold=False, sink=rows)
+    return _validate(path, template, tab, hold=False, sink=rows)
 
 
 def _validate(
-    path: str | Path, template: SiteTemplate, *, hold: bool, sink: RowSink | None = None
+    path: Sheet,
+    template: SiteTemplate,
+    tab: str | None,
+    *,
+    hold: bool,
+    sink: RowSink | None = None,
 ) -> ValidationReport:
     # Like reading the sheet, mapping and checking its rows creates hundreds of thousands
     # of objects: the cycle collector pauses, and the cyclic garbage of the blocks passed
     # (a failing body's explanation leaves a little) is swept every _SWEEP_EVERY of them.
     with _no_cyclic_gc():
-        stream = RecordStream(open_workbook(path), template)
+        stream = RecordStream(open_workbook(path), template, tab=tab)
         checks = _Checks(stream.site, template, hold=hold, sink=sink)
         for number, block in enumerate(stream, 1):
             checks.block(block)
@@ -648,7 +660,7 @@ def _validate(
             if number % _SWEEP_EVERY == 0:
                 gc.collect(0)
         del stream  # the workbook goes before the rows found are finished
-        return checks.finish(Path(path).name)
+        return checks.finish(sheet_name(path))
 
 
 # Blocks between two sweeps: a sweep walks what was made since the last (the block at hand,
@@ -851,7 +863,7 @@ class _Checks:
         for group in keys.groups():
             for position in group:
                 row = numbers[position]
-                others = ", ".join(str(numbers[p]) for p in group if p != position)
+                others = _others(numbers, group, position)
                 value = keys.value(position)
                 message = f"{tab.headers.get(name, name)} '{value}' is also in row {others}"
                 problem = Problem(
@@ -893,6 +905,17 @@ class _Checks:
             for index, record in self.targets
             if record.key not in known
         ]
+
+
+def _others(numbers: array[int], group: list[int], position: int) -> str:
+    """The rows of ``group`` but the one at ``position``, for a message as ``text.listed``
+    says them: the first ``LISTED`` named, the rest counted (a key on 10,000 rows does
+    not make each of them list the others)."""
+    count = len(group) - 1
+    shown = [str(numbers[p]) for p in islice((p for p in group if p != position), LISTED)]
+    if count > LISTED:
+        return f"{', '.join(shown)} and {count - LISTED} more"
+    return listed(shown)
 
 
 # A problem found when every row has passed: the index of its row, the row's kind and key.

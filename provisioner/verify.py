@@ -44,6 +44,7 @@ from provisioner.actions import CommissionStatus, RowKind, StopKind
 from provisioner.errors import VerifyError as VerifyError
 from provisioner.events import Events
 from provisioner.fields import instant, normal_key
+from provisioner.frames import Sheet, sheet_name
 from provisioner.journal import read_journal
 from provisioner.lookup import (
     LOOKUP_THREADS,
@@ -68,7 +69,7 @@ from provisioner.records import Record, SiteRecords
 from provisioner.results import Result, Row
 from provisioner.runner import run_bounded
 from provisioner.templates import SiteTemplate
-from provisioner.text import counted
+from provisioner.text import counted, listed
 from provisioner.validation import ValidationReport, validate_sheet
 
 WAYS = ("auto", "organisation", "per-device")
@@ -177,6 +178,9 @@ class VerifyResult(Result):
 
     def sheet_problems(self) -> list[Any]:
         return self.problems
+
+    def sheet_records(self) -> SiteRecords | None:
+        return self.records
 
     def asked(self) -> str:
         """How the devices' data was asked for, in words."""
@@ -544,6 +548,7 @@ class Checker:
             stop=round_over,
             interrupted=interrupt,
             say=self.events.say,
+            window=self.client.pace.window,
         )
         if interrupted:
             raise KeyboardInterrupt
@@ -579,12 +584,12 @@ class Checker:
             device.last = received
         return True
 
-    def result(self, sheet: Path, template: SiteTemplate) -> VerifyResult:
+    def result(self, source: str, template: SiteTemplate) -> VerifyResult:
         offset = self.client.clock_offset
         return VerifyResult(
             clock_offset=None if offset is None else round(offset, 1),
             clock=_clocks(offset),
-            source=sheet.name,
+            source=source,
             template=template.ref,
             platform=self.client.url,
             device_link=self.client.device_link,
@@ -685,7 +690,7 @@ def _created_times(journal: Path | None, platform: str, match_key: str) -> dict[
 
 
 def verify_sheet(
-    sheet: Path,
+    sheet: Sheet,
     template: SiteTemplate,
     client: PlatformClient,
     finding: Finding = Finding(),
@@ -695,6 +700,7 @@ def verify_sheet(
     timeout: float = 1800.0,
     events: Events | None = None,
     stop: threading.Event | None = None,
+    tab: str | None = None,
 ) -> VerifyResult:
     """Check the sheet once, or with ``watch`` again every ``interval`` seconds for the
     silent devices until every device is online, ``timeout`` passes or ``stop`` is set;
@@ -704,12 +710,13 @@ def verify_sheet(
 
     ``events.checked(result, seconds_left)`` after each check (the live line of
     --watch); ``events`` also hears how far the platform is read and how many devices
-    have been asked for their data (the console's spinner and bar).
+    have been asked for their data (the console's spinner and bar). ``tab`` (``--tab``)
+    names the tab that holds the devices.
     """
     events = events or Events()
-    report = validate_sheet(sheet, template)
+    report = validate_sheet(sheet, template, tab=tab)
     if not report.records.devices:
-        raise VerifyError(f"{sheet.name} has no device rows to check")
+        raise VerifyError(f"{sheet_name(sheet)} has no device rows to check")
     stop = stop or threading.Event()
     checker = Checker(client, report, template, finding, events, stop, ride_over=watch)
     started = time.monotonic()
@@ -736,7 +743,7 @@ def verify_sheet(
                 return result
             continue
         failed = 0
-        result = checker.result(sheet, template)
+        result = checker.result(sheet_name(sheet), template)
         left = max(0.0, timeout - (time.monotonic() - started))
         events.checked(result, left)
         if not watch or not result.waiting or left <= 0:
@@ -769,4 +776,4 @@ def came_online(before: set[tuple[str, int]], result: VerifyResult) -> list[str]
 def sheet_rows(rows: Iterable[VerifyRow]) -> str:
     """``rows 4, 9, 12`` of a list of rows, for a message."""
     numbers = [str(r.row) for r in rows]
-    return ("row " if len(numbers) == 1 else "rows ") + ", ".join(numbers)
+    return ("row " if len(numbers) == 1 else "rows ") + listed(numbers)

@@ -17,7 +17,7 @@ from python_calamine import CalamineWorkbook
 from provisioner import export as export_module
 from provisioner.blank_sheet import LAST_ROW, STYLED_ROWS, write_blank_workbook
 from provisioner.fields import FIELDS
-from provisioner.templates import SiteTemplate, header_key, list_templates, load_template
+from provisioner.templates import SiteTemplate, header_key, layout_templates, load_template
 from provisioner.validation import validate_sheet
 
 LORAWAN_STYLE = """\
@@ -56,7 +56,7 @@ hex_length = 32
 """
 
 
-@pytest.fixture(scope="module", params=list_templates())
+@pytest.fixture(scope="module", params=layout_templates())
 def built_in(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[SiteTemplate, Path, Workbook]:

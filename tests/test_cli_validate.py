@@ -74,7 +74,7 @@ def test_reports_in_every_format(tmp_path: Path) -> None:
     [
         (b"serial,addr\n1,2\n", ".xlsx", "rename it to .csv"),
         (b"", ".csv", "empty"),
-        (b"PK\x03\x04junk", ".csv", "xlsx"),
+        (b"PK\x03\x04junk", ".csv", "damaged zip file"),
     ],
 )
 def test_unreadable_input_exits_2(tmp_path: Path, content: bytes, suffix: str, words: str) -> None:

@@ -31,7 +31,7 @@ from provisioner.files import formula_like
 from provisioner.plan import make_plan
 from provisioner.platform import PlatformClient
 from provisioner.sandbox import Sandbox
-from provisioner.templates import SiteTemplate, list_templates, load_template
+from provisioner.templates import SiteTemplate, layout_templates, load_template
 from provisioner.validation import validate_sheet
 
 SITE_TAG = "Site-T"
@@ -124,7 +124,7 @@ def client_of(sb: Sandbox, role: str = "org-admin") -> PlatformClient:
 
 
 @pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
-@pytest.mark.parametrize("name", list_templates())
+@pytest.mark.parametrize("name", layout_templates())
 def test_an_export_validates_clean_and_plans_as_all_exists(
     sandbox: Sandbox, tmp_path: Path, name: str, suffix: str
 ) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from provisioner.pace import Pace
 from provisioner.platform import (
     AuthError,
     BadAnswer,
@@ -18,7 +19,6 @@ from provisioner.platform import (
     NotFound,
     PlatformClient,
     PlatformError,
-    RateCap,
     RateLimited,
     RetryPolicy,
     ServerError,
@@ -256,10 +256,10 @@ def test_rate_cap_spaces_request_starts() -> None:
     def sleep(seconds: float) -> None:
         now[0] += seconds
 
-    cap = RateCap(10, clock=lambda: now[0])
+    pace = Pace(max_rps=10, clock=lambda: now[0])
     starts = []
     for _ in range(5):
-        cap.wait(sleep)
+        pace.turn(sleep)
         starts.append(now[0])
     assert starts == pytest.approx([100.0, 100.1, 100.2, 100.3, 100.4])
 

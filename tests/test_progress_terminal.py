@@ -86,7 +86,10 @@ def test_the_bar_counts_the_rows_and_ends_with_a_newline(
     assert code == 0, screen
     # The last frame of the bar stays, with the rate and the ETA, then its newline.
     last = screen[screen.rfind("30/30 rows") :]
-    assert re.match(r"30/30 rows · [\d.]+/s · ETA 0:00\s*\r\n" + re.escape(SHOW), last), repr(last)
+    # The pace beside it: how many requests the run had in flight.
+    assert re.match(
+        r"30/30 rows · [\d.]+/s · ETA 0:00 · \d+ at once\s*\r\n" + re.escape(SHOW), last
+    ), repr(last)
     assert ended(screen) and "created 30" in screen
     assert COLOUR.search(screen), "colours on a terminal"
     assert sb.store.count_devices() == 30

@@ -58,7 +58,10 @@ def test_committed_samples_are_up_to_date(tmp_path: Path) -> None:
 )
 def test_valid_samples_are_valid(name: str, template: str, devices: int) -> None:
     report = validate_sheet(SAMPLES / name, load_template(template))
-    assert report.ok and not report.warnings, [p.message for p in report.errors + report.warnings]
+    # The German Excel CSV is Windows-1252, which the person is told once.
+    warnings = ["csv-encoding"] if name == "gateways-de.csv" else []
+    assert report.ok, [p.message for p in report.errors]
+    assert [p.code for p in report.warnings] == warnings, [p.message for p in report.warnings]
     assert len(report.records.devices) == devices
 
 

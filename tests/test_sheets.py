@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 import zipfile
 from pathlib import Path
 
@@ -74,9 +75,6 @@ def handmade_xlsx(path: Path, sheet_data: str) -> Path:
 
 def handmade_ods(path: Path, rows: list[list[str]]) -> Path:
     """A minimal valid ODS: mimetype stored first, content.xml, manifest."""
-    office = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
-    table = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
-    text = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
     body = "".join(
         "<table:table-row>"
         + "".join(
@@ -87,6 +85,15 @@ def handmade_ods(path: Path, rows: list[list[str]]) -> Path:
         + "</table:table-row>"
         for row in rows
     )
+    return ods_of_rows(path, body)
+
+
+def ods_of_rows(path: Path, body: str) -> Path:
+    """A minimal valid ODS of one tab, Devices, whose rows are ``body`` as content.xml
+    holds them."""
+    office = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+    table = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
+    text = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
     content = (
         f'<office:document-content xmlns:office="{office}" xmlns:table="{table}" '
         f'xmlns:text="{text}" office:version="1.2"><office:body><office:spreadsheet>'
@@ -156,6 +163,7 @@ def test_csv_cp1252_umlauts(tmp_path: Path) -> None:
     path.write_bytes("serial;Beschreibung\nA1;Wärmezähler Öl Übergabe Straße\n".encode("cp1252"))
     workbook = open_workbook(path)
     assert workbook.encoding == "cp1252"
+    assert workbook.guessed_encoding == "Windows-1252 (Western European)"
     assert workbook.table("site.csv").rows == [["A1", "Wärmezähler Öl Übergabe Straße"]]
 
 
@@ -163,6 +171,58 @@ def test_csv_neither_utf8_nor_cp1252(tmp_path: Path) -> None:
     path = tmp_path / "site.csv"
     path.write_bytes(b"serial;name\nA1;\x81\x8d\n")
     with pytest.raises(SheetError, match="save the file as CSV UTF-8"):
+        open_workbook(path)
+
+
+# Short texts in the code pages a CSV is saved in, and how each reads: each word of them
+# tells the encoding (a German one always: ä, ö, ü, ß, € are the same in every Western
+# code page, and read in any other make a word no language writes).
+READ_RIGHT = [
+    ("cp1252", "Gerät;Straße;Größe\nWärmezähler;12 m²;20°C\nÖltank;Preis 12 €;Müller\n"),
+    ("cp1252", "serial;name\nA1;Müller\n"),
+    ("cp1252", "serial;Ort\nA1;MÜNCHEN\nA2;KÖLN\n"),
+    ("iso8859_7", "serial;name\nA1;Λεωνίδας\nA2;Νίκος\nA3;Γιώργος Παπαδόπουλος\n"),
+    ("iso8859_7", "serial;Όνομα\nA1;Άννα Παπαδοπούλου\nA2;Ελένη\n"),
+    ("cp1251", "serial;имя\nA1;Иван Петров\n"),
+    ("cp1250", "serial;nazwa\nA1;Zażółć gęślą jaźń\n"),
+    ("gb18030", "serial;名称\nA1;北京市朝阳区\nA2;张伟\n"),
+]
+
+
+@pytest.mark.parametrize(("encoding", "text"), READ_RIGHT)
+def test_csv_encoding_is_detected(tmp_path: Path, encoding: str, text: str) -> None:
+    path = tmp_path / "site.csv"
+    path.write_bytes(text.encode(encoding))
+    workbook = open_workbook(path)
+    table = workbook.table("site.csv")
+    assert [table.headers, *table.rows] == [line.split(";") for line in text.splitlines()]
+    assert workbook.guessed_encoding is not None
+
+
+@pytest.mark.parametrize(
+    ("encoding", "text"),
+    [
+        ("iso8859_7", "serial;name\nA1;Λεωνίδας\n"),  # Greek, or Cyrillic: Ыхљэпфсђ
+        ("cp1252", "serial;name\nA1;é\n"),  # é, й, ι
+        ("cp1254", "serial;ad\nA1;Şükrü Güneş\n"),  # Turkish, or Þükrü Güneþ
+    ],
+)
+def test_csv_encoding_that_cannot_be_told_is_an_error(
+    tmp_path: Path, encoding: str, text: str
+) -> None:
+    path = tmp_path / "site.csv"
+    path.write_bytes(text.encode(encoding))
+    with pytest.raises(SheetError, match="its encoding cannot be told for sure .*CSV UTF-8"):
+        open_workbook(path)
+
+
+def test_csv_byte_beyond_the_detected_encoding(tmp_path: Path) -> None:
+    """The detector reads the first lines beyond ASCII; a byte further down that the
+    encoding found has no letter for is an error naming its line."""
+    path = tmp_path / "site.csv"
+    filler = "".join(f"A{n};Wärmezähler Straße\n" for n in range(2000)).encode("cp1252")
+    path.write_bytes(b"serial;name\n" + filler + b"B1;\x81\n")
+    with pytest.raises(SheetError, match="line 2,002 cannot be read as Windows-1252"):
         open_workbook(path)
 
 
@@ -237,6 +297,23 @@ def test_xlsx_values_rendered_like_excel_and_stored_values_kept(tmp_path: Path) 
         (0, 4): ("date", "2024-01-12 08:30:00"),
         (0, 5): ("bool", "TRUE"),
     }
+
+
+def test_times_and_durations_keep_their_fraction(tmp_path: Path) -> None:
+    path = write_xlsx(
+        tmp_path / "site.xlsx",
+        {
+            "A1": "h",
+            "A2": datetime.timedelta(hours=10, minutes=10, seconds=10.1),
+            "B2": datetime.timedelta(days=1, hours=2),
+            "C2": datetime.timedelta(seconds=-3.25),
+            "D2": datetime.time(8, 30, 5, 120000),
+            "E2": datetime.time(8, 30),
+            "F2": datetime.datetime(2024, 1, 12, 8, 30, 0, 500000),
+        },
+    )
+    shown = ["10:10:10.1", "26:00:00", "-0:00:03.25", "08:30:05.12", "08:30:00"]
+    assert read(path).rows == [[*shown, "2024-01-12 08:30:00.5"]]
 
 
 @pytest.mark.parametrize(
@@ -473,7 +550,9 @@ def test_xlsx_that_is_really_csv(tmp_path: Path) -> None:
 def test_csv_that_is_really_xlsx(tmp_path: Path) -> None:
     path = write_xlsx(tmp_path / "site.xlsx", {"A1": "serial"})
     path = path.rename(tmp_path / "site.csv")
-    with pytest.raises(SheetError, match="Excel workbook: rename it to .xlsx"):
+    with pytest.raises(
+        SheetError, match="this is an Excel workbook, not a CSV: rename it to .xlsx"
+    ):
         open_workbook(path)
 
 
@@ -486,18 +565,63 @@ def test_ods_that_is_really_xlsx_and_the_other_way(tmp_path: Path) -> None:
         open_workbook(path)
 
 
-def test_encrypted_or_old_xls(tmp_path: Path) -> None:
+OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504
+
+
+def ole_stream(name: str) -> bytes:
+    """A directory entry's name as an OLE2 file holds it: UTF-16, ended by a NUL."""
+    return name.encode("utf-16-le") + b"\x00\x00"
+
+
+@pytest.mark.parametrize(
+    ("streams", "said"),
+    [
+        (
+            ole_stream("Workbook"),
+            "this is an old Excel workbook (.xls), not a .xlsx workbook: "
+            "open it in Excel or LibreOffice and save it as .xlsx",
+        ),
+        (
+            ole_stream("EncryptionInfo") + ole_stream("EncryptedPackage"),
+            "this is a workbook saved with a password, not a .xlsx workbook: open it in Excel, "
+            "take the password off",
+        ),
+        (b"", "this is an old Office file (.xls, .doc) or a workbook saved with a password"),
+    ],
+    ids=["xls", "password", "unknown"],
+)
+def test_ole_files_are_told_apart_by_their_streams(
+    tmp_path: Path, streams: bytes, said: str
+) -> None:
     path = tmp_path / "site.xlsx"
-    path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504)
-    with pytest.raises(SheetError, match="encrypted or old .xls: save it as .xlsx without"):
+    path.write_bytes(OLE + streams)
+    with pytest.raises(SheetError, match=re.escape(said)):
         open_workbook(path)
 
 
-def test_csv_with_nul_bytes(tmp_path: Path) -> None:
+def test_utf16_without_byte_order_mark_and_binary_csv(tmp_path: Path) -> None:
     path = tmp_path / "site.csv"
-    path.write_bytes("serial;name\n".encode("utf-16"))
-    with pytest.raises(SheetError, match="NUL bytes.*CSV UTF-8"):
+    path.write_bytes("serial;name\nA1;x\n".encode("utf-16-le"))
+    with pytest.raises(SheetError, match="UTF-16 text without its byte-order mark.*CSV UTF-8"):
         open_workbook(path)
+    path.write_bytes(b"serial;name\nA1;\x00\x01\x02\xff\xfe binary\n")
+    with pytest.raises(SheetError, match="binary data \\(NUL bytes\\), not the text of a CSV"):
+        open_workbook(path)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_csv_utf16_with_byte_order_mark(tmp_path: Path, encoding: str) -> None:
+    path = tmp_path / "site.csv"
+    text = "serial;Beschreibung\nA1;Wärmezähler Λ\n"
+    bom = "\ufeff" if encoding == "utf-16-be" else ""  # Python's utf-16 writes its own
+    path.write_bytes((bom + text).encode(encoding))
+    workbook = open_workbook(path)
+    assert (workbook.encoding, workbook.guessed_encoding, workbook.delimiter) == (
+        "utf-16",
+        None,
+        ";",
+    )
+    assert workbook.table("site.csv").rows == [["A1", "Wärmezähler Λ"]]
 
 
 def test_unknown_suffix_and_missing_file(tmp_path: Path) -> None:

@@ -34,13 +34,22 @@ def error_for(tmp_path: Path, text: str) -> str:
     return str(info.value)
 
 
-def test_the_four_built_in_templates_are_listed() -> None:
+def test_the_built_in_templates_are_listed() -> None:
     assert list_templates() == [
+        "chirpstack",
         "default",
         "lobaro-hardware-import",
         "lorawan-meter",
+        "thingpark",
+        "tts",
         "wmbus-gateway-nbiot",
     ]
+    peers = {name: load_template(name).peer for name in list_templates()}
+    assert {name for name, peer in peers.items() if peer is not None} == {
+        "chirpstack",
+        "thingpark",
+        "tts",
+    }
 
 
 @pytest.mark.parametrize("name", list_templates())
@@ -48,8 +57,10 @@ def test_every_built_in_template_loads(name: str) -> None:
     template = load_template(name)
     assert template.name == name
     assert template.source == "built-in"
-    # "Haus 4; Keller" is two tags, as installers mean it: no built-in narrows that.
-    assert template.devices.list_separators == (",", ";")
+    # "Haus 4; Keller" is two tags, as installers mean it: no built-in narrows that, but
+    # ChirpStack's key:value|key:value.
+    separators = ("|",) if name == "chirpstack" else (",", ";")
+    assert template.devices.list_separators == separators
     assert template.description and "\n" not in template.description
     assert template.match_key in ("serial", "addr")
     assert "addr" in template.devices.columns
@@ -164,7 +175,7 @@ def test_unknown_template_name_suggests_the_nearest() -> None:
         load_template("lorawan-meters")
     message = str(info.value)
     assert "did you mean 'lorawan-meter'?" in message
-    assert "default, lobaro-hardware-import, lorawan-meter, wmbus-gateway-nbiot" in message
+    assert "default, lobaro-hardware-import, lorawan-meter, thingpark" in message
 
 
 def test_missing_template_file(tmp_path: Path) -> None:

@@ -170,6 +170,8 @@ class Faults:
     churned: list[int] = field(default_factory=list)  # ids churn_while_paging deleted
     seed: int | None = None  # makes the random choices reproducible; read once, at creation
     clock_offset_seconds: float = 0.0  # the sandbox's clock ahead of this machine's (-: behind)
+    requests: int = 0  # requests received so far (for tests)
+    rate_limited: int = 0  # of them answered 429 (what a client met, for tests)
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
     _bucket: float = field(init=False, repr=False, default=0.0)
@@ -203,6 +205,10 @@ class Faults:
                 return list(self._odd_records.get(device_id, ()))
             return [item for _, items in sorted(self._odd_records.items()) for item in items]
 
+    def count_request(self) -> None:
+        with self._lock:
+            self.requests += 1
+
     def chance(self, rate: float) -> bool:
         """True for a share ``rate`` of the calls."""
         if rate <= 0:
@@ -230,6 +236,7 @@ class Faults:
             if self._bucket >= 1.0:
                 self._bucket -= 1.0
                 return None
+            self.rate_limited += 1
             return max(1, math.ceil((1.0 - self._bucket) / rate))
 
     def odd(

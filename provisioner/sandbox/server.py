@@ -397,6 +397,14 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.verbose:
             super().log_message(format, *args)
 
+    def log_date_time_string(self) -> str:
+        """The log's time to the millisecond (this machine's clock): a rate can be read
+        from it, e.g. that --max-rps holds in every second."""
+        now = time.time()
+        return (
+            time.strftime("%d/%b/%Y %H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
+        )
+
     def do_GET(self) -> None:
         self._serve()
 
@@ -450,6 +458,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self) -> Reply:
         faults = self.server.faults
+        faults.count_request()
         try:
             body = self._read_body()
             if faults.hanging_up():
