@@ -166,6 +166,7 @@ class Workbook:
     _csv_marked: bool = field(default=False, repr=False)  # a CSV's cells marked as text
     _tables: dict[str, Table] = field(default_factory=dict, repr=False)
     _rows: dict[str, SheetRows] = field(default_factory=dict, repr=False)
+    _extents: _Extents | None = field(default=None, repr=False)  # an .xlsx's
 
     @property
     def guessed_encoding(self) -> str | None:
@@ -268,11 +269,15 @@ class Workbook:
             hidden = self._damaged(tab, lambda: _ods_hidden(self.path, index))
             durations = _OdsDurations(self.path, lambda scan: self._damaged(tab, scan))
             return _read_calamine(self.path.name, tab, sheet, {}, hidden, durations)
-        # Formulas without a value and error cells come back from calamine as
-        # "", and calamine does not say which rows and columns are hidden:
-        # both are found in the sheet's XML, scanned in a thread while
-        # calamine (which releases the GIL) parses the same sheet.
-        self._damaged(tab, lambda: _check_tab(self.path, index, tab))
+        # The tab's cells within the bounds first (_Extents: checked in a thread since
+        # the workbook was opened). Formulas without a value and error cells come back
+        # from calamine as "", and calamine does not say which rows and columns are
+        # hidden: both are found in the sheet's XML, scanned in a thread while calamine
+        # (which releases the GIL) parses the same sheet.
+        extents = self._extents
+        if extents is None:
+            extents = self._extents = _Extents(self.path)
+        self._damaged(tab, lambda: extents.wait(index))
         with ThreadPoolExecutor(max_workers=1) as pool:
             scan = pool.submit(_xlsx_scan, self.path, index)
             sheet = self._sheet(tab)
@@ -349,6 +354,7 @@ def open_workbook(path: Sheet) -> Workbook:
     actual, template, padded = _zip_kind(path)
     if actual != fmt:
         raise SheetError(f"{path.name}: {_wrong_zip(path, actual, f'a {path.suffix} workbook')}")
+    extents = _Extents(path) if fmt == "xlsx" else None
     try:
         workbook = CalamineWorkbook.from_path(str(path))
     except CalamineError as exc:
@@ -373,6 +379,7 @@ def open_workbook(path: Sheet) -> Workbook:
         template=template,
         numbers_padded=padded,
         _calamine=workbook,
+        _extents=extents,
     )
 
 
@@ -533,13 +540,6 @@ class _Extent:
     def reach(self, row: int, column: int) -> None:
         self.rows = max(self.rows, row)
         self.columns = max(self.columns, column)
-
-
-def _check_tab(path: Path, tab_index: int, tab: str) -> None:
-    with zipfile.ZipFile(path) as archive:
-        member = _sheet_member(archive, tab_index)
-        if member is not None:
-            _check_extent(path, archive, member, tab)
 
 
 def _extent(path: Path, archive: zipfile.ZipFile, member: str, tab: str, exact: bool) -> _Extent:
@@ -1484,9 +1484,10 @@ class SheetRows:
         """The letter of column ``j`` (``C``), also beyond the header."""
         return column_letter(self._first_col + j)
 
-    def _texts(self) -> Generator[SheetRow, None, None]:
+    def _texts(self, keep: Container[int] | None = None) -> Generator[SheetRow, None, None]:
         """Every row that is not blank, the header first, its cells as text. Sets
-        ``_reach``, the width the marked cells ask for (they may hold no text)."""
+        ``_reach``, the width the marked cells ask for (they may hold no text).
+        ``keep``: see ``blocks``."""
         marks, first_col, durations = self._marks, self._first_col, self._durations
         numbers: dict[float, tuple[str, Stored]] = {}
         typed: list[int] = []
@@ -1495,13 +1496,13 @@ class SheetRows:
             stored: dict[int, Stored] | None = None
             if typed:
                 stored = {}
-                joined = _to_text(row, stored, numbers, typed)
+                joined = _to_text(row, stored, numbers, typed, keep)
             else:
                 try:
                     joined = "".join(row)
                 except TypeError:
                     stored = {}
-                    joined = _to_text(row, stored, numbers, typed)
+                    joined = _to_text(row, stored, numbers, typed, keep)
             if number in marks:
                 if stored is None:
                     stored = {}
@@ -1521,6 +1522,10 @@ class SheetRows:
             yield number, row, stored or None
 
     def __iter__(self) -> Generator[SheetRow, None, None]:
+        return self._pass()
+
+    def _pass(self, keep: Container[int] | None = None) -> Generator[SheetRow, None, None]:
+        """A pass over the data rows (``keep``: see ``blocks``)."""
         header_width = self._header_width
         width = header_width
         # A column under a blank header holds something once a row has a text in it:
@@ -1531,7 +1536,7 @@ class SheetRows:
         at = 0
         hidden_rows = [self.header_row] if _within(ranges, self.header_row) else []
         unmark = self._unmarked
-        texts = self._texts()
+        texts = self._texts(keep)
         try:
             next(texts)  # the header
             for number, row, stored in texts:
@@ -1587,12 +1592,11 @@ class SheetRows:
         rows: list[list[str]] = []
         numbers: list[int] = []
         stored: dict[tuple[int, int], Stored] = {}
-        for number, row, cells in self:
+        for number, row, cells in self._pass(numbers_in):
             if cells:
                 index = len(rows)
                 for j, what in cells.items():
-                    if numbers_in is None or what[0] not in _PLAIN or j in numbers_in:
-                        stored[(index, j)] = what
+                    stored[(index, j)] = what
             rows.append(row)
             numbers.append(number)
             if len(rows) == size:
@@ -1656,7 +1660,7 @@ class _HeldRows(SheetRows):
         super().__init__(table.sheet, table.sheet, lambda: iter(()), first_col)
         self.hidden_rows, self.hidden_columns = table.hidden_rows, table.hidden_columns
 
-    def _texts(self) -> Generator[SheetRow, None, None]:
+    def _texts(self, keep: Container[int] | None = None) -> Generator[SheetRow, None, None]:
         table = self._table
         self._reach = len(table.headers)
         by_row: dict[int, dict[int, Stored]] = {}
@@ -1666,9 +1670,9 @@ class _HeldRows(SheetRows):
         for i, (number, row) in enumerate(zip(table.row_numbers, table.rows, strict=True)):
             yield number, list(row), by_row.get(i)
 
-    def __iter__(self) -> Generator[SheetRow, None, None]:
+    def _pass(self, keep: Container[int] | None = None) -> Generator[SheetRow, None, None]:
         hidden = self._table.hidden_rows, self._table.hidden_columns
-        yield from super().__iter__()
+        yield from super()._pass(keep)
         self.hidden_rows, self.hidden_columns = hidden
 
 
@@ -1742,11 +1746,12 @@ def _to_text(
     stored: dict[int, Stored],
     numbers: dict[float, tuple[str, Stored]],
     typed: list[int],
+    keep: Container[int] | None = None,
 ) -> str:
     """Turn the non-text cells of ``row`` into text, in place, noting them in ``stored``.
 
     Returns the row's text joined; ``stored`` gets each such cell by its column
-    index. ``typed`` lists the columns that held a non-text value before: a column
+    index, but a number or TRUE/FALSE only in a column of ``keep`` (when given). ``typed`` lists the columns that held a non-text value before: a column
     of numbers tends to hold numbers on every row, so those are looked at first and
     the whole row only when something else is left. ``numbers`` caches each number's text, so a number repeated
     on every row shares its strings.
@@ -1761,14 +1766,18 @@ def _to_text(
                     known = numbers.get(value)
                 else:
                     known = _BOOLS.get(value) if kind is bool else None
-                row[j], stored[j] = known or _cell_text(value, numbers)
+                row[j], what = known or _cell_text(value, numbers)
+                if keep is None or what[0] not in _PLAIN or j in keep:
+                    stored[j] = what
     try:
         return "".join(row)
     except TypeError:
         pass
     for j, value in enumerate(row):
         if value.__class__ is not str:
-            row[j], stored[j] = _cell_text(value, numbers)
+            row[j], what = _cell_text(value, numbers)
+            if keep is None or what[0] not in _PLAIN or j in keep:
+                stored[j] = what
             typed.append(j)
     return "".join(row)
 
@@ -2091,27 +2100,78 @@ def _column_index(letters: bytes) -> int:
 
 def _sheet_member(archive: zipfile.ZipFile, tab_index: int) -> str | None:
     """The zip member of the ``tab_index``-th sheet, via workbook.xml and its rels."""
+    sheets = _sheet_list(archive)
+    return sheets[tab_index][1] if tab_index < len(sheets) else None
+
+
+def _sheet_list(archive: zipfile.ZipFile) -> list[tuple[str, str | None]]:
+    """Each sheet's name and zip member, in workbook order, via workbook.xml and its rels
+    (a member None where the rels do not say)."""
     try:
         sheets = ElementTree.fromstring(archive.read("xl/workbook.xml"))
         rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
     except (KeyError, ElementTree.ParseError):
-        return None
-    ids = [
-        value
-        for element in sheets.iter()
-        if element.tag.endswith("}sheet")
-        for name, value in element.attrib.items()
-        if name.endswith("}id")
-    ]
-    if tab_index >= len(ids):
-        return None
-    for rel in rels.iter():
-        if rel.get("Id") == ids[tab_index]:
-            target = rel.get("Target", "")
-            if target.startswith("/"):
-                return target.lstrip("/")
-            return str(PurePosixPath("xl", target))
-    return None
+        return []
+    targets = {rel.get("Id"): rel.get("Target", "") for rel in rels.iter()}
+    found: list[tuple[str, str | None]] = []
+    for element in sheets.iter():
+        if not element.tag.endswith("}sheet"):
+            continue
+        ids = [value for name, value in element.attrib.items() if name.endswith("}id")]
+        if not ids:
+            continue
+        target = targets.get(ids[0])
+        member = None
+        if target is not None:
+            member = (
+                target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl", target))
+            )
+        found.append((element.get("name", ""), member))
+    return found
+
+
+class _Extents:
+    """The extent check of each tab of an .xlsx (``_check_extent``), in workbook order, in
+    a thread started as the workbook is opened: python-calamine reads the shared strings
+    meanwhile (it lets the thread run), which is as long again for a big sheet. A tab is
+    parsed only when ``wait(index)`` has its check: the check still comes first."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.checked: dict[int, BaseException | None] = {}
+        self.failed: BaseException | None = None  # the archive itself could not be read
+        self.ended = False
+        self.news = threading.Condition()
+        threading.Thread(target=self._run, name="xlsx extents", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            with zipfile.ZipFile(self.path) as archive:
+                for index, (tab, member) in enumerate(_sheet_list(archive)):
+                    found: BaseException | None = None
+                    try:
+                        if member is not None:
+                            _check_extent(self.path, archive, member, tab)
+                    except BaseException as exc:  # told to the one who reads the tab
+                        found = exc
+                    with self.news:
+                        self.checked[index] = found
+                        self.news.notify_all()
+        except BaseException as exc:
+            with self.news:
+                self.failed = exc
+        finally:
+            with self.news:
+                self.ended = True
+                self.news.notify_all()
+
+    def wait(self, index: int) -> None:
+        """Raise what the check of the ``index``-th tab found (nothing when it is fine)."""
+        with self.news:
+            self.news.wait_for(lambda: index in self.checked or self.ended)
+            found = self.checked.get(index, self.failed)
+        if found is not None:
+            raise found
 
 
 # --- hidden rows and columns of an .ods, from content.xml ------------------------
