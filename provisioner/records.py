@@ -5,6 +5,10 @@ record holding the body to send (deviceInput, userInput or a downlink) and the
 column letter each field came from, so that later findings point at cells.
 Problems met on the way (Excel damage, values that do not convert, missing
 columns) are returned as Problems; nothing here raises for bad data.
+
+``RecordStream`` maps the tabs a block of rows at a time (each block's cells a
+column at a time, which is fast), holding only the block at hand;
+``read_records`` collects every record, for plan and apply.
 """
 
 from __future__ import annotations

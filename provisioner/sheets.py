@@ -1,8 +1,12 @@
 """Reading an installer's sheet exactly as the user sees it.
 
 ``open_workbook`` checks that a file is what its suffix says and lists its
-tabs; ``Workbook.table`` reads one tab into a ``Table``: the header row and
-the data rows as text, each cell traceable to its Excel address.
+tabs; ``Workbook.rows`` reads one tab a row at a time (``SheetRows``: its
+header at once, its data rows on each pass, only the row at hand held as text),
+and ``Workbook.table`` holds them all in a ``Table``: the header row and the
+data rows as text, each cell traceable to its Excel address. The cells of a big
+sheet stay with python-calamine (or, for a CSV, in the file, read again on each
+pass); ``validate`` never holds them as Python text at once.
 
 Every cell becomes the text the user sees in Excel (numbers in the General
 format, dates as ISO text, times and durations with their fraction of a second,
