@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import openpyxl
 import pytest
 from click.testing import CliRunner
+from test_intake import xlsx
 
 from provisioner import records
 from provisioner.cli import main
@@ -50,30 +50,18 @@ def site(tmp_path: Path) -> Path:
     rows[38 - 1] = device(38, addr="0004A30B00000005")
     rows[20 - 1] = device(20, deviceTypeId="zwei")
     rows[30 - 1] = device(30, serial=PASSWORD)
-    book = openpyxl.Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = "Devices"
-    for row in rows:
-        sheet.append(row)
-    users = book.create_sheet("Users")
-    for row in (
+    users = [
         ["name", "email", "password", "roles"],
         ["Eva", "eva@example.com", PASSWORD, "org-admin"],
         ["Max", "max@example.com", "s0meSecur3Pw", "device-admin"],
         ["Max 2", "MAX@example.com", "s0meSecur3Pw2", "device-admin"],
-    ):
-        users.append(row)
-    downlinks = book.create_sheet("Downlinks")
-    for row in (
+    ]
+    downlinks = [
         ["key", "type", "payload"],
         ["SN0041", "config", '{"d": {"listenCron": "0 0/20 * * * *"}, "q": "config"}'],
         ["SN9999", "config", '{"d": {"listenCron": "0 0/20 * * * *"}, "q": "config"}'],
-    ):
-        downlinks.append(row)
-    path = tmp_path / "site.xlsx"
-    book.save(path)
-    return path
+    ]
+    return xlsx(tmp_path, rows, Users=users, Downlinks=downlinks)
 
 
 @pytest.fixture
