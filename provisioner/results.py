@@ -1,9 +1,10 @@
 """One shape for every command's result, and the exit code each result ends with.
 
 A command's JSON report (design.md, "Machine-readable output") is its result's
-``to_dict()``: ``command``, the command's own header (source, template,
-platform...), ``made_at``, ``ok``, ``totals``, ``problems`` (the sheet's own, not
-tied to a row) and ``rows``. Every row has ``sheet``, ``row``, ``kind``, ``key``,
+``to_dict()`` (each kind's fix said once, in ``kinds``: ``reports.json_report``):
+``command``, the command's own header (source, template, platform...),
+``made_at``, ``ok``, ``totals``, ``problems`` (the sheet's own, not tied to a row)
+and ``rows``. Every row has ``sheet``, ``row``, ``kind``, ``key``,
 ``status``, ``platform_id`` and ``message``, then its command's own columns, then
 ``errors`` and ``warnings``. The console, CSV, HTML and xlsx reports read that one
 shape. ``exit_code`` is the design's contract: 0 all done, 1 rows that need

@@ -6,8 +6,11 @@ table, ``FORMATS``, from suffix to module: a new format is one file and one line
 The console text is ``console.render_console``.
 
 validate, plan and apply share these renderers, so they work on the report's
-plain dict: exactly what ``--report x.json`` writes (the result object's
-``to_dict()``), never on a command's own classes. The keys they rely on::
+plain dict: the result object's ``to_dict()``, never on a command's own classes;
+for validate, ``listed()``: its rows with problems, the others counted in
+``totals``. The JSON report writes that dict with each kind's fix said once, in
+``kinds``, and for a streamed validation every row (``write_report``'s ``rows``,
+``json_report.StreamedRows``). The keys they rely on::
 
     command, source, template, made_at, ok, totals, problems (file level), rows:
         sheet, row, kind, key, status | action, message, errors, warnings,
