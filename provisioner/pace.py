@@ -182,12 +182,16 @@ class Pace:
 
     # --- what the client calls around each request -------------------------------------------
 
-    def turn(self, sleep: Callable[[float], object]) -> bool:
+    def turn(self, sleep: Callable[[float], object], latest: float | None = None) -> bool:
         """Wait for this request's turn: the platform's Retry-After, the pace, --max-rps.
         True: ``sleep`` said to stop during the platform's Retry-After (the request is
-        not to be sent; a stop during a pace's short wait lets it go, it is in flight)."""
+        not to be sent; a stop during a pace's short wait lets it go, it is in flight).
+        ``latest``: the pace does not hold the request past it (an outage's last try is
+        made at its bound); the platform's Retry-After still does."""
         start, held = self.reserve()
         now = self._clock()
+        if latest is not None and not held:
+            start = min(start, max(now, latest))
         for _ in range(3):  # a Retry-After that came meanwhile moves the start (bounded)
             if start > now and sleep(start - now) is True and held:
                 return True

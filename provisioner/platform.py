@@ -261,6 +261,7 @@ class _Outage:
     start: float
     slept: float = 0.0
     failures: int = 0
+    deadline: float | None = None  # when its bound is reached: the last try is made then
 
 
 def is_id(value: Any) -> bool:
@@ -761,7 +762,7 @@ class PlatformClient:
         retry_number = 0
         outage: _Outage | None = None
         while True:
-            if self.pace.turn(self._sleep):
+            if self.pace.turn(self._sleep, None if outage is None else outage.deadline):
                 raise RateLimited(
                     f"{what}: not sent: stopped while waiting as the platform asked", status=429
                 )
@@ -771,10 +772,9 @@ class PlatformClient:
                     self.requests_sent += 1
                 answer = self._exchange(method, path, content, headers, what, want_body, max_bytes)
             except httpx.TransportError as exc:
-                # A timeout is the platform too busy to answer; the pool's is ours.
-                if isinstance(exc, httpx.TimeoutException) and not isinstance(
-                    exc, httpx.PoolTimeout
-                ):
+                # A timeout after sending is the platform too busy to answer; one in
+                # connecting is an outage (its own backoff), the pool's is ours.
+                if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, NOT_SENT):
                     self.pace.limited(sent_at, retry_after=None, rate_limit=False)
                 else:
                     self.pace.failed()
@@ -835,6 +835,7 @@ class PlatformClient:
             else min(self.outage_seconds, FIRST_CONTACT_SECONDS)
         )
         remaining = bound - elapsed
+        outage.deadline = self._clock() + max(0.0, remaining)
         if remaining <= 0:
             return None
         self._say_unreachable(elapsed, bound, exc)

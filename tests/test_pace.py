@@ -119,6 +119,19 @@ def test_a_stop_during_the_platforms_wait_sends_nothing() -> None:
     assert pace.turn(lambda seconds: True) is True
 
 
+def test_the_pace_does_not_hold_a_request_past_its_latest_but_the_platforms_wait_does() -> None:
+    # An outage's last try is made at its bound, not a pace interval after it.
+    clock = Clock()
+    pace = Pace(max_rps=0.5, clock=clock)  # one request every 2 s
+    pace.turn(clock.sleep)
+    pace.answered(pace.sent())
+    pace.turn(clock.sleep, latest=clock.now + 0.5)
+    assert clock.now == pytest.approx(100.5)
+    pace.limited(pace.sent(), retry_after=3, rate_limit=True)
+    pace.turn(clock.sleep, latest=clock.now)
+    assert clock.now >= 103.5  # the platform asked for 3 s
+
+
 def test_max_rps_caps_the_pace_whatever_it_finds() -> None:
     clock = Clock()
     pace = Pace(max_rps=10, clock=clock)
