@@ -1338,8 +1338,9 @@ def csv_delimiter(path: Path) -> str | None:
 
 
 def _sniff_delimiter(text: str) -> str:
-    """``,`` or ``;``: whichever splits the header line into more columns."""
-    counts = {",": 0, ";": 0}
+    """``,``, ``;`` or a tab: whichever splits the header line into more columns (a tab:
+    Excel's "Unicode Text", UTF-16 with tabs, renamed .csv)."""
+    counts = {",": 0, ";": 0, "\t": 0}
     quoted = started = False
     for char in text:
         if char == '"':
@@ -1353,6 +1354,8 @@ def _sniff_delimiter(text: str) -> str:
                 break
             continue  # leading blank lines
         started = started or not char.isspace()
+    if counts["\t"] > max(counts[","], counts[";"]):
+        return "\t"
     if counts[";"] and counts[";"] >= counts[","]:
         # On a tie a comma inside header text is likelier than a semicolon.
         return ";"

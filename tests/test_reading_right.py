@@ -71,6 +71,28 @@ def test_csv_in_unicode_reads_without_a_word(tmp_path: Path, encoding: str) -> N
     assert names_in_report(tmp_path / "r.xlsx") == [GREEK[0][0], GREEK[1][0], GERMAN[0][0]]
 
 
+def test_excels_unicode_text_renamed_csv_reads_its_tabs(tmp_path: Path) -> None:
+    # Excel's "Unicode Text" is UTF-16 with tabs; renamed .csv it is read by its columns,
+    # with a comma and a semicolon in its cells, not as one column named "serial\tname\taddr".
+    path = tmp_path / "site.csv"
+    lines = ["serial\tname\taddr", "A0\tHaus 3; Keller, links\t0004A30B001C0000"]
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-16"))
+    code, out = run(
+        "validate",
+        str(path),
+        "--report",
+        str(tmp_path / "r.xlsx"),
+        "--report",
+        str(tmp_path / "r.csv"),
+    )
+    assert code == 0, out
+    assert "warning" not in out, out
+    assert names_in_report(tmp_path / "r.xlsx") == ["Haus 3; Keller, links"]
+    # The CSV report is UTF-8, cut by ";" as German Excel opens it, not by tabs.
+    header = (tmp_path / "r.csv").read_text("utf-8-sig").splitlines()[0]
+    assert ";" in header and "\t" not in header, header
+
+
 def test_csv_whose_encoding_cannot_be_told_is_an_error(tmp_path: Path) -> None:
     # One Greek name: Greek, or Cyrillic ("Ыхљэпфсђ"), the bytes alone cannot say.
     path = site_csv(tmp_path / "site.csv", GREEK[:1], "iso8859_7")

@@ -61,12 +61,14 @@ def _cell_safe(value: Any) -> Any:
 
 
 def _csv_delimiter(source: Path | None) -> str:
-    """A CSV report is cut like the installer's sheet: a CSV sheet's own delimiter, else
-    ";", what German Excel (the installers' Excel) expects; the BOM tells it UTF-8."""
+    """A CSV report is cut like the installer's sheet: a CSV sheet's own "," or ";", else
+    ";", what German Excel (the installers' Excel) expects; the BOM tells it UTF-8. (A
+    sheet cut by tabs is Excel's UTF-16 "Unicode Text": a UTF-8 report gets ";".)"""
     if source is not None and source.suffix.lower() == ".csv":
         from provisioner.sheets import csv_delimiter
 
-        return csv_delimiter(source) or ";"
+        delimiter = csv_delimiter(source)
+        return delimiter if delimiter in (",", ";") else ";"
     return ";"
 
 
