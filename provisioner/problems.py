@@ -77,17 +77,19 @@ class Problem:
         return self.sheet
 
     def to_dict(self) -> dict[str, Any]:
+        # Called for each problem of a sheet that may have 100,000: the properties inlined.
+        kind, column, row = self.kind, self.column, self.row
         return {
-            "code": self.code,
-            "severity": self.severity,
+            "code": kind.code,
+            "severity": kind.severity,
             "sheet": self.sheet,
-            "row": self.row,
-            "cell": self.cell,
+            "row": row,
+            "cell": None if column is None or row is None else f"{column}{row}",
             "column": self.header,
-            "column_letter": self.column,
+            "column_letter": column,
             "value": self.value,
             "message": self.message,
-            "fix": self.kind.fix,
+            "fix": kind.fix,
         }
 
 
