@@ -772,9 +772,11 @@ class PlatformClient:
                     self.requests_sent += 1
                 answer = self._exchange(method, path, content, headers, what, want_body, max_bytes)
             except httpx.TransportError as exc:
-                # A timeout after sending is the platform too busy to answer; one in
-                # connecting is an outage (its own backoff), the pool's is ours.
-                if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, NOT_SENT):
+                # A timeout is the platform too busy to answer (or to accept: a full
+                # backlog); the pool's is ours.
+                if isinstance(exc, httpx.TimeoutException) and not isinstance(
+                    exc, httpx.PoolTimeout
+                ):
                     self.pace.limited(sent_at, retry_after=None, rate_limit=False)
                 else:
                     self.pace.failed()
