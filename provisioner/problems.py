@@ -77,19 +77,17 @@ class Problem:
         return self.sheet
 
     def to_dict(self) -> dict[str, Any]:
-        # Called for each problem of a sheet that may have 100,000: the properties inlined.
-        kind, column, row = self.kind, self.column, self.row
         return {
-            "code": kind.code,
-            "severity": kind.severity,
+            "code": self.code,
+            "severity": self.severity,
             "sheet": self.sheet,
-            "row": row,
-            "cell": None if column is None or row is None else f"{column}{row}",
+            "row": self.row,
+            "cell": self.cell,
             "column": self.header,
-            "column_letter": column,
+            "column_letter": self.column,
             "value": self.value,
             "message": self.message,
-            "fix": kind.fix,
+            "fix": self.kind.fix,
         }
 
 

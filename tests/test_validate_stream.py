@@ -200,26 +200,13 @@ def test_keys_find_the_rows_that_share_a_text() -> None:
     assert _Keys().groups() == []
 
 
-def test_a_rows_quick_dict_and_the_warning_count_say_what_the_generic_ones_say(
-    tmp_path: Path,
-) -> None:
-    # validate's rows and problems have their own to_dict (lean: 50,000 of them on a bad
-    # sheet), and its summary takes the warnings from the header: both must agree with the
-    # generic code they stand in for, key order included.
+def test_the_summary_takes_validates_warning_count_from_its_header(tmp_path: Path) -> None:
+    # The summary does not count the warnings of 50,000 listed rows again: the header's
+    # count must be what counting them gives.
     from provisioner.reports.base import warning_count
-    from provisioner.results import Row
 
     report = validate_stream(site(tmp_path), load_template("default"))
-    rows = list(report.problem_rows.values())
-    assert rows and report.warnings  # the sheet has both
-    for row in rows:
-        quick, generic = row.to_dict(), Row.to_dict(row)
-        assert quick == generic and list(quick) == list(generic)
-        for problem, shown in zip(
-            row.errors + row.warnings, quick["errors"] + quick["warnings"], strict=True
-        ):
-            assert shown["cell"] == problem.cell and shown["code"] == problem.code
-            assert shown["severity"] == problem.severity
+    assert report.warnings  # the sheet has some
     listed = report.listed()
     counted = sum(
         1
