@@ -1512,6 +1512,21 @@ class _Devices(_TabReader):
         damaged = _damaged_rows(table, columns, notices)
         row = _Row(table, problems)
 
+        def no_key(i: int) -> Problem:
+            return Problem(
+                NO_KEY,
+                f"the row has no {match_key}, which the template matches devices by",
+                table.sheet,
+                table.row_numbers[i],
+                cells.get(match_key),
+                headers.get(match_key),
+                "",
+            )
+
+        def unconverted(column: Column, text: str) -> tuple[Kind, str]:
+            what, message = not_converted[column.field]
+            return what, message.format(header=column.header, text=text)
+
         def read_row(i: int) -> Record:
             """One row cell by cell, with a problem for each cell that is not right."""
             row.i = i
@@ -1542,8 +1557,7 @@ class _Devices(_TabReader):
                     continue
                 value = parse(text)
                 if value is None:
-                    what, message = not_converted[name]
-                    row.problem(what, message.format(header=column.header, text=text), column, text)
+                    row.problem(*unconverted(column, text), column, text)
                     continue
                 if name in LOCATION_FIELDS:
                     location[name] = value
@@ -1581,17 +1595,7 @@ class _Devices(_TabReader):
             # Without the match key's column, the tab's one missing-column problem says it all.
             if not key and before == len(problems) and match_key in cells:
                 # Rows are matched to platform devices by this key: without it, nothing can be checked.
-                problems.append(
-                    Problem(
-                        NO_KEY,
-                        f"the row has no {match_key}, which the template matches devices by",
-                        table.sheet,
-                        table.row_numbers[i],
-                        cells.get(match_key),
-                        headers.get(match_key),
-                        "",
-                    )
-                )
+                problems.append(no_key(i))
             record = Record(table.sheet, table.row_numbers[i], key, body, cells, headers)
             record.valid = len(problems) == before
             record.defaulted = defaulted
@@ -1600,13 +1604,17 @@ class _Devices(_TabReader):
         # A sheet has thousands of rows and nearly all are clean, so the cells are read a
         # column at a time. A row with a cell that would give a problem (not stored as text,
         # an identifier in E+ notation or ending in .0 or breaking its rule, a value that does
-        # not convert, a config cell, half a location, no match key) is marked slow and read
-        # by read_row, which reports each problem; a clean row gives the same body without.
+        # not convert, a config cell, half a location) is marked slow and read by read_row,
+        # which reports each problem; a clean row gives the same body without. The two
+        # commonest problems of a sheet of many bad rows are said here as read_row says
+        # them, the row staying on this path: a plain field's text that does not convert
+        # (the field left out) and no match key.
         count = len(table.rows)
         # Without a match key column every row lacks its key.
         slow = set(damaged) if match_key in cells and not cell_by_cell else set(range(count))
         if peer_cells is not None:
             slow.update(peer_cells.problem_rows())
+        wrong: dict[int, list[tuple[Column, str]]] = {}  # per row: the cells not converted
         plain: list[tuple[str, list[Any]]] = []
         location: list[tuple[str, list[Any]]] = []
         config: list[tuple[str, list[Any]]] = []
@@ -1654,15 +1662,18 @@ class _Devices(_TabReader):
                 values = list(map(parsed.__getitem__, texts))
                 failed = {text for text, value in parsed.items() if text and value is None}
                 if failed:
-                    slow.update(compress(range(count), map(failed.__contains__, texts)))
+                    rows = compress(range(count), map(failed.__contains__, texts))
+                    if peer_cells is not None or not _plain_parse(column, name, codes):
+                        slow.update(rows)
+                    else:
+                        for i in rows:
+                            wrong.setdefault(i, []).append((column, texts[i]))
             if name in LOCATION_FIELDS:
                 location.append((name, values))
             elif name.startswith(CONFIG_PREFIX):
                 config.append((name[len(CONFIG_PREFIX) :], values))
             else:
                 plain.append((name, values))
-                if name == match_key:
-                    slow.update(compress(range(count), map(operator.not_, texts)))
         # A fast row has both lat and lon or neither: half a location goes the slow way.
         locations: Iterable[dict[str, float] | None] = repeat(None, count)
         if len(location) == 2:
@@ -1712,8 +1723,37 @@ class _Devices(_TabReader):
             body, defaulted = make(body, where, own_config, row_tags, own)
             record = Record(sheet, number, str(body.get(match_key, "")), body, cells, headers)
             record.defaulted = defaulted
+            if i in wrong:
+                for column, text in wrong[i]:
+                    problems.append(
+                        Problem(
+                            *unconverted(column, text),
+                            sheet,
+                            number,
+                            column.letter,
+                            column.header,
+                            text,
+                        )
+                    )
+                record.valid = False
+            elif not record.key:
+                problems.append(no_key(i))
+                record.valid = False
             append(record)
         return records, problems
+
+
+def _plain_parse(column: Column, name: str, codes: _QrCodes) -> bool:
+    """Whether a cell of this column that does not convert is said on the fast path: a
+    field of the body's own (not the location's two, whose other half decides more),
+    read as its text (no identifier, hex or QR code reading)."""
+    return not (
+        name in LOCATION_FIELDS
+        or name.startswith(CONFIG_PREFIX)
+        or column.identifier
+        or column.hex_length
+        or codes.reads(column)
+    )
 
 
 def is_secret_header(header: str) -> bool:
