@@ -121,18 +121,24 @@ _ACROSS_FIELDS = ("oneOf", "anyOf", "allOf", "not", "if", "dependentRequired", "
 class Checker:
     """A schema's fast yes/no check and the explained errors of the bodies that fail.
 
-    A failing body is explained field by field: each field's own compiled check
-    finds the fields that fail, and only those go through jsonschema for their
-    words; an explanation is cached by the field and its value (a wrong value
-    repeats from row to row), and the errors of the body as a whole (a missing
-    required field, an unknown one) by the set of fields present.
+    A failing body is explained field by field: a simple field (``_finder``) finds
+    its own faults; any other field is first checked on its own, compiled when a body
+    first needs it, and only a failing one goes through jsonschema for its words, cached
+    by the field and its value (a wrong value repeats from row to row). The errors of
+    the body as a whole (a missing required field, an unknown one) are cached by the
+    set of fields present.
     """
 
     schema: dict[str, Any]
     fast: Callable[[Any], Any]
-    field_checks: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
-    # Fields whose schema _collect_faults reads as jsonschema would: explained without it.
-    simple_fields: frozenset[str] = frozenset()
+    # The properties' schemas as fastjsonschema reads them; none when a failing body is
+    # explained whole.
+    fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The fields whose schema ``_finder`` reads as jsonschema would: explained without it.
+    finders: dict[str, Finder] = field(default_factory=dict)
+    _field_checks: dict[str, Callable[[Any], Any]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
     _explained: dict[tuple[str, Any], list[SchemaError]] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -156,23 +162,26 @@ class Checker:
 
     def explain(self, body: Any) -> list[SchemaError]:
         """The errors of a body that failed the fast check, in plain order."""
-        if not isinstance(body, dict) or not self.field_checks:
+        if not isinstance(body, dict) or not self.fields:
             return sorted(self.full.iter_errors(body), key=lambda e: list(e.absolute_path))
         found = list(self._whole_errors(frozenset(body)))
-        properties = self.schema.get("properties", {})
+        finders, fields = self.finders, self.fields
         for name, value in body.items():
-            check = self.field_checks.get(name)
-            if check is None:
+            find = finders.get(name)
+            if find is not None:  # explained in one go, without jsonschema
+                find(value, found)
+                continue
+            if name not in fields:
                 continue  # an unknown field: the whole-body errors say so
+            check = self._field_checks.get(name)
+            if check is None:
+                check = self._field_checks[name] = _compile(fields[name])
             try:
                 check(value)  # most fields of a failing body are right: the quick check first
                 continue
             except fastjsonschema.JsonSchemaException:
                 pass
-            if name in self.simple_fields:  # explained in one go, without jsonschema
-                _collect_faults(properties[name], value, (name,), found)
-            else:
-                found += self._field_errors(name, value)
+            found += self._field_errors(name, value)
         return sorted(found, key=lambda e: list(e.absolute_path))
 
     def _field_errors(self, name: str, value: Any) -> list[SchemaError]:
@@ -221,6 +230,8 @@ class _Fault:
 _SIMPLE_KEYWORDS = frozenset(
     {"title", "description", "type", "pattern", "minLength", "maxLength", "minimum", "maximum"}
 )
+# A nested object (location) of simple fields: jsonschema's words for these too.
+_OBJECT_KEYWORDS = frozenset({"properties", "required", "additionalProperties"})
 _TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
     "string": lambda v: isinstance(v, str),
     "integer": lambda v: (
@@ -233,10 +244,14 @@ _TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
     "array": lambda v: isinstance(v, list),
     "object": lambda v: isinstance(v, dict),
 }
+_is_number = _TYPE_TESTS["number"]
+
+# Adds the faults of one value to a list.
+Finder = Callable[[Any, list[SchemaError]], None]
 
 
 def _is_simple(sub: Any) -> bool:
-    """Only the keywords _collect_faults knows, an object's properties simple in turn."""
+    """Only the keywords ``_finder`` knows, an object's properties simple in turn."""
     if (
         not isinstance(sub, dict)
         or not sub
@@ -248,48 +263,100 @@ def _is_simple(sub: Any) -> bool:
     return all(_is_simple(inner) for inner in sub.get("properties", {}).values())
 
 
-# A nested object (location) of simple fields: jsonschema's words for these too.
-_OBJECT_KEYWORDS = frozenset({"properties", "required", "additionalProperties"})
-
-
-def _collect_faults(
-    sub: dict[str, Any], value: Any, path: tuple[Any, ...], faults: list[SchemaError]
-) -> None:
-    """The faults as jsonschema finds them: keyword by keyword, in the schema's order."""
-    is_text = isinstance(value, str)
-    is_number = _TYPE_TESTS["number"](value)
-    is_object = isinstance(value, dict)
+def _finder(sub: dict[str, Any], path: tuple[Any, ...]) -> Finder:
+    """The faults of a simple field as jsonschema finds them, keyword by keyword in the
+    schema's order; each keyword's test is made once (a pattern compiled, a type's test
+    chosen), so a failing body costs a few calls per field, not a schema walk."""
+    tests: list[Finder] = []
     for keyword, expected in sub.items():
-        if keyword == "type":
-            wanted = expected if isinstance(expected, list) else [expected]
-            if not any(_TYPE_TESTS[w](value) for w in wanted):
-                faults.append(_Fault(path, "type", value, expected))
-        elif keyword == "pattern" and is_text and re.search(expected, value) is None:
-            faults.append(_Fault(path, "pattern", value, expected))
-        elif keyword == "minLength" and is_text and len(value) < expected:
-            faults.append(_Fault(path, "minLength", value, expected))
-        elif keyword == "maxLength" and is_text and len(value) > expected:
-            faults.append(_Fault(path, "maxLength", value, expected))
-        elif keyword == "minimum" and is_number and value < expected:
-            faults.append(_Fault(path, "minimum", value, expected))
-        elif keyword == "maximum" and is_number and value > expected:
-            faults.append(_Fault(path, "maximum", value, expected))
-        elif keyword == "properties" and is_object:
-            for inner, inner_schema in expected.items():
-                if inner in value:
-                    _collect_faults(inner_schema, value[inner], (*path, inner), faults)
-        elif keyword == "required" and is_object:
-            for inner in expected:
-                if inner not in value:
-                    message = f"{inner!r} is a required property"
-                    faults.append(_Fault(path, "required", value, expected, message))
-        elif keyword == "additionalProperties" and is_object:
-            extras = sorted(set(value) - set(sub.get("properties", {})), key=str)
-            if extras:
+        test = _keyword_test(keyword, expected, sub, path)
+        if test is not None:
+            tests.append(test)
+
+    def find(value: Any, faults: list[SchemaError]) -> None:
+        for test in tests:
+            test(value, faults)
+
+    return find
+
+
+def _keyword_test(
+    keyword: str, expected: Any, sub: dict[str, Any], path: tuple[Any, ...]
+) -> Finder | None:
+    def fault(value: Any, faults: list[SchemaError], message: str = "") -> None:
+        faults.append(_Fault(path, keyword, value, expected, message))
+
+    if keyword == "type":
+        wanted = [_TYPE_TESTS[w] for w in (expected if isinstance(expected, list) else [expected])]
+
+        def type_test(value: Any, faults: list[SchemaError]) -> None:
+            for fits in wanted:
+                if fits(value):
+                    return
+            fault(value, faults)
+
+        return type_test
+    if keyword == "pattern":
+        search = re.compile(expected).search
+
+        def pattern_test(value: Any, faults: list[SchemaError]) -> None:
+            if isinstance(value, str) and search(value) is None:
+                fault(value, faults)
+
+        return pattern_test
+    if keyword in ("minLength", "maxLength"):
+        short = keyword == "minLength"
+
+        def length_test(value: Any, faults: list[SchemaError]) -> None:
+            if isinstance(value, str) and (
+                len(value) < expected if short else len(value) > expected
+            ):
+                fault(value, faults)
+
+        return length_test
+    if keyword in ("minimum", "maximum"):
+        low = keyword == "minimum"
+
+        def bound_test(value: Any, faults: list[SchemaError]) -> None:
+            if _is_number(value) and (value < expected if low else value > expected):
+                fault(value, faults)
+
+        return bound_test
+    if keyword == "properties":
+        inner = {name: _finder(schema, (*path, name)) for name, schema in expected.items()}
+
+        def properties_test(value: Any, faults: list[SchemaError]) -> None:
+            if isinstance(value, dict):
+                for name, find in inner.items():
+                    if name in value:
+                        find(value[name], faults)
+
+        return properties_test
+    if keyword == "required":
+
+        def required_test(value: Any, faults: list[SchemaError]) -> None:
+            if isinstance(value, dict):
+                for name in expected:
+                    if name not in value:
+                        fault(value, faults, f"{name!r} is a required property")
+
+        return required_test
+    if keyword == "additionalProperties":
+        known = set(sub.get("properties", {}))
+
+        def extras_test(value: Any, faults: list[SchemaError]) -> None:
+            if isinstance(value, dict) and not value.keys() <= known:
+                extras = sorted(value.keys() - known, key=str)
                 verb = "was" if len(extras) == 1 else "were"
                 listed = ", ".join(repr(extra) for extra in extras)
-                message = f"Additional properties are not allowed ({listed} {verb} unexpected)"
-                faults.append(_Fault(path, "additionalProperties", value, expected, message))
+                fault(
+                    value,
+                    faults,
+                    f"Additional properties are not allowed ({listed} {verb} unexpected)",
+                )
+
+        return extras_test
+    return None  # title, description: words, not rules
 
 
 @cache
@@ -298,13 +365,16 @@ def checker(name: str) -> Checker:
     # fastjsonschema knows draft-07, which covers every keyword these schemas use.
     draft7 = copy.deepcopy(schema)
     draft7["$schema"] = "http://json-schema.org/draft-07/schema#"
-    field_checks: dict[str, Callable[[Any], Any]] = {}
+    fields: dict[str, dict[str, Any]] = {}
+    finders: dict[str, Finder] = {}
     if schema.get("type") == "object" and not any(k in schema for k in _ACROSS_FIELDS):
         shared = {k: v for k, v in draft7.items() if k in ("$schema", "$defs", "definitions")}
-        field_checks = {
-            name: _compile({**shared, **sub}) for name, sub in draft7.get("properties", {}).items()
+        fields = {name: {**shared, **sub} for name, sub in draft7.get("properties", {}).items()}
+        finders = {
+            name: _finder(sub, (name,))
+            for name, sub in schema.get("properties", {}).items()
+            if _is_simple(sub)
         }
-    simple = frozenset(n for n, sub in schema.get("properties", {}).items() if _is_simple(sub))
     # Only yes or no is wanted of the fast check (a failing body is explained apart), so
     # its exceptions carry no details, and the uniqueness of a list of texts is checked
     # with a set: fastjsonschema's generic test makes a function for every body.
@@ -313,8 +383,8 @@ def checker(name: str) -> Checker:
     return Checker(
         schema,
         _unique_lists_checked(_compile(fast_schema), unique_lists),
-        field_checks,
-        simple if field_checks else frozenset(),
+        fields,
+        finders,
     )
 
 
