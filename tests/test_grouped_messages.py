@@ -152,3 +152,26 @@ def test_a_row_with_a_problem_of_its_own_is_listed_for_it_alone() -> None:
     # Past the limit, the runs are counted, not named.
     assert row_ranges([2, 4, 6, 8], letter="C", limit=2) == "C2, C4, \u2026 and 2 rows more"
     assert row_ranges([5, 6, 7]) == "5\u20137"
+
+
+def test_the_console_counts_the_rows_past_its_limit_by_what_is_shown_of_them(
+    tmp_path: Path,
+) -> None:
+    """Rows after the entries shown are in view only when each of their problems is an
+    entry shown: a later row with only the problem of an entry shown is not counted
+    hidden, one with a problem of its own besides is."""
+    from provisioner.templates import load_template
+    from provisioner.validation import validate_sheet
+
+    lines = ["serial;addr;deviceTypeId", "S2;70B3D5E700000002;0"]  # row 2: type 0 (entry 1)
+    lines += [f"S{n};70B3 {n};1" for n in range(3, 40)]  # rows 3-39: an address each
+    lines += ["S40;70B3D5E700000040;0", "S41;70B3 41;0"]  # row 40 as row 2; row 41 both
+    sheet = tmp_path / "site.csv"
+    sheet.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = validate_sheet(sheet, load_template("default")).listed()
+    text = render_console(report, limit=3)
+    [entry] = [line for line in text.splitlines() if "Device type id 0" in line]
+    assert entry.startswith("3 rows (C2, C40:C41): deviceTypeId: '0'"), entry
+    # Shown: the type-0 error and the type-0 warning (the template does not know type 0),
+    # each of rows 2, 40 and 41, and row 3; hidden: rows 4-39 and row 41 (its address).
+    assert text.endswith("... and 37 more rows with problems: see --report")

@@ -544,32 +544,39 @@ def alike_listing(report: Report, at_least: int = ALIKE_AT) -> Listing:
     """The one grouping of the console, the HTML report and the xlsx Errors tab:
     problems the same but for the row (code, cell's column, value, words, fix), and
     failed or not-run rows with the same words, each one entry once ``at_least`` rows
-    share it. The JSON report stays row by row."""
+    share it. The JSON report stays row by row. (One pass over the rows: half a sheet
+    of 100,000 may have a problem.)"""
     groups: dict[tuple[Any, ...], list[tuple[Mapping[str, Any], Mapping[str, Any]]]] = {}
+    tabs = set()
     for row in rows_of(report):
+        if row:
+            tabs.add(row.get("sheet"))
         for listed in ("errors", "warnings"):
             for problem in row.get(listed) or ():
-                groups.setdefault(_problem_key(problem), []).append((row, problem))
+                key = _problem_key(problem)
+                members = groups.get(key)
+                if members is None:
+                    groups[key] = [(row, problem)]
+                else:
+                    members.append((row, problem))
         state = row.get("status")
         if state in _OUTCOMES_ALIKE and not row.get("errors"):
             outcome = (_OUTCOME, row.get("sheet"), state, row_note(row))
             groups.setdefault(outcome, []).append((row, row))
+    # The groups were made in the order of their first rows: so are the entries.
     entries: list[Alike] = []
     by_id: dict[int, Alike] = {}
     for key, members in groups.items():
+        if len(members) < at_least:
+            continue  # fewer problems than at_least: fewer rows too
         rows = {id(row): row for row, _ in members}  # a row with the problem twice: once
         if len(rows) < at_least:
             continue
         entry = Alike(tuple(rows.values()), None if key[0] is _OUTCOME else members[0][1])
         entries.append(entry)
         by_id.update((id(item), entry) for _, item in members)
-    # In the order of their first rows (the groups were made in the order of first problems).
-    first = {id(entry.rows[0]) for entry in entries}
-    order = {id(row): n for n, row in enumerate(rows_of(report)) if id(row) in first}
-    entries.sort(key=lambda entry: order[id(entry.rows[0])])
-    several_tabs = len({row.get("sheet") for row in rows_of(report) if row}) > 1
     numbers = {id(entry): n for n, entry in enumerate(entries, start=1)}
-    return Listing(tuple(entries), by_id, numbers, several_tabs)
+    return Listing(tuple(entries), by_id, numbers, len(tabs) > 1)
 
 
 def row_ranges(numbers: Sequence[int], *, letter: str = "", limit: int | None = None) -> str:

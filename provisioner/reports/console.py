@@ -111,31 +111,52 @@ def render_console(
     # Problems and outcomes alike are one entry each, at the place of their first row;
     # the other rows with something to say one entry each, all within ``limit``.
     listing = alike_listing(report)
-    entries: list[Alike | Mapping[str, Any]] = []
-    listed: set[int] = set()
-    needs: list[list[int]] = []  # per row with something to say, the entries that say it
     of = listing.of
-    for row in report.get("rows") or ():
+
+    def said_by(row: Mapping[str, Any]) -> list[Alike | Mapping[str, Any]] | None:
+        """The entries that say what the row has to say; None when it has nothing."""
         problems = problems_of(row) if row.get("errors") or row.get("warnings") else []
         state = state_of(row)
         if not (problems or state in NOTABLE):
-            continue
+            return None
         outcome = of(row)
         mine: list[Alike | Mapping[str, Any]] = [e for e in map(of, problems) if e is not None]
         if outcome is not None:
             mine.append(outcome)
         elif len(mine) < len(problems) or state in NOTABLE:
             mine.append(row)  # what is the row's own: its line
+        return mine
+
+    entries: list[Alike | Mapping[str, Any]] = []
+    listed: set[int] = set()
+    needs: list[list[int]] = []  # per row with something to say, the entries that say it
+    cap = max(limit, 0)
+    rows = iter(report.get("rows") or ())
+    for row in rows:
+        mine = said_by(row)
+        if mine is None:
+            continue
         for entry in mine:
             if id(entry) not in listed:
                 listed.add(id(entry))
                 entries.append(entry)
         needs.append([id(entry) for entry in mine])
-    shown = entries[: max(limit, 0)]
+        if len(entries) > cap:
+            break  # the entries shown are known; the rows after are only counted below
+    shown = entries[:cap]
     for entry in shown:
         lines.extend(alike_lines(entry) if isinstance(entry, Alike) else row_lines(entry))
     in_view = {id(entry) for entry in shown}
     hidden = sum(1 for ids in needs if not in_view.issuperset(ids))
+    # A later row is in view only as a row of an entry shown (each of its entries shown);
+    # any other with something to say is hidden (half a sheet of 100,000 may be).
+    members = {id(row) for entry in shown if isinstance(entry, Alike) for row in entry.rows}
+    for row in rows:
+        if id(row) in members:
+            mine = said_by(row)
+            hidden += mine is not None and not in_view.issuperset(map(id, mine))
+        elif row.get("errors") or row.get("warnings") or state_of(row) in NOTABLE:
+            hidden += 1
     if hidden > 0:
         lines.append(
             f"... and {hidden} more {'row' if hidden == 1 else 'rows'} with problems: see --report"
