@@ -32,7 +32,11 @@ Targets (issues 9 and 26): ours/floor <= 1.5 on xlsx and csv; naive/ours >= 8;
 peak RSS; any sheet: peak RSS with ``--report x.json`` <= 1.3x the peak without.
 
     python benchmarks/validate_speed.py [--rows 100000] [--big/--no-big] [--repeat 1]
-                                        [--commit REV]
+                                        [--big-repeat 1] [--commit REV]
+
+Repeated measurements run in rounds, each once a round, and the fastest of each counts:
+on a noisy machine a slow spell then slows one run of several measurements rather
+than every run of one.
 
 ``--commit REV`` runs provisioner as of that commit (git archive into
 benchmarks/out/code-<sha>/, nothing checked out), e.g. a baseline while the
@@ -378,10 +382,16 @@ def export(commit: str) -> Path:
     return target
 
 
-def best(run: Callable[[Path], Run], path: Path, repeat: int) -> Run:
-    """The fastest of ``repeat`` runs."""
-    results = [run(path) for _ in range(repeat)]
-    return min(results, key=lambda r: r[0])
+def in_rounds(plan: dict[str, tuple[Callable[[Path], Run], Path]], repeat: int) -> dict[str, Run]:
+    """Each measurement of ``plan`` ``repeat`` times, the fastest counting; run in rounds
+    (each measurement once a round), so that a slow spell of the machine slows one run
+    of several measurements, not every run of one: the ratios are taken between runs
+    spread over the same minutes."""
+    runs: dict[str, list[Run]] = {name: [] for name in plan}
+    for _ in range(repeat):
+        for name, (run, path) in plan.items():
+            runs[name].append(run(path))
+    return {name: min(found, key=lambda r: r[0]) for name, found in runs.items()}
 
 
 def main() -> None:
@@ -395,6 +405,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per measurement at --rows; the fastest counts"
+    )
+    parser.add_argument(
+        "--big-repeat",
+        type=int,
+        default=1,
+        help=f"runs per measurement at {MAX_ROWS:,} rows (about 90 s a round); the fastest counts",
     )
     parser.add_argument(
         "--commit",
@@ -412,12 +428,13 @@ def main() -> None:
     warm()
     expected = {variant: invalid_count(n, every) for variant, every in VARIANTS.items()}
 
-    results: dict[str, Run] = {}
+    plan: dict[str, tuple[Callable[[Path], Run], Path]] = {}
     for variant, (xlsx, csv_path) in files.items():
         for kind, path in (("xlsx", xlsx), ("csv", csv_path)):
-            results[f"floor {kind} {variant}"] = best(floor, path, args.repeat)
-            results[f"ours {kind} {variant}"] = best(ours, path, args.repeat)
-    results["naive xlsx clean"] = best(naive, files["clean"][0], 1)
+            plan[f"floor {kind} {variant}"] = (floor, path)
+            plan[f"ours {kind} {variant}"] = (ours, path)
+    results = in_rounds(plan, args.repeat)
+    results["naive xlsx clean"] = naive(files["clean"][0])
     with_json = {variant: ours(xlsx, report=True) for variant, (xlsx, _) in files.items()}
 
     print(f"{'run':<22} {'invalid':>8} {'seconds':>8} {'rows/s':>9} {'peak MB':>8}")
@@ -455,11 +472,14 @@ def main() -> None:
         print()
         big_xlsx, _ = sheet_files(MAX_ROWS, "clean")
         big_expected = invalid_count(MAX_ROWS, VARIANTS["clean"])
-        big = {
-            "floor": floor(big_xlsx),
-            "ours": ours(big_xlsx),
-            "ours --report x.json": ours(big_xlsx, report=True),
-        }
+        big = in_rounds(
+            {
+                "floor": (floor, big_xlsx),
+                "ours": (ours, big_xlsx),
+                "ours --report x.json": (lambda path: ours(path, report=True), big_xlsx),
+            },
+            args.big_repeat,
+        )
         print(f"{MAX_ROWS:,} rows, xlsx, 2% invalid ({big_expected} expected)")
         print(f"{'run':<22} {'invalid':>8} {'seconds':>8} {'rows/s':>9} {'peak MB':>8}")
         for name, (seconds, mb, invalid) in big.items():
