@@ -1608,7 +1608,8 @@ class _Devices(_TabReader):
         # which reports each problem; a clean row gives the same body without. The two
         # commonest problems of a sheet of many bad rows are said here as read_row says
         # them, the row staying on this path: a plain field's text that does not convert
-        # (the field left out) and no match key.
+        # (the row's value left out, as there: a template default may fill it) and no
+        # match key.
         count = len(table.rows)
         # Without a match key column every row lacks its key.
         slow = set(damaged) if match_key in cells and not cell_by_cell else set(range(count))
@@ -1724,17 +1725,9 @@ class _Devices(_TabReader):
             record = Record(sheet, number, str(body.get(match_key, "")), body, cells, headers)
             record.defaulted = defaulted
             if i in wrong:
+                row.i = i
                 for column, text in wrong[i]:
-                    problems.append(
-                        Problem(
-                            *unconverted(column, text),
-                            sheet,
-                            number,
-                            column.letter,
-                            column.header,
-                            text,
-                        )
-                    )
+                    row.problem(*unconverted(column, text), column, text)
                 record.valid = False
             elif not record.key:
                 problems.append(no_key(i))
